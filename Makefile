@@ -1,0 +1,48 @@
+# Tunesmith: `make run` and `make test` are the only two set-up commands a user needs.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.stamp-install
+DEBIAN_PACKAGES := fluidsynth musescore-general-soundfont-small
+
+.PHONY: run test lint setup system-deps python-deps demo clean
+
+run: setup
+	$(VENV)/bin/tunesmith demo --out out
+
+test: setup
+	$(VENV)/bin/ruff check tunesmith tests
+	$(VENV)/bin/pytest -q
+
+lint: setup
+	$(VENV)/bin/ruff check tunesmith tests
+
+setup: system-deps python-deps
+
+# Debian packages: install what is missing (root), or say in one line what to install.
+system-deps:
+	@missing=""; for p in $(DEBIAN_PACKAGES); do \
+	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Debian packages:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	  else \
+	    echo "missing Debian packages; run: sudo apt-get install$$missing"; exit 1; \
+	  fi; \
+	fi
+
+$(VENV)/bin/python:
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is required (python3.11 not found)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+
+$(STAMP): pyproject.toml | $(VENV)/bin/python
+	$(VENV)/bin/pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+python-deps: $(STAMP)
+
+clean:
+	rm -rf $(VENV) out runs .pytest_cache .ruff_cache

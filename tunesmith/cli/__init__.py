@@ -1,0 +1,64 @@
+"""The `tunesmith` command: one entry point, one module per subcommand group.
+
+Exit codes: 0 success, 2 bad usage or bad input (one-line reason on stderr), 1 internal failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from collections.abc import Sequence
+
+from tunesmith import __version__
+from tunesmith.errors import TunesmithError
+
+
+class UsageError(Exception):
+    """Raised by the argument parser instead of printing the whole usage block."""
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """An argparse parser whose usage errors are one line (and exit code 2 via `main`)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {message} (see --help)")
+
+
+def build_parser() -> ArgumentParser:
+    """Assemble the parser from the subcommand modules."""
+    from tunesmith.cli import bench, data, demo
+
+    parser = ArgumentParser(prog="tunesmith", description="Self-hostable AI music creation.")
+    parser.add_argument("--version", action="version", version=f"tunesmith {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=ArgumentParser)
+    sub.required = True
+    for module in (data, bench, demo):
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the process exit code."""
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        result = args.func(args)
+        return int(result or 0)
+    except UsageError as exc:
+        print(f"tunesmith: error: {exc}", file=sys.stderr)
+        return 2
+    except TunesmithError as exc:
+        print(f"tunesmith: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("tunesmith: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug: say so, with the trace for the report
+        traceback.print_exc()
+        print(f"tunesmith: internal error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

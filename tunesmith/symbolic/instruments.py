@@ -1,0 +1,115 @@
+"""Instruments by name: General MIDI programs, families, playable ranges, and the drum kit map.
+
+One table serves the note corpus (what the GAN and analyzer learn), rendering (``--instrument cello``)
+and the model cards. Ranges are sounding MIDI pitches a player (or the soundfont) covers well.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tunesmith.errors import ParameterError
+
+
+@dataclass(frozen=True, slots=True)
+class Instrument:
+    """A named instrument of the note corpus; for drum kits ``program`` is the kit (bank 128) preset."""
+
+    name: str
+    family: str
+    program: int
+    low: int
+    high: int
+    is_drum: bool = False
+
+    @property
+    def pitches(self) -> tuple[int, ...]:
+        """The MIDI pitches (for drum kits: the GM percussion keys) this instrument plays."""
+        if self.is_drum:
+            return tuple(sorted(DRUM_KEYS))
+        return tuple(range(self.low, self.high + 1))
+
+
+def _i(name: str, family: str, program: int, low: int, high: int) -> Instrument:
+    return Instrument(name, family, program, low, high)
+
+
+INSTRUMENTS: tuple[Instrument, ...] = (
+    _i("piano", "keyboard", 0, 21, 108),
+    _i("electric_piano", "keyboard", 4, 28, 103),
+    _i("harpsichord", "keyboard", 6, 29, 89),
+    _i("drawbar_organ", "organ", 16, 36, 96),
+    _i("church_organ", "organ", 19, 36, 96),
+    _i("nylon_guitar", "guitar", 24, 40, 83),
+    _i("steel_guitar", "guitar", 25, 40, 84),
+    _i("electric_guitar", "guitar", 27, 40, 86),
+    _i("acoustic_bass", "bass", 32, 28, 67),
+    _i("electric_bass", "bass", 33, 28, 67),
+    _i("synth_bass", "bass", 38, 24, 67),
+    _i("violin", "string", 40, 55, 100),
+    _i("viola", "string", 41, 48, 88),
+    _i("cello", "string", 42, 36, 76),
+    _i("contrabass", "string", 43, 28, 67),
+    _i("trumpet", "brass", 56, 54, 86),
+    _i("trombone", "brass", 57, 40, 77),
+    _i("tuba", "brass", 58, 26, 58),
+    _i("french_horn", "brass", 60, 34, 77),
+    _i("alto_sax", "reed", 65, 49, 81),
+    _i("oboe", "reed", 68, 58, 91),
+    _i("bassoon", "reed", 70, 34, 75),
+    _i("clarinet", "reed", 71, 50, 94),
+    _i("piccolo", "flute", 72, 74, 108),
+    _i("flute", "flute", 73, 60, 96),
+    _i("recorder", "flute", 74, 60, 96),
+    _i("pan_flute", "flute", 75, 60, 96),
+    _i("glockenspiel", "mallet", 9, 79, 108),
+    _i("vibraphone", "mallet", 11, 53, 89),
+    _i("marimba", "mallet", 12, 45, 96),
+    _i("xylophone", "mallet", 13, 65, 108),
+    _i("square_lead", "synth_lead", 80, 36, 96),
+    _i("saw_lead", "synth_lead", 81, 36, 96),
+    _i("warm_pad", "synth_pad", 89, 36, 96),
+    _i("choir", "vocal", 52, 40, 84),
+)
+
+# General MIDI percussion keys (channel 10) with the drum type each one is.
+DRUM_KEYS: dict[int, str] = {
+    35: "kick", 36: "kick", 37: "rimshot", 38: "snare", 39: "clap", 40: "snare",
+    41: "tom_low", 42: "hihat_closed", 43: "tom_low", 44: "hihat_pedal", 45: "tom_mid",
+    46: "hihat_open", 47: "tom_mid", 48: "tom_high", 49: "crash", 50: "tom_high",
+    51: "ride", 52: "crash", 53: "ride", 55: "crash", 57: "crash", 59: "ride",
+}
+DRUM_TYPES: tuple[str, ...] = tuple(sorted(set(DRUM_KEYS.values())))
+# Drum kits of the General MIDI soundfont (bank 128); ``program`` is the kit's preset number.
+DRUM_KITS: tuple[Instrument, ...] = tuple(
+    Instrument(name, "drums", kit, min(DRUM_KEYS), max(DRUM_KEYS), is_drum=True)
+    for name, kit in (("drums_standard", 0), ("drums_room", 8), ("drums_power", 16), ("drums_electronic", 24),
+                      ("drums_808", 25), ("drums_jazz", 32), ("drums_brush", 40))
+)
+ALL_INSTRUMENTS: tuple[Instrument, ...] = INSTRUMENTS + DRUM_KITS
+
+FAMILIES: tuple[str, ...] = tuple(dict.fromkeys(i.family for i in ALL_INSTRUMENTS))
+_BY_NAME = {i.name: i for i in ALL_INSTRUMENTS}
+_ALIASES = {"drums": "drums_standard", "drum_kit": "drums_standard", "organ": "church_organ", "guitar": "nylon_guitar", "bass": "acoustic_bass", "sax": "alto_sax",
+            "horn": "french_horn", "strings": "string_ensemble", "voice": "choir", "choir_aahs": "choir"}
+# A few GM programs useful for rendering that the note corpus does not hold.
+EXTRA_PROGRAMS = {"string_ensemble": 48, "accordion": 21, "harmonica": 22, "fiddle": 110}
+
+
+def get_instrument(name: str) -> Instrument:
+    """The corpus instrument called ``name`` (case and spaces forgiven)."""
+    key = name.strip().lower().replace(" ", "_").replace("-", "_")
+    key = _ALIASES.get(key, key)
+    if key not in _BY_NAME:
+        raise ParameterError(
+            f"unknown instrument {name!r}; choose one of: {', '.join(sorted(_BY_NAME))}", field="instrument"
+        )
+    return _BY_NAME[key]
+
+
+def gm_program(name: str) -> int:
+    """General MIDI program (0-127) for an instrument name, including render-only ones."""
+    key = _ALIASES.get(name.strip().lower().replace(" ", "_"), name.strip().lower().replace(" ", "_"))
+    if key in EXTRA_PROGRAMS:
+        return EXTRA_PROGRAMS[key]
+    return get_instrument(name).program
