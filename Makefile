@@ -4,7 +4,7 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.stamp-install
-DEBIAN_PACKAGES := fluidsynth musescore-general-soundfont-small
+DEBIAN_PACKAGES := fluidsynth musescore-general-soundfont-small ffmpeg
 
 .PHONY: run test lint setup system-deps python-deps demo clean
 

@@ -140,3 +140,12 @@ def test_read_opt_out(tmp_path):
     assert read_opt_out(None) == frozenset()
     with pytest.raises(ParameterError):
         read_opt_out(tmp_path / "missing.txt")
+
+
+def test_shards_flush_by_bytes_to_bound_memory(tmp_path):
+    writer = ShardWriter(tmp_path, "clips", dtype="float32", ndim=1, shard_bytes=4000)
+    for i in range(10):
+        writer.add(np.full(500, i, dtype=np.float32))  # 2000 bytes each: a shard every 2 items
+    writer.close()
+    assert len(list(tmp_path.glob("clips-*.index.npy"))) == 5
+    assert ShardReader(tmp_path, "clips")[7][0] == 7

@@ -51,6 +51,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TunesmithError as exc:
         print(f"tunesmith: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader went away (`| head`): not an error of ours
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print("tunesmith: interrupted", file=sys.stderr)
         return 130

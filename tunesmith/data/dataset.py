@@ -53,7 +53,7 @@ class BuildSummary:
         """Human-readable closing summary."""
         out = [
             f"built {self.kind} dataset in {self.out}: {self.items} items from {self.pieces} pieces/recordings",
-            f"splits: " + ", ".join(f"{k} {v}" for k, v in sorted(self.splits.items())),
+            "splits: " + ", ".join(f"{k} {v}" for k, v in sorted(self.splits.items())),
         ]
         if self.audio_hours:
             out.append(f"audio: {self.audio_hours:.3f} hours")
@@ -176,7 +176,9 @@ class Dataset:
         self.root = Path(root)
         info_path = self.root / INFO_NAME
         if not info_path.is_file():
-            raise DatasetError(f"{self.root} is not a Tunesmith dataset (no {INFO_NAME}); build one with 'tunesmith data build'")
+            raise DatasetError(
+                f"{self.root} is not a Tunesmith dataset (no {INFO_NAME}); build one with 'tunesmith data build'"
+            )
         self.info: dict[str, Any] = json.loads(info_path.read_text())
         self.kind: str = self.info["kind"]
         self.records: list[Record] = list(read_manifest(self.root / MANIFEST_NAME))

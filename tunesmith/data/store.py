@@ -15,11 +15,14 @@ from tunesmith.errors import DatasetError
 
 
 class ShardWriter:
-    """Append arrays of one dtype and rank; flushes a shard every ``shard_items`` items."""
+    """Append arrays of one dtype and rank; a shard is written every ``shard_items`` items or
+    ``shard_bytes`` bytes, whichever comes first, so memory stays bounded for long clips."""
 
-    def __init__(self, root: Path, name: str, *, dtype: str, ndim: int, shard_items: int = 2048) -> None:
+    def __init__(self, root: Path, name: str, *, dtype: str, ndim: int, shard_items: int = 2048,
+                 shard_bytes: int = 256 << 20) -> None:
         self.root, self.name, self.dtype, self.ndim = Path(root), name, np.dtype(dtype), ndim
-        self.shard_items = shard_items
+        self.shard_items, self.shard_bytes = shard_items, shard_bytes
+        self._buffered = 0
         self.count = 0
         self._chunks: list[np.ndarray] = []
         self._shapes: list[tuple[int, ...]] = []
@@ -34,7 +37,8 @@ class ShardWriter:
         self._chunks.append(np.ascontiguousarray(array, dtype=self.dtype).ravel())
         self._shapes.append(array.shape)
         self.count += 1
-        if len(self._chunks) >= self.shard_items:
+        self._buffered += self._chunks[-1].nbytes
+        if len(self._chunks) >= self.shard_items or self._buffered >= self.shard_bytes:
             self._flush()
         return self.count - 1
 
@@ -47,7 +51,7 @@ class ShardWriter:
         stem = self.root / f"{self.name}-{self._shard:05d}"
         np.save(f"{stem}.npy", np.concatenate(self._chunks))
         np.save(f"{stem}.index.npy", index)
-        self._chunks, self._shapes = [], []
+        self._chunks, self._shapes, self._buffered = [], [], 0
         self._shard += 1
 
     def close(self) -> None:

@@ -90,8 +90,9 @@ ALL_INSTRUMENTS: tuple[Instrument, ...] = INSTRUMENTS + DRUM_KITS
 
 FAMILIES: tuple[str, ...] = tuple(dict.fromkeys(i.family for i in ALL_INSTRUMENTS))
 _BY_NAME = {i.name: i for i in ALL_INSTRUMENTS}
-_ALIASES = {"drums": "drums_standard", "drum_kit": "drums_standard", "organ": "church_organ", "guitar": "nylon_guitar", "bass": "acoustic_bass", "sax": "alto_sax",
-            "horn": "french_horn", "strings": "string_ensemble", "voice": "choir", "choir_aahs": "choir"}
+_ALIASES = {"drums": "drums_standard", "drum_kit": "drums_standard", "organ": "church_organ",
+            "guitar": "nylon_guitar", "bass": "acoustic_bass", "sax": "alto_sax", "horn": "french_horn",
+            "strings": "string_ensemble", "voice": "choir", "choir_aahs": "choir"}
 # A few GM programs useful for rendering that the note corpus does not hold.
 EXTRA_PROGRAMS = {"string_ensemble": 48, "accordion": 21, "harmonica": 22, "fiddle": 110}
 

@@ -1,6 +1,8 @@
 """One score representation for every symbolic source (MIDI, MusicXML, ABC, Humdrum).
 
 Times are in beats (quarter notes) from the start of the piece; the tempo maps beats to seconds.
+Beat 0 is a downbeat: a pickup (anacrusis) is represented by leading silence, so bar lines fall on
+multiples of ``Score.bar_beats`` (the readers in `tunesmith.symbolic.io` shift notation accordingly).
 """
 
 from __future__ import annotations

@@ -3,20 +3,26 @@
 Two collections, each with its own licence on every record:
 - the Essen Folksong Collection (ABC by Seymour Shlien): distributed for non-commercial use;
 - Ryan's Mammoth Collection (1883) of fiddle tunes: public domain.
+
+Tunes are parsed one by one (a malformed tune is skipped alone). On the sixteenth-note grid, triplets can
+put two notes on one step; the melody keeps the higher of them (`make_monophonic`), as documented in
+docs/data.md.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
+from itertools import islice
 from pathlib import Path
 
 import music21
-from music21 import converter
 
 from tunesmith.data.corpora.symbolic_corpus import SymbolicSource, build_symbolic
 from tunesmith.data.dataset import BuildSummary
-from tunesmith.symbolic.io import score_from_music21
+from tunesmith.symbolic.io import read_abc_text, split_abc
 from tunesmith.symbolic.score import Score
+from tunesmith.symbolic.transform import make_monophonic
 
 CORPUS_ROOT = Path(music21.__file__).parent / "corpus"
 ESSEN_LICENCE = ("non-commercial use permitted (Essen Folksong Collection, ed. H. Schaffrath and "
@@ -40,33 +46,30 @@ def count_tunes(path: Path) -> int:
         return sum(1 for line in handle if line.startswith("X:"))
 
 
-def _failing(exc: Exception) -> Score:
-    raise exc
+def _tunes(paths: list[Path], licence: str, prefix: str) -> Iterator[SymbolicSource]:
+    """One lazily parsed source per tune of each ABC file."""
+    for path in paths:
+        text = path.read_text(encoding="latin-1")
+        for number, tune in split_abc(text):
+            name = f"{path}#X:{number}"
+            yield SymbolicSource(id=f"{prefix}-{path.stem}-{number}", path=path, licence=licence,
+                                 load=lambda t=tune, n=name: read_abc_text(t, source=n))
 
 
-def _tunes(path: Path, licence: str, prefix: str) -> Iterator[SymbolicSource]:
-    """One source per tune of an ABC file; a file music21 cannot parse becomes one failing source."""
-    try:
-        parsed = converter.parse(str(path), format="abc")
-    except Exception as exc:  # reported as a skipped file by the builder
-        yield SymbolicSource(id=f"{prefix}-{path.stem}", path=path, licence=licence,
-                             load=lambda e=exc: _failing(e))
-        return
-    scores = list(parsed.scores) if isinstance(parsed, music21.stream.Opus) else [parsed]
-    for position, m21 in enumerate(scores, start=1):
-        number = getattr(m21.metadata, "number", None) if m21.metadata else None
-        yield SymbolicSource(id=f"{prefix}-{path.stem}-{number or position}", path=path, licence=licence,
-                             load=lambda s=m21: score_from_music21(s))
+def _interleave(*iterators: Iterator[SymbolicSource]) -> Iterator[SymbolicSource]:
+    """Alternate between collections, so a build with --limit holds both."""
+    live = list(iterators)
+    while live:
+        for it in list(live):
+            try:
+                yield next(it)
+            except StopIteration:
+                live.remove(it)
 
 
-def _sources(files: list[tuple[Path, str, str]], limit: int | None) -> Iterator[SymbolicSource]:
-    produced = 0
-    for path, licence, prefix in files:
-        for source in _tunes(path, licence, prefix):
-            if limit is not None and produced >= limit:
-                return
-            produced += 1
-            yield source
+def melody_line(score: Score) -> Score:
+    """Reduce every part to one line (triplets squeezed onto the grid keep their higher note)."""
+    return replace(score, parts=[make_monophonic(p) for p in score.parts])
 
 
 def accept_melody(score: Score) -> str | None:
@@ -79,28 +82,13 @@ def accept_melody(score: Score) -> str | None:
 
 
 def build_folk(out: Path, *, limit: int | None = None, opt_out: frozenset[str] = frozenset()) -> BuildSummary:
-    """Tokenize the folk melodies into ``out``; ``limit`` takes an even share from both collections."""
+    """Tokenize the folk melodies into ``out``."""
     essen, ryan = essen_files(), ryan_files()
-    files: list[tuple[Path, str, str]]
+    sources: Iterator[SymbolicSource] = _interleave(_tunes(essen, ESSEN_LICENCE, "essen"),
+                                                    _tunes(ryan, RYAN_LICENCE, "ryan"))
+    total = sum(count_tunes(p) for p in essen + ryan)
     if limit is not None:
-        # interleave the collections so a small build holds both
-        half = max(1, limit // 2)
-        files = [(p, ESSEN_LICENCE, "essen") for p in essen[:1]] + [(p, RYAN_LICENCE, "ryan") for p in ryan[:half]]
-        total = limit
-        sources = _interleave(_sources(files[:1], limit - min(half, len(ryan))), _sources(files[1:], half))
-    else:
-        files = [(p, ESSEN_LICENCE, "essen") for p in essen] + [(p, RYAN_LICENCE, "ryan") for p in ryan]
-        total = sum(count_tunes(p) for p, _, _ in files)
-        sources = _sources(files, None)
+        sources, total = islice(sources, limit), min(limit, total)
     return build_symbolic(out, kind="folk", sources=sources, total=total, voices=1, accept=accept_melody,
-                          opt_out=opt_out, info={"corpus": "music21 essenFolksong + ryansMammoth"})
-
-
-def _interleave(*iterators: Iterator[SymbolicSource]) -> Iterator[SymbolicSource]:
-    live = list(iterators)
-    while live:
-        for it in list(live):
-            try:
-                yield next(it)
-            except StopIteration:
-                live.remove(it)
+                          prepare=melody_line, opt_out=opt_out,
+                          info={"corpus": "music21 essenFolksong + ryansMammoth"})

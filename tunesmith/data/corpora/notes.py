@@ -69,7 +69,8 @@ def build_notes(
     }
     with DatasetWriter(out, kind="notes", cache={"audio": ("float16", 1)}, info=info, opt_out=opt_out) as writer:
         for inst, pitch, velocity in progress(jobs, desc="rendering notes", unit="note"):
-            source = f"{soundfont.name}#bank={128 if inst.is_drum else 0}&program={inst.program}&pitch={pitch}&velocity={velocity}"
+            bank = 128 if inst.is_drum else 0
+            source = f"{soundfont.name}#bank={bank}&program={inst.program}&pitch={pitch}&velocity={velocity}"
             y = renderer.render_note(program=inst.program, pitch=pitch, velocity=velocity,
                                      note_off=note_off, length=length, is_drum=inst.is_drum)
             peak = float(np.max(np.abs(y))) if y.size else 0.0

@@ -6,6 +6,7 @@ harmonized twice, or notated in two keys, always lands in one split.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +38,7 @@ class SymbolicSource:
 def contour_group(score: Score) -> str:
     """A transposition-invariant key of the first voice's opening: its first pitch intervals."""
     notes = sorted(score.parts[0].notes, key=lambda n: n.start)[: CONTOUR_NOTES + 1] if score.parts else []
-    intervals = [b.pitch - a.pitch for a, b in zip(notes, notes[1:], strict=False)]
+    intervals = [b.pitch - a.pitch for a, b in itertools.pairwise(notes)]
     return "contour:" + ",".join(map(str, intervals))
 
 
@@ -49,10 +50,14 @@ def build_symbolic(
     total: int | None,
     voices: int,
     accept: Callable[[Score], str | None],
+    prepare: Callable[[Score], Score] | None = None,
     opt_out: frozenset[str] = frozenset(),
     info: dict | None = None,
 ) -> BuildSummary:
-    """Tokenize every source ``accept`` agrees to (it returns a reason to skip, or None)."""
+    """Tokenize every source ``accept`` agrees to (it returns a reason to skip, or None).
+
+    ``prepare`` (optional) reshapes each quantized score before it is checked, e.g. to one melodic line.
+    """
     vocab = Vocabulary()
     info = {"audio": False, "voices": voices, "steps_per_beat": STEPS_PER_BEAT, "vocabulary": vocab.to_dict(),
             **(info or {})}
@@ -63,6 +68,8 @@ def build_symbolic(
                 continue
             try:
                 score = quantize(source.load(), steps_per_beat=STEPS_PER_BEAT)
+                if prepare is not None:
+                    score = prepare(score)
                 reason = accept(score)
                 if reason:
                     writer.skip(f"{source.path} ({source.id})", reason)

@@ -1,0 +1,114 @@
+"""FluidSynth rendering (tunesmith.symbolic.render)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from tunesmith.errors import DependencyError, ParameterError
+from tunesmith.symbolic import Note, Part, Score
+from tunesmith.symbolic.io import read_music21_corpus
+from tunesmith.symbolic.render import Renderer, find_soundfont, get_renderer, render_to_file
+
+
+@pytest.fixture(scope="module")
+def r16() -> Renderer:
+    return get_renderer(16000)
+
+
+@pytest.fixture(scope="module")
+def r44() -> Renderer:
+    return get_renderer(44100)
+
+
+def _peak_hz(y: np.ndarray, sr: int) -> float:
+    spectrum = np.abs(np.fft.rfft(y * np.hanning(len(y))))
+    return float(np.argmax(spectrum) * sr / len(y))
+
+
+def test_a440(r16: Renderer) -> None:
+    y = r16.render_note(program=0, pitch=69, velocity=100, note_off=0.75, length=1.0)
+    assert y.dtype == np.float32 and y.shape == (16000,)
+    assert abs(_peak_hz(y, 16000) - 440.0) < 5.0
+    assert 0.01 < np.abs(y).max() < 1.0
+
+
+@pytest.mark.parametrize("length", [0.01234, 0.5, 1.0, 4.0])
+def test_render_note_length_is_exact(r16: Renderer, length: float) -> None:
+    y = r16.render_note(program=40, pitch=60, velocity=90, note_off=min(3.0, length), length=length)
+    assert y.shape == (round(length * 16000),)
+
+
+def test_render_note_is_reproducible_and_does_not_bleed(r16: Renderer) -> None:
+    first = r16.render_note(program=0, pitch=69, velocity=100, note_off=0.5, length=1.0)
+    # a loud sustained organ chord note cut off mid-sound must leave nothing behind
+    r16.render_note(program=19, pitch=40, velocity=127, note_off=0.3, length=0.3013)
+    again = r16.render_note(program=0, pitch=69, velocity=100, note_off=0.5, length=1.0)
+    np.testing.assert_array_equal(first, again)
+
+
+def test_drums(r16: Renderer) -> None:
+    snare = r16.render_note(program=0, pitch=38, velocity=110, note_off=0.2, length=0.5, is_drum=True)
+    assert np.abs(snare).max() > 0.01
+    kit = Part(
+        "Kit", [Note(36, 0.0, 0.5, 110), Note(42, 0.5, 0.5, 90), Note(38, 1.0, 0.5, 100)], is_drum=True
+    )
+    y = r16.render(Score(parts=[kit], tempo=120.0), tail=0.5)
+    assert y.shape == (2, 20000) and np.abs(y).max() > 0.01
+
+
+def test_chorale_duration_and_headroom(r44: Renderer) -> None:
+    chorale = read_music21_corpus("bach/bwv66.6")
+    loud = Score(
+        parts=[
+            Part(p.name, [Note(n.pitch, n.start, n.duration, 100) for n in p.notes], 56)
+            for p in chorale.parts
+        ],
+        tempo=chorale.tempo * 2,  # trumpets at velocity 100: the loudest case of the gain table
+    )
+    y = r44.render(loud, tail=1.0)
+    assert y.dtype == np.float32 and y.shape[0] == 2
+    assert abs(y.shape[1] - (loud.duration_seconds + 1.0) * 44100) <= 1
+    assert 0.05 < np.abs(y).max() < 1.0
+    # the pickup bar is leading silence; the first note starts at beat 3
+    onset = int(3 * 60 / loud.tempo * 44100)
+    assert np.abs(y[:, : onset - 256]).max() < 1e-4 and np.abs(y[:, onset : onset + 4410]).max() > 0.01
+
+
+def test_renderer_is_cached(r16: Renderer, r44: Renderer) -> None:
+    assert get_renderer(16000) is r16
+    assert get_renderer(44100) is r44 and r44 is not r16
+    assert (r16.sr, r44.sr) == (16000, 44100)
+
+
+def test_parameter_errors(r16: Renderer) -> None:
+    with pytest.raises(ParameterError, match="pitch"):
+        r16.render_note(program=0, pitch=128, velocity=100, note_off=0.5, length=1.0)
+    with pytest.raises(ParameterError, match="velocity"):
+        r16.render_note(program=0, pitch=60, velocity=0, note_off=0.5, length=1.0)
+    with pytest.raises(ParameterError, match="tail"):
+        r16.render(Score(parts=[Part("P", [Note(60, 0, 1)])]), tail=-1.0)
+    with pytest.raises(ParameterError, match="sr"):
+        get_renderer(1000)
+
+
+def test_find_soundfont(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("TUNESMITH_SOUNDFONT", raising=False)
+    assert find_soundfont().suffix in (".sf2", ".sf3")
+    fake = tmp_path / "custom.sf2"
+    fake.write_bytes(b"RIFF")
+    monkeypatch.setenv("TUNESMITH_SOUNDFONT", str(fake))
+    assert find_soundfont() == fake
+    monkeypatch.setenv("TUNESMITH_SOUNDFONT", str(tmp_path / "missing.sf2"))
+    with pytest.raises(DependencyError, match="musescore-general-soundfont-small"):
+        find_soundfont()
+
+
+def test_render_to_file(tmp_path: Path) -> None:
+    score = Score(parts=[Part("P", [Note(60, 0.0, 1.0), Note(64, 1.0, 1.0)], program=73)], tempo=120.0)
+    path = render_to_file(score, tmp_path / "out" / "tune.wav", sr=16000, tail=0.5)
+    data, sr = sf.read(str(path))
+    assert sr == 16000 and data.shape == (24000, 2)

@@ -1,0 +1,33 @@
+"""`tunesmith bench NAME`: throughput benchmarks (per core)."""
+
+from __future__ import annotations
+
+import argparse
+
+from tunesmith.bench import AVAILABLE, BENCHMARKS
+from tunesmith.errors import ParameterError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the `bench` subcommand to the CLI's subparsers."""
+    parser = sub.add_parser(
+        "bench",
+        help="run a throughput benchmark",
+        description="Run a throughput benchmark with one thread and report x real time per core.",
+    )
+    parser.add_argument("name", choices=BENCHMARKS, help="which benchmark (available now: data)")
+    parser.add_argument("--seconds", type=float, default=30.0, help="length of the test audio (default 30)")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the benchmark named in `args`; returns the exit code."""
+    if args.name not in AVAILABLE:
+        raise ParameterError(
+            f"benchmark {args.name!r} is not available yet (available: {', '.join(AVAILABLE)})", field="name"
+        )
+    from tunesmith.bench import data  # heavy imports (librosa) only when a benchmark runs
+
+    data.run(seconds=args.seconds, json=args.json)
+    return 0

@@ -1,0 +1,198 @@
+"""Sequence models over the voice-grid token vocabulary: an LSTM and a small decoder-only Transformer.
+
+Both read three aligned integer streams of shape (B, T): the token ids, the *voice slot* of each token
+(which voice of the grid it belongs to, or a slot for structure tokens such as BAR) and its *position
+in the bar* (grid step). The grid layout makes both streams a pure function of the token sequence, so a
+model always knows which voice it is writing and where the beat is. Both expose an incremental
+``step`` API for fast sampling (hidden state for the LSTM, a key/value cache for the Transformer).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+class StructureEmbedding(nn.Module):
+    """token + voice-slot + bar-position embeddings, summed."""
+
+    def __init__(self, *, vocab_size: int, n_slots: int, n_positions: int, dim: int, dropout: float) -> None:
+        super().__init__()
+        self.token = nn.Embedding(vocab_size, dim)
+        self.slot = nn.Embedding(n_slots, dim)
+        self.position = nn.Embedding(n_positions, dim)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, ids: torch.Tensor, slots: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        return self.drop(self.token(ids) + self.slot(slots) + self.position(positions))  # (B, T, dim)
+
+
+class LSTMLanguageModel(nn.Module):
+    """A stacked LSTM language model with tied input/output embeddings."""
+
+    arch = "rnn"
+
+    def __init__(self, *, vocab_size: int, n_slots: int, n_positions: int, dim: int = 384,
+                 layers: int = 2, dropout: float = 0.2) -> None:
+        super().__init__()
+        self.kwargs: dict[str, Any] = dict(vocab_size=vocab_size, n_slots=n_slots, n_positions=n_positions,
+                                           dim=dim, layers=layers, dropout=dropout)
+        self.embed = StructureEmbedding(vocab_size=vocab_size, n_slots=n_slots, n_positions=n_positions,
+                                        dim=dim, dropout=dropout)
+        self.rnn = nn.LSTM(dim, dim, num_layers=layers, batch_first=True, dropout=dropout if layers > 1 else 0.0)
+        self.norm = nn.LayerNorm(dim)
+        self.head = nn.Linear(dim, vocab_size, bias=False)
+        self.head.weight = self.embed.token.weight
+
+    def forward(self, ids: torch.Tensor, slots: torch.Tensor, positions: torch.Tensor,
+                state: Any = None) -> tuple[torch.Tensor, Any]:
+        """Logits (B, T, vocab) and the recurrent state after the last step."""
+        x = self.embed(ids, slots, positions)
+        y, state = self.rnn(x, state)
+        return self.head(self.norm(y)), state
+
+    @torch.no_grad()
+    def step(self, ids: torch.Tensor, slots: torch.Tensor, positions: torch.Tensor,
+             state: Any = None) -> tuple[torch.Tensor, Any]:
+        """Feed (B, t) new tokens; returns logits of the last one (B, vocab) and the new state.
+
+        One token at a time runs the LSTM cell equations directly on the layer weights: on CPU this
+        is several times faster than ``nn.LSTM`` for a single step (no per-call weight re-layout).
+        """
+        if ids.shape[1] > 1:
+            logits, state = self.forward(ids, slots, positions, state)
+            return logits[:, -1], state
+        x = self.embed(ids, slots, positions)[:, 0]  # (B, dim)
+        b, dim = x.shape
+        layers = self.kwargs["layers"]
+        if state is None:
+            zeros = x.new_zeros(layers, b, dim)
+            state = (zeros, zeros.clone())
+        h_all, c_all = state
+        hs, cs = [], []
+        for layer in range(layers):
+            gates = (x @ getattr(self.rnn, f"weight_ih_l{layer}").T + getattr(self.rnn, f"bias_ih_l{layer}")
+                     + h_all[layer] @ getattr(self.rnn, f"weight_hh_l{layer}").T
+                     + getattr(self.rnn, f"bias_hh_l{layer}"))
+            i, f, g, o = gates.chunk(4, dim=1)
+            c = torch.sigmoid(f) * c_all[layer] + torch.sigmoid(i) * torch.tanh(g)
+            x = torch.sigmoid(o) * torch.tanh(c)
+            hs.append(x)
+            cs.append(c)
+        return self.head(self.norm(x)), (torch.stack(hs), torch.stack(cs))
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, *, dim: int, heads: int, dropout: float) -> None:
+        super().__init__()
+        self.heads = heads
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+        self.dropout = dropout
+
+    def forward(self, x: torch.Tensor, cache: tuple[torch.Tensor, torch.Tensor] | None = None
+                ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        b, t, c = x.shape
+        q, k, v = self.qkv(x).split(c, dim=2)
+        q, k, v = (z.view(b, t, self.heads, c // self.heads).transpose(1, 2) for z in (q, k, v))  # (B, h, t, d)
+        if cache is not None:
+            k = torch.cat([cache[0], k], dim=2)
+            v = torch.cat([cache[1], v], dim=2)
+        # with a cache, the new queries sit after every cached key: a plain causal mask only when t == total
+        causal = cache is None or cache[0].shape[2] == 0
+        if causal:
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True,
+                                               dropout_p=self.dropout if self.training else 0.0)
+        else:
+            total = k.shape[2]
+            mask = torch.ones(t, total, dtype=torch.bool, device=x.device).tril(diagonal=total - t)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        y = y.transpose(1, 2).contiguous().view(b, t, c)
+        return self.proj(y), (k, v)
+
+
+class Block(nn.Module):
+    def __init__(self, *, dim: int, heads: int, dropout: float) -> None:
+        super().__init__()
+        self.ln1 = nn.LayerNorm(dim)
+        self.attn = CausalSelfAttention(dim=dim, heads=heads, dropout=dropout)
+        self.ln2 = nn.LayerNorm(dim)
+        self.mlp = nn.Sequential(nn.Linear(dim, 4 * dim), nn.GELU(), nn.Linear(4 * dim, dim), nn.Dropout(dropout))
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, cache=None):
+        a, cache = self.attn(self.ln1(x), cache)
+        x = x + self.drop(a)
+        return x + self.mlp(self.ln2(x)), cache
+
+
+class TransformerLanguageModel(nn.Module):
+    """A decoder-only Transformer (pre-norm, learned absolute positions plus the grid structure)."""
+
+    arch = "transformer"
+
+    def __init__(self, *, vocab_size: int, n_slots: int, n_positions: int, dim: int = 256, layers: int = 4,
+                 heads: int = 4, context: int = 1024, dropout: float = 0.1) -> None:
+        super().__init__()
+        self.kwargs: dict[str, Any] = dict(vocab_size=vocab_size, n_slots=n_slots, n_positions=n_positions,
+                                           dim=dim, layers=layers, heads=heads, context=context, dropout=dropout)
+        self.context = context
+        self.embed = StructureEmbedding(vocab_size=vocab_size, n_slots=n_slots, n_positions=n_positions,
+                                        dim=dim, dropout=dropout)
+        self.absolute = nn.Embedding(context, dim)
+        self.blocks = nn.ModuleList(Block(dim=dim, heads=heads, dropout=dropout) for _ in range(layers))
+        self.norm = nn.LayerNorm(dim)
+        self.head = nn.Linear(dim, vocab_size, bias=False)
+        self.head.weight = self.embed.token.weight
+        self.apply(self._init)
+        for name, p in self.named_parameters():
+            if name.endswith("proj.weight") or name.endswith("mlp.2.weight"):
+                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * layers))
+
+    @staticmethod
+    def _init(module: nn.Module) -> None:
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+
+    def forward(self, ids: torch.Tensor, slots: torch.Tensor, positions: torch.Tensor,
+                state: Any = None) -> tuple[torch.Tensor, Any]:
+        """Logits (B, T, vocab) and the key/value cache (a list per layer) after the last step."""
+        past = 0 if state is None else state[0][0].shape[2]
+        t = ids.shape[1]
+        if past + t > self.context:
+            raise ValueError(f"sequence of {past + t} tokens exceeds the model context {self.context}")
+        where = torch.arange(past, past + t, device=ids.device)
+        x = self.embed(ids, slots, positions) + self.absolute(where)
+        caches = []
+        for i, block in enumerate(self.blocks):
+            x, cache = block(x, None if state is None else state[i])
+            caches.append(cache)
+        return self.head(self.norm(x)), caches
+
+    @torch.no_grad()
+    def step(self, ids: torch.Tensor, slots: torch.Tensor, positions: torch.Tensor,
+             state: Any = None) -> tuple[torch.Tensor, Any]:
+        logits, state = self.forward(ids, slots, positions, state)
+        return logits[:, -1], state
+
+
+ARCHITECTURES: dict[str, type[nn.Module]] = {"rnn": LSTMLanguageModel, "transformer": TransformerLanguageModel}
+
+
+def build_lm(arch: str, **kwargs: Any) -> nn.Module:
+    """Build a language model by architecture name with its keyword arguments."""
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHITECTURES)}")
+    return ARCHITECTURES[arch](**kwargs)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
