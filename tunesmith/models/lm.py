@@ -86,13 +86,22 @@ class LSTMLanguageModel(nn.Module):
         return self.head(self.norm(x)), (torch.stack(hs), torch.stack(cs))
 
 
+def alibi_slopes(heads: int) -> torch.Tensor:
+    """ALiBi head slopes (Press et al., 2022): a geometric sequence starting at 2^(-8/heads)."""
+    return torch.tensor([2.0 ** (-8.0 * (i + 1) / heads) for i in range(heads)])
+
+
 class CausalSelfAttention(nn.Module):
+    """Multi-head causal self-attention with ALiBi distance biases (no absolute positions, so a model
+    trained on windows of a piece generates pieces longer than those windows)."""
+
     def __init__(self, *, dim: int, heads: int, dropout: float) -> None:
         super().__init__()
         self.heads = heads
         self.qkv = nn.Linear(dim, 3 * dim)
         self.proj = nn.Linear(dim, dim)
         self.dropout = dropout
+        self.register_buffer("slopes", alibi_slopes(heads).view(1, heads, 1, 1), persistent=False)
 
     def forward(self, x: torch.Tensor, cache: tuple[torch.Tensor, torch.Tensor] | None = None
                 ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
@@ -102,15 +111,14 @@ class CausalSelfAttention(nn.Module):
         if cache is not None:
             k = torch.cat([cache[0], k], dim=2)
             v = torch.cat([cache[1], v], dim=2)
-        # with a cache, the new queries sit after every cached key: a plain causal mask only when t == total
-        causal = cache is None or cache[0].shape[2] == 0
-        if causal:
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=True,
-                                               dropout_p=self.dropout if self.training else 0.0)
-        else:
-            total = k.shape[2]
-            mask = torch.ones(t, total, dtype=torch.bool, device=x.device).tril(diagonal=total - t)
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        total = k.shape[2]
+        query_at = torch.arange(total - t, total, device=x.device).view(t, 1)
+        key_at = torch.arange(total, device=x.device).view(1, total)
+        distance = (query_at - key_at).to(x.dtype)  # (t, total), negative = future
+        bias = -self.slopes * distance.clamp(min=0)  # (1, h, t, total)
+        bias = bias.masked_fill(distance < 0, float("-inf"))
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias,
+                                           dropout_p=self.dropout if self.training else 0.0)
         y = y.transpose(1, 2).contiguous().view(b, t, c)
         return self.proj(y), (k, v)
 
@@ -131,19 +139,21 @@ class Block(nn.Module):
 
 
 class TransformerLanguageModel(nn.Module):
-    """A decoder-only Transformer (pre-norm, learned absolute positions plus the grid structure)."""
+    """A decoder-only Transformer (pre-norm, ALiBi attention, the grid structure as input embeddings).
+
+    ``context`` bounds the key/value cache when sampling; training windows may be shorter.
+    """
 
     arch = "transformer"
 
     def __init__(self, *, vocab_size: int, n_slots: int, n_positions: int, dim: int = 256, layers: int = 4,
-                 heads: int = 4, context: int = 1024, dropout: float = 0.1) -> None:
+                 heads: int = 4, context: int = 4096, dropout: float = 0.1) -> None:
         super().__init__()
         self.kwargs: dict[str, Any] = dict(vocab_size=vocab_size, n_slots=n_slots, n_positions=n_positions,
                                            dim=dim, layers=layers, heads=heads, context=context, dropout=dropout)
         self.context = context
         self.embed = StructureEmbedding(vocab_size=vocab_size, n_slots=n_slots, n_positions=n_positions,
                                         dim=dim, dropout=dropout)
-        self.absolute = nn.Embedding(context, dim)
         self.blocks = nn.ModuleList(Block(dim=dim, heads=heads, dropout=dropout) for _ in range(layers))
         self.norm = nn.LayerNorm(dim)
         self.head = nn.Linear(dim, vocab_size, bias=False)
@@ -169,8 +179,7 @@ class TransformerLanguageModel(nn.Module):
         t = ids.shape[1]
         if past + t > self.context:
             raise ValueError(f"sequence of {past + t} tokens exceeds the model context {self.context}")
-        where = torch.arange(past, past + t, device=ids.device)
-        x = self.embed(ids, slots, positions) + self.absolute(where)
+        x = self.embed(ids, slots, positions)
         caches = []
         for i, block in enumerate(self.blocks):
             x, cache = block(x, None if state is None else state[i])

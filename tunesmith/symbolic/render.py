@@ -14,7 +14,9 @@ depending on the preset, and there is no reverb tail to leak into the next note.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import io
 import os
 import threading
 from pathlib import Path
@@ -80,7 +82,9 @@ def _import_fluidsynth() -> Any:
         if _fluidsynth_module is not None:
             return _fluidsynth_module
         try:
-            import fluidsynth
+            # pyfluidsynth prints where it found the library when $CI is set; keep stdout ours
+            with contextlib.redirect_stdout(io.StringIO()):
+                import fluidsynth
         except (ImportError, OSError) as exc:
             raise DependencyError(
                 f"the FluidSynth library is missing ({exc}); install the Debian package fluidsynth"

@@ -1,0 +1,53 @@
+"""`tunesmith train {lm,gan,analyzer} --data DIR --out DIR`: train a model family on a built dataset."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from tunesmith.errors import ParameterError
+
+FAMILIES = ("lm", "gan", "analyzer")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train a model on a built dataset",
+                       description="Train a model family; checkpoints (latest, best), metrics.csv and "
+                                   "curves.png go to --out. Resume an interrupted run with --resume.")
+    p.add_argument("family", choices=FAMILIES, help="lm: composer language model (available now)")
+    p.add_argument("--data", required=True, type=Path, help="dataset directory (tunesmith data build)")
+    p.add_argument("--out", required=True, type=Path, help="run directory for checkpoints and logs")
+    p.add_argument("--minutes", type=float, default=30.0, help="wall-clock budget of this run (default 30)")
+    p.add_argument("--max-steps", type=int, help="stop after N steps instead of the time budget")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/latest")
+    p.add_argument("--seed", type=int, default=0, help="random seed (runs are deterministic per seed)")
+    p.add_argument("--threads", type=int, help="CPU threads for PyTorch (default: all)")
+    lm = p.add_argument_group("lm options")
+    lm.add_argument("--arch", choices=["rnn", "transformer"], default="rnn", help="model architecture")
+    lm.add_argument("--dim", type=int, help="model width")
+    lm.add_argument("--layers", type=int, help="number of layers")
+    lm.add_argument("--batch-size", type=int, default=16)
+    lm.add_argument("--window", type=int, default=384, help="tokens per training window")
+    lm.add_argument("--lr", type=float, help="peak learning rate")
+    lm.add_argument("--eval-every", type=int, default=200, help="steps between evaluations and checkpoints")
+    p.set_defaults(func=run_train)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    if args.family != "lm":
+        raise ParameterError(f"training '{args.family}' is not available yet (available: lm)", field="family")
+    for name in ("batch_size", "window", "eval_every", "threads", "max_steps", "dim", "layers"):
+        value = getattr(args, name)
+        if value is not None and value <= 0:
+            raise ParameterError(f"--{name.replace('_', '-')} must be positive, got {value}", field=name)
+    from tunesmith.train.lm import LMTrainConfig, train_lm
+
+    model = {k: v for k in ("dim", "layers") if (v := getattr(args, k)) is not None}
+    config = LMTrainConfig(arch=args.arch, minutes=args.minutes, max_steps=args.max_steps,
+                           batch_size=args.batch_size, window=args.window, lr=args.lr, eval_every=args.eval_every,
+                           seed=args.seed, threads=args.threads, model=model)
+    card = train_lm(args.data, args.out, config, resume=args.resume)
+    print(json.dumps({"out": str(args.out), "arch": card["arch"], "parameters": card["parameters"],
+                      "steps": card["training"]["steps"], "metrics": card["metrics"]}, indent=2))
+    return 0

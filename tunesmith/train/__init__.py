@@ -1,0 +1,1 @@
+"""Training loops, one readable module per model family; checkpoints carry their config."""
