@@ -1,0 +1,303 @@
+"""The composer facade: compose, continue and harmonize with a trained voice-grid language model.
+
+    composer = Composer.load("chorale")
+    score = composer.generate(key="D minor", bars=16, seed=1)
+    score = composer.generate(melody=read_score("tune.mid").parts[0])        # harmonize
+    score = composer.generate(prime=read_score("start.mid"), bars=8)        # continue
+
+Constraints are enforced while sampling, not hoped for: the header fixes key, meter and voices; bar lines
+and the number of bars are forced; each voice may only take pitches in its range; notes outside the key's
+scale are penalized; the piece starts from the tonic in the bass and ends on a held tonic chord.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from tunesmith.compose.sampling import check_sampling, sample_token
+from tunesmith.compose.weights import resolve_checkpoint
+from tunesmith.errors import ParameterError
+from tunesmith.models.lm import build_lm
+from tunesmith.symbolic.grid import GridCursor
+from tunesmith.symbolic.instruments import gm_program
+from tunesmith.symbolic.keys import estimate_key, key_name, parse_key, scale_pitch_classes
+from tunesmith.symbolic.score import Part, Score
+from tunesmith.symbolic.tokens import VOCAB, bar_steps, decode, encode, melody_step_ids
+from tunesmith.symbolic.transform import quantize, transpose
+from tunesmith.train.checkpoint import load_card, load_weights
+
+STEPS_PER_BEAT = 4
+MAX_BARS = 64
+OUT_OF_KEY_PENALTY = 2.5  # logit penalty of a pitch outside the key's (harmonic/melodic) scale
+
+# Voice ranges (MIDI) by number of voices: SATB for chorales, a singable/playable line for melodies.
+VOICE_RANGES: dict[int, tuple[tuple[int, int], ...]] = {
+    1: ((55, 91),),
+    4: ((60, 81), (53, 74), (48, 69), (36, 62)),
+}
+VOICE_NAMES: dict[int, tuple[str, ...]] = {1: ("Melody",), 4: ("Soprano", "Alto", "Tenor", "Bass")}
+
+
+@dataclass
+class Composition:
+    """A generated score and how it was made (for provenance and the CLI's report)."""
+
+    score: Score
+    params: dict[str, Any]
+    tokens: list[int]
+    seconds: float
+    model: str
+    interpretation: list[str] = field(default_factory=list)
+
+
+def key_pitch_classes(tonic: int, mode: str) -> set[int]:
+    """Scale plus, in minor, the raised sixth and seventh (melodic/harmonic minor)."""
+    pcs = set(scale_pitch_classes(tonic, mode))
+    if mode == "minor":
+        pcs |= {(tonic + 9) % 12, (tonic + 11) % 12}
+    return pcs
+
+
+class Composer:
+    """A loaded composer model and its sampler."""
+
+    def __init__(self, model: torch.nn.Module, card: dict[str, Any], *, name: str) -> None:
+        self.model = model.eval()
+        self.card = card
+        self.name = name
+        self.voices: int = int(card.get("voices") or 1)
+        if self.voices not in VOICE_RANGES:
+            raise ParameterError(f"no voice ranges for a {self.voices}-voice model", field="model")
+        self.ranges = VOICE_RANGES[self.voices]
+
+    @classmethod
+    def load(cls, name_or_path: str | Path) -> Composer:
+        """Load a shipped model by name ("chorale", "folk") or a training run directory."""
+        directory, name = resolve_checkpoint(name_or_path)
+        card = load_card(directory, name)
+        model = build_lm(card["arch"], **card["kwargs"])
+        load_weights(directory, name, model)
+        return cls(model, card, name=str(name_or_path))
+
+    # ---- public API -------------------------------------------------------------------------------
+
+    def generate(self, *, key: str | None = None, bars: int | None = None, time_signature: tuple[int, int] = (4, 4),
+                 tempo: float | None = None, temperature: float = 1.0, top_p: float = 0.95, seed: int | None = None,
+                 melody: Part | None = None, prime: Score | None = None,
+                 instrument: str | None = None) -> Composition:
+        """Compose from scratch, harmonize ``melody`` (chorale models) or continue ``prime``."""
+        started = time.perf_counter()
+        check_sampling(temperature, top_p)
+        if melody is not None and prime is not None:
+            raise ParameterError("give either a melody to harmonize or a piece to continue, not both", field="input")
+        if melody is not None and self.voices == 1:
+            raise ParameterError(f"model {self.name!r} writes one voice and cannot harmonize; use chorale",
+                                 field="harmonize")
+        notes: list[str] = []
+        seed = int(seed) if seed is not None else int(torch.randint(0, 2**31 - 1, (1,)))
+        generator = torch.Generator().manual_seed(seed)
+        if melody is not None:
+            melody, tonic, mode, time_signature = self._prepare_melody(melody, key, time_signature, notes)
+            forced = melody_step_ids(melody, time_signature=time_signature, steps_per_beat=STEPS_PER_BEAT)
+            per_bar = bar_steps(time_signature, STEPS_PER_BEAT)
+            bars = len(forced) // per_bar
+            self._check_bars(bars)
+            prefix = self._header(tonic, mode, time_signature)
+        elif prime is not None:
+            prime, tonic, mode, time_signature = self._prepare_prime(prime, key, notes)
+            prefix = encode(prime, voices=self.voices, steps_per_beat=STEPS_PER_BEAT)[:-1]  # drop EOS
+            bars = 8 if bars is None else bars
+            self._check_bars(bars)
+            forced = None
+        else:
+            tonic, mode = parse_key(key or ("C major" if self.voices == 1 else "D minor"))
+            bars = 8 if bars is None else bars
+            self._check_bars(bars)
+            prefix = self._header(tonic, mode, time_signature)
+            forced = None
+        self._check_meter(time_signature)
+        ids = self._sample(prefix, bars=bars, time_signature=time_signature, tonic=tonic, mode=mode,
+                           soprano=forced, temperature=temperature, top_p=top_p, generator=generator,
+                           cadence_only_lower=melody is not None)
+        tempo = float(tempo) if tempo is not None else float(prime.tempo if prime is not None else
+                                                              (76.0 if self.voices == 4 else 100.0))
+        if not 20 <= tempo <= 300:
+            raise ParameterError(f"tempo must be between 20 and 300 BPM, got {tempo}", field="tempo")
+        program = gm_program(instrument) if instrument else gm_program("church_organ" if self.voices == 4 else "flute")
+        score = decode(ids, steps_per_beat=STEPS_PER_BEAT, tempo=tempo, programs=program,
+                       names=VOICE_NAMES[self.voices])
+        score.title = f"Tunesmith {self.name} in {key_name(tonic, mode)}"
+        params = {"key": key_name(tonic, mode), "bars": score.n_bars, "time_signature": list(time_signature),
+                  "tempo": tempo, "temperature": temperature, "top_p": top_p, "seed": seed,
+                  "instrument": instrument, "mode": "harmonize" if melody is not None else
+                  "continue" if prime is not None else "compose"}
+        return Composition(score=score, params=params, tokens=ids, seconds=time.perf_counter() - started,
+                           model=self.name, interpretation=notes)
+
+    # ---- preparation ------------------------------------------------------------------------------
+
+    def _header(self, tonic: int, mode: str, time_signature: tuple[int, int]) -> list[int]:
+        return [VOCAB.bos_id, VOCAB.key_id(tonic, mode), VOCAB.meter_id(*time_signature), VOCAB.voices_id(self.voices)]
+
+    @staticmethod
+    def _check_bars(bars: int) -> None:
+        if isinstance(bars, bool) or not isinstance(bars, int) or not 1 <= bars <= MAX_BARS:
+            raise ParameterError(f"bars must be a whole number from 1 to {MAX_BARS}, got {bars!r}", field="bars")
+
+    @staticmethod
+    def _check_meter(time_signature: tuple[int, int]) -> None:
+        n, d = time_signature
+        if VOCAB.meter_id(n, d) == VOCAB.id("METER_other"):
+            raise ParameterError(f"meter {n}/{d} is not supported; use 2/4, 3/4, 4/4, 3/2, 6/8, 9/8, 12/8, 2/2, "
+                                 "3/8 or 6/4", field="meter")
+
+    def _prepare_melody(self, melody: Part, key: str | None, time_signature: tuple[int, int],
+                        notes: list[str]) -> tuple[Part, int, str, tuple[int, int]]:
+        """Quantize the melody, move it to the requested key and into the soprano's range."""
+        if not melody.notes:
+            raise ParameterError("the melody to harmonize has no notes", field="input")
+        score = quantize(Score(parts=[melody], time_signature=time_signature), steps_per_beat=STEPS_PER_BEAT)
+        found = estimate_key([(n.pitch, n.duration) for n in score.parts[0].notes])
+        if key is not None:
+            tonic, mode = parse_key(key)
+            shift = ((tonic - found[0] + 6) % 12) - 6
+            if shift:
+                score = transpose(score, shift)
+                notes.append(f"melody moved by {shift:+d} semitones from {key_name(*found)} to {key_name(tonic, mode)}")
+        else:
+            tonic, mode = found
+            notes.append(f"melody key estimated as {key_name(tonic, mode)}")
+        low, high = self.ranges[0]
+        pitches = [n.pitch for n in score.parts[0].notes]
+        if max(pitches) - min(pitches) > high - low:
+            raise ParameterError(f"the melody spans {max(pitches) - min(pitches)} semitones; a soprano sings at most "
+                                 f"{high - low} (MIDI {low}-{high})", field="input")
+        octave = 0
+        while min(pitches) + octave < low:
+            octave += 12
+        while max(pitches) + octave > high:
+            octave -= 12
+        if min(pitches) + octave < low:
+            raise ParameterError(f"the melody (MIDI {min(pitches)}-{max(pitches)}) fits no octave of the soprano "
+                                 f"range {low}-{high}", field="input")
+        if octave:
+            score = transpose(score, octave)
+            notes.append(f"melody moved {octave // 12:+d} octave(s) into the soprano range")
+        return score.parts[0], tonic, mode, time_signature
+
+    def _prepare_prime(self, prime: Score, key: str | None, notes: list[str]) -> tuple[Score, int, str, tuple]:
+        """Quantize the piece to continue; match its voices to the model; move it to ``key`` if asked."""
+        prime = quantize(prime, steps_per_beat=STEPS_PER_BEAT)
+        parts = [p for p in prime.parts if not p.is_drum and p.notes]
+        if len(parts) != self.voices:
+            raise ParameterError(f"model {self.name!r} continues {self.voices}-voice music; the input has "
+                                 f"{len(parts)} voice(s)", field="input")
+        prime = replace(prime, parts=parts)
+        found = parse_key(prime.key) if prime.key else estimate_key([(n.pitch, n.duration) for n in prime.all_notes()])
+        tonic, mode = found
+        if key is not None:
+            tonic, mode = parse_key(key)
+            shift = ((tonic - found[0] + 6) % 12) - 6
+            if shift:
+                prime = transpose(prime, shift)
+                notes.append(f"input moved by {shift:+d} semitones to {key_name(tonic, mode)}")
+        prime.key = key_name(tonic, mode)
+        self._check_meter(prime.time_signature)
+        return prime, tonic, mode, prime.time_signature
+
+    # ---- sampling ---------------------------------------------------------------------------------
+
+    def _voice_tables(self, tonic: int, mode: str) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """Allowed-token masks per voice (range + HOLD + REST) and the out-of-key pitch bias."""
+        in_key = key_pitch_classes(tonic, mode)
+        bias = torch.zeros(VOCAB.size)
+        for pitch in range(128):
+            if pitch % 12 not in in_key:
+                bias[VOCAB.pitch_id(pitch)] = -OUT_OF_KEY_PENALTY
+        masks = []
+        for low, high in self.ranges:
+            mask = torch.zeros(VOCAB.size, dtype=torch.bool)
+            for pitch in range(low, high + 1):
+                mask[VOCAB.pitch_id(pitch)] = True
+            mask[VOCAB.hold_id] = mask[VOCAB.rest_id] = True
+            masks.append(mask)
+        return masks, bias
+
+    def _sample(self, prefix: list[int], *, bars: int, time_signature: tuple[int, int], tonic: int, mode: str,
+                soprano: list[int] | None, temperature: float, top_p: float, generator: torch.Generator,
+                cadence_only_lower: bool) -> list[int]:
+        """Feed ``prefix``, then write ``bars`` bars step by step under the constraints; returns all ids."""
+        per_bar = bar_steps(time_signature, STEPS_PER_BEAT)
+        masks, bias = self._voice_tables(tonic, mode)
+        triad = self._pitch_classes_mask({tonic, (tonic + (3 if mode == "minor" else 4)) % 12, (tonic + 7) % 12})
+        tonic_only = self._pitch_classes_mask({tonic})
+        hold_only = self._only(VOCAB.hold_id)
+        ids = list(prefix)
+        cursor = GridCursor(self.voices)
+        slots, positions = zip(*(cursor.where(t) for t in ids), strict=True)
+        logits, state = self.model.step(torch.tensor([ids]), torch.tensor([slots]), torch.tensor([positions]))
+        logits = logits[0]
+        last = self._last_tokens(prefix)
+        fresh = not any(t == VOCAB.bar_id for t in prefix)
+        lowest = self.voices - 1
+        for bar in range(bars):
+            final_bar = bar == bars - 1
+            logits, state = self._feed(VOCAB.bar_id, cursor, state, ids)
+            for step in range(per_bar):
+                for voice in range(self.voices):
+                    if soprano is not None and voice == 0:
+                        token = soprano[bar * per_bar + step]
+                    else:
+                        if final_bar and step > 0:
+                            allowed = hold_only  # the final chord is held to the end of the bar
+                        elif final_bar:  # the final chord: a tonic triad over the tonic in the bass
+                            allowed = masks[voice] & (tonic_only if voice == lowest else triad)
+                        elif fresh and bar == 0 and step == 0 and voice == lowest:
+                            allowed = masks[voice] & (tonic_only if self.voices > 1 else triad)
+                        else:
+                            allowed = masks[voice].clone()
+                            if last[voice] == VOCAB.rest_id:
+                                allowed[VOCAB.hold_id] = False
+                        token = sample_token(logits, allowed=allowed, bias=bias, temperature=temperature,
+                                             top_p=top_p, generator=generator)
+                    if token != VOCAB.hold_id:
+                        last[voice] = token
+                    logits, state = self._feed(token, cursor, state, ids)
+        ids.append(VOCAB.eos_id)
+        return ids
+
+    def _feed(self, token: int, cursor: GridCursor, state: Any, ids: list[int]) -> tuple[torch.Tensor, Any]:
+        slot, position = cursor.where(token)
+        ids.append(token)
+        logits, state = self.model.step(torch.tensor([[token]]), torch.tensor([[slot]]),
+                                        torch.tensor([[position]]), state)
+        return logits[0], state
+
+    @staticmethod
+    def _only(token: int) -> torch.Tensor:
+        mask = torch.zeros(VOCAB.size, dtype=torch.bool)
+        mask[token] = True
+        return mask
+
+    @staticmethod
+    def _pitch_classes_mask(pcs: set[int]) -> torch.Tensor:
+        mask = torch.zeros(VOCAB.size, dtype=torch.bool)
+        for pitch in range(128):
+            if pitch % 12 in pcs:
+                mask[VOCAB.pitch_id(pitch)] = True
+        return mask
+
+    def _last_tokens(self, prefix: list[int]) -> list[int]:
+        """The last non-HOLD step token of each voice in an encoded prefix."""
+        last = [VOCAB.rest_id] * self.voices
+        cursor = GridCursor(self.voices)
+        for token in prefix:
+            slot, _ = cursor.where(token)
+            if slot < self.voices and token != VOCAB.hold_id:
+                last[slot] = token
+        return last
