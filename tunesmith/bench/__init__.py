@@ -1,4 +1,4 @@
 """Benchmarks run by `tunesmith bench NAME`; each module exposes `run(*, seconds, json) -> dict`."""
 
 BENCHMARKS = ("data", "lm", "gan", "render", "analyzer", "service")
-AVAILABLE = ("data",)
+AVAILABLE = ("data", "lm")

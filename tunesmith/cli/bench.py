@@ -15,9 +15,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="run a throughput benchmark",
         description="Run a throughput benchmark with one thread and report x real time per core.",
     )
-    parser.add_argument("name", choices=BENCHMARKS, help="which benchmark (available now: data)")
+    parser.add_argument("name", choices=BENCHMARKS, help="which benchmark (available now: data, lm)")
     parser.add_argument("--seconds", type=float, default=30.0, help="length of the test audio (default 30)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.add_argument("--checkpoint", help="lm: model name or training run directory (default: chorale)")
     parser.set_defaults(func=run)
 
 
@@ -27,7 +28,11 @@ def run(args: argparse.Namespace) -> int:
         raise ParameterError(
             f"benchmark {args.name!r} is not available yet (available: {', '.join(AVAILABLE)})", field="name"
         )
-    from tunesmith.bench import data  # heavy imports (librosa) only when a benchmark runs
+    import importlib
 
-    data.run(seconds=args.seconds, json=args.json)
+    module = importlib.import_module(f"tunesmith.bench.{args.name}")  # heavy imports only when one runs
+    options = {"seconds": args.seconds, "json": args.json}
+    if args.checkpoint:
+        options["checkpoint"] = args.checkpoint
+    module.run(**options)
     return 0

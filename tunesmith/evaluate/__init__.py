@@ -1,0 +1,1 @@
+"""Evaluation: metrics for each model family, run by `tunesmith evaluate`."""

@@ -1,0 +1,1 @@
+"""Responsible generation: originality against the training data (signing and watermarking to come)."""
