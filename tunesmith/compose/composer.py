@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from tunesmith.compose.sampling import check_sampling, sample_token
@@ -99,8 +100,8 @@ class Composer:
             raise ParameterError(f"model {self.name!r} writes one voice and cannot harmonize; use chorale",
                                  field="harmonize")
         notes: list[str] = []
-        seed = int(seed) if seed is not None else int(torch.randint(0, 2**31 - 1, (1,)))
-        generator = torch.Generator().manual_seed(seed)
+        seed = int(seed) if seed is not None else int(np.random.default_rng().integers(0, 2**31 - 1))
+        rng = np.random.default_rng(seed)
         if melody is not None:
             melody, tonic, mode, time_signature = self._prepare_melody(melody, key, time_signature, notes)
             forced = melody_step_ids(melody, time_signature=time_signature, steps_per_beat=STEPS_PER_BEAT)
@@ -122,7 +123,7 @@ class Composer:
             forced = None
         self._check_meter(time_signature)
         ids = self._sample(prefix, bars=bars, time_signature=time_signature, tonic=tonic, mode=mode,
-                           soprano=forced, temperature=temperature, top_p=top_p, generator=generator,
+                           soprano=forced, temperature=temperature, top_p=top_p, rng=rng,
                            cadence_only_lower=melody is not None)
         tempo = float(tempo) if tempo is not None else float(prime.tempo if prime is not None else
                                                               (76.0 if self.voices == 4 else 100.0))
@@ -212,16 +213,16 @@ class Composer:
 
     # ---- sampling ---------------------------------------------------------------------------------
 
-    def _voice_tables(self, tonic: int, mode: str) -> tuple[list[torch.Tensor], torch.Tensor]:
+    def _voice_tables(self, tonic: int, mode: str) -> tuple[list[np.ndarray], np.ndarray]:
         """Allowed-token masks per voice (range + HOLD + REST) and the out-of-key pitch bias."""
         in_key = key_pitch_classes(tonic, mode)
-        bias = torch.zeros(VOCAB.size)
+        bias = np.zeros(VOCAB.size)
         for pitch in range(128):
             if pitch % 12 not in in_key:
                 bias[VOCAB.pitch_id(pitch)] = -OUT_OF_KEY_PENALTY
         masks = []
         for low, high in self.ranges:
-            mask = torch.zeros(VOCAB.size, dtype=torch.bool)
+            mask = np.zeros(VOCAB.size, dtype=bool)
             for pitch in range(low, high + 1):
                 mask[VOCAB.pitch_id(pitch)] = True
             mask[VOCAB.hold_id] = mask[VOCAB.rest_id] = True
@@ -229,7 +230,7 @@ class Composer:
         return masks, bias
 
     def _sample(self, prefix: list[int], *, bars: int, time_signature: tuple[int, int], tonic: int, mode: str,
-                soprano: list[int] | None, temperature: float, top_p: float, generator: torch.Generator,
+                soprano: list[int] | None, temperature: float, top_p: float, rng: np.random.Generator,
                 cadence_only_lower: bool) -> list[int]:
         """Feed ``prefix``, then write ``bars`` bars step by step under the constraints; returns all ids."""
         per_bar = bar_steps(time_signature, STEPS_PER_BEAT)
@@ -241,7 +242,7 @@ class Composer:
         cursor = GridCursor(self.voices)
         slots, positions = zip(*(cursor.where(t) for t in ids), strict=True)
         logits, state = self.model.step(torch.tensor([ids]), torch.tensor([slots]), torch.tensor([positions]))
-        logits = logits[0]
+        logits = logits[0].numpy()
         last = self._last_tokens(prefix)
         fresh = not any(t == VOCAB.bar_id for t in prefix)
         lowest = self.voices - 1
@@ -260,33 +261,32 @@ class Composer:
                         elif fresh and bar == 0 and step == 0 and voice == lowest:
                             allowed = masks[voice] & (tonic_only if self.voices > 1 else triad)
                         else:
-                            allowed = masks[voice].clone()
+                            allowed = masks[voice].copy()
                             if last[voice] == VOCAB.rest_id:
                                 allowed[VOCAB.hold_id] = False
                         token = sample_token(logits, allowed=allowed, bias=bias, temperature=temperature,
-                                             top_p=top_p, generator=generator)
+                                             top_p=top_p, rng=rng)
                     if token != VOCAB.hold_id:
                         last[voice] = token
                     logits, state = self._feed(token, cursor, state, ids)
         ids.append(VOCAB.eos_id)
         return ids
 
-    def _feed(self, token: int, cursor: GridCursor, state: Any, ids: list[int]) -> tuple[torch.Tensor, Any]:
+    def _feed(self, token: int, cursor: GridCursor, state: Any, ids: list[int]) -> tuple[np.ndarray, Any]:
         slot, position = cursor.where(token)
         ids.append(token)
-        logits, state = self.model.step(torch.tensor([[token]]), torch.tensor([[slot]]),
-                                        torch.tensor([[position]]), state)
-        return logits[0], state
+        logits, state = self.model.step_one(token, slot, position, state)
+        return logits.numpy(), state
 
     @staticmethod
-    def _only(token: int) -> torch.Tensor:
-        mask = torch.zeros(VOCAB.size, dtype=torch.bool)
+    def _only(token: int) -> np.ndarray:
+        mask = np.zeros(VOCAB.size, dtype=bool)
         mask[token] = True
         return mask
 
     @staticmethod
-    def _pitch_classes_mask(pcs: set[int]) -> torch.Tensor:
-        mask = torch.zeros(VOCAB.size, dtype=torch.bool)
+    def _pitch_classes_mask(pcs: set[int]) -> np.ndarray:
+        mask = np.zeros(VOCAB.size, dtype=bool)
         for pitch in range(128):
             if pitch % 12 in pcs:
                 mask[VOCAB.pitch_id(pitch)] = True

@@ -1,8 +1,12 @@
-"""Turning logits into one token: masks, biases, temperature and nucleus (top-p) sampling."""
+"""Turning logits into one token: masks, biases, temperature and nucleus (top-p) sampling.
+
+Works on small NumPy vectors (one vocabulary's worth): for a single token that is several times faster
+than a chain of tiny tensor operations, and a seeded ``np.random.Generator`` makes it reproducible.
+"""
 
 from __future__ import annotations
 
-import torch
+import numpy as np
 
 from tunesmith.errors import ParameterError
 
@@ -15,21 +19,23 @@ def check_sampling(temperature: float, top_p: float) -> None:
         raise ParameterError(f"top_p must be between 0.05 and 1.0, got {top_p}", field="top_p")
 
 
-def sample_token(logits: torch.Tensor, *, allowed: torch.Tensor, bias: torch.Tensor | None = None,
-                 temperature: float = 1.0, top_p: float = 1.0, generator: torch.Generator | None = None) -> int:
+def sample_token(logits: np.ndarray, *, allowed: np.ndarray, bias: np.ndarray | None = None,
+                 temperature: float = 1.0, top_p: float = 1.0, rng: np.random.Generator) -> int:
     """Sample one id from ``logits`` (vocab,) restricted to ``allowed`` (bool, vocab)."""
-    scores = logits / temperature
+    candidates = np.flatnonzero(allowed)
+    if candidates.size == 1:
+        return int(candidates[0])
+    if candidates.size == 0:
+        raise ValueError("no token is allowed at this step")
+    scores = logits[candidates].astype(np.float64) / temperature
     if bias is not None:
-        scores = scores + bias
-    scores = scores.masked_fill(~allowed, float("-inf"))
-    probs = torch.softmax(scores, dim=-1)
+        scores += bias[candidates]
+    probs = np.exp(scores - scores.max())
+    probs /= probs.sum()
     if top_p < 1.0:
-        sorted_probs, order = probs.sort(descending=True)
-        keep = sorted_probs.cumsum(0) - sorted_probs < top_p  # always keeps the most likely token
-        trimmed = torch.zeros_like(probs)
-        trimmed[order[keep]] = sorted_probs[keep]
-        probs = trimmed
-    if not torch.isfinite(probs).all() or float(probs.sum()) <= 0:
-        # every allowed token had -inf: fall back to uniform over the allowed set
-        probs = allowed.float()
-    return int(torch.multinomial(probs, 1, generator=generator))
+        order = np.argsort(-probs)
+        keep = np.cumsum(probs[order]) - probs[order] < top_p  # always keeps the most likely token
+        trimmed = np.zeros_like(probs)
+        trimmed[order[keep]] = probs[order[keep]]
+        probs = trimmed / trimmed.sum()
+    return int(candidates[rng.choice(candidates.size, p=probs)])

@@ -55,6 +55,20 @@ class LSTMLanguageModel(nn.Module):
         y, state = self.rnn(x, state)
         return self.head(self.norm(y)), state
 
+    def _step_weights(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Per layer: [W_ih; W_hh] transposed into one contiguous (2*dim, 4*dim) matrix and the summed
+        biases, cached until the parameters change (their version counters move on every update)."""
+        versions = tuple(p._version for p in self.rnn.parameters())
+        if getattr(self, "_step_cache_versions", None) != versions:
+            self._step_cache = [
+                (torch.cat([getattr(self.rnn, f"weight_ih_l{k}"), getattr(self.rnn, f"weight_hh_l{k}")], dim=1)
+                 .t().contiguous().detach(),
+                 (getattr(self.rnn, f"bias_ih_l{k}") + getattr(self.rnn, f"bias_hh_l{k}")).detach())
+                for k in range(self.kwargs["layers"])
+            ]
+            self._step_cache_versions = versions
+        return self._step_cache
+
     @torch.no_grad()
     def step(self, ids: torch.Tensor, slots: torch.Tensor, positions: torch.Tensor,
              state: Any = None) -> tuple[torch.Tensor, Any]:
@@ -66,7 +80,10 @@ class LSTMLanguageModel(nn.Module):
         if ids.shape[1] > 1:
             logits, state = self.forward(ids, slots, positions, state)
             return logits[:, -1], state
-        x = self.embed(ids, slots, positions)[:, 0]  # (B, dim)
+        return self._cells(self.embed(ids, slots, positions)[:, 0], state)
+
+    def _cells(self, x: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
+        """The LSTM cell equations for one time step of input x (B, dim)."""
         b, dim = x.shape
         layers = self.kwargs["layers"]
         if state is None:
@@ -74,16 +91,22 @@ class LSTMLanguageModel(nn.Module):
             state = (zeros, zeros.clone())
         h_all, c_all = state
         hs, cs = [], []
-        for layer in range(layers):
-            gates = (x @ getattr(self.rnn, f"weight_ih_l{layer}").T + getattr(self.rnn, f"bias_ih_l{layer}")
-                     + h_all[layer] @ getattr(self.rnn, f"weight_hh_l{layer}").T
-                     + getattr(self.rnn, f"bias_hh_l{layer}"))
+        for layer, (weight, bias) in enumerate(self._step_weights()):
+            gates = torch.addmm(bias, torch.cat([x, h_all[layer]], dim=1), weight)  # (B, 4 * dim)
             i, f, g, o = gates.chunk(4, dim=1)
             c = torch.sigmoid(f) * c_all[layer] + torch.sigmoid(i) * torch.tanh(g)
             x = torch.sigmoid(o) * torch.tanh(c)
             hs.append(x)
             cs.append(c)
         return self.head(self.norm(x)), (torch.stack(hs), torch.stack(cs))
+
+    @torch.no_grad()
+    def step_one(self, token: int, slot: int, position: int, state: Any = None) -> tuple[torch.Tensor, Any]:
+        """One token of one sequence, in eval mode: logits (vocab,) and the new state (the sampler's path)."""
+        e = self.embed
+        x = (e.token.weight[token] + e.slot.weight[slot] + e.position.weight[position]).unsqueeze(0)
+        logits, state = self._cells(x, state)
+        return logits[0], state
 
 
 def alibi_slopes(heads: int) -> torch.Tensor:
@@ -191,6 +214,13 @@ class TransformerLanguageModel(nn.Module):
              state: Any = None) -> tuple[torch.Tensor, Any]:
         logits, state = self.forward(ids, slots, positions, state)
         return logits[:, -1], state
+
+    @torch.no_grad()
+    def step_one(self, token: int, slot: int, position: int, state: Any = None) -> tuple[torch.Tensor, Any]:
+        """One token of one sequence: logits (vocab,) and the new key/value cache."""
+        logits, state = self.forward(torch.tensor([[token]]), torch.tensor([[slot]]), torch.tensor([[position]]),
+                                     state)
+        return logits[0, -1], state
 
 
 ARCHITECTURES: dict[str, type[nn.Module]] = {"rnn": LSTMLanguageModel, "transformer": TransformerLanguageModel}
