@@ -48,6 +48,11 @@ def test_constraints_hold_on_every_seed(composer, seed):
     chord = final_chord(score)
     assert len(chord) == 4
     assert min(chord, key=lambda n: n.pitch).pitch % 12 == tonic
+    assert score.parts[-1].notes[-1].pitch % 12 == tonic
+    for upper, lower in zip(score.parts, score.parts[1:], strict=False):  # no voice crossing
+        for note in lower.notes:
+            above = [n.pitch for n in upper.notes if n.start <= note.start < n.end]
+            assert not above or note.pitch <= above[0], (upper.name, lower.name, note)
     assert {n.pitch % 12 for n in chord} <= {2, 5, 9}
     assert score.key == "D minor"
 

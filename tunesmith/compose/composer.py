@@ -56,6 +56,18 @@ class Composition:
     interpretation: list[str] = field(default_factory=list)
 
 
+def _at_most_masks() -> np.ndarray:
+    """AT_MOST[p]: HOLD, REST and every pitch token up to MIDI pitch p (for voice-crossing checks)."""
+    masks = np.zeros((128, VOCAB.size), dtype=bool)
+    for top in range(128):
+        masks[top, [VOCAB.pitch_id(p) for p in range(top + 1)]] = True
+        masks[top, [VOCAB.hold_id, VOCAB.rest_id]] = True
+    return masks
+
+
+AT_MOST = _at_most_masks()
+
+
 def key_pitch_classes(tonic: int, mode: str) -> set[int]:
     """Scale plus, in minor, the raised sixth and seventh (melodic/harmonic minor)."""
     pcs = set(scale_pitch_classes(tonic, mode))
@@ -244,6 +256,7 @@ class Composer:
         logits, state = self.model.step(torch.tensor([ids]), torch.tensor([slots]), torch.tensor([positions]))
         logits = logits[0].numpy()
         last = self._last_tokens(prefix)
+        sounding = [VOCAB.pitch_of(t) for t in last]  # pitch each voice holds now (None: resting)
         fresh = not any(t == VOCAB.bar_id for t in prefix)
         lowest = self.voices - 1
         for bar in range(bars):
@@ -264,10 +277,16 @@ class Composer:
                             allowed = masks[voice].copy()
                             if last[voice] == VOCAB.rest_id:
                                 allowed[VOCAB.hold_id] = False
+                        above = sounding[voice - 1] if voice else None
+                        if above is not None:  # no voice crossing: stay at or below the voice above
+                            allowed = allowed & AT_MOST[above]
+                            if sounding[voice] is not None and sounding[voice] > above:
+                                allowed[VOCAB.hold_id] = False
                         token = sample_token(logits, allowed=allowed, bias=bias, temperature=temperature,
                                              top_p=top_p, rng=rng)
                     if token != VOCAB.hold_id:
                         last[voice] = token
+                        sounding[voice] = VOCAB.pitch_of(token)
                     logits, state = self._feed(token, cursor, state, ids)
         ids.append(VOCAB.eos_id)
         return ids
