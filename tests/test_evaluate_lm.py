@@ -6,7 +6,6 @@ import math
 
 import pytest
 
-from tunesmith.evaluate.lm import music21_key
 from tunesmith.evaluate.ngram import NGramModel
 from tunesmith.evaluate.symbolic_stats import (
     in_key_ratio,
@@ -16,6 +15,7 @@ from tunesmith.evaluate.symbolic_stats import (
 )
 from tunesmith.provenance.originality import SymbolicIndex
 from tunesmith.symbolic.io import read_music21_corpus
+from tunesmith.symbolic.keys import music21_key
 from tunesmith.symbolic.score import Note, Part, Score
 from tunesmith.symbolic.transform import transpose
 

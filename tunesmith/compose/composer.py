@@ -26,7 +26,7 @@ from tunesmith.errors import ParameterError
 from tunesmith.models.lm import build_lm
 from tunesmith.symbolic.grid import GridCursor
 from tunesmith.symbolic.instruments import gm_program
-from tunesmith.symbolic.keys import estimate_key, key_name, parse_key, scale_pitch_classes
+from tunesmith.symbolic.keys import estimate_key, key_fit, key_name, music21_key, parse_key, scale_pitch_classes
 from tunesmith.symbolic.score import Part, Score
 from tunesmith.symbolic.tokens import VOCAB, bar_steps, decode, encode, melody_step_ids
 from tunesmith.symbolic.transform import quantize, transpose
@@ -34,6 +34,7 @@ from tunesmith.train.checkpoint import load_card, load_weights
 
 STEPS_PER_BEAT = 4
 MAX_BARS = 64
+KEY_TRIES = 6  # drafts at most, when the key analysis of a draft disagrees with the requested key
 OUT_OF_KEY_PENALTY = 2.5  # logit penalty of a pitch outside the key's (harmonic/melodic) scale
 
 # Voice ranges (MIDI) by number of voices: SATB for chorales, a singable/playable line for melodies.
@@ -87,6 +88,7 @@ class Composer:
         if self.voices not in VOICE_RANGES:
             raise ParameterError(f"no voice ranges for a {self.voices}-voice model", field="model")
         self.ranges = VOICE_RANGES[self.voices]
+        self.key_tries = KEY_TRIES
 
     @classmethod
     def load(cls, name_or_path: str | Path) -> Composer:
@@ -134,20 +136,32 @@ class Composer:
             prefix = self._header(tonic, mode, time_signature)
             forced = None
         self._check_meter(time_signature)
-        ids = self._sample(prefix, bars=bars, time_signature=time_signature, tonic=tonic, mode=mode,
-                           soprano=forced, temperature=temperature, top_p=top_p, rng=rng,
-                           cadence_only_lower=melody is not None)
         tempo = float(tempo) if tempo is not None else float(prime.tempo if prime is not None else
                                                               (76.0 if self.voices == 4 else 100.0))
         if not 20 <= tempo <= 300:
             raise ParameterError(f"tempo must be between 20 and 300 BPM, got {tempo}", field="tempo")
         program = gm_program(instrument) if instrument else gm_program("church_organ" if self.voices == 4 else "flute")
-        score = decode(ids, steps_per_beat=STEPS_PER_BEAT, tempo=tempo, programs=program,
-                       names=VOICE_NAMES[self.voices])
+        # composing from scratch, the requested key is verified by music21's analysis; a draft in another
+        # key is resampled (bounded), and the draft that fits the key best is kept if none agrees
+        tries = self.key_tries if melody is None and prime is None else 1
+        drafts = []
+        for attempt in range(tries):
+            draft_rng = rng if attempt == 0 else np.random.default_rng([seed, attempt])
+            ids = self._sample(prefix, bars=bars, time_signature=time_signature, tonic=tonic, mode=mode,
+                               soprano=forced, temperature=temperature, top_p=top_p, rng=draft_rng,
+                               cadence_only_lower=melody is not None)
+            score = decode(ids, steps_per_beat=STEPS_PER_BEAT, tempo=tempo, programs=program,
+                           names=VOICE_NAMES[self.voices])
+            if tries == 1 or music21_key(score) == (tonic, mode):
+                break
+            drafts.append((key_fit([(n.pitch, n.duration) for n in score.all_notes()], tonic, mode), ids, score))
+        else:
+            _, ids, score = max(drafts, key=lambda d: d[0])
+            notes.append(f"no draft of {tries} read as {key_name(tonic, mode)} to music21; kept the closest")
         score.title = f"Tunesmith {self.name} in {key_name(tonic, mode)}"
         params = {"key": key_name(tonic, mode), "bars": score.n_bars, "time_signature": list(time_signature),
                   "tempo": tempo, "temperature": temperature, "top_p": top_p, "seed": seed,
-                  "instrument": instrument, "mode": "harmonize" if melody is not None else
+                  "instrument": instrument, "drafts": attempt + 1, "mode": "harmonize" if melody is not None else
                   "continue" if prime is not None else "compose"}
         return Composition(score=score, params=params, tokens=ids, seconds=time.perf_counter() - started,
                            model=self.name, interpretation=notes)

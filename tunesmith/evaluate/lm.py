@@ -23,8 +23,7 @@ from tunesmith.evaluate.ngram import NGramModel
 from tunesmith.evaluate.symbolic_stats import compare, piece_statistics
 from tunesmith.progress import progress
 from tunesmith.provenance.originality import SymbolicIndex
-from tunesmith.symbolic.keys import key_name, parse_key
-from tunesmith.symbolic.score import Score
+from tunesmith.symbolic.keys import key_name, music21_key, parse_key
 from tunesmith.symbolic.tokens import VOCAB, decode
 from tunesmith.train.lm import evaluate_nll
 from tunesmith.train.lm_data import TokenCorpus
@@ -32,18 +31,6 @@ from tunesmith.train.lm_data import TokenCorpus
 NGRAM_ORDERS = (2, 3, 5, 9)
 MAX_EVAL_BARS = 16
 ORIGINALITY_LIMIT = 12
-
-
-def music21_key(score: Score) -> tuple[int, str]:
-    """The key music21's default analysis (Krumhansl-Schmuckler) finds in ``score``."""
-    from music21 import note, stream
-
-    s = stream.Stream()
-    for n in score.all_notes():
-        m21 = note.Note(n.pitch, quarterLength=n.duration)
-        s.insert(n.start, m21)
-    found = s.analyze("key")
-    return found.tonic.pitchClass, found.mode if found.mode in ("major", "minor") else "major"
 
 
 def ngram_baseline(train: TokenCorpus, valid: TokenCorpus, test: TokenCorpus) -> dict[str, Any]:

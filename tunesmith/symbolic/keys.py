@@ -13,8 +13,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from tunesmith.errors import ParameterError
+
+if TYPE_CHECKING:
+    from tunesmith.symbolic.score import Score
 
 MODES = ("major", "minor")
 
@@ -169,3 +173,14 @@ def _correlation(a: list[float], b: list[float]) -> float:
     num = sum(x * y for x, y in zip(da, db, strict=True))
     den = (sum(x * x for x in da) * sum(y * y for y in db)) ** 0.5
     return num / den if den > 0 else 0.0
+
+
+def music21_key(score: Score) -> tuple[int, str]:
+    """The key music21's default analysis (Aarden-Essen key profiles) finds in ``score``."""
+    from music21 import note, stream
+
+    flat = stream.Stream()
+    for n in score.all_notes():
+        flat.insert(n.start, note.Note(n.pitch, quarterLength=n.duration))
+    found = flat.analyze("key")
+    return found.tonic.pitchClass, found.mode if found.mode in MODES else "major"
