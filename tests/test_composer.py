@@ -127,3 +127,17 @@ def test_cli_writes_midi_and_audio_and_rejects_bad_input(composer_dir, tmp_path)
         bad = cli("chorale", "--checkpoint", str(composer_dir), *args, "-o", str(tmp_path / "x.mid"))
         assert bad.returncode == 2, bad.stderr
         assert len(bad.stderr.strip().splitlines()) == 1 and needle in bad.stderr
+
+
+def test_evaluate_lm_reports_every_figure(composer_dir):
+    result = subprocess.run([sys.executable, "-m", "tunesmith", "evaluate", "lm", "--checkpoint", str(composer_dir),
+                             "--pieces", "3", "--json"], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    import json
+
+    report = json.loads(result.stdout)
+    assert report["nll"]["ngram"]["test_nll"] > 0 and report["nll"]["model_test_nll"] > 0
+    assert set(report["statistics"]["by_statistic"]) >= {"pitch_class_entropy", "in_key_ratio", "note_density",
+                                                         "voice_range", "parallel_perfect_rate"}
+    assert 0 <= report["key_accuracy"]["music21_agrees"] <= 1
+    assert sum(report["originality"]["histogram"].values()) == 3
