@@ -180,7 +180,7 @@ def test_score_from_music21_stream() -> None:
 
 
 def test_missing_and_empty_files(tmp_path: Path) -> None:
-    with pytest.raises(InputFileError, match="not found"):
+    with pytest.raises(InputFileError, match="no such file"):
         read_score(tmp_path / "nope.mid")
     empty = tmp_path / "empty.mid"
     empty.write_bytes(b"")

@@ -22,7 +22,8 @@ import numpy as np
 import soundfile as sf
 
 from tunesmith.audio.dsp import check_seconds, resample, validate_audio
-from tunesmith.errors import AudioDecodeError, InputFileError, ParameterError
+from tunesmith.errors import AudioDecodeError, ParameterError
+from tunesmith.files import check_input_file
 
 SUPPORTED_FORMATS = ("wav", "flac", "ogg", "mp3")
 EXTENSION_FORMATS = {
@@ -110,19 +111,6 @@ _quiet = _Mpg123Quieter()
 
 
 # --------------------------------------------------------------------------- header checks
-
-
-def _check_path(path: str | os.PathLike[str]) -> Path:
-    p = Path(path)
-    if not p.exists():
-        raise InputFileError(f"{p}: no such file", field="path")
-    if not p.is_file():
-        raise InputFileError(f"{p}: not a regular file", field="path")
-    if p.stat().st_size == 0:
-        raise InputFileError(f"{p}: file is empty", field="path")
-    if not os.access(p, os.R_OK):
-        raise InputFileError(f"{p}: file is not readable (permission denied)", field="path")
-    return p
 
 
 def _wav_data_shortfall(p: Path) -> tuple[int, int] | None:
@@ -255,7 +243,7 @@ def _reason(exc: BaseException) -> str:
 
 def info(path: str | os.PathLike[str]) -> AudioInfo:
     """Header facts of an audio file; raises InputFileError / AudioDecodeError like `load`."""
-    p = _check_path(path)
+    p = check_input_file(path)
     meta = _probe(p)
     _check_complete(p, meta)
     return AudioInfo(
@@ -333,7 +321,7 @@ def load(
     comparing the frames decoded with its Xing/Info header. An MP3 *without* such a header is
     measured frame by frame, because libsndfile would stop at its bitrate-based length estimate.
     """
-    p = _check_path(path)
+    p = check_input_file(path)
     if sr is not None:
         _check_file_rate(sr)
     meta = _probe(p)

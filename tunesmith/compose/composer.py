@@ -69,6 +69,11 @@ def _at_most_masks() -> np.ndarray:
 AT_MOST = _at_most_masks()
 
 
+def nearest_shift(from_tonic: int, to_tonic: int) -> int:
+    """The transposition (-6..+5 semitones) that moves one tonic pitch class to another."""
+    return ((to_tonic - from_tonic + 6) % 12) - 6
+
+
 def key_pitch_classes(tonic: int, mode: str) -> set[int]:
     """Scale plus, in minor, the raised sixth and seventh (melodic/harmonic minor)."""
     pcs = set(scale_pitch_classes(tonic, mode))
@@ -192,7 +197,7 @@ class Composer:
         found = estimate_key([(n.pitch, n.duration) for n in score.parts[0].notes])
         if key is not None:
             tonic, mode = parse_key(key)
-            shift = ((tonic - found[0] + 6) % 12) - 6
+            shift = nearest_shift(found[0], tonic)
             if shift:
                 score = transpose(score, shift)
                 notes.append(f"melody moved by {shift:+d} semitones from {key_name(*found)} to {key_name(tonic, mode)}")
@@ -229,7 +234,7 @@ class Composer:
         tonic, mode = found
         if key is not None:
             tonic, mode = parse_key(key)
-            shift = ((tonic - found[0] + 6) % 12) - 6
+            shift = nearest_shift(found[0], tonic)
             if shift:
                 prime = transpose(prime, shift)
                 notes.append(f"input moved by {shift:+d} semitones to {key_name(tonic, mode)}")

@@ -27,13 +27,13 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
-from tunesmith.errors import InputFileError, MidiDecodeError, ParameterError, TunesmithError
+from tunesmith.errors import MidiDecodeError, ParameterError, TunesmithError
+from tunesmith.files import check_input_file
 from tunesmith.symbolic.keys import estimate_key, key_name, mode_family, parse_key
-from tunesmith.symbolic.score import Note, Part, Score
+from tunesmith.symbolic.score import DRUM_CHANNEL, Note, Part, Score, channel_plan
 
 DEFAULT_NOTATION_TEMPO = 100.0
 DEFAULT_MIDI_TEMPO = 120.0  # the MIDI default of 500000 microseconds per quarter note
-DRUM_CHANNEL = 9
 
 FORMATS: dict[str, tuple[str, ...]] = {
     "midi": (".mid", ".midi", ".smf"),
@@ -57,7 +57,7 @@ def read_score(path: str | Path, *, fmt: str | None = None, number: int | None =
     ``fmt`` overrides the extension ("midi", "musicxml", "abc", "humdrum"); ``number`` picks the tune
     with that ``X:`` number from a multi-tune ABC file (default: the first tune).
     """
-    path = _check_file(path)
+    path = check_input_file(path)
     fmt = _resolve_format(path, fmt)
     if number is not None and fmt != "abc":
         raise ParameterError(f"number={number!r} only applies to ABC files, not {path.name}", field="number")
@@ -66,17 +66,6 @@ def read_score(path: str | Path, *, fmt: str | None = None, number: int | None =
     if fmt == "abc":
         return _read_abc(path, number=number)
     return _read_music21_file(path, fmt)
-
-
-def _check_file(path: str | Path) -> Path:
-    path = Path(path)
-    if not path.exists():
-        raise InputFileError(f"file not found: {path}", field="path")
-    if not path.is_file():
-        raise InputFileError(f"not a file: {path}", field="path")
-    if path.stat().st_size == 0:
-        raise InputFileError(f"file is empty: {path}", field="path")
-    return path
 
 
 def _resolve_format(path: Path, fmt: str | None) -> str:
@@ -234,7 +223,7 @@ def _read_music21_file(path: Path, fmt: str) -> Score:
 
 def abc_tune_numbers(path: str | Path) -> list[int]:
     """The ``X:`` reference numbers of the tunes in an ABC file, in file order."""
-    return [number for number, _ in split_abc(_read_text(_check_file(path)))]
+    return [number for number, _ in split_abc(_read_text(check_input_file(path)))]
 
 
 def split_abc(text: str) -> list[tuple[int, str]]:
@@ -500,14 +489,7 @@ def write_midi(score: Score, path: str | Path, *, ticks_per_beat: int = 480) -> 
     _check_tempo(score.tempo)
     mid = mido.MidiFile(type=1, ticks_per_beat=ticks_per_beat)
     mid.tracks.append(_meta_track(score))
-    pitched = [c for c in range(16) if c != DRUM_CHANNEL]
-    n_pitched = 0
-    for part in score.parts:
-        if part.is_drum:
-            channel = DRUM_CHANNEL
-        else:
-            channel = pitched[n_pitched % len(pitched)]
-            n_pitched += 1
+    for part, channel in zip(score.parts, channel_plan(score.parts), strict=True):
         mid.tracks.append(_part_track(part, channel, ticks_per_beat))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from tunesmith.errors import DependencyError, ParameterError
-from tunesmith.symbolic.score import Score
+from tunesmith.symbolic.score import DRUM_CHANNEL, Score, channel_plan
 
 SOUNDFONT_ENV = "TUNESMITH_SOUNDFONT"
 KNOWN_SOUNDFONTS = (
@@ -39,7 +39,6 @@ SF2_DIR = Path("/usr/share/sounds/sf2")
 PIECE_GAIN = 0.7
 NOTE_GAIN = 1.0
 PEAK_LIMIT = 0.99
-DRUM_CHANNEL = 9
 DRUM_BANK = 128
 N_CHANNELS = 64
 MIN_SR, MAX_SR = 8000, 96000
@@ -239,17 +238,10 @@ class Renderer:
         self, score: Score
     ) -> tuple[list[tuple[int, int, int, int, int]], dict[int, tuple[int, bool]]]:
         """Sample-timed events ``(sample, 0=off/1=on, channel, pitch, velocity)`` and channel programs."""
-        pitched = [c for c in range(N_CHANNELS) if c % 16 != DRUM_CHANNEL]
         channels: dict[int, tuple[int, bool]] = {}
         events: list[tuple[int, int, int, int, int]] = []
         scale = 60.0 / score.tempo * self.sr
-        n_pitched = 0
-        for part in score.parts:
-            if part.is_drum:
-                channel = DRUM_CHANNEL
-            else:
-                channel = pitched[n_pitched % len(pitched)]
-                n_pitched += 1
+        for part, channel in zip(score.parts, channel_plan(score.parts, channels=N_CHANNELS), strict=True):
             channels.setdefault(channel, (_check_int(part.program, "program", 0, 127), part.is_drum))
             for note in part.notes:
                 pitch = _check_int(note.pitch, "pitch", 0, 127)

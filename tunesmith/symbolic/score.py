@@ -74,3 +74,19 @@ class Score:
 
     def all_notes(self) -> list[Note]:
         return sorted((n for p in self.parts for n in p.notes), key=lambda n: (n.start, n.pitch))
+
+
+DRUM_CHANNEL = 9  # General MIDI channel 10
+
+
+def channel_plan(parts: list[Part], *, channels: int = 16) -> list[int]:
+    """A MIDI channel per part: drums on channel 10, pitched parts in turn on the others."""
+    pitched = [c for c in range(channels) if c % 16 != DRUM_CHANNEL]
+    plan, n_pitched = [], 0
+    for part in parts:
+        if part.is_drum:
+            plan.append(DRUM_CHANNEL)
+        else:
+            plan.append(pitched[n_pitched % len(pitched)])
+            n_pitched += 1
+    return plan
