@@ -141,3 +141,15 @@ def test_evaluate_lm_reports_every_figure(composer_dir):
                                                          "voice_range", "parallel_perfect_rate"}
     assert 0 <= report["key_accuracy"]["music21_agrees"] <= 1
     assert sum(report["originality"]["histogram"].values()) == 3
+
+
+def test_a_melody_is_continued_in_four_voices(composer):
+    chorale = read_music21_corpus("bach/bwv66.6")
+    melody_only = Score(parts=[chorale.parts[0]], tempo=chorale.tempo, key=chorale.key,
+                        time_signature=chorale.time_signature)
+    result = composer.generate(prime=melody_only, bars=2, seed=4)
+    assert len(result.score.parts) == 4
+    assert result.score.n_bars == chorale.n_bars + 2
+    given = [(n.pitch, n.start) for n in chorale.parts[0].notes]
+    assert [(n.pitch, n.start) for n in result.score.parts[0].notes[: len(given)]] == given
+    assert len(result.score.parts[0].notes) > len(given)

@@ -29,7 +29,7 @@ from tunesmith.symbolic.instruments import gm_program
 from tunesmith.symbolic.keys import estimate_key, key_fit, key_name, music21_key, parse_key, scale_pitch_classes
 from tunesmith.symbolic.score import Part, Score
 from tunesmith.symbolic.tokens import VOCAB, bar_steps, decode, encode, melody_step_ids
-from tunesmith.symbolic.transform import quantize, transpose
+from tunesmith.symbolic.transform import is_monophonic, make_monophonic, quantize, transpose
 from tunesmith.train.checkpoint import load_card, load_weights
 
 STEPS_PER_BEAT = 4
@@ -128,6 +128,17 @@ class Composer:
             bars = len(forced) // per_bar
             self._check_bars(bars)
             prefix = self._header(tonic, mode, time_signature)
+        elif prime is not None and self.voices > 1 and len([p for p in prime.parts if p.notes and not p.is_drum]) == 1:
+            # a melody to continue with a many-voice model: harmonize its bars, then go on freely
+            line = next(p for p in prime.parts if p.notes and not p.is_drum)
+            melody, tonic, mode, time_signature = self._prepare_melody(line, key or prime.key, prime.time_signature,
+                                                                       notes)
+            forced = melody_step_ids(melody, time_signature=time_signature, steps_per_beat=STEPS_PER_BEAT)
+            given = len(forced) // bar_steps(time_signature, STEPS_PER_BEAT)
+            bars = given + (8 if bars is None else bars)
+            self._check_bars(bars)
+            prefix = self._header(tonic, mode, time_signature)
+            notes.append(f"the melody's {given} bar(s) are harmonized, then the piece goes on")
         elif prime is not None:
             prime, tonic, mode, time_signature = self._prepare_prime(prime, key, notes)
             prefix = encode(prime, voices=self.voices, steps_per_beat=STEPS_PER_BEAT)[:-1]  # drop EOS
@@ -226,6 +237,12 @@ class Composer:
         """Quantize the piece to continue; match its voices to the model; move it to ``key`` if asked."""
         prime = quantize(prime, steps_per_beat=STEPS_PER_BEAT)
         parts = [p for p in prime.parts if not p.is_drum and p.notes]
+        if self.voices == 1 and len(parts) > 1:  # a melody model continues the piece's top line
+            top = max(parts, key=lambda p: sum(n.pitch for n in p.notes) / len(p.notes))
+            parts = [make_monophonic(top)]
+            notes.append(f"continuing the top line ({top.name or 'part'}) of the {len(prime.parts)}-part input")
+        elif self.voices == 1 and parts and not is_monophonic(parts[0]):
+            parts = [make_monophonic(parts[0])]
         if len(parts) != self.voices:
             raise ParameterError(f"model {self.name!r} continues {self.voices}-voice music; the input has "
                                  f"{len(parts)} voice(s)", field="input")
@@ -283,7 +300,7 @@ class Composer:
             logits, state = self._feed(VOCAB.bar_id, cursor, state, ids)
             for step in range(per_bar):
                 for voice in range(self.voices):
-                    if soprano is not None and voice == 0:
+                    if soprano is not None and voice == 0 and bar * per_bar + step < len(soprano):
                         token = soprano[bar * per_bar + step]
                     else:
                         if final_bar and step > 0:
