@@ -36,6 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--instrument", help="GM instrument for rendering, e.g. organ, choir, violin, flute")
     p.add_argument("--checkpoint", type=Path, help="use a training run directory instead of the shipped weights")
     p.add_argument("--sr", type=int, default=44100, help="sample rate of audio output (default 44100)")
+    p.add_argument("--piano-roll", type=Path, help="also draw the piece as a piano-roll PNG here")
     p.add_argument("--json", action="store_true", help="print what was made as JSON")
     p.set_defaults(func=run_generate)
 
@@ -85,6 +86,10 @@ def run_generate(args: argparse.Namespace) -> int:
         from tunesmith.symbolic.render import get_renderer
 
         save(args.output, get_renderer(args.sr).render(result.score), args.sr)
+    if args.piano_roll:
+        from tunesmith.symbolic.pianoroll import plot_piano_roll
+
+        plot_piano_roll(result.score, args.piano_roll)
     report = {"output": str(args.output), "model": result.model, **result.params,
               "notes": result.score.n_notes, "seconds": round(result.seconds, 3),
               "interpretation": result.interpretation}

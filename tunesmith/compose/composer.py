@@ -313,6 +313,11 @@ class Composer:
                             allowed = masks[voice].copy()
                             if last[voice] == VOCAB.rest_id:
                                 allowed[VOCAB.hold_id] = False
+                        if voice == lowest and self.voices > 1 and all(p is None for p in sounding[:voice]):
+                            allowed = allowed.copy()  # the texture never falls silent inside a piece
+                            allowed[VOCAB.rest_id] = False
+                            if sounding[voice] is None:
+                                allowed[VOCAB.hold_id] = False
                         above = sounding[voice - 1] if voice else None
                         if above is not None:  # no voice crossing: stay at or below the voice above
                             allowed = allowed & AT_MOST[above]
