@@ -40,7 +40,7 @@ OUT_OF_KEY_PENALTY = 2.5  # logit penalty of a pitch outside the key's (harmonic
 # Voice ranges (MIDI) by number of voices: SATB for chorales, a singable/playable line for melodies.
 VOICE_RANGES: dict[int, tuple[tuple[int, int], ...]] = {
     1: ((55, 91),),
-    4: ((60, 81), (53, 74), (48, 69), (36, 62)),
+    4: ((60, 81), (53, 74), (48, 69), (36, 64)),  # the Bach chorales' SATB ranges (1st-100th percentile)
 }
 VOICE_NAMES: dict[int, tuple[str, ...]] = {1: ("Melody",), 4: ("Soprano", "Alto", "Tenor", "Bass")}
 
