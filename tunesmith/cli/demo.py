@@ -5,14 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from music21 import corpus
-
-from tunesmith.audio import save
-from tunesmith.data.build import build
-from tunesmith.symbolic.instruments import gm_program
-from tunesmith.symbolic.io import score_from_music21, write_midi
-from tunesmith.symbolic.render import get_renderer
-
 DEMO_CHORALE = "bach/bwv66.6"
 
 
@@ -25,6 +17,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_demo(args: argparse.Namespace) -> int:
+    from music21 import corpus
+
+    from tunesmith.audio import save
+    from tunesmith.data.build import build
+    from tunesmith.symbolic.instruments import gm_program
+    from tunesmith.symbolic.io import score_from_music21, write_midi
+    from tunesmith.symbolic.render import get_renderer
+
     out: Path = args.out
     summary = build("chorales", None, out / "datasets" / "chorales-demo", limit=8)
     print("\n".join(summary.lines()))

@@ -1,0 +1,74 @@
+"""`tunesmith serve` (the API with an embedded worker) and `tunesmith worker` (an extra queue consumer)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("serve", help="run the HTTP API with an embedded worker",
+                       description="Run the HTTP API (docs at /docs) with embedded queue workers. Settings come "
+                                   "from TUNESMITH_* environment variables; the options below override them.")
+    p.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port to listen on (default 8000)")
+    p.add_argument("--data-dir", type=Path, help="records, queue and artifacts (default ./data-dir)")
+    p.add_argument("--workers", type=int, help="embedded worker threads (default 1; 0: only API)")
+    p.set_defaults(func=run_serve)
+
+    w = sub.add_parser("worker", help="run an extra queue worker (scale-out)",
+                       description="Consume generation jobs from the queue. Point TUNESMITH_DATABASE_URL, "
+                                   "TUNESMITH_QUEUE_URL and TUNESMITH_DATA_DIR at what the server uses.")
+    w.add_argument("--queue", dest="queue_url", help="queue URL: sqlite:///PATH or redis://HOST:PORT/DB")
+    w.add_argument("--data-dir", type=Path, help="records, queue and artifacts (default ./data-dir)")
+    w.add_argument("--workers", type=int, default=1, help="worker threads (default 1)")
+    w.add_argument("--metrics-port", type=int, help="also serve this worker's Prometheus metrics on this port")
+    w.set_defaults(func=run_worker)
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from tunesmith.config import load_settings
+    from tunesmith.service import create_app
+
+    settings = load_settings(host=args.host, port=args.port, data_dir=args.data_dir, workers=args.workers)
+    _log_to_stderr()
+    print(f"tunesmith: serving on http://{settings.host}:{settings.port} (docs: /docs), data in {settings.data_dir}",
+          flush=True)
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+    return 0
+
+
+def run_worker(args: argparse.Namespace) -> int:
+    from tunesmith.config import load_settings
+    from tunesmith.errors import ParameterError
+    from tunesmith.service.metrics import Metrics
+    from tunesmith.service.state import start_services
+    from tunesmith.service.tasks import preload
+
+    if args.workers < 1:
+        raise ParameterError(f"--workers must be at least 1, got {args.workers}", field="workers")
+    settings = load_settings(queue_url=args.queue_url, data_dir=args.data_dir)
+    _log_to_stderr()
+    metrics = Metrics()
+    services = start_services(settings, metrics)
+    try:
+        loaded = preload(services.catalog, settings.preload)
+        if args.metrics_port:
+            from prometheus_client import start_http_server
+
+            start_http_server(args.metrics_port, addr=settings.host, registry=metrics.registry)
+        print(f"tunesmith: worker with {args.workers} thread(s) on {settings.queue_url}; models: "
+              f"{', '.join(loaded) or 'none'}", flush=True)
+        consumer = services.queue.consumer(workers=args.workers, poll_seconds=settings.poll_seconds, embedded=False)
+        consumer.run()  # until SIGINT/SIGTERM; finishes running jobs first
+    finally:
+        services.close()
+    return 0
+
+
+def _log_to_stderr() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)

@@ -1,0 +1,90 @@
+"""One Settings object for the service, the worker and the key tool (environment prefix ``TUNESMITH_``).
+
+Read once at the edges (the CLI, the app factory's caller) and passed down as plain arguments:
+
+    settings = load_settings(data_dir="data-dir")     # TUNESMITH_DATA_DIR, TUNESMITH_DATABASE_URL, ...
+    app = create_app(settings)
+
+Defaults give a single machine with no other server: SQLite for records (``data_dir/tunesmith.db``), Huey's
+SQLite storage for the queue (``data_dir/queue.db``), artifacts under ``data_dir/artifacts``. A
+``postgresql://`` database URL and a ``redis://`` queue URL scale the same code out to several machines.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from tunesmith.errors import ParameterError
+
+MAX_BARS = 64  # the composer's own limit (tunesmith.compose.composer.MAX_BARS)
+
+
+class Settings(BaseSettings):
+    """Everything an operator may set; every field is also the environment variable ``TUNESMITH_<NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix="TUNESMITH_", extra="ignore")
+
+    data_dir: Path = Field(Path("data-dir"), description="records, queue and artifacts live here")
+    database_url: str | None = Field(None, description="SQLAlchemy URL; default sqlite:///{data_dir}/tunesmith.db")
+    queue_url: str | None = Field(None, description="sqlite:///PATH (default {data_dir}/queue.db) or redis://...")
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    max_upload_bytes: int = Field(20 * 1024 * 1024, ge=1024, description="largest request body accepted")
+    max_audio_seconds: float = Field(600.0, gt=0, description="longest piece one request may ask for")
+    max_bars: int = Field(MAX_BARS, ge=1, le=MAX_BARS)
+    requests_per_minute: int = Field(120, ge=1, description="per API key, sliding window")
+    daily_audio_seconds: float = Field(3600.0, ge=0, description="default quota of generated audio per key per day")
+    workers: int = Field(1, ge=0, le=32, description="embedded consumer threads in `serve` (0: none)")
+    poll_seconds: float = Field(0.5, gt=0, le=10, description="longest pause of an idle consumer between polls")
+    preload: list[str] | None = Field(None, description="models to load at start-up; default all, [] none")
+    weights_dir: Path | None = Field(None, description="shipped model cards; default tunesmith's weights/")
+    models: dict[str, Path] = Field(default_factory=dict,
+                                    description="extra or overriding models: id -> run directory or card .json")
+
+    @field_validator("data_dir", "weights_dir")
+    @classmethod
+    def _absolute(cls, value: Path | None) -> Path | None:
+        return value.expanduser().resolve() if value is not None else None
+
+    @field_validator("queue_url")
+    @classmethod
+    def _queue_scheme(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("sqlite:///", "redis://", "rediss://")):
+            raise ValueError(f"must start with sqlite:/// or redis://, got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _defaults_from_data_dir(self) -> Settings:
+        if self.database_url is None:
+            self.database_url = f"sqlite:///{self.data_dir / 'tunesmith.db'}"
+        if self.queue_url is None:
+            self.queue_url = f"sqlite:///{self.data_dir / 'queue.db'}"
+        return self
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.data_dir / "artifacts"
+
+    def resolved_weights_dir(self) -> Path:
+        """The shipped-weights directory: the setting, else tunesmith's default (which honours $TUNESMITH_WEIGHTS)."""
+        if self.weights_dir is not None:
+            return self.weights_dir
+        from tunesmith.compose.weights import WEIGHTS_DIR
+
+        return Path(WEIGHTS_DIR)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment with ``overrides`` (None values ignored); a bad value is a ParameterError."""
+    given = {name: value for name, value in overrides.items() if value is not None}
+    try:
+        return Settings(**given)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(part) for part in first["loc"]) or "settings"
+        message = first["msg"].removeprefix("Value error, ")
+        raise ParameterError(f"bad setting {field} (TUNESMITH_{field.upper()}): {message}", field=field) from exc

@@ -1,0 +1,56 @@
+"""The FastAPI application factory.
+
+    app = create_app(load_settings())      # nothing is opened or loaded here
+    uvicorn.run(app)                       # the lifespan opens the records, loads models, starts the worker
+
+The lifespan runs :func:`tunesmith.service.state.start_services` once per server process: migrations, model
+cards, the queue, the models (loaded once and kept) and ``settings.workers`` embedded consumer threads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.concurrency import run_in_threadpool
+
+from tunesmith import __version__
+from tunesmith.config import Settings, load_settings
+from tunesmith.service.errors import install_error_handlers
+from tunesmith.service.limits import BodySizeLimit
+from tunesmith.service.metrics import Metrics, MetricsMiddleware
+from tunesmith.service.routes import generations, health, metrics, models
+from tunesmith.service.state import start_services
+
+DESCRIPTION = """Tunesmith generates music with models trained on public-domain and openly licensed data.
+
+Create an API key with `tunesmith keys create --name NAME` and send it as `Authorization: Bearer <key>`
+on every /v1 route except /v1/health and /v1/models. Errors are `{"error": {"code", "message", "field"}}`.
+"""
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    services = await run_in_threadpool(start_services, settings, app.state.metrics,
+                                       embedded_workers=settings.workers)
+    app.state.services = services
+    try:
+        yield
+    finally:
+        await run_in_threadpool(services.close)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """A Tunesmith API app for ``settings`` (default: from the environment)."""
+    settings = settings or load_settings()
+    app = FastAPI(title="Tunesmith", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    app.state.settings = settings
+    app.state.metrics = Metrics()
+    install_error_handlers(app)
+    for module in (health, models, generations, metrics):
+        app.include_router(module.router)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes)
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    return app

@@ -1,0 +1,184 @@
+"""The data layer: API keys, generation records and usage. Knows nothing of HTTP or of the queue.
+
+Functions take a `Session` and leave committing to the caller (`Database.session()` commits). A job's state
+changes are conditional updates (``... WHERE status = 'queued'``), so the API and any number of workers can
+race on one job and exactly one of them wins each transition; whoever moves a job to a final state settles
+the audio seconds reserved for it against the key's daily usage.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+from typing import Any
+
+from sqlalchemy import Text, cast, func, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from tunesmith.service.db import ApiKey, Generation, Usage, utcnow
+
+KEY_PREFIX = "ts_"
+
+
+# ---------------------------------------------------------------------------------------------- keys
+
+
+def hash_secret(secret: str) -> str:
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+def create_api_key(session: Session, *, name: str, quota_seconds: float | None = None) -> tuple[ApiKey, str]:
+    """A new key; returns the record and the secret, which is not stored anywhere (only its hash is)."""
+    secret = KEY_PREFIX + secrets.token_urlsafe(32)
+    key = ApiKey(name=name, prefix=secret[:8], key_hash=hash_secret(secret), quota_seconds=quota_seconds)
+    session.add(key)
+    session.flush()
+    return key, secret
+
+
+def api_key_by_secret(session: Session, secret: str) -> ApiKey | None:
+    return session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_secret(secret)))
+
+
+def list_api_keys(session: Session) -> list[ApiKey]:
+    return list(session.scalars(select(ApiKey).order_by(ApiKey.id)))
+
+
+# --------------------------------------------------------------------------------------------- usage
+
+
+def day_of(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).date().isoformat()
+
+
+def usage_on(session: Session, key_id: int, day: str) -> float:
+    used = session.scalar(select(Usage.audio_seconds).where(Usage.key_id == key_id, Usage.day == day))
+    return max(0.0, float(used or 0.0))
+
+
+def add_usage(session: Session, key_id: int, day: str, seconds: float) -> None:
+    """Add (or, negative, give back) audio seconds to a key's usage of ``day``: one atomic upsert."""
+    if not seconds:
+        return
+    dialect = session.get_bind().dialect.name
+    if dialect not in ("sqlite", "postgresql"):
+        raise NotImplementedError(f"usage accounting supports SQLite and PostgreSQL, not {dialect}")
+    insert = sqlite_insert if dialect == "sqlite" else postgresql_insert
+    statement = insert(Usage).values(key_id=key_id, day=day, audio_seconds=seconds)
+    session.execute(statement.on_conflict_do_update(index_elements=[Usage.key_id, Usage.day],
+                                                    set_={"audio_seconds": Usage.audio_seconds + seconds}))
+
+
+# ------------------------------------------------------------------------------------- generations
+
+
+def add_generation(session: Session, *, key_id: int, model: str, params: dict[str, Any], prompt: str | None,
+                   interpretation: dict[str, Any] | None, formats: list[str],
+                   estimated_seconds: float) -> Generation:
+    """A queued job; its estimated audio seconds are reserved against today's usage of the key."""
+    generation = Generation(key_id=key_id, model=model, params=params, prompt=prompt, interpretation=interpretation,
+                            formats=formats, estimated_seconds=estimated_seconds, status="queued", progress=0.0,
+                            artifacts={}, created=utcnow())
+    session.add(generation)
+    session.flush()
+    add_usage(session, key_id, day_of(generation.created), estimated_seconds)
+    return generation
+
+
+def get_generation(session: Session, generation_id: str, *, key_id: int | None) -> Generation | None:
+    """A job by id; with ``key_id`` only if that key owns it (another key's job does not exist for it)."""
+    query = select(Generation).where(Generation.id == generation_id)
+    if key_id is not None:
+        query = query.where(Generation.key_id == key_id)
+    return session.scalar(query)
+
+
+def list_generations(session: Session, key_id: int, *, limit: int, offset: int) -> tuple[list[Generation], int]:
+    """A key's jobs, newest first; and how many it has in all."""
+    total = session.scalar(select(func.count()).select_from(Generation).where(Generation.key_id == key_id)) or 0
+    items = session.scalars(select(Generation).where(Generation.key_id == key_id)
+                            .order_by(Generation.created.desc(), Generation.id).limit(limit).offset(offset))
+    return list(items), int(total)
+
+
+def queued_count(session: Session) -> int:
+    return int(session.scalar(select(func.count()).select_from(Generation).where(Generation.status == "queued")) or 0)
+
+
+def _transition(session: Session, generation_id: str, from_statuses: tuple[str, ...], **values: Any) -> bool:
+    result = session.execute(
+        update(Generation).where(Generation.id == generation_id, Generation.status.in_(from_statuses))
+        .values(**values).execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
+
+
+def _settle(session: Session, generation: Generation, audio_seconds: float) -> None:
+    add_usage(session, generation.key_id, day_of(generation.created), audio_seconds - generation.estimated_seconds)
+
+
+def cancel_generation(session: Session, generation: Generation) -> bool:
+    """Cancel a queued or running job (a worker running it discards its result); False if it had finished."""
+    if not _transition(session, generation.id, ("queued", "running"), status="cancelled", finished=utcnow()):
+        return False
+    _settle(session, generation, 0.0)
+    session.refresh(generation)
+    return True
+
+
+def delete_generation(session: Session, generation: Generation) -> list[tuple[str, str]]:
+    """Delete a job's record; returns its artifacts (sha256, ext) that no other job refers to."""
+    session.delete(generation)
+    session.flush()
+    return [(entry["sha256"], fmt) for fmt, entry in (generation.artifacts or {}).items()
+            if not artifact_in_use(session, entry["sha256"])]
+
+
+def artifact_in_use(session: Session, sha256: str) -> bool:
+    """Does any job refer to this content hash? (a 64-hex digest cannot match anything else by accident)"""
+    query = select(func.count()).select_from(Generation).where(cast(Generation.artifacts, Text).contains(sha256))
+    return bool(session.scalar(query))
+
+
+def add_artifact(session: Session, generation: Generation, fmt: str, sha256: str, size: int) -> None:
+    generation.artifacts = {**(generation.artifacts or {}), fmt: {"sha256": sha256, "bytes": size}}
+    session.flush()
+
+
+# ------------------------------------------------------------------------------------ worker side
+
+
+def claim_generation(session: Session, generation_id: str) -> Generation | None:
+    """Move a queued job to running; None if it was cancelled or deleted meanwhile (it is then not started)."""
+    if not _transition(session, generation_id, ("queued",), status="running", started=utcnow(), progress=0.05):
+        return None
+    return get_generation(session, generation_id, key_id=None)
+
+
+def set_progress(session: Session, generation_id: str, progress: float) -> bool:
+    """Record progress of a running job; False when it is no longer running (cancelled or deleted)."""
+    return _transition(session, generation_id, ("running",), progress=max(0.0, min(1.0, progress)))
+
+
+def complete_generation(session: Session, generation_id: str, *, result: dict[str, Any],
+                        artifacts: dict[str, Any], audio_seconds: float) -> bool:
+    """Record a finished job's work; False (and nothing recorded) when it was cancelled meanwhile."""
+    generation = get_generation(session, generation_id, key_id=None)
+    if generation is None or not _transition(session, generation_id, ("running",), status="succeeded", progress=1.0,
+                                             finished=utcnow(), result=result, artifacts=artifacts,
+                                             audio_seconds=audio_seconds):
+        return False
+    _settle(session, generation, audio_seconds)
+    return True
+
+
+def fail_generation(session: Session, generation_id: str, *, code: str, message: str) -> bool:
+    generation = get_generation(session, generation_id, key_id=None)
+    if generation is None or not _transition(session, generation_id, ("queued", "running"), status="failed",
+                                             finished=utcnow(), error={"code": code, "message": message}):
+        return False
+    _settle(session, generation, 0.0)
+    return True

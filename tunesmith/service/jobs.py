@@ -1,0 +1,162 @@
+"""What the generation endpoints do, without HTTP: submit, look up, list, cancel/delete, fetch files.
+
+Submitting reads the prompt, lets explicit parameters win over it, fills the model's defaults (and a seed,
+so every record can be reproduced), checks the server's limits and the key's daily quota, records the job
+and queues it. Errors are `TunesmithError` subclasses; `tunesmith.service.errors` maps them to statuses.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Any
+
+from tunesmith.errors import ParameterError
+from tunesmith.service import crud
+from tunesmith.service.catalog import FORMATS, MAX_SEED, TEMPO_RANGE, ModelEntry
+from tunesmith.service.db import FINISHED, ApiKey, Generation, utcnow
+from tunesmith.service.errors import Conflict, NotFound
+from tunesmith.service.limits import check_quota
+from tunesmith.service.prompt import read_prompt
+from tunesmith.service.schemas import GenerationCreate
+from tunesmith.service.state import Services
+from tunesmith.service.storage import CONTENT_TYPES
+from tunesmith.service.tasks import SAMPLE_RATE
+
+PROMPT_PARAMS = ("key", "bars", "meter", "tempo", "instrument")
+RENDER_TAIL_SECONDS = 1.0
+
+
+def estimate_seconds(params: dict[str, Any]) -> float:
+    """Length of the audio a job will make: its bars at its tempo plus the reverb tail."""
+    numerator, denominator = (int(x) for x in params["meter"].split("/"))
+    beats = params["bars"] * numerator * 4 / denominator
+    return round(beats * 60.0 / params["tempo"] + RENDER_TAIL_SECONDS, 3)
+
+
+def resolve_request(body: GenerationCreate, services: Services) -> tuple[ModelEntry, dict[str, Any],
+                                                                          dict[str, Any] | None]:
+    """(model, the params the job runs with, the prompt's interpretation) for a request."""
+    settings = services.settings
+    reading = read_prompt(body.prompt) if body.prompt and body.prompt.strip() else None
+    explicit = body.params.model_dump(exclude_none=True)
+    from_prompt = dict(reading.params) if reading else {}
+    notes = reading.notes if reading else []
+    model_id = body.model or from_prompt.get("model")
+    if model_id is None:
+        raise ParameterError(f"give a model ({', '.join(sorted(services.catalog.models)) or 'none is installed'}) "
+                             "or a prompt that names one", field="model")
+    if body.model and from_prompt.get("model") not in (None, body.model):
+        notes.append(f"model: {body.model} as given (the prompt suggested {from_prompt['model']})")
+    entry = services.catalog.get(model_id)
+    params: dict[str, Any] = {}
+    for name in PROMPT_PARAMS:
+        if name in from_prompt:
+            if name in explicit and explicit[name] != from_prompt[name]:
+                notes.append(f"{name}: {explicit[name]} as given in params (the prompt said {from_prompt[name]})")
+            params[name] = from_prompt[name]
+    params.update(explicit)
+    _check_prompt_values(params, explicit, settings.max_bars)
+    if params.get("bars", 0) > settings.max_bars:
+        raise ParameterError(f"bars must be at most {settings.max_bars} on this server, got {params['bars']}",
+                             field="params.bars")
+    params = {"key": params.get("key", entry.default_key), "bars": params.get("bars", 8),
+              "meter": params.get("meter", "4/4"), "tempo": float(params.get("tempo", entry.default_tempo)),
+              "temperature": params.get("temperature", 1.0), "top_p": params.get("top_p", 0.95),
+              "instrument": params.get("instrument", entry.default_instrument),
+              "seed": body.seed if body.seed is not None else secrets.randbelow(MAX_SEED + 1)}
+    interpretation = reading.as_dict() | {"notes": notes} if reading else None
+    return entry, params, interpretation
+
+
+def _check_prompt_values(params: dict[str, Any], explicit: dict[str, Any], max_bars: int) -> None:
+    """Values read from the prompt get the same checks as explicit ones, reported on the field ``prompt``."""
+    if "bars" not in explicit and not 1 <= params.get("bars", 1) <= max_bars:
+        raise ParameterError(f"the prompt asks for {params['bars']} bars; this server writes 1 to {max_bars}",
+                             field="prompt")
+    if "tempo" not in explicit and not TEMPO_RANGE[0] <= params.get("tempo", 100.0) <= TEMPO_RANGE[1]:
+        raise ParameterError(f"the prompt asks for {params['tempo']:g} BPM; tempo must be "
+                             f"{TEMPO_RANGE[0]:g}-{TEMPO_RANGE[1]:g}", field="prompt")
+
+
+def submit(services: Services, key: ApiKey, body: GenerationCreate) -> Generation:
+    """Check, record and queue a generation; returns the queued record."""
+    entry, params, interpretation = resolve_request(body, services)
+    seconds = estimate_seconds(params)
+    if seconds > services.settings.max_audio_seconds:
+        raise ParameterError(f"this piece would last about {seconds:.0f} s; the limit is "
+                             f"{services.settings.max_audio_seconds:g} s (ask for fewer bars or a faster tempo)",
+                             field="params.bars")
+    formats = [f for f in FORMATS if f in {"wav", "mid", *body.formats}]
+    quota = key.quota_seconds if key.quota_seconds is not None else services.settings.daily_audio_seconds
+    with services.db.session() as session:
+        check_quota(used=crud.usage_on(session, key.id, crud.day_of(utcnow())), wanted=seconds, quota=quota)
+        generation = crud.add_generation(session, key_id=key.id, model=entry.id, params=params, prompt=body.prompt,
+                                         interpretation=interpretation, formats=formats, estimated_seconds=seconds)
+    try:
+        services.queue.submit(generation.id)
+    except Exception:
+        with services.db.session() as session:
+            crud.fail_generation(session, generation.id, code="queue_unavailable", message="the job queue failed")
+        raise
+    return generation
+
+
+def get(services: Services, key: ApiKey, generation_id: str) -> Generation:
+    with services.db.session() as session:
+        generation = crud.get_generation(session, generation_id, key_id=key.id)
+    if generation is None:
+        raise NotFound(f"no generation {generation_id!r}", field="id")
+    return generation
+
+
+def list_page(services: Services, key: ApiKey, *, limit: int, offset: int) -> tuple[list[Generation], int]:
+    with services.db.session() as session:
+        return crud.list_generations(session, key.id, limit=limit, offset=offset)
+
+
+def cancel_or_delete(services: Services, key: ApiKey, generation_id: str) -> Generation | None:
+    """Cancel a queued or running job (returns it), or delete a finished one and its files (returns None)."""
+    with services.db.session() as session:
+        generation = crud.get_generation(session, generation_id, key_id=key.id)
+        if generation is None:
+            raise NotFound(f"no generation {generation_id!r}", field="id")
+        if generation.status not in FINISHED and crud.cancel_generation(session, generation):
+            return generation
+        session.refresh(generation)
+        orphans = crud.delete_generation(session, generation)
+    for sha, fmt in orphans:
+        services.store.remove(sha, fmt)
+    return None
+
+
+def artifact(services: Services, key: ApiKey, generation_id: str, fmt: str) -> tuple[Path, str]:
+    """(file, content type) of a finished job's MIDI or audio; an audio format not made yet is made from the WAV."""
+    generation = get(services, key, generation_id)
+    if generation.status != "succeeded":
+        raise Conflict(f"generation {generation_id} is {generation.status}; its files exist once it has succeeded",
+                       field="id")
+    entry = (generation.artifacts or {}).get(fmt)
+    if entry is None:
+        entry = _transcode(services, generation, fmt)
+    path = services.store.path(entry["sha256"], fmt)
+    if not path.is_file():
+        raise NotFound(f"the {fmt} file of generation {generation_id} is missing from the store", field="format")
+    return path, CONTENT_TYPES[fmt]
+
+
+def _transcode(services: Services, generation: Generation, fmt: str) -> dict[str, Any]:
+    from tunesmith.audio.io import load, save
+
+    wav = (generation.artifacts or {}).get("wav")
+    if wav is None or fmt == "mid":
+        raise NotFound(f"generation {generation.id} has no {fmt} file", field="format")
+    audio, sr = load(services.store.path(wav["sha256"], "wav"), mono=False)
+    with services.store.scratch_file(fmt) as path:
+        save(path, audio, sr or SAMPLE_RATE, format=fmt)
+        sha, size = services.store.put_file(path, fmt)
+    with services.db.session() as session:
+        record = crud.get_generation(session, generation.id, key_id=None)
+        if record is not None:
+            crud.add_artifact(session, record, fmt, sha, size)
+    return {"sha256": sha, "bytes": size}

@@ -1,0 +1,1 @@
+"""Alembic migrations of the service database (applied by `Database.migrate` at start-up)."""

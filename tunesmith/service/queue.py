@@ -1,0 +1,71 @@
+"""The job queue: one Huey instance built from settings, the generation task, and the consumers.
+
+``sqlite:///PATH`` (the default) keeps the queue in a SQLite file next to the records: one machine, no other
+server. ``redis://HOST:PORT/DB`` uses Huey's Redis storage, so `tunesmith worker` on other machines consume
+the same queue with the same code. `tunesmith serve` runs an :class:`EmbeddedConsumer` (worker threads in the
+API process); `tunesmith worker` runs Huey's own consumer in the foreground.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from huey import Huey, RedisHuey, SqliteHuey
+from huey.consumer import Consumer
+
+from tunesmith.errors import DependencyError, ParameterError
+from tunesmith.service.tasks import GenerationRunner
+
+log = logging.getLogger("tunesmith.queue")
+QUEUE_NAME = "tunesmith"
+
+
+def make_huey(queue_url: str) -> Huey:
+    """A Huey instance for ``sqlite:///PATH`` or ``redis://...`` (results are not stored: jobs write records)."""
+    if queue_url.startswith("sqlite:///"):
+        path = Path(queue_url.removeprefix("sqlite:///")).expanduser()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return SqliteHuey(QUEUE_NAME, filename=str(path), results=False, utc=True)
+    if queue_url.startswith(("redis://", "rediss://")):
+        try:
+            import redis  # noqa: F401  (Huey's Redis storage needs it)
+        except ImportError as exc:
+            raise DependencyError("a redis:// queue needs the redis package: pip install redis") from exc
+        return RedisHuey(QUEUE_NAME, url=queue_url, results=False, utc=True)
+    raise ParameterError(f"queue_url must be sqlite:///PATH or redis://HOST:PORT/DB, got {queue_url!r}",
+                         field="queue_url")
+
+
+class JobQueue:
+    """The queue and its one task type, ``generate(generation_id)``."""
+
+    def __init__(self, huey: Huey, runner: GenerationRunner) -> None:
+        self.huey = huey
+        self.runner = runner
+        self._generate = huey.task(name="generate")(runner.run)
+
+    def submit(self, generation_id: str) -> None:
+        self._generate(generation_id)
+
+    def pending(self) -> int:
+        return int(self.huey.pending_count())
+
+    def consumer(self, *, workers: int, poll_seconds: float, embedded: bool) -> Consumer:
+        cls = EmbeddedConsumer if embedded else Consumer
+        return cls(self.huey, workers=workers, periodic=False, initial_delay=min(0.1, poll_seconds),
+                   max_delay=poll_seconds, check_worker_health=not embedded, shutdown_timeout=60)
+
+    def close(self) -> None:
+        self.huey.storage.close()
+
+
+class EmbeddedConsumer(Consumer):
+    """Huey's consumer as worker threads inside another program (the API server keeps its signal handlers)."""
+
+    def _set_signal_handlers(self) -> None:
+        pass
+
+    def stop_and_wait(self) -> None:
+        """Stop taking jobs and wait for the running ones (up to the shutdown timeout)."""
+        self.stop(graceful=True)

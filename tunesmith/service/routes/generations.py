@@ -1,0 +1,158 @@
+"""/v1/generations: create, list, show, follow (server-sent events), download, cancel or delete."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Request, Response, status
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse, StreamingResponse
+from starlette.responses import MalformedRangeHeader
+from starlette.responses import RangeNotSatisfiable as StarletteRangeNotSatisfiable
+
+from tunesmith.service import jobs
+from tunesmith.service.catalog import AUDIO_FORMATS
+from tunesmith.service.db import FINISHED, ApiKey, Generation
+from tunesmith.service.deps import CurrentKey, ServicesDep
+from tunesmith.service.errors import ERROR_RESPONSES, BadRange, ErrorBody, NotFound, RangeNotSatisfiable
+from tunesmith.service.schemas import AudioFormat, GenerationCreate, GenerationLinks, GenerationList, GenerationPublic
+from tunesmith.service.state import Services
+
+router = APIRouter(prefix="/v1/generations", tags=["generations"], responses=ERROR_RESPONSES)
+PREFIX = "/v1/generations"
+EVENT_POLL_SECONDS = 0.2
+EVENT_KEEPALIVE_SECONDS = 15.0
+EVENT_MAX_SECONDS = 3600.0  # a stream ends by itself after an hour (reconnect to go on)
+NOT_READY = {"model": ErrorBody, "description": "the job has not succeeded (yet)"}
+RangeHeader = Annotated[str | None, Header(alias="Range", description="byte range, e.g. bytes=0-1023")]
+
+
+def public(generation: Generation) -> GenerationPublic:
+    base = f"{PREFIX}/{generation.id}"
+    links = GenerationLinks(self=base, events=f"{base}/events", midi=f"{base}/midi",
+                            audio={fmt: f"{base}/audio?format={fmt}" for fmt in AUDIO_FORMATS})
+    return GenerationPublic(
+        id=generation.id, model=generation.model, status=generation.status,  # type: ignore[arg-type]
+        progress=round(generation.progress, 3), prompt=generation.prompt, params=generation.params,
+        interpretation=generation.interpretation, formats=generation.formats, result=generation.result,
+        error=generation.error, audio_seconds=generation.audio_seconds, created=generation.created,
+        started=generation.started, finished=generation.finished, links=links)
+
+
+@router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=GenerationPublic,
+             summary="queue a generation",
+             responses={413: {"model": ErrorBody, "description": "request body over the size limit"}})
+def create_generation(body: GenerationCreate, services: ServicesDep, key: CurrentKey,
+                      response: Response) -> GenerationPublic:
+    """Queue a piece: a model (or a prompt naming one), params, a seed and the formats wanted.
+
+    Explicit params win over what the prompt says; the job's `interpretation` tells how the prompt was read."""
+    generation = jobs.submit(services, key, body)
+    response.headers["Location"] = f"{PREFIX}/{generation.id}"
+    return public(generation)
+
+
+@router.get("", response_model=GenerationList, summary="the caller's generations, newest first")
+def list_generations(services: ServicesDep, key: CurrentKey,
+                     limit: Annotated[int, Query(ge=1, le=100)] = 20,
+                     offset: Annotated[int, Query(ge=0)] = 0) -> GenerationList:
+    items, total = jobs.list_page(services, key, limit=limit, offset=offset)
+    following = f"{PREFIX}?limit={limit}&offset={offset + limit}" if offset + limit < total else None
+    return GenerationList(items=[public(g) for g in items], total=total, limit=limit, offset=offset, next=following)
+
+
+@router.get("/{generation_id}", response_model=GenerationPublic, summary="status, progress and result links")
+def get_generation(generation_id: str, services: ServicesDep, key: CurrentKey) -> GenerationPublic:
+    return public(jobs.get(services, key, generation_id))
+
+
+@router.get("/{generation_id}/events", summary="progress and completion as server-sent events",
+            response_class=StreamingResponse,
+            responses={200: {"content": {"text/event-stream": {}},
+                             "description": "`progress` events, then one `done` event with the record"}})
+def follow_generation(generation_id: str, services: ServicesDep, key: CurrentKey,
+                      request: Request) -> StreamingResponse:
+    jobs.get(services, key, generation_id)  # 404 before the stream starts
+    return StreamingResponse(_events(services, key, generation_id, request), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+async def _events(services: Services, key: ApiKey, generation_id: str, request: Request) -> AsyncIterator[str]:
+    started = last_sent = time.monotonic()
+    last: tuple[str, float] | None = None
+    yield "retry: 2000\n\n"
+    while time.monotonic() - started < EVENT_MAX_SECONDS:
+        try:
+            generation = await run_in_threadpool(jobs.get, services, key, generation_id)
+        except NotFound:  # deleted meanwhile
+            yield _event("done", {"id": generation_id, "status": "deleted"})
+            return
+        state = (generation.status, round(generation.progress, 3))
+        if state != last:
+            last, last_sent = state, time.monotonic()
+            yield _event("progress", {"id": generation.id, "status": state[0], "progress": state[1]})
+        if generation.status in FINISHED:
+            yield _event("done", public(generation).model_dump(mode="json"))
+            return
+        if time.monotonic() - last_sent > EVENT_KEEPALIVE_SECONDS:
+            last_sent = time.monotonic()
+            yield ": keep-alive\n\n"
+        if await request.is_disconnected():
+            return
+        await asyncio.sleep(EVENT_POLL_SECONDS)
+    yield _event("timeout", {"id": generation_id, "message": "stream limit reached; reconnect to follow on"})
+
+
+def _event(name: str, data: dict) -> str:
+    return f"event: {name}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
+
+
+@router.get("/{generation_id}/audio", response_class=FileResponse, summary="the audio (Range requests supported)",
+            responses={200: {"content": {t: {} for t in ("audio/wav", "audio/flac", "audio/mpeg", "audio/ogg")}},
+                       206: {"description": "partial content (Range)"}, 409: NOT_READY})
+def get_audio(generation_id: str, services: ServicesDep, key: CurrentKey,
+              format: Annotated[AudioFormat, Query(description="audio format")] = "wav",
+              range_header: RangeHeader = None) -> FileResponse:
+    path, content_type = jobs.artifact(services, key, generation_id, format)
+    _check_range(range_header, path)
+    return FileResponse(path, media_type=content_type, filename=f"tunesmith-{generation_id[:8]}.{format}",
+                        content_disposition_type="inline")
+
+
+@router.get("/{generation_id}/midi", response_class=FileResponse, summary="the MIDI file",
+            responses={200: {"content": {"audio/midi": {}}}, 206: {"description": "partial content (Range)"},
+                       409: NOT_READY})
+def get_midi(generation_id: str, services: ServicesDep, key: CurrentKey,
+             range_header: RangeHeader = None) -> FileResponse:
+    path, content_type = jobs.artifact(services, key, generation_id, "mid")
+    _check_range(range_header, path)
+    return FileResponse(path, media_type=content_type, filename=f"tunesmith-{generation_id[:8]}.mid")
+
+
+def _check_range(header: str | None, path: Path) -> None:
+    """Refuse a malformed or unsatisfiable Range with a JSON error (the file response then serves valid ones)."""
+    if header is None:
+        return
+    size = path.stat().st_size
+    try:
+        FileResponse._parse_range_header(header, size)
+    except MalformedRangeHeader as exc:
+        raise BadRange(f"malformed Range header {header!r}: {exc.content}", field="Range") from None
+    except StarletteRangeNotSatisfiable:
+        raise RangeNotSatisfiable(f"Range {header!r} is outside the file of {size} bytes", size=size) from None
+
+
+@router.delete("/{generation_id}", status_code=status.HTTP_204_NO_CONTENT, summary="cancel or delete",
+               responses={202: {"model": GenerationPublic, "description": "the job was cancelled"},
+                          204: {"description": "the finished work was deleted"}})
+def delete_generation(generation_id: str, services: ServicesDep, key: CurrentKey) -> Response:
+    """Cancel a queued or running job (202 with the record), or delete a finished one and its files (204)."""
+    cancelled = jobs.cancel_or_delete(services, key, generation_id)
+    if cancelled is not None:
+        return Response(public(cancelled).model_dump_json(), status_code=202, media_type="application/json")
+    return Response(status_code=204)

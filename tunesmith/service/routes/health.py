@@ -1,0 +1,19 @@
+"""GET /v1/health: liveness and which models this process has loaded."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from tunesmith import __version__
+from tunesmith.service.deps import ServicesDep
+from tunesmith.service.schemas import Health
+
+router = APIRouter(tags=["service"])
+
+
+@router.get("/v1/health", response_model=Health, summary="liveness and loaded models")
+def health(services: ServicesDep) -> Health:
+    loaded = set(services.loaded_models())
+    models = {m.id: {"version": m.version, "loaded": m.id in loaded} for m in services.catalog.models.values()}
+    queue = {"depth": services.queue_depth(), "embedded_workers": services.workers}
+    return Health(status="ok", version=__version__, models=models, queue=queue)
