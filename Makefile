@@ -8,8 +8,11 @@ DEBIAN_PACKAGES := fluidsynth musescore-general-soundfont-small ffmpeg
 
 .PHONY: run test lint setup system-deps python-deps demo clean
 
-run: setup
+demo: setup
 	$(VENV)/bin/tunesmith demo --out out
+
+run: setup
+	$(VENV)/bin/tunesmith serve
 
 test: setup
 	$(VENV)/bin/ruff check tunesmith tests
