@@ -153,3 +153,21 @@ def test_a_melody_is_continued_in_four_voices(composer):
     given = [(n.pitch, n.start) for n in chorale.parts[0].notes]
     assert [(n.pitch, n.start) for n in result.score.parts[0].notes[: len(given)]] == given
     assert len(result.score.parts[0].notes) > len(given)
+
+
+def test_ship_publishes_weights_with_a_card_that_models_lists(composer_dir, tmp_path):
+    import json
+    import os
+
+    from tunesmith.train.ship import ship
+
+    card_path = ship(composer_dir, "tiny", weights_dir=tmp_path, description="a test model",
+                     evaluation={"x": 1}, evaluation_command="tunesmith evaluate lm")
+    card = json.loads(card_path.read_text())
+    assert (tmp_path / "tiny.safetensors").is_file() and card["id"] == "tiny"
+    assert "public domain" in next(iter(card["licence"]["training_data"]))
+    assert card["licence"]["note"] == "trained only on public-domain data"
+    listed = subprocess.run([sys.executable, "-m", "tunesmith", "models"], capture_output=True, text=True,
+                            env={**os.environ, "TUNESMITH_WEIGHTS": str(tmp_path)}, timeout=120)
+    assert listed.returncode == 0 and "tiny" in listed.stdout and "public domain" in listed.stdout
+    assert Composer.load(card_path).generate(bars=2, seed=1).score.n_bars == 2
