@@ -14,6 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from tunesmith.errors import DatasetError
+from tunesmith.files import sha256_file
+
+__all__ = ["SPLITS", "Record", "assign_split", "read_manifest", "sha256_bytes", "sha256_file", "write_manifest"]
 
 SPLITS = ("train", "valid", "test")
 MANIFEST_NAME = "manifest.jsonl"
@@ -38,15 +41,6 @@ class Record:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Record:
         return cls(**{k: data[k] for k in cls.__slots__ if k in data})  # type: ignore[attr-defined]
-
-
-def sha256_file(path: str | Path, *, chunk: int = 1 << 20) -> str:
-    """Hex sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def sha256_bytes(data: bytes) -> str:

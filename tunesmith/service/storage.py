@@ -6,7 +6,6 @@ so a reader never sees a partial file.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import tempfile
@@ -15,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from tunesmith.errors import ParameterError
+from tunesmith.files import sha256_file
 
 CONTENT_TYPES = {"wav": "audio/wav", "flac": "audio/flac", "mp3": "audio/mpeg", "ogg": "audio/ogg",
                  "mid": "audio/midi", "png": "image/png"}
@@ -30,14 +30,6 @@ def _check_digest(sha256: str) -> str:
     if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
         raise ParameterError(f"not a sha256 digest: {sha256!r}", field="sha256")
     return sha256
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class ArtifactStore:
@@ -68,7 +60,7 @@ class ArtifactStore:
 
     def put_file(self, source: Path, ext: str) -> tuple[str, int]:
         """Store a copy of ``source``; returns (sha256, size in bytes)."""
-        digest = file_sha256(source)
+        digest = sha256_file(source)
         target = self.path(digest, ext)
         size = source.stat().st_size
         if not target.is_file():

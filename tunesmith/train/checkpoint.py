@@ -7,7 +7,6 @@ is saved with ``torch.save`` and read back with ``weights_only=True``; we never 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -18,6 +17,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from tunesmith.errors import InputFileError
+from tunesmith.files import sha256_file
 
 
 def save_checkpoint(directory: Path, name: str, model: nn.Module, card: dict[str, Any]) -> Path:
@@ -36,7 +36,7 @@ def save_checkpoint(directory: Path, name: str, model: nn.Module, card: dict[str
     tmp = weights.with_suffix(".tmp")
     save_file(unique, str(tmp))
     os.replace(tmp, weights)
-    card = {**card, "weights_sha256": sha256_of(weights)}
+    card = {**card, "weights_sha256": sha256_file(weights)}
     card_tmp = directory / f".{name}.json.tmp"
     card_tmp.write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n")
     os.replace(card_tmp, directory / f"{name}.json")
@@ -73,11 +73,3 @@ def load_training_state(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise InputFileError(f"cannot resume: {path} not found (train without --resume first)")
     return torch.load(path, weights_only=True)
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()

@@ -7,7 +7,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from tunesmith.train.checkpoint import load_card, sha256_of
+from tunesmith.files import sha256_file
+from tunesmith.train.checkpoint import load_card
 
 MAX_WEIGHTS_BYTES = 25 * 1024 * 1024
 
@@ -35,7 +36,7 @@ def ship(run: Path, name: str, *, weights_dir: Path, checkpoint: str = "best", v
     licences = card.get("data", {}).get("licences", {})
     shipped = {
         "id": name, "version": version, "description": description, **card,
-        "weights_sha256": sha256_of(target),
+        "weights_sha256": sha256_file(target),
         "licence": {"weights": "Apache-2.0", "training_data": licences, "note": licence_note(licences)},
         "evaluation": {"command": evaluation_command, "figures": evaluation or {}},
     }
