@@ -67,6 +67,8 @@ def _at_most_masks() -> np.ndarray:
 
 
 AT_MOST = _at_most_masks()
+PITCHES = np.arange(128)
+PITCH_IDS = np.array(VOCAB.pitch_ids)
 
 
 def nearest_shift(from_tonic: int, to_tonic: int) -> int:
@@ -299,6 +301,7 @@ class Composer:
             final_bar = bar == bars - 1
             logits, state = self._feed(VOCAB.bar_id, cursor, state, ids)
             for step in range(per_bar):
+                before = list(sounding)  # what each voice sounded before this step
                 for voice in range(self.voices):
                     if soprano is not None and voice == 0 and bar * per_bar + step < len(soprano):
                         token = soprano[bar * per_bar + step]
@@ -313,16 +316,7 @@ class Composer:
                             allowed = masks[voice].copy()
                             if last[voice] == VOCAB.rest_id:
                                 allowed[VOCAB.hold_id] = False
-                        if voice == lowest and self.voices > 1 and all(p is None for p in sounding[:voice]):
-                            allowed = allowed.copy()  # the texture never falls silent inside a piece
-                            allowed[VOCAB.rest_id] = False
-                            if sounding[voice] is None:
-                                allowed[VOCAB.hold_id] = False
-                        above = sounding[voice - 1] if voice else None
-                        if above is not None:  # no voice crossing: stay at or below the voice above
-                            allowed = allowed & AT_MOST[above]
-                            if sounding[voice] is not None and sounding[voice] > above:
-                                allowed[VOCAB.hold_id] = False
+                        allowed = self._voice_leading(allowed, voice, sounding, before)
                         token = sample_token(logits, allowed=allowed, bias=bias, temperature=temperature,
                                              top_p=top_p, rng=rng)
                     if token != VOCAB.hold_id:
@@ -331,6 +325,40 @@ class Composer:
                     logits, state = self._feed(token, cursor, state, ids)
         ids.append(VOCAB.eos_id)
         return ids
+
+    def _voice_leading(self, allowed: np.ndarray, voice: int, sounding: list[int | None],
+                       before: list[int | None]) -> np.ndarray:
+        """Narrow ``allowed`` for ``voice`` by the rules of part writing that concern the voices above it.
+
+        - the four-voice texture never falls silent inside a piece (the bass sounds if all above rest);
+        - no voice crossing: a voice stays at or below the voice above it;
+        - no parallel fifths or octaves: moving in the same direction as a voice above, a voice may not keep
+          a perfect fifth or octave (unison) with it. If that rule leaves nothing to choose, it yields.
+        """
+        allowed = allowed.copy()
+        if voice == self.voices - 1 and self.voices > 1 and all(p is None for p in sounding[:voice]):
+            allowed[VOCAB.rest_id] = False
+            if sounding[voice] is None:
+                allowed[VOCAB.hold_id] = False
+        above = sounding[voice - 1] if voice else None
+        if above is not None:
+            allowed &= AT_MOST[above]
+            if sounding[voice] is not None and sounding[voice] > above:
+                allowed[VOCAB.hold_id] = False
+        mine = before[voice]
+        if mine is None:
+            return allowed
+        strict = allowed.copy()
+        for upper in range(voice):
+            old, new = before[upper], sounding[upper]
+            if old is None or new is None or old == new:
+                continue
+            interval = (old - mine) % 12
+            if interval not in (0, 7):
+                continue
+            parallel = ((new - PITCHES) % 12 == interval) & (mine != PITCHES) & ((mine < PITCHES) == (new > old))
+            strict[PITCH_IDS[parallel]] = False
+        return strict if strict.any() else allowed
 
     def _feed(self, token: int, cursor: GridCursor, state: Any, ids: list[int]) -> tuple[np.ndarray, Any]:
         slot, position = cursor.where(token)
