@@ -295,13 +295,14 @@ class Composer:
         logits = logits[0].numpy()
         last = self._last_tokens(prefix)
         sounding = [VOCAB.pitch_of(t) for t in last]  # pitch each voice holds now (None: resting)
+        latest = list(sounding)  # the last pitch each voice sang, through rests (for parallels)
         fresh = not any(t == VOCAB.bar_id for t in prefix)
         lowest = self.voices - 1
         for bar in range(bars):
             final_bar = bar == bars - 1
             logits, state = self._feed(VOCAB.bar_id, cursor, state, ids)
             for step in range(per_bar):
-                before = list(sounding)  # what each voice sounded before this step
+                before = list(latest)  # each voice's last pitch before this step
                 for voice in range(self.voices):
                     if soprano is not None and voice == 0 and bar * per_bar + step < len(soprano):
                         token = soprano[bar * per_bar + step]
@@ -316,24 +317,26 @@ class Composer:
                             allowed = masks[voice].copy()
                             if last[voice] == VOCAB.rest_id:
                                 allowed[VOCAB.hold_id] = False
-                        allowed = self._voice_leading(allowed, voice, sounding, before)
+                        allowed = self._voice_leading(allowed, voice, sounding, before, latest)
                         token = sample_token(logits, allowed=allowed, bias=bias, temperature=temperature,
                                              top_p=top_p, rng=rng)
                     if token != VOCAB.hold_id:
                         last[voice] = token
                         sounding[voice] = VOCAB.pitch_of(token)
+                        latest[voice] = sounding[voice] if sounding[voice] is not None else latest[voice]
                     logits, state = self._feed(token, cursor, state, ids)
         ids.append(VOCAB.eos_id)
         return ids
 
     def _voice_leading(self, allowed: np.ndarray, voice: int, sounding: list[int | None],
-                       before: list[int | None]) -> np.ndarray:
+                       before: list[int | None], latest: list[int | None]) -> np.ndarray:
         """Narrow ``allowed`` for ``voice`` by the rules of part writing that concern the voices above it.
 
         - the four-voice texture never falls silent inside a piece (the bass sounds if all above rest);
         - no voice crossing: a voice stays at or below the voice above it;
         - no parallel fifths or octaves: moving in the same direction as a voice above, a voice may not keep
-          a perfect fifth or octave (unison) with it. If that rule leaves nothing to choose, it yields.
+          a perfect fifth or octave (unison) with it, also across rests (``before``/``latest`` are each
+          voice's last pitch before and after this step). If that rule leaves nothing to choose, it yields.
         """
         allowed = allowed.copy()
         if voice == self.voices - 1 and self.voices > 1 and all(p is None for p in sounding[:voice]):
@@ -350,7 +353,7 @@ class Composer:
             return allowed
         strict = allowed.copy()
         for upper in range(voice):
-            old, new = before[upper], sounding[upper]
+            old, new = before[upper], latest[upper]
             if old is None or new is None or old == new:
                 continue
             interval = (old - mine) % 12
