@@ -24,7 +24,8 @@ def licence_note(licences: dict[str, int]) -> str:
 
 
 def ship(run: Path, name: str, *, weights_dir: Path, checkpoint: str = "best", version: str = "1.0.0",
-         description: str = "", evaluation: dict[str, Any] | None = None, evaluation_command: str = "") -> Path:
+         description: str = "", evaluation: dict[str, Any] | None = None, evaluation_command: str = "",
+         data_command: str = "") -> Path:
     """Copy a run's checkpoint into ``weights_dir`` under ``name`` with a model card; returns the card path."""
     card = load_card(run, checkpoint)
     source = run / f"{checkpoint}.safetensors"
@@ -34,6 +35,8 @@ def ship(run: Path, name: str, *, weights_dir: Path, checkpoint: str = "best", v
     target = weights_dir / f"{name}.safetensors"
     shutil.copyfile(source, target)
     licences = card.get("data", {}).get("licences", {})
+    if data_command:
+        card["data"] = {**card.get("data", {}), "build_command": data_command}
     shipped = {
         "id": name, "version": version, "description": description, **card,
         "weights_sha256": sha256_file(target),
