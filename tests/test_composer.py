@@ -75,6 +75,8 @@ def test_harmonization_keeps_the_melody_note_for_note(composer):
     assert [(n.pitch, n.start, n.duration) for n in soprano] == [(n.pitch, n.start, n.duration)
                                                                  for n in melody.notes]
     assert len(result.score.parts) == 4 and all(p.notes for p in result.score.parts)
+    first = melody.notes[0].start  # bwv66.6 opens with a pickup: the lower voices wait for it
+    assert first > 0 and all(p.notes[0].start >= first for p in result.score.parts[1:])
 
 
 def test_continuation_starts_with_the_given_notes(composer):

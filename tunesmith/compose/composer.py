@@ -298,6 +298,8 @@ class Composer:
         latest = list(sounding)  # the last pitch each voice sang, through rests (for parallels)
         fresh = not any(t == VOCAB.bar_id for t in prefix)
         lowest = self.voices - 1
+        # a melody that starts with a pickup: the other voices wait for its first note
+        pickup = next((i for i, t in enumerate(soprano) if VOCAB.is_pitch(t)), 0) if soprano else 0
         for bar in range(bars):
             final_bar = bar == bars - 1
             logits, state = self._feed(VOCAB.bar_id, cursor, state, ids)
@@ -306,12 +308,14 @@ class Composer:
                 for voice in range(self.voices):
                     if soprano is not None and voice == 0 and bar * per_bar + step < len(soprano):
                         token = soprano[bar * per_bar + step]
+                    elif bar * per_bar + step < pickup:
+                        token = VOCAB.rest_id
                     else:
                         if final_bar and step > 0:
                             allowed = hold_only  # the final chord is held to the end of the bar
                         elif final_bar:  # the final chord: a tonic triad over the tonic in the bass
                             allowed = masks[voice] & (tonic_only if voice == lowest else triad)
-                        elif fresh and bar == 0 and step == 0 and voice == lowest:
+                        elif fresh and bar * per_bar + step == pickup and voice == lowest:
                             allowed = masks[voice] & (tonic_only if self.voices > 1 else triad)
                         else:
                             allowed = masks[voice].copy()
