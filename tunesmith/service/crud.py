@@ -18,6 +18,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from tunesmith.errors import ParameterError
 from tunesmith.service.db import ApiKey, Generation, Usage, utcnow
 
 KEY_PREFIX = "ts_"
@@ -65,7 +66,8 @@ def add_usage(session: Session, key_id: int, day: str, seconds: float) -> None:
         return
     dialect = session.get_bind().dialect.name
     if dialect not in ("sqlite", "postgresql"):
-        raise NotImplementedError(f"usage accounting supports SQLite and PostgreSQL, not {dialect}")
+        raise ParameterError(f"database {dialect!r} is not supported; use SQLite or PostgreSQL",
+                             field="database_url")
     insert = sqlite_insert if dialect == "sqlite" else postgresql_insert
     statement = insert(Usage).values(key_id=key_id, day=day, audio_seconds=seconds)
     session.execute(statement.on_conflict_do_update(index_elements=[Usage.key_id, Usage.day],
