@@ -76,6 +76,19 @@ def nearest_shift(from_tonic: int, to_tonic: int) -> int:
     return ((to_tonic - from_tonic + 6) % 12) - 6
 
 
+def _move_to_key(score: Score, found: tuple[int, str], key: str | None, what: str,
+                 notes: list[str]) -> tuple[Score, int, str]:
+    """Transpose ``score`` (in key ``found``) to the requested ``key``, if one was asked; note the move."""
+    if key is None:
+        return score, *found
+    tonic, mode = parse_key(key)
+    shift = nearest_shift(found[0], tonic)
+    if shift:
+        score = transpose(score, shift)
+        notes.append(f"{what} moved by {shift:+d} semitones from {key_name(*found)} to {key_name(tonic, mode)}")
+    return score, tonic, mode
+
+
 def key_pitch_classes(tonic: int, mode: str) -> set[int]:
     """Scale plus, in minor, the raised sixth and seventh (melodic/harmonic minor)."""
     pcs = set(scale_pitch_classes(tonic, mode))
@@ -208,14 +221,8 @@ class Composer:
             raise ParameterError("the melody to harmonize has no notes", field="input")
         score = quantize(Score(parts=[melody], time_signature=time_signature), steps_per_beat=STEPS_PER_BEAT)
         found = estimate_key([(n.pitch, n.duration) for n in score.parts[0].notes])
-        if key is not None:
-            tonic, mode = parse_key(key)
-            shift = nearest_shift(found[0], tonic)
-            if shift:
-                score = transpose(score, shift)
-                notes.append(f"melody moved by {shift:+d} semitones from {key_name(*found)} to {key_name(tonic, mode)}")
-        else:
-            tonic, mode = found
+        score, tonic, mode = _move_to_key(score, found, key, "melody", notes)
+        if key is None:
             notes.append(f"melody key estimated as {key_name(tonic, mode)}")
         low, high = self.ranges[0]
         pitches = [n.pitch for n in score.parts[0].notes]
@@ -250,13 +257,7 @@ class Composer:
                                  f"{len(parts)} voice(s)", field="input")
         prime = replace(prime, parts=parts)
         found = parse_key(prime.key) if prime.key else estimate_key([(n.pitch, n.duration) for n in prime.all_notes()])
-        tonic, mode = found
-        if key is not None:
-            tonic, mode = parse_key(key)
-            shift = nearest_shift(found[0], tonic)
-            if shift:
-                prime = transpose(prime, shift)
-                notes.append(f"input moved by {shift:+d} semitones to {key_name(tonic, mode)}")
+        prime, tonic, mode = _move_to_key(prime, found, key, "input", notes)
         prime.key = key_name(tonic, mode)
         self._check_meter(prime.time_signature)
         return prime, tonic, mode, prime.time_signature
