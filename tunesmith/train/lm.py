@@ -33,6 +33,7 @@ from tunesmith.train.checkpoint import (
 )
 from tunesmith.train.lm_data import IGNORE, TokenCorpus
 from tunesmith.train.metrics import MetricsLog, plot_curves
+from tunesmith.train.schedule import cosine_lr
 
 ARCH_DEFAULTS: dict[str, dict[str, Any]] = {
     "rnn": {"dim": 320, "layers": 2, "dropout": 0.25, "lr": 2e-3},
@@ -84,13 +85,6 @@ def evaluate_nll(model: torch.nn.Module, corpus: TokenCorpus, *, window: int = 2
         count += int((batch["targets"] != IGNORE).sum())
     model.train()
     return total / max(count, 1)
-
-
-def _lr_at(step: int, elapsed: float, budget: float, *, base: float, warmup: int, fraction_done: float) -> float:
-    if step < warmup:
-        return base * (step + 1) / warmup
-    progress = max(fraction_done, min(1.0, elapsed / budget)) if budget > 0 else fraction_done
-    return base * (0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * progress)))
 
 
 def train_lm(data: Path, out: Path, config: LMTrainConfig, *, resume: bool = False,
@@ -168,7 +162,7 @@ def train_lm(data: Path, out: Path, config: LMTrainConfig, *, resume: bool = Fal
         if done:
             break
         fraction = (step - first_step) / config.max_steps if config.max_steps else 0.0
-        lr = _lr_at(step, elapsed, budget if not config.max_steps else 0, base=config.learning_rate(),
+        lr = cosine_lr(step, elapsed, budget if not config.max_steps else 0, base=config.learning_rate(),
                     warmup=config.warmup, fraction_done=fraction)
         for group in optimizer.param_groups:
             group["lr"] = lr

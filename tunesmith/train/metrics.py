@@ -26,7 +26,8 @@ class MetricsLog:
             return list(csv.DictReader(handle))
 
 
-def plot_curves(log: MetricsLog, png: Path, *, x: str, series: list[str], title: str) -> Path:
+def plot_curves(log: MetricsLog, png: Path, *, x: str, series: list[str], title: str,
+                ylabel: str = "nats per token") -> Path:
     """Draw each column of ``series`` against ``x`` (blank cells skipped) into ``png``."""
     import matplotlib
 
@@ -41,7 +42,7 @@ def plot_curves(log: MetricsLog, png: Path, *, x: str, series: list[str], title:
             xs, ys = zip(*points, strict=True)
             ax.plot(xs, ys, label=name, marker="o" if len(points) < 30 else None, markersize=3)
     ax.set_xlabel(x)
-    ax.set_ylabel("nats per token")
+    ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend()
