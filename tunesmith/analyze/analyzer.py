@@ -1,0 +1,189 @@
+"""The analyzer facade: `Analyzer.load("analyzer").analyze(y, sr)` for the CLI and the service.
+
+The CNN hears short windows: a clip of a note (up to ~2 s) is one window that starts a quarter second
+before its onset, as in training; longer audio is cut into half-overlapping windows whose probabilities
+are averaged. The DSP half (tempo, key, loudness, melody transcription) lives in `tunesmith.analyze.dsp`.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from tunesmith.audio.dsp import to_mono, validate_audio
+from tunesmith.compose.weights import resolve_checkpoint
+from tunesmith.errors import ParameterError
+from tunesmith.models.analyzer import AnalyzerCNN, FrontEnd
+from tunesmith.train.checkpoint import load_card, load_weights
+
+ONSET_LEAD_SECONDS = 0.25  # silence put before a clip, as the evaluation crops saw it
+MIN_SECONDS = 0.05
+TOP_TAGS = 5
+
+
+@dataclass
+class Predictions:
+    """The CNN's answer for a batch of clips; names are "" (and pitch -1) where a head does not apply."""
+
+    family: np.ndarray  # (B,) str
+    instrument: np.ndarray  # (B,) str
+    pitch: np.ndarray  # (B,) int MIDI number, -1 for drum hits
+    drum: np.ndarray  # (B,) str, "" for pitched notes
+    probs: dict[str, np.ndarray] = field(default_factory=dict)  # head -> (B, classes)
+
+
+class Analyzer:
+    """A trained analyzer CNN with its front end and label names."""
+
+    def __init__(self, model: AnalyzerCNN, card: dict[str, Any], *, name: str) -> None:
+        self.model = model.eval()
+        self.card = card
+        self.name = name
+        self.frontend = FrontEnd(**card["frontend"])
+        self.labels: dict[str, list[str]] = card["labels"]
+        self.crop = int(card["crop_frames"])
+        self._lock = threading.Lock()
+
+    @classmethod
+    def load(cls, name_or_path: str | Path = "analyzer") -> Analyzer:
+        """A shipped model by id ("analyzer") or a training run directory / card path."""
+        directory, checkpoint = resolve_checkpoint(name_or_path)
+        card = load_card(directory, checkpoint)
+        if card.get("family") != "analyzer":
+            raise ParameterError(f"{name_or_path} is a {card.get('family')!r} model, not an analyzer",
+                                 field="model")
+        model = AnalyzerCNN(**card["kwargs"])
+        load_weights(directory, checkpoint, model)
+        return cls(model, card, name=str(card.get("id", checkpoint)))
+
+    @property
+    def embed_dim(self) -> int:
+        return int(self.model.kwargs["embed_dim"])
+
+    # ------------------------------------------------------------------ clips (notes)
+
+    def _clip_features(self, y: np.ndarray, sr: int) -> torch.Tensor:
+        batch = _as_batch(y)
+        lead = np.zeros((batch.shape[0], round(ONSET_LEAD_SECONDS * sr)), dtype=np.float32)
+        mel = self.frontend.features(np.concatenate([lead, batch], axis=1), sr)[..., :self.crop]
+        return torch.from_numpy(np.ascontiguousarray(mel))
+
+    def _forward(self, mel: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        with self._lock, torch.inference_mode():
+            return self.model(mel)
+
+    def embed(self, y: np.ndarray, sr: int) -> np.ndarray:
+        """The penultimate-layer embedding: (n,) -> (D,), (B, n) -> (B, D), float32."""
+        embedding, _ = self._forward(self._clip_features(y, sr))
+        out = embedding.numpy().astype(np.float32)
+        return out[0] if np.asarray(y).ndim == 1 else out
+
+    def predict(self, y: np.ndarray, sr: int) -> Predictions:
+        """Family, instrument, pitch and drum type of each clip of (B, n) (or one clip (n,))."""
+        _, logits = self._forward(self._clip_features(y, sr))
+        return self._name(logits)
+
+    def _name(self, logits: dict[str, torch.Tensor]) -> Predictions:
+        if "family" not in logits:
+            raise ParameterError(f"{self.name} was trained on {self.labels['kind']} tags and names no instruments",
+                                 field="model")
+        probs = {k: torch.softmax(v, dim=-1).numpy() for k, v in logits.items()}
+        family = np.asarray(self.labels["families"])[probs["family"].argmax(-1)]
+        instrument = np.asarray(self.labels["instruments"])[probs["instrument"].argmax(-1)]
+        is_drum = family == "drums"
+        pitch = np.where(is_drum, -1, probs["pitch"].argmax(-1))
+        drums = np.asarray(self.labels["drums"] or [""])[probs["drum"].argmax(-1)]
+        return Predictions(family=family, instrument=instrument, pitch=pitch.astype(int),
+                           drum=np.where(is_drum, drums, ""), probs=probs)
+
+    # ------------------------------------------------------------------ any audio
+
+    def tag(self, y: np.ndarray, sr: int) -> dict[str, dict[str, float]]:
+        """Mean class probabilities over half-overlapping windows of a recording of any length.
+
+        Returns head -> {class name: probability}, the ``TOP_TAGS`` most likely classes of each head."""
+        mono = _mono(y)
+        if mono.shape[-1] < MIN_SECONDS * sr:
+            raise ParameterError(f"audio of {mono.shape[-1] / sr * 1000:.0f} ms is too short to analyze "
+                                 f"(at least {MIN_SECONDS * 1000:.0f} ms)", field="y")
+        lead = np.zeros(round(ONSET_LEAD_SECONDS * sr), dtype=np.float32)
+        mel = self.frontend.features(np.concatenate([lead, mono]), sr)
+        hop = max(1, self.crop // 2)
+        starts = range(0, max(1, mel.shape[-1] - self.crop + 1), hop)
+        windows = torch.from_numpy(np.stack([mel[:, s:s + self.crop] for s in starts]))
+        probs: dict[str, list[np.ndarray]] = {}
+        for chunk in torch.split(windows, 64):
+            _, logits = self._forward(chunk)
+            for head, value in logits.items():
+                p = torch.sigmoid(value) if head == "tags" else torch.softmax(value, dim=-1)
+                probs.setdefault(head, []).append(p.numpy())
+        names = {"family": self.labels["families"], "instrument": self.labels["instruments"],
+                 "drum": self.labels["drums"], "tags": self.labels["tags"],
+                 "pitch": [str(p) for p in range(128)]}
+        out = {}
+        for head, parts in probs.items():
+            mean = np.concatenate(parts).mean(0)
+            top = np.argsort(mean)[::-1][:TOP_TAGS]
+            out[head] = {names[head][i]: round(float(mean[i]), 4) for i in top}
+        return out
+
+    def analyze(self, y: np.ndarray, sr: int, *, melody: bool = True) -> dict[str, Any]:
+        """Everything the analyzer hears in a recording: duration, loudness, tempo, key, the CNN's tags and
+        (``melody``) a monophonic melody transcription. JSON-ready."""
+        from tunesmith.analyze import dsp
+
+        y = validate_audio(y)
+        mono = _mono(y)
+        report: dict[str, Any] = {"duration": round(mono.shape[-1] / sr, 3), "sr": sr}
+        report["loudness_lufs"] = dsp.loudness(mono, sr)
+        report["silent"] = bool(np.max(np.abs(mono)) < 1e-4) if mono.size else True
+        tags = self.tag(mono, sr)
+        report["tags"] = tags
+        if "family" in tags:
+            report["family"] = next(iter(tags["family"]))
+            report["instrument"] = next(iter(tags["instrument"]))
+        tempo = dsp.estimate_tempo(mono, sr)
+        key = dsp.estimate_key(mono, sr)
+        report["tempo"] = _plain(tempo)
+        report["key"] = _plain(key)
+        if melody:
+            report["melody"] = [_plain(n) for n in dsp.transcribe_melody(mono, sr)]
+        return report
+
+
+def _as_batch(y: np.ndarray) -> np.ndarray:
+    arr = np.asarray(y, dtype=np.float32)
+    if arr.ndim == 1:
+        arr = arr[None]
+    if arr.ndim != 2 or arr.shape[1] == 0:
+        raise ParameterError(f"clips must be (n,) or (batch, n) audio, got shape {arr.shape}", field="y")
+    if not np.isfinite(arr).all():
+        raise ParameterError("y contains NaN or infinite samples", field="y")
+    return arr
+
+
+def _mono(y: np.ndarray) -> np.ndarray:
+    arr = validate_audio(np.asarray(y, dtype=np.float32))
+    return to_mono(arr) if arr.ndim == 2 else arr
+
+
+def _plain(value: Any) -> Any:
+    """Dataclasses and numpy values -> JSON-ready Python values."""
+    from dataclasses import asdict, is_dataclass
+
+    if is_dataclass(value):
+        value = asdict(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
