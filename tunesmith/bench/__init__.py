@@ -1,4 +1,6 @@
 """Benchmarks run by `tunesmith bench NAME`; each module exposes `run(*, seconds, json) -> dict`."""
 
-BENCHMARKS = ("data", "lm", "gan", "render", "analyzer", "service")
-AVAILABLE = ("data", "lm")
+from importlib.util import find_spec
+
+BENCHMARKS = ("data", "lm", "gan", "render", "analyzer", "service", "watermark")
+AVAILABLE = tuple(name for name in BENCHMARKS if find_spec(f"tunesmith.bench.{name}") is not None)

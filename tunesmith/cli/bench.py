@@ -15,7 +15,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="run a throughput benchmark",
         description="Run a throughput benchmark with one thread and report x real time per core.",
     )
-    parser.add_argument("name", choices=BENCHMARKS, help="which benchmark (available now: data, lm)")
+    parser.add_argument("name", choices=BENCHMARKS, help="which benchmark")
     parser.add_argument("--seconds", type=float, default=30.0, help="length of the test audio (default 30)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.add_argument("--checkpoint", help="lm: model name or training run directory (default: chorale)")
