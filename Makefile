@@ -4,7 +4,7 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.stamp-install
-DEBIAN_PACKAGES := fluidsynth musescore-general-soundfont-small ffmpeg
+DEBIAN_PACKAGES := fluidsynth musescore-general-soundfont-small ffmpeg postgresql redis-server chromium
 
 .PHONY: run test lint setup system-deps python-deps demo clean
 
@@ -16,7 +16,7 @@ run: setup
 
 test: setup
 	$(VENV)/bin/ruff check tunesmith tests
-	$(VENV)/bin/pytest -q
+	TUNESMITH_TEST_REQUIRE=postgresql,redis $(VENV)/bin/pytest -q
 
 lint: setup
 	$(VENV)/bin/ruff check tunesmith tests

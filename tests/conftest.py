@@ -1,7 +1,8 @@
-"""Shared fixtures: synthetic test signals and files written from them."""
+"""Shared fixtures: synthetic test signals and the files written from them; the service databases and Redis."""
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -46,3 +47,56 @@ def dominant_frequency(y: np.ndarray, sr: int) -> float:
     a, b, c = np.log(spectrum[k - 1 : k + 2] + 1e-12)
     shift = 0.5 * (a - c) / (a - 2 * b + c)
     return (k + shift) * sr / len(y)
+
+
+# ------------------------------------------------------------------------------------------- service fixtures
+# PostgreSQL and Redis are real servers started once per session (tests/service_fixtures.py says how); the
+# tests that touch the service database take `database_url` and run once on SQLite and once on PostgreSQL.
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster():
+    """A throwaway PostgreSQL cluster on 127.0.0.1 (skipped, or failed under make test, if it cannot start)."""
+    from tests.service_fixtures import start_postgres, unavailable
+
+    try:
+        cluster = start_postgres()
+    except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+        unavailable("postgresql", str(exc))
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server():
+    """A throwaway redis-server on 127.0.0.1, nothing persisted (skipped, or failed under make test)."""
+    from tests.service_fixtures import start_redis, unavailable
+
+    try:
+        server = start_redis()
+    except (RuntimeError, OSError) as exc:
+        unavailable("redis", str(exc))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def database_kind(request) -> str:
+    """Which database the service tests of a module run on (each module runs once per kind)."""
+    return request.param
+
+
+def _new_database(request, kind: str) -> str | None:
+    return None if kind == "sqlite" else request.getfixturevalue("postgres_cluster").new_database()
+
+
+@pytest.fixture(scope="module")
+def database_url(request, database_kind) -> str | None:
+    """A module's service database: None (the SQLite default in the data dir) or a fresh PostgreSQL database."""
+    return _new_database(request, database_kind)
+
+
+@pytest.fixture
+def fresh_database_url(request, database_kind) -> str | None:
+    """Like `database_url`, but a new empty database for each test."""
+    return _new_database(request, database_kind)

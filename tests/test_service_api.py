@@ -17,9 +17,9 @@ MAX_BARS = 16
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server(tmp_path_factory, database_url):
     settings = make_settings(tmp_path_factory.mktemp("api"), trained_models(tmp_path_factory), max_bars=MAX_BARS,
-                             max_upload_bytes=4096, max_audio_seconds=120)
+                             max_upload_bytes=4096, max_audio_seconds=120, database_url=database_url)
     with TestClient(create_app(settings)) as client:
         yield client, settings
 

@@ -17,9 +17,9 @@ RATE = 20
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server(tmp_path_factory, database_url):
     settings = make_settings(tmp_path_factory.mktemp("jobs"), trained_models(tmp_path_factory), workers=0,
-                             requests_per_minute=RATE)
+                             requests_per_minute=RATE, database_url=database_url)
     with TestClient(create_app(settings)) as client:
         yield client, client.app.state.services
 

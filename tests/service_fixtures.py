@@ -1,0 +1,231 @@
+"""Throwaway PostgreSQL and Redis servers and a live Tunesmith server for the service tests (no tests here).
+
+Every server binds to 127.0.0.1 on a free port, keeps its files in a fresh temporary directory and is stopped
+at the end of the test session. PostgreSQL: the Debian binaries (``/usr/lib/postgresql/*/bin``) run a new
+cluster with ``initdb`` + ``pg_ctl``; as root (initdb refuses root) both run as the ``postgres`` system user
+through ``runuser``, in a directory that user owns. Redis: ``redis-server --save "" --appendonly no``.
+
+When a server cannot be started the tests that need it are skipped with the reason, unless the environment
+variable ``TUNESMITH_TEST_REQUIRE`` names it (``make test`` sets ``postgresql,redis``): then they fail.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+REQUIRE_ENV = "TUNESMITH_TEST_REQUIRE"
+START_TIMEOUT = 30.0
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def unavailable(name: str, reason: str) -> None:
+    """Skip (or, when ``TUNESMITH_TEST_REQUIRE`` names ``name``, fail) because ``name`` cannot run here."""
+    required = {part.strip() for part in os.environ.get(REQUIRE_ENV, "").split(",")}
+    if name in required:
+        pytest.fail(f"{name} is required ({REQUIRE_ENV}) but cannot be started: {reason}", pytrace=False)
+    pytest.skip(f"{name} not available: {reason}")
+
+
+def _wait_for_port(port: int, process: subprocess.Popen | None, timeout: float = START_TIMEOUT) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            return False
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+# ------------------------------------------------------------------------------------------- PostgreSQL
+
+
+def postgres_bindir() -> Path | None:
+    """The directory of initdb/pg_ctl: on PATH, else the newest Debian /usr/lib/postgresql/N/bin."""
+    found = shutil.which("initdb")
+    if found:
+        return Path(os.path.realpath(found)).parent
+    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(p.split("/")[4]))
+    return Path(candidates[-1]).parent if candidates else None
+
+
+@dataclass
+class PostgresCluster:
+    """A running throwaway cluster; :meth:`new_database` gives each user of it a database of its own."""
+
+    root: Path
+    port: int
+    bindir: Path
+    run_as: list[str]
+    user: str = "tunesmith"
+    databases: list[str] = field(default_factory=list)
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql+psycopg://{self.user}@127.0.0.1:{self.port}/{database}"
+
+    def new_database(self) -> str:
+        """A fresh empty database; returns its SQLAlchemy URL."""
+        import psycopg
+
+        name = f"t_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(f"host=127.0.0.1 port={self.port} user={self.user} dbname=postgres",
+                             autocommit=True) as connection:
+            connection.execute(f'CREATE DATABASE "{name}"')
+        self.databases.append(name)
+        return self.url(name)
+
+    def stop(self) -> None:
+        subprocess.run([*self.run_as, str(self.bindir / "pg_ctl"), "stop", "-D", str(self.root / "data"),
+                        "-m", "immediate", "-s"], capture_output=True, timeout=60, check=False)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def start_postgres() -> PostgresCluster:
+    """initdb + pg_ctl start on 127.0.0.1:free port; RuntimeError with the reason when that is impossible."""
+    bindir = postgres_bindir()
+    if bindir is None:
+        raise RuntimeError("PostgreSQL server binaries not found (Debian package postgresql)")
+    try:
+        import psycopg  # noqa: F401
+    except ImportError as exc:
+        raise RuntimeError("the psycopg driver is not installed (pip install 'psycopg[binary]')") from exc
+    run_as: list[str] = []
+    root = Path(tempfile.mkdtemp(prefix="tunesmith-pg-"))
+    if os.geteuid() == 0:
+        try:
+            owner = pwd.getpwnam("postgres")
+        except KeyError:
+            shutil.rmtree(root, ignore_errors=True)
+            raise RuntimeError("running as root and there is no 'postgres' user to run the server as") from None
+        os.chown(root, owner.pw_uid, owner.pw_gid)
+        run_as = ["runuser", "-u", "postgres", "--"]
+    port = free_port()
+    cluster = PostgresCluster(root=root, port=port, bindir=bindir, run_as=run_as)
+    steps = [
+        [str(bindir / "initdb"), "-D", str(root / "data"), "-U", cluster.user, "--auth=trust", "-E", "UTF8",
+         "--no-sync", "--locale=C"],
+        [str(bindir / "pg_ctl"), "start", "-D", str(root / "data"), "-l", str(root / "server.log"), "-w",
+         "-t", str(int(START_TIMEOUT)), "-s", "-o",
+         f"-p {port} -h 127.0.0.1 -k {root} -c fsync=off -c synchronous_commit=off -c full_page_writes=off"],
+    ]
+    for step in steps:
+        done = subprocess.run([*run_as, *step], capture_output=True, text=True, timeout=120, check=False)
+        if done.returncode != 0:
+            log = (root / "server.log").read_text() if (root / "server.log").is_file() else ""
+            cluster.stop()
+            raise RuntimeError(f"{Path(step[0]).name} failed: {(done.stderr or done.stdout).strip()} {log[-500:]}")
+    return cluster
+
+
+# ------------------------------------------------------------------------------------------------ Redis
+
+
+@dataclass
+class RedisServer:
+    root: Path
+    port: int
+    process: subprocess.Popen
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def flush(self) -> None:
+        import redis
+
+        client = redis.Redis.from_url(self.url)
+        try:
+            client.flushall()
+        finally:
+            client.close()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def start_redis() -> RedisServer:
+    """redis-server on 127.0.0.1:free port, nothing persisted; RuntimeError with the reason when impossible."""
+    binary = shutil.which("redis-server") or ("/usr/bin/redis-server" if Path("/usr/bin/redis-server").is_file()
+                                              else None)
+    if binary is None:
+        raise RuntimeError("redis-server not found (Debian package redis-server)")
+    try:
+        import redis  # noqa: F401
+    except ImportError as exc:
+        raise RuntimeError("the redis Python package is not installed") from exc
+    root = Path(tempfile.mkdtemp(prefix="tunesmith-redis-"))
+    port = free_port()
+    process = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly",
+                                "no", "--dir", str(root), "--daemonize", "no", "--logfile", str(root / "redis.log")],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    server = RedisServer(root=root, port=port, process=process)
+    if not _wait_for_port(port, process):
+        error = process.stderr.read() if process.poll() is not None and process.stderr else "no answer"
+        log = (root / "redis.log").read_text() if (root / "redis.log").is_file() else ""
+        server.stop()
+        raise RuntimeError(f"redis-server did not start on port {port}: {error.strip()} {log[-300:]}")
+    return server
+
+
+# ------------------------------------------------------------------------------------ a live Tunesmith
+
+
+class LiveServer:
+    """A Tunesmith app served by uvicorn in a thread on 127.0.0.1 (what the SDK and remote CLI talk to)."""
+
+    def __init__(self, app: object, port: int | None = None) -> None:
+        import uvicorn
+
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, name=f"uvicorn-{self.port}", daemon=True)
+
+    def __enter__(self) -> LiveServer:
+        self.thread.start()
+        deadline = time.monotonic() + 120  # the lifespan loads the models and the soundfont first
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"the test server on port {self.port} did not start")
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=60)
+
+
+@contextlib.contextmanager
+def live_server(settings: object) -> Iterator[LiveServer]:
+    from tunesmith.service import create_app
+
+    with LiveServer(create_app(settings)) as server:  # type: ignore[arg-type]
+        yield server
