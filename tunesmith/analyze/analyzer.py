@@ -103,10 +103,8 @@ class Analyzer:
 
     # ------------------------------------------------------------------ any audio
 
-    def tag(self, y: np.ndarray, sr: int) -> dict[str, dict[str, float]]:
-        """Mean class probabilities over half-overlapping windows of a recording of any length.
-
-        Returns head -> {class name: probability}, the ``TOP_TAGS`` most likely classes of each head."""
+    def window_probabilities(self, y: np.ndarray, sr: int) -> dict[str, np.ndarray]:
+        """Mean class probabilities of each head over half-overlapping windows of a recording of any length."""
         mono = _mono(y)
         if mono.shape[-1] < MIN_SECONDS * sr:
             raise ParameterError(f"audio of {mono.shape[-1] / sr * 1000:.0f} ms is too short to analyze "
@@ -122,12 +120,15 @@ class Analyzer:
             for head, value in logits.items():
                 p = torch.sigmoid(value) if head == "tags" else torch.softmax(value, dim=-1)
                 probs.setdefault(head, []).append(p.numpy())
+        return {head: np.concatenate(parts).mean(0) for head, parts in probs.items()}
+
+    def tag(self, y: np.ndarray, sr: int) -> dict[str, dict[str, float]]:
+        """head -> {class name: probability} for the ``TOP_TAGS`` most likely classes of each head."""
         names = {"family": self.labels["families"], "instrument": self.labels["instruments"],
                  "drum": self.labels["drums"], "tags": self.labels["tags"],
                  "pitch": [str(p) for p in range(128)]}
         out = {}
-        for head, parts in probs.items():
-            mean = np.concatenate(parts).mean(0)
+        for head, mean in self.window_probabilities(y, sr).items():
             top = np.argsort(mean)[::-1][:TOP_TAGS]
             out[head] = {names[head][i]: round(float(mean[i]), 4) for i in top}
         return out

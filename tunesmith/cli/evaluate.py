@@ -20,11 +20,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", type=Path, help="the dataset the model was trained on (default: from its card)")
     p.add_argument("--pieces", type=int, default=100, help="lm: pieces to generate (default 100)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--chorales", type=Path, default=Path("datasets/chorales"),
+                   help="analyzer: chorales dataset rendered for the key and tempo figures")
+    p.add_argument("--folk", type=Path, default=Path("datasets/folk"),
+                   help="analyzer: folk dataset rendered for the transcription figures")
+    p.add_argument("--out", type=Path, default=Path("out/evaluate"), help="where pictures go (default out/evaluate)")
     p.add_argument("--json", action="store_true", help="print every figure as JSON")
     p.set_defaults(func=run_evaluate)
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
+    if args.target == "analyzer":
+        return run_evaluate_analyzer(args)
     if args.target != "lm":
         raise ParameterError(f"evaluating '{args.target}' is not available yet (available: lm)", field="target")
     if args.pieces <= 0:
@@ -63,3 +70,35 @@ def summary_lines(report: dict) -> list[str]:
                  f"{runs['max']} notes; {100 * orig['share_at_most_12']:.1f}% at most 12 (goal 99%)")
     lines.append(f"generation: {report['speed']['seconds_per_piece']:.2f} s per piece")
     return lines
+
+
+def run_evaluate_analyzer(args: argparse.Namespace) -> int:
+    """`evaluate analyzer`: the CNN on held-out notes, then key, tempo and transcription on rendered pieces."""
+    from tunesmith.compose.weights import resolve_checkpoint
+    from tunesmith.evaluate.analyzer import evaluate_cnn
+    from tunesmith.train.checkpoint import load_card
+
+    checkpoint = args.checkpoint or "analyzer"
+    data = args.data
+    if data is None:
+        directory, name = resolve_checkpoint(checkpoint)
+        data = Path(load_card(directory, name)["data"]["path"])
+    if not data.is_dir():
+        raise ParameterError(f"the analyzer's dataset {data} is not here; build it or pass --data", field="data")
+    report = {"cnn": evaluate_cnn(checkpoint, data, picture=args.out / "analyzer-family-confusion.png")}
+    from tunesmith.evaluate.analyzer_dsp import evaluate_dsp
+
+    for name in ("chorales", "folk"):
+        if not getattr(args, name).is_dir():
+            raise ParameterError(f"--{name} {getattr(args, name)} is not a dataset directory; build it with "
+                                 f"'tunesmith data build {name} --out DIR'", field=name)
+    report["dsp"] = evaluate_dsp(args.chorales, args.folk, pieces=args.pieces, seed=args.seed)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        cnn = report["cnn"]
+        print(f"analyzer CNN on {cnn['clips']} held-out notes: family {cnn['family_acc']:.3f} (goal 0.95), "
+              f"instrument {cnn['instrument_acc']:.3f}, pitch {cnn['pitch_acc']:.3f} (goal 0.90), "
+              f"drum type {cnn['drum_acc']:.3f}")
+        print(json.dumps(report["dsp"], indent=2))
+    return 0

@@ -1,0 +1,79 @@
+"""`tunesmith bench analyzer`: the whole analysis of a 30-second recording, in x real time on one core.
+
+The recording is music we render ourselves (a melody over a bass line, piano and flute, 44.1 kHz), decoded to
+the analysis rate as `tunesmith analyze` does. Each part (CNN tags, tempo, key, loudness, melody) is timed
+alone, then the whole `Analyzer.analyze`; the figure is the median of a few repeats. Goal: 100x real time.
+"""
+
+from __future__ import annotations
+
+import json as json_module
+import statistics
+import time
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from tunesmith.analyze import dsp
+from tunesmith.analyze.analyzer import Analyzer
+from tunesmith.audio.dsp import resample
+from tunesmith.cli.analyze import ANALYSIS_SR
+from tunesmith.symbolic.render import get_renderer
+from tunesmith.symbolic.score import Note, Part, Score
+
+RENDER_SR = 44100
+GOAL = 100.0
+
+
+def test_recording(seconds: float) -> np.ndarray:
+    """``seconds`` of a G major melody (flute) over a bass line (piano) at 100 bpm, mono at ANALYSIS_SR."""
+    tempo = 100.0
+    beats = int(seconds * tempo / 60)
+    scale = [67, 69, 71, 72, 74, 72, 71, 69]
+    melody = [Note(scale[i % len(scale)], float(i), 0.9, 90) for i in range(beats)]
+    bass = [Note([43, 48, 50, 43][(i // 4) % 4], float(i), 3.8, 70) for i in range(0, beats, 4)]
+    score = Score(parts=[Part("flute", melody, program=73), Part("piano", bass, program=0)], tempo=tempo,
+                  key="G major")
+    y = get_renderer(RENDER_SR).render(score, tail=0.0)
+    y = y.mean(axis=0) if y.ndim == 2 else y
+    y = resample(y, orig_sr=RENDER_SR, target_sr=ANALYSIS_SR)
+    return y[: round(seconds * ANALYSIS_SR)].astype(np.float32)
+
+
+def _median_seconds(work: Callable[[], object], repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        work()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def run(*, seconds: float = 30.0, checkpoint: str = "analyzer", repeats: int = 3, json: bool = False,
+        **_: object) -> dict:
+    """Time each part of the analysis and the whole; print a table or JSON; return the figures."""
+    torch.set_num_threads(1)
+    analyzer = Analyzer.load(checkpoint)
+    y, sr = test_recording(seconds), ANALYSIS_SR
+    analyzer.analyze(y[: sr * 2], sr)  # warm-up: filter banks, first-call allocations
+    parts = {
+        "cnn_tags": lambda: analyzer.window_probabilities(y, sr),
+        "tempo": lambda: dsp.estimate_tempo(y, sr),
+        "key": lambda: dsp.estimate_key(y, sr),
+        "loudness": lambda: dsp.loudness(y, sr),
+        "melody": lambda: dsp.transcribe_melody(y, sr),
+        "whole": lambda: analyzer.analyze(y, sr),
+    }
+    timings = {name: _median_seconds(work, repeats) for name, work in parts.items()}
+    figures = {"checkpoint": checkpoint, "audio_seconds": seconds, "sr": sr, "repeats": repeats,
+               "seconds": timings, "x_real_time": {k: seconds / v for k, v in timings.items()},
+               "goal_x_real_time": GOAL}
+    if json:
+        print(json_module.dumps(figures, indent=2))
+    else:
+        print(f"analysis of {seconds:g} s of music at {sr} Hz (one thread, median of {repeats}):")
+        for name, spent in timings.items():
+            print(f"  {name:9s} {spent * 1000:8.1f} ms  {seconds / spent:8.0f}x real time")
+        print(f"  goal: whole analysis at least {GOAL:g}x real time")
+    return figures
