@@ -100,3 +100,19 @@ def database_url(request, database_kind) -> str | None:
 def fresh_database_url(request, database_kind) -> str | None:
     """Like `database_url`, but a new empty database for each test."""
     return _new_database(request, database_kind)
+
+
+@pytest.fixture(scope="session")
+def shipped_server(tmp_path_factory):
+    """A real Tunesmith on 127.0.0.1 (uvicorn in a thread) with the shipped models and one embedded worker.
+
+    Yields (server, settings): ``server.url`` is its address; make keys with `make_key(settings, name)`."""
+    from tests.service_fixtures import live_server
+    from tunesmith.config import Settings
+
+    torch = pytest.importorskip("torch")
+    torch.set_num_threads(1)
+    settings = Settings(data_dir=tmp_path_factory.mktemp("shipped-server"), workers=1, poll_seconds=0.1,
+                        preload=["chorale"], requests_per_minute=10_000)
+    with live_server(settings) as server:
+        yield server, settings
