@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from tunesmith.cli import remote
 from tunesmith.errors import ParameterError
 
 COMPOSERS = ("chorale", "folk")
@@ -38,6 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sr", type=int, default=44100, help="sample rate of audio output (default 44100)")
     p.add_argument("--piano-roll", type=Path, help="also draw the piece as a piano-roll PNG here")
     p.add_argument("--json", action="store_true", help="print what was made as JSON")
+    remote.add_server_options(p, prompt=True)
     p.set_defaults(func=run_generate)
 
 
@@ -53,6 +55,8 @@ def parse_meter(text: str | None) -> tuple[int, int]:
 
 
 def run_generate(args: argparse.Namespace) -> int:
+    if remote.server_of(args):
+        return remote.run_generate(args)
     if args.model not in COMPOSERS:
         raise ParameterError(f"model {args.model!r} is not available yet (available: {', '.join(COMPOSERS)})",
                              field="model")

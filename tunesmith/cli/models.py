@@ -5,15 +5,20 @@ from __future__ import annotations
 import argparse
 import json
 
+from tunesmith.cli import remote
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("models", help="list the shipped models and their cards",
                        description="List the shipped models: id, version, parameters, training-data licences.")
     p.add_argument("--json", action="store_true", help="print the full cards as JSON")
+    remote.add_server_options(p)
     p.set_defaults(func=run_models)
 
 
 def run_models(args: argparse.Namespace) -> int:
+    if remote.server_of(args):
+        return remote.run_models(args)
     from tunesmith.compose.weights import WEIGHTS_DIR
 
     cards = [json.loads(p.read_text()) for p in sorted(WEIGHTS_DIR.glob("*.json"))]

@@ -1,0 +1,145 @@
+"""`tunesmith generate ... --server URL --api-key KEY` and `tunesmith models --server URL` against a live server."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import pty
+import select
+import struct
+import subprocess
+import sys
+import termios
+import time
+from pathlib import Path
+
+import mido
+import pytest
+import soundfile as sf
+
+import tunesmith.cli as cli
+from tests.service_fixtures import free_port
+from tests.test_service_support import make_key
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def remote(shipped_server):
+    """(server URL, an API key) of the shared live server."""
+    live, settings = shipped_server
+    return live.url, make_key(settings, "remote-cli")["Authorization"].removeprefix("Bearer ")
+
+
+@pytest.fixture
+def tunesmith(capsys, monkeypatch):
+    """Run `tunesmith ARGS...` in this process; returns (exit code, stdout, stderr)."""
+    monkeypatch.delenv("TUNESMITH_SERVER", raising=False)
+    monkeypatch.delenv("TUNESMITH_API_KEY", raising=False)
+
+    def run(*args: str) -> tuple[int, str, str]:
+        code = cli.main(list(args))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+def test_generate_on_the_server_writes_wav_and_midi(remote, tunesmith, tmp_path):
+    url, key = remote
+    code, out, err = tunesmith("generate", "chorale", "--bars", "2", "--key", "E minor", "--tempo", "120",
+                               "--seed", "4", "--server", url, "--api-key", key, "-o", str(tmp_path / "c.wav"))
+    assert code == 0, err
+    assert out.startswith(f"wrote {tmp_path / 'c.wav'}: ") and "E minor, 2 bars, seed 4" in out and url in out
+    audio, sr = sf.read(tmp_path / "c.wav")
+    assert sr == 44100 and audio.shape[0] / sr == pytest.approx(2 * 4 * 60 / 120 + 1.0, abs=0.05)
+    code, _, err = tunesmith("generate", "chorale", "--bars", "2", "--key", "E minor", "--tempo", "120",
+                             "--seed", "4", "--server", url, "--api-key", key, "-o", str(tmp_path / "c.mid"))
+    assert code == 0, err
+    notes = [m for t in mido.MidiFile(tmp_path / "c.mid").tracks for m in t if m.type == "note_on" and m.velocity]
+    assert len(notes) >= 4
+
+
+def test_environment_prompt_and_json(remote, tunesmith, tmp_path, monkeypatch):
+    url, key = remote
+    monkeypatch.setenv("TUNESMITH_SERVER", url)
+    monkeypatch.setenv("TUNESMITH_API_KEY", key)
+    code, out, err = tunesmith("generate", "folk", "--prompt", "a fast tune in G for violin, 2 bars", "--json",
+                               "-o", str(tmp_path / "tune.flac"))
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["server"] == url and report["model"] == "folk" and report["output"] == str(tmp_path / "tune.flac")
+    assert report["params"]["bars"] == 2 and report["params"]["instrument"] == "violin"
+    assert "tempo: 132 BPM (from 'fast')" in report["interpretation"]["notes"]
+    assert (tmp_path / "tune.flac").read_bytes()[:4] == b"fLaC"
+    assert sf.info(tmp_path / "tune.flac").duration == pytest.approx(report["audio_seconds"], abs=1e-3)
+
+
+def test_models_from_the_server(remote, tunesmith):
+    code, out, err = tunesmith("models", "--server", remote[0])
+    assert code == 0, err
+    assert out.startswith("chorale") and "params: key, bars 1-64" in out and "public domain" in out
+    code, out, _ = tunesmith("models", "--server", remote[0], "--json")
+    assert {card["id"] for card in json.loads(out)} >= {"chorale", "folk"}
+
+
+@pytest.mark.parametrize(("extra", "needle"), [
+    (["--api-key", "ts_wrong"], "tunesmith: error: 401 unauthorized: unknown API key"),
+    (["--bars", "0"], "tunesmith: error: 422 invalid_parameter: "),
+    (["--instrument", "kazoo"], "(field: params.instrument)"),
+    (["--checkpoint", "runs/x"], "--checkpoint (a server runs its own models) cannot be used with --server"),
+    (["--harmonize"], "--harmonize needs --input"),
+])
+def test_server_errors_are_one_line_and_exit_2(remote, tunesmith, tmp_path, extra, needle):
+    url, key = remote
+    code, out, err = tunesmith("generate", "chorale", "--server", url, "--api-key", key, *extra,
+                               "-o", str(tmp_path / "x.wav"))
+    assert code == 2 and out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0], err
+    assert not list(tmp_path.iterdir())  # nothing half-written
+
+
+def test_missing_key_unreachable_server_and_prompt_without_server(tunesmith, tmp_path):
+    out = str(tmp_path / "x.wav")
+    for args, needle in (
+        (["--server", "http://127.0.0.1:9"], "--server needs --api-key"),
+        (["--server", f"http://127.0.0.1:{free_port()}", "--api-key", "k"], "cannot reach the Tunesmith server"),
+        (["--server", "127.0.0.1:8000", "--api-key", "k"], "must start with http://"),
+        (["--prompt", "a chorale"], "--prompt is read by a Tunesmith server"),
+    ):
+        code, _, err = tunesmith("generate", "chorale", *args, "-o", out)
+        assert code == 2 and len(err.strip().splitlines()) == 1 and needle in err, (args, err)
+
+
+def test_a_real_process_shows_progress_on_a_terminal(remote, tmp_path):
+    """`python -m tunesmith generate ...` with stderr on a pseudo-terminal: the bar reaches 100%."""
+    url, key = remote
+    env = {**os.environ, "TUNESMITH_SERVER": url, "TUNESMITH_API_KEY": key}
+    primary, secondary = pty.openpty()
+    fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # a 100-column terminal
+    process = subprocess.Popen([sys.executable, "-m", "tunesmith", "generate", "folk", "--bars", "2", "-o",
+                                str(tmp_path / "f.ogg")], stdout=subprocess.PIPE, stderr=secondary, env=env,
+                               cwd=ROOT, text=True)
+    os.close(secondary)
+    shown = b""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([primary], [], [], 0.5)
+        if ready:
+            try:
+                chunk = os.read(primary, 4096)
+            except OSError:  # the process closed its end
+                break
+            if not chunk:
+                break
+            shown += chunk
+        elif process.poll() is not None:
+            break
+    os.close(primary)
+    out = process.communicate(timeout=30)[0]
+    assert process.returncode == 0, shown.decode(errors="replace")
+    assert "wrote" in out and sf.info(tmp_path / "f.ogg").duration > 1
+    text = shown.decode(errors="replace")
+    assert f"folk on {url} [succeeded] 100%|" in text, text

@@ -1,0 +1,155 @@
+"""`tunesmith generate ... --server URL --api-key KEY` and `tunesmith models --server URL`: the CLI on a remote server.
+
+The work runs on a Tunesmith server through the SDK (:mod:`tunesmith.client`): the job's progress events drive
+a progress bar, and the output is downloaded in the format of ``-o``'s suffix. ``TUNESMITH_SERVER`` and
+``TUNESMITH_API_KEY`` stand in for the options. Errors of the server come back as one line, e.g.
+``tunesmith: error: 401 unauthorized: unknown API key`` (exit code 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import TYPE_CHECKING, Any
+
+from tunesmith.errors import ParameterError
+
+if TYPE_CHECKING:
+    from tunesmith.client import Client
+
+SERVER_ENV = "TUNESMITH_SERVER"
+API_KEY_ENV = "TUNESMITH_API_KEY"
+SUFFIXES = {".mid": "mid", ".midi": "mid", ".wav": "wav", ".flac": "flac", ".mp3": "mp3", ".ogg": "ogg"}
+# generate options sent as model parameters when they are given (the server checks them and names a bad one)
+PARAM_OPTIONS = ("key", "meter", "bars", "tempo", "temperature", "top_p", "instrument", "pitch", "velocity",
+                 "duration", "morph_to", "morph")
+LOCAL_ONLY = {"checkpoint": "--checkpoint (a server runs its own models)"}
+
+
+def add_server_options(parser: argparse.ArgumentParser, *, prompt: bool = False) -> None:
+    """Add --server and --api-key (and, for generate, --prompt when the parser has none yet)."""
+    group = parser.add_argument_group("remote server")
+    group.add_argument("--server", metavar="URL",
+                       help=f"run on a Tunesmith server instead of locally (default ${SERVER_ENV})")
+    group.add_argument("--api-key", metavar="KEY", help=f"API key of that server (default ${API_KEY_ENV})")
+    if prompt and "--prompt" not in parser._option_string_actions:
+        group.add_argument("--prompt", help='free text the server reads, e.g. "a slow chorale in D minor, 8 bars" '
+                                            "(needs --server)")
+        parser.set_defaults(prompt_needs_server=True)
+
+
+def server_of(args: argparse.Namespace) -> str | None:
+    """The server URL the command should use: --server, else $TUNESMITH_SERVER, else None (run locally)."""
+    server = getattr(args, "server", None) or os.environ.get(SERVER_ENV, "").strip()
+    if server:
+        return server
+    if getattr(args, "prompt_needs_server", False) and getattr(args, "prompt", None):
+        raise ParameterError("--prompt is read by a Tunesmith server: add --server URL, or give --key, --bars, "
+                             "--tempo ... for local generation", field="prompt")
+    return None
+
+
+def _client(args: argparse.Namespace, *, need_key: bool) -> Client:
+    from tunesmith.client import Client
+
+    api_key = getattr(args, "api_key", None) or os.environ.get(API_KEY_ENV, "").strip() or None
+    if need_key and not api_key:
+        raise ParameterError(f"--server needs --api-key KEY (or ${API_KEY_ENV}); create one on the server with "
+                             "`tunesmith keys create --name NAME`", field="api_key")
+    return Client(server_of(args) or "", api_key)
+
+
+def run_generate(args: argparse.Namespace) -> int:
+    """Generate on the server, follow its progress, download -o in the format of its suffix."""
+    fmt = SUFFIXES.get(args.output.suffix.lower())
+    if fmt is None:
+        raise ParameterError(f"cannot write {args.output.name!r}: use .mid, .wav, .flac, .mp3 or .ogg", field="output")
+    for name, what in LOCAL_ONLY.items():
+        if getattr(args, name, None) is not None:
+            raise ParameterError(f"{what} cannot be used with --server", field=name)
+    if getattr(args, "sr", 44100) != 44100:
+        raise ParameterError("--sr: a server renders audio at 44100 Hz", field="sr")
+    if args.harmonize and args.input is None:
+        raise ParameterError("--harmonize needs --input MELODY", field="harmonize")
+    params = {name: value for name in PARAM_OPTIONS if (value := getattr(args, name, None)) is not None}
+    with _client(args, need_key=True) as client:
+        with _Bar(f"{args.model} on {client.url}") as bar:
+            work = client.generate(args.model, prompt=getattr(args, "prompt", None), seed=args.seed,
+                                   formats=[fmt], input=args.input, harmonize=args.harmonize, progress=bar.update,
+                                   **params)
+        client.download(work, args.output, format=fmt)
+        if getattr(args, "piano_roll", None):
+            link = work.links.get("pianoroll")
+            if not link:
+                raise ParameterError(f"the server at {client.url} does not draw piano rolls", field="piano_roll")
+            client.fetch(link, args.piano_roll)
+    _report(args, work, client.url)
+    return 0
+
+
+def _report(args: argparse.Namespace, work: Any, server: str) -> None:
+    params, result = work.params, work.result or {}
+    if args.json:
+        print(json.dumps({"output": str(args.output), "model": work.model, "server": server, "id": work.id,
+                          "params": params, "result": result, "audio_seconds": work.audio_seconds,
+                          "interpretation": work.interpretation}, indent=2))
+        return
+    key = result.get("key") or params.get("key")
+    mode = result.get("mode")
+    described = f"{mode} {key}" if mode and mode not in str(key) else str(key)
+    notes = (work.interpretation or {}).get("notes", [])
+    print(f"wrote {args.output}: {described}, {result.get('bars', params.get('bars'))} bars, "
+          f"seed {params.get('seed')} (job {work.id} on {server})" + "".join(f"\n  {n}" for n in notes))
+
+
+def run_models(args: argparse.Namespace) -> int:
+    """`tunesmith models --server URL`: the server's model cards."""
+    with _client(args, need_key=False) as client:
+        cards = client.models()
+    if args.json:
+        print(json.dumps(cards, indent=2))
+        return 0
+    if not cards:
+        print(f"the server at {client.url} offers no models")
+    for card in cards:
+        data = card.get("training_data") or {}
+        licences = "; ".join(f"{n}x {lic}" for lic, n in (data.get("licences") or {}).items())
+        count = card.get("parameter_count")
+        print(f"{card['id']:10s} v{card.get('version', '?'):7s} {card.get('architecture') or '':12s} "
+              f"{f'{count:,}' if isinstance(count, int) else '?':>10s} params  {card.get('description', '')}")
+        print(f"{'':10s} trained on {data.get('kind') or '?'}: {licences}")
+        ranges = ", ".join(_describe(name, spec) for name, spec in (card.get("params") or {}).items())
+        print(f"{'':10s} params: {ranges}")
+    return 0
+
+
+def _describe(name: str, spec: dict[str, Any]) -> str:
+    if "minimum" in spec and "maximum" in spec:
+        return f"{name} {spec['minimum']:g}-{spec['maximum']:g}"
+    if "enum" in spec:
+        return f"{name} ({len(spec['enum'])} choices)"
+    return name
+
+
+class _Bar:
+    """A progress bar (on a terminal only) fed by the job's events: fraction done and status."""
+
+    def __init__(self, label: str) -> None:
+        from tqdm import tqdm
+
+        self.label = label
+        self.bar = tqdm(total=100, desc=label, unit="%", disable=not sys.stderr.isatty(), leave=False,
+                        bar_format="{desc} {percentage:3.0f}%|{bar}| {elapsed}")
+
+    def update(self, fraction: float, status: str) -> None:
+        self.bar.n = round(100 * max(0.0, min(1.0, fraction)))
+        self.bar.set_description_str(f"{self.label} [{status}]", refresh=False)
+        self.bar.refresh()
+
+    def __enter__(self) -> _Bar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.close()
