@@ -1,9 +1,9 @@
 """Records of the service (SQLAlchemy 2 typed models) and the database handle.
 
-Tables: ``api_keys`` (only a SHA-256 of each secret is stored), ``generations`` (one job and its work) and
-``usage`` (generated audio seconds per key per UTC day). The schema is owned by the Alembic migrations in
-``tunesmith/service/migrations``; :meth:`Database.migrate` applies them. SQLite is the default; any URL
-SQLAlchemy understands (``postgresql+psycopg://...``) works the same.
+Tables: ``api_keys`` (only a SHA-256 of each secret is stored), ``generations`` (one job and its work),
+``uploads`` (scores a key uploaded) and ``usage`` (generated audio seconds per key per UTC day). The schema
+is owned by the Alembic migrations in ``tunesmith/service/migrations``; :meth:`Database.migrate` applies them.
+SQLite is the default; any URL SQLAlchemy understands (``postgresql+psycopg://...``) works the same.
 """
 
 from __future__ import annotations
@@ -85,6 +85,27 @@ class Generation(Base):
     created: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     started: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     finished: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class Upload(Base):
+    """A score a key uploaded (to continue or harmonize); the file itself is in the upload store by sha256."""
+
+    __tablename__ = "uploads"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=lambda: str(uuid.uuid4()))
+    key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id", ondelete="CASCADE"), index=True)
+    filename: Mapped[str] = mapped_column(String(255))
+    format: Mapped[str] = mapped_column(String(16))  # midi, musicxml, abc
+    suffix: Mapped[str] = mapped_column(String(16))  # the stored file's extension, e.g. ".mxl"
+    sha256: Mapped[str] = mapped_column(String(64))
+    bytes: Mapped[int] = mapped_column(Integer)
+    parts: Mapped[int] = mapped_column(Integer)
+    notes: Mapped[int] = mapped_column(Integer)
+    bars: Mapped[int] = mapped_column(Integer)
+    key: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    meter: Mapped[str] = mapped_column(String(8))
+    tempo: Mapped[float] = mapped_column(Float)
+    created: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class Usage(Base):

@@ -13,30 +13,37 @@ from typing import Any
 
 from tunesmith.errors import ParameterError
 from tunesmith.service import crud
-from tunesmith.service.catalog import FORMATS, MAX_SEED, TEMPO_RANGE, ModelEntry
-from tunesmith.service.db import FINISHED, ApiKey, Generation, utcnow
+from tunesmith.service.catalog import FORMATS, MAX_SEED, METERS, TEMPO_RANGE, ModelEntry
+from tunesmith.service.db import FINISHED, ApiKey, Generation, Upload, utcnow
 from tunesmith.service.errors import Conflict, NotFound
+from tunesmith.service.images import IMAGES, artifact_ext, make_missing_image
 from tunesmith.service.limits import check_quota
 from tunesmith.service.prompt import read_prompt
 from tunesmith.service.schemas import GenerationCreate
 from tunesmith.service.state import Services
 from tunesmith.service.storage import CONTENT_TYPES
 from tunesmith.service.tasks import SAMPLE_RATE
+from tunesmith.service.uploads import upload_for_request
 
 PROMPT_PARAMS = ("key", "bars", "meter", "tempo", "instrument")
 RENDER_TAIL_SECONDS = 1.0
 
 
-def estimate_seconds(params: dict[str, Any]) -> float:
-    """Length of the audio a job will make: its bars at its tempo plus the reverb tail."""
+def estimate_seconds(params: dict[str, Any], input_bars: int = 0) -> float:
+    """Length of the audio a job will make: its bars (an upload's bars harmonized, or continued by ``bars``)
+    at its tempo plus the reverb tail."""
     numerator, denominator = (int(x) for x in params["meter"].split("/"))
-    beats = params["bars"] * numerator * 4 / denominator
+    bars = input_bars if params.get("harmonize") else input_bars + params["bars"]
+    beats = bars * numerator * 4 / denominator
     return round(beats * 60.0 / params["tempo"] + RENDER_TAIL_SECONDS, 3)
 
 
-def resolve_request(body: GenerationCreate, services: Services) -> tuple[ModelEntry, dict[str, Any],
-                                                                          dict[str, Any] | None]:
-    """(model, the params the job runs with, the prompt's interpretation) for a request."""
+def resolve_request(body: GenerationCreate, services: Services, upload: Upload | None = None
+                    ) -> tuple[ModelEntry, dict[str, Any], dict[str, Any] | None]:
+    """(model, the params the job runs with, the prompt's interpretation) for a request.
+
+    With an ``upload`` to continue or harmonize, meter and tempo not asked for come from the file, and the key
+    is the file's own unless one is asked for (then the piece is moved to it)."""
     settings = services.settings
     reading = read_prompt(body.prompt) if body.prompt and body.prompt.strip() else None
     explicit = body.params.model_dump(exclude_none=True)
@@ -49,6 +56,9 @@ def resolve_request(body: GenerationCreate, services: Services) -> tuple[ModelEn
     if body.model and from_prompt.get("model") not in (None, body.model):
         notes.append(f"model: {body.model} as given (the prompt suggested {from_prompt['model']})")
     entry = services.catalog.get(model_id)
+    if body.params.harmonize and entry.voices == 1:
+        raise ParameterError(f"model {entry.id!r} writes one voice and cannot harmonize; use a four-voice model "
+                             "such as chorale", field="params.harmonize")
     params: dict[str, Any] = {}
     for name in PROMPT_PARAMS:
         if name in from_prompt:
@@ -60,11 +70,18 @@ def resolve_request(body: GenerationCreate, services: Services) -> tuple[ModelEn
     if params.get("bars", 0) > settings.max_bars:
         raise ParameterError(f"bars must be at most {settings.max_bars} on this server, got {params['bars']}",
                              field="params.bars")
-    params = {"key": params.get("key", entry.default_key), "bars": params.get("bars", 8),
-              "meter": params.get("meter", "4/4"), "tempo": float(params.get("tempo", entry.default_tempo)),
+    base = ({"key": None, "meter": upload.meter, "tempo": upload.tempo} if upload is not None else
+            {"key": entry.default_key, "meter": "4/4", "tempo": entry.default_tempo})
+    params = {"key": params.get("key", base["key"]), "bars": params.get("bars", 8),
+              "meter": params.get("meter", base["meter"]), "tempo": float(params.get("tempo", base["tempo"])),
               "temperature": params.get("temperature", 1.0), "top_p": params.get("top_p", 0.95),
               "instrument": params.get("instrument", entry.default_instrument),
               "seed": body.seed if body.seed is not None else secrets.randbelow(MAX_SEED + 1)}
+    if upload is not None:
+        if params["meter"] not in METERS:
+            raise ParameterError(f"{upload.filename} is in {upload.meter}; the composer writes {', '.join(METERS)}",
+                                 field="params.input")
+        params |= {"input": upload.id, "harmonize": body.params.harmonize}
     interpretation = reading.as_dict() | {"notes": notes} if reading else None
     return entry, params, interpretation
 
@@ -81,8 +98,9 @@ def _check_prompt_values(params: dict[str, Any], explicit: dict[str, Any], max_b
 
 def submit(services: Services, key: ApiKey, body: GenerationCreate) -> Generation:
     """Check, record and queue a generation; returns the queued record."""
-    entry, params, interpretation = resolve_request(body, services)
-    seconds = estimate_seconds(params)
+    upload = upload_for_request(services.db, key, body.params.input, body.params.harmonize)
+    entry, params, interpretation = resolve_request(body, services, upload)
+    seconds = estimate_seconds(params, input_bars=upload.bars if upload is not None else 0)
     if seconds > services.settings.max_audio_seconds:
         raise ParameterError(f"this piece would last about {seconds:.0f} s; the limit is "
                              f"{services.settings.max_audio_seconds:g} s (ask for fewer bars or a faster tempo)",
@@ -125,17 +143,14 @@ def cancel_or_delete(services: Services, key: ApiKey, generation_id: str) -> Gen
             return generation
         session.refresh(generation)
         orphans = crud.delete_generation(session, generation)
-    for sha, fmt in orphans:
-        services.store.remove(sha, fmt)
+    for sha, kind in orphans:
+        services.store.remove(sha, artifact_ext(kind))
     return None
 
 
 def artifact(services: Services, key: ApiKey, generation_id: str, fmt: str) -> tuple[Path, str]:
     """(file, content type) of a finished job's MIDI or audio; an audio format not made yet is made from the WAV."""
-    generation = get(services, key, generation_id)
-    if generation.status != "succeeded":
-        raise Conflict(f"generation {generation_id} is {generation.status}; its files exist once it has succeeded",
-                       field="id")
+    generation = _succeeded(services, key, generation_id)
     entry = (generation.artifacts or {}).get(fmt)
     if entry is None:
         entry = _transcode(services, generation, fmt)
@@ -143,6 +158,34 @@ def artifact(services: Services, key: ApiKey, generation_id: str, fmt: str) -> t
     if not path.is_file():
         raise NotFound(f"the {fmt} file of generation {generation_id} is missing from the store", field="format")
     return path, CONTENT_TYPES[fmt]
+
+
+def image(services: Services, key: ApiKey, generation_id: str, kind: str) -> tuple[Path, str]:
+    """(file, content type) of a finished job's spectrogram or piano roll (drawn now if the job has none)."""
+    if kind not in IMAGES:
+        raise NotFound(f"no image {kind!r}; there are {', '.join(IMAGES)}", field="image")
+    generation = _succeeded(services, key, generation_id)
+    entry = (generation.artifacts or {}).get(kind)
+    if entry is None:
+        entry = make_missing_image(services.store, generation.artifacts or {}, kind)
+        if entry is None:
+            raise NotFound(f"generation {generation_id} has no file to draw its {kind} from", field="id")
+        with services.db.session() as session:
+            record = crud.get_generation(session, generation.id, key_id=None)
+            if record is not None:
+                crud.add_artifact(session, record, kind, entry["sha256"], entry["bytes"])
+    path = services.store.path(entry["sha256"], "png")
+    if not path.is_file():
+        raise NotFound(f"the {kind} of generation {generation_id} is missing from the store", field="id")
+    return path, CONTENT_TYPES["png"]
+
+
+def _succeeded(services: Services, key: ApiKey, generation_id: str) -> Generation:
+    generation = get(services, key, generation_id)
+    if generation.status != "succeeded":
+        raise Conflict(f"generation {generation_id} is {generation.status}; its files exist once it has succeeded",
+                       field="id")
+    return generation
 
 
 def _transcode(services: Services, generation: Generation, fmt: str) -> dict[str, Any]:

@@ -31,6 +31,9 @@ class GenerationParams(BaseModel):
     top_p: float | None = Field(None, ge=TOP_P_RANGE[0], le=TOP_P_RANGE[1])
     instrument: str | None = Field(None, description="General MIDI instrument, e.g. organ, choir, violin, flute",
                                    max_length=40)
+    input: str | None = Field(None, max_length=36, description="id of an upload (POST /v1/uploads) to continue, "
+                              "or to harmonize with `harmonize`")
+    harmonize: bool = Field(False, description="harmonize the first pitched part of `input` (chorale models)")
 
     @field_validator("key")
     @classmethod
@@ -83,6 +86,8 @@ class GenerationLinks(BaseModel):
     events: str
     audio: dict[str, str]
     midi: str
+    spectrogram: str | None = Field(None, description="log-mel spectrogram of the audio (PNG)")
+    pianoroll: str | None = Field(None, description="piano roll of the score (PNG)")
 
 
 class GenerationPublic(BaseModel):

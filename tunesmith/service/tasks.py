@@ -4,7 +4,8 @@ A worker process loads each composer once (:func:`load_composer`, normally at st
 :func:`preload`) and keeps it. A job: claim (a cancelled job is not started) -> compose -> render -> write
 MIDI, WAV and the other requested formats into the artifact store -> record. Progress is written to the job's
 record at each stage (0.1 loaded, 0.5 composed, 0.9 rendered, 1.0 done); when a stage finds the job cancelled
-it stops, and a result that comes back after a cancellation is discarded.
+it stops, and a result that comes back after a cancellation is discarded. A job with ``params.input`` continues
+(or, with ``params.harmonize``, harmonizes) an uploaded score; every job also draws a spectrogram and a piano roll.
 """
 
 from __future__ import annotations
@@ -21,8 +22,10 @@ from tunesmith.errors import TunesmithError
 from tunesmith.service import crud
 from tunesmith.service.catalog import Catalog
 from tunesmith.service.db import Database
+from tunesmith.service.images import artifact_ext, write_images
 from tunesmith.service.metrics import Metrics
 from tunesmith.service.storage import ArtifactStore
+from tunesmith.service.uploads import composer_input, upload_store
 
 log = logging.getLogger("tunesmith.worker")
 SAMPLE_RATE = 44100
@@ -112,11 +115,14 @@ class GenerationRunner:
 
         composer = load_composer(self.catalog.get(model).card_path)
         self._progress(generation_id, 0.1)
-        composition = composer.generate(**composer_arguments(params))
+        source = (composer_input(self.db, upload_store(self.store), params["input"], bool(params.get("harmonize")))
+                  if params.get("input") else {})
+        composition = composer.generate(**composer_arguments(params), **source)
         self._progress(generation_id, 0.5)
         audio = get_renderer(SAMPLE_RATE).render(composition.score)
         self._progress(generation_id, 0.9)
         artifacts = self._write(composition.score, audio, formats)
+        artifacts |= write_images(self.store, composition.score, audio, SAMPLE_RATE)
         audio_seconds = round(audio.shape[1] / SAMPLE_RATE, 3)
         result = {**composition.params, "notes": composition.interpretation, "model_version":
                   self.catalog.get(model).version, "compose_seconds": round(composition.seconds, 3),
@@ -153,10 +159,10 @@ class GenerationRunner:
 
     def _discard(self, artifacts: dict[str, Any]) -> None:
         with self.db.session() as session:
-            unused = [(e["sha256"], fmt) for fmt, e in artifacts.items() if not crud.artifact_in_use(session,
-                                                                                                     e["sha256"])]
-        for sha, fmt in unused:
-            self.store.remove(sha, fmt)
+            unused = [(e["sha256"], kind) for kind, e in artifacts.items() if not crud.artifact_in_use(session,
+                                                                                                       e["sha256"])]
+        for sha, kind in unused:
+            self.store.remove(sha, artifact_ext(kind))
 
     def _fail(self, generation_id: str, code: str, message: str) -> None:
         with self.db.session() as session:

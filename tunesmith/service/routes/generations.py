@@ -1,4 +1,4 @@
-"""/v1/generations: create, list, show, follow (server-sent events), download, cancel or delete."""
+"""/v1/generations: create, list, show, follow (server-sent events), download, pictures, cancel or delete."""
 
 from __future__ import annotations
 
@@ -35,7 +35,8 @@ RangeHeader = Annotated[str | None, Header(alias="Range", description="byte rang
 def public(generation: Generation) -> GenerationPublic:
     base = f"{PREFIX}/{generation.id}"
     links = GenerationLinks(self=base, events=f"{base}/events", midi=f"{base}/midi",
-                            audio={fmt: f"{base}/audio?format={fmt}" for fmt in AUDIO_FORMATS})
+                            audio={fmt: f"{base}/audio?format={fmt}" for fmt in AUDIO_FORMATS},
+                            spectrogram=f"{base}/spectrogram", pianoroll=f"{base}/pianoroll")
     return GenerationPublic(
         id=generation.id, model=generation.model, status=generation.status,  # type: ignore[arg-type]
         progress=round(generation.progress, 3), prompt=generation.prompt, params=generation.params,
@@ -132,6 +133,22 @@ def get_midi(generation_id: str, services: ServicesDep, key: CurrentKey,
     path, content_type = jobs.artifact(services, key, generation_id, "mid")
     _check_range(range_header, path)
     return FileResponse(path, media_type=content_type, filename=f"tunesmith-{generation_id[:8]}.mid")
+
+
+@router.get("/{generation_id}/spectrogram", response_class=FileResponse, summary="log-mel spectrogram (PNG)",
+            responses={200: {"content": {"image/png": {}}}, 409: NOT_READY})
+def get_spectrogram(generation_id: str, services: ServicesDep, key: CurrentKey) -> FileResponse:
+    path, content_type = jobs.image(services, key, generation_id, "spectrogram")
+    return FileResponse(path, media_type=content_type, filename=f"tunesmith-{generation_id[:8]}-spectrogram.png",
+                        content_disposition_type="inline")
+
+
+@router.get("/{generation_id}/pianoroll", response_class=FileResponse, summary="piano roll of the score (PNG)",
+            responses={200: {"content": {"image/png": {}}}, 409: NOT_READY})
+def get_pianoroll(generation_id: str, services: ServicesDep, key: CurrentKey) -> FileResponse:
+    path, content_type = jobs.image(services, key, generation_id, "pianoroll")
+    return FileResponse(path, media_type=content_type, filename=f"tunesmith-{generation_id[:8]}-pianoroll.png",
+                        content_disposition_type="inline")
 
 
 def _check_range(header: str | None, path: Path) -> None:

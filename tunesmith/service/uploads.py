@@ -1,0 +1,204 @@
+"""Uploaded scores: check and store a MIDI, MusicXML or ABC file, keep its record, hand it to a generation job.
+
+An upload is read once when it arrives (the same reader as `tunesmith generate --input`:
+:func:`tunesmith.symbolic.io.read_score`), so a file that is not a readable score, or has no pitched notes, is
+refused at once (400 naming the field ``file``). Its bytes are stored by content hash in
+``<data dir>/uploads/<sha256[:2]>/<sha256><suffix>``; its record (owned by one API key) says what it holds.
+A generation names an upload in ``params.input``; the worker reads the file again and gives the composer the
+piece to continue or, with ``params.harmonize``, its first pitched part as the melody.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from tunesmith.errors import InputFileError, ParameterError, TunesmithError
+from tunesmith.files import sha256_file
+from tunesmith.service.catalog import TEMPO_RANGE
+from tunesmith.service.db import ApiKey, Database, Upload, utcnow
+from tunesmith.service.errors import NotFound, PayloadTooLarge
+from tunesmith.service.storage import ArtifactStore
+from tunesmith.symbolic.score import Part, Score
+
+log = logging.getLogger("tunesmith.service")
+
+SUFFIXES = {".mid": "midi", ".midi": "midi", ".xml": "musicxml", ".musicxml": "musicxml", ".mxl": "musicxml",
+            ".abc": "abc"}
+ACCEPTED = ", ".join(SUFFIXES)
+
+
+class UploadStore:
+    """Uploaded files by content hash under ``root`` (identical files are stored once)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.scratch = self.root / ".tmp"
+
+    def path(self, sha256: str, suffix: str) -> Path:
+        if not re.fullmatch(r"[0-9a-f]{64}", sha256) or suffix not in SUFFIXES:
+            raise ParameterError(f"not a stored upload: {sha256!r}{suffix}", field="input")
+        return self.root / sha256[:2] / f"{sha256}{suffix}"
+
+    def put(self, source: Path, suffix: str) -> str:
+        """Store a copy of ``source``; returns its sha256."""
+        digest = sha256_file(source)
+        target = self.path(digest, suffix)
+        if not target.is_file():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            handle, name = tempfile.mkstemp(suffix=".part", dir=self.scratch)
+            os.close(handle)
+            try:
+                Path(name).write_bytes(source.read_bytes())
+                os.replace(name, target)
+            finally:
+                Path(name).unlink(missing_ok=True)
+        return digest
+
+
+def upload_store(artifacts: ArtifactStore) -> UploadStore:
+    """The upload store beside an artifact store (both under the data directory)."""
+    store = UploadStore(artifacts.root.parent / "uploads")
+    store.scratch.mkdir(parents=True, exist_ok=True)
+    return store
+
+
+# ------------------------------------------------------------------------------------------ reading
+
+
+def suffix_of(filename: str, head: bytes) -> str:
+    """The file's type as one of :data:`SUFFIXES`: by its extension, else by its first bytes."""
+    suffix = Path(filename).suffix.lower()
+    if suffix in SUFFIXES:
+        return suffix
+    text = head[:4096].decode("utf-8", errors="ignore").lstrip("\ufeff \t\r\n")
+    if head.startswith(b"MThd"):
+        return ".mid"
+    if head.startswith(b"PK\x03\x04"):
+        return ".mxl"
+    if "<score-partwise" in text or "<score-timewise" in text:
+        return ".musicxml"
+    if re.match(r"(%[^\n]*\n\s*)*X:\s*\d", text):
+        return ".abc"
+    shown = suffix or "no extension"
+    raise InputFileError(f"{filename or 'the file'} ({shown}) is not a score this server reads; upload MIDI, "
+                         f"MusicXML or ABC ({ACCEPTED})", field="file")
+
+
+def safe_filename(filename: str, suffix: str) -> str:
+    """The client's file name without folders or odd characters, ending in ``suffix`` (for messages and files)."""
+    name = re.sub(r"[^\w.\- ]+", "_", Path(filename.replace("\\", "/")).name).strip(" .")[:200] or "upload"
+    return name if Path(name).suffix.lower() == suffix else f"{Path(name).stem or 'upload'}{suffix}"
+
+
+def pitched_parts(score: Score) -> list[Part]:
+    return [p for p in score.parts if not p.is_drum and p.notes]
+
+
+def read_upload(path: Path) -> Score:
+    """Read a stored or arriving score; any failure is a 400 (InputFileError) naming the field ``file``."""
+    from tunesmith.symbolic.io import read_score
+
+    try:
+        score = read_score(path)
+    except TunesmithError as exc:
+        raise InputFileError(exc.message, field="file") from exc
+    except Exception as exc:  # the notation parsers can fail in many ways on hostile input
+        log.info("upload %s could not be read: %r", path.name, exc)
+        raise InputFileError(f"{path.name} could not be read as a score ({type(exc).__name__}: {exc})",
+                             field="file") from exc
+    if not pitched_parts(score):
+        raise InputFileError(f"{path.name} has no pitched notes", field="file")
+    return score
+
+
+# ------------------------------------------------------------------------------------------ records
+
+
+def public(upload: Upload) -> dict[str, Any]:
+    """The upload as the API shows it."""
+    return {"id": upload.id, "filename": upload.filename, "format": upload.format, "parts": upload.parts,
+            "notes": upload.notes, "bars": upload.bars, "key": upload.key, "created": upload.created}
+
+
+def get_upload(session: Session, upload_id: str, *, key_id: int | None) -> Upload | None:
+    """An upload by id; with ``key_id`` only if that key owns it."""
+    query = select(Upload).where(Upload.id == upload_id)
+    if key_id is not None:
+        query = query.where(Upload.key_id == key_id)
+    return session.scalar(query)
+
+
+def save_upload(db: Database, store: UploadStore, key: ApiKey, filename: str, data: bytes, *,
+                max_bytes: int) -> Upload:
+    """Check ``data`` (size, type, a readable score with pitched notes), store it and record it for ``key``."""
+    if len(data) > max_bytes:
+        raise PayloadTooLarge(f"{filename or 'the file'} has {len(data)} bytes; the limit is {max_bytes} bytes",
+                              field="file")
+    if not data:
+        raise InputFileError(f"{filename or 'the file'} is empty", field="file")
+    suffix = suffix_of(filename, data[:4096])
+    name = safe_filename(filename, suffix)
+    with tempfile.TemporaryDirectory(dir=store.scratch) as folder:
+        path = Path(folder) / name
+        path.write_bytes(data)
+        score = read_upload(path)
+        sha = store.put(path, suffix)
+    numerator, denominator = score.time_signature
+    tempo = min(max(float(score.tempo), TEMPO_RANGE[0]), TEMPO_RANGE[1])
+    upload = Upload(key_id=key.id, filename=name, format=SUFFIXES[suffix], suffix=suffix, sha256=sha,
+                    bytes=len(data), parts=len(score.parts), notes=score.n_notes, bars=score.n_bars, key=score.key,
+                    meter=f"{numerator}/{denominator}", tempo=round(tempo, 3), created=utcnow())
+    with db.session() as session:
+        session.add(upload)
+    return upload
+
+
+def find_upload(db: Database, key: ApiKey, upload_id: str) -> Upload:
+    """The key's upload (another key's upload does not exist for it: 404)."""
+    with db.session() as session:
+        upload = get_upload(session, upload_id, key_id=key.id)
+    if upload is None:
+        raise NotFound(f"no upload {upload_id!r}", field="id")
+    return upload
+
+
+# ------------------------------------------------------------------------------------ generation side
+
+
+def upload_for_request(db: Database, key: ApiKey, upload_id: str | None, harmonize: bool) -> Upload | None:
+    """The upload a generation request names in ``params.input`` (422 on the field if it names none of the key's)."""
+    if upload_id is None:
+        if harmonize:
+            raise ParameterError("harmonize needs a melody: upload it with POST /v1/uploads and give its id as "
+                                 "params.input", field="params.harmonize")
+        return None
+    with db.session() as session:
+        upload = get_upload(session, upload_id, key_id=key.id)
+    if upload is None:
+        raise ParameterError(f"no upload {upload_id!r} for this key; upload the file with POST /v1/uploads and "
+                             "give the id it answers", field="params.input")
+    return upload
+
+
+def composer_input(db: Database, store: UploadStore, upload_id: str, harmonize: bool) -> dict[str, Any]:
+    """Keyword arguments of `Composer.generate` for a job's upload: ``melody=`` (harmonize) or ``prime=``."""
+    with db.session() as session:
+        upload = get_upload(session, upload_id, key_id=None)
+    if upload is None:
+        raise ParameterError(f"the upload {upload_id} of this job no longer exists", field="params.input")
+    path = store.path(upload.sha256, upload.suffix)
+    if not path.is_file():
+        raise ParameterError(f"the file of upload {upload_id} ({upload.filename}) is missing from the store",
+                             field="params.input")
+    score = read_upload(path)
+    if harmonize:
+        return {"melody": pitched_parts(score)[0]}
+    return {"prime": score}
