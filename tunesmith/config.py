@@ -37,6 +37,8 @@ class Settings(BaseSettings):
     max_audio_seconds: float = Field(600.0, gt=0, description="longest piece one request may ask for")
     max_bars: int = Field(MAX_BARS, ge=1, le=MAX_BARS)
     requests_per_minute: int = Field(120, ge=1, description="per API key, sliding window")
+    rate_limit_url: str | None = Field(None, description="redis://... where every API process counts the rate "
+                                       "limit together; default the queue's Redis, else each process alone")
     daily_audio_seconds: float = Field(3600.0, ge=0, description="default quota of generated audio per key per day")
     workers: int = Field(1, ge=0, le=32, description="embedded consumer threads in `serve` (0: none)")
     poll_seconds: float = Field(0.5, gt=0, le=10, description="longest pause of an idle consumer between polls")
@@ -55,6 +57,13 @@ class Settings(BaseSettings):
     def _queue_scheme(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("sqlite:///", "redis://", "rediss://")):
             raise ValueError(f"must start with sqlite:/// or redis://, got {value!r}")
+        return value
+
+    @field_validator("rate_limit_url")
+    @classmethod
+    def _rate_limit_scheme(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("redis://", "rediss://")):
+            raise ValueError(f"must start with redis:// or rediss://, got {value!r}")
         return value
 
     @model_validator(mode="after")

@@ -1,4 +1,10 @@
-"""Per-key request rate limit (sliding window, in this process) and the daily audio-seconds quota."""
+"""Per-key request rate limit (a sliding window) and the daily audio-seconds quota.
+
+The rate limit is counted in this process (:class:`SlidingWindowLimiter`) or, when the service has a Redis
+(``rate_limit_url``, else a ``redis://`` queue URL), in Redis (:class:`RedisSlidingWindowLimiter`), so that
+every API process behind a load balancer shares one budget per key. :func:`make_limiter` picks one from the
+settings. The daily quota needs nothing of the kind: usage lives in the database every process shares.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +12,28 @@ import datetime as dt
 import math
 import threading
 import time
+import uuid
 from collections import deque
+from typing import Any, Protocol
 
 from fastapi import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from tunesmith.config import Settings
+from tunesmith.errors import DependencyError
 from tunesmith.service.errors import TooManyRequests, error_response
+
+
+class Limiter(Protocol):
+    def check(self, key_id: int) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def _too_many(limit: int, window: float, retry: float) -> TooManyRequests:
+    retry_after = max(1, math.ceil(retry))
+    return TooManyRequests(f"rate limit of {limit} requests per {window:g} s exceeded; retry in {retry_after} s",
+                           retry_after=retry_after)
 
 
 class SlidingWindowLimiter:
@@ -31,10 +53,77 @@ class SlidingWindowLimiter:
             while hits and hits[0] <= now - self.window:
                 hits.popleft()
             if len(hits) >= self.limit:
-                retry = math.ceil(hits[0] + self.window - now)
-                raise TooManyRequests(f"rate limit of {self.limit} requests per {self.window:g} s exceeded; "
-                                      f"retry in {retry} s", retry_after=retry)
+                raise _too_many(self.limit, self.window, hits[0] + self.window - now)
             hits.append(now)
+
+    def close(self) -> None:
+        pass
+
+
+class RedisSlidingWindowLimiter:
+    """At most ``limit`` requests per key in any ``window`` seconds, counted in Redis for every process.
+
+    Each key has a sorted set of its requests' times (Redis server time, so the clocks of the API machines do
+    not matter); one Lua script drops the old entries, counts, and adds the new one atomically."""
+
+    PREFIX = "tunesmith:ratelimit:"
+    SCRIPT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local limit, window = tonumber(ARGV[1]), tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+if redis.call('ZCARD', KEYS[1]) >= limit then
+  local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+  return tostring(tonumber(oldest[2]) + window - now)
+end
+redis.call('ZADD', KEYS[1], now, ARGV[3])
+redis.call('PEXPIRE', KEYS[1], math.ceil(window / 1000))
+return '0'
+"""
+
+    def __init__(self, url: str, limit: int, window: float = 60.0) -> None:
+        import redis
+
+        self.url = url
+        self.limit = limit
+        self.window = window
+        self._client: Any = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+        self._script = self._client.register_script(self.SCRIPT)
+
+    def check(self, key_id: int) -> None:
+        """Count one request of ``key_id``; TooManyRequests (with Retry-After) when over the limit."""
+        import redis
+
+        try:
+            wait_us = float(self._script(keys=[f"{self.PREFIX}{key_id}"],
+                                         args=[self.limit, round(self.window * 1e6), uuid.uuid4().hex]))
+        except redis.RedisError as exc:
+            raise DependencyError(f"the rate limiter's Redis at {_safe(self.url)} is not answering: {exc}") from exc
+        if wait_us > 0:
+            raise _too_many(self.limit, self.window, wait_us / 1e6)
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def _safe(url: str) -> str:
+    """A URL without its password, for messages."""
+    head, at, tail = url.rpartition("@")
+    return f"{head.split('://')[0]}://***@{tail}" if at else url
+
+
+def make_limiter(settings: Settings) -> Limiter:
+    """The rate limiter ``settings`` ask for: in Redis when a Redis URL is configured, else in this process."""
+    url = settings.rate_limit_url
+    if url is None and (settings.queue_url or "").startswith(("redis://", "rediss://")):
+        url = settings.queue_url
+    if url is None:
+        return SlidingWindowLimiter(settings.requests_per_minute)
+    try:
+        import redis  # noqa: F401
+    except ImportError as exc:
+        raise DependencyError("a Redis rate limit needs the redis package: pip install redis") from exc
+    return RedisSlidingWindowLimiter(url, settings.requests_per_minute)
 
 
 def seconds_to_utc_midnight(now: dt.datetime | None = None) -> int:

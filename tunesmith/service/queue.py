@@ -58,6 +58,8 @@ class JobQueue:
 
     def close(self) -> None:
         self.huey.storage.close()
+        if isinstance(self.huey, RedisHuey):  # release the Redis connection pool (storage.close() does not)
+            self.huey.storage.conn.close()
 
 
 class EmbeddedConsumer(Consumer):

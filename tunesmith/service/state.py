@@ -14,7 +14,7 @@ from tunesmith.config import Settings
 from tunesmith.service import crud
 from tunesmith.service.catalog import Catalog, load_catalog
 from tunesmith.service.db import ApiKey, Database
-from tunesmith.service.limits import SlidingWindowLimiter
+from tunesmith.service.limits import Limiter, make_limiter
 from tunesmith.service.metrics import Metrics
 from tunesmith.service.queue import EmbeddedConsumer, JobQueue, make_huey
 from tunesmith.service.storage import ArtifactStore
@@ -31,7 +31,7 @@ class Services:
     catalog: Catalog
     queue: JobQueue
     metrics: Metrics
-    limiter: SlidingWindowLimiter
+    limiter: Limiter
     consumer: EmbeddedConsumer | None = None
     workers: int = 0
     loaded: list[str] = field(default_factory=list)
@@ -53,6 +53,7 @@ class Services:
             self.consumer.stop_and_wait()
             self.consumer = None
         self.queue.close()
+        self.limiter.close()
         self.db.close()
 
 
@@ -68,7 +69,7 @@ def start_services(settings: Settings, metrics: Metrics | None = None, *, embedd
     runner = GenerationRunner(db, store, catalog, metrics)
     queue = JobQueue(make_huey(settings.queue_url or ""), runner)
     services = Services(settings=settings, db=db, store=store, catalog=catalog, queue=queue, metrics=metrics,
-                        limiter=SlidingWindowLimiter(settings.requests_per_minute), workers=embedded_workers)
+                        limiter=make_limiter(settings), workers=embedded_workers)
     metrics.watch_queue(services.queue_depth)
     try:
         if embedded_workers > 0:
