@@ -89,7 +89,9 @@ def tunesmith(monkeypatch, capsys):
     return run
 
 
-def test_keys_create_prints_the_key_once_and_it_works(tmp_path, tunesmith):
+def test_keys_create_prints_the_key_once_and_it_works(tmp_path, tunesmith, fresh_database_url, monkeypatch):
+    if fresh_database_url:
+        monkeypatch.setenv("TUNESMITH_DATABASE_URL", fresh_database_url)
     code, out, err = tunesmith("keys", "create", "--name", "alice", "--quota-seconds", "30", "--data-dir",
                                str(tmp_path))
     assert code == 0, err
@@ -99,7 +101,7 @@ def test_keys_create_prints_the_key_once_and_it_works(tmp_path, tunesmith):
     code, out, err = tunesmith("keys", "list", "--data-dir", str(tmp_path))
     assert code == 0 and "alice" in out and "30 s/day" in out
     assert secret not in out and secret[:8] in out
-    settings = make_settings(tmp_path, {}, workers=0)
+    settings = make_settings(tmp_path, {}, workers=0, database_url=fresh_database_url)
     with TestClient(create_app(settings)) as client:
         assert client.get("/v1/generations", headers={"Authorization": f"Bearer {secret}"}).status_code == 200
 
