@@ -16,7 +16,7 @@ run: setup
 
 test: setup
 	$(VENV)/bin/ruff check tunesmith tests
-	TUNESMITH_TEST_REQUIRE=postgresql,redis $(VENV)/bin/pytest -q
+	TUNESMITH_TEST_REQUIRE=postgresql,redis,chromium $(VENV)/bin/pytest -q
 
 lint: setup
 	$(VENV)/bin/ruff check tunesmith tests

@@ -240,3 +240,28 @@ def test_deleting_a_work_removes_its_images(client, server, alice):
     before = len(list(store.rglob("*.png")))
     assert client.delete(f"/v1/generations/{job_id}", headers=alice).status_code == 204
     assert len(list(store.rglob("*.png"))) == before - 2
+
+
+def test_a_work_without_images_gets_them_drawn_on_request(client, server, alice):
+    """Works made before the worker drew pictures: the routes draw them from the stored WAV and MIDI."""
+    from tunesmith.service import crud
+    from tunesmith.service.db import Database
+
+    job_id = client.post("/v1/generations", json={"model": "folk", "params": {"bars": 1}, "seed": 78},
+                         headers=alice).json()["id"]
+    job = wait_until_finished(client, job_id, alice)
+    assert job["status"] == "succeeded"
+    db = Database(server[1].database_url)
+    try:
+        with db.session() as session:
+            record = crud.get_generation(session, job_id, key_id=None)
+            drawn = {kind: record.artifacts.pop(kind) for kind in ("spectrogram", "pianoroll")}
+            record.artifacts = dict(record.artifacts)  # an older work: audio and MIDI only
+        for kind in drawn:
+            pixels = png_of(client.get(job["links"][kind], headers=alice))
+            assert pixels.std() > 10
+        with db.session() as session:
+            artifacts = crud.get_generation(session, job_id, key_id=None).artifacts
+        assert {kind: artifacts[kind]["sha256"] for kind in drawn} == {k: v["sha256"] for k, v in drawn.items()}
+    finally:
+        db.close()

@@ -16,6 +16,12 @@ from tunesmith.service.storage import ArtifactStore
 from tunesmith.symbolic.score import Score
 
 IMAGES = ("spectrogram", "pianoroll")
+
+
+def work_title(model: str, result: dict[str, Any] | None) -> str:
+    """How the pictures name a work: "chorale in D minor" (the key once the job has run)."""
+    key = (result or {}).get("key")
+    return f"{model} in {key}" if key else model
 N_FFT = 2048
 HOP = 512
 N_MELS = 128
@@ -27,7 +33,7 @@ def artifact_ext(kind: str) -> str:
     return "png" if kind in IMAGES else kind
 
 
-def plot_spectrogram(audio: np.ndarray, sr: int, path: Path, *, title: str = "log-mel spectrogram",
+def plot_spectrogram(audio: np.ndarray, sr: int, path: Path, *, title: str = "",
                      width: float = 12.0) -> Path:
     """Draw the log-mel spectrogram (dB, mono mix) of ``audio`` (channels, n) or (n,) as a PNG at ``path``."""
     import librosa
@@ -51,7 +57,7 @@ def plot_spectrogram(audio: np.ndarray, sr: int, path: Path, *, title: str = "lo
                   [f"{hz / 1000:g}k" if hz >= 1000 else str(hz) for hz in marks])
     ax.set_xlabel("seconds")
     ax.set_ylabel("Hz (mel scale)")
-    ax.set_title(title)
+    ax.set_title(f"{title}: log-mel spectrogram" if title else "log-mel spectrogram")
     fig.colorbar(image, ax=ax, format="%+.0f dB", pad=0.01)
     fig.tight_layout()
     path = Path(path)
@@ -68,15 +74,17 @@ def _store_png(store: ArtifactStore, draw: Any) -> dict[str, Any]:
     return {"sha256": sha, "bytes": size}
 
 
-def write_images(store: ArtifactStore, score: Score, audio: np.ndarray, sr: int) -> dict[str, Any]:
-    """Draw both pictures of a work into the store; returns the artifact entries by kind."""
+def write_images(store: ArtifactStore, score: Score, audio: np.ndarray, sr: int, *, title: str) -> dict[str, Any]:
+    """Draw both pictures of a work (``title``: what it is, e.g. "chorale in D minor") into the store; returns the
+    artifact entries by kind."""
     from tunesmith.symbolic.pianoroll import plot_piano_roll
 
-    return {"spectrogram": _store_png(store, lambda path: plot_spectrogram(audio, sr, path)),
-            "pianoroll": _store_png(store, lambda path: plot_piano_roll(score, path))}
+    return {"spectrogram": _store_png(store, lambda path: plot_spectrogram(audio, sr, path, title=title)),
+            "pianoroll": _store_png(store, lambda path: plot_piano_roll(score, path, title=title))}
 
 
-def make_missing_image(store: ArtifactStore, artifacts: dict[str, Any], kind: str) -> dict[str, Any] | None:
+def make_missing_image(store: ArtifactStore, artifacts: dict[str, Any], kind: str, *,
+                       title: str) -> dict[str, Any] | None:
     """Draw the ``kind`` picture of a finished work from its stored WAV or MIDI; None if that file is missing."""
     if kind == "spectrogram" and "wav" in artifacts:
         from tunesmith.audio.io import load
@@ -85,7 +93,7 @@ def make_missing_image(store: ArtifactStore, artifacts: dict[str, Any], kind: st
         if not wav.is_file():
             return None
         audio, sr = load(wav, mono=False)
-        return _store_png(store, lambda path: plot_spectrogram(audio, int(sr), path))
+        return _store_png(store, lambda path: plot_spectrogram(audio, int(sr), path, title=title))
     if kind == "pianoroll" and "mid" in artifacts:
         from tunesmith.symbolic.io import read_score
         from tunesmith.symbolic.pianoroll import plot_piano_roll
@@ -93,5 +101,5 @@ def make_missing_image(store: ArtifactStore, artifacts: dict[str, Any], kind: st
         midi = store.path(artifacts["mid"]["sha256"], "mid")
         if not midi.is_file():
             return None
-        return _store_png(store, lambda path: plot_piano_roll(read_score(midi), path))
+        return _store_png(store, lambda path: plot_piano_roll(read_score(midi), path, title=title))
     return None

@@ -16,7 +16,7 @@ from tunesmith.service import crud
 from tunesmith.service.catalog import FORMATS, MAX_SEED, METERS, TEMPO_RANGE, ModelEntry
 from tunesmith.service.db import FINISHED, ApiKey, Generation, Upload, utcnow
 from tunesmith.service.errors import Conflict, NotFound
-from tunesmith.service.images import IMAGES, artifact_ext, make_missing_image
+from tunesmith.service.images import IMAGES, artifact_ext, make_missing_image, work_title
 from tunesmith.service.limits import check_quota
 from tunesmith.service.prompt import read_prompt
 from tunesmith.service.schemas import GenerationCreate
@@ -167,7 +167,8 @@ def image(services: Services, key: ApiKey, generation_id: str, kind: str) -> tup
     generation = _succeeded(services, key, generation_id)
     entry = (generation.artifacts or {}).get(kind)
     if entry is None:
-        entry = make_missing_image(services.store, generation.artifacts or {}, kind)
+        entry = make_missing_image(services.store, generation.artifacts or {}, kind,
+                                   title=work_title(generation.model, generation.result))
         if entry is None:
             raise NotFound(f"generation {generation_id} has no file to draw its {kind} from", field="id")
         with services.db.session() as session:

@@ -22,7 +22,7 @@ from tunesmith.errors import TunesmithError
 from tunesmith.service import crud
 from tunesmith.service.catalog import Catalog
 from tunesmith.service.db import Database
-from tunesmith.service.images import artifact_ext, write_images
+from tunesmith.service.images import artifact_ext, work_title, write_images
 from tunesmith.service.metrics import Metrics
 from tunesmith.service.storage import ArtifactStore
 from tunesmith.service.uploads import composer_input, upload_store
@@ -122,7 +122,8 @@ class GenerationRunner:
         audio = get_renderer(SAMPLE_RATE).render(composition.score)
         self._progress(generation_id, 0.9)
         artifacts = self._write(composition.score, audio, formats)
-        artifacts |= write_images(self.store, composition.score, audio, SAMPLE_RATE)
+        artifacts |= write_images(self.store, composition.score, audio, SAMPLE_RATE,
+                                  title=work_title(model, composition.params))
         audio_seconds = round(audio.shape[1] / SAMPLE_RATE, 3)
         result = {**composition.params, "notes": composition.interpretation, "model_version":
                   self.catalog.get(model).version, "compose_seconds": round(composition.seconds, 3),

@@ -141,7 +141,8 @@ async function loadModels() {
     return;
   }
   const select = $("#model");
-  select.replaceChildren(...state.models.map((m) => new Option(`${m.id} — ${m.description}`, m.id)));
+  select.replaceChildren(...state.models.map((m) => new Option(`${m.id} (${m.voices === 1 ? "melody" :
+    `${m.voices} voices`})`, m.id)));
   if (!state.models.length) showError(new ApiError(0, "none", "this server offers no model", "model"));
   showModel();
 }
@@ -156,8 +157,7 @@ function showModel() {
   box.replaceChildren();
   if (!model) return;
   const licences = Object.keys(model.training_data?.licences || {}).join(", ");
-  $("#model-description").textContent =
-    `${model.voices} voice${model.voices === 1 ? "" : "s"}, version ${model.version}` +
+  $("#model-description").textContent = `${model.description}, version ${model.version}` +
     (licences ? ` · trained on ${licences}` : "");
   for (const [name, spec] of Object.entries(model.params)) box.append(paramField(name, spec));
   const harmonize = $("#harmonize");
@@ -456,8 +456,6 @@ function showDetails(record) {
     return [dt, dd];
   }));
   const notes = [...(record.interpretation?.notes || []), ...(r.notes || [])];
-  const missed = record.interpretation?.not_understood || [];
-  if (missed.length) notes.push(`not understood in the prompt: ${missed.join(", ")}`);
   $("#result-notes").replaceChildren(...notes.map((n) => {
     const li = document.createElement("li");
     li.textContent = n;
