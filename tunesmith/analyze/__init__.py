@@ -1,0 +1,1 @@
+"""Audio analysis: tempo, key, loudness and melody transcription (DSP), plus the CNN analyzer facade."""
