@@ -222,6 +222,8 @@ def test_work_images_and_their_409_before_success(client, alice):
     assert links["pianoroll"] == f"/v1/generations/{created['id']}/pianoroll"
     job = wait_until_finished(client, created["id"], alice)
     assert set(job["result"]) >= {"key", "bars"} and job["status"] == "succeeded"
+    midi = mido.MidiFile(file=io.BytesIO(client.get(links["midi"], headers=alice).content))
+    assert midi.tracks[0].name == f"Tunesmith chorale in {job['result']['key']}"  # no server path in the file
     for kind in ("spectrogram", "pianoroll"):
         pixels = png_of(client.get(links[kind], headers=alice))
         assert pixels.shape[0] >= 200 and pixels.shape[1] >= 600 and pixels.std() > 10  # a picture, not a blank

@@ -118,6 +118,7 @@ class GenerationRunner:
         source = (composer_input(self.db, upload_store(self.store), params["input"], bool(params.get("harmonize")))
                   if params.get("input") else {})
         composition = composer.generate(**composer_arguments(params), **source)
+        composition.score.title = f"Tunesmith {work_title(model, composition.params)}"  # not the server's card path
         self._progress(generation_id, 0.5)
         audio = get_renderer(SAMPLE_RATE).render(composition.score)
         self._progress(generation_id, 0.9)
