@@ -38,4 +38,7 @@ def sample_token(logits: np.ndarray, *, allowed: np.ndarray, bias: np.ndarray | 
         trimmed = np.zeros_like(probs)
         trimmed[order[keep]] = probs[order[keep]]
         probs = trimmed / trimmed.sum()
-    return int(candidates[rng.choice(candidates.size, p=probs)])
+    # inverse-CDF draw: one uniform number, as rng.choice(p=...) does, without its per-call validation
+    cumulative = np.cumsum(probs)
+    index = int(np.searchsorted(cumulative, rng.random() * cumulative[-1], side="right"))
+    return int(candidates[min(index, candidates.size - 1)])

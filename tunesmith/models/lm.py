@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -221,6 +222,69 @@ class TransformerLanguageModel(nn.Module):
         logits, state = self.forward(torch.tensor([[token]]), torch.tensor([[slot]]), torch.tensor([[position]]),
                                      state)
         return logits[0, -1], state
+
+
+class NumpyLSTMStepper:
+    """The sampler's path through an LSTM language model: one token at a time in NumPy (float32).
+
+    Per token, torch's dispatch costs more than the arithmetic at this size. Here the first layer's input
+    projection is folded into per-token, per-slot and per-position tables (the embeddings are summed, so their
+    projections are too), leaving one (dim, 4*dim) product in the first layer and one (2*dim, 4*dim) product in
+    each further layer. Logits agree with `LSTMLanguageModel.step_one` to float32 rounding.
+    """
+
+    def __init__(self, model: LSTMLanguageModel) -> None:
+        rnn, emb = model.rnn, model.embed
+        layers = model.kwargs["layers"]
+
+        def np32(t: torch.Tensor) -> np.ndarray:
+            return np.ascontiguousarray(t.detach().numpy(), dtype=np.float32)
+
+        w_ih0 = rnn.weight_ih_l0.detach()
+        self.token_in = np32(emb.token.weight @ w_ih0.t())  # (vocab, 4*dim)
+        self.slot_in = np32(emb.slot.weight @ w_ih0.t())
+        self.position_in = np32(emb.position.weight @ w_ih0.t() + rnn.bias_ih_l0 + rnn.bias_hh_l0)
+        self.w_hh0 = np32(rnn.weight_hh_l0.t())  # (dim, 4*dim)
+        self.upper = [(np32(torch.cat([getattr(rnn, f"weight_ih_l{k}"), getattr(rnn, f"weight_hh_l{k}")], 1).t()),
+                       np32(getattr(rnn, f"bias_ih_l{k}") + getattr(rnn, f"bias_hh_l{k}"))) for k in range(1, layers)]
+        self.norm_weight, self.norm_bias = np32(model.norm.weight), np32(model.norm.bias)
+        self.eps = float(model.norm.eps)
+        self.head = np32(model.head.weight.t())  # (dim, vocab)
+        self.dim, self.layers = model.kwargs["dim"], layers
+
+    def state_from_torch(self, state: Any) -> tuple[np.ndarray, np.ndarray]:
+        """(h, c) of shape (layers, 1, dim) from the torch model -> (layers, dim) arrays."""
+        h, c = state
+        return np32_copy(h[:, 0]), np32_copy(c[:, 0])
+
+    def step(self, token: int, slot: int, position: int,
+             state: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+        """Logits (vocab,) after ``token`` and the new (h, c)."""
+        h_all, c_all = state
+        h_new, c_new = np.empty_like(h_all), np.empty_like(c_all)
+        d = self.dim
+        gates = self.token_in[token] + self.slot_in[slot] + self.position_in[position] + h_all[0] @ self.w_hh0
+        x = self._cell(gates, c_all[0], c_new, h_new, 0, d)
+        for layer, (weight, bias) in enumerate(self.upper, start=1):
+            gates = np.concatenate([x, h_all[layer]]) @ weight + bias
+            x = self._cell(gates, c_all[layer], c_new, h_new, layer, d)
+        mean = x.mean()
+        centred = x - mean
+        normed = centred / np.sqrt((centred * centred).mean() + self.eps) * self.norm_weight + self.norm_bias
+        return normed @ self.head, (h_new, c_new)
+
+    @staticmethod
+    def _cell(gates: np.ndarray, c_old: np.ndarray, c_out: np.ndarray, h_out: np.ndarray, layer: int,
+              d: int) -> np.ndarray:
+        sig = 1.0 / (1.0 + np.exp(-gates))  # i, f, o use it; g uses tanh
+        c = sig[d:2 * d] * c_old + sig[:d] * np.tanh(gates[2 * d:3 * d])
+        h = sig[3 * d:] * np.tanh(c)
+        c_out[layer], h_out[layer] = c, h
+        return h
+
+
+def np32_copy(t: torch.Tensor) -> np.ndarray:
+    return np.array(t.detach().numpy(), dtype=np.float32)
 
 
 ARCHITECTURES: dict[str, type[nn.Module]] = {"rnn": LSTMLanguageModel, "transformer": TransformerLanguageModel}

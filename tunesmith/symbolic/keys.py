@@ -175,6 +175,25 @@ def _correlation(a: list[float], b: list[float]) -> float:
     return num / den if den > 0 else 0.0
 
 
+# music21's default key profiles (analysis.discrete.AardenEssen.getWeights)
+_AARDEN_MAJOR = (17.7661, 0.145624, 14.9265, 0.160186, 19.8049, 11.3587, 0.291248, 22.062, 0.145624, 8.15494,
+                 0.232998, 4.95122)
+_AARDEN_MINOR = (18.2648, 0.737619, 14.0499, 16.8599, 0.702494, 14.4362, 0.702494, 18.6161, 4.56621, 1.93186,
+                 7.37619, 1.75623)
+
+
+def aarden_key(notes: Iterable[tuple[int, float]]) -> tuple[int, str]:
+    """The key music21's ``analyze("key")`` finds, computed directly (about a thousand times faster).
+
+    The same method: the duration-weighted pitch-class histogram is correlated with the 24 rotations of the
+    Aarden-Essen profiles and the best correlation wins (major before minor on a tie, as in music21)."""
+    hist = _histogram(notes)
+    best = max(((_correlation(hist, [profile[(pc - tonic) % 12] for pc in range(12)]), mode_rank, tonic)
+                for mode_rank, profile in ((0, _AARDEN_MINOR), (1, _AARDEN_MAJOR)) for tonic in range(12)))
+    _, mode_rank, tonic = best
+    return tonic, "major" if mode_rank == 1 else "minor"
+
+
 def music21_key(score: Score) -> tuple[int, str]:
     """The key music21's default analysis (Aarden-Essen key profiles) finds in ``score``."""
     from music21 import note, stream
