@@ -133,27 +133,25 @@ class Analyzer:
             out[head] = {names[head][i]: round(float(mean[i]), 4) for i in top}
         return out
 
-    def analyze(self, y: np.ndarray, sr: int, *, melody: bool = True) -> dict[str, Any]:
+    def analyze(self, y: np.ndarray, sr: int, *, melody: bool = True,
+                max_seconds: float | None = None) -> dict[str, Any]:
         """Everything the analyzer hears in a recording: duration, loudness, tempo, key, the CNN's tags and
-        (``melody``) a monophonic melody transcription. JSON-ready."""
+        (``melody``) a monophonic melody transcription. JSON-ready; tempo and key are None in silence."""
         from tunesmith.analyze import dsp
 
-        y = validate_audio(y)
-        mono = _mono(y)
-        report: dict[str, Any] = {"duration": round(mono.shape[-1] / sr, 3), "sr": sr}
-        report["loudness_lufs"] = dsp.loudness(mono, sr)
-        report["silent"] = bool(np.max(np.abs(mono)) < 1e-4) if mono.size else True
-        tags = self.tag(mono, sr)
-        report["tags"] = tags
-        if "family" in tags:
-            report["family"] = next(iter(tags["family"]))
-            report["instrument"] = next(iter(tags["instrument"]))
-        tempo = dsp.estimate_tempo(mono, sr)
-        key = dsp.estimate_key(mono, sr)
-        report["tempo"] = _plain(tempo)
-        report["key"] = _plain(key)
+        heard = dsp.analyze_dsp(y, sr, melody=melody, **({"max_seconds": max_seconds} if max_seconds else {}))
+        report: dict[str, Any] = {"duration": round(heard.duration, 3), "sr": sr,
+                                  "loudness_lufs": heard.loudness_lufs, "silent": heard.key is None}
+        if not report["silent"]:
+            tags = self.tag(y, sr)
+            report["tags"] = tags
+            if "family" in tags:
+                report["family"] = next(iter(tags["family"]))
+                report["instrument"] = next(iter(tags["instrument"]))
+        plain = heard.to_dict()
+        report["tempo"], report["key"] = plain["tempo"], plain["key"]
         if melody:
-            report["melody"] = [_plain(n) for n in dsp.transcribe_melody(mono, sr)]
+            report["melody"] = plain["notes"] or []
         return report
 
 
@@ -171,20 +169,3 @@ def _as_batch(y: np.ndarray) -> np.ndarray:
 def _mono(y: np.ndarray) -> np.ndarray:
     arr = validate_audio(np.asarray(y, dtype=np.float32))
     return to_mono(arr) if arr.ndim == 2 else arr
-
-
-def _plain(value: Any) -> Any:
-    """Dataclasses and numpy values -> JSON-ready Python values."""
-    from dataclasses import asdict, is_dataclass
-
-    if is_dataclass(value):
-        value = asdict(value)
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    return value

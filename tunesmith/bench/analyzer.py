@@ -17,8 +17,8 @@ import torch
 
 from tunesmith.analyze import dsp
 from tunesmith.analyze.analyzer import Analyzer
+from tunesmith.analyze.dsp import ANALYSIS_SR
 from tunesmith.audio.dsp import resample
-from tunesmith.cli.analyze import ANALYSIS_SR
 from tunesmith.symbolic.render import get_renderer
 from tunesmith.symbolic.score import Note, Part, Score
 

@@ -9,7 +9,6 @@ from typing import Any
 
 from tunesmith.errors import ParameterError
 
-ANALYSIS_SR = 22050  # every file is decoded to mono at this rate (the CNN resamples to its own)
 DEFAULT_MAX_SECONDS = 1200.0
 
 
@@ -32,6 +31,7 @@ def analyze_file(path: Path, *, checkpoint: str = "analyzer", melody: bool = Tru
                  max_seconds: float = DEFAULT_MAX_SECONDS) -> dict[str, Any]:
     """Decode ``path`` (at most ``max_seconds`` long) and analyze it; the report names the file."""
     from tunesmith.analyze.analyzer import Analyzer
+    from tunesmith.analyze.dsp import ANALYSIS_SR  # decode straight to the DSP's rate (the CNN resamples)
     from tunesmith.audio.io import info, load
 
     if max_seconds <= 0:
@@ -41,7 +41,7 @@ def analyze_file(path: Path, *, checkpoint: str = "analyzer", melody: bool = Tru
         raise ParameterError(f"{path.name} lasts {facts.duration:.0f} s, over the limit of {max_seconds:g} s "
                              "(raise it with --max-seconds)", field="file")
     y, sr = load(path, sr=ANALYSIS_SR, mono=True)
-    report = Analyzer.load(checkpoint).analyze(y, sr, melody=melody)
+    report = Analyzer.load(checkpoint).analyze(y, sr, melody=melody, max_seconds=max_seconds)
     return {"file": str(path), "format": facts.format, "channels": facts.channels, "file_sr": facts.sr, **report}
 
 
@@ -57,7 +57,8 @@ def run_analyze(args: argparse.Namespace) -> int:
         from tunesmith.symbolic.io import write_midi
 
         notes = [TranscribedNote(**n) for n in report["melody"]]
-        write_midi(notes_to_score(notes, tempo=report["tempo"]["bpm"]), args.midi)
+        tempo = report["tempo"]["bpm"] if report["tempo"] else 120.0
+        write_midi(notes_to_score(notes, tempo=tempo), args.midi)
         report["midi"] = str(args.midi)
     if args.json:
         print(json.dumps(report, indent=2))
@@ -68,10 +69,12 @@ def run_analyze(args: argparse.Namespace) -> int:
 
 def summary_lines(report: dict[str, Any]) -> list[str]:
     """A short human-readable account of an analysis."""
+    lufs = report["loudness_lufs"]
     lines = [f"{report['file']}: {report['duration']:.2f} s, {report['format']}, {report['channels']} channel(s), "
-             f"{report['file_sr']} Hz, {report['loudness_lufs']:.1f} LUFS"]
+             f"{report['file_sr']} Hz, " + (f"{lufs:.1f} LUFS" if lufs is not None else "silent")]
     if report.get("silent"):
-        lines.append("silent: nothing to hear")
+        lines.append("nothing to hear: no key, tempo or melody")
+        return lines
     if "family" in report:
         fam = report["tags"]["family"]
         inst = report["tags"]["instrument"]
@@ -81,7 +84,8 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
         lines.append("tags: " + ", ".join(f"{k} {v:.2f}" for k, v in report["tags"]["tags"].items()))
     key, tempo = report["key"], report["tempo"]
     lines.append(f"key: {key['name']} (confidence {key['confidence']:.2f})")
-    lines.append(f"tempo: {tempo['bpm']:.1f} bpm ({len(tempo.get('beats', []))} beats)")
+    lines.append(f"tempo: {tempo['bpm']:.1f} bpm ({len(tempo.get('beats', []))} beats)" if tempo else
+                 "tempo: too short to tell")
     if "melody" in report:
         melody = report["melody"]
         names = " ".join(_note_name(n["pitch"]) for n in melody[:16])
