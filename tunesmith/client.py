@@ -51,7 +51,7 @@ class ApiError(ClientError):
         self.body = body or {}
 
     def __str__(self) -> str:
-        where = f" (field: {self.field})" if self.field else ""
+        where = f" (field: {self.field})" if self.field and self.field not in self.message else ""
         return f"{self.status} {self.code}: {self.message}{where}"
 
 
@@ -302,14 +302,16 @@ class Client:
                 if response.status_code >= 400:
                     response.read()
                     raise self._error(response)
+                last: tuple[float, str] | None = None
                 for name, data in _server_sent_events(response.iter_lines()):
                     if name == "progress" and progress is not None:
-                        progress(float(data.get("progress", 0.0)), str(data.get("status", "")))
+                        last = (float(data.get("progress", 0.0)), str(data.get("status", "")))
+                        progress(*last)
                     elif name == "done":
                         if data.get("status") == "deleted":
                             raise NotFound(404, "not_found", f"generation {generation_id} was deleted", "id")
                         work = Work.from_json(data)
-                        if progress is not None:
+                        if progress is not None and last != (work.progress, work.status):
                             progress(work.progress, work.status)
                         return work
                     if deadline is not None and time.monotonic() >= deadline:

@@ -127,10 +127,14 @@ def run_models(args: argparse.Namespace) -> int:
 
 def _describe(name: str, spec: dict[str, Any]) -> str:
     if "minimum" in spec and "maximum" in spec:
-        return f"{name} {spec['minimum']:g}-{spec['maximum']:g}"
+        return f"{name} {_number(spec['minimum'])}-{_number(spec['maximum'])}"
     if "enum" in spec:
         return f"{name} ({len(spec['enum'])} choices)"
     return name
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
 class _Bar:
