@@ -118,7 +118,12 @@ def start_postgres() -> PostgresCluster:
             shutil.rmtree(root, ignore_errors=True)
             raise RuntimeError("running as root and there is no 'postgres' user to run the server as") from None
         os.chown(root, owner.pw_uid, owner.pw_gid)
-        run_as = ["runuser", "-u", "postgres", "--"]
+        runuser = shutil.which("runuser") or next((p for p in ("/usr/sbin/runuser", "/sbin/runuser")
+                                                   if Path(p).is_file()), None)
+        if runuser is None:
+            shutil.rmtree(root, ignore_errors=True)
+            raise RuntimeError("running as root and runuser (util-linux) is missing: initdb refuses root")
+        run_as = [runuser, "-u", "postgres", "--"]
     port = free_port()
     cluster = PostgresCluster(root=root, port=port, bindir=bindir, run_as=run_as)
     steps = [
