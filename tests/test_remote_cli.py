@@ -143,3 +143,22 @@ def test_a_real_process_shows_progress_on_a_terminal(remote, tmp_path):
     assert "wrote" in out and sf.info(tmp_path / "f.ogg").duration > 1
     text = shown.decode(errors="replace")
     assert f"folk on {url} [succeeded] 100%|" in text, text
+
+
+def test_an_input_melody_is_uploaded_and_harmonized_on_the_server(remote, tunesmith, tmp_path):
+    url, key = remote
+    melody = tmp_path / "melody.mid"
+    track = mido.MidiTrack()
+    for pitch in (72, 71, 69, 71, 72, 74, 72, 72):
+        track += [mido.Message("note_on", note=pitch, velocity=80, time=0),
+                  mido.Message("note_off", note=pitch, velocity=0, time=480)]
+    mido.MidiFile(tracks=[track], ticks_per_beat=480).save(melody)
+    code, out, err = tunesmith("generate", "chorale", "--input", str(melody), "--harmonize", "--seed", "2",
+                               "--server", url, "--api-key", key, "--json", "-o", str(tmp_path / "h.mid"))
+    if code == 2 and "404 not_found: Not Found" in err:
+        pytest.skip("the server has no POST /v1/uploads route yet")
+    assert code == 0, err
+    assert json.loads(out)["params"]["harmonize"] is True
+    voices = [sorted({m.note for m in t if m.type == "note_on" and m.velocity}) for t in
+              mido.MidiFile(tmp_path / "h.mid").tracks]
+    assert sum(1 for v in voices if v) >= 4 and any(set(v) == {69, 71, 72, 74} for v in voices)
