@@ -25,6 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--folk", type=Path, default=Path("datasets/folk"),
                    help="analyzer: folk dataset rendered for the transcription figures")
     p.add_argument("--out", type=Path, default=Path("out/evaluate"), help="where pictures go (default out/evaluate)")
+    p.add_argument("--items", type=int, default=400, help="gan: test conditions to generate (default 400)")
     p.add_argument("--json", action="store_true", help="print every figure as JSON")
     p.set_defaults(func=run_evaluate)
 
@@ -32,6 +33,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run_evaluate(args: argparse.Namespace) -> int:
     if args.target == "analyzer":
         return run_evaluate_analyzer(args)
+    if args.target == "gan":
+        return run_evaluate_gan(args)
     if args.target != "lm":
         raise ParameterError(f"evaluating '{args.target}' is not available yet (available: lm)", field="target")
     if args.pieces <= 0:
@@ -101,4 +104,15 @@ def run_evaluate_analyzer(args: argparse.Namespace) -> int:
               f"instrument {cnn['instrument_acc']:.3f}, pitch {cnn['pitch_acc']:.3f} (goal 0.90), "
               f"drum type {cnn['drum_acc']:.3f}")
         print(json.dumps(report["dsp"], indent=2))
+    return 0
+
+
+def run_evaluate_gan(args: argparse.Namespace) -> int:
+    """`evaluate gan`: pitch, family, FAD, NDB and diversity of the neural instrument (tunesmith.evaluate.gan)."""
+    if args.items < 8:
+        raise ParameterError(f"--items must be at least 8, got {args.items}", field="items")
+    from tunesmith.evaluate.gan import evaluate_gan, summary_lines
+
+    report = evaluate_gan(args.checkpoint or "notes", args.data, items=args.items, seed=args.seed)
+    print(json.dumps(report, indent=2) if args.json else "\n".join(summary_lines(report)))
     return 0

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from tunesmith.cli import remote
+from tunesmith.cli import generate_audio, remote
 from tunesmith.errors import ParameterError
 
 COMPOSERS = ("chorale", "folk")
@@ -24,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                "  tunesmith generate folk --key G --meter 6/8 --bars 16 --instrument violin -o jig.wav",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model", choices=MODELS, help="which model")
-    p.add_argument("-o", "--output", required=True, type=Path, help="output file: .mid, .wav, .flac, .mp3 or .ogg")
+    p.add_argument("-o", "--output", type=Path, help="output file: .mid, .wav, .flac, .mp3 or .ogg")
     p.add_argument("--key", help='key and mode, e.g. "D minor", "F# major", "Bb"')
     p.add_argument("--meter", default=None, help="time signature, e.g. 3/4 or 6/8 (default 4/4)")
     p.add_argument("--bars", type=int, help="number of bars to write (default 8; ignored with --harmonize)")
@@ -39,6 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sr", type=int, default=44100, help="sample rate of audio output (default 44100)")
     p.add_argument("--piano-roll", type=Path, help="also draw the piece as a piano-roll PNG here")
     p.add_argument("--json", action="store_true", help="print what was made as JSON")
+    generate_audio.add_options(p)
     remote.add_server_options(p, prompt=True)
     p.set_defaults(func=run_generate)
 
@@ -55,8 +56,14 @@ def parse_meter(text: str | None) -> tuple[int, int]:
 
 
 def run_generate(args: argparse.Namespace) -> int:
+    if args.output is None and not (args.model == "notes" and args.export_sfz is not None):
+        raise ParameterError("-o OUT is required (.mid, .wav, .flac, .mp3 or .ogg)", field="output")
     if remote.server_of(args):
+        if args.export_sfz is not None:
+            raise ParameterError("--export-sfz writes files here: drop --server", field="export_sfz")
         return remote.run_generate(args)
+    if args.model in generate_audio.NEURAL_MODELS:
+        return generate_audio.run(args)
     if args.model not in COMPOSERS:
         raise ParameterError(f"model {args.model!r} is not available yet (available: {', '.join(COMPOSERS)})",
                              field="model")

@@ -32,6 +32,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     lm.add_argument("--window", type=int, default=384, help="tokens per training window")
     lm.add_argument("--lr", type=float, help="peak learning rate")
     lm.add_argument("--eval-every", type=int, default=200, help="steps between evaluations and checkpoints")
+    gan = p.add_argument_group("gan options")
+    gan.add_argument("--adv-start", type=int, help="gan: steps of spectral-loss warm-up before the GAN losses")
+    gan.add_argument("--crop-frames", type=int, help="gan: training window in 8 ms frames (default 64)")
+    gan.add_argument("--grid-every", type=int, help="gan: steps between spectrogram grid PNGs (default 500)")
     p.set_defaults(func=run_train)
 
 
@@ -42,8 +46,10 @@ def run_train(args: argparse.Namespace) -> int:
             raise ParameterError(f"--{name.replace('_', '-')} must be positive, got {value}", field=name)
     if args.family == "analyzer":
         return run_train_analyzer(args)
+    if args.family == "gan":
+        return run_train_gan(args)
     if args.family != "lm":
-        raise ParameterError(f"training '{args.family}' is not available yet (available: lm, analyzer)",
+        raise ParameterError(f"training '{args.family}' is not available yet (available: lm, analyzer, gan)",
                              field="family")
     from tunesmith.train.lm import LMTrainConfig, train_lm
 
@@ -65,6 +71,25 @@ def run_train_analyzer(args: argparse.Namespace) -> int:
                                  eval_every=args.eval_every, seed=args.seed, threads=args.threads or 1,
                                  **({"lr": args.lr} if args.lr else {}))
     card = train_analyzer(args.data, args.out, config, resume=args.resume)
+    print(json.dumps({"out": str(args.out), "parameters": card["parameters"], "steps": card["training"]["steps"],
+                      "metrics": card["metrics"]}, indent=2))
+    return 0
+
+
+def run_train_gan(args: argparse.Namespace) -> int:
+    """`train gan`: the neural instrument on a `notes` dataset (tunesmith.train.gan)."""
+    from tunesmith.train.gan import GANTrainConfig, train_gan
+
+    for name in ("adv_start", "crop_frames", "grid_every"):
+        value = getattr(args, name)
+        if value is not None and value < (0 if name == "adv_start" else 1):
+            raise ParameterError(f"--{name.replace('_', '-')} must be positive, got {value}", field=name)
+    options = {"adv_start": args.adv_start, "crop_frames": args.crop_frames, "grid_every": args.grid_every,
+               "batch_size": args.batch_size, "lr_g": args.lr}
+    config = GANTrainConfig(minutes=args.minutes, max_steps=args.max_steps, seed=args.seed,
+                            eval_every=args.eval_every, threads=args.threads or 1,
+                            **{k: v for k, v in options.items() if v is not None})
+    card = train_gan(args.data, args.out, config, resume=args.resume)
     print(json.dumps({"out": str(args.out), "parameters": card["parameters"], "steps": card["training"]["steps"],
                       "metrics": card["metrics"]}, indent=2))
     return 0

@@ -1,0 +1,303 @@
+"""The neural instrument: a conditional generator driving a harmonic-plus-noise synthesizer, and a
+multi-resolution STFT discriminator.
+
+Generator (DDSP-style). A small network maps (instrument embedding, pitch, velocity, latent z) and a few
+time features of every frame (hop 128 samples = 8 ms) to synthesizer controls:
+
+- ``amp`` (B, T): overall loudness of the harmonic part,
+- ``harm`` (B, T, K): the distribution of that loudness over K harmonics (harmonics above Nyquist get none),
+- ``noise`` (B, T, F): a per-frame magnitude response for filtered white noise (F = n_fft // 2 + 1 bins),
+  which makes breath, bow and hammer noise, and carries drum hits.
+
+The synthesizer is fixed DSP with no parameters: f0 comes from the MIDI pitch, so a note's pitch is right
+by construction; harmonics are summed sinusoids of the integrated f0, and the noise is white noise shaped
+in the STFT domain. Everything is differentiable, so spectral losses and the discriminator train the
+network end to end.
+
+Discriminator. For each of three STFT resolutions a small 2-D conv net reads the log-magnitude spectrogram
+and returns a patch score map plus its intermediate features (for feature matching); conditioning enters
+by projection (an inner product of pooled features with an embedding of instrument, pitch and velocity).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+SR = 16000
+HOP = 128
+NOISE_FFT = 512
+TIME_FEATURES = 14
+
+
+def exp_sigmoid(x: torch.Tensor, *, exponent: float = 10.0, max_value: float = 2.0) -> torch.Tensor:
+    """DDSP's positive, smooth, log-scaled output nonlinearity (spans ~1e-7..max_value)."""
+    return max_value * torch.sigmoid(x) ** math.log(exponent) + 1e-7
+
+
+def midi_to_hz(pitch: torch.Tensor) -> torch.Tensor:
+    return 440.0 * 2.0 ** ((pitch - 69.0) / 12.0)
+
+
+def time_features(n_frames: int, *, hop: int, sr: int, note_off: float,
+                  device: torch.device | None = None) -> torch.Tensor:
+    """(TIME_FEATURES, T): position, onset decays and release decays of each frame (no learned part)."""
+    t = torch.arange(n_frames, dtype=torch.float32, device=device) * hop / sr
+    since_off = (t - note_off).clamp(min=0.0)
+    released = (t >= note_off).float()
+    feats = [t / 2.0, released, since_off * 2.0]
+    feats += [torch.exp(-t / tau) for tau in (0.005, 0.02, 0.06, 0.2, 0.6, 2.0)]
+    feats += [released * torch.exp(-since_off / tau) for tau in (0.01, 0.04, 0.12, 0.4)]
+    feats += [torch.sqrt(t.clamp(max=2.0) / 2.0)]
+    return torch.stack(feats)  # (F, T)
+
+
+class FiLMBlock(nn.Module):
+    """Residual dilated conv over frames, modulated by the condition vector (scale and shift)."""
+
+    def __init__(self, channels: int, cond_dim: int, dilation: int) -> None:
+        super().__init__()
+        self.film = nn.Linear(cond_dim, 2 * channels)
+        self.conv = nn.Conv1d(channels, channels, 3, padding=dilation, dilation=dilation)
+        self.mix = nn.Conv1d(channels, channels, 1)
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        scale, shift = self.film(cond).unsqueeze(-1).chunk(2, dim=1)  # (B, C, 1) each
+        h = F.leaky_relu(x * (1.0 + scale) + shift, 0.2)
+        h = F.leaky_relu(self.conv(h), 0.2)
+        return x + self.mix(h)
+
+
+class NoteGenerator(nn.Module):
+    """(instrument, pitch, velocity, z) -> synthesizer controls -> 16 kHz audio."""
+
+    def __init__(self, *, n_instruments: int, embed_dim: int = 16, z_dim: int = 16, hidden: int = 128,
+                 blocks: int = 4, n_harmonics: int = 64, sr: int = SR, hop: int = HOP, n_frames: int = 250,
+                 note_off: float = 1.5, noise_fft: int = NOISE_FFT) -> None:
+        super().__init__()
+        self.kwargs: dict[str, Any] = dict(
+            n_instruments=n_instruments, embed_dim=embed_dim, z_dim=z_dim, hidden=hidden, blocks=blocks,
+            n_harmonics=n_harmonics, sr=sr, hop=hop, n_frames=n_frames, note_off=note_off, noise_fft=noise_fft)
+        self.sr, self.hop, self.n_frames, self.note_off = sr, hop, n_frames, note_off
+        self.z_dim, self.n_harmonics, self.noise_fft = z_dim, n_harmonics, noise_fft
+        self.instrument = nn.Embedding(n_instruments, embed_dim)
+        self.pitch = nn.Embedding(128, 16)
+        cond_in = embed_dim + 16 + 2 + 1 + z_dim
+        self.cond = nn.Sequential(nn.Linear(cond_in, hidden), nn.LeakyReLU(0.2), nn.Linear(hidden, hidden),
+                                  nn.LeakyReLU(0.2))
+        self.inp = nn.Conv1d(TIME_FEATURES, hidden, 1)
+        self.blocks = nn.ModuleList(FiLMBlock(hidden, hidden, 2 ** (i % 4)) for i in range(blocks))
+        n_bins = noise_fft // 2 + 1
+        self.head = nn.Conv1d(hidden, 1 + n_harmonics + n_bins, 1)
+        with torch.no_grad():  # start with little noise
+            self.head.bias[1 + n_harmonics:] = -4.0
+        self.register_buffer("times", time_features(n_frames, hop=hop, sr=sr, note_off=note_off),
+                             persistent=False)
+
+    # ----------------------------------------------------------------- conditioning
+
+    def embed(self, instrument: torch.Tensor, morph_to: torch.Tensor | None = None,
+              morph: torch.Tensor | float = 0.0) -> torch.Tensor:
+        """(B, E) instrument embedding, linearly interpolated towards ``morph_to`` by ``morph``."""
+        e = self.instrument(instrument)
+        if morph_to is not None:
+            m = torch.as_tensor(morph, dtype=e.dtype).reshape(-1, 1)
+            e = (1.0 - m) * e + m * self.instrument(morph_to)
+        return e
+
+    def condition(self, emb: torch.Tensor, pitch: torch.Tensor, velocity: torch.Tensor,
+                  z: torch.Tensor) -> torch.Tensor:
+        """(B, hidden) condition vector from an embedding, MIDI pitch (B,), velocity 1..127 (B,) and z (B, Z)."""
+        p = pitch.float()
+        pf = torch.stack([(p - 60.0) / 24.0, torch.log2(midi_to_hz(p) / 440.0) / 4.0], dim=1)
+        v = (velocity.float() / 127.0).unsqueeze(1)
+        return self.cond(torch.cat([emb, self.pitch(pitch.long()), pf, v, z], dim=1))
+
+    # ----------------------------------------------------------------- controls
+
+    @property
+    def receptive_radius(self) -> int:
+        """Frames of context on each side that one output frame of the frame network sees."""
+        return sum(block.conv.dilation[0] for block in self.blocks)
+
+    def controls(self, emb: torch.Tensor, pitch: torch.Tensor, velocity: torch.Tensor,
+                 z: torch.Tensor, *, first: int = 0, last: int | None = None) -> dict[str, torch.Tensor]:
+        """Synthesizer controls of frames [first, last) of the corpus note (default: all n_frames).
+
+        Frames are computed with their full receptive field, so a window equals that part of the whole."""
+        last = self.n_frames if last is None else last
+        lo, hi = max(0, first - self.receptive_radius), min(self.n_frames, last + self.receptive_radius)
+        cond = self.condition(emb, pitch, velocity, z)  # (B, H)
+        x = self.inp(self.times[:, lo:hi].unsqueeze(0).expand(cond.shape[0], -1, -1))  # (B, H, T')
+        for block in self.blocks:
+            x = block(x, cond)
+        x = x[..., first - lo:last - lo]
+        out = self.head(F.leaky_relu(x, 0.2))  # (B, 1 + K + F, T)
+        k = self.n_harmonics
+        f0 = midi_to_hz(pitch.float()).unsqueeze(1)  # (B, 1): the note's pitch, exactly
+        harmonics = torch.arange(1, k + 1, dtype=f0.dtype, device=f0.device).view(1, 1, k)
+        audible = (f0.unsqueeze(-1) * harmonics < self.sr / 2 - 200).float()  # (B, 1, K)
+        logits = out[:, 1:1 + k].transpose(1, 2)  # (B, T, K)
+        dist = torch.softmax(logits, dim=-1) * audible
+        dist = dist / dist.sum(-1, keepdim=True).clamp(min=1e-7)
+        return {"amp": exp_sigmoid(out[:, 0]), "harm": dist, "f0": f0,
+                "noise": exp_sigmoid(out[:, 1 + k:].transpose(1, 2), max_value=1.0)}  # (B, T, F)
+
+    def forward(self, instrument: torch.Tensor, pitch: torch.Tensor, velocity: torch.Tensor, z: torch.Tensor,
+                *, noise_seed: int | None = None, start: int = 0, frames: int | None = None,
+                morph_to: torch.Tensor | None = None, morph: torch.Tensor | float = 0.0) -> torch.Tensor:
+        """Audio (B, frames * hop) of the frames [start, start + frames) of the corpus-length note."""
+        frames = self.n_frames - start if frames is None else frames
+        last = min(self.n_frames, start + frames + 1)  # one frame more: the interpolation's right end
+        c = self.controls(self.embed(instrument, morph_to, morph), pitch, velocity, z, first=start, last=last)
+        return synthesize(c, sr=self.sr, hop=self.hop, noise_fft=self.noise_fft, frames=frames,
+                          noise_seed=noise_seed, phase_start=start)
+
+
+# --------------------------------------------------------------------------- synthesizer
+
+
+def harmonic_synth(f0: torch.Tensor, amp: torch.Tensor, harm: torch.Tensor, *, sr: int, hop: int,
+                   frames: int, phase_start: int = 0, phase0: torch.Tensor | None = None) -> torch.Tensor:
+    """Sum of K harmonics of a steady f0 (B, 1) in Hz over ``frames`` frames.
+
+    amp: (B, T) and harm: (B, T, K) with T >= frames (frame ``frames`` is the right end of the last
+    interpolation, repeated from the last when absent); ``phase_start`` is the absolute frame index of the
+    window (for phase continuity); phase0: (B, K) initial phases. Returns (B, frames * hop).
+
+    Harmonic amplitudes are interpolated linearly between frames. Written as two batched matmuls of the
+    sinusoid bank (B, frames, hop, K) with the frame amplitudes, which is several times faster on a CPU
+    than upsampling (B, K, n) amplitude envelopes. The bank carries no gradient: f0 is fixed by the pitch.
+    """
+    b, _, k = harm.shape
+    with torch.no_grad():
+        samples = torch.arange(frames * hop, dtype=torch.float64, device=f0.device) + phase_start * hop
+        cycles = (f0.double() / sr) * samples  # (B, n)
+        phase = (cycles % 1.0).float().view(b, frames, hop) * (2 * math.pi)
+        harmonics = torch.arange(1, k + 1, dtype=phase.dtype, device=phase.device)
+        arg = phase.unsqueeze(-1) * harmonics  # (B, frames, hop, K)
+        if phase0 is not None:
+            arg = arg + phase0.view(b, 1, 1, k)
+        bank = torch.sin(arg)
+        alpha = torch.arange(hop, dtype=phase.dtype, device=phase.device) / hop  # (hop,)
+    a = amp.unsqueeze(-1) * harm  # (B, T, K)
+    if a.shape[1] <= frames:
+        a = torch.cat([a, a[:, -1:].expand(b, frames + 1 - a.shape[1], k)], dim=1)
+    a0, a1 = a[:, :frames].unsqueeze(-1), a[:, 1:frames + 1].unsqueeze(-1)  # (B, frames, K, 1)
+    y = (bank @ a0).squeeze(-1) * (1.0 - alpha) + (bank @ a1).squeeze(-1) * alpha  # (B, frames, hop)
+    return y.reshape(b, frames * hop)
+
+
+def noise_synth(noise: torch.Tensor, *, hop: int, n_fft: int, frames: int,
+                generator: torch.Generator | None = None) -> torch.Tensor:
+    """White noise shaped frame by frame in the STFT domain. noise: (B, T >= frames, F) -> (B, frames * hop)."""
+    b = noise.shape[0]
+    n = frames * hop
+    white = torch.rand(b, n, generator=generator, device=noise.device) * 2.0 - 1.0
+    window = torch.hann_window(n_fft, device=noise.device)
+    spec = torch.stft(white, n_fft, hop, window=window, center=True, return_complex=True)  # (B, F, frames + 1)
+    mags = noise[:, :frames + 1].transpose(1, 2)
+    if mags.shape[-1] < frames + 1:
+        mags = torch.cat([mags, mags[..., -1:].expand(-1, -1, frames + 1 - mags.shape[-1])], dim=-1)
+    return torch.istft(spec * mags, n_fft, hop, window=window, center=True, length=n)
+
+
+def synthesize(c: dict[str, torch.Tensor], *, sr: int, hop: int, noise_fft: int, frames: int | None = None,
+               noise_seed: int | None = None, phase_start: int = 0,
+               phase0: torch.Tensor | None = None) -> torch.Tensor:
+    """Audio (B, frames * hop) from controls (default: all their frames); ``noise_seed`` fixes the noise."""
+    frames = c["amp"].shape[1] if frames is None else frames
+    generator = None
+    if noise_seed is not None:
+        generator = torch.Generator(device=c["amp"].device).manual_seed(noise_seed)
+    harmonic = harmonic_synth(c["f0"], c["amp"], c["harm"], sr=sr, hop=hop, frames=frames,
+                              phase_start=phase_start, phase0=phase0)
+    return harmonic + noise_synth(c["noise"], hop=hop, n_fft=noise_fft, frames=frames, generator=generator)
+
+
+# --------------------------------------------------------------------------- discriminator
+
+
+def log_magnitude(y: torch.Tensor, n_fft: int, hop: int) -> torch.Tensor:
+    """(B, n) audio -> (B, 1, F, T) log-magnitude STFT."""
+    window = torch.hann_window(n_fft, device=y.device)
+    spec = torch.stft(y, n_fft, hop, window=window, center=True, return_complex=True)
+    return torch.log(spec.abs().clamp(min=1e-5)).unsqueeze(1)
+
+
+class SpectrogramCritic(nn.Module):
+    """1-D conv net over the frames of one STFT resolution (frequency bins as channels): a patch score map
+    and its hidden features. Convolving over time only keeps it cheap enough for a 2-core CPU."""
+
+    def __init__(self, *, n_fft: int, hop: int, channels: int = 64, cond_dim: int = 64) -> None:
+        super().__init__()
+        self.n_fft, self.hop = n_fft, hop
+        n_bins = n_fft // 2 + 1
+        self.convs = nn.ModuleList([
+            nn.Conv1d(n_bins, channels, 5, padding=2),
+            nn.Conv1d(channels, channels, 5, stride=2, padding=2),
+            nn.Conv1d(channels, channels, 5, stride=2, padding=4, dilation=2),
+            nn.Conv1d(channels, channels, 3, padding=1),
+        ])
+        self.out = nn.Conv1d(channels, 1, 3, padding=1)
+        self.project = nn.Linear(cond_dim, channels)
+
+    def forward(self, y: torch.Tensor, cond: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        x = log_magnitude(y, self.n_fft, self.hop).squeeze(1)  # (B, F, T)
+        features = []
+        for conv in self.convs:
+            x = F.leaky_relu(conv(x), 0.2)
+            features.append(x)
+        score = self.out(x).mean(dim=(1, 2))  # (B,)
+        pooled = x.mean(dim=2)  # (B, C)
+        return score + (pooled * self.project(cond)).sum(1), features
+
+
+class NoteDiscriminator(nn.Module):
+    """Multi-resolution STFT discriminator, conditioned by projection on instrument, pitch and velocity."""
+
+    def __init__(self, *, n_instruments: int, channels: int = 64, cond_dim: int = 64,
+                 resolutions: tuple[tuple[int, int], ...] = ((256, 64), (512, 128), (1024, 256))) -> None:
+        super().__init__()
+        self.kwargs: dict[str, Any] = dict(n_instruments=n_instruments, channels=channels, cond_dim=cond_dim,
+                                           resolutions=[list(r) for r in resolutions])
+        self.instrument = nn.Embedding(n_instruments, cond_dim)
+        self.pitch = nn.Embedding(128, cond_dim)
+        self.velocity = nn.Linear(1, cond_dim)
+        self.critics = nn.ModuleList(SpectrogramCritic(n_fft=n, hop=h, channels=channels, cond_dim=cond_dim)
+                                     for n, h in resolutions)
+
+    def forward(self, y: torch.Tensor, instrument: torch.Tensor, pitch: torch.Tensor,
+                velocity: torch.Tensor) -> tuple[list[torch.Tensor], list[list[torch.Tensor]]]:
+        """Per resolution: scores (B,) and feature maps."""
+        cond = self.instrument(instrument) + self.pitch(pitch.long()) + self.velocity(
+            velocity.float().unsqueeze(1) / 127.0)
+        scores, features = [], []
+        for critic in self.critics:
+            s, f = critic(y, cond)
+            scores.append(s)
+            features.append(f)
+        return scores, features
+
+
+# --------------------------------------------------------------------------- losses
+
+
+def multi_resolution_stft_loss(fake: torch.Tensor, real: torch.Tensor,
+                               ffts: tuple[int, ...] = (2048, 1024, 512, 256, 128)) -> torch.Tensor:
+    """DDSP's multi-scale spectral loss: L1 of linear and of log magnitudes, summed over FFT sizes."""
+    total = fake.new_zeros(())
+    for n_fft in ffts:
+        window = torch.hann_window(n_fft, device=fake.device)
+        sf = torch.stft(fake, n_fft, n_fft // 4, window=window, return_complex=True).abs()
+        sr_ = torch.stft(real, n_fft, n_fft // 4, window=window, return_complex=True).abs()
+        total = total + (sf - sr_).abs().mean() + (torch.log(sf + 1e-5) - torch.log(sr_ + 1e-5)).abs().mean()
+    return total
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,356 @@
+"""Training loop of the neural instrument (`tunesmith train gan`).
+
+Each step draws a batch of training notes and a random window of each (a share of windows start at the
+onset, where most of an instrument's character is), generates the same windows from the notes'
+conditions, then:
+
+1. discriminator step (once the warm-up is over): hinge loss on real vs generated windows;
+2. generator step: multi-resolution STFT loss against the real note of the same condition, plus, after
+   the warm-up, the hinge generator loss and feature matching on the discriminator's hidden layers.
+
+Losses and gradient norms go to metrics.csv (and curves.png); every ``grid_every`` steps a PNG grid of
+generated vs real spectrograms; every ``eval_every`` steps a validation figure (the spectral distance of
+whole generated notes to the valid notes of the same conditions) chooses the ``best`` checkpoint.
+Steps are deterministic per seed: batch, windows, z and noise come from generators seeded by (seed, step),
+so a resumed run continues exactly where the interrupted one would have gone.
+"""
+
+from __future__ import annotations
+
+import math
+import shlex
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from tunesmith.data.dataset import Dataset
+from tunesmith.data.manifest import Record
+from tunesmith.errors import DatasetError, ParameterError
+from tunesmith.models.gan import NoteDiscriminator, NoteGenerator, count_parameters, multi_resolution_stft_loss
+from tunesmith.train.checkpoint import (
+    load_card,
+    load_training_state,
+    load_weights,
+    save_checkpoint,
+    save_training_state,
+)
+from tunesmith.train.metrics import MetricsLog, plot_curves
+from tunesmith.train.schedule import cosine_lr
+
+COLUMNS = ["step", "minutes", "lr_g", "spec", "adv_g", "fm", "loss_d", "d_real", "d_fake", "grad_g", "grad_d",
+           "valid_spec"]
+
+
+@dataclass
+class GANTrainConfig:
+    """Everything that shapes a run; stored on the checkpoint card."""
+
+    minutes: float = 30.0
+    max_steps: int | None = None
+    batch_size: int = 16
+    crop_frames: int = 64
+    onset_share: float = 0.35
+    lr_g: float = 1e-3
+    lr_d: float = 2e-4
+    adv_start: int = 800
+    adv_weight: float = 1.0
+    fm_weight: float = 2.0
+    spec_weight: float = 1.0
+    log_every: int = 25
+    eval_every: int = 250
+    grid_every: int = 500
+    valid_items: int = 48
+    seed: int = 0
+    threads: int | None = 1
+    model: dict[str, Any] = field(default_factory=dict)
+    discriminator: dict[str, Any] = field(default_factory=dict)
+
+
+class NoteData:
+    """A `notes` dataset opened for training: conditions as arrays and audio read from the cache."""
+
+    def __init__(self, root: Path, split: str) -> None:
+        self.dataset = Dataset(root)
+        if self.dataset.kind != "notes":
+            raise DatasetError(f"{root} is a {self.dataset.kind!r} dataset; train gan needs a notes dataset")
+        info = self.dataset.info
+        self.sr = int(info["sr"])
+        self.length = float(info["length"])
+        self.note_off = float(info["note_off"])
+        self.instruments: list[dict[str, Any]] = list(info["instruments"])
+        names = [i["name"] for i in self.instruments]
+        self.records: list[Record] = self.dataset.split(split)
+        if not self.records:
+            raise DatasetError(f"{root} has no {split!r} notes")
+        self.instrument = np.array([names.index(r.labels["instrument"]) for r in self.records], dtype=np.int64)
+        self.pitch = np.array([r.labels["pitch"] for r in self.records], dtype=np.int64)
+        self.velocity = np.array([r.labels["velocity"] for r in self.records], dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def audio(self, indices: np.ndarray, n_samples: int) -> np.ndarray:
+        """(B, n_samples) float32 audio of the given items (padded or cut to the model's length)."""
+        out = np.zeros((len(indices), n_samples), dtype=np.float32)
+        for row, i in enumerate(indices):
+            y = np.asarray(self.dataset.array("audio", self.records[int(i)]), dtype=np.float32)[:n_samples]
+            out[row, :y.shape[0]] = y
+        return out
+
+    def conditions(self, indices: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return (torch.from_numpy(self.instrument[indices]), torch.from_numpy(self.pitch[indices]),
+                torch.from_numpy(self.velocity[indices]))
+
+
+def spread(n: int, count: int) -> np.ndarray:
+    """``count`` indices spread evenly over range(n) (all of them when n <= count)."""
+    return np.unique(np.linspace(0, n - 1, num=min(n, count)).round().astype(np.int64))
+
+
+def hinge_d(real: list[torch.Tensor], fake: list[torch.Tensor]) -> torch.Tensor:
+    return sum(F.relu(1.0 - r).mean() + F.relu(1.0 + f).mean() for r, f in zip(real, fake, strict=True)) / len(real)
+
+
+def feature_matching(fake: list[list[torch.Tensor]], real: list[list[torch.Tensor]]) -> torch.Tensor:
+    """Mean L1 distance of discriminator features, each layer scaled by the real features' mean magnitude."""
+    terms = [(f - r).abs().mean() / (r.abs().mean() + 1e-5)
+             for fs, rs in zip(fake, real, strict=True) for f, r in zip(fs, rs, strict=True)]
+    return sum(terms) / len(terms)
+
+
+def grad_norm(module: torch.nn.Module) -> float:
+    norms = [p.grad.detach().norm() for p in module.parameters() if p.grad is not None]
+    return float(torch.norm(torch.stack(norms))) if norms else 0.0
+
+
+@torch.no_grad()
+def generate_items(generator: NoteGenerator, data: NoteData, indices: np.ndarray, *, seed: int = 0,
+                   batch: int = 16) -> np.ndarray:
+    """Whole generated notes (B, n) for the conditions of ``indices``, with z = 0 and fixed noise."""
+    generator.eval()
+    out = []
+    for lo in range(0, len(indices), batch):
+        chunk = indices[lo:lo + batch]
+        inst, pitch, vel = data.conditions(chunk)
+        z = torch.zeros(len(chunk), generator.z_dim)
+        out.append(generator(inst, pitch, vel, z, noise_seed=seed + lo).numpy())
+    generator.train()
+    return np.concatenate(out)
+
+
+def spectral_distance(fake: np.ndarray, real: np.ndarray) -> float:
+    """Mean multi-resolution STFT loss between matching rows (the validation figure; lower is better)."""
+    with torch.no_grad():
+        return float(multi_resolution_stft_loss(torch.from_numpy(fake), torch.from_numpy(real)))
+
+
+def plot_grid(generated: np.ndarray, real: np.ndarray, labels: list[str], png: Path, *, sr: int,
+              title: str) -> Path:
+    """Log-mel spectrograms: generated notes on the top row, the real notes of the same conditions below."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from tunesmith.audio.features import log_mel
+
+    cols = len(labels)
+    fig, axes = plt.subplots(2, cols, figsize=(2.0 * cols, 4.4), dpi=80, squeeze=False)
+    for col in range(cols):
+        for row, y in enumerate((generated[col], real[col])):
+            ax = axes[row][col]
+            spec = log_mel(y.astype(np.float32), sr=sr, n_fft=1024, hop_length=128, n_mels=64, top_db=80.0)
+            ax.imshow(spec, origin="lower", aspect="auto", cmap="magma")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if row == 0:
+                ax.set_title(labels[col], fontsize=7)
+        axes[0][0].set_ylabel("generated", fontsize=8)
+        axes[1][0].set_ylabel("real", fontsize=8)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(png)
+    plt.close(fig)
+    return png
+
+
+def train_gan(data: Path, out: Path, config: GANTrainConfig, *, resume: bool = False,
+              command: str | None = None, progress_bar: bool | None = None) -> dict[str, Any]:
+    """Train (or resume) the neural instrument on a notes dataset; returns the final card."""
+    if config.minutes <= 0 and not config.max_steps:
+        raise ParameterError("--minutes must be positive (or give --max-steps)", field="minutes")
+    train, valid = NoteData(data, "train"), NoteData(data, "valid")
+    out.mkdir(parents=True, exist_ok=True)
+    state_path = out / "training-state.pt"
+    runs: list[dict[str, Any]] = []
+    step, best = 0, math.inf
+    if resume:
+        card = load_card(out, "latest")
+        config = GANTrainConfig(**{**card["training"]["config"], "minutes": config.minutes,
+                                   "max_steps": config.max_steps, "threads": config.threads})
+        runs = list(card["training"].get("runs", []))
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    torch.manual_seed(config.seed)
+    n_frames = round(train.length * train.sr / 128)
+    gen_kwargs = {"n_instruments": len(train.instruments), "sr": train.sr, "n_frames": n_frames,
+                  "note_off": train.note_off, **config.model}
+    generator = NoteGenerator(**gen_kwargs)
+    discriminator = NoteDiscriminator(n_instruments=len(train.instruments), **config.discriminator)
+    if config.crop_frames > generator.n_frames:
+        raise ParameterError(f"crop_frames {config.crop_frames} exceeds the note's {generator.n_frames} frames",
+                             field="crop_frames")
+    opt_g = torch.optim.Adam(generator.parameters(), lr=config.lr_g, betas=(0.8, 0.99))
+    opt_d = torch.optim.Adam(discriminator.parameters(), lr=config.lr_d, betas=(0.8, 0.99))
+    if resume:
+        load_weights(out, "latest", generator)
+        state = load_training_state(state_path)
+        discriminator.load_state_dict(state["discriminator"])
+        opt_g.load_state_dict(state["opt_g"])
+        opt_d.load_state_dict(state["opt_d"])
+        step, best = int(state["step"]), float(state["best"])
+    n_samples = generator.n_frames * generator.hop
+    valid_idx = spread(len(valid), config.valid_items)
+    valid_real = valid.audio(valid_idx, n_samples)
+    grid_idx = valid_idx[spread(len(valid_idx), 8)]
+    grid_real = valid.audio(grid_idx, n_samples)
+    grid_labels = [f"{valid.records[i].labels['instrument']} {valid.records[i].labels['pitch']}"
+                   f" v{valid.records[i].labels['velocity']}" for i in grid_idx]
+    log = MetricsLog(out / "metrics.csv", COLUMNS)
+    command = command or " ".join(shlex.quote(a) for a in sys.argv)
+    started = time.monotonic()
+    budget = config.minutes * 60.0 if not config.max_steps else 0.0
+    first_step = step
+    show = sys.stderr.isatty() if progress_bar is None else progress_bar
+    minutes_before = sum(r["minutes"] for r in runs)
+    sums: dict[str, float] = {}
+    counts: dict[str, int] = {}
+
+    def card_for(valid_spec: float) -> dict[str, Any]:
+        return {
+            "family": "gan", "arch": "ddsp-gan", "kwargs": generator.kwargs,
+            "discriminator": discriminator.kwargs, "parameters": count_parameters(generator),
+            "discriminator_parameters": count_parameters(discriminator),
+            "instruments": train.instruments, "sr": train.sr, "length": train.length, "note_off": train.note_off,
+            "data": {"path": str(data), "kind": train.dataset.kind,
+                     "manifest_sha256": train.dataset.manifest_sha256,
+                     "licences": train.dataset.info.get("licences", {}), "train_items": len(train),
+                     "valid_items": len(valid), "soundfont": train.dataset.info.get("soundfont")},
+            "training": {"config": asdict(config), "steps": step,
+                         "runs": [*runs, {"command": command, "steps": step - first_step,
+                                          "minutes": round((time.monotonic() - started) / 60, 2)}],
+                         "minutes": round(minutes_before + (time.monotonic() - started) / 60, 2)},
+            "metrics": {"valid_spec": valid_spec, "best_valid_spec": min(best, valid_spec)},
+        }
+
+    def evaluate_and_save(row: dict[str, Any]) -> None:
+        nonlocal best
+        generated = generate_items(generator, valid, valid_idx)
+        valid_spec = spectral_distance(generated, valid_real)
+        log.log(**row, valid_spec=round(valid_spec, 5))
+        card = card_for(valid_spec)
+        if valid_spec < best:
+            best = valid_spec
+            card["metrics"]["best_valid_spec"] = best
+            save_checkpoint(out, "best", generator, card)
+        save_checkpoint(out, "latest", generator, card)
+        save_training_state(state_path, {"discriminator": discriminator.state_dict(), "opt_g": opt_g.state_dict(),
+                                         "opt_d": opt_d.state_dict(), "step": step, "best": best})
+        plot_curves(log, out / "curves.png", x="step", series=["spec", "valid_spec", "fm", "loss_d", "adv_g"],
+                    title="notes GAN: losses (spec, valid_spec = multi-resolution STFT distance)", ylabel="loss")
+
+    def draw_grid() -> None:
+        generated = generate_items(generator, valid, grid_idx)
+        plot_grid(generated, grid_real, grid_labels, out / f"grid-{step:06d}.png", sr=train.sr,
+                  title=f"step {step}: generated (top) vs real (bottom)")
+
+    generator.train()
+    discriminator.train()
+    last_line, row = 0.0, {}
+    while True:
+        elapsed = time.monotonic() - started
+        done_steps = step - first_step
+        if (config.max_steps is not None and done_steps >= config.max_steps) or (
+                config.max_steps is None and elapsed >= budget):
+            break
+        scale = cosine_lr(step, elapsed, budget, base=1.0, warmup=0,
+                          fraction_done=done_steps / config.max_steps if config.max_steps else 0.0)
+        for group in opt_g.param_groups:
+            group["lr"] = config.lr_g * scale
+        for group in opt_d.param_groups:
+            group["lr"] = config.lr_d * scale
+        # ---- the batch: notes, windows, z and noise, all from (seed, step)
+        rng = np.random.default_rng([config.seed, step])
+        torch_gen = torch.Generator().manual_seed(config.seed * 1_000_003 + step)
+        idx = rng.choice(len(train), size=config.batch_size, replace=len(train) < config.batch_size)
+        crop = config.crop_frames
+        start = 0 if rng.random() < config.onset_share else int(rng.integers(0, generator.n_frames - crop + 1))
+        inst, pitch, vel = train.conditions(idx)
+        real = torch.from_numpy(train.audio(idx, n_samples)[:, start * generator.hop:(start + crop) * generator.hop])
+        z = torch.randn(config.batch_size, generator.z_dim, generator=torch_gen)
+        noise_seed = int(torch.randint(0, 2**31 - 1, (1,), generator=torch_gen))
+        fake = generator(inst, pitch, vel, z, start=start, frames=crop, noise_seed=noise_seed)
+        adversarial = step >= config.adv_start
+        values: dict[str, float] = {}
+        # ---- 1. discriminator step: hinge loss, real vs generated (generator frozen by detach)
+        if adversarial:
+            real_scores, real_features = discriminator(real, inst, pitch, vel)
+            real_features = [[f.detach() for f in fs] for fs in real_features]  # targets of feature matching
+            fake_scores, _ = discriminator(fake.detach(), inst, pitch, vel)
+            loss_d = hinge_d(real_scores, fake_scores)
+            opt_d.zero_grad(set_to_none=True)
+            loss_d.backward()
+            values["grad_d"] = grad_norm(discriminator)
+            torch.nn.utils.clip_grad_norm_(discriminator.parameters(), 10.0)
+            opt_d.step()
+            values["loss_d"] = float(loss_d.detach())
+            values["d_real"] = float(sum(s.mean() for s in real_scores) / len(real_scores))
+            values["d_fake"] = float(sum(s.mean() for s in fake_scores) / len(fake_scores))
+        # ---- 2. generator step: spectral loss (+ hinge generator loss and feature matching after warm-up)
+        spec = multi_resolution_stft_loss(fake, real)
+        loss_g = config.spec_weight * spec
+        values["spec"] = float(spec.detach())
+        if adversarial:
+            fake_scores, fake_features = discriminator(fake, inst, pitch, vel)
+            adv = -sum(s.mean() for s in fake_scores) / len(fake_scores)
+            fm = feature_matching(fake_features, real_features)
+            loss_g = loss_g + config.adv_weight * (adv + config.fm_weight * fm)
+            values["adv_g"], values["fm"] = float(adv), float(fm)
+        opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        values["grad_g"] = grad_norm(generator)
+        torch.nn.utils.clip_grad_norm_(generator.parameters(), 10.0)
+        opt_g.step()
+        step += 1
+        for key, value in values.items():
+            sums[key] = sums.get(key, 0.0) + value
+            counts[key] = counts.get(key, 0) + 1
+        if step % config.log_every == 0 or step % config.eval_every == 0:
+            row = {"step": step, "minutes": round((time.monotonic() - started) / 60, 2),
+                   "lr_g": config.lr_g * scale, **{k: round(sums[k] / counts[k], 5) for k in sums}}
+            sums, counts = {}, {}
+            if step % config.eval_every == 0:
+                evaluate_and_save(row)
+            else:
+                log.log(**row)
+        if step % config.grid_every == 0:
+            draw_grid()
+        if show and time.monotonic() - last_line > 2:
+            last_line = time.monotonic()
+            remaining = (budget - elapsed) / 60 if budget else 0.0
+            print(f"\rstep {step}  spec {values['spec']:.3f}  "
+                  f"{'adv' if adversarial else 'warm-up'}  {remaining:.1f} min left ", end="", file=sys.stderr,
+                  flush=True)
+    if show:
+        print(file=sys.stderr)
+    row = {"step": step, "minutes": round((time.monotonic() - started) / 60, 2),
+           "lr_g": opt_g.param_groups[0]["lr"], **{k: round(sums[k] / counts[k], 5) for k in sums}}
+    evaluate_and_save(row)
+    draw_grid()
+    return load_card(out, "latest")
