@@ -20,6 +20,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", type=Path, help="the dataset the model was trained on (default: from its card)")
     p.add_argument("--pieces", type=int, default=100, help="lm: pieces to generate (default 100)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--temperature", type=float, default=1.0, help="lm: sampling temperature (default 1)")
+    p.add_argument("--top-p", type=float, default=0.95, help="lm: nucleus sampling mass (default 0.95)")
     p.add_argument("--chorales", type=Path, default=Path("datasets/chorales"),
                    help="analyzer: chorales dataset rendered for the key and tempo figures")
     p.add_argument("--folk", type=Path, default=Path("datasets/folk"),
@@ -50,7 +52,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
         data = Path(load_card(directory, name)["data"]["path"])
         if not data.is_dir():
             raise ParameterError(f"the model's dataset {data} is not here; build it or pass --data", field="data")
-    report = evaluate_lm(checkpoint, data, pieces=args.pieces, seed=args.seed)
+    report = evaluate_lm(checkpoint, data, pieces=args.pieces, seed=args.seed, temperature=args.temperature,
+                         top_p=args.top_p)
     if args.json:
         print(json.dumps(report, indent=2))
     else:
