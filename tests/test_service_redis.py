@@ -120,6 +120,25 @@ def test_a_redis_queue_also_carries_the_rate_limit(tmp_path, redis_server):
         assert _hits_until_limited([api], key, RATE + 1)[-1] == 429
 
 
+def test_the_window_slides_on_redis_time(redis_server):
+    from tunesmith.service.errors import TooManyRequests
+    from tunesmith.service.limits import RedisSlidingWindowLimiter
+
+    redis_server.flush()
+    limiter = RedisSlidingWindowLimiter(redis_server.url, 2, window=0.5)
+    try:
+        limiter.check(7)
+        limiter.check(7)
+        with pytest.raises(TooManyRequests) as limited:
+            limiter.check(7)
+        assert limited.value.retry_after == 1 and "2 requests per 0.5 s" in limited.value.message
+        limiter.check(8)  # another key has its own window
+        time.sleep(0.6)
+        limiter.check(7)  # the first two have left the window
+    finally:
+        limiter.close()
+
+
 def test_an_unreachable_rate_limit_redis_is_503_not_a_crash(tmp_path):
     settings = _settings(tmp_path, rate_limit_url=f"redis://127.0.0.1:{free_port()}/0")
     with TestClient(create_app(settings)) as api:

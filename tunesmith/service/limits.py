@@ -25,6 +25,8 @@ from tunesmith.service.errors import TooManyRequests, error_response
 
 
 class Limiter(Protocol):
+    """What the routes need of a rate limiter: count a request of a key, or raise TooManyRequests."""
+
     def check(self, key_id: int) -> None: ...
 
     def close(self) -> None: ...
