@@ -45,7 +45,7 @@ def test_a_worker_process_runs_jobs_from_the_redis_queue(tmp_path, redis_server,
                         preload=[], poll_seconds=0.1, requests_per_minute=10_000)
     headers = make_key(settings, "scale-out")
     env = {**os.environ, "TUNESMITH_DATABASE_URL": database_url, "TUNESMITH_PRELOAD": '["folk"]',
-           "TUNESMITH_POLL_SECONDS": "0.1"}
+           "TUNESMITH_POLL_SECONDS": "0.1", "OMP_NUM_THREADS": "1"}  # one torch thread in the worker
     if FAST_SOUNDFONT.is_file():
         env["TUNESMITH_SOUNDFONT"] = str(FAST_SOUNDFONT)
     worker = None
