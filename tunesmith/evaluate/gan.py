@@ -47,7 +47,7 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
         raise ParameterError("FAD needs at least two embeddings on each side", field="embeddings")
     mu_a, mu_b = a.mean(0), b.mean(0)
     cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    covmean, _ = scipy.linalg.sqrtm(cov_a @ cov_b, disp=False)
+    covmean = scipy.linalg.sqrtm(cov_a @ cov_b)
     if not np.isfinite(covmean).all():
         offset = np.eye(cov_a.shape[0]) * 1e-6
         covmean = scipy.linalg.sqrtm((cov_a + offset) @ (cov_b + offset))
