@@ -22,6 +22,7 @@ from tunesmith.client import (
     Job,
     NotFound,
     RateLimited,
+    ServerError,
     ServerUnreachable,
     Unauthorized,
     Unprocessable,
@@ -180,6 +181,10 @@ def _route_or_skip(call, route: str):
         if exc.message == "Not Found":  # the framework's answer: no such route (yet) on this server
             pytest.skip(f"the server has no {route} route yet")
         raise
+    except ServerError as exc:
+        if exc.status == 503 and exc.code == "missing_dependency":  # e.g. no analyzer model is shipped
+            pytest.skip(f"{route}: {exc.message}")
+        raise
 
 
 def test_generate_with_an_input_melody_uploads_it_first(client, tmp_path):
@@ -197,9 +202,14 @@ def test_generate_with_an_input_melody_uploads_it_first(client, tmp_path):
         client.generate("chorale", harmonize=True)
 
 
-def test_analyze_and_verify(client, chorale, tmp_path):
+def test_analyze(client, chorale, tmp_path):
     wav = client.download(chorale[0], tmp_path / "made.wav")
-    analysis = _route_or_skip(lambda: client.analyze(wav, timeout=60), "POST /v1/analyses")
-    assert analysis
+    analysis = _route_or_skip(lambda: client.analyze(wav, timeout=120), "POST /v1/analyses")
+    assert analysis["status"] == "succeeded" and analysis["filename"] == "made.wav"
+    assert analysis["duration"] == pytest.approx(chorale[0].audio_seconds, abs=0.05)
+
+
+def test_verify(client, chorale, tmp_path):
+    wav = client.download(chorale[0], tmp_path / "made.wav")
     verdict = _route_or_skip(lambda: client.verify(wav), "POST /v1/verifications")
-    assert verdict
+    assert isinstance(verdict, dict) and verdict
