@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     weights_dir: Path | None = Field(None, description="shipped model cards; default tunesmith's weights/")
     models: dict[str, Path] = Field(default_factory=dict,
                                     description="extra or overriding models: id -> run directory or card .json")
+    analysis_sync_seconds: float = Field(30.0, ge=0, description="POST /v1/analyses answers files up to this "
+                                         "long at once; longer ones become a job")
+    max_analysis_seconds: float = Field(1200.0, gt=0, description="longest audio file POST /v1/analyses accepts")
 
     @field_validator("data_dir", "weights_dir")
     @classmethod

@@ -28,8 +28,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def analyze_file(path: Path, *, checkpoint: str = "analyzer", melody: bool = True,
-                 max_seconds: float = DEFAULT_MAX_SECONDS) -> dict[str, Any]:
-    """Decode ``path`` (at most ``max_seconds`` long) and analyze it; the report names the file."""
+                 max_seconds: float = DEFAULT_MAX_SECONDS, analyzer: Any = None) -> dict[str, Any]:
+    """Decode ``path`` (at most ``max_seconds`` long) and analyze it; the report names the file.
+
+    ``analyzer`` is an already loaded `Analyzer` (the service keeps one per process); else ``checkpoint``
+    is loaded."""
     from tunesmith.analyze.analyzer import Analyzer
     from tunesmith.analyze.dsp import ANALYSIS_SR  # decode straight to the DSP's rate (the CNN resamples)
     from tunesmith.audio.io import info, load
@@ -41,7 +44,7 @@ def analyze_file(path: Path, *, checkpoint: str = "analyzer", melody: bool = Tru
         raise ParameterError(f"{path.name} lasts {facts.duration:.0f} s, over the limit of {max_seconds:g} s "
                              "(raise it with --max-seconds)", field="file")
     y, sr = load(path, sr=ANALYSIS_SR, mono=True)
-    report = Analyzer.load(checkpoint).analyze(y, sr, melody=melody, max_seconds=max_seconds)
+    report = (analyzer or Analyzer.load(checkpoint)).analyze(y, sr, melody=melody, max_seconds=max_seconds)
     return {"file": str(path), "format": facts.format, "channels": facts.channels, "file_sr": facts.sr, **report}
 
 

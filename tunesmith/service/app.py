@@ -20,7 +20,7 @@ from tunesmith.config import Settings, load_settings
 from tunesmith.service.errors import install_error_handlers
 from tunesmith.service.limits import BodySizeLimit
 from tunesmith.service.metrics import Metrics, MetricsMiddleware
-from tunesmith.service.routes import generations, health, metrics, models, studio, uploads
+from tunesmith.service.routes import analyses, generations, health, metrics, models, studio, uploads
 from tunesmith.service.state import start_services
 
 DESCRIPTION = """Tunesmith generates music with models trained on public-domain and openly licensed data.
@@ -50,7 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.metrics = Metrics()
     install_error_handlers(app)
-    for module in (health, models, generations, uploads, metrics, studio):
+    for module in (health, models, generations, uploads, analyses, metrics, studio):
         app.include_router(module.router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)

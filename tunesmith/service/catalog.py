@@ -94,6 +94,7 @@ class ModelEntry:
 class Catalog:
     models: dict[str, ModelEntry]
     skipped: dict[str, str] = field(default_factory=dict)  # id -> why it is not served
+    analyzer: ModelEntry | None = None  # the model POST /v1/analyses runs (a card with family "analyzer")
 
     def get(self, model_id: str) -> ModelEntry:
         entry = self.models.get(model_id)
@@ -129,6 +130,10 @@ def load_catalog(weights_dir: Path, extra: dict[str, Path] | None = None) -> Cat
             card = json.loads(card_path.read_text())
         except (OSError, ValueError) as exc:
             catalog.skipped[model_id] = f"unreadable card {card_path}: {exc}"
+            continue
+        if card.get("family") == "analyzer":
+            if catalog.analyzer is None or model_id == "analyzer":
+                catalog.analyzer = ModelEntry(id=model_id, card_path=card_path, card=card)
             continue
         if card.get("family", "lm") != "lm":
             catalog.skipped[model_id] = f"family {card.get('family')!r} is not served yet"

@@ -1,7 +1,8 @@
 """Records of the service (SQLAlchemy 2 typed models) and the database handle.
 
 Tables: ``api_keys`` (only a SHA-256 of each secret is stored), ``generations`` (one job and its work),
-``uploads`` (scores a key uploaded) and ``usage`` (generated audio seconds per key per UTC day). The schema
+``uploads`` (scores a key uploaded), ``analyses`` (recordings analyzed) and ``usage`` (generated audio
+seconds per key per UTC day). The schema
 is owned by the Alembic migrations in ``tunesmith/service/migrations``; :meth:`Database.migrate` applies them.
 SQLite is the default; any URL SQLAlchemy understands (``postgresql+psycopg://...``) works the same.
 """
@@ -106,6 +107,26 @@ class Upload(Base):
     meter: Mapped[str] = mapped_column(String(8))
     tempo: Mapped[float] = mapped_column(Float)
     created: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Analysis(Base):
+    """One analysis of an uploaded recording: answered at once (short files) or run as a queued job."""
+
+    __tablename__ = "analyses"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=lambda: str(uuid.uuid4()))
+    key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id", ondelete="CASCADE"), index=True)
+    status: Mapped[str] = mapped_column(String(16), default="queued", index=True)
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    filename: Mapped[str] = mapped_column(String(255))
+    format: Mapped[str] = mapped_column(String(8))  # wav, flac, mp3, ogg
+    bytes: Mapped[int] = mapped_column(Integer)
+    duration: Mapped[float] = mapped_column(Float)  # seconds, from the file's header
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)  # the analysis
+    error: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)  # {code, message}
+    created: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    started: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    finished: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class Usage(Base):

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from tunesmith.config import Settings
 from tunesmith.service import crud
+from tunesmith.service.analyses import AnalysisQueue, AnalysisRunner
 from tunesmith.service.catalog import Catalog, load_catalog
 from tunesmith.service.db import ApiKey, Database
 from tunesmith.service.limits import Limiter, make_limiter
@@ -32,6 +33,7 @@ class Services:
     queue: JobQueue
     metrics: Metrics
     limiter: Limiter
+    analyses: AnalysisQueue
     consumer: EmbeddedConsumer | None = None
     workers: int = 0
     loaded: list[str] = field(default_factory=list)
@@ -68,8 +70,9 @@ def start_services(settings: Settings, metrics: Metrics | None = None, *, embedd
         log.warning("model %s is not served: %s", model_id, reason)
     runner = GenerationRunner(db, store, catalog, metrics)
     queue = JobQueue(make_huey(settings.queue_url or ""), runner)
+    analyses = AnalysisQueue(queue.huey, AnalysisRunner(db, catalog, settings, metrics))
     services = Services(settings=settings, db=db, store=store, catalog=catalog, queue=queue, metrics=metrics,
-                        limiter=make_limiter(settings), workers=embedded_workers)
+                        limiter=make_limiter(settings), analyses=analyses, workers=embedded_workers)
     metrics.watch_queue(services.queue_depth)
     try:
         if embedded_workers > 0:

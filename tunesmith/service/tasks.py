@@ -54,14 +54,20 @@ def loaded_cards() -> set[Path]:
 
 
 def preload(catalog: Catalog, model_ids: list[str] | None) -> list[str]:
-    """Load ``model_ids`` (None: every model of the catalog) and the synthesizer; returns the ids loaded."""
+    """Load ``model_ids`` (None: every model of the catalog, and the analyzer) and the synthesizer; returns the
+    ids loaded."""
+    from tunesmith.service.analyses import load_analyzer
     from tunesmith.symbolic.render import get_renderer
 
-    ids = list(catalog.models) if model_ids is None else model_ids
+    analyzer = catalog.analyzer.id if catalog.analyzer is not None else None
+    ids = [m for m in (list(catalog.models) if model_ids is None else model_ids) if m != analyzer]
     for model_id in ids:
         load_composer(catalog.get(model_id).card_path)
     if ids:
         get_renderer(SAMPLE_RATE)
+    if catalog.analyzer is not None and (model_ids is None or analyzer in model_ids):
+        load_analyzer(catalog.analyzer.card_path)
+        ids.append(catalog.analyzer.id)
     return ids
 
 

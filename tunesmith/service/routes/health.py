@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from tunesmith import __version__
+from tunesmith.service.analyses import analyzer_loaded
 from tunesmith.service.deps import ServicesDep
 from tunesmith.service.schemas import Health
 
@@ -15,5 +16,8 @@ router = APIRouter(tags=["service"])
 def health(services: ServicesDep) -> Health:
     loaded = set(services.loaded_models())
     models = {m.id: {"version": m.version, "loaded": m.id in loaded} for m in services.catalog.models.values()}
+    if (analyzer := services.catalog.analyzer) is not None:
+        models[analyzer.id] = {"version": analyzer.version, "loaded": analyzer_loaded(analyzer.card_path),
+                               "kind": "analyzer"}
     queue = {"depth": services.queue_depth(), "embedded_workers": services.workers}
     return Health(status="ok", version=__version__, models=models, queue=queue)
