@@ -32,7 +32,7 @@ from tunesmith.client import (
 from tunesmith.config import Settings
 from tunesmith.errors import ParameterError, TunesmithError
 
-IDLE_RATE = 8  # requests per minute per key on the server without a worker
+IDLE_RATE = 12  # requests per minute per key on the server without a worker
 
 
 def secret(headers: dict[str, str]) -> str:
