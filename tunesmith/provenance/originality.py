@@ -45,6 +45,13 @@ class SymbolicIndex:
         self.max_length = max_length
         self._runs: dict[int, dict[tuple[NoteStep, ...], str]] = {}
 
+    @classmethod
+    def from_voices(cls, voices: Iterable[tuple[str, list[NoteStep]]], *, max_length: int = 256) -> SymbolicIndex:
+        """An index over ready-made voices: (piece id, steps without the first placeholder step)."""
+        index = cls((), max_length=max_length)
+        index.voices = [(pid, list(steps)) for pid, steps in voices]
+        return index
+
     def _runs_of(self, length: int) -> dict[tuple[NoteStep, ...], str]:
         if length not in self._runs:
             table: dict[tuple[NoteStep, ...], str] = {}
