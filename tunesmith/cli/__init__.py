@@ -27,13 +27,13 @@ class ArgumentParser(argparse.ArgumentParser):
 
 def build_parser() -> ArgumentParser:
     """Assemble the parser from the subcommand modules."""
-    from tunesmith.cli import analyze, bench, data, demo, evaluate, generate, keys, models, serve, train
+    from tunesmith.cli import analyze, bench, data, demo, evaluate, generate, keys, models, serve, train, verify
 
     parser = ArgumentParser(prog="tunesmith", description="Self-hostable AI music creation.")
     parser.add_argument("--version", action="version", version=f"tunesmith {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=ArgumentParser)
     sub.required = True
-    for module in (serve, keys, models, generate, analyze, data, train, evaluate, bench, demo):
+    for module in (serve, keys, models, generate, analyze, verify, data, train, evaluate, bench, demo):
         module.register(sub)
     return parser
 
