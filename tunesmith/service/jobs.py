@@ -14,7 +14,7 @@ from typing import Any
 from tunesmith.errors import ParameterError
 from tunesmith.service import crud
 from tunesmith.service.catalog import FORMATS, MAX_SEED, METERS, TEMPO_RANGE, ModelEntry
-from tunesmith.service.db import FINISHED, ApiKey, Generation, Upload, utcnow
+from tunesmith.service.db import FINISHED, ApiKey, Generation, Upload
 from tunesmith.service.errors import Conflict, NotFound
 from tunesmith.service.images import IMAGES, artifact_ext, make_missing_image, work_title
 from tunesmith.service.limits import check_quota
@@ -108,9 +108,12 @@ def submit(services: Services, key: ApiKey, body: GenerationCreate) -> Generatio
     formats = [f for f in FORMATS if f in {"wav", "mid", *body.formats}]
     quota = key.quota_seconds if key.quota_seconds is not None else services.settings.daily_audio_seconds
     with services.db.session() as session:
-        check_quota(used=crud.usage_on(session, key.id, crud.day_of(utcnow())), wanted=seconds, quota=quota)
+        # reserve first, then check the day's total in the same transaction: the usage row stays locked until
+        # commit, so simultaneous requests (other threads, other API processes) cannot all pass the check
         generation = crud.add_generation(session, key_id=key.id, model=entry.id, params=params, prompt=body.prompt,
                                          interpretation=interpretation, formats=formats, estimated_seconds=seconds)
+        used = crud.usage_on(session, key.id, crud.day_of(generation.created))
+        check_quota(used=used - seconds, wanted=seconds, quota=quota)  # over quota: raises, the reservation rolls back
     try:
         services.queue.submit(generation.id)
     except Exception:
