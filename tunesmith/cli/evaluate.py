@@ -28,6 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="analyzer: folk dataset rendered for the transcription figures")
     p.add_argument("--out", type=Path, default=Path("out/evaluate"), help="where pictures go (default out/evaluate)")
     p.add_argument("--items", type=int, default=400, help="gan: test conditions to generate (default 400)")
+    p.add_argument("--analyzer", default="analyzer", help="gan: the analyzer that judges (name or run directory)")
     p.add_argument("--json", action="store_true", help="print every figure as JSON")
     p.set_defaults(func=run_evaluate)
 
@@ -116,6 +117,7 @@ def run_evaluate_gan(args: argparse.Namespace) -> int:
         raise ParameterError(f"--items must be at least 8, got {args.items}", field="items")
     from tunesmith.evaluate.gan import evaluate_gan, summary_lines
 
-    report = evaluate_gan(args.checkpoint or "notes", args.data, items=args.items, seed=args.seed)
+    report = evaluate_gan(args.checkpoint or "notes", args.data, items=args.items, seed=args.seed,
+                          analyzer=args.analyzer)
     print(json.dumps(report, indent=2) if args.json else "\n".join(summary_lines(report)))
     return 0
