@@ -157,3 +157,27 @@ def test_cli_trains_with_exit_code_2_on_a_symbolic_dataset(tmp_path, capsys):
                  "--max-steps", "1"])
     assert code == 2
     assert "notes" in capsys.readouterr().err
+
+
+def test_pitch_shifted_copies_move_their_pitch_label(notes):
+    from tunesmith.data.dataset import Dataset
+    from tunesmith.train.analyzer_data import IGNORE, FeatureSet
+
+    dataset = Dataset(notes)
+    labels = LabelSpace.of(dataset)
+    plain = FeatureSet(dataset, "train", labels, FrontEnd(), limit=10)
+    shifted = FeatureSet(dataset, "train", labels, FrontEnd(), limit=10, pitch_shifts=(-1, 1))
+    pitched = int((plain.targets["pitch"] != IGNORE).sum())
+    assert len(shifted) == len(plain) + 2 * pitched  # drum hits are not shifted
+    original = sorted(plain.targets["pitch"][plain.targets["pitch"] != IGNORE].tolist())
+    moved = sorted(shifted.targets["pitch"][shifted.targets["pitch"] != IGNORE].tolist())
+    assert moved == sorted([p + s for p in original for s in (-1, 0, 1)])
+    assert shifted.features.shape[1:] == plain.features.shape[1:]
+    # each pitched clip is followed by its copies one semitone down and up: their spectra move that way
+    k = int(np.flatnonzero(shifted.targets["pitch"] != IGNORE)[0])
+    first = int(shifted.targets["pitch"][k])
+    assert shifted.targets["pitch"][k:k + 3].tolist() == [first, first - 1, first + 1]
+    bins = np.arange(plain.features.shape[1])[:, None]
+    power = [10 ** (2 * shifted.features[i].astype(np.float32)) for i in (k + 1, k, k + 2)]
+    centroids = [float((bins * p).sum() / p.sum()) for p in power]
+    assert centroids[0] < centroids[1] < centroids[2]

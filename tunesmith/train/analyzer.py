@@ -53,6 +53,7 @@ class AnalyzerTrainConfig:
     seed: int = 0
     threads: int | None = 1
     limit: int | None = None  # use only the first N clips of each split (tests, quick looks)
+    pitch_shifts: list[int] = field(default_factory=lambda: [-1, 1])  # extra pitched training copies (semitones)
     model: dict[str, Any] = field(default_factory=dict)
 
     def crop_frames(self, frontend: FrontEnd) -> int:
@@ -132,7 +133,8 @@ def train_analyzer(data: Path, out: Path, config: AnalyzerTrainConfig, *, resume
     dataset = Dataset(data)
     labels = LabelSpace.of(dataset)
     frontend = FrontEnd(**config.model.get("frontend", {}))
-    train = FeatureSet(dataset, "train", labels, frontend, limit=config.limit)
+    train = FeatureSet(dataset, "train", labels, frontend, limit=config.limit,
+                       pitch_shifts=tuple(config.pitch_shifts))
     valid = FeatureSet(dataset, "valid", labels, frontend, limit=config.limit)
     crop = config.crop_frames(frontend)
     model_kwargs = {k: v for k, v in config.model.items() if k != "frontend"}

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from tunesmith.audio.dsp import resample
 from tunesmith.data.dataset import Dataset
 from tunesmith.errors import DatasetError
 from tunesmith.models.analyzer import FrontEnd
@@ -62,29 +63,45 @@ class LabelSpace:
 
 
 class FeatureSet:
-    """Features and targets of one split: ``features`` (n, n_mels, frames) float16, ``targets`` per head."""
+    """Features and targets of one split: ``features`` (n, n_mels, frames) float16, ``targets`` per head.
+
+    ``pitch_shifts`` (semitones, notes only) adds a copy of every pitched clip played that much higher or lower
+    (resampled, so its pitch label moves with it): the pitch head then sees every pitch on more instruments."""
 
     def __init__(self, dataset: Dataset, split: str, labels: LabelSpace, frontend: FrontEnd, *,
-                 limit: int | None = None) -> None:
+                 limit: int | None = None, pitch_shifts: tuple[int, ...] = ()) -> None:
         records = dataset.split(split)
         if limit is not None:
             records = records[:limit]
         if not records:
             raise DatasetError(f"{dataset.root} has no '{split}' items")
-        self.records = records
-        lead = np.zeros(round(LEAD_SECONDS * dataset.info["sr"]), dtype=np.float32)
-        mels = []
-        for record in progress(records, desc=f"features ({split})", unit="clip"):
+        sr = int(dataset.info["sr"])
+        lead = np.zeros(round(LEAD_SECONDS * sr), dtype=np.float32)
+        mels, rows, shifts = [], [], []
+        for i, record in enumerate(progress(records, desc=f"features ({split})", unit="clip")):
             y = np.asarray(dataset.array("audio", record), dtype=np.float32)
             if labels.kind == "notes":
                 y = np.concatenate([lead, y])
-            mels.append(frontend.features(y, dataset.info["sr"]).astype(np.float16))
+            pitch = record.labels.get("pitch") if labels.kind == "notes" and not record.labels.get("drum_type") \
+                else None
+            for shift in (0, *pitch_shifts):
+                if shift and (pitch is None or not 0 <= pitch + shift < N_PITCHES):
+                    continue
+                shifted = y if not shift else resample(y, orig_sr=sr * 2 ** (shift / 12), target_sr=sr)
+                mels.append(_fit_frames(frontend.features(shifted, sr), len(mels) and mels[0].shape[-1]))
+                rows.append(i)
+                shifts.append(shift)
+        self.records = records
         self.lead_frames = round(LEAD_SECONDS * frontend.sr / frontend.hop_length) if labels.kind == "notes" else 0
         self.features = np.stack(mels)  # (n, n_mels, frames)
-        self.targets = _targets(records, labels)
+        targets = _targets(records, labels)
+        self.targets = {k: v[rows] for k, v in targets.items()}
+        if "pitch" in self.targets:
+            moved = self.targets["pitch"] != IGNORE
+            self.targets["pitch"][moved] += np.asarray(shifts)[moved]
 
     def __len__(self) -> int:
-        return len(self.records)
+        return len(self.features)
 
     def batch(self, rng: np.random.Generator, size: int, crop: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """A random batch of random time crops of ``crop`` frames."""
@@ -100,6 +117,16 @@ class FeatureSet:
         stop = None if crop is None else start + crop
         return [(slice(i, i + size), torch.from_numpy(self.features[i:i + size, :, start:stop].astype(np.float32)))
                 for i in range(0, len(self), size)]
+
+
+def _fit_frames(mel: np.ndarray, frames: int) -> np.ndarray:
+    """float16 features cut or zero-padded (at -1, the floor) to ``frames`` (0: keep as they are)."""
+    mel = mel.astype(np.float16)
+    if not frames or mel.shape[-1] == frames:
+        return mel
+    if mel.shape[-1] > frames:
+        return mel[:, :frames]
+    return np.pad(mel, ((0, 0), (0, frames - mel.shape[-1])), constant_values=-1.0)
 
 
 def _targets(records: list, labels: LabelSpace) -> dict[str, np.ndarray]:
