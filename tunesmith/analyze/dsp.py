@@ -7,11 +7,13 @@ everything and shares the intermediate features.
 
 Methods (measured choices in docs/analyzer.md):
 
-* tempo: spectral-flux onset envelope of a log-mel spectrogram (hop 256 at 22050 Hz = 86 frames/s),
-  librosa's autocorrelation tempogram with a log-normal prior around 120 BPM, refined to sub-frame
-  precision by parabolic interpolation; beats by dynamic programming (Ellis 2007, in numpy);
+* tempo: a chroma-flux novelty curve (positive change of the frame-normalised STFT chroma, hop 256 at
+  22050 Hz = 86 frames/s: it follows note and chord changes and ignores the tremolo and swell of sustained
+  instruments, which fool spectral flux), librosa's autocorrelation tempogram plus half its value at
+  twice the lag (metrical support), a log-normal prior around 100 BPM, sub-frame parabolic refinement;
+  beats by dynamic programming (Ellis 2007, in numpy);
 * key: mean chroma (librosa CQT chroma) correlated with 24 rotations of a major and a minor key profile
-  (:data:`PROFILES`; the default is the one that scored best on our rendered evaluation set);
+  (:data:`PROFILES`; the default, Albrecht-Shanahan, scored best on rendered chorales: see docs/analyzer.md);
 * loudness: integrated BS.1770 loudness (`tunesmith.audio.dsp.loudness`).
 """
 
@@ -37,7 +39,10 @@ FPS = ANALYSIS_SR / HOP
 MIN_RATE, MAX_RATE = 1_000, 768_000
 MAX_SECONDS = 3600.0  # default cap on the length of audio one call analyses
 MIN_TEMPO_SECONDS = 2.0  # shorter clips hold too few beats for a tempo
+MIN_PITCH_SECONDS = 0.25  # shorter clips give no key and no melody (too short for a chroma or a note)
 SILENCE_DB = -60.0  # a clip whose peak stays below this (dBFS) is treated as silence
+START_BPM = 100.0  # centre of the log-normal tempo prior (one octave standard deviation)
+METRICAL_WEIGHT = 0.5  # weight of the periodicity at twice the beat period when choosing the beat
 KEY_TEMPERATURE = 0.05  # softmax temperature over the 24 correlations for KeyEstimate.confidence
 
 # Key profiles (C major, C minor; index = pitch class above the tonic).
@@ -58,7 +63,7 @@ PROFILES: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
         (0.220, 0.006, 0.104, 0.123, 0.019, 0.103, 0.012, 0.214, 0.062, 0.022, 0.061, 0.052),
     ),
 }
-DEFAULT_PROFILE = "temperley"
+DEFAULT_PROFILE = "albrecht"
 CHROMA_METHODS = ("cqt", "stft")
 DEFAULT_CHROMA = "cqt"
 
@@ -142,6 +147,14 @@ def is_silent(mono: np.ndarray) -> bool:
     return mono.size == 0 or float(np.max(np.abs(mono))) < 10.0 ** (SILENCE_DB / 20.0)
 
 
+def tempo_envelope(mono: np.ndarray) -> np.ndarray:
+    """Chroma-flux novelty of prepared audio, one value per :data:`HOP` samples: how much new pitch-class
+    energy each frame brings (frame-normalised chroma, so loudness swells and tremolo do not count)."""
+    chroma = librosa.feature.chroma_stft(y=mono, sr=ANALYSIS_SR, n_fft=4096, hop_length=HOP, norm=2)
+    flux = np.maximum(0.0, np.diff(chroma, axis=1)).sum(axis=0)
+    return np.concatenate([[0.0], flux]).astype(np.float32)
+
+
 def onset_envelope(mono: np.ndarray) -> np.ndarray:
     """Spectral-flux onset strength of prepared audio, one value per :data:`HOP` samples (centred frames)."""
     spec = log_mel(mono, sr=ANALYSIS_SR, n_fft=1024, hop_length=HOP, n_mels=96, top_db=80.0)
@@ -152,30 +165,33 @@ def onset_envelope(mono: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------- tempo
 
 
-def estimate_tempo(y: np.ndarray, sr: int, *, start_bpm: float = 120.0) -> TempoEstimate | None:
+def estimate_tempo(y: np.ndarray, sr: int, *, start_bpm: float = START_BPM) -> TempoEstimate | None:
     """Global tempo and beats of ``y``; None for silence or a clip shorter than 2 s.
 
     ``start_bpm`` centres the log-normal tempo prior (one octave wide)."""
     mono = prepare(y, sr)
     if is_silent(mono) or mono.size < MIN_TEMPO_SECONDS * ANALYSIS_SR:
         return None
-    return tempo_from_onsets(onset_envelope(mono), start_bpm=start_bpm)
+    return tempo_from_onsets(tempo_envelope(mono), start_bpm=start_bpm)
 
 
-def tempo_from_onsets(env: np.ndarray, *, start_bpm: float = 120.0) -> TempoEstimate | None:
-    """Tempo and beats from an :func:`onset_envelope` (None when it is flat)."""
+def tempo_from_onsets(env: np.ndarray, *, start_bpm: float = START_BPM) -> TempoEstimate | None:
+    """Tempo and beats from a novelty curve at :data:`FPS` (:func:`tempo_envelope`); None when it is flat."""
     if not np.any(env > 0):
         return None
     win = min(384, max(16, env.size))
     tempogram = librosa.feature.tempogram(onset_envelope=env, sr=ANALYSIS_SR, hop_length=HOP, win_length=win)
     strength = tempogram.mean(axis=1)  # normalised autocorrelation by lag (lag 0 = 1)
+    support = np.zeros_like(strength)
+    half = (strength.size + 1) // 2
+    support[:half] = strength[::2][:half]  # support[L] = strength at lag 2L
     lags = np.arange(strength.size)
     with np.errstate(divide="ignore"):
         bpms = 60.0 * FPS / lags
     usable = (lags > 0) & (bpms >= 30.0) & (bpms <= 300.0)
     prior = np.zeros_like(strength)
     prior[usable] = np.exp(-0.5 * (np.log2(bpms[usable]) - np.log2(start_bpm)) ** 2)
-    score = strength * prior
+    score = (strength + METRICAL_WEIGHT * support) * prior
     if not np.any(score > 0):
         return None
     best = int(np.argmax(score))
@@ -280,9 +296,9 @@ def key_from_chroma(chroma: np.ndarray, *, profile: str = DEFAULT_PROFILE) -> Ke
 def estimate_key(
     y: np.ndarray, sr: int, *, profile: str = DEFAULT_PROFILE, chroma: str = DEFAULT_CHROMA
 ) -> KeyEstimate | None:
-    """Key and mode of ``y`` (chroma + key profile); None for silence."""
+    """Key and mode of ``y`` (chroma + key profile); None for silence or a clip shorter than 0.25 s."""
     mono = prepare(y, sr)
-    if is_silent(mono):
+    if is_silent(mono) or mono.size < MIN_PITCH_SECONDS * ANALYSIS_SR:
         return None
     return key_from_chroma(chroma_vector(mono, method=chroma), profile=profile)
 
@@ -333,10 +349,11 @@ def analyze_dsp(
     if is_silent(mono):
         return DspAnalysis(duration=arr.shape[-1] / rate, loudness_lufs=result_lufs, tempo=None, key=None,
                            notes=[] if melody else None)
-    env = onset_envelope(mono)
-    tempo = tempo_from_onsets(env) if mono.size >= MIN_TEMPO_SECONDS * ANALYSIS_SR else None
-    key = key_from_chroma(chroma_vector(mono, method=chroma), profile=profile)
-    notes = transcribe_prepared(mono, onsets=env) if melody else None
+    long_enough = mono.size >= MIN_TEMPO_SECONDS * ANALYSIS_SR
+    tempo = tempo_from_onsets(tempo_envelope(mono)) if long_enough else None
+    pitched = mono.size >= MIN_PITCH_SECONDS * ANALYSIS_SR
+    key = key_from_chroma(chroma_vector(mono, method=chroma), profile=profile) if pitched else None
+    notes = transcribe_prepared(mono) if melody else None
     return DspAnalysis(duration=arr.shape[-1] / rate, loudness_lufs=result_lufs, tempo=tempo, key=key, notes=notes)
 
 

@@ -111,7 +111,7 @@ def _evaluate_chorales(path: str | Path, pieces: int, rng: np.random.Generator) 
         audio = renderer.render(score)
         started = time.perf_counter()
         mono = dsp.prepare(audio, RENDER_SR)
-        tempo = dsp.tempo_from_onsets(dsp.onset_envelope(mono))
+        tempo = dsp.tempo_from_onsets(dsp.tempo_envelope(mono))
         chroma = {method: dsp.chroma_vector(mono, method=method) for method in dsp.CHROMA_METHODS}
         seconds += time.perf_counter() - started
         audio_seconds += audio.shape[-1] / RENDER_SR

@@ -1,0 +1,150 @@
+"""The DSP analyzer on signals with known answers: click tracks, rendered cadences and melodies, bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tunesmith.analyze import dsp
+from tunesmith.analyze.transcribe import TranscribedNote, notes_to_score, transcribe_melody
+from tunesmith.errors import ParameterError
+from tunesmith.symbolic.io import read_score, write_midi
+from tunesmith.symbolic.render import get_renderer
+from tunesmith.symbolic.score import Note, Part, Score
+
+SR = 22050
+
+
+def click_track(bpm: float, seconds: float, sr: int = SR) -> np.ndarray:
+    """Short decaying 1 kHz blips every 60/bpm seconds, an accented one every fourth beat."""
+    y = np.zeros(int(seconds * sr), dtype=np.float32)
+    t = np.arange(int(0.03 * sr)) / sr
+    blip = (np.sin(2 * np.pi * 1000 * t) * np.exp(-t / 0.008)).astype(np.float32)
+    for i, start in enumerate(np.arange(0.25, seconds - 0.05, 60.0 / bpm)):
+        at = int(start * sr)
+        y[at : at + blip.size] += blip[: y.size - at] * (0.8 if i % 4 == 0 else 0.5)
+    return y
+
+
+def render(notes: list[Note], *, tempo: float = 100.0, program: int = 0) -> np.ndarray:
+    score = Score(parts=[Part(name="p", notes=notes, program=program)], tempo=tempo)
+    return get_renderer(SR).render(score)
+
+
+def scale_and_cadence(tonic: int, steps: tuple[int, ...], chords: list[tuple[int, ...]]) -> list[Note]:
+    """A scale up and down in quarter notes, then whole-note chords (semitones above the tonic)."""
+    line = [tonic + s for s in steps] + [tonic + s for s in reversed(steps[:-1])]
+    notes = [Note(p, float(i), 1.0, 90) for i, p in enumerate(line)]
+    start = float(len(line))
+    for chord in chords:
+        notes += [Note(tonic + s, start, 2.0, 80) for s in chord]
+        start += 2.0
+    return notes
+
+
+@pytest.mark.parametrize("bpm", [84.0, 126.0])
+def test_click_track_tempo_within_four_percent(bpm: float) -> None:
+    found = dsp.estimate_tempo(click_track(bpm, 12.0), SR)
+    assert found is not None
+    assert abs(found.bpm - bpm) <= 0.04 * bpm, found.bpm
+    intervals = np.diff(found.beats)
+    assert len(found.beats) >= 12
+    assert np.median(intervals) == pytest.approx(60.0 / bpm, rel=0.05)
+
+
+def test_rendered_cadences_give_their_keys() -> None:
+    major = scale_and_cadence(60, (0, 2, 4, 5, 7, 9, 11, 12), [(0, 4, 7), (5, 9, 12), (7, 11, 14), (0, 4, 7, 12)])
+    minor = scale_and_cadence(57, (0, 2, 3, 5, 7, 8, 11, 12), [(0, 3, 7), (5, 8, 12), (7, 11, 14), (0, 3, 7, 12)])
+    c_major = dsp.estimate_key(render(major), SR)
+    a_minor = dsp.estimate_key(render(minor), SR)
+    assert c_major is not None and c_major.name == "C major"
+    assert a_minor is not None and (a_minor.tonic, a_minor.mode) == (9, "minor")
+    assert len(a_minor.correlations) == 24
+    assert a_minor.correlations["A minor"] == max(a_minor.correlations.values())
+    assert 1 / 24 < c_major.confidence <= 1.0
+
+
+def test_rendered_melody_is_transcribed() -> None:
+    import mir_eval
+
+    pitches = [67, 69, 71, 72, 74, 74, 72, 71, 69, 67, 71, 74, 79, 78, 76, 74]
+    lengths = [1.0, 0.5, 0.5, 1.0, 1.0, 1.0, 0.5, 0.5, 1.0, 1.0, 0.5, 0.5, 1.0, 0.5, 0.5, 2.0]
+    notes, start = [], 0.0
+    for pitch, length in zip(pitches, lengths, strict=True):
+        notes.append(Note(pitch, start, length * 0.9, 90))  # detached, as a player would articulate
+        start += length
+    tempo = 110.0
+    beat = 60.0 / tempo
+    found = transcribe_melody(render(notes, tempo=tempo, program=73), SR)
+    ref = np.array([[n.start * beat, (n.start + n.duration) * beat] for n in notes])
+    est = np.array([[n.onset, n.offset] for n in found])
+    hz = lambda midi: 440.0 * 2.0 ** ((np.asarray(midi) - 69) / 12.0)  # noqa: E731
+    _, _, f1, _ = mir_eval.transcription.precision_recall_f1_overlap(
+        ref, hz(pitches), est, hz([n.pitch for n in found]), onset_tolerance=0.05, offset_ratio=None)
+    assert f1 >= 0.8, (f1, [(n.pitch, n.onset) for n in found])
+
+
+def test_notes_to_score_writes_a_monophonic_midi(tmp_path) -> None:
+    notes = [TranscribedNote(60, 0.51, 1.0, 90), TranscribedNote(62, 1.0, 1.52, 80), TranscribedNote(64, 1.5, 2.6, 70)]
+    tempo = dsp.TempoEstimate(bpm=120.0, beats=(0.5, 1.0, 1.5, 2.0, 2.5), confidence=0.9)
+    score = notes_to_score(notes, tempo)
+    assert [n.pitch for n in score.parts[0].notes] == [60, 62, 64]
+    assert [n.start for n in score.parts[0].notes] == [1.0, 2.0, 3.0]  # on the tracked beats (0.5 s = beat 1)
+    assert [n.duration for n in score.parts[0].notes] == [1.0, 1.0, 2.25]
+    back = read_score(write_midi(score, tmp_path / "melody.mid"))
+    assert [(n.pitch, n.start) for n in back.parts[0].notes] == [(60, 1.0), (62, 2.0), (64, 3.0)]
+    late = notes_to_score([TranscribedNote(n.pitch, n.onset + 20.0, n.offset + 20.0, 80) for n in notes], tempo)
+    assert late.parts[0].notes[0].start == 1.0  # 40 beats = 10 bars of silence dropped
+    with pytest.raises(ParameterError):
+        notes_to_score(notes, 0.0)
+
+
+def test_silence_and_tiny_clips_give_empty_results() -> None:
+    silent = dsp.analyze_dsp(np.zeros(SR * 3, dtype=np.float32), SR)
+    assert (silent.tempo, silent.key, silent.notes, silent.loudness_lufs) == (None, None, [], None)
+    assert silent.duration == pytest.approx(3.0)
+    tiny = dsp.analyze_dsp(0.1 * np.sin(np.linspace(0, 60, 441, dtype=np.float32)), 44100)
+    assert tiny.duration == pytest.approx(0.01)
+    assert tiny.tempo is None
+    assert dsp.estimate_tempo(np.zeros(10, dtype=np.float32), SR) is None
+    assert transcribe_melody(np.zeros(SR, dtype=np.float32), SR) == []
+
+
+def test_many_channels_and_high_rates_are_analysed() -> None:
+    clicks = click_track(100.0, 8.0, sr=192_000)
+    eight = np.stack([clicks * (0.5 + 0.05 * c) for c in range(8)])
+    result = dsp.analyze_dsp(eight, 192_000, melody=False)
+    assert result.tempo is not None and abs(result.tempo.bpm - 100.0) <= 4.0
+    assert result.loudness_lufs is not None and np.isfinite(result.loudness_lufs)
+    assert dsp.loudness(eight, 192_000) > dsp.loudness(eight[:1], 192_000)
+    assert result.to_dict()["tempo"]["bpm"] == result.tempo.bpm
+
+
+@pytest.mark.parametrize(
+    ("y", "sr", "field"),
+    [
+        (np.array([0.0, np.nan, 0.1], dtype=np.float32), SR, "y"),
+        (np.zeros(100, dtype=np.int16), SR, "y"),
+        (np.zeros((2, 2, 100), dtype=np.float32), SR, "y"),
+        (np.zeros(100, dtype=np.float32), 0, "sr"),
+        (np.zeros(100, dtype=np.float32), 44100.5, "sr"),
+        (np.zeros(100, dtype=np.float32), True, "sr"),
+    ],
+)
+def test_bad_input_is_a_parameter_error(y: np.ndarray, sr: object, field: str) -> None:
+    for call in (dsp.analyze_dsp, dsp.estimate_tempo, dsp.estimate_key, transcribe_melody, dsp.loudness):
+        with pytest.raises(ParameterError) as info:
+            call(y, sr)
+        assert info.value.field == field
+
+
+def test_length_cap_and_bad_options() -> None:
+    with pytest.raises(ParameterError, match="limited to 2 s"):
+        dsp.analyze_dsp(np.zeros(SR * 3, dtype=np.float32), SR, max_seconds=2.0)
+    y = click_track(100.0, 3.0)
+    with pytest.raises(ParameterError):
+        dsp.estimate_key(y, SR, profile="nonsense")
+    with pytest.raises(ParameterError):
+        transcribe_melody(y, SR, method="crepe")
+    with pytest.raises(ParameterError):
+        transcribe_melody(y, SR, fmin=500.0, fmax=100.0)
