@@ -118,6 +118,6 @@ def run_evaluate_gan(args: argparse.Namespace) -> int:
     from tunesmith.evaluate.gan import evaluate_gan, summary_lines
 
     report = evaluate_gan(args.checkpoint or "notes", args.data, items=args.items, seed=args.seed,
-                          analyzer=args.analyzer)
+                          analyzer=args.analyzer, pictures=args.out)
     print(json.dumps(report, indent=2) if args.json else "\n".join(summary_lines(report)))
     return 0

@@ -16,6 +16,7 @@ The analyzer parts run when the shipped analyzer loads; otherwise the report say
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from pathlib import Path
@@ -123,6 +124,61 @@ def cents_off(f: float, pitch: int) -> float:
     return 1200.0 * math.log2(f / (440.0 * 2 ** ((pitch - 69) / 12)))
 
 
+# --------------------------------------------------------------------------- morphs and pictures
+
+MORPH_PAIRS = (("violin", "flute", 67), ("cello", "trumpet", 60), ("piano", "choir", 60))
+MORPH_STEPS = 9
+
+
+def _log_mel(y: np.ndarray, sr: int) -> np.ndarray:
+    from tunesmith.audio.features import log_mel
+
+    return log_mel(y.astype(np.float32), sr=sr, n_fft=1024, hop_length=128, n_mels=64, top_db=80.0)
+
+
+def morph_sweep(synth: NoteSynth, source: str, target: str, pitch: int, *, steps: int = MORPH_STEPS,
+                seed: int = 0) -> tuple[list[np.ndarray], dict[str, Any]]:
+    """Notes from ``source`` to ``target`` in equal morph steps (same seed), and how smoothly they change:
+    the log-mel distance (mean |dB| difference) of each step, and the largest step over the mean one."""
+    notes = [synth.note(source, pitch, 100, seed=seed, morph_to=target, morph=m)
+             for m in np.linspace(0.0, 1.0, steps)]
+    mels = [_log_mel(y, synth.sr) for y in notes]
+    deltas = [float(np.abs(a - b).mean()) for a, b in itertools.pairwise(mels)]
+    from_start = [float(np.abs(m - mels[0]).mean()) for m in mels]
+    return notes, {"source": source, "target": target, "pitch": pitch, "steps": steps,
+                   "step_distances_db": deltas, "largest_over_mean_step": max(deltas) / max(np.mean(deltas), 1e-9),
+                   "end_to_end_db": from_start[-1],
+                   "monotonic_share": float(np.mean(np.diff(from_start) > 0))}
+
+
+def plot_notes(rows: list[tuple[str, list[np.ndarray], list[str]]], png: Path, *, sr: int, title: str) -> Path:
+    """A grid of log-mel spectrograms: one row per (name, notes, column labels)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cols = max(len(notes) for _, notes, _ in rows)
+    fig, axes = plt.subplots(len(rows), cols, figsize=(1.8 * cols, 1.9 * len(rows)), dpi=80, squeeze=False)
+    for r, (name, notes, labels) in enumerate(rows):
+        for c in range(cols):
+            ax = axes[r][c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c < len(notes):
+                ax.imshow(_log_mel(notes[c], sr), origin="lower", aspect="auto", cmap="magma")
+                ax.set_title(labels[c], fontsize=7)
+            else:
+                ax.axis("off")
+        axes[r][0].set_ylabel(name, fontsize=8)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png)
+    plt.close(fig)
+    return png
+
+
 # --------------------------------------------------------------------------- the evaluation
 
 
@@ -149,8 +205,10 @@ def _predict(analyzer: Any, audio: np.ndarray, sr: int, batch: int = 64) -> dict
 
 
 def evaluate_gan(checkpoint: str | Path = "notes", data: str | Path | None = None, *, items: int = 400,
-                 pyin_items: int = 150, seed: int = 0, analyzer: str = "analyzer") -> dict[str, Any]:
-    """Every figure of the protocol above as a JSON-ready dict."""
+                 pyin_items: int = 150, seed: int = 0, analyzer: str = "analyzer",
+                 pictures: Path | None = None) -> dict[str, Any]:
+    """Every figure of the protocol above as a JSON-ready dict; with ``pictures``, also gan-test-grid.png
+    (generated above real test notes) and gan-morph.png (morph sweeps) in that directory."""
     started = time.perf_counter()
     synth = NoteSynth.load(checkpoint)
     data = Path(data or synth.card.get("data", {}).get("path", ""))
@@ -194,6 +252,21 @@ def evaluate_gan(checkpoint: str | Path = "notes", data: str | Path | None = Non
         report["analyzer"] = why
     else:
         report.update(_analyzer_figures(model, synth, dataset, test, train, real, generated, pitched, n, seed))
+    sweeps = [morph_sweep(synth, a, b, p, seed=seed) for a, b, p in MORPH_PAIRS
+              if {a, b} <= set(synth.instrument_names)]
+    report["morph"] = [stats for _, stats in sweeps]
+    if pictures is not None:
+        show = np.unique(np.linspace(0, len(test) - 1, num=min(10, len(test))).round().astype(int))
+        labels = [f"{test[i].labels['instrument']} {test[i].labels['pitch']}" for i in show]
+        report["pictures"] = [str(plot_notes([("generated", [generated[i] for i in show], labels),
+                                              ("real", [real[i] for i in show], labels)],
+                                             pictures / "gan-test-grid.png", sr=synth.sr,
+                                             title="test conditions: generated (top) vs real (bottom)"))]
+        if sweeps:
+            rows = [(f"{st['source']}>{st['target']}", notes, [f"{m:.2f}" for m in np.linspace(0, 1, st["steps"])])
+                    for notes, st in sweeps]
+            report["pictures"].append(str(plot_notes(rows, pictures / "gan-morph.png", sr=synth.sr,
+                                                     title="timbre morphs (morph 0 -> 1, same seed)")))
     report["seconds"] = round(time.perf_counter() - started, 1)
     return report
 
@@ -278,5 +351,9 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
         d = report["diversity"]
         lines.append(f"diversity within an instrument: generated {d['generated']:.3f}, real {d['real']:.3f}, "
                      f"ratio {d['ratio']:.2f} (goal >= 0.5)")
+    for m in report.get("morph", []):
+        lines.append(f"morph {m['source']} -> {m['target']} at {m['pitch']}: largest step "
+                     f"{m['largest_over_mean_step']:.2f}x the mean, distance from the start rises in "
+                     f"{100 * m['monotonic_share']:.0f}% of steps")
     lines.append(f"time: {report['seconds']} s")
     return lines
