@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pysfizz
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -162,6 +163,13 @@ def test_export_sfz_maps_the_whole_range(synth, tmp_path):
         assert int(lo) <= int(centre) <= int(hi)
     keys = sorted({k for _, lo, hi, _ in regions for k in range(int(lo), int(hi) + 1)})
     assert keys == list(range(60, 97))  # every flute key, no gaps
+    # the real sfizz engine opens it, maps every key and plays a note from the samples
+    sampler = pysfizz.Synth(sample_rate=synth.sr, block_size=256)
+    assert sampler.load_sfz_file(sfz)
+    assert sampler.playable_keys == list(range(60, 97))
+    assert len(sampler.get_note_info(72)) == 2  # one region per velocity layer
+    soft, loud = sampler.render_note(72, 40, 0.3, 0.6), sampler.render_note(72, 120, 0.3, 0.6)
+    assert np.abs(soft).max() > 1e-3 and np.abs(loud).max() > 1e-3 and not np.allclose(soft, loud)
 
 
 def test_cli_notes_perform_and_bad_input(run_dir, tmp_path, capsys):
