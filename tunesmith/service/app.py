@@ -20,14 +20,15 @@ from tunesmith.config import Settings, load_settings
 from tunesmith.service.errors import install_error_handlers
 from tunesmith.service.limits import BodySizeLimit
 from tunesmith.service.metrics import Metrics, MetricsMiddleware
-from tunesmith.service.routes import analyses, generations, health, metrics, models, studio, uploads
+from tunesmith.service.routes import analyses, generations, health, metrics, models, provenance, studio, uploads
 from tunesmith.service.state import start_services
 
 DESCRIPTION = """Tunesmith generates music with models trained on public-domain and openly licensed data.
 
 Create an API key with `tunesmith keys create --name NAME` and send it as `Authorization: Bearer <key>`
-on every /v1 route except /v1/health and /v1/models. Errors are `{"error": {"code", "message", "field"}}`.
-The web studio is at `/`.
+on every /v1 route except /v1/health, /v1/models and /v1/provenance/public-key. Errors are
+`{"error": {"code", "message", "field"}}`. The web studio is at `/`. Every file the server makes carries a
+signed provenance manifest (and its audio an inaudible watermark): check one with POST /v1/verifications.
 """
 
 
@@ -50,7 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.metrics = Metrics()
     install_error_handlers(app)
-    for module in (health, models, generations, uploads, analyses, metrics, studio):
+    for module in (health, models, generations, uploads, analyses, provenance, metrics, studio):
         app.include_router(module.router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)

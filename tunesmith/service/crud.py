@@ -166,12 +166,15 @@ def set_progress(session: Session, generation_id: str, progress: float) -> bool:
 
 
 def complete_generation(session: Session, generation_id: str, *, result: dict[str, Any],
-                        artifacts: dict[str, Any], audio_seconds: float) -> bool:
-    """Record a finished job's work; False (and nothing recorded) when it was cancelled meanwhile."""
+                        artifacts: dict[str, Any], audio_seconds: float, provenance: dict[str, Any] | None = None,
+                        originality: dict[str, Any] | None = None) -> bool:
+    """Record a finished job's work (and its provenance and originality reports); False (and nothing recorded)
+    when it was cancelled meanwhile."""
     generation = get_generation(session, generation_id, key_id=None)
     if generation is None or not _transition(session, generation_id, ("running",), status="succeeded", progress=1.0,
                                              finished=utcnow(), result=result, artifacts=artifacts,
-                                             audio_seconds=audio_seconds):
+                                             audio_seconds=audio_seconds, provenance=provenance,
+                                             originality=originality):
         return False
     _settle(session, generation, audio_seconds)
     return True

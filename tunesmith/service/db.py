@@ -86,6 +86,8 @@ class Generation(Base):
     created: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     started: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     finished: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    provenance: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)  # the signed manifest
+    originality: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)  # vs the training corpus
 
 
 class Upload(Base):

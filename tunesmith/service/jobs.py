@@ -19,6 +19,7 @@ from tunesmith.service.errors import Conflict, NotFound
 from tunesmith.service.images import IMAGES, artifact_ext, make_missing_image, work_title
 from tunesmith.service.limits import check_quota
 from tunesmith.service.prompt import read_prompt
+from tunesmith.service.provenance import work_payload
 from tunesmith.service.schemas import GenerationCreate
 from tunesmith.service.state import Services
 from tunesmith.service.storage import CONTENT_TYPES
@@ -82,6 +83,8 @@ def resolve_request(body: GenerationCreate, services: Services, upload: Upload |
             raise ParameterError(f"{upload.filename} is in {upload.meter}; the composer writes {', '.join(METERS)}",
                                  field="params.input")
         params |= {"input": upload.id, "harmonize": body.params.harmonize}
+    if body.originality == "reject":
+        params["originality"] = "reject"
     interpretation = reading.as_dict() | {"notes": notes} if reading else None
     return entry, params, interpretation
 
@@ -198,9 +201,12 @@ def _transcode(services: Services, generation: Generation, fmt: str) -> dict[str
     wav = (generation.artifacts or {}).get("wav")
     if wav is None or fmt == "mid":
         raise NotFound(f"generation {generation.id} has no {fmt} file", field="format")
-    audio, sr = load(services.store.path(wav["sha256"], "wav"), mono=False)
+    audio, sr = load(services.store.path(wav["sha256"], "wav"), mono=False)  # already watermarked
     with services.store.scratch_file(fmt) as path:
         save(path, audio, sr or SAMPLE_RATE, format=fmt)
+        if generation.provenance:  # signed like the work's other files, with the manifest of its record
+            services.stamper.stamp({fmt: path}, services.stamper.manifest_of(generation.provenance),
+                                   work_payload(generation.id))
         sha, size = services.store.put_file(path, fmt)
     with services.db.session() as session:
         record = crud.get_generation(session, generation.id, key_id=None)

@@ -74,6 +74,9 @@ class GenerationCreate(BaseModel):
     seed: int | None = Field(None, ge=0, le=MAX_SEED, description="same seed and params give the same music")
     formats: list[Format] = Field(default_factory=lambda: ["wav", "mid"], max_length=5,
                                   description="files to make; WAV and MIDI are always made")
+    originality: Literal["report", "reject"] = Field(
+        "report", description="report: check the work against the training corpus and report it; reject: draw "
+                              "again (next seed) while the work is flagged, up to the server's originality_tries")
 
 
 class ErrorInfo(BaseModel):
@@ -108,6 +111,11 @@ class GenerationPublic(BaseModel):
     started: dt.datetime | None
     finished: dt.datetime | None
     links: GenerationLinks
+    provenance: dict[str, Any] | None = Field(None, description="the signed manifest embedded in every file "
+                                              "(model, weights and training-data hashes, params, seed, time), the "
+                                              "signing key's id and each file's signed content hash")
+    originality: dict[str, Any] | None = Field(None, description="longest run of notes shared with a training "
+                                               "piece, that piece, the threshold and whether the work is flagged")
 
 
 class GenerationList(BaseModel):

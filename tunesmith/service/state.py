@@ -17,6 +17,7 @@ from tunesmith.service.catalog import Catalog, load_catalog
 from tunesmith.service.db import ApiKey, Database
 from tunesmith.service.limits import Limiter, make_limiter
 from tunesmith.service.metrics import Metrics
+from tunesmith.service.provenance import OriginalityGate, Stamper
 from tunesmith.service.queue import EmbeddedConsumer, JobQueue, make_huey
 from tunesmith.service.storage import ArtifactStore
 from tunesmith.service.tasks import GenerationRunner, loaded_cards, preload
@@ -34,6 +35,7 @@ class Services:
     metrics: Metrics
     limiter: Limiter
     analyses: AnalysisQueue
+    stamper: Stamper
     consumer: EmbeddedConsumer | None = None
     workers: int = 0
     loaded: list[str] = field(default_factory=list)
@@ -68,11 +70,15 @@ def start_services(settings: Settings, metrics: Metrics | None = None, *, embedd
     catalog = load_catalog(settings.resolved_weights_dir(), settings.models)
     for model_id, reason in catalog.skipped.items():
         log.warning("model %s is not served: %s", model_id, reason)
-    runner = GenerationRunner(db, store, catalog, metrics)
+    stamper = Stamper(settings.data_dir)  # the signing key: made on first start, kept in the data directory
+    gate = OriginalityGate(settings.data_dir / "originality", threshold=settings.originality_threshold,
+                           tries=settings.originality_tries)
+    runner = GenerationRunner(db, store, catalog, metrics, stamper=stamper, gate=gate)
     queue = JobQueue(make_huey(settings.queue_url or ""), runner)
     analyses = AnalysisQueue(queue.huey, AnalysisRunner(db, catalog, settings, metrics))
     services = Services(settings=settings, db=db, store=store, catalog=catalog, queue=queue, metrics=metrics,
-                        limiter=make_limiter(settings), analyses=analyses, workers=embedded_workers)
+                        limiter=make_limiter(settings), analyses=analyses, stamper=stamper,
+                        workers=embedded_workers)
     metrics.watch_queue(services.queue_depth)
     try:
         if embedded_workers > 0:

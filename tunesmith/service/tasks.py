@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +21,11 @@ import numpy as np
 
 from tunesmith.errors import TunesmithError
 from tunesmith.service import crud
-from tunesmith.service.catalog import Catalog
+from tunesmith.service.catalog import MAX_SEED, Catalog
 from tunesmith.service.db import Database
 from tunesmith.service.images import artifact_ext, work_title, write_images
 from tunesmith.service.metrics import Metrics
+from tunesmith.service.provenance import OriginalityGate, OriginalityRejected, Stamper, watermark_audio, work_payload
 from tunesmith.service.storage import ArtifactStore
 from tunesmith.service.uploads import composer_input, upload_store
 
@@ -86,11 +88,14 @@ class Cancelled(Exception):
 class GenerationRunner:
     """Runs generation jobs against one database, artifact store and catalog."""
 
-    def __init__(self, db: Database, store: ArtifactStore, catalog: Catalog, metrics: Metrics | None = None) -> None:
+    def __init__(self, db: Database, store: ArtifactStore, catalog: Catalog, metrics: Metrics | None = None, *,
+                 stamper: Stamper | None = None, gate: OriginalityGate | None = None) -> None:
         self.db = db
         self.store = store
         self.catalog = catalog
         self.metrics = metrics
+        self.stamper = stamper  # watermark + signed manifest in every file (None: files are left unsigned)
+        self.gate = gate  # originality against the training corpus (None: not checked)
 
     def run(self, generation_id: str) -> str:
         """Run one job to its end; returns the final status (``skipped`` if it was not queued any more)."""
@@ -103,7 +108,7 @@ class GenerationRunner:
         status, audio_seconds = "failed", 0.0
         try:
             status, audio_seconds = self._make(generation_id, generation.model, generation.params,
-                                               list(generation.formats))
+                                               list(generation.formats), generation.key_id)
         except Cancelled:
             status = "cancelled"
         except TunesmithError as exc:
@@ -116,19 +121,29 @@ class GenerationRunner:
                 self.metrics.job_finished(generation.model, status, time.perf_counter() - started, audio_seconds)
         return status
 
-    def _make(self, generation_id: str, model: str, params: dict[str, Any], formats: list[str]) -> tuple[str, float]:
+    def _make(self, generation_id: str, model: str, params: dict[str, Any], formats: list[str],
+              key_id: int | None = None) -> tuple[str, float]:
         from tunesmith.symbolic.render import get_renderer
 
-        composer = load_composer(self.catalog.get(model).card_path)
+        entry = self.catalog.get(model)
+        composer = load_composer(entry.card_path)
         self._progress(generation_id, 0.1)
         source = (composer_input(self.db, upload_store(self.store), params["input"], bool(params.get("harmonize")))
                   if params.get("input") else {})
-        composition = composer.generate(**composer_arguments(params), **source)
+        composition, originality = self._compose(composer, entry, params, source)
         composition.score.title = f"Tunesmith {work_title(model, composition.params)}"  # not the server's card path
         self._progress(generation_id, 0.5)
         audio = get_renderer(SAMPLE_RATE).render(composition.score)
+        payload = work_payload(generation_id)
+        if self.stamper is not None:  # the watermark goes into the samples before any format is encoded
+            audio = watermark_audio(audio, SAMPLE_RATE, payload)
         self._progress(generation_id, 0.9)
-        artifacts = self._write(composition.score, audio, formats)
+        signed = {**params, "seed": composition.params.get("seed", params.get("seed"))}
+        manifest = (Stamper.manifest(model, entry.version, entry.card, signed, requester=key_id)
+                    if self.stamper is not None else None)
+        artifacts, contents = self._write(composition.score, audio, formats, manifest, payload)
+        provenance = (self.stamper.record(manifest, payload, contents)
+                      if self.stamper is not None and manifest is not None else None)
         artifacts |= write_images(self.store, composition.score, audio, SAMPLE_RATE,
                                   title=work_title(model, composition.params))
         audio_seconds = round(audio.shape[1] / SAMPLE_RATE, 3)
@@ -137,7 +152,8 @@ class GenerationRunner:
                   "n_notes": composition.score.n_notes, "sample_rate": SAMPLE_RATE}
         with self.db.session() as session:
             done = crud.complete_generation(session, generation_id, result=result, artifacts=artifacts,
-                                            audio_seconds=audio_seconds)
+                                            audio_seconds=audio_seconds, provenance=provenance,
+                                            originality=originality)
         if not done:
             self._discard(artifacts)
             raise Cancelled
@@ -149,21 +165,53 @@ class GenerationRunner:
         if not running:
             raise Cancelled
 
-    def _write(self, score: Any, audio: np.ndarray, formats: list[str]) -> dict[str, Any]:
+    def _compose(self, composer: Any, entry: Any, params: dict[str, Any],
+                 source: dict[str, Any]) -> tuple[Any, dict[str, Any] | None]:
+        """The composition and its originality report; with ``"originality": "reject"`` a flagged piece is drawn
+        again with the next seed, up to the gate's ``tries`` (OriginalityRejected when every one is flagged)."""
+        arguments = composer_arguments(params)
+        reject = params.get("originality") == "reject" and self.gate is not None
+        tries = self.gate.tries if reject and self.gate is not None else 1
+        seed = int(arguments["seed"]) if arguments.get("seed") is not None else 0
+        seeds: list[int] = []
+        for attempt in range(tries):
+            if attempt:
+                arguments["seed"] = (seed + attempt) % (MAX_SEED + 1)
+            seeds.append(arguments["seed"])
+            composition = composer.generate(**arguments, **source)
+            if self.gate is None:
+                return composition, None
+            report = self.gate.check(entry.id, entry.card, composition.score)
+            if not report["flagged"]:
+                break
+        report |= {"tries": len(seeds), "seeds": seeds, "mode": "reject" if reject else "report"}
+        if reject and report["flagged"]:
+            raise OriginalityRejected(f"every one of {len(seeds)} tries shared a run of at least "
+                                      f"{report['longest_shared_run']} notes with the training piece "
+                                      f"{report['closest_piece']} (the limit is {report['threshold']})",
+                                      field="originality")
+        return composition, report
+
+    def _write(self, score: Any, audio: np.ndarray, formats: list[str], manifest: Any = None,
+               payload: int = 0) -> tuple[dict[str, Any], dict[str, str]]:
+        """Write MIDI, WAV and the other formats, sign them (with a stamper), store them; returns (artifacts,
+        each format's signed content sha256)."""
         from tunesmith.audio.io import save
         from tunesmith.symbolic.io import write_midi
 
         artifacts: dict[str, Any] = {}
-        with self.store.scratch_file("mid") as path:
-            write_midi(score, path)
-            sha, size = self.store.put_file(path, "mid")
-            artifacts["mid"] = {"sha256": sha, "bytes": size}
-        for fmt in ["wav", *[f for f in formats if f not in ("wav", "mid")]]:
-            with self.store.scratch_file(fmt) as path:
-                save(path, audio, SAMPLE_RATE, format=fmt)
+        with ExitStack() as scratch:
+            files = {"mid": scratch.enter_context(self.store.scratch_file("mid"))}
+            write_midi(score, files["mid"])
+            for fmt in ["wav", *[f for f in formats if f not in ("wav", "mid")]]:
+                files[fmt] = scratch.enter_context(self.store.scratch_file(fmt))
+                save(files[fmt], audio, SAMPLE_RATE, format=fmt)
+            contents = (self.stamper.stamp(files, manifest, payload)
+                        if self.stamper is not None and manifest is not None else {})
+            for fmt, path in files.items():
                 sha, size = self.store.put_file(path, fmt)
                 artifacts[fmt] = {"sha256": sha, "bytes": size}
-        return artifacts
+        return artifacts, contents
 
     def _discard(self, artifacts: dict[str, Any]) -> None:
         with self.db.session() as session:

@@ -42,7 +42,8 @@ def public(generation: Generation) -> GenerationPublic:
         progress=round(generation.progress, 3), prompt=generation.prompt, params=generation.params,
         interpretation=generation.interpretation, formats=generation.formats, result=generation.result,
         error=generation.error, audio_seconds=generation.audio_seconds, created=generation.created,
-        started=generation.started, finished=generation.finished, links=links)
+        started=generation.started, finished=generation.finished, links=links, provenance=generation.provenance,
+        originality=generation.originality)
 
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=GenerationPublic,

@@ -1,0 +1,206 @@
+"""Provenance of the service's works over HTTP (a real app on SQLite and PostgreSQL, the shipped chorale model,
+FluidSynth, a Huey consumer thread): signed manifests in every file, the watermark, POST /v1/verifications,
+the public key, and the originality gate with a planted copy of a training chorale.
+
+Files are re-encoded and tampered with here with soundfile and plain byte edits, not with tunesmith's writers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from fastapi.testclient import TestClient
+
+from tests.test_service_support import make_key, wait_until_finished
+from tunesmith.config import Settings
+from tunesmith.service import create_app
+
+PLANTED = "bach-bwv36.8-2"  # 8 bars, in the training split of datasets/chorales
+CORPUS = Path(__file__).resolve().parents[1] / "datasets" / "chorales"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, database_url):
+    torch = pytest.importorskip("torch")
+    torch.set_num_threads(1)
+    settings = Settings(data_dir=tmp_path_factory.mktemp("provenance"), database_url=database_url, workers=1,
+                        poll_seconds=0.1, requests_per_minute=10_000, preload=["chorale"], originality_tries=2)
+    with TestClient(create_app(settings)) as client:
+        yield client, settings
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    return server[0]
+
+
+@pytest.fixture(scope="module")
+def alice(server):
+    return make_key(server[1], "alice")
+
+
+@pytest.fixture(scope="module")
+def work(client, alice):
+    body = {"model": "chorale", "params": {"bars": 2, "key": "G major"}, "seed": 7, "formats": ["wav", "mid", "flac"]}
+    response = client.post("/v1/generations", json=body, headers=alice)
+    assert response.status_code == 202, response.text
+    record = wait_until_finished(client, response.json()["id"], alice, timeout=120)
+    assert record["status"] == "succeeded", record
+    return record
+
+
+def download(client, headers, work, fmt: str) -> bytes:
+    link = f"/v1/generations/{work['id']}/midi" if fmt == "mid" else \
+        f"/v1/generations/{work['id']}/audio?format={fmt}"
+    response = client.get(link, headers=headers)
+    assert response.status_code == 200, response.text
+    return response.content
+
+
+def verify(client, headers, name: str, data: bytes):
+    return client.post("/v1/verifications", files={"file": (name, data, "application/octet-stream")},
+                       headers=headers)
+
+
+def assert_payload(verdict: dict, work: dict, *, exact: bool) -> None:
+    """The watermark carries the work id's first four hex digits. A read whose CRC checks out must be exactly
+    that; in a piece as short as this one (about 7 s of organ) a bit or two may be misread (the CRC then says
+    so), but a payload that was not embedded would differ in about 8 of 16 bits."""
+    expected = int(work["id"][:4], 16)
+    found = verdict["watermark_payload"]
+    if verdict["watermark_payload_valid"]:
+        assert found == expected, verdict
+    assert bin(found ^ expected).count("1") <= (2 if exact else 3), (hex(found), hex(expected))
+
+
+def wav_chunks(data: bytes) -> dict[bytes, tuple[int, int]]:
+    """RIFF chunk id -> (offset of its payload, size)."""
+    chunks, at = {}, 12
+    while at + 8 <= len(data):
+        cid, size = data[at:at + 4], struct.unpack("<I", data[at + 4:at + 8])[0]
+        chunks[cid] = (at + 8, size)
+        at += 8 + size + (size & 1)
+    return chunks
+
+
+def test_public_key_needs_no_api_key(client, work):
+    response = client.get("/v1/provenance/public-key")
+    assert response.status_code == 200
+    key = response.json()
+    public = serialization.load_pem_public_key(key["pem"].encode())
+    assert isinstance(public, Ed25519PublicKey)
+    raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    assert key["raw_base64"] and hashlib.sha256(raw).hexdigest()[:16] == key["key_id"]
+    assert work["provenance"]["key_id"] == key["key_id"]
+
+
+def test_the_record_carries_provenance_and_originality(server, work):
+    manifest = work["provenance"]["manifest"]
+    card = json.loads((Path(__file__).resolve().parents[1] / "weights" / "chorale.json").read_text())
+    assert (manifest["model_id"], manifest["model_version"]) == ("chorale", card["version"])
+    assert manifest["weights_sha256"] == card["weights_sha256"]
+    assert manifest["training_data_sha256"] == card["data"]["manifest_sha256"]
+    assert manifest["seed"] == 7 and manifest["params"]["key"] == "G major" and manifest["params"]["bars"] == 2
+    assert len(manifest["requester_key_sha256"]) == 64
+    assert manifest["watermark_payload"] == int(work["id"][:4], 16)
+    assert set(work["provenance"]["content_sha256"]) == {"wav", "mid", "flac"}
+    originality = work["originality"]
+    if CORPUS.is_dir():
+        assert originality["status"] == "checked" and originality["closest_piece"]
+        assert 0 <= originality["longest_shared_run"] <= originality["threshold"] and not originality["flagged"]
+    else:
+        assert originality["status"] == "unchecked" and "chorales" in originality["reason"]
+
+
+@pytest.mark.parametrize("fmt", ["wav", "mid", "flac", "mp3"])  # mp3 was not asked for: made (and signed) on demand
+def test_every_file_of_a_work_verifies_as_valid(client, alice, work, fmt):
+    data = download(client, alice, work, fmt)
+    response = verify(client, alice, f"work.{fmt}", data)
+    assert response.status_code == 200, response.text
+    verdict = response.json()
+    assert verdict["signature"] == "valid" and verdict["key_trusted"] is True, verdict
+    assert verdict["manifest"]["model_id"] == "chorale" and verdict["manifest"]["seed"] == 7
+    if fmt == "mid":
+        assert verdict["watermark"] == "n/a"
+    else:
+        assert verdict["watermark"] == "detected"
+        assert_payload(verdict, work, exact=fmt in ("wav", "flac"))
+    assert verdict["summary"].startswith("valid signature")
+
+
+def test_a_reencoded_file_keeps_the_watermark_but_not_the_signature(client, alice, work):
+    audio, sr = sf.read(io.BytesIO(download(client, alice, work, "wav")), dtype="float32")
+    buffer = io.BytesIO()
+    sf.write(buffer, audio, sr, format="MP3")
+    verdict = verify(client, alice, "reencoded.mp3", buffer.getvalue()).json()
+    assert verdict["signature"] == "unsigned", verdict
+    assert verdict["watermark"] == "detected"
+    assert_payload(verdict, work, exact=False)
+    assert "watermark survived" in verdict["summary"]
+
+
+def test_tampered_samples_or_manifest_are_tampered(client, alice, work):
+    original = download(client, alice, work, "wav")
+    chunks = wav_chunks(original)
+    start, size = chunks[b"data"]
+    samples = bytearray(original)
+    middle = start + size // 2
+    samples[middle:middle + 64] = bytes(64)  # silence 16 stereo frames
+    verdict = verify(client, alice, "edited.wav", bytes(samples)).json()
+    assert verdict["signature"] == "tampered" and "content changed" in verdict["signature_reason"]
+    assert verdict["summary"].startswith("TAMPERED")
+    seed = b'"seed":7'
+    assert original.count(seed) >= 1
+    forged = original.replace(seed, b'"seed":8')  # same length: the file stays well formed
+    verdict = verify(client, alice, "forged.wav", forged).json()
+    assert verdict["signature"] == "tampered" and verdict["manifest"]["seed"] == 8
+
+
+def test_files_that_are_not_audio_or_midi_are_400(client, alice):
+    for name, data in (("notes.txt", b"just some words"), ("empty.wav", b"")):
+        response = verify(client, alice, name, data)
+        assert response.status_code == 400, response.text
+        error = response.json()["error"]
+        assert error["field"] == "file" and name in error["message"] and "/tmp" not in error["message"]
+    unsigned = io.BytesIO()
+    sf.write(unsigned, np.zeros(8000, dtype=np.float32), 8000, format="WAV")
+    verdict = verify(client, alice, "silence.wav", unsigned.getvalue()).json()
+    assert verdict["signature"] == "unsigned" and verdict["watermark"] == "not_detected"
+    assert client.post("/v1/verifications", files={"file": ("a.wav", b"x")}).status_code == 401
+
+
+def planted_upload(client, headers) -> dict:
+    """A training chorale, uploaded as the melody to harmonize: its soprano comes back unchanged."""
+    music21 = pytest.importorskip("music21")
+    source = Path(music21.__file__).parent / "corpus" / "bach" / "bwv36.8-2.mxl"
+    response = client.post("/v1/uploads", files={"file": ("bwv36.8-2.mxl", source.read_bytes())}, headers=headers)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def test_a_planted_training_chorale_is_flagged_with_its_source(client, alice):
+    upload = planted_upload(client, alice)
+    body = {"model": "chorale", "params": {"input": upload["id"], "harmonize": True}, "seed": 1}
+    report = client.post("/v1/generations", json=body, headers=alice).json()
+    record = wait_until_finished(client, report["id"], alice, timeout=120)
+    assert record["status"] == "succeeded", record
+    originality = record["originality"]
+    if not CORPUS.is_dir():
+        assert originality["status"] == "unchecked" and not originality["flagged"]
+        return
+    assert originality["flagged"] and originality["closest_piece"] == PLANTED
+    assert originality["longest_shared_run"] > originality["threshold"]
+    rejected = client.post("/v1/generations", json=body | {"originality": "reject"}, headers=alice).json()
+    assert rejected["params"]["originality"] == "reject"
+    record = wait_until_finished(client, rejected["id"], alice, timeout=120)
+    assert record["status"] == "failed" and record["error"]["code"] == "originality_rejected"
+    assert PLANTED in record["error"]["message"] and "2 tries" in record["error"]["message"]
