@@ -7,6 +7,7 @@ The recordings are scores in a known key and tempo rendered with FluidSynth, wri
 from __future__ import annotations
 
 import io
+import json
 import math
 import time
 
@@ -163,3 +164,26 @@ def test_too_big_and_too_long_are_413(client, alice):
     assert long.status_code == 413
     error = error_of(long)
     assert error["field"] == "file" and f"{MAX_SECONDS:g} s" in error["message"]
+
+
+def test_tunesmith_analyze_with_server(shipped_server, tmp_path, capsys, monkeypatch):
+    import mido
+
+    import tunesmith.cli as cli
+
+    monkeypatch.delenv("TUNESMITH_SERVER", raising=False)
+    live, settings = shipped_server
+    key = make_key(settings, "analyze-cli")["Authorization"].removeprefix("Bearer ")
+    recording = tmp_path / "g major.wav"
+    recording.write_bytes(rendered(G_MAJOR[:14]))
+    args = ["analyze", str(recording), "--server", live.url, "--api-key", key]
+    assert cli.main([*args, "--json", "--midi", str(tmp_path / "melody.mid")]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["server"] == live.url and report["file"] == str(recording)
+    assert report["key"]["name"] == "G major" and report["tempo"] is not None
+    notes = [m for t in mido.MidiFile(tmp_path / "melody.mid").tracks for m in t if m.type == "note_on" and m.velocity]
+    assert len(notes) == len(report["melody"]) > 0
+    assert cli.main(args) == 0
+    assert "key: G major" in capsys.readouterr().out
+    assert cli.main([*args, "--checkpoint", "runs/x"]) == 2
+    assert "--checkpoint" in capsys.readouterr().err

@@ -11,6 +11,7 @@ import hashlib
 import io
 import json
 import struct
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -204,3 +205,29 @@ def test_a_planted_training_chorale_is_flagged_with_its_source(client, alice):
     record = wait_until_finished(client, rejected["id"], alice, timeout=120)
     assert record["status"] == "failed" and record["error"]["code"] == "originality_rejected"
     assert PLANTED in record["error"]["message"] and "2 tries" in record["error"]["message"]
+
+
+def test_tunesmith_verify_with_server_and_locally_with_its_public_key(shipped_server, tmp_path, capsys,
+                                                                      monkeypatch):
+    import tunesmith.cli as cli
+    from tunesmith.client import Client
+
+    monkeypatch.delenv("TUNESMITH_SERVER", raising=False)
+    live, settings = shipped_server
+    key = make_key(settings, "verify-cli")["Authorization"].removeprefix("Bearer ")
+    with Client(live.url, key) as sdk:
+        work = sdk.generate("chorale", bars=2, seed=3)
+        midi = sdk.download(work, tmp_path / "work.mid")
+        assert sdk.verify(midi)["signature"] == "valid"
+    with urllib.request.urlopen(f"{live.url}/v1/provenance/public-key", timeout=30) as answer:  # no API key
+        pem = json.loads(answer.read())["pem"]
+    assert cli.main(["verify", str(midi), "--server", live.url, "--api-key", key, "--json"]) == 0
+    verdict = json.loads(capsys.readouterr().out)
+    assert verdict["signature"] == "valid" and verdict["key_trusted"] is True and verdict["server"] == live.url
+    assert verdict["manifest"]["seed"] == 3
+    (tmp_path / "server.pem").write_text(pem)
+    assert cli.main(["verify", str(midi), "--public-key", str(tmp_path / "server.pem")]) == 0
+    out = capsys.readouterr().out
+    assert "valid signature by a trusted key" in out and "signature: valid" in out
+    assert cli.main(["verify", str(midi), "--server", live.url]) == 2  # no key
+    assert "--api-key" in capsys.readouterr().err

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from tunesmith.cli import remote
 from tunesmith.errors import ParameterError
 
 DEFAULT_MAX_SECONDS = 1200.0
@@ -24,6 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint", default="analyzer", help="model id or training run directory")
     p.add_argument("--max-seconds", type=float, default=DEFAULT_MAX_SECONDS,
                    help=f"refuse longer files (default {DEFAULT_MAX_SECONDS:g} s)")
+    remote.add_server_options(p)
     p.set_defaults(func=run_analyze)
 
 
@@ -53,8 +55,11 @@ def run_analyze(args: argparse.Namespace) -> int:
         raise ParameterError("--midi needs the melody: drop --no-melody", field="midi")
     if args.midi is not None and args.midi.suffix.lower() not in (".mid", ".midi"):
         raise ParameterError(f"--midi must name a .mid file, got {args.midi.name!r}", field="midi")
-    report = analyze_file(args.file, checkpoint=args.checkpoint, melody=not args.no_melody,
-                          max_seconds=args.max_seconds)
+    if remote.server_of(args):
+        report = remote.run_analyze(args)
+    else:
+        report = analyze_file(args.file, checkpoint=args.checkpoint, melody=not args.no_melody,
+                              max_seconds=args.max_seconds)
     if args.midi is not None:
         from tunesmith.analyze.dsp import TranscribedNote, notes_to_score
         from tunesmith.symbolic.io import write_midi

@@ -1,4 +1,5 @@
-"""`tunesmith generate ... --server URL --api-key KEY` and `tunesmith models --server URL`: the CLI on a remote server.
+"""`tunesmith generate|analyze|verify ... --server URL --api-key KEY` and `tunesmith models --server URL`: the CLI
+on a remote server.
 
 The work runs on a Tunesmith server through the SDK (:mod:`tunesmith.client`): the job's progress events drive
 a progress bar, and the output is downloaded in the format of ``-o``'s suffix. ``TUNESMITH_SERVER`` and
@@ -86,6 +87,49 @@ def run_generate(args: argparse.Namespace) -> int:
                 raise ParameterError(f"the server at {client.url} does not draw piano rolls", field="piano_roll")
             client.fetch(link, args.piano_roll)
     _report(args, work, client.url)
+    return 0
+
+
+def run_analyze(args: argparse.Namespace) -> dict[str, Any]:
+    """`tunesmith analyze FILE --server URL`: the server's analysis of FILE (a long file is waited for)."""
+    if getattr(args, "checkpoint", "analyzer") != "analyzer":
+        raise ParameterError("--checkpoint cannot be used with --server (a server runs its own analyzer)",
+                             field="checkpoint")
+    from tunesmith.client import ClientError
+
+    with _client(args, need_key=True) as client:
+        record = client.analyze(args.file)
+    if record.get("status") != "succeeded":
+        error = record.get("error") or {}
+        raise ClientError(f"analysis {record.get('id')} on {client.url} {record.get('status')}: "
+                          f"{error.get('code')}: {error.get('message')}")
+    return {**record["result"], "file": str(args.file), "server": client.url, "analysis_id": record["id"]}
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    """`tunesmith verify FILE --server URL`: the server's verdict on FILE (checked against the server's key)."""
+    if getattr(args, "public_key", None):
+        raise ParameterError("--public-key cannot be used with --server (the server trusts its own key)",
+                             field="public_key")
+    with _client(args, need_key=True) as client:
+        verdict = client.verify(args.file)
+    verdict = {**verdict, "file": str(args.file), "server": client.url}
+    if args.json:
+        print(json.dumps(verdict, indent=2))
+        return 0
+    print(f"{args.file}: {verdict['summary']}")
+    reason = verdict.get("signature_reason")
+    print(f"  signature: {verdict['signature']}" + (f" ({reason})" if reason else "")
+          + ("" if verdict.get("key_trusted") is None else
+             " - signed by this server's key" if verdict["key_trusted"] else " - signed by another key"))
+    mark = str(verdict["watermark"]).replace("_", " ")
+    if verdict.get("watermark_score") is not None:
+        mark += f" (score {verdict['watermark_score']:.1f})"
+    print(f"  watermark: {mark}")
+    if verdict.get("manifest"):
+        m = verdict["manifest"]
+        print(f"  model {m.get('model_id')} {m.get('model_version')}, seed {m.get('seed')}, made {m.get('created')}, "
+              f"tunesmith {m.get('tunesmith_version')}")
     return 0
 
 

@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from tunesmith.cli import remote
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -19,6 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                         "(e.g. from GET /v1/provenance/public-key)")
     p.add_argument("--data-dir", type=Path, help="trust this data directory's signing key (default ./data-dir)")
     p.add_argument("--json", action="store_true", help="print the whole verdict as JSON")
+    remote.add_server_options(p)
     p.set_defaults(func=run_verify)
 
 
@@ -40,6 +43,8 @@ def trusted_key(public_key: str | None, data_dir: Path | None):  # -> Ed25519Pub
 def run_verify(args: argparse.Namespace) -> int:
     from tunesmith.provenance.verify import verify_file
 
+    if remote.server_of(args):
+        return remote.run_verify(args)
     verdict = verify_file(args.file, trusted_key(args.public_key, args.data_dir))
     if args.json:
         print(json.dumps(verdict.to_dict(), indent=2))
