@@ -61,14 +61,19 @@ class AnalyzerCNN(nn.Module):
     """Log-mel (batch, n_mels, frames) -> embedding (batch, embed_dim) and one logit tensor per head."""
 
     def __init__(self, *, n_mels: int = 128, channels: tuple[int, ...] = (16, 32, 64, 128), embed_dim: int = 256,
-                 dropout: float = 0.3, heads: dict[str, int]) -> None:
+                 dropout: float = 0.3, freq_pools: tuple[int, ...] | None = None, heads: dict[str, int]) -> None:
         super().__init__()
+        # frequency pooling per block (time is always halved); keeping the first blocks at full frequency
+        # resolution keeps semitone steps of the upper harmonics apart (about half a semitone per mel bin)
+        freq_pools = tuple(freq_pools) if freq_pools is not None else (2,) * len(channels)
+        if len(freq_pools) != len(channels):
+            raise ValueError(f"freq_pools {freq_pools} needs one entry per block of channels {channels}")
         self.kwargs = {"n_mels": n_mels, "channels": list(channels), "embed_dim": embed_dim, "dropout": dropout,
-                       "heads": dict(heads)}
+                       "freq_pools": list(freq_pools), "heads": dict(heads)}
         blocks, c_in, freq = [], 1, n_mels
-        for c_out in channels:
-            blocks.append(_block(c_in, c_out, (2, 2)))
-            c_in, freq = c_out, freq // 2
+        for c_out, pool in zip(channels, freq_pools, strict=True):
+            blocks.append(_block(c_in, c_out, (pool, 2)))
+            c_in, freq = c_out, freq // pool
         self.trunk = nn.Sequential(*blocks)
         # (batch, C, F, T) -> mean and max over time -> (batch, 2 * C * F)
         self.project = nn.Sequential(nn.Dropout(dropout), nn.Linear(2 * c_in * freq, embed_dim), nn.ReLU())

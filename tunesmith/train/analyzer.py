@@ -45,7 +45,7 @@ class AnalyzerTrainConfig:
     minutes: float = 40.0
     max_steps: int | None = None
     batch_size: int = 32
-    crop_seconds: float = 1.75
+    crop_seconds: float = 1.0
     lr: float = 2e-3
     weight_decay: float = 1e-3
     warmup: int = 100
@@ -54,7 +54,7 @@ class AnalyzerTrainConfig:
     threads: int | None = 1
     limit: int | None = None  # use only the first N clips of each split (tests, quick looks)
     pitch_shifts: list[int] = field(default_factory=lambda: [-1, 1])  # extra pitched training copies (semitones)
-    model: dict[str, Any] = field(default_factory=dict)
+    model: dict[str, Any] = field(default_factory=lambda: {"freq_pools": [1, 2, 2, 2]})
 
     def crop_frames(self, frontend: FrontEnd) -> int:
         return max(8, round(self.crop_seconds * frontend.sr / frontend.hop_length))
