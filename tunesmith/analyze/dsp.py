@@ -147,11 +147,23 @@ def is_silent(mono: np.ndarray) -> bool:
     return mono.size == 0 or float(np.max(np.abs(mono))) < 10.0 ** (SILENCE_DB / 20.0)
 
 
-def tempo_envelope(mono: np.ndarray) -> np.ndarray:
+def chroma_frames(mono: np.ndarray) -> np.ndarray:
+    """Un-normalised STFT chroma (12, frames) of prepared audio, one frame per :data:`HOP` samples.
+
+    Computed at 11025 Hz with a 2048-point FFT (5.4 Hz bins, 186 ms window) and A = 440 Hz: librosa's tuning
+    estimate would cost four times the chroma itself."""
+    low = resample(mono, orig_sr=ANALYSIS_SR, target_sr=ANALYSIS_SR // 2)
+    return librosa.feature.chroma_stft(y=low, sr=ANALYSIS_SR // 2, n_fft=2048, hop_length=HOP // 2, norm=None,
+                                       tuning=0.0)
+
+
+def tempo_envelope(mono: np.ndarray, *, chroma: np.ndarray | None = None) -> np.ndarray:
     """Chroma-flux novelty of prepared audio, one value per :data:`HOP` samples: how much new pitch-class
-    energy each frame brings (frame-normalised chroma, so loudness swells and tremolo do not count)."""
-    chroma = librosa.feature.chroma_stft(y=mono, sr=ANALYSIS_SR, n_fft=4096, hop_length=HOP, norm=2)
-    flux = np.maximum(0.0, np.diff(chroma, axis=1)).sum(axis=0)
+    energy each frame brings (frame-normalised chroma, so loudness swells and tremolo do not count).
+    ``chroma`` reuses :func:`chroma_frames` of the same audio."""
+    frames = chroma_frames(mono) if chroma is None else chroma
+    unit = frames / np.maximum(np.linalg.norm(frames, axis=0, keepdims=True), 1e-9)
+    flux = np.maximum(0.0, np.diff(unit, axis=1)).sum(axis=0)
     return np.concatenate([[0.0], flux]).astype(np.float32)
 
 
@@ -179,9 +191,7 @@ def tempo_from_onsets(env: np.ndarray, *, start_bpm: float = START_BPM) -> Tempo
     """Tempo and beats from a novelty curve at :data:`FPS` (:func:`tempo_envelope`); None when it is flat."""
     if not np.any(env > 0):
         return None
-    win = min(384, max(16, env.size))
-    tempogram = librosa.feature.tempogram(onset_envelope=env, sr=ANALYSIS_SR, hop_length=HOP, win_length=win)
-    strength = tempogram.mean(axis=1)  # normalised autocorrelation by lag (lag 0 = 1)
+    strength = mean_autocorrelation(env)
     support = np.zeros_like(strength)
     half = (strength.size + 1) // 2
     support[:half] = strength[::2][:half]  # support[L] = strength at lag 2L
@@ -202,6 +212,20 @@ def tempo_from_onsets(env: np.ndarray, *, start_bpm: float = START_BPM) -> Tempo
                          confidence=round(float(np.clip(strength[best], 0.0, 1.0)), 3))
 
 
+def mean_autocorrelation(env: np.ndarray, *, window: int = 384, step: int = 32) -> np.ndarray:
+    """Mean over windows (``window`` frames, Hann, every ``step`` frames) of the novelty curve's local
+    autocorrelation, each normalised to 1 at lag 0: librosa's tempogram averaged over time, but computed on
+    every 32nd window only (the mean hardly changes; the cost falls 32-fold)."""
+    win = min(window, max(16, env.size))
+    padded = np.pad(env.astype(np.float64), win // 2, mode="linear_ramp")
+    frames = librosa.util.frame(padded, frame_length=win, hop_length=step)  # (win, n_windows)
+    frames = frames * librosa.filters.get_window("hann", win, fftbins=True)[:, None]
+    spectrum = np.fft.rfft(frames, n=2 * win, axis=0)
+    acf = np.fft.irfft(np.abs(spectrum) ** 2, axis=0)[:win]
+    acf = acf[:, acf[0] > 1e-12] / acf[0, acf[0] > 1e-12]
+    return acf.mean(axis=1) if acf.shape[1] else np.zeros(win)
+
+
 def _parabolic_peak(values: np.ndarray, i: int) -> float:
     """Sub-sample position of the peak at index ``i`` (vertex of the parabola through its neighbours)."""
     if 0 < i < values.size - 1:
@@ -218,20 +242,19 @@ def track_beats(env: np.ndarray, bpm: float, *, tightness: float = 100.0) -> np.
     norm = env / (env.std() + 1e-9)
     offsets = np.arange(-round(period), round(period) + 1)
     local = np.convolve(norm, np.exp(-0.5 * (offsets * 32.0 / period) ** 2), mode="same")
-    lags = np.arange(-round(2 * period), -round(period / 2) + 1)
-    penalty = -tightness * np.log(-lags / period) ** 2
+    far, near = round(2 * period), max(1, round(period / 2))
+    lags = np.arange(far, near - 1, -1)  # frames back to the previous beat, farthest first
+    penalty = -tightness * np.log(lags / period) ** 2
     n = local.size
     cumscore = local.astype(np.float64)
     backlink = np.full(n, -1)
-    for i in range(n):
-        prev = i + lags
-        ok = prev >= 0
-        if ok.any():
-            candidates = cumscore[prev[ok]] + penalty[ok]
-            k = int(np.argmax(candidates))
-            if candidates[k] > 0:
-                cumscore[i] = local[i] + candidates[k]
-                backlink[i] = prev[ok][k]
+    for i in range(near, n):  # contiguous slices: ~3 us per frame
+        lo = i - far
+        window = cumscore[max(lo, 0) : i - near + 1] + penalty[max(-lo, 0) :]
+        k = int(np.argmax(window))
+        if window[k] > 0:
+            cumscore[i] = local[i] + window[k]
+            backlink[i] = max(lo, 0) + k
     maxima = np.flatnonzero((cumscore[1:-1] >= cumscore[:-2]) & (cumscore[1:-1] >= cumscore[2:])) + 1
     if maxima.size == 0:
         return np.zeros(0)
@@ -251,8 +274,9 @@ def track_beats(env: np.ndarray, bpm: float, *, tightness: float = 100.0) -> np.
 # ------------------------------------------------------------------------------------------------ key
 
 
-def chroma_vector(mono: np.ndarray, *, method: str = DEFAULT_CHROMA) -> np.ndarray:
-    """Mean 12-bin chroma (C first) of prepared audio, from a CQT (``"cqt"``) or an STFT (``"stft"``)."""
+def chroma_vector(mono: np.ndarray, *, method: str = DEFAULT_CHROMA, frames: np.ndarray | None = None) -> np.ndarray:
+    """Mean 12-bin chroma (C first) of prepared audio, from a CQT (``"cqt"``) or an STFT (``"stft"``, which
+    reuses ``frames`` = :func:`chroma_frames` when given). Each frame is scaled to a maximum of 1 first."""
     if method not in CHROMA_METHODS:
         raise ParameterError(f"chroma method must be one of {CHROMA_METHODS}, got {method!r}", field="method")
     if method == "cqt":
@@ -260,7 +284,8 @@ def chroma_vector(mono: np.ndarray, *, method: str = DEFAULT_CHROMA) -> np.ndarr
         chroma = librosa.feature.chroma_cqt(y=low, sr=ANALYSIS_SR // 2, hop_length=512, n_octaves=6,
                                             fmin=librosa.note_to_hz("C1"))
     else:
-        chroma = librosa.feature.chroma_stft(y=mono, sr=ANALYSIS_SR, n_fft=4096, hop_length=1024)
+        raw = chroma_frames(mono) if frames is None else frames
+        chroma = raw / np.maximum(raw.max(axis=0, keepdims=True), 1e-9)
     return chroma.mean(axis=1)
 
 
@@ -349,10 +374,13 @@ def analyze_dsp(
     if is_silent(mono):
         return DspAnalysis(duration=arr.shape[-1] / rate, loudness_lufs=result_lufs, tempo=None, key=None,
                            notes=[] if melody else None)
+    if mono.size < MIN_PITCH_SECONDS * ANALYSIS_SR:
+        return DspAnalysis(duration=arr.shape[-1] / rate, loudness_lufs=result_lufs, tempo=None, key=None,
+                           notes=[] if melody else None)
+    frames = chroma_frames(mono)
     long_enough = mono.size >= MIN_TEMPO_SECONDS * ANALYSIS_SR
-    tempo = tempo_from_onsets(tempo_envelope(mono)) if long_enough else None
-    pitched = mono.size >= MIN_PITCH_SECONDS * ANALYSIS_SR
-    key = key_from_chroma(chroma_vector(mono, method=chroma), profile=profile) if pitched else None
+    tempo = tempo_from_onsets(tempo_envelope(mono, chroma=frames)) if long_enough else None
+    key = key_from_chroma(chroma_vector(mono, method=chroma, frames=frames), profile=profile)
     notes = transcribe_prepared(mono) if melody else None
     return DspAnalysis(duration=arr.shape[-1] / rate, loudness_lufs=result_lufs, tempo=tempo, key=key, notes=notes)
 

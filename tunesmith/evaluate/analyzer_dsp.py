@@ -250,7 +250,7 @@ def plot_transcription(path: Path, piece: str, instrument: str, ref_intervals: n
     ax.set_xlabel("seconds")
     ax.set_ylabel("MIDI pitch")
     ax.set_title(f"{piece} on {instrument}: note F = {f1:.2f} (onset within 50 ms)")
-    ax.legend(loc="upper right", fontsize=8)
+    ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
