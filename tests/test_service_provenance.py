@@ -231,3 +231,22 @@ def test_tunesmith_verify_with_server_and_locally_with_its_public_key(shipped_se
     assert "valid signature by a trusted key" in out and "signature: valid" in out
     assert cli.main(["verify", str(midi), "--server", live.url]) == 2  # no key
     assert "--api-key" in capsys.readouterr().err
+
+
+def test_local_generate_signs_and_marks_its_outputs(tmp_path, capsys, monkeypatch):
+    import tunesmith.cli as cli
+    from tunesmith.provenance.signing import key_path, load_or_create_signing_key
+    from tunesmith.provenance.verify import verify_file
+
+    monkeypatch.delenv("TUNESMITH_SERVER", raising=False)
+    monkeypatch.setenv("TUNESMITH_DATA_DIR", str(tmp_path / "data"))
+    for name in ("local.wav", "local.mid"):
+        assert cli.main(["generate", "chorale", "--bars", "2", "--seed", "5", "--json", "-o",
+                         str(tmp_path / name)]) == 0
+        report = json.loads(capsys.readouterr().out)
+        verdict = verify_file(tmp_path / name, load_or_create_signing_key(tmp_path / "data").public_key())
+        assert verdict.signature == "valid" and verdict.key_trusted, verdict.summary
+        assert verdict.manifest["model_id"] == "chorale" and verdict.manifest["seed"] == 5
+        assert verdict.manifest["watermark_payload"] == int(report["provenance"]["work_id"][:4], 16)
+        assert verdict.watermark == ("n/a" if name.endswith(".mid") else "detected")
+    assert key_path(tmp_path / "data").stat().st_mode & 0o777 == 0o600

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from tunesmith.cli import generate_audio, remote
+from tunesmith.cli.stamping import LocalWork
 from tunesmith.errors import ParameterError
 
 COMPOSERS = ("chorale", "folk")
@@ -90,20 +91,23 @@ def run_generate(args: argparse.Namespace) -> int:
     result = composer.generate(key=args.key, bars=args.bars, time_signature=meter, tempo=args.tempo,
                                temperature=args.temperature, top_p=args.top_p, seed=args.seed, melody=melody,
                                prime=prime, instrument=args.instrument)
+    work = LocalWork.new()  # every output carries the signed manifest; audio also the watermark
     if suffix in SYMBOLIC_SUFFIXES:
         write_midi(result.score, args.output)
     else:
         from tunesmith.audio import save
         from tunesmith.symbolic.render import get_renderer
 
-        save(args.output, get_renderer(args.sr).render(result.score), args.sr)
+        save(args.output, work.mark(get_renderer(args.sr).render(result.score), args.sr), args.sr)
+    provenance = work.sign(args.output, model_id=str(composer.card.get("id") or args.model), card=composer.card,
+                           params=result.params)
     if args.piano_roll:
         from tunesmith.symbolic.pianoroll import plot_piano_roll
 
         plot_piano_roll(result.score, args.piano_roll)
     report = {"output": str(args.output), "model": result.model, **result.params,
               "notes": result.score.n_notes, "seconds": round(result.seconds, 3),
-              "interpretation": result.interpretation}
+              "interpretation": result.interpretation, "provenance": provenance}
     print(json.dumps(report, indent=2) if args.json else
           f"wrote {args.output}: {result.params['mode']} {result.params['key']}, {result.params['bars']} bars, "
           f"seed {result.params['seed']}" + "".join(f"\n  {n}" for n in result.interpretation))

@@ -11,9 +11,11 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from tunesmith.cli.stamping import LocalWork
 from tunesmith.errors import ParameterError
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg")
@@ -42,12 +44,18 @@ def _audio_output(args: argparse.Namespace) -> Path:
     return args.output
 
 
-def _save(path: Path, y: np.ndarray, sr: int, target_sr: int) -> None:
+def _save(path: Path, y: np.ndarray, sr: int, target_sr: int, work: LocalWork | None = None) -> None:
     from tunesmith.audio import resample, save
 
     if target_sr != sr:
         y = resample(y, orig_sr=sr, target_sr=target_sr)
-    save(path, y, target_sr)
+    save(path, work.mark(y, target_sr) if work is not None else y, target_sr)
+
+
+def _sign(work: LocalWork, path: Path, synth: Any, report: dict[str, Any]) -> dict[str, Any]:
+    """Embed the signed manifest (the report's parameters) in the written file."""
+    params = {k: v for k, v in report.items() if k not in ("output", "seconds_of_audio", "interpretation")}
+    return work.sign(path, model_id=str(synth.card.get("id") or "notes"), card=synth.card, params=params)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -74,10 +82,12 @@ def run(args: argparse.Namespace) -> int:
     morph = 0.0 if args.morph is None else args.morph
     y = synth.note(args.instrument, args.pitch, velocity=velocity, duration=args.duration, seed=seed,
                    morph_to=args.morph_to, morph=morph)
-    _save(output, y, synth.sr, args.sr)
+    work = LocalWork.new()  # the output carries the watermark and the signed manifest
+    _save(output, y, synth.sr, args.sr, work)
     report = {"output": str(output), "model": "notes", "instrument": synth.instrument(args.instrument).name,
               "pitch": args.pitch, "velocity": velocity, "duration": args.duration, "seed": seed,
               "morph_to": args.morph_to, "morph": morph, "seconds_of_audio": round(len(y) / synth.sr, 3)}
+    report["provenance"] = _sign(work, output, synth, report)
     print(json.dumps(report, indent=2) if args.json else
           f"wrote {output}: {report['instrument']} pitch {args.pitch} velocity {velocity}, "
           f"{report['seconds_of_audio']} s, seed {seed}")
@@ -107,10 +117,12 @@ def _perform(args: argparse.Namespace) -> int:
     synth = NoteSynth.load(args.checkpoint or "notes")
     seed = 0 if args.seed is None else args.seed
     performance = synth.perform(score, args.instrument, seed=seed)
-    _save(output, performance.audio, performance.sr, args.sr)
+    work = LocalWork.new()  # the output carries the watermark and the signed manifest
+    _save(output, performance.audio, performance.sr, args.sr, work)
     report = {"output": str(output), "model": "notes", "instrument": synth.instrument(args.instrument).name,
               "notes": performance.notes, "seconds_of_audio": round(len(performance.audio) / performance.sr, 3),
               "seed": seed, "interpretation": performance.interpretation}
+    report["provenance"] = _sign(work, output, synth, report)
     print(json.dumps(report, indent=2) if args.json else
           f"wrote {output}: {performance.notes} notes played by the neural {report['instrument']}, "
           f"{report['seconds_of_audio']} s" + "".join(f"\n  {n}" for n in performance.interpretation))
