@@ -119,9 +119,9 @@ def run_verify(args: argparse.Namespace) -> int:
         return 0
     print(f"{args.file}: {verdict['summary']}")
     reason = verdict.get("signature_reason")
+    signer = {True: " - signed by this server's key", False: f" - signed by another key ({verdict.get('key_id')})"}
     print(f"  signature: {verdict['signature']}" + (f" ({reason})" if reason else "")
-          + ("" if verdict.get("key_trusted") is None else
-             " - signed by this server's key" if verdict["key_trusted"] else " - signed by another key"))
+          + (signer.get(verdict.get("key_trusted"), "") if verdict["signature"] == "valid" else ""))
     mark = str(verdict["watermark"]).replace("_", " ")
     if verdict.get("watermark_score") is not None:
         mark += f" (score {verdict['watermark_score']:.1f})"
