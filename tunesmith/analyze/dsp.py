@@ -281,8 +281,8 @@ def chroma_vector(mono: np.ndarray, *, method: str = DEFAULT_CHROMA, frames: np.
         raise ParameterError(f"chroma method must be one of {CHROMA_METHODS}, got {method!r}", field="method")
     if method == "cqt":
         low = resample(mono, orig_sr=ANALYSIS_SR, target_sr=ANALYSIS_SR // 2)  # top CQT bin < 5.5 kHz
-        chroma = librosa.feature.chroma_cqt(y=low, sr=ANALYSIS_SR // 2, hop_length=512, n_octaves=6,
-                                            fmin=librosa.note_to_hz("C1"))
+        chroma = librosa.feature.chroma_cqt(y=low, sr=ANALYSIS_SR // 2, hop_length=2048, n_octaves=5,
+                                            fmin=librosa.note_to_hz("C2"))  # C2..C7, a frame per 186 ms
     else:
         raw = chroma_frames(mono) if frames is None else frames
         chroma = raw / np.maximum(raw.max(axis=0, keepdims=True), 1e-9)
