@@ -29,6 +29,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, default=Path("out/evaluate"), help="where pictures go (default out/evaluate)")
     p.add_argument("--items", type=int, default=400, help="gan: test conditions to generate (default 400)")
     p.add_argument("--analyzer", default="analyzer", help="gan: the analyzer that judges (name or run directory)")
+    p.add_argument("--clips", type=int, default=200,
+                   help="watermark: marked clips, and as many unmarked (default 200; about 10 minutes)")
     p.add_argument("--json", action="store_true", help="print every figure as JSON")
     p.set_defaults(func=run_evaluate)
 
@@ -38,6 +40,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
         return run_evaluate_analyzer(args)
     if args.target == "gan":
         return run_evaluate_gan(args)
+    if args.target == "watermark":
+        from tunesmith.evaluate.watermark import run_cli
+
+        return run_cli(args)
     if args.target != "lm":
         raise ParameterError(f"evaluating '{args.target}' is not available yet (available: lm)", field="target")
     if args.pieces <= 0:
