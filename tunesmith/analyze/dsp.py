@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -75,8 +76,8 @@ DEFAULT_CHROMA = "cqt"
 class TempoEstimate:
     """Global tempo in quarter-note BPM, beat times in seconds, and a 0..1 confidence.
 
-    ``confidence`` is the tempogram's normalised autocorrelation at the chosen beat period: near 1 for
-    a steady pulse, near 0 for none."""
+    ``confidence`` is the correlation of the novelty curve with itself one beat later: near 1 for a steady
+    pulse, near 0 for none (noise)."""
 
     bpm: float
     beats: tuple[float, ...]
@@ -134,9 +135,11 @@ def check_input(y: object, sr: object, *, max_seconds: float | None = MAX_SECOND
 
 
 def prepare(y: object, sr: object, *, max_seconds: float | None = MAX_SECONDS) -> np.ndarray:
-    """Mono float32 at :data:`ANALYSIS_SR`: channels averaged, then resampled (soxr HQ)."""
+    """Mono float32 at :data:`ANALYSIS_SR`: channels averaged, DC offset removed, then resampled (soxr HQ)."""
     arr, rate = check_input(y, sr, max_seconds=max_seconds)
     mono = arr if arr.ndim == 1 else arr.mean(axis=0, dtype=np.float32)
+    if mono.size:
+        mono = mono - np.float32(mono.mean(dtype=np.float64))
     if rate == ANALYSIS_SR or mono.size == 0:
         return np.ascontiguousarray(mono, dtype=np.float32)
     return resample(mono, orig_sr=rate, target_sr=ANALYSIS_SR)
@@ -209,7 +212,16 @@ def tempo_from_onsets(env: np.ndarray, *, start_bpm: float = START_BPM) -> Tempo
     bpm = 60.0 * FPS / lag
     beats = track_beats(env, bpm)
     return TempoEstimate(bpm=round(float(bpm), 2), beats=tuple(round(float(b), 4) for b in beats),
-                         confidence=round(float(np.clip(strength[best], 0.0, 1.0)), 3))
+                         confidence=round(_pulse_clarity(env, round(lag)), 3))
+
+
+def _pulse_clarity(env: np.ndarray, lag: int) -> float:
+    """Pearson correlation (clipped to 0..1) of the novelty curve with itself one beat later."""
+    if not 0 < lag < env.size - 2:
+        return 0.0
+    a, b = env[:-lag] - env[:-lag].mean(), env[lag:] - env[lag:].mean()
+    den = float(np.sqrt((a @ a) * (b @ b)))
+    return float(np.clip((a @ b) / den, 0.0, 1.0)) if den > 0 else 0.0
 
 
 def mean_autocorrelation(env: np.ndarray, *, window: int = 384, step: int = 32) -> np.ndarray:
@@ -281,8 +293,10 @@ def chroma_vector(mono: np.ndarray, *, method: str = DEFAULT_CHROMA, frames: np.
         raise ParameterError(f"chroma method must be one of {CHROMA_METHODS}, got {method!r}", field="method")
     if method == "cqt":
         low = resample(mono, orig_sr=ANALYSIS_SR, target_sr=ANALYSIS_SR // 2)  # top CQT bin < 5.5 kHz
-        chroma = librosa.feature.chroma_cqt(y=low, sr=ANALYSIS_SR // 2, hop_length=2048, n_octaves=5,
-                                            fmin=librosa.note_to_hz("C2"))  # C2..C7, a frame per 186 ms
+        with warnings.catch_warnings():  # noise has no peaks to estimate the tuning from: A = 440 Hz is kept
+            warnings.filterwarnings("ignore", message="Trying to estimate tuning from empty frequency set")
+            chroma = librosa.feature.chroma_cqt(y=low, sr=ANALYSIS_SR // 2, hop_length=2048, n_octaves=5,
+                                                fmin=librosa.note_to_hz("C2"))  # C2..C7, a frame per 186 ms
     else:
         raw = chroma_frames(mono) if frames is None else frames
         chroma = raw / np.maximum(raw.max(axis=0, keepdims=True), 1e-9)
@@ -360,28 +374,30 @@ def analyze_dsp(
     max_seconds: float | None = MAX_SECONDS,
     profile: str = DEFAULT_PROFILE,
     chroma: str = DEFAULT_CHROMA,
+    melody_method: str = "yin",
 ) -> DspAnalysis:
     """Duration, loudness, tempo, key and (with ``melody``) the transcribed melody of ``y``.
 
+    ``profile``/``chroma`` choose the key method, ``melody_method`` the pitch tracker ("yin" or "pyin").
+
     Raises ParameterError for unusable input (not a float array, NaN/inf, a bad rate, longer than
     ``max_seconds``); silence and very short clips give a result with None where nothing was measurable."""
-    from tunesmith.analyze.transcribe import transcribe_prepared
+    from tunesmith.analyze.transcribe import METHODS, transcribe_prepared
 
+    if melody_method not in METHODS:
+        raise ParameterError(f"melody_method must be one of {METHODS}, got {melody_method!r}", field="melody_method")
     arr, rate = check_input(y, sr, max_seconds=max_seconds)
     mono = prepare(arr, rate, max_seconds=None)
     lufs = loudness(arr, rate)
     result_lufs = round(lufs, 2) if math.isfinite(lufs) else None
-    if is_silent(mono):
-        return DspAnalysis(duration=arr.shape[-1] / rate, loudness_lufs=result_lufs, tempo=None, key=None,
-                           notes=[] if melody else None)
-    if mono.size < MIN_PITCH_SECONDS * ANALYSIS_SR:
+    if is_silent(mono) or mono.size < MIN_PITCH_SECONDS * ANALYSIS_SR:
         return DspAnalysis(duration=arr.shape[-1] / rate, loudness_lufs=result_lufs, tempo=None, key=None,
                            notes=[] if melody else None)
     frames = chroma_frames(mono)
     long_enough = mono.size >= MIN_TEMPO_SECONDS * ANALYSIS_SR
     tempo = tempo_from_onsets(tempo_envelope(mono, chroma=frames)) if long_enough else None
     key = key_from_chroma(chroma_vector(mono, method=chroma, frames=frames), profile=profile)
-    notes = transcribe_prepared(mono) if melody else None
+    notes = transcribe_prepared(mono, method=melody_method) if melody else None
     return DspAnalysis(duration=arr.shape[-1] / rate, loudness_lufs=result_lufs, tempo=tempo, key=key, notes=notes)
 
 

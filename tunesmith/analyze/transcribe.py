@@ -56,7 +56,8 @@ DIP_ONSET = 2.0  # onset-envelope peak (x its median) that must accompany a dip
 SNAP_STRENGTH = 5.0  # onset-envelope peak (x its median) that a note start snaps to
 ONSET_LAG = 0.04  # seconds a pitch change lags the attack when no clear onset peak is found
 DEFAULT_METHOD = "yin"
-BAR_BEATS = 4.0  # notes_to_score writes 4/4
+BAR_BEATS = 4.0
+MIN_STABLE = 0.5  # share of a note's frames whose own pitch rounds to the note's pitch  # notes_to_score writes 4/4
 
 
 @dataclass(frozen=True)
@@ -197,16 +198,16 @@ def segment_notes(track: PitchTrack, onsets: np.ndarray, *, min_note: float = 0.
     """Turn a pitch track and onset envelope (same frames) into notes (see the module doc)."""
     min_frames = max(2, round(min_note / FRAME_TIME))
     midi = track.midi
-    rounded = np.where(np.isnan(midi), -1, np.round(np.nan_to_num(midi, nan=0.0))).astype(int)
-    rounded = _smooth_pitches(rounded, min_frames)
+    raw = np.where(np.isnan(midi), -1, np.round(np.nan_to_num(midi, nan=0.0))).astype(int)
+    rounded = _smooth_pitches(raw, min_frames)
     env = np.zeros(rounded.size) if onsets.size == 0 else np.resize(onsets, rounded.size)
     positive = env[env > 0]
     norm = env / (float(np.median(positive)) if positive.size else 1.0)
     top_db = float(track.rms_db.max()) if track.rms_db.size else 0.0
     notes: list[TranscribedNote] = []
     for value, start, stop in _runs(rounded):
-        if value < 0 or stop - start < min_frames:
-            continue
+        if value < 0 or stop - start < min_frames or np.mean(raw[start:stop] == value) < MIN_STABLE:
+            continue  # unvoiced, too short, or a wandering pitch (noise) that smoothing glued together
         bounds = [start, *_level_dips(track.rms_db, norm, start, stop, min_frames), stop]
         for a, b in itertools.pairwise(bounds):
             onset = _snap_onset(a, norm)
