@@ -136,6 +136,8 @@ def test_every_file_of_a_work_verifies_as_valid(client, alice, work, fmt):
         assert verdict["watermark"] == "detected"
         assert_payload(verdict, work, exact=fmt in ("wav", "flac"))
     assert verdict["summary"].startswith("valid signature")
+    record = client.get(f"/v1/generations/{work['id']}", headers=alice).json()
+    assert record["provenance"]["content_sha256"][fmt] == verdict["manifest"]["content_sha256"]
 
 
 def test_a_reencoded_file_keeps_the_watermark_but_not_the_signature(client, alice, work):

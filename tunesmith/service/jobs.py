@@ -202,14 +202,18 @@ def _transcode(services: Services, generation: Generation, fmt: str) -> dict[str
     if wav is None or fmt == "mid":
         raise NotFound(f"generation {generation.id} has no {fmt} file", field="format")
     audio, sr = load(services.store.path(wav["sha256"], "wav"), mono=False)  # already watermarked
+    contents: dict[str, str] = {}
     with services.store.scratch_file(fmt) as path:
         save(path, audio, sr or SAMPLE_RATE, format=fmt)
         if generation.provenance:  # signed like the work's other files, with the manifest of its record
-            services.stamper.stamp({fmt: path}, services.stamper.manifest_of(generation.provenance),
-                                   work_payload(generation.id))
+            contents = services.stamper.stamp({fmt: path}, services.stamper.manifest_of(generation.provenance),
+                                              work_payload(generation.id))
         sha, size = services.store.put_file(path, fmt)
     with services.db.session() as session:
         record = crud.get_generation(session, generation.id, key_id=None)
         if record is not None:
             crud.add_artifact(session, record, fmt, sha, size)
+            if contents and record.provenance:
+                signed = {**record.provenance.get("content_sha256", {}), **contents}
+                record.provenance = {**record.provenance, "content_sha256": signed}
     return {"sha256": sha, "bytes": size}
