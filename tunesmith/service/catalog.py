@@ -2,7 +2,9 @@
 
 Only cards are read here (small JSON files); weights are loaded by the worker (`tunesmith.service.tasks`).
 This slice serves the composer family (cards with ``family == "lm"``): ``chorale`` (four voices) and ``folk``
-(one voice); other families are listed in :attr:`Catalog.skipped` until the service can run them.
+(one voice). The analyzer's card (family ``analyzer``) is kept apart in :attr:`Catalog.analyzer`: it serves
+POST /v1/analyses, not generations. Other families are listed in :attr:`Catalog.skipped` until the service
+can run them.
 """
 
 from __future__ import annotations
