@@ -122,7 +122,7 @@ def test_the_record_carries_provenance_and_originality(server, work):
         assert originality["status"] == "unchecked" and "chorales" in originality["reason"]
 
 
-@pytest.mark.parametrize("fmt", ["wav", "mid", "flac", "mp3"])  # mp3 was not asked for: made (and signed) on demand
+@pytest.mark.parametrize("fmt", ["wav", "mid", "flac", "mp3", "ogg"])  # mp3, ogg: made (and signed) on demand
 def test_every_file_of_a_work_verifies_as_valid(client, alice, work, fmt):
     data = download(client, alice, work, fmt)
     response = verify(client, alice, f"work.{fmt}", data)
@@ -252,3 +252,15 @@ def test_local_generate_signs_and_marks_its_outputs(tmp_path, capsys, monkeypatc
         assert verdict.manifest["watermark_payload"] == int(report["provenance"]["work_id"][:4], 16)
         assert verdict.watermark == ("n/a" if name.endswith(".mid") else "detected")
     assert key_path(tmp_path / "data").stat().st_mode & 0o777 == 0o600
+
+
+def test_a_corpus_that_is_not_here_leaves_originality_unchecked(tmp_path):
+    from tunesmith.service.provenance import OriginalityGate
+    from tunesmith.symbolic.score import Note, Part, Score
+
+    gate = OriginalityGate(tmp_path / "cache", threshold=12, tries=3)
+    score = Score(parts=[Part("S", [Note(60 + i, float(i), 1.0) for i in range(8)])])
+    missing = gate.check("mine", {"data": {"path": str(tmp_path / "no-such-dataset")}}, score)
+    assert missing["status"] == "unchecked" and not missing["flagged"] and "no-such-dataset" in missing["reason"]
+    nameless = gate.check("other", {}, score)
+    assert nameless["status"] == "unchecked" and "names no training dataset" in nameless["reason"]
