@@ -269,10 +269,18 @@ def embed_manifest(path: str | os.PathLike[str], manifest: Manifest, key: Ed2551
     p = check_input_file(path)
     fmt = detect_format(p)
     signed = manifest.with_content(content_sha256(p, fmt))
-    envelope = make_envelope(signed, key)
+    write_envelope(p, make_envelope(signed, key))
+    return signed
+
+
+def write_envelope(path: str | os.PathLike[str], envelope: bytes) -> None:
+    """Write raw envelope bytes into a file (replacing an earlier one); `embed_manifest` is the normal way."""
+    p = check_input_file(path)
+    fmt = detect_format(p)
+    if len(envelope) > MAX_ENVELOPE_BYTES:
+        raise ParameterError(f"provenance data of {len(envelope)} bytes is too large", field="manifest")
     {"wav": _write_wav, "flac": _write_vorbis_comment, "ogg": _write_vorbis_comment, "mp3": _write_id3,
      "midi": _write_midi}[fmt](p, envelope, fmt)
-    return signed
 
 
 def read_envelope(path: str | os.PathLike[str]) -> tuple[str, bytes | None]:
