@@ -2,10 +2,10 @@
 
 Pipeline (:func:`transcribe_melody`):
 
-1. f0 per frame on audio resampled to 11025 Hz (46 ms frames, 11.6 ms hop): plain YIN with an aperiodicity
-   voicing rule (``method="yin"``, the default: ~150x real time) or librosa's probabilistic YIN
-   (``method="pyin"``, semitone pitch states: a few F-measure points better, ~10x real time, because
-   librosa evaluates its observation model frame by frame in Python);
+1. f0 per frame on audio resampled to 11025 Hz (46 ms frames, 11.6 ms hop): plain YIN (trough threshold 0.3)
+   with an aperiodicity voicing rule (``method="yin"``, the default) or librosa's probabilistic YIN
+   (``method="pyin"``, semitone pitch states: as accurate on our renders, ~10x slower, because librosa
+   evaluates its observation model frame by frame in Python);
 2. frames are voiced where the tracker says so and the frame is within 45 dB of the clip's loudest frame;
 3. voiced frames are rounded to MIDI pitches, pitch runs shorter than ``min_note`` are absorbed by their
    neighbours (vibrato, attack glitches), and each run of one pitch is a note candidate;
@@ -48,7 +48,8 @@ FRAME_TIME = HOP / ANALYSIS_SR
 METHODS = ("pyin", "yin")
 DEFAULT_FMIN, DEFAULT_FMAX = 65.4, 2093.0  # C2..C7
 VOICING_RANGE_DB = 45.0
-YIN_APERIODICITY = 0.35  # plain YIN: frames whose aperiodicity exceeds this are unvoiced
+YIN_APERIODICITY = 0.5  # plain YIN: frames whose aperiodicity exceeds this are unvoiced
+YIN_TROUGH = 0.3  # YIN takes the first period whose difference dips below this (0.1 gave octave-down errors)
 _YIN_CHUNK = 4096
 DIP_DB = 2.0  # a level dip this deep inside one pitch run splits a repeated note
 DIP_WINDOW = 8  # frames (93 ms) each side in which the dip is measured
@@ -118,7 +119,7 @@ def _yin_voiced(low: np.ndarray, fmin: float, fmax: float, frame: int) -> np.nda
 
     Aperiodicity = energy of (frame - frame shifted by one period) / energy of both: 0 for a periodic frame."""
     f0 = librosa.yin(low, fmin=fmin, fmax=fmax, sr=PITCH_SR, frame_length=frame, hop_length=PITCH_HOP,
-                     trough_threshold=0.1)
+                     trough_threshold=YIN_TROUGH)
     frames = librosa.util.frame(np.pad(low, frame // 2), frame_length=frame, hop_length=PITCH_HOP)[:, : f0.size]
     half = frame // 2
     lag = np.clip(np.round(PITCH_SR / f0).astype(int), 1, half - 1)
@@ -250,8 +251,8 @@ def transcribe_melody(
 ) -> list[TranscribedNote]:
     """Notes of a monophonic melody in ``y`` (sung, hummed or played), in time order.
 
-    [] for silence or a clip under 0.25 s. ``method`` is "yin" (default, fast) or "pyin" (a few F-measure
-    points better, ~15x slower); ``fmin``/``fmax`` bound the pitch
+    [] for silence or a clip under 0.25 s. ``method`` is "yin" (default, fast) or "pyin" (about as
+    accurate, ~10x slower); ``fmin``/``fmax`` bound the pitch
     search (default C2..C7); notes shorter than ``min_note`` seconds are dropped."""
     if not isinstance(min_note, numbers.Real) or not 0.0 < float(min_note) <= 2.0:
         raise ParameterError(f"min_note must be 0..2 seconds, got {min_note!r}", field="min_note")
