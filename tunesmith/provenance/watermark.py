@@ -16,7 +16,8 @@ Method (spread spectrum on STFT band energies, measured in docs/provenance.md):
   to their signs (robust to the host's heavy-tailed fluctuations), weighted by the same adaptive strength the
   embedder would have used (estimated from the received audio), folded over the period and correlated with
   the sync pattern at every frame offset and four sub-frame offsets. The score is the best correlation's
-  robust z-score against all the others; the payload is read at the winning offset.
+  robust z-score against all the others; the payload is read at the winning offset (with a one-bit Chase
+  repair against the CRC).
 
 Gain changes cancel in the log domain, noise and MP3 blur only a fraction of the chips, and cropping only
 shifts the period, which the offset search recovers. The key is public in an open-source deployment: the mark
@@ -57,6 +58,7 @@ FLOOR = 1e-3  # tiles quieter than this (relative to the mean) carry no mark
 MAX_LOG_GAIN = 0.3  # no tile changes by more than ±2.6 dB
 DETREND_FRAMES = 5
 SUB_OFFSETS = 4
+CHASE_BITS = 4
 MIN_SR = 8_000
 _WINDOW = np.sqrt(np.hanning(N_FFT + 1)[:-1]).astype(np.float32)
 _EPS = 1e-12
@@ -277,5 +279,23 @@ def detect_watermark(y: np.ndarray, sr: int, *, key: str = DEFAULT_KEY,
     aligned = np.roll(best[2], best[1], axis=0)  # aligned[(k + o) % P] = folded[k]
     data = role >= 0
     soft = np.bincount(role[data], weights=(sign * aligned)[data], minlength=CODE_BITS)
-    payload, valid = decode_bits((soft > 0).astype(np.int8))
+    payload, valid = soft_decode(soft)
     return Detection(bool(score >= threshold), round(float(score), 3), payload, valid, threshold)
+
+
+def soft_decode(soft: np.ndarray) -> tuple[int, bool]:
+    """(payload, CRC matches) from the 24 soft code bits. When the hard decision fails the CRC, each of the
+    :data:`CHASE_BITS` least reliable bits is flipped in turn and the first word passing the CRC is taken
+    (a single-error Chase decoder: it repairs the commonest failure, one weak bit, and raises the chance
+    that a random word passes the CRC only from 1/256 to about 5/256)."""
+    bits = (soft > 0).astype(np.int8)
+    payload, valid = decode_bits(bits)
+    if valid:
+        return payload, True
+    for weakest in np.argsort(np.abs(soft))[:CHASE_BITS]:
+        trial = bits.copy()
+        trial[weakest] ^= 1
+        repaired, ok = decode_bits(trial)
+        if ok:
+            return repaired, True
+    return payload, False
