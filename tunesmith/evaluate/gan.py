@@ -6,8 +6,9 @@ Generated notes are compared with real held-out notes (the test split) of the sa
 - pitch accuracy: librosa pyin (an independent estimator) within +/-50 cents of the asked pitch, on
   generated and on real notes; the analyzer's pitch head likewise;
 - instrument-family accuracy of the analyzer on generated notes, relative to its accuracy on real ones;
-- FAD in the analyzer's embedding: FAD(generated, test) / FAD(train subset, test) at equal counts, FAD at
-  several sample counts and FAD-infinity (the intercept of FAD against 1/N, Chong & Forsyth 2020);
+- FAD in the analyzer's embedding: FAD(generated, test) / FAD(train subset, test) at equal counts (the train
+  subset matched to the test conditions: same instrument and velocity, nearest pitch), FAD at several
+  sample counts and FAD-infinity (the intercept of FAD against 1/N, Chong & Forsyth 2020);
 - NDB: k-means (50 bins) on real training embeddings, two-proportion z-tests of bin shares, generated vs test;
 - diversity: mean pairwise embedding distance within an instrument, generated vs real.
 
@@ -47,12 +48,10 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     if len(a) < 2 or len(b) < 2:
         raise ParameterError("FAD needs at least two embeddings on each side", field="embeddings")
     mu_a, mu_b = a.mean(0), b.mean(0)
-    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    covmean = scipy.linalg.sqrtm(cov_a @ cov_b)
-    if not np.isfinite(covmean).all():
-        offset = np.eye(cov_a.shape[0]) * 1e-6
-        covmean = scipy.linalg.sqrtm((cov_a + offset) @ (cov_b + offset))
-    covmean = np.real(covmean)
+    # a tiny ridge keeps the square root defined when there are fewer samples than dimensions
+    ridge = np.eye(a.shape[1]) * 1e-6
+    cov_a, cov_b = np.cov(a, rowvar=False) + ridge, np.cov(b, rowvar=False) + ridge
+    covmean = np.real(scipy.linalg.sqrtm(cov_a @ cov_b))
     return float(np.sum((mu_a - mu_b) ** 2) + np.trace(cov_a) + np.trace(cov_b) - 2.0 * np.trace(covmean))
 
 
@@ -288,7 +287,7 @@ def _analyzer_figures(model: Any, synth: NoteSynth, dataset: Dataset, test: list
                                  "real": float((pred_real["pitch"][pitched] == target).mean())}
     emb_real, emb_gen = _embed(model, real, sr), _embed(model, generated, sr)
     rng = np.random.default_rng(seed)
-    subset = [train[i] for i in rng.choice(len(train), size=min(len(train), len(test)), replace=False)]
+    subset = matched_train(test, train)
     emb_train = _embed(model, _real_audio(dataset, subset, n), sr)
     count = min(len(emb_gen), len(emb_train))
     fad_gen = frechet_distance(emb_gen[:count], emb_real)
@@ -310,6 +309,20 @@ def _analyzer_figures(model: Any, synth: NoteSynth, dataset: Dataset, test: list
     div_gen = float(np.nanmean([mean_pairwise_distance(emb_gen[idx]) for idx in groups]))
     out["diversity"] = {"generated": div_gen, "real": div_real, "ratio": div_gen / div_real,
                         "within": "instrument", "groups": len(groups)}
+    return out
+
+
+def matched_train(test: list, train: list) -> list:
+    """For each test note, the training note of the same instrument and velocity at the nearest pitch: the
+    FAD baseline then has the test set's mix of instruments, registers and dynamics, as the generated set has."""
+    by_key: dict[tuple[str, int], list] = {}
+    for r in train:
+        by_key.setdefault((r.labels["instrument"], r.labels["velocity"]), []).append(r)
+    out = []
+    for r in test:
+        pool = by_key.get((r.labels["instrument"], r.labels["velocity"])) or [
+            t for t in train if t.labels["instrument"] == r.labels["instrument"]] or train
+        out.append(min(pool, key=lambda t: (abs(t.labels["pitch"] - r.labels["pitch"]), t.labels["pitch"])))
     return out
 
 
