@@ -186,6 +186,50 @@ def noise_clips(count: int, *, sr: int, seconds: float, seed: int) -> list[tuple
 # -------------------------------------------------------------------------------------------- evaluation
 
 
+def tile_changes_db(y: np.ndarray, marked: np.ndarray, sr: int) -> np.ndarray:
+    """|level change| in dB of every watermark tile (16 kHz STFT frame x 62.5 Hz band) that holds sound."""
+    from tunesmith.provenance import watermark as wm
+
+    before = wm._band_energy(wm._stft(wm._mono16(y, sr)))
+    after = wm._band_energy(wm._stft(wm._mono16(marked, sr)))
+    sounding = before > wm.FLOOR * before.mean()
+    return np.abs(10 * np.log10((after[sounding] + 1e-20) / (before[sounding] + 1e-20)))
+
+
+def plot_spectrograms(y: np.ndarray, marked: np.ndarray, sr: int, path: str | os.PathLike[str]) -> Path:
+    """A PNG: spectrogram of a clip, of the watermark alone (marked - original) on the same colour scale, and
+    the mark-to-signal ratio per time-frequency cell: where a listener would have to hear it."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from scipy.signal import stft
+
+    mono, mark = y.mean(axis=0) if y.ndim == 2 else y, (marked - y).mean(axis=0) if y.ndim == 2 else marked - y
+    freqs, times, spec = stft(mono, fs=sr, nperseg=2048, noverlap=1536)
+    _, _, mspec = stft(mark, fs=sr, nperseg=2048, noverlap=1536)
+    signal_db = 20 * np.log10(np.abs(spec) + 1e-9)
+    mark_db = 20 * np.log10(np.abs(mspec) + 1e-9)
+    top = signal_db.max()
+    fig, axes = plt.subplots(3, 1, figsize=(10, 9), sharex=True)
+    panels = ((signal_db, "original (dB)", (top - 90, top), "magma"),
+              (mark_db, "watermark alone, same scale (dB)", (top - 90, top), "magma"),
+              (mark_db - signal_db, "mark-to-signal ratio per cell (dB)", (-50, 0), "viridis"))
+    for ax, (data, title, (low, high), cmap) in zip(axes, panels, strict=True):
+        image = ax.pcolormesh(times, freqs / 1000, data, vmin=low, vmax=high, cmap=cmap, shading="auto")
+        ax.set_ylim(0, 10)
+        ax.set_ylabel("kHz")
+        ax.set_title(title)
+        fig.colorbar(image, ax=ax)
+    axes[-1].set_xlabel("seconds")
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
 def _bits_correct(found: int | None, payload: int) -> float:
     if found is None:
         return 0.0
@@ -213,7 +257,7 @@ def evaluate_watermark(*, clips: int = 200, seconds: float = 10.0, sr: int = 44_
     marked_src, unmarked = music[:clips], music[clips:] + noise_clips(n_noise, sr=sr, seconds=seconds, seed=seed)
     rng = np.random.default_rng(seed + 1)
     payloads = rng.integers(0, 2 ** PAYLOAD_BITS, size=len(marked_src))
-    embed_time, snrs, marked = 0.0, [], []
+    embed_time, snrs, marked, changes = 0.0, [], [], []
     for (name, y), payload in zip(marked_src, payloads, strict=True):
         t0 = time.perf_counter()
         yw = watermark_audio(y, sr, int(payload))
@@ -221,6 +265,7 @@ def evaluate_watermark(*, clips: int = 200, seconds: float = 10.0, sr: int = 44_
         mark = (yw - y).astype(np.float64)
         snrs.append(10 * np.log10(np.sum(np.square(y, dtype=np.float64)) / max(np.sum(mark ** 2), 1e-30)))
         marked.append((name, yw, int(payload)))
+        changes.append(tile_changes_db(y, yw, sr))
     scores: dict[str, dict[str, list]] = {a: {"marked": [], "unmarked": [], "bits": [], "exact": [], "crc": []}
                                           for a in ATTACKS}
     detect_time = detect_audio = 0.0
@@ -252,6 +297,7 @@ def evaluate_watermark(*, clips: int = 200, seconds: float = 10.0, sr: int = 44_
         "attacks": attacks,
         "snr_db": {"min": round(float(np.min(snrs)), 2), "median": round(float(np.median(snrs)), 2),
                    "goal": GOALS["snr_db"]},
+        "tile_change_db": _change_figures(np.concatenate(changes)),
         "speed": {"embed_x_realtime": round(len(marked) * seconds / embed_time, 1),
                   "detect_x_realtime": round(detect_audio / detect_time, 1), "goal": GOALS["x_realtime"],
                   "note": "measured inside this run; `tunesmith bench watermark` measures on one thread"},
@@ -263,6 +309,11 @@ def evaluate_watermark(*, clips: int = 200, seconds: float = 10.0, sr: int = 44_
         },
         "seconds": round(time.perf_counter() - started, 1),
     }
+
+
+def _change_figures(changes: np.ndarray) -> dict[str, float]:
+    return {"median": round(float(np.median(changes)), 3), "p99": round(float(np.quantile(changes, 0.99)), 3),
+            "max": round(float(changes.max()), 3), "share_above_1db": round(float(np.mean(changes > 1.0)), 5)}
 
 
 def _attack_figures(row: dict[str, list], threshold: float) -> dict[str, Any]:
@@ -296,6 +347,9 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
                      f"{a['payload_exact']:6.3f} {m['min']:7.1f}/{m['p01']:<7.1f} {u['p99']:8.1f}/{u['max']:<8.1f}")
     s, sp = report["snr_db"], report["speed"]
     lines.append(f"mark-to-signal SNR: min {s['min']:.1f} dB, median {s['median']:.1f} dB (goal >= {s['goal']:g})")
+    t = report["tile_change_db"]
+    lines.append(f"level change per sounding 16 ms x 62.5 Hz tile: median {t['median']:.2f} dB, p99 {t['p99']:.2f} dB, "
+                 f"max {t['max']:.2f} dB; {100 * t['share_above_1db']:.2f}% of tiles above 1 dB")
     lines.append(f"speed in this run: embed {sp['embed_x_realtime']:.0f}x, detect {sp['detect_x_realtime']:.0f}x "
                  "real time")
     lines.append("goals met: " + ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in report["goals_met"].items())
@@ -334,6 +388,9 @@ def run_cli(args: Any) -> int:
     import json
 
     report = evaluate_watermark(clips=args.clips, seed=args.seed)
-    report["picture"] = str(plot_scores(report, Path(args.out) / "watermark-scores.png"))
+    report["pictures"] = [str(plot_scores(report, Path(args.out) / "watermark-scores.png"))]
+    clip = render_clips(1, sr=44_100, seconds=8.0, seed=args.seed + 99, data=[Path("datasets/chorales")])[0][1]
+    report["pictures"].append(str(plot_spectrograms(clip, watermark_audio(clip, 44_100, 0x1234), 44_100,
+                                                    Path(args.out) / "watermark-spectrogram.png")))
     print(json.dumps(report, indent=2) if args.json else "\n".join(summary_lines(report)))
     return 0
