@@ -278,8 +278,11 @@ def _analyzer_figures(model: Any, synth: NoteSynth, dataset: Dataset, test: list
     families = np.array([r.labels["family"] for r in test])
     acc_real = float((pred_real["family"] == families).mean())
     acc_gen = float((pred_gen["family"] == families).mean())
+    by_family = {f: {"generated": float((pred_gen["family"][families == f] == f).mean()),
+                     "real": float((pred_real["family"][families == f] == f).mean()),
+                     "notes": int((families == f).sum())} for f in sorted(set(families))}
     out["family_accuracy"] = {"generated": acc_gen, "real": acc_real,
-                              "ratio": acc_gen / acc_real if acc_real else float("nan")}
+                              "ratio": acc_gen / acc_real if acc_real else float("nan"), "by_family": by_family}
     if pitched:
         target = np.array([test[i].labels["pitch"] for i in pitched])
         out["pitch_analyzer"] = {"notes": len(pitched),
