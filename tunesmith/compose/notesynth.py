@@ -28,6 +28,7 @@ import torch
 from tunesmith.compose.weights import resolve_checkpoint
 from tunesmith.errors import ParameterError
 from tunesmith.models.gan import NoteGenerator, synthesize
+from tunesmith.progress import progress
 from tunesmith.symbolic.instruments import DRUM_KEYS, Instrument, get_instrument
 from tunesmith.symbolic.score import Score
 from tunesmith.train.checkpoint import load_card, load_weights
@@ -230,7 +231,7 @@ class NoteSynth:
         rendered: dict[tuple[str, int, int, int], np.ndarray] = {}
         hop = self.generator.hop
         placed = []
-        for name, pitch, vel, start, duration, drum in notes:
+        for name, pitch, vel, start, duration, drum in progress(notes, desc="performing", unit="note"):
             key = (name, pitch, vel, round(duration * self.sr / hop))
             if key not in rendered:
                 c, row = controls[(name, pitch, vel)]
@@ -287,7 +288,8 @@ class NoteSynth:
                  f"// {len(centres)} keys x {len(velocities)} velocity layers, {self.sr} Hz mono WAV",
                  "<control>", "default_path=samples/", "<global>",
                  "loop_mode=one_shot" if inst.is_drum else "ampeg_release=0.3"]
-        for velocity, (lovel, hivel) in zip(velocities, layers, strict=True):
+        for velocity, (lovel, hivel) in progress(list(zip(velocities, layers, strict=True)), desc="sampling",
+                                                 unit="layer"):
             lines.append(f"<group> lovel={lovel} hivel={hivel}")
             conds = [(inst.name, c, velocity) for c in centres]
             for lo in range(0, len(conds), BATCH):
