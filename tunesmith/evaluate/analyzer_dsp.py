@@ -99,7 +99,6 @@ def _evaluate_chorales(path: str | Path, pieces: int, rng: np.random.Generator) 
     scores: dict[tuple[str, str], list[float]] = {combo: [] for combo in combos}
     categories: dict[str, int] = {}
     tempo_rows: list[dict[str, Any]] = []
-    seconds = audio_seconds = 0.0
     for i in progress(range(pieces), total=pieces, desc="chorales: key and tempo", unit="piece"):
         record = records[i % len(records)]
         bpm = round(float(rng.uniform(*CHORALE_TEMPI)), 1)
@@ -109,22 +108,22 @@ def _evaluate_chorales(path: str | Path, pieces: int, rng: np.random.Generator) 
         truth_key = key_name(*parse_key(record.labels.get("key") or score.key or "C major"))
         score = transpose(replace(score, key=truth_key), shift)
         audio = renderer.render(score)
-        started = time.perf_counter()
         mono = dsp.prepare(audio, RENDER_SR)
-        tempo = dsp.tempo_from_onsets(dsp.tempo_envelope(mono))
-        chroma = {method: dsp.chroma_vector(mono, method=method) for method in dsp.CHROMA_METHODS}
-        seconds += time.perf_counter() - started
-        audio_seconds += audio.shape[-1] / RENDER_SR
+        frames = dsp.chroma_frames(mono)
+        tempo = dsp.tempo_from_onsets(dsp.tempo_envelope(mono, chroma=frames))
+        chroma = {method: dsp.chroma_vector(mono, method=method, frames=frames) for method in dsp.CHROMA_METHODS}
+        key_found = None
         for method, profile in combos:
             found = dsp.key_from_chroma(chroma[method], profile=profile)
             estimate = found.name if found else "C major"
             scores[(method, profile)].append(float(mir_eval.key.weighted_score(score.key, estimate)))
             if (method, profile) == (dsp.DEFAULT_CHROMA, dsp.DEFAULT_PROFILE):
+                key_found = estimate
                 category = _key_category(score.key, estimate)
                 categories[category] = categories.get(category, 0) + 1
         estimate_bpm = tempo.bpm if tempo else None
         tempo_rows.append({"id": record.id, "instrument": instrument, "truth": bpm, "estimate": estimate_bpm,
-                           "key": score.key})
+                           "key": score.key, "key_found": key_found})
     default = (dsp.DEFAULT_CHROMA, dsp.DEFAULT_PROFILE)
     errors = [abs(r["estimate"] - r["truth"]) / r["truth"] for r in tempo_rows if r["estimate"] is not None]
     ratios = [r["estimate"] / r["truth"] for r in tempo_rows if r["estimate"] is not None]
@@ -146,7 +145,7 @@ def _evaluate_chorales(path: str | Path, pieces: int, rng: np.random.Generator) 
             "ratio_histogram": _ratio_histogram(ratios),
             "check": "direct: |estimate - truth| <= 4% of truth",
         },
-        "key_tempo_realtime_factor": round(audio_seconds / seconds, 1) if seconds else None,
+        "renders": tempo_rows,
     }
 
 
@@ -220,8 +219,8 @@ def _evaluate_folk(path: str | Path, pieces: int, rng: np.random.Generator, *, m
         "recall": _summary([r["recall"] for r in rows]),
         "f1_by_instrument": {name: round(float(np.mean([r["f1"] for r in rows if r["instrument"] == name])), 4)
                              for name in instruments if any(r["instrument"] == name for r in rows)},
-        "worst": sorted(({"id": r["id"], "instrument": r["instrument"], "f1": round(r["f1"], 3)} for r in rows),
-                        key=lambda r: r["f1"])[:5],
+        "melodies": [{"id": r["id"], "instrument": r["instrument"], "bpm": r["bpm"], "notes": r["notes"],
+                      "found": r["found"], "f1": round(r["f1"], 4)} for r in rows],
         "realtime_factor": round(audio_seconds / seconds, 1) if seconds else None,
         "picture": str(picture) if picture is not None and example is not None else None,
     }
