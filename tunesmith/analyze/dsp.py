@@ -9,9 +9,10 @@ Methods (measured choices in docs/analyzer.md):
 
 * tempo: a chroma-flux novelty curve (positive change of the frame-normalised STFT chroma, hop 256 at
   22050 Hz = 86 frames/s: it follows note and chord changes and ignores the tremolo and swell of sustained
-  instruments, which fool spectral flux), librosa's autocorrelation tempogram plus half its value at
-  twice the lag (metrical support), a log-normal prior around 100 BPM, sub-frame parabolic refinement;
-  beats by dynamic programming (Ellis 2007, in numpy);
+  instruments, which fool spectral flux), librosa's autocorrelation tempogram averaged over time, minus its
+  61-lag moving average (detrended), plus half its value at twice the lag (metrical support), times a
+  log-normal prior around 100 BPM; sub-frame parabolic refinement; beats by dynamic programming (Ellis 2007,
+  in numpy);
 * key: mean chroma (librosa CQT chroma) correlated with 24 rotations of a major and a minor key profile
   (:data:`PROFILES`; the default, Albrecht-Shanahan, scored best on rendered chorales: see docs/analyzer.md);
 * loudness: integrated BS.1770 loudness (`tunesmith.audio.dsp.loudness`).
@@ -27,6 +28,7 @@ from typing import Any
 
 import librosa
 import numpy as np
+import scipy.ndimage
 
 from tunesmith.audio.dsp import loudness as _bs1770_loudness
 from tunesmith.audio.dsp import resample, validate_audio
@@ -44,6 +46,7 @@ MIN_PITCH_SECONDS = 0.25  # shorter clips give no key and no melody (too short f
 SILENCE_DB = -60.0  # a clip whose peak stays below this (dBFS) is treated as silence
 START_BPM = 100.0  # centre of the log-normal tempo prior (one octave standard deviation)
 METRICAL_WEIGHT = 0.5  # weight of the periodicity at twice the beat period when choosing the beat
+DETREND_LAGS = 61  # width (lags) of the moving average subtracted from the autocorrelation
 KEY_TEMPERATURE = 0.05  # softmax temperature over the 24 correlations for KeyEstimate.confidence
 
 # Key profiles (C major, C minor; index = pitch class above the tonic).
@@ -194,7 +197,10 @@ def tempo_from_onsets(env: np.ndarray, *, start_bpm: float = START_BPM) -> Tempo
     """Tempo and beats from a novelty curve at :data:`FPS` (:func:`tempo_envelope`); None when it is flat."""
     if not np.any(env > 0):
         return None
-    strength = mean_autocorrelation(env)
+    acf = mean_autocorrelation(env)
+    # the autocorrelation of a non-negative curve decays slowly with lag; without that trend, weak periodicity
+    # peaks stand out instead of the prior deciding (Acc1 on train/valid chorales 0.76 -> 0.96)
+    strength = acf - scipy.ndimage.uniform_filter1d(acf, DETREND_LAGS, mode="nearest")
     support = np.zeros_like(strength)
     half = (strength.size + 1) // 2
     support[:half] = strength[::2][:half]  # support[L] = strength at lag 2L
