@@ -77,12 +77,13 @@ def crop(y: np.ndarray, sr: int, rng: np.random.Generator, seconds: float = CROP
     return y[..., start:start + length]
 
 
-def attack(name: str, y: np.ndarray, sr: int, rng: np.random.Generator) -> np.ndarray:
-    """Apply one named attack (see ATTACKS)."""
+def attack(name: str, y: np.ndarray, sr: int, rng: np.random.Generator, *,
+           encoded: np.ndarray | None = None) -> np.ndarray:
+    """Apply one named attack (see ATTACKS); `encoded` is `mp3_128k(y, sr)` if the caller has it already."""
     if name == "none":
         return y
     if name == "mp3_128k":
-        return mp3_128k(y, sr)
+        return mp3_128k(y, sr) if encoded is None else encoded
     if name == "resample_16k":
         return resample_16k(y, sr)
     if name in ("gain_+6dB", "gain_-6dB"):
@@ -92,7 +93,7 @@ def attack(name: str, y: np.ndarray, sr: int, rng: np.random.Generator) -> np.nd
     if name == "crop_3s":
         return crop(y, sr, rng)
     if name == "all":
-        y = resample_16k(mp3_128k(y, sr), sr)
+        y = resample_16k(mp3_128k(y, sr) if encoded is None else encoded, sr)
         return crop(white_noise(gain(y, float(rng.choice([6.0, -6.0]))), rng), sr, rng)
     raise ParameterError(f"unknown attack {name!r}; use one of {', '.join(ATTACKS)}", field="attack")
 
@@ -271,8 +272,9 @@ def evaluate_watermark(*, clips: int = 200, seconds: float = 10.0, sr: int = 44_
     detect_time = detect_audio = 0.0
     jobs = [(True, name, y, p) for name, y, p in marked] + [(False, name, y, None) for name, y in unmarked]
     for index, (is_marked, _name, y, payload) in enumerate(progress(jobs, desc="attacks + detection", unit="clip")):
+        encoded = mp3_128k(y, sr)  # one encode serves the MP3 attack and the chain of all attacks
         for name in ATTACKS:
-            attacked = attack(name, y, sr, np.random.default_rng([seed, index, ATTACKS.index(name)]))
+            attacked = attack(name, y, sr, np.random.default_rng([seed, index, ATTACKS.index(name)]), encoded=encoded)
             t0 = time.perf_counter()
             found = detect_watermark(attacked, sr, threshold=threshold)
             detect_time += time.perf_counter() - t0
