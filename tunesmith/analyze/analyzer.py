@@ -24,6 +24,7 @@ from tunesmith.train.checkpoint import load_card, load_weights
 ONSET_LEAD_SECONDS = 0.25  # silence put before a clip, as the evaluation crops saw it
 MIN_SECONDS = 0.05
 TOP_TAGS = 5
+MAX_WINDOWS = 8  # a recording's tags average at most this many windows, spread evenly over it
 
 
 @dataclass
@@ -103,8 +104,12 @@ class Analyzer:
 
     # ------------------------------------------------------------------ any audio
 
-    def window_probabilities(self, y: np.ndarray, sr: int) -> dict[str, np.ndarray]:
-        """Mean class probabilities of each head over half-overlapping windows of a recording of any length."""
+    def window_probabilities(self, y: np.ndarray, sr: int, *, max_windows: int = MAX_WINDOWS) -> dict[str, np.ndarray]:
+        """Mean class probabilities of each head over windows of a recording of any length.
+
+        Windows are half-overlapping; a longer recording is heard through ``max_windows`` of them spread
+        evenly from start to end (what plays throughout a piece is in most of them; it keeps the analysis
+        far faster than real time)."""
         mono = _mono(y)
         if mono.shape[-1] < MIN_SECONDS * sr:
             raise ParameterError(f"audio of {mono.shape[-1] / sr * 1000:.0f} ms is too short to analyze "
@@ -112,7 +117,9 @@ class Analyzer:
         lead = np.zeros(round(ONSET_LEAD_SECONDS * sr), dtype=np.float32)
         mel = self.frontend.features(np.concatenate([lead, mono]), sr)
         hop = max(1, self.crop // 2)
-        starts = range(0, max(1, mel.shape[-1] - self.crop + 1), hop)
+        starts = np.arange(0, max(1, mel.shape[-1] - self.crop + 1), hop)
+        if len(starts) > max_windows:
+            starts = starts[np.linspace(0, len(starts) - 1, max_windows).round().astype(int)]
         windows = torch.from_numpy(np.stack([mel[:, s:s + self.crop] for s in starts]))
         probs: dict[str, list[np.ndarray]] = {}
         for chunk in torch.split(windows, 64):
