@@ -212,10 +212,11 @@ def plot_spectrograms(y: np.ndarray, marked: np.ndarray, sr: int, path: str | os
     signal_db = 20 * np.log10(np.abs(spec) + 1e-9)
     mark_db = 20 * np.log10(np.abs(mspec) + 1e-9)
     top = signal_db.max()
-    fig, axes = plt.subplots(3, 1, figsize=(10, 9), sharex=True)
+    fig, axes = plt.subplots(3, 1, figsize=(9, 7.5), sharex=True)
     panels = ((signal_db, "original (dB)", (top - 90, top), "magma"),
               (mark_db, "watermark alone, same scale (dB)", (top - 90, top), "magma"),
-              (mark_db - signal_db, "mark-to-signal ratio per cell (dB)", (-50, 0), "viridis"))
+              (np.where(signal_db > top - 80, mark_db - signal_db, np.nan),
+               "mark-to-signal ratio per cell (dB; cells within 80 dB of the loudest)", (-50, 0), "viridis"))
     for ax, (data, title, (low, high), cmap) in zip(axes, panels, strict=True):
         image = ax.pcolormesh(times, freqs / 1000, data, vmin=low, vmax=high, cmap=cmap, shading="auto")
         ax.set_ylim(0, 10)
@@ -226,7 +227,7 @@ def plot_spectrograms(y: np.ndarray, marked: np.ndarray, sr: int, path: str | os
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=80)
     plt.close(fig)
     return path
 
