@@ -17,7 +17,7 @@ Method (spread spectrum on STFT band energies, measured in docs/provenance.md):
   embedder would have used (estimated from the received audio), folded over the period and correlated with
   the sync pattern at every frame offset and four sub-frame offsets. The score is the best correlation's
   robust z-score against all the others; the payload is read at the winning offset (with a one-bit Chase
-  repair against the CRC).
+  repair against the CRC). Detected: score >= 5.5, or >= 4.5 with a payload that passes the CRC.
 
 Gain changes cancel in the log domain, noise and MP3 blur only a fraction of the chips, and cropping only
 shifts the period, which the offset search recovers. The key is public in an open-source deployment: the mark
@@ -42,6 +42,7 @@ CRC_BITS = 8
 CODE_BITS = PAYLOAD_BITS + CRC_BITS
 TARGET_SNR_DB = 36.0  # mark-to-signal ratio the embedder aims at (the goal is >= 35 dB)
 DETECTION_THRESHOLD = 5.5  # robust z-score of the sync correlation; calibrated by `tunesmith evaluate watermark`
+CONFIRMED_THRESHOLD = 4.5  # a lower score also counts when the payload passes its CRC (random words: ~2 %)
 
 WORK_SR = 16_000
 N_FFT = 512
@@ -66,7 +67,8 @@ _EPS = 1e-12
 
 @dataclass(frozen=True)
 class Detection:
-    """What the detector found: `detected` when `score` >= the threshold; the payload is read either way."""
+    """What the detector found: `detected` when `score` >= `threshold`, or >= CONFIRMED_THRESHOLD with a payload
+    that passes its CRC (a second, independent check); the payload is read either way."""
 
     detected: bool
     score: float
@@ -280,7 +282,8 @@ def detect_watermark(y: np.ndarray, sr: int, *, key: str = DEFAULT_KEY,
     data = role >= 0
     soft = np.bincount(role[data], weights=(sign * aligned)[data], minlength=CODE_BITS)
     payload, valid = soft_decode(soft)
-    return Detection(bool(score >= threshold), round(float(score), 3), payload, valid, threshold)
+    detected = score >= threshold or (valid and score >= min(threshold, CONFIRMED_THRESHOLD))
+    return Detection(bool(detected), round(float(score), 3), payload, valid, threshold)
 
 
 def soft_decode(soft: np.ndarray) -> tuple[int, bool]:
