@@ -81,7 +81,7 @@ def perform_chorale(synth: NoteSynth, bars: int = 16) -> dict[str, Any]:
             "real_time_factor": audio_seconds / seconds}
 
 
-def run(*, checkpoint: str = "notes", repeats: int = 5, json: bool = False, **_: object) -> dict[str, Any]:
+def run(*, checkpoint: str | None = None, repeats: int = 5, json: bool = False, **_: object) -> dict[str, Any]:
     """Measure and print (table or JSON); returns the figures."""
     torch.set_num_threads(1)
     synth = NoteSynth.load(checkpoint)
@@ -92,7 +92,7 @@ def run(*, checkpoint: str = "notes", repeats: int = 5, json: bool = False, **_:
     peak = matmul_peak_gflops()
     achieved = flops * batch64["notes_per_second"] / 1e9
     figures: dict[str, Any] = {
-        "checkpoint": checkpoint, "threads": 1, "note_seconds": note_seconds, "sr": synth.sr,
+        "checkpoint": checkpoint or synth.name, "threads": 1, "note_seconds": note_seconds, "sr": synth.sr,
         "parameters": count_parameters(synth.generator), "batch_1": batch1, "batch_64": batch64,
         "flops_per_note": flops, "flops_per_audio_second": flops / note_seconds,
         "matmul_peak_gflops": peak, "achieved_gflops_batch_64": achieved,

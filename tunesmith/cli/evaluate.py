@@ -124,7 +124,7 @@ def run_evaluate_gan(args: argparse.Namespace) -> int:
         raise ParameterError(f"--items must be at least 8, got {args.items}", field="items")
     from tunesmith.evaluate.gan import evaluate_gan, summary_lines
 
-    report = evaluate_gan(args.checkpoint or "notes", args.data, items=args.items, seed=args.seed,
+    report = evaluate_gan(args.checkpoint, args.data, items=args.items, seed=args.seed,
                           analyzer=args.analyzer, pictures=args.out)
     print(json.dumps(report, indent=2) if args.json else "\n".join(summary_lines(report)))
     return 0

@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
         raise ParameterError("generate notes needs --pitch MIDI (e.g. 60 for middle C)", field="pitch")
     from tunesmith.compose.notesynth import NoteSynth
 
-    synth = NoteSynth.load(args.checkpoint or "notes")
+    synth = NoteSynth.load(args.checkpoint)
     seed = 0 if args.seed is None else args.seed
     velocity = 100 if args.velocity is None else args.velocity
     morph = 0.0 if args.morph is None else args.morph
@@ -97,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
 def _export_sfz(args: argparse.Namespace) -> int:
     from tunesmith.compose.notesynth import NoteSynth
 
-    synth = NoteSynth.load(args.checkpoint or "notes")
+    synth = NoteSynth.load(args.checkpoint)
     sfz = synth.export_sfz(args.export_sfz, args.instrument, step=args.sfz_step,
                            seed=0 if args.seed is None else args.seed)
     samples = sorted((sfz.parent / "samples").glob("*.wav"))
@@ -114,7 +114,7 @@ def _perform(args: argparse.Namespace) -> int:
     from tunesmith.symbolic.io import read_score
 
     score = read_score(args.input)
-    synth = NoteSynth.load(args.checkpoint or "notes")
+    synth = NoteSynth.load(args.checkpoint)
     seed = 0 if args.seed is None else args.seed
     performance = synth.perform(score, args.instrument, seed=seed)
     work = LocalWork.new()  # the output carries the watermark and the signed manifest

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from tunesmith.compose.weights import resolve_checkpoint
+from tunesmith.compose.weights import WEIGHTS_DIR, resolve_checkpoint
 from tunesmith.errors import ParameterError
 from tunesmith.models.gan import NoteGenerator, synthesize
 from tunesmith.progress import progress
@@ -66,15 +66,19 @@ class NoteSynth:
         self.off_frame = int(np.ceil(generator.note_off * generator.sr / generator.hop))
 
     @classmethod
-    def load(cls, name_or_path: str | Path = "notes") -> NoteSynth:
-        """A shipped model name ("notes") or a training run directory (its best checkpoint)."""
+    def load(cls, name_or_path: str | Path | None = None) -> NoteSynth:
+        """A shipped model name ("notes"), a training run directory (its best checkpoint) or a card path;
+        None is the shipped `notes` (even when the working directory holds a folder called notes)."""
+        if name_or_path is None:
+            shipped = WEIGHTS_DIR / "notes.json"
+            name_or_path = shipped if shipped.is_file() else "notes"
         directory, name = resolve_checkpoint(name_or_path)
         card = load_card(directory, name)
         if card.get("family") != "gan":
             raise ParameterError(f"{name_or_path} is a {card.get('family')!r} model, not a notes GAN", field="model")
         generator = NoteGenerator(**card["kwargs"])
         load_weights(directory, name, generator)
-        return cls(generator, card, name=str(name_or_path))
+        return cls(generator, card, name=str(card.get("id", name_or_path)))
 
     # ------------------------------------------------------------------ validation
 

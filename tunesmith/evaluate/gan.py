@@ -203,7 +203,7 @@ def _predict(analyzer: Any, audio: np.ndarray, sr: int, batch: int = 64) -> dict
     return {"family": np.concatenate(fams), "pitch": np.concatenate(pitches)}
 
 
-def evaluate_gan(checkpoint: str | Path = "notes", data: str | Path | None = None, *, items: int = 400,
+def evaluate_gan(checkpoint: str | Path | None = None, data: str | Path | None = None, *, items: int = 400,
                  pyin_items: int = 150, seed: int = 0, analyzer: str = "analyzer",
                  pictures: Path | None = None) -> dict[str, Any]:
     """Every figure of the protocol above as a JSON-ready dict; with ``pictures``, also gan-test-grid.png
@@ -230,7 +230,7 @@ def evaluate_gan(checkpoint: str | Path = "notes", data: str | Path | None = Non
     for row, r in enumerate(progress(test, desc="generating", unit="note")):
         y = synth.note(r.labels["instrument"], r.labels["pitch"], r.labels["velocity"], seed=seed + row)
         generated[row, :min(n, len(y))] = y[:n]
-    report: dict[str, Any] = {"checkpoint": str(checkpoint), "data": str(data), "items": len(test),
+    report: dict[str, Any] = {"checkpoint": str(checkpoint or synth.name), "data": str(data), "items": len(test),
                               "instruments": len({r.labels["instrument"] for r in test}), "seed": seed,
                               "goals": GOALS}
     # ---- pitch by pyin on pitched notes
