@@ -142,8 +142,10 @@ def test_perform_places_every_note(synth):
     assert np.abs(performance.audio).max() <= 0.99 + 1e-6
     text = " ".join(performance.interpretation)
     assert "moved by octaves" in text and "nearest kit key" in text
-    onset = round(1.5 * synth.sr)  # the third beat at 120 bpm: nothing sounds before the first note ends?
-    assert np.abs(performance.audio[:onset]).max() > 0
+    third = round(1.5 * synth.sr)  # beat 3 at 120 bpm: the third melody note (pitch 40, moved up) starts here
+    before, after = performance.audio[third - 1600:third], performance.audio[third:third + 1600]
+    assert np.abs(performance.audio[:800]).max() > 0 and np.abs(after).max() > 0
+    assert not np.allclose(before, after)
     with pytest.raises(ParameterError, match="limited to 3"):
         synth.perform(score, "flute", max_notes=3)
     with pytest.raises(ParameterError, match="drum kit"):
