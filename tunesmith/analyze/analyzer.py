@@ -24,6 +24,7 @@ from tunesmith.train.checkpoint import load_card, load_weights
 ONSET_LEAD_SECONDS = 0.25  # silence put before a clip, as the evaluation crops saw it
 MIN_SECONDS = 0.05
 TOP_TAGS = 5
+SILENCE_PEAK = 1e-4  # -80 dBFS: quieter than this, there is nothing to tag
 MAX_WINDOWS = 8  # a recording's tags average at most this many windows, spread evenly over it
 
 
@@ -147,8 +148,9 @@ class Analyzer:
         from tunesmith.analyze import dsp
 
         heard = dsp.analyze_dsp(y, sr, melody=melody, **({"max_seconds": max_seconds} if max_seconds else {}))
+        silent = bool(np.max(np.abs(_mono(y))) < SILENCE_PEAK)
         report: dict[str, Any] = {"duration": round(heard.duration, 3), "sr": sr,
-                                  "loudness_lufs": heard.loudness_lufs, "silent": heard.key is None}
+                                  "loudness_lufs": heard.loudness_lufs, "silent": silent}
         if not report["silent"]:
             tags = self.tag(y, sr)
             report["tags"] = tags
