@@ -1,1 +1,2 @@
-"""Responsible generation: originality against the training data (signing and watermarking to come)."""
+"""Responsible generation: signed provenance manifests in every file, an audio watermark, and the originality
+gate against the training data (see docs/provenance.md)."""
