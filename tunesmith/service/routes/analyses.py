@@ -6,11 +6,7 @@ A short recording is answered at once (200 with the analysis in ``result``); a l
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
-import json
-import time
-from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Request, Response, UploadFile
@@ -19,16 +15,11 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from tunesmith.service import analyses
-from tunesmith.service.db import FINISHED, ApiKey
 from tunesmith.service.deps import CurrentKey, ServicesDep
-from tunesmith.service.errors import ERROR_RESPONSES, ErrorBody, NotFound
-from tunesmith.service.state import Services
+from tunesmith.service.errors import ERROR_RESPONSES, ErrorBody
+from tunesmith.service.routes.common import job_events, read_limited
 
 router = APIRouter(prefix=analyses.PREFIX, tags=["analyses"], responses=ERROR_RESPONSES)
-READ_CHUNK = 1 << 16
-EVENT_POLL_SECONDS = 0.25
-EVENT_KEEPALIVE_SECONDS = 15.0
-EVENT_MAX_SECONDS = 3600.0
 
 
 class AnalysisLinks(BaseModel):
@@ -67,12 +58,8 @@ async def create_analysis(file: Annotated[UploadFile, File(description=f"audio: 
     Up to the server's `analysis_sync_seconds` (default 30 s) the answer is the finished analysis (200);
     a longer recording is queued (202): poll `links.self` or follow `links.events`."""
     limit = services.settings.max_upload_bytes
-    data = bytearray()
-    while chunk := await file.read(READ_CHUNK):
-        data += chunk
-        if len(data) > limit:
-            break
-    record, finished = await run_in_threadpool(analyses.submit, services, key, file.filename or "", bytes(data))
+    data = await read_limited(file, limit)
+    record, finished = await run_in_threadpool(analyses.submit, services, key, file.filename or "", data)
     response.headers["Location"] = f"{analyses.PREFIX}/{record.id}"
     if not finished:
         response.status_code = 202
@@ -90,35 +77,8 @@ def get_analysis(analysis_id: str, services: ServicesDep, key: CurrentKey) -> An
                              "description": "`progress` events, then one `done` event with the record"}})
 def follow_analysis(analysis_id: str, services: ServicesDep, key: CurrentKey, request: Request) -> StreamingResponse:
     analyses.get(services, key, analysis_id)  # 404 before the stream starts
-    return StreamingResponse(_events(services, key, analysis_id, request), media_type="text/event-stream",
+    events = job_events(lambda: analyses.get(services, key, analysis_id),
+                        lambda record: AnalysisPublic(**analyses.public(record)).model_dump(mode="json"),
+                        analysis_id, request)
+    return StreamingResponse(events, media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
-
-
-async def _events(services: Services, key: ApiKey, analysis_id: str, request: Request) -> AsyncIterator[str]:
-    started = last_sent = time.monotonic()
-    last: tuple[str, float] | None = None
-    yield "retry: 2000\n\n"
-    while time.monotonic() - started < EVENT_MAX_SECONDS:
-        try:
-            record = await run_in_threadpool(analyses.get, services, key, analysis_id)
-        except NotFound:
-            yield _event("done", {"id": analysis_id, "status": "deleted"})
-            return
-        state = (record.status, round(record.progress, 3))
-        if state != last:
-            last, last_sent = state, time.monotonic()
-            yield _event("progress", {"id": record.id, "status": state[0], "progress": state[1]})
-        if record.status in FINISHED:
-            yield _event("done", AnalysisPublic(**analyses.public(record)).model_dump(mode="json"))
-            return
-        if time.monotonic() - last_sent > EVENT_KEEPALIVE_SECONDS:
-            last_sent = time.monotonic()
-            yield ": keep-alive\n\n"
-        if await request.is_disconnected():
-            return
-        await asyncio.sleep(EVENT_POLL_SECONDS)
-    yield _event("timeout", {"id": analysis_id, "message": "stream limit reached; reconnect to follow on"})
-
-
-def _event(name: str, data: dict) -> str:
-    return f"event: {name}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"

@@ -2,32 +2,24 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
-import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response, status
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, StreamingResponse
 from starlette.responses import MalformedRangeHeader
 from starlette.responses import RangeNotSatisfiable as StarletteRangeNotSatisfiable
 
 from tunesmith.service import jobs
 from tunesmith.service.catalog import AUDIO_FORMATS
-from tunesmith.service.db import FINISHED, ApiKey, Generation
+from tunesmith.service.db import Generation
 from tunesmith.service.deps import CurrentKey, ServicesDep
-from tunesmith.service.errors import ERROR_RESPONSES, BadRange, ErrorBody, NotFound, RangeNotSatisfiable
+from tunesmith.service.errors import ERROR_RESPONSES, BadRange, ErrorBody, RangeNotSatisfiable
+from tunesmith.service.routes.common import job_events
 from tunesmith.service.schemas import AudioFormat, GenerationCreate, GenerationLinks, GenerationList, GenerationPublic
-from tunesmith.service.state import Services
 
 router = APIRouter(prefix="/v1/generations", tags=["generations"], responses=ERROR_RESPONSES)
 PREFIX = "/v1/generations"
-EVENT_POLL_SECONDS = 0.2
-EVENT_KEEPALIVE_SECONDS = 15.0
-EVENT_MAX_SECONDS = 3600.0  # a stream ends by itself after an hour (reconnect to go on)
 NOT_READY = {"model": ErrorBody, "description": "the job has not succeeded (yet)"}
 RangeHeader = Annotated[str | None, Header(alias="Range", description="byte range, e.g. bytes=0-1023")]
 
@@ -80,38 +72,10 @@ def get_generation(generation_id: str, services: ServicesDep, key: CurrentKey) -
 def follow_generation(generation_id: str, services: ServicesDep, key: CurrentKey,
                       request: Request) -> StreamingResponse:
     jobs.get(services, key, generation_id)  # 404 before the stream starts
-    return StreamingResponse(_events(services, key, generation_id, request), media_type="text/event-stream",
+    events = job_events(lambda: jobs.get(services, key, generation_id),
+                        lambda generation: public(generation).model_dump(mode="json"), generation_id, request)
+    return StreamingResponse(events, media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
-
-
-async def _events(services: Services, key: ApiKey, generation_id: str, request: Request) -> AsyncIterator[str]:
-    started = last_sent = time.monotonic()
-    last: tuple[str, float] | None = None
-    yield "retry: 2000\n\n"
-    while time.monotonic() - started < EVENT_MAX_SECONDS:
-        try:
-            generation = await run_in_threadpool(jobs.get, services, key, generation_id)
-        except NotFound:  # deleted meanwhile
-            yield _event("done", {"id": generation_id, "status": "deleted"})
-            return
-        state = (generation.status, round(generation.progress, 3))
-        if state != last:
-            last, last_sent = state, time.monotonic()
-            yield _event("progress", {"id": generation.id, "status": state[0], "progress": state[1]})
-        if generation.status in FINISHED:
-            yield _event("done", public(generation).model_dump(mode="json"))
-            return
-        if time.monotonic() - last_sent > EVENT_KEEPALIVE_SECONDS:
-            last_sent = time.monotonic()
-            yield ": keep-alive\n\n"
-        if await request.is_disconnected():
-            return
-        await asyncio.sleep(EVENT_POLL_SECONDS)
-    yield _event("timeout", {"id": generation_id, "message": "stream limit reached; reconnect to follow on"})
-
-
-def _event(name: str, data: dict) -> str:
-    return f"event: {name}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
 
 
 @router.get("/{generation_id}/audio", response_class=FileResponse, summary="the audio (Range requests supported)",

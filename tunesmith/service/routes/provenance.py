@@ -14,10 +14,10 @@ from pydantic import BaseModel, Field
 from tunesmith.errors import InputFileError
 from tunesmith.service.deps import CurrentKey, ServicesDep
 from tunesmith.service.errors import ERROR_RESPONSES, ErrorBody, PayloadTooLarge
+from tunesmith.service.routes.common import read_limited
 from tunesmith.service.state import Services
 
 router = APIRouter(tags=["provenance"])
-READ_CHUNK = 1 << 16
 
 
 class PublicKey(BaseModel):
@@ -68,12 +68,8 @@ async def create_verification(file: Annotated[UploadFile, File(description="WAV,
     Re-encoding audio keeps the watermark but drops a signature over the exact bytes; `summary` says which
     of the two survived."""
     limit = services.settings.max_upload_bytes
-    data = bytearray()
-    while chunk := await file.read(READ_CHUNK):
-        data += chunk
-        if len(data) > limit:
-            break
-    verdict = await run_in_threadpool(verify_upload, services, file.filename or "", bytes(data))
+    data = await read_limited(file, limit)
+    verdict = await run_in_threadpool(verify_upload, services, file.filename or "", data)
     return VerdictPublic(**verdict)
 
 

@@ -12,9 +12,9 @@ from pydantic import BaseModel, Field
 from tunesmith.service import uploads
 from tunesmith.service.deps import CurrentKey, ServicesDep
 from tunesmith.service.errors import ERROR_RESPONSES, ErrorBody
+from tunesmith.service.routes.common import read_limited
 
 router = APIRouter(prefix="/v1/uploads", tags=["uploads"], responses=ERROR_RESPONSES)
-READ_CHUNK = 1 << 16
 
 
 class UploadPublic(BaseModel):
@@ -37,13 +37,9 @@ async def create_upload(file: Annotated[UploadFile, File(description=f"MIDI, Mus
                         services: ServicesDep, key: CurrentKey, response: Response) -> UploadPublic:
     """Upload a melody or piece; the answer tells what was read (parts, notes, bars, key)."""
     limit = services.settings.max_upload_bytes
-    data = bytearray()
-    while chunk := await file.read(READ_CHUNK):
-        data += chunk
-        if len(data) > limit:
-            break
+    data = await read_limited(file, limit)
     upload = await run_in_threadpool(uploads.save_upload, services.db, uploads.upload_store(services.store), key,
-                                     file.filename or "", bytes(data), max_bytes=limit)
+                                     file.filename or "", data, max_bytes=limit)
     response.headers["Location"] = f"/v1/uploads/{upload.id}"
     return UploadPublic(**uploads.public(upload))
 
