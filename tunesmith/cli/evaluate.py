@@ -35,6 +35,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_evaluate)
 
 
+def model_dataset(checkpoint: str, data: Path | None) -> Path:
+    """``data``, or else the dataset named on the checkpoint's card; ParameterError when it is not here."""
+    if data is None:
+        from tunesmith.compose.weights import resolve_checkpoint
+        from tunesmith.train.checkpoint import load_card
+
+        directory, name = resolve_checkpoint(checkpoint)
+        data = Path(load_card(directory, name)["data"]["path"])
+    if not data.is_dir():
+        raise ParameterError(f"the model's dataset {data} is not here; build it or pass --data", field="data")
+    return data
+
+
 def run_evaluate(args: argparse.Namespace) -> int:
     if args.target == "analyzer":
         return run_evaluate_analyzer(args)
@@ -48,17 +61,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
         raise ParameterError(f"evaluating '{args.target}' is not available yet (available: lm)", field="target")
     if args.pieces <= 0:
         raise ParameterError(f"--pieces must be positive, got {args.pieces}", field="pieces")
-    from tunesmith.compose.weights import resolve_checkpoint
     from tunesmith.evaluate.lm import evaluate_lm
-    from tunesmith.train.checkpoint import load_card
 
     checkpoint = args.checkpoint or "chorale"
-    data = args.data
-    if data is None:
-        directory, name = resolve_checkpoint(checkpoint)
-        data = Path(load_card(directory, name)["data"]["path"])
-        if not data.is_dir():
-            raise ParameterError(f"the model's dataset {data} is not here; build it or pass --data", field="data")
+    data = model_dataset(checkpoint, args.data)
     report = evaluate_lm(checkpoint, data, pieces=args.pieces, seed=args.seed, temperature=args.temperature,
                          top_p=args.top_p)
     if args.json:
@@ -87,17 +93,10 @@ def summary_lines(report: dict) -> list[str]:
 
 def run_evaluate_analyzer(args: argparse.Namespace) -> int:
     """`evaluate analyzer`: the CNN on held-out notes, then key, tempo and transcription on rendered pieces."""
-    from tunesmith.compose.weights import resolve_checkpoint
     from tunesmith.evaluate.analyzer import evaluate_cnn
-    from tunesmith.train.checkpoint import load_card
 
     checkpoint = args.checkpoint or "analyzer"
-    data = args.data
-    if data is None:
-        directory, name = resolve_checkpoint(checkpoint)
-        data = Path(load_card(directory, name)["data"]["path"])
-    if not data.is_dir():
-        raise ParameterError(f"the analyzer's dataset {data} is not here; build it or pass --data", field="data")
+    data = model_dataset(checkpoint, args.data)
     report = {"cnn": evaluate_cnn(checkpoint, data, picture=args.out / "analyzer-family-confusion.png")}
     from tunesmith.evaluate.analyzer_dsp import evaluate_dsp
 
