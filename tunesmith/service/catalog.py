@@ -2,7 +2,9 @@
 
 Only cards are read here (small JSON files); weights are loaded by the worker (`tunesmith.service.tasks`).
 This slice serves the composer family (cards with ``family == "lm"``): ``chorale`` (four voices) and ``folk``
-(one voice). The analyzer's card (family ``analyzer``) is kept apart in :attr:`Catalog.analyzer`: it serves
+(one voice), and the neural instrument (a card with ``family == "gan"``, normally ``notes``) as two models: the card's
+own id plays one note (task ``note``) and ``perform`` plays an uploaded score with it (task ``perform``).
+The analyzer's card (family ``analyzer``) is kept apart in :attr:`Catalog.analyzer`: it serves
 POST /v1/analyses, not generations. Other families are listed in :attr:`Catalog.skipped` until the service
 can run them.
 """
@@ -26,6 +28,9 @@ TEMPERATURE_RANGE = (0.05, 3.0)
 TOP_P_RANGE = (0.05, 1.0)
 MAX_SEED = 2**31 - 1
 INSTRUMENT_NAMES = tuple(sorted({i.name for i in INSTRUMENTS} | set(EXTRA_PROGRAMS)))
+NOTE_DURATION_RANGE = (0.05, 30.0)  # seconds held: tunesmith.compose.notesynth MIN_DURATION, MAX_DURATION
+NOTE_RELEASE_SECONDS = 0.5  # the release after the key is let go (the corpus note: 2.0 s, released at 1.5 s)
+PERFORM_MODEL = "perform"
 
 
 @dataclass(frozen=True)
@@ -35,6 +40,21 @@ class ModelEntry:
     id: str
     card_path: Path
     card: dict[str, Any]
+    task: str = "compose"  # compose (a composer), note or perform (the neural instrument)
+
+    @property
+    def neural(self) -> bool:
+        """A model of the neural instrument (`notes`, `perform`): audio from the GAN, no composer."""
+        return self.task in ("note", "perform")
+
+    @property
+    def instruments(self) -> list[str]:
+        """The instruments the neural instrument plays (from its card)."""
+        return [i["name"] for i in self.card.get("instruments", [])]
+
+    @property
+    def pitched_instruments(self) -> list[str]:
+        return [i["name"] for i in self.card.get("instruments", []) if not i.get("drum")]
 
     @property
     def voices(self) -> int:
@@ -58,6 +78,8 @@ class ModelEntry:
 
     def public(self, *, max_bars: int) -> dict[str, Any]:
         """The model card as the API shows it: id, version, parameters with ranges, licences."""
+        if self.neural:
+            return self._public_neural()
         card = self.card
         data = card.get("data", {})
         licence = card.get("licence") or {"weights": "Apache-2.0", "training_data": data.get("licences", {})}
@@ -89,6 +111,48 @@ class ModelEntry:
                 "seed": {"type": "integer", "minimum": 0, "maximum": MAX_SEED},
             },
             "formats": list(FORMATS),
+        }
+
+    def _public_neural(self) -> dict[str, Any]:
+        card = self.card
+        data = card.get("data", {})
+        params: dict[str, Any] = {}
+        if self.task == "note":
+            params = {
+                "instrument": {"type": "string", "enum": sorted(self.instruments), "default": self.instruments[0]},
+                "pitch": {"type": "integer", "minimum": 0, "maximum": 127, "default": 60,
+                          "description": "MIDI note number inside the instrument's range (drum kits: a GM drum key)"},
+                "velocity": {"type": "integer", "minimum": 1, "maximum": 127, "default": 100},
+                "duration": {"type": "number", "minimum": NOTE_DURATION_RANGE[0], "maximum": NOTE_DURATION_RANGE[1],
+                             "default": 1.5, "description": f"seconds the key is held; a {NOTE_RELEASE_SECONDS:g} s "
+                             "release follows"},
+                "morph_to": {"type": "string", "enum": sorted(self.instruments),
+                             "description": "a second instrument to morph the timbre towards"},
+                "morph": {"type": "number", "minimum": 0.0, "maximum": 1.0, "default": 0.0,
+                          "description": "how far towards morph_to"},
+            }
+        else:
+            params = {
+                "input": {"type": "string",
+                          "description": "id of an uploaded MIDI or MusicXML file (POST /v1/uploads)"},
+                "instrument": {"type": "string", "enum": sorted(self.pitched_instruments), "default": "piano"},
+            }
+        params["seed"] = {"type": "integer", "minimum": 0, "maximum": MAX_SEED}
+        return {
+            "id": self.id,
+            "version": self.version,
+            "kind": "instrument" if self.task == "note" else "performer",
+            "description": ("one note of the neural instrument (any pitch, velocity and length; timbre morphs)"
+                            if self.task == "note" else "an uploaded score performed by the neural instrument"),
+            "voices": 1,
+            "architecture": card.get("arch"),
+            "parameter_count": card.get("parameters"),
+            "weights_sha256": card.get("weights_sha256"),
+            "training_data": {"kind": data.get("kind"), "manifest_sha256": data.get("manifest_sha256"),
+                              "licences": data.get("licences", {})},
+            "licence": card.get("licence") or {"weights": "Apache-2.0", "training_data": data.get("licences", {})},
+            "params": params,
+            "formats": list(AUDIO_FORMATS) if self.task == "note" else list(FORMATS),
         }
 
 
@@ -136,6 +200,12 @@ def load_catalog(weights_dir: Path, extra: dict[str, Path] | None = None) -> Cat
         if card.get("family") == "analyzer":
             if catalog.analyzer is None or model_id == "analyzer":
                 catalog.analyzer = ModelEntry(id=model_id, card_path=card_path, card=card)
+            continue
+        if card.get("family") == "gan":
+            catalog.models[model_id] = ModelEntry(id=model_id, card_path=card_path, card=card, task="note")
+            if PERFORM_MODEL not in found and PERFORM_MODEL not in catalog.models:
+                catalog.models[PERFORM_MODEL] = ModelEntry(id=PERFORM_MODEL, card_path=card_path, card=card,
+                                                           task="perform")
             continue
         if card.get("family", "lm") != "lm":
             catalog.skipped[model_id] = f"family {card.get('family')!r} is not served yet"

@@ -11,9 +11,9 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from tunesmith.errors import ParameterError
+from tunesmith.errors import ParameterError, TunesmithError
 from tunesmith.service import crud
-from tunesmith.service.catalog import FORMATS, MAX_SEED, METERS, TEMPO_RANGE, ModelEntry
+from tunesmith.service.catalog import FORMATS, MAX_SEED, METERS, NOTE_RELEASE_SECONDS, TEMPO_RANGE, ModelEntry
 from tunesmith.service.db import FINISHED, ApiKey, Generation, Upload
 from tunesmith.service.errors import Conflict, NotFound
 from tunesmith.service.images import IMAGES, artifact_ext, make_missing_image, work_title
@@ -25,9 +25,13 @@ from tunesmith.service.state import Services
 from tunesmith.service.storage import CONTENT_TYPES
 from tunesmith.service.tasks import SAMPLE_RATE
 from tunesmith.service.uploads import upload_for_request
+from tunesmith.symbolic.instruments import DRUM_KEYS, get_instrument
 
 PROMPT_PARAMS = ("key", "bars", "meter", "tempo", "instrument")
 RENDER_TAIL_SECONDS = 1.0
+NEURAL_PARAMS = {"note": ("instrument", "pitch", "velocity", "duration", "morph_to", "morph"),
+                 "perform": ("input", "instrument")}
+DRUM_NOTE_SECONDS = 2.0  # a drum hit rings out fully: at most the corpus note
 
 
 def estimate_seconds(params: dict[str, Any], input_bars: int = 0) -> float:
@@ -37,6 +41,71 @@ def estimate_seconds(params: dict[str, Any], input_bars: int = 0) -> float:
     bars = input_bars if params.get("harmonize") else input_bars + params["bars"]
     beats = bars * numerator * 4 / denominator
     return round(beats * 60.0 / params["tempo"] + RENDER_TAIL_SECONDS, 3)
+
+
+def job_seconds(entry: ModelEntry, params: dict[str, Any], upload: Upload | None) -> float:
+    """Length of the audio a job will make (composers: :func:`estimate_seconds`)."""
+    if entry.task == "note":
+        if get_instrument(params["instrument"]).is_drum:
+            return DRUM_NOTE_SECONDS
+        return round(params["duration"] + NOTE_RELEASE_SECONDS, 3)
+    if entry.task == "perform" and upload is not None:
+        return round(estimate_seconds({"meter": upload.meter, "tempo": upload.tempo, "bars": 0},
+                                      input_bars=upload.bars) + NOTE_RELEASE_SECONDS, 3)
+    return estimate_seconds(params, input_bars=upload.bars if upload is not None else 0)
+
+
+def _played(name: str, allowed: list[str], field: str) -> str:
+    """The canonical name of an instrument the neural instrument plays (422 on ``field`` otherwise)."""
+    try:
+        inst = get_instrument(name)
+    except TunesmithError as exc:
+        raise ParameterError(exc.message, field=field) from None
+    if inst.name not in allowed:
+        raise ParameterError(f"the neural instrument does not play {inst.name!r} here; choose one of: "
+                             f"{', '.join(sorted(allowed))}", field=field)
+    return inst.name
+
+
+def neural_params(body: GenerationCreate, entry: ModelEntry, upload: Upload | None) -> dict[str, Any]:
+    """The params a `notes` or `perform` job runs with (checked against the model's card, not loading it)."""
+    explicit = body.params.model_dump(exclude_none=True, exclude_defaults=True)
+    allowed = NEURAL_PARAMS[entry.task]
+    for name in explicit:
+        if name not in allowed:
+            raise ParameterError(f"model {entry.id!r} does not take {name}; its params are {', '.join(allowed)}",
+                                 field=f"params.{name}")
+    seed = body.seed if body.seed is not None else secrets.randbelow(MAX_SEED + 1)
+    if entry.task == "perform":
+        if upload is None:
+            raise ParameterError("perform plays a score: upload a MIDI or MusicXML file with POST /v1/uploads and "
+                                 "give its id as params.input", field="params.input")
+        instrument = _played(explicit.get("instrument", "piano"), entry.pitched_instruments, "params.instrument")
+        return {"input": upload.id, "instrument": instrument, "seed": seed}
+    instrument = _played(explicit.get("instrument", entry.instruments[0]), entry.instruments, "params.instrument")
+    inst = get_instrument(instrument)
+    pitch = int(explicit.get("pitch", 60))
+    if inst.is_drum and pitch not in DRUM_KEYS:
+        keys = ", ".join(map(str, sorted(DRUM_KEYS)))
+        raise ParameterError(f"drum key {pitch} is not in the kit; use one of: {keys}", field="params.pitch")
+    if not inst.is_drum and not inst.low <= pitch <= inst.high:
+        raise ParameterError(f"pitch {pitch} is outside the {instrument} range {inst.low}..{inst.high}",
+                             field="params.pitch")
+    morph = float(explicit.get("morph", 0.0))
+    morph_to = explicit.get("morph_to")
+    if morph and morph_to is None:
+        raise ParameterError("morph needs morph_to: the instrument to morph towards", field="params.morph")
+    if morph_to is not None:
+        morph_to = _played(morph_to, entry.instruments, "params.morph_to")
+        target = get_instrument(morph_to)
+        if target.is_drum != inst.is_drum:
+            raise ParameterError("morphs go between two pitched instruments or between two drum kits",
+                                 field="params.morph_to")
+        if not target.is_drum and not target.low <= pitch <= target.high:
+            raise ParameterError(f"pitch {pitch} is outside the range of the morph target {morph_to} "
+                                 f"({target.low}..{target.high})", field="params.pitch")
+    return {"instrument": instrument, "pitch": pitch, "velocity": int(explicit.get("velocity", 100)),
+            "duration": float(explicit.get("duration", 1.5)), "morph_to": morph_to, "morph": morph, "seed": seed}
 
 
 def resolve_request(body: GenerationCreate, services: Services, upload: Upload | None = None
@@ -57,6 +126,8 @@ def resolve_request(body: GenerationCreate, services: Services, upload: Upload |
     if body.model and from_prompt.get("model") not in (None, body.model):
         notes.append(f"model: {body.model} as given (the prompt suggested {from_prompt['model']})")
     entry = services.catalog.get(model_id)
+    if entry.neural:
+        return entry, neural_params(body, entry, upload), None
     if body.params.harmonize and entry.voices == 1:
         raise ParameterError(f"model {entry.id!r} writes one voice and cannot harmonize; use a four-voice model "
                              "such as chorale", field="params.harmonize")
@@ -103,12 +174,19 @@ def submit(services: Services, key: ApiKey, body: GenerationCreate) -> Generatio
     """Check, record and queue a generation; returns the queued record."""
     upload = upload_for_request(services.db, key, body.params.input, body.params.harmonize)
     entry, params, interpretation = resolve_request(body, services, upload)
-    seconds = estimate_seconds(params, input_bars=upload.bars if upload is not None else 0)
+    seconds = job_seconds(entry, params, upload)
     if seconds > services.settings.max_audio_seconds:
+        hint = {"note": "params.duration", "perform": "params.input"}.get(entry.task, "params.bars")
         raise ParameterError(f"this piece would last about {seconds:.0f} s; the limit is "
                              f"{services.settings.max_audio_seconds:g} s (ask for fewer bars or a faster tempo)",
-                             field="params.bars")
-    formats = [f for f in FORMATS if f in {"wav", "mid", *body.formats}]
+                             field=hint)
+    if entry.task == "note":  # one note is audio only: no score, no MIDI
+        if "formats" in body.model_fields_set and "mid" in body.formats:
+            raise ParameterError(f"model {entry.id!r} makes audio only (wav, flac, mp3, ogg), not MIDI",
+                                 field="formats")
+        formats = [f for f in FORMATS if f in {"wav", *body.formats} and f != "mid"]
+    else:
+        formats = [f for f in FORMATS if f in {"wav", "mid", *body.formats}]
     quota = key.quota_seconds if key.quota_seconds is not None else services.settings.daily_audio_seconds
     with services.db.session() as session:
         # reserve first, then check the day's total in the same transaction: the usage row stays locked until
@@ -157,6 +235,8 @@ def cancel_or_delete(services: Services, key: ApiKey, generation_id: str) -> Gen
 def artifact(services: Services, key: ApiKey, generation_id: str, fmt: str) -> tuple[Path, str]:
     """(file, content type) of a finished job's MIDI or audio; an audio format not made yet is made from the WAV."""
     generation = _succeeded(services, key, generation_id)
+    if fmt == "mid":
+        _check_has_score(generation)
     entry = (generation.artifacts or {}).get(fmt)
     if entry is None:
         entry = _transcode(services, generation, fmt)
@@ -171,6 +251,8 @@ def image(services: Services, key: ApiKey, generation_id: str, kind: str) -> tup
     if kind not in IMAGES:
         raise NotFound(f"no image {kind!r}; there are {', '.join(IMAGES)}", field="image")
     generation = _succeeded(services, key, generation_id)
+    if kind == "pianoroll":
+        _check_has_score(generation)
     entry = (generation.artifacts or {}).get(kind)
     if entry is None:
         entry = make_missing_image(services.store, generation.artifacts or {}, kind,
@@ -193,6 +275,13 @@ def _succeeded(services: Services, key: ApiKey, generation_id: str) -> Generatio
         raise Conflict(f"generation {generation_id} is {generation.status}; its files exist once it has succeeded",
                        field="id")
     return generation
+
+
+def _check_has_score(generation: Generation) -> None:
+    """A work made without a score (a `notes` job: audio only) has no MIDI and no piano roll: 409."""
+    if "mid" not in (generation.formats or []):
+        raise Conflict(f"generation {generation.id} ({generation.model}) is audio only: it has no score, so no MIDI "
+                       "and no piano roll", field="id")
 
 
 def _transcode(services: Services, generation: Generation, fmt: str) -> dict[str, Any]:

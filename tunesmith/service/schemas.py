@@ -8,7 +8,14 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tunesmith.errors import ParameterError
-from tunesmith.service.catalog import MAX_SEED, METERS, TEMPERATURE_RANGE, TEMPO_RANGE, TOP_P_RANGE
+from tunesmith.service.catalog import (
+    MAX_SEED,
+    METERS,
+    NOTE_DURATION_RANGE,
+    TEMPERATURE_RANGE,
+    TEMPO_RANGE,
+    TOP_P_RANGE,
+)
 from tunesmith.symbolic.instruments import gm_program
 from tunesmith.symbolic.keys import key_name, parse_key
 
@@ -34,6 +41,12 @@ class GenerationParams(BaseModel):
     input: str | None = Field(None, max_length=36, description="id of an upload (POST /v1/uploads) to continue, "
                               "or to harmonize with `harmonize`")
     harmonize: bool = Field(False, description="harmonize the first pitched part of `input` (chorale models)")
+    pitch: int | None = Field(None, ge=0, le=127, description="notes: MIDI pitch (drum kits: the GM drum key)")
+    velocity: int | None = Field(None, ge=1, le=127, description="notes: MIDI velocity")
+    duration: float | None = Field(None, ge=NOTE_DURATION_RANGE[0], le=NOTE_DURATION_RANGE[1],
+                                   description="notes: seconds the key is held (a release follows)")
+    morph_to: str | None = Field(None, max_length=40, description="notes: an instrument to morph the timbre towards")
+    morph: float | None = Field(None, ge=0.0, le=1.0, description="notes: how far towards morph_to, 0..1")
 
     @field_validator("key")
     @classmethod
@@ -57,6 +70,11 @@ class GenerationParams(BaseModel):
         except ParameterError as exc:
             raise ValueError(exc.message) from None
         return value.strip().lower().replace(" ", "_")
+
+    @field_validator("morph_to")
+    @classmethod
+    def _morph_to(cls, value: str | None) -> str | None:
+        return value.strip().lower().replace(" ", "_") if value is not None else None
 
 
 class GenerationCreate(BaseModel):
@@ -88,9 +106,9 @@ class GenerationLinks(BaseModel):
     self: str
     events: str
     audio: dict[str, str]
-    midi: str
+    midi: str = Field(description="the MIDI file (`notes` makes audio only: 409 there)")
     spectrogram: str | None = Field(None, description="log-mel spectrogram of the audio (PNG)")
-    pianoroll: str | None = Field(None, description="piano roll of the score (PNG)")
+    pianoroll: str | None = Field(None, description="piano roll of the score (PNG; `notes` has no score: 409)")
 
 
 class GenerationPublic(BaseModel):

@@ -1,11 +1,14 @@
 """The generation job, as a queue worker runs it, and the per-process cache of loaded models.
 
-A worker process loads each composer once (:func:`load_composer`, normally at start-up through
-:func:`preload`) and keeps it. A job: claim (a cancelled job is not started) -> compose -> render -> write
-MIDI, WAV and the other requested formats into the artifact store -> record. Progress is written to the job's
+A worker process loads each composer (:func:`load_composer`) and the neural instrument of `notes` and `perform`
+(:func:`load_notesynth`) once, normally at start-up through :func:`preload`, and keeps them. A job: claim (a
+cancelled job is not started) -> compose -> render -> write MIDI, WAV and the other requested formats into the
+artifact store -> record. Progress is written to the job's
 record at each stage (0.1 loaded, 0.5 composed, 0.9 rendered, 1.0 done); when a stage finds the job cancelled
 it stops, and a result that comes back after a cancellation is discarded. A job with ``params.input`` continues
 (or, with ``params.harmonize``, harmonizes) an uploaded score; every job also draws a spectrogram and a piano roll.
+A `notes` job plays one note with the GAN (WAV and audio formats, a spectrogram; no MIDI, no piano roll); a `perform`
+job plays an uploaded score with it (its MIDI artifact is the uploaded score as performed).
 """
 
 from __future__ import annotations
@@ -50,6 +53,20 @@ def load_composer(card_path: Path) -> Any:
         return composer
 
 
+def load_notesynth(card_path: Path) -> Any:
+    """The neural instrument of a `notes` card, loaded on first use in this process and kept."""
+    from tunesmith.compose.notesynth import NoteSynth
+
+    with _composers_lock:
+        synth = _composers.get(card_path)
+        if synth is None:
+            started = time.perf_counter()
+            synth = NoteSynth.load(card_path)
+            _composers[card_path] = synth
+            log.info("loaded neural instrument %s in %.1f s", card_path, time.perf_counter() - started)
+        return synth
+
+
 def loaded_cards() -> set[Path]:
     with _composers_lock:
         return set(_composers)
@@ -64,8 +81,9 @@ def preload(catalog: Catalog, model_ids: list[str] | None) -> list[str]:
     analyzer = catalog.analyzer.id if catalog.analyzer is not None else None
     ids = [m for m in (list(catalog.models) if model_ids is None else model_ids) if m != analyzer]
     for model_id in ids:
-        load_composer(catalog.get(model_id).card_path)
-    if ids:
+        entry = catalog.get(model_id)
+        (load_notesynth if entry.neural else load_composer)(entry.card_path)
+    if any(not catalog.get(m).neural for m in ids):
         get_renderer(SAMPLE_RATE)
     if catalog.analyzer is not None and (model_ids is None or analyzer in model_ids):
         load_analyzer(catalog.analyzer.card_path)
@@ -126,6 +144,8 @@ class GenerationRunner:
         from tunesmith.symbolic.render import get_renderer
 
         entry = self.catalog.get(model)
+        if entry.neural:
+            return self._make_neural(generation_id, entry, params, formats, key_id)
         composer = load_composer(entry.card_path)
         self._progress(generation_id, 0.1)
         source = (composer_input(self.db, upload_store(self.store), params["input"], bool(params.get("harmonize")))
@@ -154,6 +174,56 @@ class GenerationRunner:
             done = crud.complete_generation(session, generation_id, result=result, artifacts=artifacts,
                                             audio_seconds=audio_seconds, provenance=provenance,
                                             originality=originality)
+        if not done:
+            self._discard(artifacts)
+            raise Cancelled
+        return "succeeded", audio_seconds
+
+    def _make_neural(self, generation_id: str, entry: Any, params: dict[str, Any], formats: list[str],
+                     key_id: int | None) -> tuple[str, float]:
+        """A `notes` job (one note) or a `perform` job (an uploaded score played by the GAN)."""
+        from tunesmith.audio.dsp import resample
+        from tunesmith.service.images import plot_spectrogram
+
+        synth = load_notesynth(entry.card_path)
+        self._progress(generation_id, 0.1)
+        score = None
+        if entry.task == "perform":
+            score = composer_input(self.db, upload_store(self.store), params["input"], False)["prime"]
+            performance = synth.perform(score, params["instrument"], SAMPLE_RATE, seed=int(params["seed"]))
+            mono, result = performance.audio, {"instrument": params["instrument"], "seed": params["seed"],
+                                               "n_notes": performance.notes, "notes": performance.interpretation}
+        else:
+            note = synth.note(params["instrument"], params["pitch"], velocity=params["velocity"],
+                              duration=params["duration"], seed=int(params["seed"]), morph_to=params["morph_to"],
+                              morph=params["morph"])
+            mono = resample(note, orig_sr=synth.sr, target_sr=SAMPLE_RATE)
+            result = {k: params[k] for k in ("instrument", "pitch", "velocity", "duration", "morph_to", "morph",
+                                             "seed")}
+        self._progress(generation_id, 0.5)
+        audio = np.asarray(mono, dtype=np.float32)[None, :]
+        payload = work_payload(generation_id)
+        if self.stamper is not None:
+            audio = watermark_audio(audio, SAMPLE_RATE, payload)
+        self._progress(generation_id, 0.9)
+        manifest = (Stamper.manifest(entry.id, entry.version, entry.card, params, requester=key_id)
+                    if self.stamper is not None else None)
+        artifacts, contents = self._write(score, audio, formats, manifest, payload)
+        provenance = (self.stamper.record(manifest, payload, contents)
+                      if self.stamper is not None and manifest is not None else None)
+        title = f"{entry.id}: {params['instrument']}"
+        if score is not None:
+            artifacts |= write_images(self.store, score, audio, SAMPLE_RATE, title=title)
+        else:
+            with self.store.scratch_file("png") as path:  # a note has no score: no piano roll
+                plot_spectrogram(audio, SAMPLE_RATE, path, title=title)
+                sha, size = self.store.put_file(path, "png")
+            artifacts["spectrogram"] = {"sha256": sha, "bytes": size}
+        audio_seconds = round(audio.shape[1] / SAMPLE_RATE, 3)
+        result |= {"model_version": entry.version, "sample_rate": SAMPLE_RATE}
+        with self.db.session() as session:
+            done = crud.complete_generation(session, generation_id, result=result, artifacts=artifacts,
+                                            audio_seconds=audio_seconds, provenance=provenance, originality=None)
         if not done:
             self._discard(artifacts)
             raise Cancelled
@@ -194,15 +264,17 @@ class GenerationRunner:
 
     def _write(self, score: Any, audio: np.ndarray, formats: list[str], manifest: Any = None,
                payload: int = 0) -> tuple[dict[str, Any], dict[str, str]]:
-        """Write MIDI, WAV and the other formats, sign them (with a stamper), store them; returns (artifacts,
-        each format's signed content sha256)."""
+        """Write MIDI (unless ``score`` is None), WAV and the other formats, sign them (with a stamper), store them;
+        returns (artifacts, each format's signed content sha256)."""
         from tunesmith.audio.io import save
         from tunesmith.symbolic.io import write_midi
 
         artifacts: dict[str, Any] = {}
         with ExitStack() as scratch:
-            files = {"mid": scratch.enter_context(self.store.scratch_file("mid"))}
-            write_midi(score, files["mid"])
+            files: dict[str, Path] = {}
+            if score is not None:
+                files["mid"] = scratch.enter_context(self.store.scratch_file("mid"))
+                write_midi(score, files["mid"])
             for fmt in ["wav", *[f for f in formats if f not in ("wav", "mid")]]:
                 files[fmt] = scratch.enter_context(self.store.scratch_file(fmt))
                 save(files[fmt], audio, SAMPLE_RATE, format=fmt)
