@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import io
 
+import mido
 import numpy as np
 import pytest
 import soundfile as sf
 import torch
 from fastapi.testclient import TestClient
 
+from tests.test_service_studio import browser, open_studio, page, secret_of  # noqa: F401 (fixtures)
 from tests.test_service_support import make_key, wait_until_finished
 from tests.test_service_uploads import error_of, midi_bytes, upload
 from tunesmith.config import Settings
@@ -125,3 +127,31 @@ def test_perform_plays_an_uploaded_piece(client, alice):
     assert 2.0 <= len(audio) / sr <= 3.0 and np.abs(audio).max() > 0.01  # 2 s of notes plus the last release
     midi = client.get(job["links"]["midi"], headers=alice)
     assert midi.status_code == 200 and midi.content[:4] == b"MThd"
+    played = mido.MidiFile(file=io.BytesIO(midi.content))
+    programs = {m.program for t in played.tracks for m in t if m.type == "program_change"}
+    assert programs == {42}  # the cello's General MIDI program: the piece as performed
+    pitches = sorted(m.note for t in played.tracks for m in t if m.type == "note_on" and m.velocity > 0)
+    assert pitches == sorted(p for p, _, _ in SMALL_PIECE)
+
+
+def test_the_studio_builds_the_notes_form_and_plays_the_note(shipped_server, page):  # noqa: F811
+    server, settings = shipped_server
+    open_studio(page, server, secret_of(make_key(settings, "studio-notes")))
+    page.select_option("#model", "notes")
+    page.wait_for_selector("#param-pitch")
+    assert page.locator("#param-bars").count() == 0  # no bars or key for a single note
+    assert page.get_attribute("#param-pitch", "max") == "127" and page.get_attribute("#param-duration", "max") == "30"
+    page.select_option("#param-instrument", "violin")
+    page.fill("#param-pitch", "30")  # below the violin: the server's 422 shows next to the field
+    page.click("#generate")
+    page.wait_for_function("document.querySelector('[data-error-for=\"params.pitch\"]').textContent.length > 0")
+    page.fill("#param-pitch", "64")
+    page.fill("#param-duration", "0.5")
+    page.fill("#param-seed", "5")
+    page.click("#generate")
+    page.wait_for_function("document.querySelector('#result').dataset.status === 'succeeded' && "
+                           "document.querySelector('#player').src.startsWith('blob:') && "
+                           "document.querySelector('#spectrogram').src.startsWith('blob:')", timeout=60_000)
+    assert page.locator("#pianoroll").is_hidden() and page.locator("#download-mid").is_hidden()
+    assert "Pitch" in page.text_content("#result-details")
+    assert [p for p in page.problems if "422" not in p] == [], page.problems  # the one 422 was asked for

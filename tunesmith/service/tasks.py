@@ -191,6 +191,10 @@ class GenerationRunner:
         if entry.task == "perform":
             score = composer_input(self.db, upload_store(self.store), params["input"], False)["prime"]
             performance = synth.perform(score, params["instrument"], SAMPLE_RATE, seed=int(params["seed"]))
+            program = next(i["program"] for i in entry.card["instruments"] if i["name"] == params["instrument"])
+            for part in score.parts:  # the MIDI artifact: the piece as performed, on the instrument that played it
+                if not part.is_drum:
+                    part.program = int(program)
             mono, result = performance.audio, {"instrument": params["instrument"], "seed": params["seed"],
                                                "n_notes": performance.notes, "notes": performance.interpretation}
         else:

@@ -159,7 +159,9 @@ function showModel() {
   const licences = Object.keys(model.training_data?.licences || {}).join(", ");
   $("#model-description").textContent = `${model.description}, version ${model.version}` +
     (licences ? ` · trained on ${licences}` : "");
-  for (const [name, spec] of Object.entries(model.params)) box.append(paramField(name, spec));
+  for (const [name, spec] of Object.entries(model.params)) {
+    if (name !== "input") box.append(paramField(name, spec)); // the upload (melody) panel gives params.input
+  }
   const harmonize = $("#harmonize");
   harmonize.disabled = model.voices < 2;
   $("#harmonize-label").classList.toggle("disabled", harmonize.disabled);
@@ -438,11 +440,15 @@ function showDetails(record) {
   const r = record.result || {};
   const p = record.params || {};
   const rows = [
-    ["Key", r.key || p.key || "from the melody"],
+    ["Key", "key" in p ? r.key || p.key || "from the melody" : null],
     ["Meter", (r.time_signature && r.time_signature.join("/")) || p.meter],
-    ["Tempo", `${r.tempo || p.tempo} BPM`],
+    ["Tempo", r.tempo || p.tempo ? `${r.tempo || p.tempo} BPM` : null],
     ["Bars", r.bars || p.bars],
     ["Instrument", humanize(p.instrument || "")],
+    ["Pitch", p.pitch],
+    ["Velocity", p.velocity],
+    ["Held", p.duration !== undefined ? `${p.duration} s` : null],
+    ["Morph", p.morph_to ? `${Math.round((p.morph ?? 0) * 100)}% towards ${humanize(p.morph_to)}` : null],
     ["Seed", r.seed ?? p.seed],
     ["Mode", r.mode],
     ["Length", record.audio_seconds ? `${record.audio_seconds.toFixed(1)} s` : null],
@@ -468,13 +474,19 @@ async function fetchBlob(path) {
   return response.blob();
 }
 
+function hasScore(record) {
+  return (record.formats || []).includes("mid");
+}
+
 async function loadMedia(record) {
   const id = record.id;
   const tasks = [
     ["wav", record.links.audio.wav, (url) => { $("#player").src = url; }],
     ["spectrogram", record.links.spectrogram, (url) => { $("#spectrogram").src = url; }],
     ["pianoroll", record.links.pianoroll, (url) => { $("#pianoroll").src = url; }],
-  ];
+  ].filter(([name]) => name !== "pianoroll" || hasScore(record)); // a single note (notes) is audio only
+  $("#pianoroll").closest("figure").hidden = !hasScore(record);
+  $("#download-mid").hidden = !hasScore(record);
   await Promise.all(tasks.map(async ([name, path, show]) => {
     try {
       const blob = await fetchBlob(path);
