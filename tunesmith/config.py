@@ -53,6 +53,8 @@ class Settings(BaseSettings):
                                        "this with a training piece is flagged")
     originality_tries: int = Field(3, ge=1, le=20, description='pieces a request with "originality": "reject" '
                                    "may draw before it fails")
+    stale_seconds: float = Field(600.0, ge=0, description="a job left running this long is taken as orphaned by "
+                                 "a dead process when a worker or a server on a Redis queue starts")
 
     @field_validator("data_dir", "weights_dir")
     @classmethod

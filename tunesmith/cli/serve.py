@@ -35,8 +35,11 @@ def run_serve(args: argparse.Namespace) -> int:
 
     settings = load_settings(host=args.host, port=args.port, data_dir=args.data_dir, workers=args.workers)
     _log_to_stderr()
-    print(f"tunesmith: serving on http://{settings.host}:{settings.port} (docs: /docs), data in {settings.data_dir}",
-          flush=True)
+    base = f"http://{settings.host}:{settings.port}"
+    print(f"tunesmith: serving on {base}/ (data in {settings.data_dir})\n"
+          f"  studio:   {base}/\n"
+          f"  API docs: {base}/docs\n"
+          f"  a key:    .venv/bin/tunesmith keys create --name me --data-dir {settings.data_dir}", flush=True)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
     return 0
 
@@ -53,7 +56,7 @@ def run_worker(args: argparse.Namespace) -> int:
     settings = load_settings(queue_url=args.queue_url, data_dir=args.data_dir)
     _log_to_stderr()
     metrics = Metrics()
-    services = start_services(settings, metrics)
+    services = start_services(settings, metrics, recover="worker")
     try:
         loaded = preload(services.catalog, settings.preload)
         if args.metrics_port:

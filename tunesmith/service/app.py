@@ -4,7 +4,8 @@
     uvicorn.run(app)                       # the lifespan opens the records, loads models, starts the worker
 
 The lifespan runs :func:`tunesmith.service.state.start_services` once per server process: migrations, model
-cards, the queue, the models (loaded once and kept) and ``settings.workers`` embedded consumer threads.
+cards, the queue, start-up recovery of jobs a killed server left behind (:mod:`tunesmith.service.recovery`),
+the models (loaded once and kept) and ``settings.workers`` embedded consumer threads.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ signed provenance manifest (and its audio an inaudible watermark): check one wit
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     services = await run_in_threadpool(start_services, settings, app.state.metrics,
-                                       embedded_workers=settings.workers)
+                                       embedded_workers=settings.workers, recover="server")
     app.state.services = services
     try:
         yield

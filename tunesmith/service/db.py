@@ -88,6 +88,7 @@ class Generation(Base):
     finished: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     provenance: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)  # the signed manifest
     originality: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)  # vs the training corpus
+    interruptions: Mapped[int] = mapped_column(Integer, default=0)  # server stops that left it running
 
 
 class Upload(Base):
@@ -129,6 +130,7 @@ class Analysis(Base):
     created: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     started: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     finished: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    interruptions: Mapped[int] = mapped_column(Integer, default=0)  # server stops that left it running
 
 
 class Usage(Base):

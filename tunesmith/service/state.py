@@ -61,8 +61,10 @@ class Services:
         self.db.close()
 
 
-def start_services(settings: Settings, metrics: Metrics | None = None, *, embedded_workers: int = 0) -> Services:
-    """Open everything ``settings`` names; with ``embedded_workers`` > 0, load the models and start consuming."""
+def start_services(settings: Settings, metrics: Metrics | None = None, *, embedded_workers: int = 0,
+                   recover: str | None = None) -> Services:
+    """Open everything ``settings`` names; with ``embedded_workers`` > 0, load the models and start consuming.
+    ``recover``: "server" or "worker" runs start-up recovery (:mod:`tunesmith.service.recovery`) first."""
     metrics = metrics or Metrics()
     db = Database(settings.database_url or "")
     db.migrate()
@@ -81,6 +83,10 @@ def start_services(settings: Settings, metrics: Metrics | None = None, *, embedd
                         workers=embedded_workers)
     metrics.watch_queue(services.queue_depth)
     try:
+        if recover is not None:  # before this process's consumer starts: its own jobs are never taken as orphans
+            from tunesmith.service.recovery import recover as recover_jobs
+
+            recover_jobs(services, owns_queue=recover == "server")
         if embedded_workers > 0:
             services.loaded = preload(catalog, settings.preload)
             services.consumer = queue.consumer(workers=embedded_workers, poll_seconds=settings.poll_seconds,

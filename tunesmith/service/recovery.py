@@ -1,0 +1,108 @@
+"""Start-up recovery: jobs a dead process left behind run again (or fail with a reason); finished work is kept.
+
+A server killed hard (kill -9, power loss) leaves its running jobs 'running' in the records, and the queue
+may have lost their messages. When a server or worker starts, :func:`recover` (before its consumer starts):
+
+1. puts every orphaned 'running' generation and analysis back to 'queued' and counts the interruption; a job
+   interrupted a second time is marked failed ("interrupted twice by a server stop") instead of retried;
+2. submits every 'queued' record to the queue again. A duplicate message is harmless: a runner only claims a
+   record that is still 'queued' (a conditional update), so the second copy is skipped before it touches the
+   quota or the metrics.
+
+Which 'running' records are orphaned (:func:`stale_cutoff`): `tunesmith serve` on the SQLite queue (the
+single-machine default) owns every job of that machine, so everything running before its start-up is orphaned.
+A `tunesmith worker`, or a server on a Redis queue (several processes share the records), only takes records
+started more than ``settings.stale_seconds`` ago, so it never steals a job a live worker is running.
+Succeeded, failed and cancelled records (and their artifacts) are never touched.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from tunesmith.service import crud
+from tunesmith.service.db import Analysis, Generation, utcnow
+from tunesmith.service.state import Services
+
+log = logging.getLogger("tunesmith.recovery")
+MAX_INTERRUPTIONS = 1  # retried once; the next interruption fails the job
+INTERRUPTED_TWICE = "interrupted twice by a server stop"
+
+
+@dataclass
+class Recovered:
+    """What one recovery did: records re-queued, failed, and queued records submitted again."""
+
+    requeued: int = 0
+    failed: int = 0
+    submitted: int = 0
+
+
+def stale_cutoff(services: Services, *, owns_queue: bool) -> dt.datetime:
+    """Records running since before this moment are orphaned (see the module docstring)."""
+    now = utcnow()
+    single_machine = (services.settings.queue_url or "").startswith("sqlite:///")
+    if owns_queue and single_machine:
+        return now
+    return now - dt.timedelta(seconds=services.settings.stale_seconds)
+
+
+def recover(services: Services, *, owns_queue: bool) -> Recovered:
+    """Re-queue (or fail) orphaned running jobs and submit every queued one; ``owns_queue``: this is
+    `tunesmith serve` starting (it owns a SQLite queue), not an extra worker."""
+    cutoff = stale_cutoff(services, owns_queue=owns_queue)
+    done = Recovered()
+    for model in (Generation, Analysis):
+        requeued, failed = _requeue_orphans(services, model, cutoff)
+        done.requeued += requeued
+        done.failed += failed
+    with services.db.session() as session:
+        generations = list(session.scalars(select(Generation.id).where(Generation.status == "queued")
+                                           .order_by(Generation.created)))
+        analyses = list(session.scalars(select(Analysis.id).where(Analysis.status == "queued")
+                                        .order_by(Analysis.created)))
+    for generation_id in generations:
+        services.queue.submit(generation_id)
+    for analysis_id in analyses:
+        services.analyses.submit(analysis_id)
+    done.submitted = len(generations) + len(analyses)
+    if done.requeued or done.failed or done.submitted:
+        log.warning("recovery: %d interrupted job(s) queued again, %d failed (interrupted twice), %d queued job(s) "
+                    "submitted", done.requeued, done.failed, done.submitted)
+    return done
+
+
+def _requeue_orphans(services: Services, model: type[Generation] | type[Analysis],
+                     cutoff: dt.datetime) -> tuple[int, int]:
+    """Put ``model`` records running since before ``cutoff`` back to 'queued' (or fail them); returns the counts."""
+    requeued = failed = 0
+    with services.db.session() as session:
+        orphans = list(session.scalars(select(model).where(model.status == "running", model.started < cutoff)))
+    for record in orphans:
+        with services.db.session() as session:
+            if record.interruptions >= MAX_INTERRUPTIONS:
+                failed += _fail(session, record)
+                continue
+            # conditional on the record still running: a live worker that finished it meanwhile wins
+            result = session.execute(
+                update(model).where(model.id == record.id, model.status == "running")
+                .values(status="queued", progress=0.0, started=None, interruptions=record.interruptions + 1)
+                .execution_options(synchronize_session=False))
+            requeued += result.rowcount
+    return requeued, failed
+
+
+def _fail(session: Session, record: Generation | Analysis) -> int:
+    """Mark a twice-interrupted record failed (a generation's reserved quota is given back)."""
+    if isinstance(record, Generation):
+        return int(crud.fail_generation(session, record.id, code="interrupted", message=INTERRUPTED_TWICE))
+    result = session.execute(
+        update(Analysis).where(Analysis.id == record.id, Analysis.status == "running")
+        .values(status="failed", finished=utcnow(), error={"code": "interrupted", "message": INTERRUPTED_TWICE})
+        .execution_options(synchronize_session=False))
+    return int(result.rowcount)
