@@ -58,6 +58,21 @@ def _sign(work: LocalWork, path: Path, synth: Any, report: dict[str, Any]) -> di
     return work.sign(path, model_id=str(synth.card.get("id") or "notes"), card=synth.card, params=params)
 
 
+def _originality(y: np.ndarray, synth: Any) -> dict[str, Any]:
+    """The note's nearest training recording in the analyzer's embedding space (index cached in the data dir)."""
+    from tunesmith.config import Settings
+    from tunesmith.provenance.audio_gate import audio_originality
+
+    return audio_originality(y, synth.sr, synth.card, cache_dir=Settings().data_dir / "originality")
+
+
+def _originality_line(report: dict[str, Any]) -> str:
+    if report["status"] != "checked":
+        return f"originality unchecked ({report['reason']})"
+    verdict = "FLAGGED as a near-copy of" if report["flagged"] else "nearest training note"
+    return f"{verdict} {report['nearest_item']} (cosine distance {report['distance']:.3f})"
+
+
 def run(args: argparse.Namespace) -> int:
     """Run `generate notes` or `generate perform` locally; returns the exit code."""
     if args.instrument is None:
@@ -88,9 +103,10 @@ def run(args: argparse.Namespace) -> int:
               "pitch": args.pitch, "velocity": velocity, "duration": args.duration, "seed": seed,
               "morph_to": args.morph_to, "morph": morph, "seconds_of_audio": round(len(y) / synth.sr, 3)}
     report["provenance"] = _sign(work, output, synth, report)
+    report["originality"] = _originality(y, synth)
     print(json.dumps(report, indent=2) if args.json else
           f"wrote {output}: {report['instrument']} pitch {args.pitch} velocity {velocity}, "
-          f"{report['seconds_of_audio']} s, seed {seed}")
+          f"{report['seconds_of_audio']} s, seed {seed}; {_originality_line(report['originality'])}")
     return 0
 
 
