@@ -19,6 +19,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--seconds", type=float, default=30.0, help="length of the test audio (default 30)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.add_argument("--checkpoint", help="lm: model name or training run directory (default: chorale)")
+    parser.add_argument("--clients", type=int, help="service: concurrent clients (default 32)")
+    parser.add_argument("--requests", type=int, help="service: requests per phase (default 320)")
     parser.set_defaults(func=run)
 
 
@@ -34,5 +36,8 @@ def run(args: argparse.Namespace) -> int:
     options = {"seconds": args.seconds, "json": args.json}
     if args.checkpoint:
         options["checkpoint"] = args.checkpoint
+    for name in ("clients", "requests"):
+        if getattr(args, name, None) is not None:
+            options[name] = getattr(args, name)
     module.run(**options)
     return 0

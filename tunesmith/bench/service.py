@@ -1,0 +1,275 @@
+"""`tunesmith bench service`: latency and throughput of a real server on 127.0.0.1 (loopback only).
+
+Starts `tunesmith serve` as a subprocess (SQLite in a temporary data directory, one embedded worker, the shipped
+``folk`` model), creates an API key directly in its database with a rate limit and quota the bench cannot hit,
+then drives it from ``clients`` concurrent httpx clients on one event loop:
+
+1. submit: ``requests`` POST /v1/generations of the cheapest job (folk, 1 bar) -> p50/p99 latency;
+2. status: ``requests`` GET /v1/generations/{id} over the submitted ids -> p50/p99 latency and requests/s;
+3. end to end: waits (at most ``seconds``) while the worker drains the queue -> completed jobs per minute, from
+   the server's own ``started``/``finished`` times;
+4. status again, after the drain: the same GETs without the worker competing for the CPU (when it did drain).
+
+Phases 1 and 2 run while the embedded worker is generating the submitted jobs, as they would in production.
+
+Every phase is bounded in count and in time. Goals on the 2-core machine (reported, not asserted): submit p99 at
+most 50 ms at 32 clients; status GETs at least 500 requests/s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import json as json_module
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+from tunesmith.errors import DependencyError, ParameterError
+
+MODEL = "folk"  # the cheapest shipped model: one voice
+JOB = {"model": MODEL, "params": {"bars": 1}, "seed": 1}
+GOAL_SUBMIT_P99_MS = 50.0
+GOAL_STATUS_RPS = 500.0
+START_TIMEOUT = 180.0  # the server loads the model and the soundfont first
+PHASE_TIMEOUT = 120.0  # longest a submit or status phase may run
+UNLIMITED = 10**9
+
+
+@dataclass
+class Phase:
+    """Latencies (seconds) of the successful requests of one phase, its failures and its wall-clock time."""
+
+    latencies: list[float] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def summary(self) -> dict:
+        ms = np.asarray(self.latencies) * 1000.0
+        ok = len(self.latencies)
+        return {
+            "requests": ok + len(self.failures), "ok": ok, "failed": len(self.failures),
+            "first_failure": self.failures[0] if self.failures else None,
+            "p50_ms": round(float(np.percentile(ms, 50)), 2) if ok else None,
+            "p99_ms": round(float(np.percentile(ms, 99)), 2) if ok else None,
+            "max_ms": round(float(ms.max()), 2) if ok else None,
+            "seconds": round(self.seconds, 3),
+            "requests_per_second": round(ok / self.seconds, 1) if self.seconds > 0 else None,
+        }
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _create_key(data_dir: Path) -> str:
+    """Migrate the bench database and create a key in it with an unreachable quota; returns the secret."""
+    from tunesmith.service import crud
+    from tunesmith.service.db import Database
+
+    db = Database(f"sqlite:///{data_dir.resolve() / 'tunesmith.db'}")  # what the server uses (its env is cleared)
+    try:
+        db.migrate()
+        with db.session() as session:
+            _, secret = crud.create_api_key(session, name="bench", quota_seconds=float(UNLIMITED))
+    finally:
+        db.close()
+    return secret
+
+
+@contextlib.contextmanager
+def _server(data_dir: Path, workers: int) -> Iterator[str]:
+    """`tunesmith serve` on 127.0.0.1:free port with the bench's settings; yields its URL, stops it after."""
+    port = _free_port()
+    env = {name: value for name, value in os.environ.items() if not name.startswith("TUNESMITH_")}
+    env.update(TUNESMITH_REQUESTS_PER_MINUTE=str(UNLIMITED), TUNESMITH_DAILY_AUDIO_SECONDS=str(UNLIMITED),
+               TUNESMITH_PRELOAD=json_module.dumps([MODEL]), OMP_NUM_THREADS="1")
+    if "TUNESMITH_WEIGHTS" in os.environ:
+        env["TUNESMITH_WEIGHTS"] = os.environ["TUNESMITH_WEIGHTS"]
+    log_path = data_dir / "server.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "tunesmith", "serve", "--host", "127.0.0.1", "--port", str(port),
+             "--data-dir", str(data_dir), "--workers", str(workers)],
+            stdout=log, stderr=subprocess.STDOUT, env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(url, process, log_path)
+        yield url
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+def _wait_healthy(url: str, process: subprocess.Popen, log_path: Path) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            break
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{url}/v1/health", timeout=2.0).status_code == 200:
+                return
+        time.sleep(0.2)
+    tail = log_path.read_text(errors="replace").strip().splitlines()[-5:]
+    raise DependencyError(f"the bench server at {url} did not start: {' | '.join(tail) or 'no output'}")
+
+
+async def _drive(count: int, clients: int, request: Callable[[int], Awaitable[httpx.Response]],
+                 expect: int, phase: Phase, results: list | None = None) -> None:
+    """Send ``count`` requests from ``clients`` concurrent tasks (at most PHASE_TIMEOUT s); time each one."""
+    next_index = iter(range(count))
+    deadline = time.monotonic() + PHASE_TIMEOUT
+
+    async def client() -> None:
+        for index in next_index:
+            if time.monotonic() > deadline:
+                phase.failures.append("phase time limit reached")
+                continue
+            started = time.perf_counter()
+            try:
+                response = await request(index)
+            except httpx.HTTPError as exc:
+                phase.failures.append(f"{type(exc).__name__}: {exc}")
+                continue
+            elapsed = time.perf_counter() - started
+            if response.status_code != expect:
+                phase.failures.append(f"HTTP {response.status_code}: {response.text[:200]}")
+                continue
+            phase.latencies.append(elapsed)
+            if results is not None:
+                results.append(response.json())
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(clients)))
+    phase.seconds = time.perf_counter() - started
+
+
+def _parse_time(value: str | None) -> dt.datetime | None:
+    return dt.datetime.fromisoformat(value) if value else None
+
+
+async def _drain(client: httpx.AsyncClient, ids: list[str], seconds: float) -> dict:
+    """Wait (at most ``seconds``) for the jobs to finish; completed jobs per minute from the server's times."""
+    deadline = time.monotonic() + seconds
+    records: dict[str, dict] = {}
+    pending = list(ids)
+    while pending and time.monotonic() < deadline:
+        while pending:  # the queue is first in, first out: look no further than the oldest unfinished job
+            record = (await client.get(f"/v1/generations/{pending[0]}")).json()
+            if record.get("status") not in ("succeeded", "failed", "cancelled"):
+                break
+            records[pending.pop(0)] = record
+        if pending:
+            await asyncio.sleep(0.5)
+    done = [r for r in records.values() if r["status"] == "succeeded"]
+    starts = [_parse_time(r.get("started")) for r in done]
+    ends = [_parse_time(r.get("finished")) for r in done]
+    span = (max(e for e in ends if e) - min(s for s in starts if s)).total_seconds() if len(done) >= 2 else 0.0
+    job_seconds = [(e - s).total_seconds() for s, e in zip(starts, ends, strict=True) if s and e]
+    return {
+        "jobs": len(ids), "succeeded": len(done), "failed": sum(r["status"] != "succeeded" for r in records.values()),
+        "unfinished": len(pending), "span_seconds": round(span, 3),
+        "jobs_per_minute": round(len(done) / span * 60.0, 1) if span > 0 else None,
+        "job_seconds_median": round(float(np.median(job_seconds)), 3) if job_seconds else None,
+    }
+
+
+async def _warm_up(client: httpx.AsyncClient) -> None:
+    """One job through the whole server and worker first: the first one pays for lazy loading (left out)."""
+    response = await client.post("/v1/generations", json=JOB)
+    if response.status_code != 202:
+        raise DependencyError(f"the bench server refused a generation: HTTP {response.status_code} "
+                              f"{response.text[:200]}")
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        record = (await client.get(f"/v1/generations/{response.json()['id']}")).json()
+        if record["status"] == "succeeded":
+            return
+        if record["status"] in ("failed", "cancelled"):
+            raise DependencyError(f"the bench server's warm-up job {record['status']}: {record.get('error')}")
+        await asyncio.sleep(0.2)
+    raise DependencyError(f"the bench server's warm-up job did not finish in {START_TIMEOUT:g} s")
+
+
+async def _bench(url: str, secret: str, clients: int, requests: int, seconds: float) -> dict:
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    headers = {"Authorization": f"Bearer {secret}"}
+    async with httpx.AsyncClient(base_url=url, headers=headers, limits=limits, timeout=30.0) as client:
+        await _warm_up(client)
+
+        submit, submitted = Phase(), []
+        await _drive(requests, clients, lambda i: client.post("/v1/generations", json=JOB), 202, submit, submitted)
+        ids = [record["id"] for record in submitted]
+        status = Phase()
+        await _drive(requests, clients, lambda i: client.get(f"/v1/generations/{ids[i % len(ids)]}"), 200, status)
+        end_to_end = await _drain(client, ids, seconds)
+        idle = Phase()  # the same GETs once the worker has stopped competing for the CPU (queue drained or not)
+        await _drive(requests, clients, lambda i: client.get(f"/v1/generations/{ids[i % len(ids)]}"), 200, idle)
+    return {"submit": submit.summary(), "status": status.summary(), "status_after_drain": idle.summary(),
+            "end_to_end": end_to_end}
+
+
+def run(*, seconds: float = 60.0, json: bool = False, clients: int = 32, requests: int = 320, workers: int = 1,
+        **_: object) -> dict:
+    """Bench a fresh local server; ``seconds`` bounds the wait for the queue to drain. Prints a table or JSON."""
+    if clients < 1:
+        raise ParameterError(f"--clients must be at least 1, got {clients}", field="clients")
+    if requests < 1:
+        raise ParameterError(f"--requests must be at least 1, got {requests}", field="requests")
+    if not seconds > 0:
+        raise ParameterError(f"--seconds must be more than 0, got {seconds}", field="seconds")
+    with tempfile.TemporaryDirectory(prefix="tunesmith-bench-") as tmp:
+        data_dir = Path(tmp)
+        secret = _create_key(data_dir)
+        with _server(data_dir, workers) as url:
+            figures = asyncio.run(_bench(url, secret, clients, requests, seconds))
+    figures |= {"model": MODEL, "bars": 1, "clients": clients, "requests": requests, "workers": workers,
+                "database": "sqlite", "cpus": os.cpu_count(),
+                "goal_submit_p99_ms": GOAL_SUBMIT_P99_MS, "goal_status_rps": GOAL_STATUS_RPS}
+    if json:
+        print(json_module.dumps(figures, indent=2))
+    else:
+        _print_table(figures)
+    return figures
+
+
+def _print_table(figures: dict) -> None:
+    def ms(value: float | None) -> str:
+        return f"{value:8.1f}" if value is not None else "       -"
+
+    print(f"tunesmith service on 127.0.0.1 (SQLite, {figures['workers']} worker, {figures['model']} 1 bar), "
+          f"{figures['clients']} clients, {figures['requests']} requests per phase:")
+    print(f"  {'':26s} {'p50 ms':>8s} {'p99 ms':>8s} {'req/s':>8s} {'failed':>7s}")
+    for name, label in (("submit", "POST /v1/generations"), ("status", "GET /v1/generations/{id}"),
+                        ("status_after_drain", "  the same, queue drained")):
+        phase = figures[name]
+        rate = phase["requests_per_second"]
+        print(f"  {label:26s} {ms(phase['p50_ms'])} {ms(phase['p99_ms'])} "
+              f"{(f'{rate:8.0f}' if rate is not None else '       -')} {phase['failed']:7d}")
+        if phase["first_failure"]:
+            print(f"    first failure: {phase['first_failure']}")
+    e2e = figures["end_to_end"]
+    per_minute = f"{e2e['jobs_per_minute']:.1f}" if e2e["jobs_per_minute"] is not None else "-"
+    print(f"  end to end: {e2e['succeeded']}/{e2e['jobs']} jobs done in {e2e['span_seconds']:.1f} s -> "
+          f"{per_minute} jobs/min (median job {e2e['job_seconds_median']} s; {e2e['unfinished']} unfinished)")
+    submit_ok = figures["submit"]["p99_ms"] is not None and figures["submit"]["p99_ms"] <= GOAL_SUBMIT_P99_MS
+    status_ok = (figures["status"]["requests_per_second"] or 0) >= GOAL_STATUS_RPS
+    print(f"  goals: submit p99 <= {GOAL_SUBMIT_P99_MS:g} ms: {'met' if submit_ok else 'NOT met'}; "
+          f"status >= {GOAL_STATUS_RPS:g} req/s: {'met' if status_ok else 'NOT met'}")
