@@ -5,14 +5,17 @@ server processes. The first is killed while a job runs; with the server down, on
 the model refuses (as an older server might have stored). The second is killed while the interrupted job runs
 again. The third must finish everything: each job succeeded, except the twice-interrupted one and the refused
 one, which failed with their reasons; work that had succeeded is untouched and downloadable, the worker went on
-after the failure, and the quota counts every job once.
+after the failure, and the quota counts every job once. A starting `tunesmith worker` takes only stale running
+records, never one a live worker may be running.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -22,9 +25,11 @@ import httpx2
 import pytest
 from sqlalchemy import select
 
+from tests.test_service_support import make_settings
 from tunesmith.service import crud
 from tunesmith.service.db import Database, Generation, Usage, utcnow
 from tunesmith.service.recovery import INTERRUPTED_TWICE
+from tunesmith.service.state import start_services
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI = Path(sys.executable).with_name("tunesmith")
@@ -37,8 +42,6 @@ pytestmark = pytest.mark.skipif(not (ROOT / "weights" / "chorale.json").is_file(
 
 
 def free_port() -> int:
-    import socket
-
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
@@ -186,3 +189,33 @@ def test_kill_9_loses_no_work_and_every_job_ends(tmp_path):
         assert third.stop() == 0, third.output()
     db.close()
 
+
+
+def running_job(settings, *, started_ago: float) -> str:
+    """A generation record a worker claimed ``started_ago`` seconds ago (no worker runs it here)."""
+    db = Database(settings.database_url or "")
+    db.migrate()
+    try:
+        with db.session() as session:
+            key, _ = crud.create_api_key(session, name="stale")
+            job = crud.add_generation(session, key_id=key.id, model="chorale", params={"bars": 1}, prompt=None,
+                                      interpretation=None, formats=["wav"], estimated_seconds=3.0)
+            job.status, job.started = "running", utcnow() - dt.timedelta(seconds=started_ago)
+            return job.id
+    finally:
+        db.close()
+
+
+@pytest.mark.parametrize(("started_ago", "expected"), [(5.0, "running"), (700.0, "queued")])
+def test_a_starting_worker_takes_only_stale_running_jobs(tmp_path, started_ago, expected):
+    settings = make_settings(tmp_path, {}, workers=0, stale_seconds=600.0)
+    job = running_job(settings, started_ago=started_ago)
+    services = start_services(settings, recover="worker")  # as `tunesmith worker` starts: no consumer here
+    try:
+        with services.db.session() as session:
+            record = crud.get_generation(session, job, key_id=None)
+        assert record.status == expected
+        assert record.interruptions == (1 if expected == "queued" else 0)
+        assert services.queue.pending() == (1 if expected == "queued" else 0)
+    finally:
+        services.close()

@@ -9,10 +9,11 @@ may have lost their messages. When a server or worker starts, :func:`recover` (b
    record that is still 'queued' (a conditional update), so the second copy is skipped before it touches the
    quota or the metrics.
 
-Which 'running' records are orphaned (:func:`stale_cutoff`): `tunesmith serve` on the SQLite queue (the
-single-machine default) owns every job of that machine, so everything running before its start-up is orphaned.
-A `tunesmith worker`, or a server on a Redis queue (several processes share the records), only takes records
-started more than ``settings.stale_seconds`` ago, so it never steals a job a live worker is running.
+Which 'running' records are orphaned (:func:`stale_cutoff`): `tunesmith serve` with embedded workers on the
+SQLite queue (the single-machine default) owns every job of that machine, so everything running before its
+start-up is orphaned. A `tunesmith worker`, a server without workers, or a server on a Redis queue (several
+processes share the records) only takes records started more than ``settings.stale_seconds`` ago, so it never
+steals a job a live worker is running (the setting must exceed the longest job).
 Succeeded, failed and cancelled records (and their artifacts) are never touched.
 """
 
@@ -54,7 +55,7 @@ def stale_cutoff(services: Services, *, owns_queue: bool) -> dt.datetime:
 
 def recover(services: Services, *, owns_queue: bool) -> Recovered:
     """Re-queue (or fail) orphaned running jobs and submit every queued one; ``owns_queue``: this is
-    `tunesmith serve` starting (it owns a SQLite queue), not an extra worker."""
+    `tunesmith serve` with embedded workers starting (on a SQLite queue it owns every job), not an extra worker."""
     cutoff = stale_cutoff(services, owns_queue=owns_queue)
     done = Recovered()
     for model in (Generation, Analysis):

@@ -86,7 +86,7 @@ def start_services(settings: Settings, metrics: Metrics | None = None, *, embedd
         if recover is not None:  # before this process's consumer starts: its own jobs are never taken as orphans
             from tunesmith.service.recovery import recover as recover_jobs
 
-            recover_jobs(services, owns_queue=recover == "server")
+            recover_jobs(services, owns_queue=recover == "server" and embedded_workers > 0)
         if embedded_workers > 0:
             services.loaded = preload(catalog, settings.preload)
             services.consumer = queue.consumer(workers=embedded_workers, poll_seconds=settings.poll_seconds,
