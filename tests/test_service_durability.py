@@ -27,7 +27,7 @@ from sqlalchemy import select
 
 from tests.test_service_support import make_settings
 from tunesmith.service import crud
-from tunesmith.service.db import Database, Generation, Usage, utcnow
+from tunesmith.service.db import Analysis, Database, Generation, Usage, utcnow
 from tunesmith.service.recovery import INTERRUPTED_TWICE
 from tunesmith.service.state import start_services
 
@@ -217,5 +217,31 @@ def test_a_starting_worker_takes_only_stale_running_jobs(tmp_path, started_ago, 
         assert record.status == expected
         assert record.interruptions == (1 if expected == "queued" else 0)
         assert services.queue.pending() == (1 if expected == "queued" else 0)
+    finally:
+        services.close()
+
+
+@pytest.mark.parametrize(("interruptions", "expected"), [(0, "queued"), (1, "failed")])
+def test_an_interrupted_analysis_is_retried_once_then_failed(tmp_path, interruptions, expected):
+    settings = make_settings(tmp_path, {}, workers=0, stale_seconds=0.0)
+    db = Database(settings.database_url or "")
+    db.migrate()
+    with db.session() as session:
+        key, _ = crud.create_api_key(session, name="analyses")
+        record = Analysis(key_id=key.id, status="running", progress=0.2, filename="take.wav", format="wav",
+                          bytes=1000, duration=40.0, started=utcnow() - dt.timedelta(seconds=5),
+                          interruptions=interruptions)
+        session.add(record)
+    db.close()
+    services = start_services(settings, recover="worker")
+    try:
+        with services.db.session() as session:
+            after = session.get(Analysis, record.id)
+        assert after.status == expected
+        if expected == "failed":
+            assert after.error == {"code": "interrupted", "message": INTERRUPTED_TWICE}
+            assert services.queue.pending() == 0
+        else:
+            assert after.interruptions == 1 and after.started is None and services.queue.pending() == 1
     finally:
         services.close()
