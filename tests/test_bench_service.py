@@ -13,7 +13,7 @@ def test_service_bench_reports_sane_figures(capsys: pytest.CaptureFixture[str]) 
 
     figures = run(clients=3, requests=6, seconds=10.0, json=True)
     assert '"submit"' in capsys.readouterr().out
-    for name in ("submit", "status", "status_after_drain"):
+    for name in ("submit", "status", "status_after_wait"):
         phase = figures[name]
         assert phase["failed"] == 0, phase["first_failure"]
         assert phase["ok"] == 6

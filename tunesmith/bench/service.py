@@ -8,7 +8,7 @@ then drives it from ``clients`` concurrent httpx clients on one event loop:
 2. status: ``requests`` GET /v1/generations/{id} over the submitted ids -> p50/p99 latency and requests/s;
 3. end to end: waits (at most ``seconds``) while the worker drains the queue -> completed jobs per minute, from
    the server's own ``started``/``finished`` times;
-4. status again, after the drain: the same GETs without the worker competing for the CPU (when it did drain).
+4. status again after that wait: without the worker competing for the CPU when the queue did drain.
 
 Phases 1 and 2 run while the embedded worker is generating the submitted jobs, as they would in production.
 
@@ -54,6 +54,7 @@ class Phase:
     latencies: list[float] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    client_cpu_seconds: float = 0.0  # of this (client) process: how much of the two cores the clients took
 
     def summary(self) -> dict:
         ms = np.asarray(self.latencies) * 1000.0
@@ -66,6 +67,7 @@ class Phase:
             "max_ms": round(float(ms.max()), 2) if ok else None,
             "seconds": round(self.seconds, 3),
             "requests_per_second": round(ok / self.seconds, 1) if self.seconds > 0 else None,
+            "client_cpu_ms_per_request": round(self.client_cpu_seconds / ok * 1000.0, 2) if ok else None,
         }
 
 
@@ -156,9 +158,10 @@ async def _drive(count: int, clients: int, request: Callable[[int], Awaitable[ht
             if results is not None:
                 results.append(response.json())
 
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     await asyncio.gather(*(client() for _ in range(clients)))
     phase.seconds = time.perf_counter() - started
+    phase.client_cpu_seconds = time.process_time() - cpu_started
 
 
 def _parse_time(value: str | None) -> dt.datetime | None:
@@ -220,9 +223,9 @@ async def _bench(url: str, secret: str, clients: int, requests: int, seconds: fl
         status = Phase()
         await _drive(requests, clients, lambda i: client.get(f"/v1/generations/{ids[i % len(ids)]}"), 200, status)
         end_to_end = await _drain(client, ids, seconds)
-        idle = Phase()  # the same GETs once the worker has stopped competing for the CPU (queue drained or not)
+        idle = Phase()  # the same GETs again: without the worker competing for the CPU if the queue drained
         await _drive(requests, clients, lambda i: client.get(f"/v1/generations/{ids[i % len(ids)]}"), 200, idle)
-    return {"submit": submit.summary(), "status": status.summary(), "status_after_drain": idle.summary(),
+    return {"submit": submit.summary(), "status": status.summary(), "status_after_wait": idle.summary(),
             "end_to_end": end_to_end}
 
 
@@ -256,13 +259,14 @@ def _print_table(figures: dict) -> None:
 
     print(f"tunesmith service on 127.0.0.1 (SQLite, {figures['workers']} worker, {figures['model']} 1 bar), "
           f"{figures['clients']} clients, {figures['requests']} requests per phase:")
-    print(f"  {'':26s} {'p50 ms':>8s} {'p99 ms':>8s} {'req/s':>8s} {'failed':>7s}")
+    print(f"  {'':26s} {'p50 ms':>8s} {'p99 ms':>8s} {'req/s':>8s} {'failed':>7s} {'client CPU ms/req':>18s}")
     for name, label in (("submit", "POST /v1/generations"), ("status", "GET /v1/generations/{id}"),
-                        ("status_after_drain", "  the same, queue drained")):
+                        ("status_after_wait", "  the same, after the wait")):
         phase = figures[name]
         rate = phase["requests_per_second"]
         print(f"  {label:26s} {ms(phase['p50_ms'])} {ms(phase['p99_ms'])} "
-              f"{(f'{rate:8.0f}' if rate is not None else '       -')} {phase['failed']:7d}")
+              f"{(f'{rate:8.0f}' if rate is not None else '       -')} {phase['failed']:7d} "
+              f"{ms(phase['client_cpu_ms_per_request']):>18s}")
         if phase["first_failure"]:
             print(f"    first failure: {phase['first_failure']}")
     e2e = figures["end_to_end"]
