@@ -57,7 +57,7 @@ def secret_of(headers: dict[str, str]) -> str:
 
 
 def test_studio_page_and_files_are_served(shipped_server):
-    import httpx
+    import httpx2 as httpx
 
     server, _ = shipped_server
     page = httpx.get(f"{server.url}/")

@@ -33,7 +33,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
+import httpx2 as httpx
 import numpy as np
 
 from tunesmith.errors import DependencyError, ParameterError
