@@ -72,7 +72,7 @@ def test_bad_usage_and_input_exit_2_with_one_line(tmp_path):
     assert_one_line_error(tunesmith("data", "build", "mtt", str(tmp_path / "missing"), "--out", "x"),
                           "not a directory")
     assert_one_line_error(tunesmith("data", "build", "chorales", "--out", "x", "--limit", "-1"), "--limit")
-    assert_one_line_error(tunesmith("bench", "service"), "not available")
+    assert_one_line_error(tunesmith("bench", "render"), "not available")
     (tmp_path / "foreign").mkdir()
     (tmp_path / "foreign" / "thesis.txt").write_text("mine")
     assert_one_line_error(tunesmith("data", "build", "chorales", "--out", str(tmp_path / "foreign")),
