@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
 import time
 import uuid
 import weakref
@@ -32,6 +31,7 @@ from tunesmith.service.catalog import Catalog, ModelEntry
 from tunesmith.service.db import Analysis, ApiKey, Database, utcnow
 from tunesmith.service.errors import NotFound, PayloadTooLarge
 from tunesmith.service.metrics import JOB_BUCKETS, Metrics
+from tunesmith.service.model_cache import load_once
 
 if TYPE_CHECKING:
     from tunesmith.config import Settings
@@ -42,9 +42,6 @@ PREFIX = "/v1/analyses"
 SUFFIXES = {".wav": "wav", ".wave": "wav", ".flac": "flac", ".mp3": "mp3", ".ogg": "ogg", ".oga": "ogg"}
 ACCEPTED = "WAV, FLAC, MP3 or OGG"
 
-_analyzers: dict[Path, Any] = {}
-_analyzers_lock = threading.Lock()
-
 
 # ------------------------------------------------------------------------------------------ the model
 
@@ -53,19 +50,7 @@ def load_analyzer(card_path: Path) -> Any:
     """The analyzer of a card, loaded on first use in this process and kept."""
     from tunesmith.analyze.analyzer import Analyzer
 
-    with _analyzers_lock:
-        analyzer = _analyzers.get(card_path)
-        if analyzer is None:
-            started = time.perf_counter()
-            analyzer = Analyzer.load(card_path)
-            _analyzers[card_path] = analyzer
-            log.info("loaded analyzer %s in %.1f s", card_path, time.perf_counter() - started)
-        return analyzer
-
-
-def analyzer_loaded(card_path: Path) -> bool:
-    with _analyzers_lock:
-        return card_path in _analyzers
+    return load_once(card_path, Analyzer.load, "analyzer")
 
 
 def analyzer_entry(catalog: Catalog) -> ModelEntry:

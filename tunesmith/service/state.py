@@ -17,10 +17,11 @@ from tunesmith.service.catalog import Catalog, load_catalog
 from tunesmith.service.db import ApiKey, Database
 from tunesmith.service.limits import Limiter, make_limiter
 from tunesmith.service.metrics import Metrics
+from tunesmith.service.model_cache import loaded_cards
 from tunesmith.service.provenance import OriginalityGate, Stamper
 from tunesmith.service.queue import EmbeddedConsumer, JobQueue, make_huey
 from tunesmith.service.storage import ArtifactStore
-from tunesmith.service.tasks import GenerationRunner, loaded_cards, preload
+from tunesmith.service.tasks import GenerationRunner, preload
 
 log = logging.getLogger("tunesmith.service")
 

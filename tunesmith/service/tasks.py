@@ -14,7 +14,6 @@ job plays an uploaded score with it (its MIDI artifact is the uploaded score as 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from contextlib import ExitStack
 from pathlib import Path
@@ -28,6 +27,7 @@ from tunesmith.service.catalog import MAX_SEED, Catalog
 from tunesmith.service.db import Database
 from tunesmith.service.images import artifact_ext, work_title, write_images
 from tunesmith.service.metrics import Metrics
+from tunesmith.service.model_cache import load_once
 from tunesmith.service.provenance import OriginalityGate, OriginalityRejected, Stamper, watermark_audio, work_payload
 from tunesmith.service.storage import ArtifactStore
 from tunesmith.service.uploads import composer_input, upload_store
@@ -35,41 +35,18 @@ from tunesmith.service.uploads import composer_input, upload_store
 log = logging.getLogger("tunesmith.worker")
 SAMPLE_RATE = 44100
 
-_composers: dict[Path, Any] = {}
-_composers_lock = threading.Lock()
-
-
 def load_composer(card_path: Path) -> Any:
     """The composer of a model card, loaded on first use in this process and kept."""
     from tunesmith.compose.composer import Composer
 
-    with _composers_lock:
-        composer = _composers.get(card_path)
-        if composer is None:
-            started = time.perf_counter()
-            composer = Composer.load(card_path)
-            _composers[card_path] = composer
-            log.info("loaded model %s in %.1f s", card_path, time.perf_counter() - started)
-        return composer
+    return load_once(card_path, Composer.load, "model")
 
 
 def load_notesynth(card_path: Path) -> Any:
     """The neural instrument of a `notes` card, loaded on first use in this process and kept."""
     from tunesmith.compose.notesynth import NoteSynth
 
-    with _composers_lock:
-        synth = _composers.get(card_path)
-        if synth is None:
-            started = time.perf_counter()
-            synth = NoteSynth.load(card_path)
-            _composers[card_path] = synth
-            log.info("loaded neural instrument %s in %.1f s", card_path, time.perf_counter() - started)
-        return synth
-
-
-def loaded_cards() -> set[Path]:
-    with _composers_lock:
-        return set(_composers)
+    return load_once(card_path, NoteSynth.load, "neural instrument")
 
 
 def preload(catalog: Catalog, model_ids: list[str] | None) -> list[str]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from tunesmith import __version__
-from tunesmith.service.analyses import analyzer_loaded
 from tunesmith.service.deps import ServicesDep
+from tunesmith.service.model_cache import is_loaded
 from tunesmith.service.schemas import Health
 
 router = APIRouter(tags=["service"])
@@ -17,7 +17,7 @@ def health(services: ServicesDep) -> Health:
     loaded = set(services.loaded_models())
     models = {m.id: {"version": m.version, "loaded": m.id in loaded} for m in services.catalog.models.values()}
     if (analyzer := services.catalog.analyzer) is not None:
-        models[analyzer.id] = {"version": analyzer.version, "loaded": analyzer_loaded(analyzer.card_path),
+        models[analyzer.id] = {"version": analyzer.version, "loaded": is_loaded(analyzer.card_path),
                                "kind": "analyzer"}
     queue = {"depth": services.queue_depth(), "embedded_workers": services.workers}
     return Health(status="ok", version=__version__, models=models, queue=queue)
