@@ -264,3 +264,140 @@ def test_a_corpus_that_is_not_here_leaves_originality_unchecked(tmp_path):
     assert missing["status"] == "unchecked" and not missing["flagged"] and "no-such-dataset" in missing["reason"]
     nameless = gate.check("other", {}, score)
     assert nameless["status"] == "unchecked" and "names no training dataset" in nameless["reason"]
+
+
+# ------------------------------------------------------------------ the audio gate on `notes` and `perform` works
+
+
+class CopyingInstrument:
+    """The neural instrument gone wrong, for the planted case: its notes are its training recordings (the one of
+    the instrument, pitch and velocity asked for). Everything else is the real instrument's."""
+
+    def __init__(self, synth, dataset) -> None:
+        self.synth, self.dataset = synth, dataset
+        self.copies = {(r.labels["instrument"], r.labels["pitch"], r.labels["velocity"]): r
+                       for r in dataset.split("train")}
+
+    def note(self, instrument, pitch, velocity=100, **_) -> np.ndarray:
+        record = self.copies[(instrument, pitch, velocity)]
+        return np.asarray(self.dataset.array("audio", record), dtype=np.float32)
+
+    def __getattr__(self, name):
+        return getattr(self.synth, name)
+
+
+@pytest.fixture(scope="module")
+def audio_server(tmp_path_factory):
+    """A server (SQLite) whose `notes` model learned from a small notes dataset (48 notes of three instruments),
+    plus `copycat`: the same model wrapped in a CopyingInstrument."""
+    torch = pytest.importorskip("torch")
+    torch.set_num_threads(1)
+    from tunesmith.data.corpora.notes import build_notes
+    from tunesmith.data.dataset import Dataset
+
+    shipped = Path(__file__).resolve().parents[1] / "weights"
+    data = tmp_path_factory.mktemp("notes-data") / "notes"
+    build_notes(data, instruments=["violin", "flute", "piano"], velocities=(60, 110), limit=48)
+    weights = tmp_path_factory.mktemp("weights")
+    card = json.loads((shipped / "notes.json").read_text())
+    card["data"] = {**card["data"], "path": str(data)}
+    for name in ("notes", "copycat"):
+        (weights / f"{name}.json").write_text(json.dumps(card))
+        (weights / f"{name}.safetensors").symlink_to(shipped / "notes.safetensors")
+    for suffix in (".json", ".safetensors"):
+        (weights / f"analyzer{suffix}").symlink_to(shipped / f"analyzer{suffix}")
+    settings = Settings(data_dir=tmp_path_factory.mktemp("audio-gate"), workers=1, poll_seconds=0.1,
+                        requests_per_minute=10_000, weights_dir=weights, preload=["notes"], originality_tries=2,
+                        models={"copycat": weights / "copycat.json"})
+    with TestClient(create_app(settings)) as client:
+        services = client.app.state.services
+        from tunesmith.compose.notesynth import NoteSynth
+        from tunesmith.service.model_cache import load_once
+
+        copycat = services.catalog.get("copycat")
+        load_once(copycat.card_path, lambda path: CopyingInstrument(NoteSynth.load(path), Dataset(data)), "copier")
+        gate = services.queue.runner.gate.audio
+        analyzer = services.catalog.analyzer.card_path
+        for model in ("notes", "copycat"):  # the index is built in the background: wait (bounded) until it is ready
+            assert not isinstance(gate.index(model, services.catalog.get(model).card, analyzer, wait=180), str)
+        yield client, services, Dataset(data), make_key(settings, "audio")
+
+
+def note_job(client, headers, model: str, **params) -> dict:
+    body = {"model": model, "params": {"instrument": "violin", "pitch": 64, "velocity": 110, **params}, "seed": 3}
+    response = client.post("/v1/generations", json=body, headers=headers)
+    assert response.status_code == 202, response.text
+    return wait_until_finished(client, response.json()["id"], headers, timeout=120)
+
+
+def test_a_note_carries_its_audio_originality_report(audio_server):
+    client, _, dataset, headers = audio_server
+    record = note_job(client, headers, "notes")
+    assert record["status"] == "succeeded", record
+    report = record["originality"]
+    assert report["status"] == "checked" and report["corpus"] == str(dataset.root), report
+    assert report["nearest_item"] in {r.id for r in dataset.split("train")}
+    assert 0.0 <= report["distance"] <= 2.0 and report["flagged"] == (report["distance"] < report["threshold"])
+    assert (report["tries"], report["seeds"], report["mode"]) == (1, [3], "report")
+
+
+def test_a_training_note_fed_back_is_flagged_with_its_source(audio_server):
+    client, services, dataset, headers = audio_server
+    source = next(r for r in dataset.split("train") if r.labels["instrument"] == "violin")
+    params = {"pitch": source.labels["pitch"], "velocity": source.labels["velocity"]}
+    record = note_job(client, headers, "copycat", **params)
+    assert record["status"] == "succeeded", record  # "report" mode: delivered, and flagged
+    report = record["originality"]
+    assert report["status"] == "checked" and report["flagged"], report
+    assert report["nearest_item"] == source.id and report["distance"] < 1e-3
+    # the same request asking to reject: every draw is the same copy, so the job fails naming the source
+    from tunesmith.service import crud
+
+    with services.db.session() as session:
+        first = crud.get_generation(session, record["id"], key_id=None)
+        again = crud.add_generation(session, key_id=first.key_id, model="copycat", prompt=None, interpretation=None,
+                                    params={**first.params, "originality": "reject"}, formats=["wav"],
+                                    estimated_seconds=2.0)
+        again_id = again.id
+    assert services.queue.runner.run(again_id) == "failed"
+    rejected = client.get(f"/v1/generations/{again_id}", headers=headers).json()
+    assert rejected["error"]["code"] == "originality_rejected", rejected
+    assert source.id in rejected["error"]["message"] and "2 tries" in rejected["error"]["message"]
+
+
+def test_a_performance_says_why_it_is_not_checked(audio_server):
+    from tunesmith.symbolic.io import write_midi
+    from tunesmith.symbolic.score import Note, Part, Score
+
+    client, _, _, headers = audio_server
+    midi = Path(client.app.state.services.settings.data_dir) / "three.mid"
+    write_midi(Score(parts=[Part("melody", [Note(60 + 2 * i, float(i), 1.0) for i in range(3)])]), midi)
+    upload = client.post("/v1/uploads", files={"file": ("three.mid", midi.read_bytes())}, headers=headers)
+    assert upload.status_code == 201, upload.text
+    body = {"model": "perform", "params": {"input": upload.json()["id"], "instrument": "violin"}, "seed": 1}
+    response = client.post("/v1/generations", json=body, headers=headers)
+    assert response.status_code == 202, response.text
+    record = wait_until_finished(client, response.json()["id"], headers, timeout=120)
+    assert record["status"] == "succeeded", record
+    report = record["originality"]
+    assert report["status"] == "not_applicable" and not report["flagged"] and "uploaded score" in report["reason"]
+
+
+def test_an_audio_index_that_cannot_be_built_or_is_not_ready_leaves_the_note_unchecked(audio_server, tmp_path):
+    from tunesmith.service.provenance import AudioOriginalityGate
+
+    _, services, dataset, _ = audio_server
+    analyzer = services.catalog.analyzer.card_path
+    note = np.zeros(16000, dtype=np.float32)
+    gate = AudioOriginalityGate(tmp_path / "cache")
+    missing = gate.check("mine", {"data": {"path": str(tmp_path / "no-such-notes")}}, analyzer, note, 16000)
+    if missing["reason"].startswith("the index of the training notes is still being built"):  # the thread is slow
+        missing = gate.check("mine", {"data": {"path": str(tmp_path / "no-such-notes")}}, analyzer, note, 16000,
+                             wait=30)
+    assert missing["status"] == "unchecked" and not missing["flagged"] and "no-such-notes" in missing["reason"]
+    no_analyzer = gate.check("other", {"data": {"path": str(dataset.root)}}, None, note, 16000, wait=30)
+    assert no_analyzer["status"] == "unchecked" and "no analyzer" in no_analyzer["reason"]
+    building = gate.check("fresh", {"data": {"path": str(dataset.root)}}, analyzer, note, 16000)  # new cache dir
+    assert building["status"] == "unchecked" and "still being built" in building["reason"]
+    assert gate.check("fresh", {"data": {"path": str(dataset.root)}}, analyzer, note, 16000, wait=120)["status"] \
+        == "checked"

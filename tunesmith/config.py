@@ -53,6 +53,8 @@ class Settings(BaseSettings):
                                        "this with a training piece is flagged")
     originality_tries: int = Field(3, ge=1, le=20, description='pieces a request with "originality": "reject" '
                                    "may draw before it fails")
+    audio_originality_threshold: float = Field(0.02, ge=0, lt=1, description="a generated note closer than this "
+                                               "cosine distance to a training note (analyzer embedding) is flagged")
     stale_seconds: float = Field(600.0, ge=0, description="a job left running this long is taken as orphaned by "
                                  "a dead process when a worker or a server on a Redis queue starts")
 

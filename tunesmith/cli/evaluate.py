@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from tunesmith.errors import ParameterError
+from tunesmith.errors import DatasetError, ParameterError
 
 TARGETS = ("lm", "gan", "analyzer", "watermark")
 
@@ -31,6 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--analyzer", default="analyzer", help="gan: the analyzer that judges (name or run directory)")
     p.add_argument("--clips", type=int, default=200,
                    help="watermark: marked clips, and as many unmarked (default 200; about 10 minutes)")
+    p.add_argument("--fit-parallels", action="store_true",
+                   help="lm: fit the parallel-fifths penalty to the training split (prints it for the card)")
     p.add_argument("--json", action="store_true", help="print every figure as JSON")
     p.set_defaults(func=run_evaluate)
 
@@ -38,11 +40,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 def model_dataset(checkpoint: str, data: Path | None) -> Path:
     """``data``, or else the dataset named on the checkpoint's card; ParameterError when it is not here."""
     if data is None:
-        from tunesmith.compose.weights import resolve_checkpoint
+        from tunesmith.compose.weights import dataset_of, resolve_checkpoint
         from tunesmith.train.checkpoint import load_card
 
         directory, name = resolve_checkpoint(checkpoint)
-        data = Path(load_card(directory, name)["data"]["path"])
+        try:
+            return dataset_of(load_card(directory, name))
+        except DatasetError as exc:
+            raise ParameterError(f"{exc.message}, or pass --data", field="data") from exc
     if not data.is_dir():
         raise ParameterError(f"the model's dataset {data} is not here; build it or pass --data", field="data")
     return data
@@ -65,6 +70,14 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
     checkpoint = args.checkpoint or "chorale"
     data = model_dataset(checkpoint, args.data)
+    if args.fit_parallels:
+        from tunesmith.evaluate.voice_leading import fit_parallel_penalty
+
+        fit = fit_parallel_penalty(checkpoint, data, pieces=args.pieces, seed=args.seed)
+        print(json.dumps(fit, indent=2) if args.json else
+              f"parallel_penalty {fit['parallel_penalty']}: sampled rate {fit['rate_at_penalty']:.5f} vs the "
+              f"training split's {fit['target_train_rate']:.5f} (put it on the card under sampling)")
+        return 0
     report = evaluate_lm(checkpoint, data, pieces=args.pieces, seed=args.seed, temperature=args.temperature,
                          top_p=args.top_p)
     if args.json:

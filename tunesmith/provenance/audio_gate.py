@@ -57,7 +57,7 @@ class EmbeddingIndex:
     def save(self, path: str | os.PathLike[str]) -> Path:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp.npz")
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")  # two processes may build it at once
         np.savez(tmp, ids=np.asarray(self.ids, dtype=str), embeddings=self.embeddings)
         os.replace(tmp, path)
         return path
@@ -119,14 +119,12 @@ def audio_originality(y: np.ndarray, sr: int, card: dict[str, Any], *, cache_dir
 
     JSON-ready: the report's fields and ``status`` "checked", or ``status`` "unchecked" with the reason when the
     training dataset or the analyzer is not on this machine (never an error: the sound is still delivered)."""
-    from tunesmith.compose.weights import WEIGHTS_DIR
+    from tunesmith.compose.weights import dataset_of
 
-    data = Path(str(card.get("data", {}).get("path", "")))
-    candidates = [data] if data.is_absolute() else [Path.cwd() / data, WEIGHTS_DIR.parent / data]
-    found = next((p for p in candidates if (p / "dataset.json").is_file()), None)
-    if found is None:
-        return {"status": "unchecked", "reason": f"the training dataset {data} is not on this machine "
-                                                 "(build it with 'tunesmith data build notes')"}
+    try:
+        dataset = dataset_of(card)
+    except DatasetError as exc:
+        return {"status": "unchecked", "reason": exc.message}
     if analyzer is None:
         from tunesmith.analyze.analyzer import Analyzer
 
@@ -134,5 +132,5 @@ def audio_originality(y: np.ndarray, sr: int, card: dict[str, Any], *, cache_dir
             analyzer = Analyzer.load("analyzer")
         except ParameterError as exc:
             return {"status": "unchecked", "reason": f"no analyzer model: {exc}"}
-    index = index_for_audio_dataset(found, analyzer, cache_dir=cache_dir)
+    index = index_for_audio_dataset(dataset, analyzer, cache_dir=cache_dir)
     return {"status": "checked", **check_audio(y, sr, index, analyzer, threshold).to_dict()}

@@ -90,12 +90,11 @@ def index_for_dataset(dataset_dir: str | os.PathLike[str], *, splits: Sequence[s
 
 
 def index_for_card(card: dict[str, Any], *, cache_dir: str | os.PathLike[str] | None = None) -> SymbolicIndex:
-    """The originality index of the corpus a model card says the model learned from."""
-    path = Path(str((card.get("data") or {}).get("path", "")))
-    if not path.is_dir():
-        raise DatasetError(f"the training data of model {card.get('id')!r} ({path}) is not here; build it with "
-                           f"{(card.get('data') or {}).get('build_command', 'tunesmith data build')}")
-    return index_for_dataset(path, cache_dir=cache_dir)
+    """The originality index of the corpus a model card says the model learned from (DatasetError when it is not
+    on this machine: `tunesmith.compose.weights.dataset_of`)."""
+    from tunesmith.compose.weights import dataset_of
+
+    return index_for_dataset(dataset_of(card), cache_dir=cache_dir)
 
 
 def save_index(index: SymbolicIndex, path: str | os.PathLike[str]) -> Path:

@@ -21,7 +21,7 @@ from tunesmith.service.model_cache import loaded_cards
 from tunesmith.service.provenance import OriginalityGate, Stamper
 from tunesmith.service.queue import EmbeddedConsumer, JobQueue, make_huey
 from tunesmith.service.storage import ArtifactStore
-from tunesmith.service.tasks import GenerationRunner, preload
+from tunesmith.service.tasks import GenerationRunner, preload, prepare_audio_originality
 
 log = logging.getLogger("tunesmith.service")
 
@@ -75,7 +75,7 @@ def start_services(settings: Settings, metrics: Metrics | None = None, *, embedd
         log.warning("model %s is not served: %s", model_id, reason)
     stamper = Stamper(settings.data_dir)  # the signing key: made on first start, kept in the data directory
     gate = OriginalityGate(settings.data_dir / "originality", threshold=settings.originality_threshold,
-                           tries=settings.originality_tries)
+                           tries=settings.originality_tries, audio_threshold=settings.audio_originality_threshold)
     runner = GenerationRunner(db, store, catalog, metrics, stamper=stamper, gate=gate)
     queue = JobQueue(make_huey(settings.queue_url or ""), runner)
     analyses = AnalysisQueue(queue.huey, AnalysisRunner(db, catalog, settings, metrics))
@@ -90,6 +90,7 @@ def start_services(settings: Settings, metrics: Metrics | None = None, *, embedd
             recover_jobs(services, owns_queue=recover == "server" and embedded_workers > 0)
         if embedded_workers > 0:
             services.loaded = preload(catalog, settings.preload)
+            prepare_audio_originality(gate, catalog, services.loaded)
             services.consumer = queue.consumer(workers=embedded_workers, poll_seconds=settings.poll_seconds,
                                                embedded=True)
             services.consumer.start()

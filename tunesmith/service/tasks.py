@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -34,6 +35,11 @@ from tunesmith.service.uploads import composer_input, upload_store
 
 log = logging.getLogger("tunesmith.worker")
 SAMPLE_RATE = 44100
+AUDIO_INDEX_WAIT = 300.0  # s a note asked to be rejected when flagged waits for the training-audio index
+PERFORM_ORIGINALITY = ("the music is the requester's uploaded score, not generated; the sound is the neural "
+                       "instrument note by note, whose single notes `notes` works check against the training notes "
+                       "(a mix of many notes has no meaningful distance to the 2 s single training notes)")
+T = TypeVar("T")
 
 def load_composer(card_path: Path) -> Any:
     """The composer of a model card, loaded on first use in this process and kept."""
@@ -66,6 +72,16 @@ def preload(catalog: Catalog, model_ids: list[str] | None) -> list[str]:
         load_analyzer(catalog.analyzer.card_path)
         ids.append(catalog.analyzer.id)
     return ids
+
+
+def prepare_audio_originality(gate: OriginalityGate, catalog: Catalog, loaded: list[str]) -> None:
+    """Start building, in the background, the training-audio index of every loaded note model (the first
+    `notes` job would start it otherwise); it never delays start-up or the API."""
+    analyzer = catalog.analyzer.card_path if catalog.analyzer is not None else None
+    for model_id in loaded:
+        entry = catalog.models.get(model_id)
+        if entry is not None and entry.task == "note":
+            gate.audio.prepare(entry.id, entry.card, analyzer)
 
 
 def composer_arguments(params: dict[str, Any]) -> dict[str, Any]:
@@ -174,10 +190,14 @@ class GenerationRunner:
                     part.program = int(program)
             mono, result = performance.audio, {"instrument": params["instrument"], "seed": params["seed"],
                                                "n_notes": performance.notes, "notes": performance.interpretation}
+            originality: dict[str, Any] | None = {"status": "not_applicable", "reason": PERFORM_ORIGINALITY,
+                                                  "flagged": False}
         else:
-            note = synth.note(params["instrument"], params["pitch"], velocity=params["velocity"],
-                              duration=params["duration"], seed=int(params["seed"]), morph_to=params["morph_to"],
-                              morph=params["morph"])
+            note, originality, seed = self._draw(params, lambda seed: synth.note(
+                params["instrument"], params["pitch"], velocity=params["velocity"], duration=params["duration"],
+                seed=int(seed or 0), morph_to=params["morph_to"], morph=params["morph"]),
+                self._note_check(entry, synth.sr, params), too_close_note)
+            params = {**params, "seed": seed}  # the seed of the note delivered (signed in its manifest)
             mono = resample(note, orig_sr=synth.sr, target_sr=SAMPLE_RATE)
             result = {k: params[k] for k in ("instrument", "pitch", "velocity", "duration", "morph_to", "morph",
                                              "seed")}
@@ -204,7 +224,8 @@ class GenerationRunner:
         result |= {"model_version": entry.version, "sample_rate": SAMPLE_RATE}
         with self.db.session() as session:
             done = crud.complete_generation(session, generation_id, result=result, artifacts=artifacts,
-                                            audio_seconds=audio_seconds, provenance=provenance, originality=None)
+                                            audio_seconds=audio_seconds, provenance=provenance,
+                                            originality=originality)
         if not done:
             self._discard(artifacts)
             raise Cancelled
@@ -218,30 +239,47 @@ class GenerationRunner:
 
     def _compose(self, composer: Any, entry: Any, params: dict[str, Any],
                  source: dict[str, Any]) -> tuple[Any, dict[str, Any] | None]:
-        """The composition and its originality report; with ``"originality": "reject"`` a flagged piece is drawn
-        again with the next seed, up to the gate's ``tries`` (OriginalityRejected when every one is flagged)."""
+        """The composition and its originality report (see :meth:`_draw`)."""
         arguments = composer_arguments(params)
-        reject = params.get("originality") == "reject" and self.gate is not None
+        check = (lambda composition: self.gate.check(entry.id, entry.card, composition.score)) \
+            if self.gate is not None else None
+        composition, report, _ = self._draw(params, lambda seed: composer.generate(**(arguments | {"seed": seed}),
+                                                                                   **source), check, too_close_piece)
+        return composition, report
+
+    def _note_check(self, entry: Any, sr: int, params: dict[str, Any]) -> Callable[[Any], dict[str, Any]] | None:
+        """The audio originality check of a `notes` job's note (None without a gate); a job that asked to reject
+        flagged notes waits for the training-audio index (up to AUDIO_INDEX_WAIT s), others never wait."""
+        if self.gate is None:
+            return None
+        gate, analyzer = self.gate.audio, self.catalog.analyzer
+        wait = AUDIO_INDEX_WAIT if params.get("originality") == "reject" else 0.0
+        return lambda note: gate.check(entry.id, entry.card, analyzer.card_path if analyzer is not None else None,
+                                       note, sr, wait=wait)
+
+    def _draw(self, params: dict[str, Any], make: Callable[[int | None], T],
+              check: Callable[[T], dict[str, Any]] | None,
+              refusal: Callable[[int, dict[str, Any]], str]) -> tuple[T, dict[str, Any] | None, int | None]:
+        """(work, its originality report, its seed): ``make(seed)`` with the job's seed, checked by ``check``.
+
+        With ``"originality": "reject"`` a flagged work is made again with the next seed, up to the gate's
+        ``tries`` (OriginalityRejected with the ``refusal(tries, report)`` message when every one is flagged)."""
+        reject = params.get("originality") == "reject" and self.gate is not None and check is not None
         tries = self.gate.tries if reject and self.gate is not None else 1
-        seed = int(arguments["seed"]) if arguments.get("seed") is not None else 0
-        seeds: list[int] = []
+        first = params.get("seed")
+        seeds: list[int | None] = []
         for attempt in range(tries):
-            if attempt:
-                arguments["seed"] = (seed + attempt) % (MAX_SEED + 1)
-            seeds.append(arguments["seed"])
-            composition = composer.generate(**arguments, **source)
-            if self.gate is None:
-                return composition, None
-            report = self.gate.check(entry.id, entry.card, composition.score)
+            seeds.append(first if not attempt else (int(first or 0) + attempt) % (MAX_SEED + 1))
+            made = make(seeds[-1])
+            if check is None:
+                return made, None, seeds[-1]
+            report = check(made)
             if not report["flagged"]:
                 break
         report |= {"tries": len(seeds), "seeds": seeds, "mode": "reject" if reject else "report"}
         if reject and report["flagged"]:
-            raise OriginalityRejected(f"every one of {len(seeds)} tries shared a run of at least "
-                                      f"{report['longest_shared_run']} notes with the training piece "
-                                      f"{report['closest_piece']} (the limit is {report['threshold']})",
-                                      field="originality")
-        return composition, report
+            raise OriginalityRejected(refusal(len(seeds), report), field="originality")
+        return made, report, seeds[-1]
 
     def _write(self, score: Any, audio: np.ndarray, formats: list[str], manifest: Any = None,
                payload: int = 0) -> tuple[dict[str, Any], dict[str, str]]:
@@ -276,3 +314,16 @@ class GenerationRunner:
     def _fail(self, generation_id: str, code: str, message: str) -> None:
         with self.db.session() as session:
             crud.fail_generation(session, generation_id, code=code, message=message)
+
+
+def too_close_piece(tries: int, report: dict[str, Any]) -> str:
+    """Why a symbolic request with ``"originality": "reject"`` failed."""
+    return (f"every one of {tries} tries shared a run of at least {report['longest_shared_run']} notes with the "
+            f"training piece {report['closest_piece']} (the limit is {report['threshold']})")
+
+
+def too_close_note(tries: int, report: dict[str, Any]) -> str:
+    """Why a `notes` request with ``"originality": "reject"`` failed."""
+    return (f"every one of {tries} tries was a near-copy of the training note {report['nearest_item']} (cosine "
+            f"distance {report['distance']:.4f} in the analyzer's embedding space; the limit is "
+            f"{report['threshold']})")
