@@ -6,6 +6,12 @@
     audio, report = synth.perform(read_score("chorale.mid"), "cello")        # every note by the GAN
     synth.export_sfz("cello-sfz", "cello")                                     # WAVs + cello.sfz
 
+Serving. The frame network (the learned part) runs either in PyTorch eager or, exported to ONNX, in ONNX
+Runtime; the fixed synthesizer DSP always runs in PyTorch. Both give the same audio within float tolerance.
+The card's ``serving.backend`` (set from `tunesmith bench gan`, which times both) picks the faster one;
+``backend=`` or the environment variable TUNESMITH_GAN_BACKEND overrides it. The ONNX model is the shipped
+``NAME.onnx`` next to the weights when its hash matches the card, else exported from the weights at first use.
+
 Durations. The generator makes the corpus's note (2.0 s: held 1.5 s, then released). A note of another
 length is made in control space, before synthesis, so the sound stays phase-continuous: a shorter note
 jumps from its held part to the release frames (scaled to the level it has reached); a longer note extends
@@ -26,8 +32,8 @@ import numpy as np
 import torch
 
 from tunesmith.compose.weights import WEIGHTS_DIR, resolve_checkpoint
-from tunesmith.errors import ParameterError
-from tunesmith.models.gan import NoteGenerator, synthesize
+from tunesmith.errors import DependencyError, ParameterError
+from tunesmith.models.gan import ONNX_OUTPUTS, NoteGenerator, export_onnx, midi_to_hz, synthesize
 from tunesmith.progress import progress
 from tunesmith.symbolic.instruments import DRUM_KEYS, Instrument, get_instrument
 from tunesmith.symbolic.score import Score
@@ -42,6 +48,7 @@ LOOP_GUARD = 6  # frames just before the release that may already anticipate it
 PEAK_LIMIT = 0.99
 SFZ_VELOCITIES = (50, 85, 120)
 BATCH = 64
+BACKENDS = ("torch", "onnxruntime")
 
 
 @dataclass
@@ -57,18 +64,23 @@ class Performance:
 class NoteSynth:
     """A loaded neural instrument (the generator of a `notes` GAN checkpoint)."""
 
-    def __init__(self, generator: NoteGenerator, card: dict[str, Any], name: str = "notes") -> None:
+    def __init__(self, generator: NoteGenerator, card: dict[str, Any], name: str = "notes", *,
+                 backend: str | None = None, onnx_path: Path | None = None) -> None:
         self.generator = generator.eval()
         self.card = card
         self.name = name
         self.sr = int(card.get("sr", generator.sr))
         self.instrument_names: list[str] = [i["name"] for i in card["instruments"]]
         self.off_frame = int(np.ceil(generator.note_off * generator.sr / generator.hop))
+        self.onnx_path = onnx_path
+        self.backend = self._choose_backend(backend)
+        self._session: Any = None
 
     @classmethod
-    def load(cls, name_or_path: str | Path | None = None) -> NoteSynth:
+    def load(cls, name_or_path: str | Path | None = None, *, backend: str | None = None) -> NoteSynth:
         """A shipped model name ("notes"), a training run directory (its best checkpoint) or a card path;
-        None is the shipped `notes` (even when the working directory holds a folder called notes)."""
+        None is the shipped `notes` (even when the working directory holds a folder called notes).
+        ``backend``: "torch" or "onnxruntime" for the frame network (default: the card's choice)."""
         if name_or_path is None:
             shipped = WEIGHTS_DIR / "notes.json"
             name_or_path = shipped if shipped.is_file() else "notes"
@@ -78,7 +90,63 @@ class NoteSynth:
             raise ParameterError(f"{name_or_path} is a {card.get('family')!r} model, not a notes GAN", field="model")
         generator = NoteGenerator(**card["kwargs"])
         load_weights(directory, name, generator)
-        return cls(generator, card, name=str(card.get("id", name_or_path)))
+        return cls(generator, card, name=str(card.get("id", name_or_path)), backend=backend,
+                   onnx_path=directory / f"{name}.onnx")
+
+    # ------------------------------------------------------------------ serving backends
+
+    def _choose_backend(self, backend: str | None) -> str:
+        """The asked backend, else TUNESMITH_GAN_BACKEND, else the card's; the card's choice falls back to
+        torch when onnxruntime is not installed, an explicit one raises DependencyError."""
+        explicit = backend or os.environ.get("TUNESMITH_GAN_BACKEND") or None
+        chosen = explicit or (self.card.get("serving") or {}).get("backend", "torch")
+        if chosen not in BACKENDS:
+            raise ParameterError(f"unknown backend {chosen!r}; choose one of: {', '.join(BACKENDS)}", field="backend")
+        if chosen == "onnxruntime":
+            try:
+                import onnxruntime  # noqa: F401
+            except ImportError as exc:
+                if explicit:
+                    raise DependencyError("the onnxruntime backend needs the onnxruntime package "
+                                          "(pip install onnxruntime)") from exc
+                return "torch"
+        return chosen
+
+    def onnx_model(self) -> bytes:
+        """The frame network as ONNX: the shipped file when the card's hash matches it, else a fresh export."""
+        import hashlib
+
+        expected = (self.card.get("onnx") or {}).get("sha256")
+        if self.onnx_path is not None and expected and self.onnx_path.is_file():
+            data = self.onnx_path.read_bytes()
+            if hashlib.sha256(data).hexdigest() == expected:
+                return data
+        return export_onnx(self.generator)
+
+    def _onnx_session(self) -> Any:
+        if self._session is None:
+            import onnxruntime as ort
+
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = torch.get_num_threads()
+            options.inter_op_num_threads = 1
+            self._session = ort.InferenceSession(self.onnx_model(), options, providers=["CPUExecutionProvider"])
+        return self._session
+
+    def run_controls(self, emb: torch.Tensor, pitch: torch.Tensor, velocity: torch.Tensor,
+                     z: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Controls of whole corpus notes from embeddings (B, E), pitches, velocities (B,) and z (B, Z), by the
+        serving backend."""
+        g = self.generator
+        if self.backend == "torch":
+            with torch.inference_mode():
+                return g.controls(emb, pitch, velocity, z)
+        feed = {"emb": emb.detach().numpy().astype(np.float32), "pitch": pitch.numpy().astype(np.int64),
+                "velocity": velocity.numpy().astype(np.int64), "z": z.numpy().astype(np.float32)}
+        outputs = self._onnx_session().run(list(ONNX_OUTPUTS), feed)
+        c = {name: torch.from_numpy(value) for name, value in zip(ONNX_OUTPUTS, outputs, strict=True)}
+        c["f0"] = midi_to_hz(pitch.float()).unsqueeze(1)
+        return c
 
     # ------------------------------------------------------------------ validation
 
@@ -158,8 +226,9 @@ class NoteSynth:
         vel = torch.tensor([v for _, _, v in conditions])
         z = torch.randn(len(conditions), g.z_dim, generator=torch.Generator().manual_seed(seed))
         target = None if morph_to is None else torch.full_like(inst, self.instrument_names.index(morph_to))
-        with torch.no_grad():
-            return g.controls(g.embed(inst, target, morph), pitch, vel, z)
+        with torch.inference_mode():
+            emb = g.embed(inst, target, morph)
+        return self.run_controls(emb, pitch, vel, z)
 
     def _render(self, controls: dict[str, torch.Tensor], row: int, duration: float, *, drum: bool,
                 seed: int) -> np.ndarray:
@@ -169,9 +238,10 @@ class NoteSynth:
             held = max(1, round(duration * self.sr / self.generator.hop))
             one = fit_duration(one, self.off_frame, held)
         g = self.generator
-        phases = torch.rand(1, g.n_harmonics, generator=torch.Generator().manual_seed(seed + 1)) * 2 * np.pi
+        phases = torch.rand(1, g.n_partials, generator=torch.Generator().manual_seed(seed + 1)) * 2 * np.pi
         with torch.no_grad():
-            y = synthesize(one, sr=g.sr, hop=g.hop, noise_fft=g.noise_fft, noise_seed=seed + 2, phase0=phases)
+            y = synthesize(one, sr=g.sr, hop=g.hop, noise_fft=g.noise_fft, noise_seed=seed + 2, phase0=phases,
+                           ratios=g.ratios)
         y = y[0].numpy().astype(np.float32)
         if drum:
             y = _trim_tail(y)

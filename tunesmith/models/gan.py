@@ -5,9 +5,15 @@ Generator (DDSP-style). A small network maps (instrument embedding, pitch, veloc
 time features of every frame (hop 128 samples = 8 ms) to synthesizer controls:
 
 - ``amp`` (B, T): overall loudness of the harmonic part,
-- ``harm`` (B, T, K): the distribution of that loudness over K harmonics (harmonics above Nyquist get none),
+- ``harm`` (B, T, K): the distribution of that loudness over K partials (partials above Nyquist get none),
 - ``noise`` (B, T, F): a per-frame magnitude response for filtered white noise (F = n_fft // 2 + 1 bins),
   which makes breath, bow and hammer noise, and carries drum hits.
+
+Speed options (v2 of the architecture; the defaults keep v1): ``frame_stride`` runs the frame network at a
+coarser frame rate (e.g. 2: 16 ms frames) and linearly upsamples its outputs to the 8 ms synthesizer frames,
+while an ``onset`` layer adds condition-weighted fast time features (5..60 ms decays) to the loudness of the
+harmonic and noise parts at the fine rate, so attacks stay sharp. ``sub_partials`` adds partials at
+half-integer multiples of f0 (0.5, 1.5, ...): organ stops such as 16' and 5 1/3' sound there.
 
 The synthesizer is fixed DSP with no parameters: f0 comes from the MIDI pitch, so a note's pitch is right
 by construction; harmonics are summed sinusoids of the integrated f0, and the noise is white noise shaped
@@ -32,6 +38,7 @@ SR = 16000
 HOP = 128
 NOISE_FFT = 512
 TIME_FEATURES = 14
+SMALL_BATCH = 8  # up to this batch size the frame network's dilated convs run as matmuls (faster on CPU)
 
 
 def exp_sigmoid(x: torch.Tensor, *, exponent: float = 10.0, max_value: float = 2.0) -> torch.Tensor:
@@ -68,8 +75,26 @@ class FiLMBlock(nn.Module):
     def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         scale, shift = self.film(cond).unsqueeze(-1).chunk(2, dim=1)  # (B, C, 1) each
         h = F.leaky_relu(x * (1.0 + scale) + shift, 0.2)
-        h = F.leaky_relu(self.conv(h), 0.2)
+        small = x.shape[0] <= SMALL_BATCH and not torch.onnx.is_in_onnx_export()  # ONNX Runtime's Conv is fast
+        h = F.leaky_relu(self._conv_small(h) if small else self.conv(h), 0.2)
         return x + self.mix(h)
+
+    def _conv_small(self, h: torch.Tensor) -> torch.Tensor:
+        """The dilated conv as one matmul over the three shifted copies of ``h``: the same result, but at
+        batch 1 PyTorch's CPU dilated convolution is a slow generic kernel (2x the time of this)."""
+        d, t = self.conv.dilation[0], h.shape[-1]
+        padded = F.pad(h, (d, d))
+        cols = torch.cat([padded[..., i * d:i * d + t] for i in range(3)], dim=1)  # (B, 3C, T)
+        weight = self.conv.weight.permute(0, 2, 1).reshape(self.conv.out_channels, -1)  # (C, 3C)
+        return torch.matmul(weight, cols) + self.conv.bias.unsqueeze(-1)
+
+
+def upsample_linear(x: torch.Tensor, stride: int) -> torch.Tensor:
+    """(B, C, T) -> (B, C, T * stride): frame j lands on fine frame j * stride, the fine frames between two
+    coarse ones are interpolated linearly, those after the last repeat it. (Elementwise only: cheap in ONNX.)"""
+    nxt = torch.cat([x[..., 1:], x[..., -1:]], dim=-1)
+    steps = [x + (nxt - x) * (i / stride) for i in range(stride)]
+    return torch.stack(steps, dim=-1).flatten(-2)
 
 
 class NoteGenerator(nn.Module):
@@ -77,13 +102,21 @@ class NoteGenerator(nn.Module):
 
     def __init__(self, *, n_instruments: int, embed_dim: int = 16, z_dim: int = 16, hidden: int = 128,
                  blocks: int = 4, n_harmonics: int = 64, sr: int = SR, hop: int = HOP, n_frames: int = 250,
-                 note_off: float = 1.5, noise_fft: int = NOISE_FFT) -> None:
+                 note_off: float = 1.5, noise_fft: int = NOISE_FFT, frame_stride: int = 1,
+                 sub_partials: int = 0) -> None:
         super().__init__()
         self.kwargs: dict[str, Any] = dict(
             n_instruments=n_instruments, embed_dim=embed_dim, z_dim=z_dim, hidden=hidden, blocks=blocks,
             n_harmonics=n_harmonics, sr=sr, hop=hop, n_frames=n_frames, note_off=note_off, noise_fft=noise_fft)
+        if frame_stride != 1 or sub_partials:  # v2 options; v1 cards do not carry them
+            self.kwargs.update(frame_stride=frame_stride, sub_partials=sub_partials)
         self.sr, self.hop, self.n_frames, self.note_off = sr, hop, n_frames, note_off
         self.z_dim, self.n_harmonics, self.noise_fft = z_dim, n_harmonics, noise_fft
+        self.stride = frame_stride
+        self.n_coarse = -(-n_frames // frame_stride)  # frames of the frame network
+        ratios = [float(k) for k in range(1, n_harmonics + 1)] + [k + 0.5 for k in range(sub_partials)]
+        self.register_buffer("ratios", torch.tensor(ratios), persistent=False)  # partial frequencies / f0
+        self.n_partials = len(ratios)
         self.instrument = nn.Embedding(n_instruments, embed_dim)
         self.pitch = nn.Embedding(128, 16)
         cond_in = embed_dim + 16 + 2 + 1 + z_dim
@@ -92,11 +125,17 @@ class NoteGenerator(nn.Module):
         self.inp = nn.Conv1d(TIME_FEATURES, hidden, 1)
         self.blocks = nn.ModuleList(FiLMBlock(hidden, hidden, 2 ** (i % 4)) for i in range(blocks))
         n_bins = noise_fft // 2 + 1
-        self.head = nn.Conv1d(hidden, 1 + n_harmonics + n_bins, 1)
+        self.head = nn.Conv1d(hidden, 1 + self.n_partials + n_bins, 1)
         with torch.no_grad():  # start with little noise
-            self.head.bias[1 + n_harmonics:] = -4.0
-        self.register_buffer("times", time_features(n_frames, hop=hop, sr=sr, note_off=note_off),
-                             persistent=False)
+            self.head.bias[1 + self.n_partials:] = -4.0
+        self.register_buffer("times", time_features(self.n_coarse, hop=hop * frame_stride, sr=sr,
+                                                    note_off=note_off), persistent=False)
+        if frame_stride > 1:  # fine-rate loudness of the harmonic and the noise part: weights of fast features
+            self.onset = nn.Linear(hidden, 2 * TIME_FEATURES)
+            nn.init.zeros_(self.onset.weight)
+            nn.init.zeros_(self.onset.bias)
+            self.register_buffer("fine_times", time_features(n_frames, hop=hop, sr=sr, note_off=note_off),
+                                 persistent=False)
 
     # ----------------------------------------------------------------- conditioning
 
@@ -130,22 +169,30 @@ class NoteGenerator(nn.Module):
 
         Frames are computed with their full receptive field, so a window equals that part of the whole."""
         last = self.n_frames if last is None else last
-        lo, hi = max(0, first - self.receptive_radius), min(self.n_frames, last + self.receptive_radius)
+        s = self.stride
+        c_first, c_last = first // s, last if s == 1 else min(self.n_coarse, (last - 1) // s + 2)  # interpolated
+        lo, hi = max(0, c_first - self.receptive_radius), min(self.n_coarse, c_last + self.receptive_radius)
         cond = self.condition(emb, pitch, velocity, z)  # (B, H)
         x = self.inp(self.times[:, lo:hi].unsqueeze(0).expand(cond.shape[0], -1, -1))  # (B, H, T')
         for block in self.blocks:
             x = block(x, cond)
-        x = x[..., first - lo:last - lo]
-        out = self.head(F.leaky_relu(x, 0.2))  # (B, 1 + K + F, T)
-        k = self.n_harmonics
+        x = x[..., c_first - lo:c_last - lo]
+        out = self.head(F.leaky_relu(x, 0.2))  # (B, 1 + K + F, coarse frames)
+        if s > 1:
+            out = upsample_linear(out, s)[..., first - c_first * s:last - c_first * s]  # fine frames [first, last)
+        k = self.n_partials
+        amp_logit, harm_logits, noise_logits = out[:, 0], out[:, 1:1 + k], out[:, 1 + k:]
+        if s > 1:
+            w = self.onset(cond).view(-1, 2, TIME_FEATURES)  # (B, 2, F)
+            fine = torch.matmul(w, self.fine_times[:, first:last])  # (B, 2, T)
+            amp_logit = amp_logit + fine[:, 0]
+            noise_logits = noise_logits + fine[:, 1:2]
         f0 = midi_to_hz(pitch.float()).unsqueeze(1)  # (B, 1): the note's pitch, exactly
-        harmonics = torch.arange(1, k + 1, dtype=f0.dtype, device=f0.device).view(1, 1, k)
-        audible = (f0.unsqueeze(-1) * harmonics < self.sr / 2 - 200).float()  # (B, 1, K)
-        logits = out[:, 1:1 + k].transpose(1, 2)  # (B, T, K)
-        dist = torch.softmax(logits, dim=-1) * audible
+        audible = (f0.unsqueeze(-1) * self.ratios.view(1, 1, k) < self.sr / 2 - 200).float()  # (B, 1, K)
+        dist = torch.softmax(harm_logits.transpose(1, 2), dim=-1) * audible  # (B, T, K)
         dist = dist / dist.sum(-1, keepdim=True).clamp(min=1e-7)
-        return {"amp": exp_sigmoid(out[:, 0]), "harm": dist, "f0": f0,
-                "noise": exp_sigmoid(out[:, 1 + k:].transpose(1, 2), max_value=1.0)}  # (B, T, F)
+        return {"amp": exp_sigmoid(amp_logit), "harm": dist, "f0": f0,
+                "noise": exp_sigmoid(noise_logits.transpose(1, 2), max_value=1.0)}  # (B, T, F)
 
     def forward(self, instrument: torch.Tensor, pitch: torch.Tensor, velocity: torch.Tensor, z: torch.Tensor,
                 *, noise_seed: int | None = None, start: int = 0, frames: int | None = None,
@@ -155,15 +202,17 @@ class NoteGenerator(nn.Module):
         last = min(self.n_frames, start + frames + 1)  # one frame more: the interpolation's right end
         c = self.controls(self.embed(instrument, morph_to, morph), pitch, velocity, z, first=start, last=last)
         return synthesize(c, sr=self.sr, hop=self.hop, noise_fft=self.noise_fft, frames=frames,
-                          noise_seed=noise_seed, phase_start=start)
+                          noise_seed=noise_seed, phase_start=start, ratios=self.ratios)
 
 
 # --------------------------------------------------------------------------- synthesizer
 
 
 def harmonic_synth(f0: torch.Tensor, amp: torch.Tensor, harm: torch.Tensor, *, sr: int, hop: int,
-                   frames: int, phase_start: int = 0, phase0: torch.Tensor | None = None) -> torch.Tensor:
-    """Sum of K harmonics of a steady f0 (B, 1) in Hz over ``frames`` frames.
+                   frames: int, phase_start: int = 0, phase0: torch.Tensor | None = None,
+                   ratios: torch.Tensor | None = None) -> torch.Tensor:
+    """Sum of K partials of a steady f0 (B, 1) in Hz over ``frames`` frames (partial k at ``ratios[k]`` * f0;
+    default: the harmonics 1..K).
 
     amp: (B, T) and harm: (B, T, K) with T >= frames (frame ``frames`` is the right end of the last
     interpolation, repeated from the last when absent); ``phase_start`` is the absolute frame index of the
@@ -178,7 +227,8 @@ def harmonic_synth(f0: torch.Tensor, amp: torch.Tensor, harm: torch.Tensor, *, s
     b, _, k = harm.shape
     with torch.no_grad():
         w = (2 * math.pi * f0.double() / sr).view(b, 1, 1)  # (B, 1, 1) radians per sample
-        harmonics = torch.arange(1, k + 1, dtype=torch.float64, device=f0.device)
+        harmonics = (torch.arange(1, k + 1, dtype=torch.float64, device=f0.device) if ratios is None
+                     else ratios.to(torch.float64))
         within = w * harmonics.view(1, k, 1) * torch.arange(hop, dtype=torch.float64, device=f0.device)
         cos_table, sin_table = torch.cos(within).float(), torch.sin(within).float()  # (B, K, hop)
         starts = (torch.arange(frames, dtype=torch.float64, device=f0.device) + phase_start) * hop
@@ -214,14 +264,15 @@ def noise_synth(noise: torch.Tensor, *, hop: int, n_fft: int, frames: int,
 
 def synthesize(c: dict[str, torch.Tensor], *, sr: int, hop: int, noise_fft: int, frames: int | None = None,
                noise_seed: int | None = None, phase_start: int = 0,
-               phase0: torch.Tensor | None = None) -> torch.Tensor:
-    """Audio (B, frames * hop) from controls (default: all their frames); ``noise_seed`` fixes the noise."""
+               phase0: torch.Tensor | None = None, ratios: torch.Tensor | None = None) -> torch.Tensor:
+    """Audio (B, frames * hop) from controls (default: all their frames); ``noise_seed`` fixes the noise;
+    ``ratios``: the partials' frequencies over f0 (default: harmonics 1..K)."""
     frames = c["amp"].shape[1] if frames is None else frames
     generator = None
     if noise_seed is not None:
         generator = torch.Generator(device=c["amp"].device).manual_seed(noise_seed)
     harmonic = harmonic_synth(c["f0"], c["amp"], c["harm"], sr=sr, hop=hop, frames=frames,
-                              phase_start=phase_start, phase0=phase0)
+                              phase_start=phase_start, phase0=phase0, ratios=ratios)
     return harmonic + noise_synth(c["noise"], hop=hop, n_fft=noise_fft, frames=frames, generator=generator)
 
 
@@ -307,3 +358,43 @@ def multi_resolution_stft_loss(fake: torch.Tensor, real: torch.Tensor,
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+# --------------------------------------------------------------------------- ONNX export of the frame network
+
+
+class ControlNetwork(nn.Module):
+    """The generator's learned part alone, for ONNX export: (embedding, pitch, velocity, z) -> the synthesizer
+    controls amp (B, T), harm (B, T, K), noise (B, T, F) of a whole corpus note. The fixed DSP stays outside."""
+
+    def __init__(self, generator: NoteGenerator) -> None:
+        super().__init__()
+        self.generator = generator
+
+    def forward(self, emb: torch.Tensor, pitch: torch.Tensor, velocity: torch.Tensor,
+                z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        c = self.generator.controls(emb, pitch, velocity, z)
+        return c["amp"], c["harm"], c["noise"]
+
+
+ONNX_INPUTS = ("emb", "pitch", "velocity", "z")
+ONNX_OUTPUTS = ("amp", "harm", "noise")
+
+
+def export_onnx(generator: NoteGenerator) -> bytes:
+    """The frame network of ``generator`` as an ONNX model (bytes) with a dynamic batch dimension."""
+    import io
+    import warnings
+
+    network = ControlNetwork(generator).eval()
+    batch = 2
+    emb_dim = generator.instrument.embedding_dim
+    example = (torch.zeros(batch, emb_dim), torch.full((batch,), 60, dtype=torch.long),
+               torch.full((batch,), 100, dtype=torch.long), torch.zeros(batch, generator.z_dim))
+    buffer = io.BytesIO()
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(network, example, buffer, input_names=list(ONNX_INPUTS), output_names=list(ONNX_OUTPUTS),
+                          dynamic_axes={name: {0: "batch"} for name in (*ONNX_INPUTS, *ONNX_OUTPUTS)},
+                          opset_version=17, dynamo=False)
+    return buffer.getvalue()

@@ -43,6 +43,10 @@ from tunesmith.train.checkpoint import (
 from tunesmith.train.metrics import MetricsLog, plot_curves
 from tunesmith.train.schedule import cosine_lr
 
+# the v2 generator (issue 5, session 3): hidden 96, frame network at 16 ms frames, half-integer sub-partials,
+# 256-point noise filter -- about a third of v1's FLOPs per note
+V2_MODEL: dict[str, Any] = {"hidden": 96, "frame_stride": 2, "sub_partials": 8, "noise_fft": 256}
+
 COLUMNS = ["step", "minutes", "lr_g", "spec", "adv_g", "fm", "loss_d", "d_real", "d_fake", "grad_g", "grad_d",
            "valid_spec"]
 
@@ -55,7 +59,7 @@ class GANTrainConfig:
     max_steps: int | None = None
     batch_size: int = 16
     crop_frames: int = 64
-    onset_share: float = 0.35
+    onset_share: float = 0.6
     lr_g: float = 1e-3
     lr_d: float = 2e-4
     adv_start: int = 800
@@ -68,7 +72,7 @@ class GANTrainConfig:
     valid_items: int = 48
     seed: int = 0
     threads: int | None = 1
-    model: dict[str, Any] = field(default_factory=dict)
+    model: dict[str, Any] = field(default_factory=lambda: dict(V2_MODEL))
     discriminator: dict[str, Any] = field(default_factory=dict)
 
 
