@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from threadpoolctl import threadpool_limits
 
 from tunesmith.audio.dsp import to_mono, validate_audio
 from tunesmith.compose.weights import resolve_checkpoint
@@ -145,6 +146,10 @@ class Analyzer:
                 max_seconds: float | None = None) -> dict[str, Any]:
         """Everything the analyzer hears in a recording: duration, loudness, tempo, key, the CNN's tags and
         (``melody``) a monophonic melody transcription. JSON-ready; tempo and key are None in silence."""
+        with threadpool_limits(limits=1, user_api="blas"):  # small products: a second BLAS thread only spins
+            return self._analyze(y, sr, melody=melody, max_seconds=max_seconds)
+
+    def _analyze(self, y: np.ndarray, sr: int, *, melody: bool, max_seconds: float | None) -> dict[str, Any]:
         from tunesmith.analyze import dsp
 
         heard = dsp.analyze_dsp(y, sr, melody=melody, **({"max_seconds": max_seconds} if max_seconds else {}))

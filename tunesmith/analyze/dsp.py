@@ -19,6 +19,7 @@ Methods (measured choices in docs/analyzer.md):
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 import warnings
@@ -27,8 +28,11 @@ from typing import Any
 
 import librosa
 import numpy as np
+import scipy.fft
 import scipy.ndimage
+from threadpoolctl import threadpool_limits
 
+from tunesmith.analyze.cqt import install_basis_cache
 from tunesmith.audio.dsp import loudness as _bs1770_loudness
 from tunesmith.audio.dsp import resample, validate_audio
 from tunesmith.audio.features import log_mel
@@ -36,7 +40,12 @@ from tunesmith.errors import ParameterError
 from tunesmith.symbolic.keys import MODES, key_name
 
 ANALYSIS_SR = 22050
+HALF_SR = ANALYSIS_SR // 2  # chroma, key and pitch tracking run at 11025 Hz (nothing they need lies above 5.5 kHz)
 HOP = 256  # samples at ANALYSIS_SR: 86.1 frames per second, shared by tempo and transcription
+CHROMA_FFT = 2048  # STFT size at HALF_SR (5.4 Hz bins, 186 ms window)
+CQT_BINS_PER_OCTAVE = 36  # librosa.feature.chroma_cqt's default; its tuning is a fraction of such a bin
+TUNING_STRIDE = 4  # tuning is estimated on every 4th STFT frame (hop 512 at HALF_SR, as librosa's default)
+_FRAME_CHUNK = 2048  # STFT frames per FFT call: bounds the temporary buffers on long inputs
 FPS = ANALYSIS_SR / HOP
 MIN_RATE, MAX_RATE = 1_000, 768_000
 MAX_SECONDS = 3600.0  # default cap on the length of audio one call analyses
@@ -151,14 +160,57 @@ def is_silent(mono: np.ndarray) -> bool:
     return mono.size == 0 or float(np.max(np.abs(mono))) < 10.0 ** (SILENCE_DB / 20.0)
 
 
-def chroma_frames(mono: np.ndarray) -> np.ndarray:
+def half_rate(mono: np.ndarray) -> np.ndarray:
+    """Prepared audio resampled to :data:`HALF_SR` (soxr HQ): what chroma, key and pitch tracking hear."""
+    return resample(mono, orig_sr=ANALYSIS_SR, target_sr=HALF_SR)
+
+
+def chroma_frames(mono: np.ndarray, *, low: np.ndarray | None = None) -> np.ndarray:
     """Un-normalised STFT chroma (12, frames) of prepared audio, one frame per :data:`HOP` samples.
 
-    Computed at 11025 Hz with a 2048-point FFT (5.4 Hz bins, 186 ms window) and A = 440 Hz: librosa's tuning
-    estimate would cost four times the chroma itself."""
-    low = resample(mono, orig_sr=ANALYSIS_SR, target_sr=ANALYSIS_SR // 2)
-    return librosa.feature.chroma_stft(y=low, sr=ANALYSIS_SR // 2, n_fft=2048, hop_length=HOP // 2, norm=None,
-                                       tuning=0.0)
+    Computed at 11025 Hz with a 2048-point FFT (5.4 Hz bins, 186 ms window) and A = 440 Hz, as
+    ``librosa.feature.chroma_stft(norm=None, tuning=0)``; ``low`` reuses :func:`half_rate` of the same audio."""
+    return _half_rate_spectra(half_rate(mono) if low is None else low, tuning=False)[0]
+
+
+def _half_rate_spectra(low: np.ndarray, *, tuning: bool) -> tuple[np.ndarray, float | None]:
+    """STFT chroma (12, frames) of half-rate audio and, with ``tuning``, librosa's tuning estimate (fraction
+    of a CQT bin, as `librosa.feature.chroma_cqt` makes it) from every :data:`TUNING_STRIDE`-th frame of the
+    same STFT: one FFT pass serves both.
+
+    Centred, zero-padded Hann frames (librosa's defaults), computed in chunks of frames."""
+    hop = HOP // 2
+    n_frames = 1 + low.size // hop
+    padded = np.pad(low.astype(np.float32, copy=False), CHROMA_FFT // 2)
+    frames = np.lib.stride_tricks.sliding_window_view(padded, CHROMA_FFT)[::hop]
+    window = _hann(CHROMA_FFT)
+    bank = _chroma_bank()
+    chroma = np.empty((12, n_frames), dtype=np.float32)
+    magnitudes = []
+    for start in range(0, n_frames, _FRAME_CHUNK):  # a multiple of TUNING_STRIDE: strided frames stay aligned
+        spec = scipy.fft.rfft(frames[start : start + _FRAME_CHUNK] * window, axis=-1)
+        power = np.square(spec.real) + np.square(spec.imag)  # (chunk, bins)
+        chroma[:, start : start + power.shape[0]] = (power @ bank.T).T
+        if tuning:
+            magnitudes.append(np.sqrt(power[::TUNING_STRIDE]))
+    if not tuning:
+        return chroma, None
+    magnitude = np.concatenate(magnitudes).T  # (bins, frames / TUNING_STRIDE), hop 512 as librosa's default
+    with warnings.catch_warnings():  # noise has no peaks to estimate the tuning from: A = 440 Hz is kept
+        warnings.filterwarnings("ignore", message="Trying to estimate tuning from empty frequency set")
+        found = librosa.estimate_tuning(S=magnitude, sr=HALF_SR, n_fft=CHROMA_FFT,
+                                        bins_per_octave=CQT_BINS_PER_OCTAVE)
+    return chroma, float(found)
+
+
+@functools.cache
+def _hann(n: int) -> np.ndarray:
+    return librosa.filters.get_window("hann", n, fftbins=True).astype(np.float32)
+
+
+@functools.cache
+def _chroma_bank() -> np.ndarray:
+    return np.ascontiguousarray(librosa.filters.chroma(sr=HALF_SR, n_fft=CHROMA_FFT, tuning=0.0), dtype=np.float32)
 
 
 def tempo_envelope(mono: np.ndarray, *, chroma: np.ndarray | None = None) -> np.ndarray:
@@ -287,19 +339,25 @@ def track_beats(env: np.ndarray, bpm: float, *, tightness: float = 100.0) -> np.
 # ------------------------------------------------------------------------------------------------ key
 
 
-def chroma_vector(mono: np.ndarray, *, method: str = DEFAULT_CHROMA, frames: np.ndarray | None = None) -> np.ndarray:
+def chroma_vector(mono: np.ndarray, *, method: str = DEFAULT_CHROMA, frames: np.ndarray | None = None,
+                  low: np.ndarray | None = None, tuning: float | None = None) -> np.ndarray:
     """Mean 12-bin chroma (C first) of prepared audio, from a CQT (``"cqt"``) or an STFT (``"stft"``, which
-    reuses ``frames`` = :func:`chroma_frames` when given). Each frame is scaled to a maximum of 1 first."""
+    reuses ``frames`` = :func:`chroma_frames` when given). Each frame is scaled to a maximum of 1 first.
+
+    ``low`` reuses :func:`half_rate` of the same audio; ``tuning`` (fraction of a CQT bin) skips the CQT's
+    own tuning estimate (:func:`analyze_dsp` passes the one it measured on the shared STFT)."""
     if method not in CHROMA_METHODS:
         raise ParameterError(f"chroma method must be one of {CHROMA_METHODS}, got {method!r}", field="method")
     if method == "cqt":
-        low = resample(mono, orig_sr=ANALYSIS_SR, target_sr=ANALYSIS_SR // 2)  # top CQT bin < 5.5 kHz
+        low = half_rate(mono) if low is None else low  # top CQT bin < 5.5 kHz
+        install_basis_cache()
         with warnings.catch_warnings():  # noise has no peaks to estimate the tuning from: A = 440 Hz is kept
             warnings.filterwarnings("ignore", message="Trying to estimate tuning from empty frequency set")
-            chroma = librosa.feature.chroma_cqt(y=low, sr=ANALYSIS_SR // 2, hop_length=2048, n_octaves=5,
+            chroma = librosa.feature.chroma_cqt(y=low, sr=HALF_SR, hop_length=2048, n_octaves=5, tuning=tuning,
+                                                bins_per_octave=CQT_BINS_PER_OCTAVE,
                                                 fmin=librosa.note_to_hz("C2"))  # C2..C7, a frame per 186 ms
     else:
-        raw = chroma_frames(mono) if frames is None else frames
+        raw = chroma_frames(mono, low=low) if frames is None else frames
         chroma = raw / np.maximum(raw.max(axis=0, keepdims=True), 1e-9)
     return chroma.mean(axis=1)
 
@@ -383,22 +441,33 @@ def analyze_dsp(
 
     Raises ParameterError for unusable input (not a float array, NaN/inf, a bad rate, longer than
     ``max_seconds``); silence and very short clips give a result with None where nothing was measurable."""
-    from tunesmith.analyze.transcribe import METHODS, transcribe_prepared
+    from tunesmith.analyze.transcribe import METHODS
 
     if melody_method not in METHODS:
         raise ParameterError(f"melody_method must be one of {METHODS}, got {melody_method!r}", field="melody_method")
     arr, rate = check_input(y, sr, max_seconds=max_seconds)
+    with threadpool_limits(limits=1, user_api="blas"):  # small products: a second BLAS thread only spins
+        return _analyze_checked(arr, rate, melody=melody, profile=profile, chroma=chroma, melody_method=melody_method)
+
+
+def _analyze_checked(arr: np.ndarray, rate: int, *, melody: bool, profile: str, chroma: str,
+                     melody_method: str) -> DspAnalysis:
+    """:func:`analyze_dsp` on checked input: one resampling to each rate, one STFT for chroma and tuning."""
+    from tunesmith.analyze.transcribe import transcribe_prepared
+
     mono = prepare(arr, rate, max_seconds=None)
     lufs = loudness(arr, rate)
     result_lufs = round(lufs, 2) if math.isfinite(lufs) else None
     if is_silent(mono) or mono.size < MIN_PITCH_SECONDS * ANALYSIS_SR:
         return DspAnalysis(duration=arr.shape[-1] / rate, loudness_lufs=result_lufs, tempo=None, key=None,
                            notes=[] if melody else None)
-    frames = chroma_frames(mono)
+    low = half_rate(mono)
+    frames, tuning = _half_rate_spectra(low, tuning=chroma == "cqt")
     long_enough = mono.size >= MIN_TEMPO_SECONDS * ANALYSIS_SR
     tempo = tempo_from_onsets(tempo_envelope(mono, chroma=frames)) if long_enough else None
-    key = key_from_chroma(chroma_vector(mono, method=chroma, frames=frames), profile=profile)
-    notes = transcribe_prepared(mono, method=melody_method) if melody else None
+    vector = chroma_vector(mono, method=chroma, frames=frames, low=low, tuning=tuning)
+    key = key_from_chroma(vector, profile=profile)
+    notes = transcribe_prepared(mono, method=melody_method, low=low) if melody else None
     return DspAnalysis(duration=arr.shape[-1] / rate, loudness_lufs=result_lufs, tempo=tempo, key=key, notes=notes)
 
 

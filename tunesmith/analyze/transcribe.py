@@ -30,19 +30,20 @@ import numpy as np
 
 from tunesmith.analyze.dsp import (
     ANALYSIS_SR,
+    HALF_SR,
     HOP,
     MIN_PITCH_SECONDS,
     TempoEstimate,
+    half_rate,
     is_silent,
     onset_envelope,
     prepare,
 )
-from tunesmith.audio.dsp import resample
 from tunesmith.errors import ParameterError
 from tunesmith.symbolic.score import Note, Part, Score
 from tunesmith.symbolic.transform import make_monophonic, quantize_part
 
-PITCH_SR = 11025
+PITCH_SR = HALF_SR
 PITCH_HOP = HOP * PITCH_SR // ANALYSIS_SR  # 128: the same frame times as the onset envelope
 FRAME_TIME = HOP / ANALYSIS_SR
 METHODS = ("pyin", "yin")
@@ -89,12 +90,13 @@ def _check_range(fmin: object, fmax: object) -> tuple[float, float]:
 
 
 def pitch_track(mono: np.ndarray, *, method: str = DEFAULT_METHOD, fmin: float = DEFAULT_FMIN,
-                fmax: float = DEFAULT_FMAX) -> PitchTrack:
-    """f0 and level of prepared (mono, ANALYSIS_SR) audio, one frame per HOP samples."""
+                fmax: float = DEFAULT_FMAX, low: np.ndarray | None = None) -> PitchTrack:
+    """f0 and level of prepared (mono, ANALYSIS_SR) audio, one frame per HOP samples; ``low`` reuses
+    `tunesmith.analyze.dsp.half_rate` of the same audio (PITCH_SR is that rate)."""
     if method not in METHODS:
         raise ParameterError(f"method must be one of {METHODS}, got {method!r}", field="method")
     fmin, fmax = _check_range(fmin, fmax)
-    low = resample(mono, orig_sr=ANALYSIS_SR, target_sr=PITCH_SR)
+    low = half_rate(mono) if low is None else low
     frame = 512 if fmin >= 2.0 * PITCH_SR / 512 else 1024
     n_frames = 1 + low.size // PITCH_HOP
     if low.size < frame:
@@ -232,12 +234,14 @@ def transcribe_prepared(
     fmin: float = DEFAULT_FMIN,
     fmax: float = DEFAULT_FMAX,
     min_note: float = 0.06,
+    low: np.ndarray | None = None,
 ) -> list[TranscribedNote]:
-    """:func:`transcribe_melody` on audio already through `tunesmith.analyze.dsp.prepare`."""
+    """:func:`transcribe_melody` on audio already through `tunesmith.analyze.dsp.prepare` (``low``: its
+    `tunesmith.analyze.dsp.half_rate` version, when already made)."""
     if is_silent(mono) or mono.size < MIN_PITCH_SECONDS * ANALYSIS_SR:
         return []
     env = onset_envelope(mono) if onsets is None else onsets
-    return segment_notes(pitch_track(mono, method=method, fmin=fmin, fmax=fmax), env, min_note=min_note)
+    return segment_notes(pitch_track(mono, method=method, fmin=fmin, fmax=fmax, low=low), env, min_note=min_note)
 
 
 def transcribe_melody(
