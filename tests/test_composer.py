@@ -175,3 +175,26 @@ def test_ship_publishes_weights_with_a_card_that_models_lists(composer_dir, tmp_
                             env={**os.environ, "TUNESMITH_WEIGHTS": str(tmp_path)}, timeout=120)
     assert listed.returncode == 0 and "tiny" in listed.stdout and "public domain" in listed.stdout
     assert Composer.load(card_path).generate(bars=2, seed=1).score.n_bars == 2
+
+
+def test_a_parallel_penalty_lets_parallels_through_that_the_hard_rule_forbids(composer):
+    def rate(penalty: float | None) -> float:
+        composer.parallel_penalty = penalty
+        try:
+            return sum(parallel_perfect_rate(composer.generate(key="G major", bars=8, seed=s).score) for s in (1, 2))
+        finally:
+            composer.parallel_penalty = None
+
+    assert rate(0.0) > rate(None)  # no penalty: the barely trained model writes parallels freely
+
+
+def test_fit_parallels_bisects_the_penalty_against_the_training_split(composer_dir):
+    result = subprocess.run([sys.executable, "-m", "tunesmith", "evaluate", "lm", "--checkpoint", str(composer_dir),
+                             "--fit-parallels", "--pieces", "2", "--json"], capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0, result.stderr
+    import json
+
+    fit = json.loads(result.stdout)
+    assert len(fit["trials"]) == 5 and 2.0 <= fit["parallel_penalty"] <= 10.0
+    assert fit["target_train_rate"] > 0  # Bach's own chorales do have a few parallels

@@ -114,6 +114,8 @@ class Composer:
             raise ParameterError(f"no voice ranges for a {self.voices}-voice model", field="model")
         self.ranges = VOICE_RANGES[self.voices]
         self.key_tries = KEY_TRIES
+        # logit penalty of a pitch making parallel fifths/octaves (None: forbidden); fitted per model
+        self.parallel_penalty: float | None = (card.get("sampling") or {}).get("parallel_penalty")
         # LSTMs sample through NumPy (several times faster per token than torch at this size)
         self._stepper = NumpyLSTMStepper(self.model) if isinstance(self.model, LSTMLanguageModel) else None
 
@@ -337,8 +339,9 @@ class Composer:
                             allowed = masks[voice].copy()
                             if last[voice] == VOCAB.rest_id:
                                 allowed[VOCAB.hold_id] = False
-                        allowed = self._voice_leading(allowed, voice, sounding, before, latest)
-                        token = sample_token(logits, allowed=allowed, bias=bias, temperature=temperature,
+                        allowed = self._voice_leading(allowed, voice, sounding)
+                        allowed, step_bias = self._against_parallels(allowed, bias, voice, before, latest)
+                        token = sample_token(logits, allowed=allowed, bias=step_bias, temperature=temperature,
                                              top_p=top_p, rng=rng)
                     if token != VOCAB.hold_id:
                         last[voice] = token
@@ -348,15 +351,11 @@ class Composer:
         ids.append(VOCAB.eos_id)
         return ids
 
-    def _voice_leading(self, allowed: np.ndarray, voice: int, sounding: list[int | None],
-                       before: list[int | None], latest: list[int | None]) -> np.ndarray:
+    def _voice_leading(self, allowed: np.ndarray, voice: int, sounding: list[int | None]) -> np.ndarray:
         """Narrow ``allowed`` for ``voice`` by the rules of part writing that concern the voices above it.
 
         - the four-voice texture never falls silent inside a piece (the bass sounds if all above rest);
-        - no voice crossing: a voice stays at or below the voice above it;
-        - no parallel fifths or octaves: moving in the same direction as a voice above, a voice may not keep
-          a perfect fifth or octave (unison) with it, also across rests (``before``/``latest`` are each
-          voice's last pitch before and after this step). If that rule leaves nothing to choose, it yields.
+        - no voice crossing: a voice stays at or below the voice above it.
         """
         allowed = allowed.copy()
         if voice == self.voices - 1 and self.voices > 1 and all(p is None for p in sounding[:voice]):
@@ -368,10 +367,22 @@ class Composer:
             allowed &= AT_MOST[above]
             if sounding[voice] is not None and sounding[voice] > above:
                 allowed[VOCAB.hold_id] = False
+        return allowed
+
+    def _against_parallels(self, allowed: np.ndarray, bias: np.ndarray, voice: int, before: list[int | None],
+                           latest: list[int | None]) -> tuple[np.ndarray, np.ndarray]:
+        """The allowed ids and the logit bias of this step, given the parallel fifths and octaves it could make.
+
+        A pitch that moves in the same direction as a voice above and keeps a perfect fifth or octave (unison)
+        with it, also across rests (``before``/``latest``: each voice's last pitch before and after this step),
+        makes a parallel. With ``parallel_penalty`` None such pitches are forbidden (unless nothing else is
+        left); otherwise their logits lose ``parallel_penalty``, a weight fitted so that the sampled pieces
+        have the training corpus's rate of parallels (``tunesmith evaluate lm --fit-parallels``).
+        """
         mine = before[voice]
         if mine is None:
-            return allowed
-        strict = allowed.copy()
+            return allowed, bias
+        parallels = np.zeros(VOCAB.size, dtype=bool)
         for upper in range(voice):
             old, new = before[upper], latest[upper]
             if old is None or new is None or old == new:
@@ -379,9 +390,15 @@ class Composer:
             interval = (old - mine) % 12
             if interval not in (0, 7):
                 continue
-            parallel = ((new - PITCHES) % 12 == interval) & (mine != PITCHES) & ((mine < PITCHES) == (new > old))
-            strict[PITCH_IDS[parallel]] = False
-        return strict if strict.any() else allowed
+            moves = ((new - PITCHES) % 12 == interval) & (mine != PITCHES) & ((mine < PITCHES) == (new > old))
+            parallels[PITCH_IDS[moves]] = True
+        parallels &= allowed
+        if not parallels.any():
+            return allowed, bias
+        if self.parallel_penalty is None:
+            strict = allowed & ~parallels
+            return (strict if strict.any() else allowed), bias
+        return allowed, bias - self.parallel_penalty * parallels
 
     def _feed(self, token: int, cursor: GridCursor, state: Any, ids: list[int]) -> tuple[np.ndarray, Any]:
         slot, position = cursor.where(token)

@@ -46,6 +46,21 @@ def ngram_baseline(train: TokenCorpus, valid: TokenCorpus, test: TokenCorpus) ->
             "valid_nll_by_order": {str(o): v[0] for o, v in scores.items()}}
 
 
+def prompt_params(records: list[Any], pieces: int, seed: int) -> list[dict[str, Any]]:
+    """Generation parameters of ``pieces`` pieces, each taking the key, meter and length (at most 16 bars) of a
+    random piece of ``records`` whose meter the composer can write (4/2 and other rare meters it can't)."""
+    writable = [r for r in records
+                if VOCAB.meter_id(*(int(x) for x in r.labels["meter"].split("/"))) != VOCAB.id("METER_other")]
+    rng = np.random.default_rng(seed)
+    prompts = []
+    for _ in range(pieces):
+        record = writable[int(rng.integers(len(writable)))]
+        prompts.append({"key": key_name(*parse_key(record.labels["key"])),
+                        "time_signature": tuple(int(x) for x in record.labels["meter"].split("/")),
+                        "bars": int(min(max(record.labels["bars"], 2), MAX_EVAL_BARS))})
+    return prompts
+
+
 def evaluate_lm(checkpoint: str | Path, data: str | Path, *, pieces: int = 100, seed: int = 0,
                 temperature: float = 1.0, top_p: float = 0.95) -> dict[str, Any]:
     """Every figure of the composer evaluation as one JSON-ready dict."""
@@ -61,19 +76,12 @@ def evaluate_lm(checkpoint: str | Path, data: str | Path, *, pieces: int = 100, 
     index = SymbolicIndex((r.id, decode(dataset.array("tokens", r).astype(int).tolist()))
                           for r in dataset.split("train"))
 
-    # prompts come from held-out pieces whose meter the composer can write (4/2 and other rare meters can't)
-    prompts = [(r, s) for r, s in held_out
-               if VOCAB.meter_id(*(int(x) for x in r.labels["meter"].split("/"))) != VOCAB.id("METER_other")]
-    rng = np.random.default_rng(seed)
+    prompts = prompt_params(test_records, pieces, seed)
     generated, runs, sources, key_hits, seconds = [], [], Counter(), 0, 0.0
-    for i in progress(range(pieces), desc="generating", unit="piece"):
-        record, _ = prompts[int(rng.integers(len(prompts)))]
-        key = key_name(*parse_key(record.labels["key"]))
-        meter = tuple(int(x) for x in record.labels["meter"].split("/"))
-        bars = int(min(max(record.labels["bars"], 2), MAX_EVAL_BARS))
+    for i, prompt in enumerate(progress(prompts, desc="generating", unit="piece")):
+        key = prompt["key"]
         started = time.perf_counter()
-        result = composer.generate(key=key, bars=bars, time_signature=meter, seed=seed * 100_003 + i,
-                                   temperature=temperature, top_p=top_p)
+        result = composer.generate(**prompt, seed=seed * 100_003 + i, temperature=temperature, top_p=top_p)
         seconds += time.perf_counter() - started
         generated.append(piece_statistics(result.score, key))
         key_hits += music21_key(result.score) == parse_key(key)
