@@ -233,14 +233,11 @@ def harmonic_synth(f0: torch.Tensor, amp: torch.Tensor, harm: torch.Tensor, *, s
                      else ratios.to(torch.float64))
         keep = torch.nonzero(harmonics * float(f0.max()) < sr / 2 - 200).flatten()
         if len(keep) < k:  # only the audible partials
-            harmonics, harm, k = harmonics[keep], harm[..., keep], len(keep)
-            phase0 = None if phase0 is None else phase0[:, keep]
-        within = w * harmonics.view(1, k, 1) * torch.arange(hop, dtype=torch.float64, device=f0.device)
-        alpha = (torch.arange(hop, dtype=torch.float64, device=f0.device) / hop).view(1, 1, hop)
-        cos_w, sin_w = torch.cos(within), torch.sin(within)  # (B, K, hop)
-        table = torch.cat([cos_w * (1 - alpha), sin_w * (1 - alpha), cos_w * alpha, sin_w * alpha], 1).float()
+            harmonics, harm, k = harmonics.index_select(0, keep), harm.index_select(-1, keep), len(keep)
+            phase0 = None if phase0 is None else phase0.index_select(1, keep)
+        table = _frame_table(w, harmonics, hop)  # (B, 4K, hop)
         starts = (torch.arange(frames, dtype=torch.float64, device=f0.device) + phase_start) * hop
-        theta = (w * starts.view(1, frames, 1) * harmonics.view(1, 1, k)) % (2 * math.pi)  # (B, frames, K)
+        theta = w * starts.view(1, frames, 1) * harmonics.view(1, 1, k)  # (B, frames, K); double: exact enough
         if phase0 is not None:
             theta = theta + phase0.double().view(b, 1, k)
         cos_theta, sin_theta = torch.cos(theta).float(), torch.sin(theta).float()
@@ -252,18 +249,48 @@ def harmonic_synth(f0: torch.Tensor, amp: torch.Tensor, harm: torch.Tensor, *, s
     return (rotated @ table).reshape(b, frames * hop)
 
 
+def _frame_table(w: torch.Tensor, harmonics: torch.Tensor, hop: int) -> torch.Tensor:
+    """(B, 4K, hop) cosines and sines of each partial over one frame, weighted for the linear interpolation
+    of amplitudes. It depends on the pitches only, so it is cached (a performance repeats pitches)."""
+    key = (tuple(w.flatten().tolist()), tuple(harmonics.tolist()), hop, w.device)
+    table = _TABLES.get(key)
+    if table is None:
+        k = len(harmonics)
+        within = w * harmonics.view(1, k, 1) * torch.arange(hop, dtype=torch.float64, device=w.device)
+        alpha = (torch.arange(hop, dtype=torch.float64, device=w.device) / hop).view(1, 1, hop)
+        cos_w, sin_w = torch.cos(within), torch.sin(within)  # (B, K, hop)
+        table = torch.cat([cos_w * (1 - alpha), sin_w * (1 - alpha), cos_w * alpha, sin_w * alpha], 1).float()
+        if len(_TABLES) >= 256:
+            _TABLES.clear()
+        _TABLES[key] = table
+    return table
+
+
+_TABLES: dict[tuple, torch.Tensor] = {}
+
+
 def noise_synth(noise: torch.Tensor, *, hop: int, n_fft: int, frames: int,
                 generator: torch.Generator | None = None) -> torch.Tensor:
     """White noise shaped frame by frame in the STFT domain. noise: (B, T >= frames, F) -> (B, frames * hop)."""
     b = noise.shape[0]
     n = frames * hop
     white = torch.rand(b, n, generator=generator, device=noise.device) * 2.0 - 1.0
-    window = torch.hann_window(n_fft, device=noise.device)
+    window = _hann(n_fft, noise.device)
     spec = torch.stft(white, n_fft, hop, window=window, center=True, return_complex=True)  # (B, F, frames + 1)
     mags = noise[:, :frames + 1].transpose(1, 2)
     if mags.shape[-1] < frames + 1:
         mags = torch.cat([mags, mags[..., -1:].expand(-1, -1, frames + 1 - mags.shape[-1])], dim=-1)
     return overlap_add_istft(spec * mags, n_fft, hop, window, length=n)
+
+
+def _hann(n_fft: int, device: torch.device) -> torch.Tensor:
+    key = (n_fft, device)
+    if key not in _WINDOWS:
+        _WINDOWS[key] = torch.hann_window(n_fft, device=device)
+    return _WINDOWS[key]
+
+
+_WINDOWS: dict[tuple, torch.Tensor] = {}
 
 
 def overlap_add_istft(spec: torch.Tensor, n_fft: int, hop: int, window: torch.Tensor, *, length: int) -> torch.Tensor:
