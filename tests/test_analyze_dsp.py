@@ -148,3 +148,44 @@ def test_length_cap_and_bad_options() -> None:
         transcribe_melody(y, SR, method="crepe")
     with pytest.raises(ParameterError):
         transcribe_melody(y, SR, fmin=500.0, fmax=100.0)
+
+
+def test_shared_spectra_equal_librosas_chroma_and_tuning() -> None:
+    """analyze_dsp computes one STFT for the tempo chroma and the CQT's tuning: the same numbers as librosa's
+    own chroma_stft and estimate_tuning (which chroma_cqt would run)."""
+    import librosa
+
+    notes = scale_and_cadence(62, (0, 2, 4, 5, 7, 9, 11, 12), [(0, 4, 7)])
+    mono = dsp.prepare(render(notes, tempo=120.0, program=0), SR)
+    low = dsp.half_rate(mono)
+    chroma, tuning = dsp._half_rate_spectra(low, tuning=True)
+    reference = librosa.feature.chroma_stft(y=low, sr=dsp.HALF_SR, n_fft=2048, hop_length=dsp.HOP // 2, norm=None,
+                                            tuning=0.0)
+    assert chroma.shape == reference.shape
+    assert np.allclose(chroma, reference, rtol=1e-3, atol=1e-3 * float(reference.max()))
+    assert tuning == pytest.approx(librosa.estimate_tuning(y=low, sr=dsp.HALF_SR, bins_per_octave=36), abs=1e-9)
+    assert np.array_equal(dsp.chroma_frames(mono), chroma)
+
+
+def test_remembered_cqt_bases_give_librosas_chroma(monkeypatch) -> None:
+    """The CQT basis memory hands out copies: a first and a repeated call both equal librosa's uncached CQT."""
+    import librosa
+    import librosa.core.constantq as constantq
+
+    from tunesmith.analyze import cqt
+
+    mono = dsp.prepare(render(scale_and_cadence(57, (0, 2, 3, 5, 7, 8, 11, 12), [(0, 3, 7)])), SR)
+    low = dsp.half_rate(mono)
+    assert cqt.install_basis_cache()
+    cached = getattr(constantq, cqt._BUILDER)
+    with monkeypatch.context() as patch:
+        patch.setattr(constantq, cqt._BUILDER, cached.__wrapped__)  # librosa as shipped
+        reference = [librosa.feature.chroma_cqt(y=low, sr=dsp.HALF_SR, hop_length=2048, n_octaves=5, tuning=t,
+                                                fmin=librosa.note_to_hz("C2")) for t in (0.0, 0.17)]
+    for tuning, expected in zip((0.0, 0.17), reference, strict=True):
+        for _ in range(2):  # a miss, then a hit
+            got = librosa.feature.chroma_cqt(y=low, sr=dsp.HALF_SR, hop_length=2048, n_octaves=5, tuning=tuning,
+                                             fmin=librosa.note_to_hz("C2"))
+            assert np.array_equal(got, expected)
+    whole = dsp.analyze_dsp(mono, SR, melody=False)
+    assert whole.key is not None and whole.key.name == "A minor"

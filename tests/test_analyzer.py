@@ -181,3 +181,24 @@ def test_pitch_shifted_copies_move_their_pitch_label(notes):
     power = [10 ** (2 * shifted.features[i].astype(np.float32)) for i in (k + 1, k, k + 2)]
     centroids = [float((bins * p).sum() / p.sum()) for p in power]
     assert centroids[0] < centroids[1] < centroids[2]
+
+
+def test_facade_inference_layout_gives_the_plain_models_outputs(run):
+    """The facade runs the CNN channels-last for speed; embeddings and logits equal the plain model's."""
+    from tunesmith.compose.weights import resolve_checkpoint
+    from tunesmith.train.checkpoint import load_card, load_weights
+
+    torch.set_num_threads(1)
+    analyzer = Analyzer.load(run)
+    directory, checkpoint = resolve_checkpoint(run)
+    plain = AnalyzerCNN(**load_card(directory, checkpoint)["kwargs"])
+    load_weights(directory, checkpoint, plain)
+    plain.eval()
+    mel = torch.from_numpy(np.random.default_rng(0).uniform(-1, 1, (3, 128, analyzer.crop)).astype(np.float32))
+    fast_embedding, fast_logits = analyzer._forward(mel)
+    with torch.inference_mode():
+        embedding, logits = plain(mel)
+    assert analyzer.model.trunk[0][0].weight.is_contiguous(memory_format=torch.channels_last)
+    assert torch.allclose(fast_embedding, embedding, rtol=1e-4, atol=1e-5)
+    for head, value in logits.items():
+        assert torch.allclose(fast_logits[head], value, rtol=1e-4, atol=1e-5)
