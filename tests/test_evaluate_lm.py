@@ -69,3 +69,14 @@ def test_a_copied_training_piece_is_found_with_its_source(index):
 def test_an_unrelated_line_shares_only_short_runs(index):
     odd = Score(parts=[line([60, 73, 61, 74, 62, 75, 63, 76, 64, 77], duration=0.75)])
     assert index.longest_shared_run(odd).length <= 2
+
+
+def test_the_bootstrap_interval_widens_for_a_rare_event():
+    from tunesmith.evaluate.symbolic_stats import bootstrap_interval
+
+    common = [0.5 + 0.01 * (i % 3) for i in range(45)]
+    rare = [0.0] * 40 + [0.01] * 5  # a few pieces carry all of it
+    low, high = bootstrap_interval(common)
+    assert low <= sum(common) / 45 <= high and (high - low) / 0.5 < 0.02
+    low, high = bootstrap_interval(rare)
+    assert low < sum(rare) / 45 < high and (high - low) / (sum(rare) / 45) > 0.5

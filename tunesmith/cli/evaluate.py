@@ -95,8 +95,9 @@ def summary_lines(report: dict) -> list[str]:
              f"{nll['ngram']['test_nll']:.4f}: {100 * nll['improvement_over_ngram']:.1f}% lower (goal 25%)",
              f"key found by music21 in {100 * report['key_accuracy']['music21_agrees']:.0f}% of pieces (goal 90%)"]
     for name, s in stats["by_statistic"].items():
-        lines.append(f"  {name:24s} generated {s['generated']:.3f}  held-out {s['held_out']:.3f}  "
-                     f"diff {100 * s['relative_difference']:.1f}%")
+        low, high = s["held_out_interval95"]
+        lines.append(f"  {name:24s} generated {s['generated']:.4f}  held-out {s['held_out']:.4f} "
+                     f"(95% {low:.4f}-{high:.4f})  diff {100 * s['relative_difference']:.1f}%")
     runs = orig["longest_shared_run"]
     lines.append(f"originality: longest shared run median {runs['median']:.0f}, p99 {runs['p99']:.0f}, max "
                  f"{runs['max']} notes; {100 * orig['share_at_most_12']:.1f}% at most 12 (goal 99%)")

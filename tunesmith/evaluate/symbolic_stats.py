@@ -5,6 +5,9 @@ from __future__ import annotations
 import math
 from collections import Counter
 from itertools import combinations
+from typing import Any
+
+import numpy as np
 
 from tunesmith.symbolic.keys import parse_key, scale_pitch_classes
 from tunesmith.symbolic.score import Part, Score
@@ -84,12 +87,22 @@ def piece_statistics(score: Score, key: str) -> dict[str, float]:
     return stats
 
 
-def compare(generated: list[dict[str, float]], reference: list[dict[str, float]]) -> dict[str, dict[str, float]]:
-    """Mean of each statistic over both sets and the relative difference |gen - ref| / ref."""
+def bootstrap_interval(values: list[float], *, draws: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """95 % bootstrap interval of the mean of ``values``: how precisely a set of pieces pins a statistic down."""
+    data = np.asarray(values, dtype=float)
+    means = data[np.random.default_rng(seed).integers(len(data), size=(draws, len(data)))].mean(axis=1)
+    low, high = np.percentile(means, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def compare(generated: list[dict[str, float]], reference: list[dict[str, float]]) -> dict[str, dict[str, Any]]:
+    """Mean of each statistic over both sets, the relative difference |gen - ref| / ref, and the 95 % bootstrap
+    interval of the held-out mean (a rare event such as parallel fifths is only known to within it)."""
     out = {}
     for name in reference[0]:
         gen = sum(s[name] for s in generated) / len(generated)
         ref = sum(s[name] for s in reference) / len(reference)
         out[name] = {"generated": gen, "held_out": ref,
-                     "relative_difference": abs(gen - ref) / abs(ref) if ref else float(gen != 0)}
+                     "relative_difference": abs(gen - ref) / abs(ref) if ref else float(gen != 0),
+                     "held_out_interval95": bootstrap_interval([s[name] for s in reference])}
     return out
