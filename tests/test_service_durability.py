@@ -67,7 +67,9 @@ class Server:
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline and self.process.poll() is None:
             try:
-                if httpx2.get(f"{self.base}/v1/health", timeout=2).status_code == 200:
+                health = httpx2.get(f"{self.base}/v1/health", timeout=2)
+                if health.status_code == 200:
+                    self.worker_pid = health.json()["queue"]["worker_process"]  # serve's consumer, a child
                     return
             except httpx2.TransportError:
                 time.sleep(0.1)
@@ -78,8 +80,14 @@ class Server:
         return self.log.read_text(errors="replace")
 
     def kill9(self) -> None:
+        """SIGKILL to `serve` only; its worker process must not outlive it (it would run jobs forever)."""
         self.process.send_signal(signal.SIGKILL)
         self.process.wait(timeout=30)
+        deadline = time.monotonic() + 10
+        while process_alive(self.worker_pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not process_alive(self.worker_pid), f"worker {self.worker_pid} outlived its killed server"
+
 
     def stop(self) -> int:
         if self.process.poll() is None:
@@ -90,6 +98,18 @@ class Server:
                 self.process.kill()
                 self.process.wait(timeout=10)
         return self.process.returncode
+
+
+def process_alive(pid: int) -> bool:
+    """Is ``pid`` running (not gone, not a zombie)?"""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False
+
+
+def nice_of(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
 
 
 def records(db: Database) -> dict[str, Generation]:
@@ -120,6 +140,7 @@ def test_kill_9_loses_no_work_and_every_job_ends(tmp_path):
     try:
         assert f"studio:   {first.base}/" in first.output() and f"{first.base}/docs" in first.output()
         assert "tunesmith keys create --name me" in first.output()
+        assert first.worker_pid != first.process.pid and nice_of(first.worker_pid) > nice_of(first.process.pid)
         made = subprocess.run([str(CLI), "keys", "create", "--name", "durability", "--data-dir", str(data)],
                               capture_output=True, text=True, timeout=60, cwd=ROOT)
         assert made.returncode == 0, made.stderr
@@ -150,6 +171,8 @@ def test_kill_9_loses_no_work_and_every_job_ends(tmp_path):
         assert "1 interrupted job(s) queued again" in second.output()
         wait_for(lambda: (g := records(db)[interrupted]).status == "running" and g.interruptions == 1,
                  "the interrupted job to run again", second)
+        shown = httpx2.get(f"{second.base}/v1/generations/{interrupted}", headers=headers, timeout=30).json()
+        assert shown["interruptions"] == 1, shown  # the job's record says it was interrupted once
         second.kill9()
     finally:
         second.stop()
@@ -160,6 +183,8 @@ def test_kill_9_loses_no_work_and_every_job_ends(tmp_path):
         final = wait_for(lambda: finished(records(db)), "every job to finish", third)
         assert final[interrupted].status == "failed", final[interrupted].error
         assert final[interrupted].error == {"code": "interrupted", "message": INTERRUPTED_TWICE}
+        shown = httpx2.get(f"{third.base}/v1/generations/{interrupted}", headers=headers, timeout=30).json()
+        assert (shown["status"], shown["interruptions"], shown["error"]["code"]) == ("failed", 2, "interrupted")
         assert final[refused].status == "failed" and "temperature" in final[refused].error["message"]
         others = [i for i in ids if i not in (interrupted, refused)]
         assert all(final[i].status == "succeeded" for i in others), {i: final[i].error for i in others}
@@ -167,6 +192,7 @@ def test_kill_9_loses_no_work_and_every_job_ends(tmp_path):
             assert (final[i].artifacts, final[i].finished, final[i].result) == (g.artifacts, g.finished, g.result)
         for i in others:
             job = httpx2.get(f"{third.base}/v1/generations/{i}", headers=headers, timeout=30).json()
+            assert job["interruptions"] == 0
             wav = httpx2.get(f"{third.base}{job['links']['audio']['wav']}", headers=headers, timeout=30)
             midi = httpx2.get(f"{third.base}/v1/generations/{i}/midi", headers=headers, timeout=30)
             assert wav.status_code == 200 and wav.content[:4] == b"RIFF" and len(wav.content) > 44
@@ -240,7 +266,7 @@ def test_an_interrupted_analysis_is_retried_once_then_failed(tmp_path, interrupt
         assert after.status == expected
         if expected == "failed":
             assert after.error == {"code": "interrupted", "message": INTERRUPTED_TWICE}
-            assert services.queue.pending() == 0
+            assert after.interruptions == 2 and services.queue.pending() == 0
         else:
             assert after.interruptions == 1 and after.started is None and services.queue.pending() == 1
     finally:

@@ -45,6 +45,7 @@ GOAL_STATUS_RPS = 500.0
 START_TIMEOUT = 180.0  # the server loads the model and the soundfont first
 PHASE_TIMEOUT = 120.0  # longest a submit or status phase may run
 UNLIMITED = 10**9
+REQUEST_TIMEOUT = 30.0  # longest one timed request may take
 
 
 @dataclass
@@ -133,30 +134,75 @@ def _wait_healthy(url: str, process: subprocess.Popen, log_path: Path) -> None:
     raise DependencyError(f"the bench server at {url} did not start: {' | '.join(tail) or 'no output'}")
 
 
-async def _drive(count: int, clients: int, request: Callable[[int], Awaitable[httpx.Response]],
+class Connection:
+    """One keep-alive HTTP/1.1 connection that sends a request and reads its answer, and little else.
+
+    The timed phases use it instead of a full client library: the clients run on the same two cores as the
+    server, and a general client spends several times more CPU per request than this (``client_cpu_ms_per_request``
+    in the figures), which the server would not get."""
+
+    def __init__(self, url: str, secret: str) -> None:
+        self.host, port = url.removeprefix("http://").rsplit(":", 1)
+        self.port = int(port)
+        self.head = f"Host: {self.host}:{self.port}\r\nAuthorization: Bearer {secret}\r\n"
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def request(self, method: str, path: str, body: bytes = b"") -> tuple[int, bytes]:
+        """(status, body) of one request; reconnects when the server closed the connection."""
+        if self.writer is None or self.writer.is_closing():
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        assert self.reader is not None
+        extra = f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n" if body else ""
+        self.writer.write(f"{method} {path} HTTP/1.1\r\n{self.head}{extra}\r\n".encode() + body)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split(" ", 2)[1])
+        headers = dict(line.lower().split(": ", 1) for line in lines[1:] if ": " in line)
+        if "content-length" not in headers:
+            raise ConnectionError(f"answer without Content-Length: {lines[0]}")
+        data = await self.reader.readexactly(int(headers["content-length"]))
+        if headers.get("connection") == "close":
+            self.close()
+        return status, data
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+
+async def _drive(count: int, clients: int, connect: Callable[[], Connection],
+                 request: Callable[[Connection, int], Awaitable[tuple[int, bytes]]],
                  expect: int, phase: Phase, results: list | None = None) -> None:
-    """Send ``count`` requests from ``clients`` concurrent tasks (at most PHASE_TIMEOUT s); time each one."""
+    """Send ``count`` requests from ``clients`` concurrent connections (at most PHASE_TIMEOUT s); time each."""
     next_index = iter(range(count))
     deadline = time.monotonic() + PHASE_TIMEOUT
 
     async def client() -> None:
-        for index in next_index:
-            if time.monotonic() > deadline:
-                phase.failures.append("phase time limit reached")
-                continue
-            started = time.perf_counter()
-            try:
-                response = await request(index)
-            except httpx.HTTPError as exc:
-                phase.failures.append(f"{type(exc).__name__}: {exc}")
-                continue
-            elapsed = time.perf_counter() - started
-            if response.status_code != expect:
-                phase.failures.append(f"HTTP {response.status_code}: {response.text[:200]}")
-                continue
-            phase.latencies.append(elapsed)
-            if results is not None:
-                results.append(response.json())
+        connection = connect()
+        try:
+            for index in next_index:
+                if time.monotonic() > deadline:
+                    phase.failures.append("phase time limit reached")
+                    continue
+                started = time.perf_counter()
+                try:
+                    async with asyncio.timeout(REQUEST_TIMEOUT):
+                        status, body = await request(connection, index)
+                except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError) as exc:
+                    phase.failures.append(f"{type(exc).__name__}: {exc}")
+                    connection.close()
+                    continue
+                elapsed = time.perf_counter() - started
+                if status != expect:
+                    phase.failures.append(f"HTTP {status}: {body[:200].decode(errors='replace')}")
+                    continue
+                phase.latencies.append(elapsed)
+                if results is not None:
+                    results.append(json_module.loads(body))
+        finally:
+            connection.close()
 
     started, cpu_started = time.perf_counter(), time.process_time()
     await asyncio.gather(*(client() for _ in range(clients)))
@@ -217,14 +263,25 @@ async def _bench(url: str, secret: str, clients: int, requests: int, seconds: fl
     async with httpx.AsyncClient(base_url=url, headers=headers, limits=limits, timeout=30.0) as client:
         await _warm_up(client)
 
+        body = json_module.dumps(JOB).encode()
+
+        def connect() -> Connection:
+            return Connection(url, secret)
+
+        def status_of(connection: Connection, i: int) -> Awaitable[tuple[int, bytes]]:
+            return connection.request("GET", f"/v1/generations/{ids[i % len(ids)]}")
+
         submit, submitted = Phase(), []
-        await _drive(requests, clients, lambda i: client.post("/v1/generations", json=JOB), 202, submit, submitted)
+        await _drive(requests, clients, connect, lambda c, i: c.request("POST", "/v1/generations", body), 202,
+                     submit, submitted)
         ids = [record["id"] for record in submitted]
+        if not ids:
+            raise DependencyError(f"the bench server accepted no generation: {submit.failures[:1]}")
         status = Phase()
-        await _drive(requests, clients, lambda i: client.get(f"/v1/generations/{ids[i % len(ids)]}"), 200, status)
+        await _drive(requests, clients, connect, status_of, 200, status)
         end_to_end = await _drain(client, ids, seconds)
         idle = Phase()  # the same GETs again: without the worker competing for the CPU if the queue drained
-        await _drive(requests, clients, lambda i: client.get(f"/v1/generations/{ids[i % len(ids)]}"), 200, idle)
+        await _drive(requests, clients, connect, status_of, 200, idle)
     return {"submit": submit.summary(), "status": status.summary(), "status_after_wait": idle.summary(),
             "end_to_end": end_to_end}
 

@@ -14,7 +14,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, help="port to listen on (default 8000)")
     p.add_argument("--data-dir", type=Path, help="records, queue and artifacts (default ./data-dir)")
-    p.add_argument("--workers", type=int, help="embedded worker threads (default 1; 0: only API)")
+    p.add_argument("--workers", type=int, help="worker threads, in a child process at a lower CPU priority "
+                                                "(default 1; 0: only the API)")
     p.set_defaults(func=run_serve)
 
     w = sub.add_parser("worker", help="run an extra queue worker (scale-out)",
@@ -24,6 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     w.add_argument("--data-dir", type=Path, help="records, queue and artifacts (default ./data-dir)")
     w.add_argument("--workers", type=int, default=1, help="worker threads (default 1)")
     w.add_argument("--metrics-port", type=int, help="also serve this worker's Prometheus metrics on this port")
+    w.add_argument("--serve-child", help=argparse.SUPPRESS)  # PID:FD: started by that `serve`, reports on FD
     w.set_defaults(func=run_worker)
 
 
@@ -40,7 +42,8 @@ def run_serve(args: argparse.Namespace) -> int:
           f"  studio:   {base}/\n"
           f"  API docs: {base}/docs\n"
           f"  a key:    .venv/bin/tunesmith keys create --name me --data-dir {settings.data_dir}", flush=True)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+    uvicorn.run(create_app(settings, worker_process=True), host=settings.host, port=settings.port,
+                log_level="info")
     return 0
 
 
@@ -49,20 +52,32 @@ def run_worker(args: argparse.Namespace) -> int:
     from tunesmith.errors import ParameterError
     from tunesmith.service.metrics import Metrics
     from tunesmith.service.state import start_services
-    from tunesmith.service.tasks import preload
+    from tunesmith.service.tasks import preload, prepare_audio_originality
 
     if args.workers < 1:
         raise ParameterError(f"--workers must be at least 1, got {args.workers}", field="workers")
     settings = load_settings(queue_url=args.queue_url, data_dir=args.data_dir)
     _log_to_stderr()
+    parent_pid, report_fd = (int(x) for x in args.serve_child.split(":")) if args.serve_child else (0, -1)
+    if parent_pid:  # the consumer of a `serve`: it ran recovery already; this process dies with it
+        from tunesmith.service.worker_process import exit_when_orphaned
+
+        exit_when_orphaned(parent_pid)
     metrics = Metrics()
-    services = start_services(settings, metrics, recover="worker")
+    services = start_services(settings, metrics, recover=None if parent_pid else "worker")
     try:
         loaded = preload(services.catalog, settings.preload)
+        if services.queue.runner.gate is not None:  # as a server's embedded workers do
+            prepare_audio_originality(services.queue.runner.gate, services.catalog, loaded)
+        if parent_pid:
+            from tunesmith.service.worker_process import report_loaded
+
+            report_loaded(report_fd, loaded)
         if args.metrics_port:
             from prometheus_client import start_http_server
 
-            start_http_server(args.metrics_port, addr=settings.host, registry=metrics.registry)
+            start_http_server(args.metrics_port, addr="127.0.0.1" if parent_pid else settings.host,
+                              registry=metrics.registry)
         print(f"tunesmith: worker with {args.workers} thread(s) on {settings.queue_url}; models: "
               f"{', '.join(loaded) or 'none'}", flush=True)
         consumer = services.queue.consumer(workers=args.workers, poll_seconds=settings.poll_seconds, embedded=False)

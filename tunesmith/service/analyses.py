@@ -140,7 +140,7 @@ def public(analysis: Analysis) -> dict[str, Any]:
             "filename": analysis.filename, "format": analysis.format, "bytes": analysis.bytes,
             "duration": round(analysis.duration, 3), "result": analysis.result, "error": analysis.error,
             "created": analysis.created, "started": analysis.started, "finished": analysis.finished,
-            "links": {"self": base, "events": f"{base}/events"}}
+            "interruptions": analysis.interruptions or 0, "links": {"self": base, "events": f"{base}/events"}}
 
 
 def _get(session: Session, analysis_id: str, *, key_id: int | None) -> Analysis | None:

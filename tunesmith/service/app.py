@@ -5,7 +5,8 @@
 
 The lifespan runs :func:`tunesmith.service.state.start_services` once per server process: migrations, model
 cards, the queue, start-up recovery of jobs a killed server left behind (:mod:`tunesmith.service.recovery`),
-the models (loaded once and kept) and ``settings.workers`` embedded consumer threads.
+the models (loaded once and kept) and ``settings.workers`` embedded consumer threads (or, for `tunesmith serve`,
+a worker child process with that many threads).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from tunesmith.service.limits import BodySizeLimit
 from tunesmith.service.metrics import Metrics, MetricsMiddleware
 from tunesmith.service.routes import analyses, generations, health, metrics, models, provenance, studio, uploads
 from tunesmith.service.state import start_services
+from tunesmith.service.worker_process import WorkerProcess
 
 DESCRIPTION = """Tunesmith generates music with models trained on public-domain and openly licensed data.
 
@@ -36,8 +38,12 @@ signed provenance manifest (and its audio an inaudible watermark): check one wit
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
+    separate = app.state.worker_process and settings.workers > 0
     services = await run_in_threadpool(start_services, settings, app.state.metrics,
-                                       embedded_workers=settings.workers, recover="server")
+                                       embedded_workers=0 if separate else settings.workers, recover="server",
+                                       owns_queue=separate or None)
+    if separate:  # after recovery; here on the server's main thread, which the child's death signal follows
+        services.worker = WorkerProcess(settings)
     app.state.services = services
     try:
         yield
@@ -45,12 +51,16 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(services.close)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """A Tunesmith API app for ``settings`` (default: from the environment)."""
+def create_app(settings: Settings | None = None, *, worker_process: bool = False) -> FastAPI:
+    """A Tunesmith API app for ``settings`` (default: from the environment).
+
+    ``settings.workers`` consumers run as threads in this process, or with ``worker_process`` (what
+    `tunesmith serve` does) in a child process at a lower CPU priority (:mod:`tunesmith.service.worker_process`)."""
     settings = settings or load_settings()
     app = FastAPI(title="Tunesmith", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings
-    app.state.metrics = Metrics()
+    app.state.worker_process = worker_process
+    app.state.metrics = Metrics(jobs=not (worker_process and settings.workers > 0))
     install_error_handlers(app)
     for module in (health, models, generations, uploads, analyses, provenance, metrics, studio):
         app.include_router(module.router)

@@ -11,12 +11,13 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import secrets
+import uuid
 from typing import Any
 
-from sqlalchemy import Text, cast, func, select, update
+from sqlalchemy import Float, Text, bindparam, cast, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, make_transient_to_detached
 
 from tunesmith.errors import ParameterError
 from tunesmith.service.db import ApiKey, Generation, Usage, utcnow
@@ -55,23 +56,41 @@ def day_of(moment: dt.datetime) -> str:
     return moment.astimezone(dt.UTC).date().isoformat()
 
 
+# The statements of the request path are built once with bind parameters: building a statement costs more
+# than running it on SQLite (SQLAlchemy caches the compiled form either way).
+_USAGE_ON = select(Usage.audio_seconds).where(Usage.key_id == bindparam("key_id"), Usage.day == bindparam("day"))
+_GENERATION = select(Generation).where(Generation.id == bindparam("id"))
+_OWN_GENERATION = _GENERATION.where(Generation.key_id == bindparam("key_id"))
+_ADD_USAGE: dict[str, Any] = {}
+_INSERT_GENERATION = insert(Generation)
+_GENERATION_COLUMNS = tuple(column.key for column in Generation.__table__.columns)
+
+
 def usage_on(session: Session, key_id: int, day: str) -> float:
-    used = session.scalar(select(Usage.audio_seconds).where(Usage.key_id == key_id, Usage.day == day))
+    used = session.scalar(_USAGE_ON, {"key_id": key_id, "day": day})
     return max(0.0, float(used or 0.0))
+
+
+def _add_usage_statement(dialect: str) -> Any:
+    if dialect not in _ADD_USAGE:
+        if dialect not in ("sqlite", "postgresql"):
+            raise ParameterError(f"database {dialect!r} is not supported; use SQLite or PostgreSQL",
+                                 field="database_url")
+        insert = sqlite_insert if dialect == "sqlite" else postgresql_insert
+        statement = insert(Usage).values(key_id=bindparam("key_id"), day=bindparam("day"),
+                                         audio_seconds=bindparam("seconds"))
+        _ADD_USAGE[dialect] = statement.on_conflict_do_update(
+            index_elements=[Usage.key_id, Usage.day],
+            set_={"audio_seconds": Usage.audio_seconds + bindparam("more", type_=Float)})
+    return _ADD_USAGE[dialect]
 
 
 def add_usage(session: Session, key_id: int, day: str, seconds: float) -> None:
     """Add (or, negative, give back) audio seconds to a key's usage of ``day``: one atomic upsert."""
     if not seconds:
         return
-    dialect = session.get_bind().dialect.name
-    if dialect not in ("sqlite", "postgresql"):
-        raise ParameterError(f"database {dialect!r} is not supported; use SQLite or PostgreSQL",
-                             field="database_url")
-    insert = sqlite_insert if dialect == "sqlite" else postgresql_insert
-    statement = insert(Usage).values(key_id=key_id, day=day, audio_seconds=seconds)
-    session.execute(statement.on_conflict_do_update(index_elements=[Usage.key_id, Usage.day],
-                                                    set_={"audio_seconds": Usage.audio_seconds + seconds}))
+    statement = _add_usage_statement(session.get_bind().dialect.name)
+    session.execute(statement, {"key_id": key_id, "day": day, "seconds": seconds, "more": seconds})
 
 
 # ------------------------------------------------------------------------------------- generations
@@ -80,22 +99,27 @@ def add_usage(session: Session, key_id: int, day: str, seconds: float) -> None:
 def add_generation(session: Session, *, key_id: int, model: str, params: dict[str, Any], prompt: str | None,
                    interpretation: dict[str, Any] | None, formats: list[str],
                    estimated_seconds: float) -> Generation:
-    """A queued job; its estimated audio seconds are reserved against today's usage of the key."""
-    generation = Generation(key_id=key_id, model=model, params=params, prompt=prompt, interpretation=interpretation,
-                            formats=formats, estimated_seconds=estimated_seconds, status="queued", progress=0.0,
-                            artifacts={}, created=utcnow())
+    """A queued job; its estimated audio seconds are reserved against today's usage of the key.
+
+    The row is written with one prepared INSERT (the ORM's unit of work costs several times more on the request
+    path), then the object is attached to ``session`` as the persistent record it now is."""
+    generation = Generation(id=str(uuid.uuid4()), key_id=key_id, model=model, params=params, prompt=prompt,
+                            interpretation=interpretation, formats=formats, estimated_seconds=estimated_seconds,
+                            status="queued", progress=0.0, artifacts={}, created=utcnow(), result=None, error=None,
+                            audio_seconds=None, started=None, finished=None, provenance=None, originality=None,
+                            interruptions=0)
+    session.execute(_INSERT_GENERATION, {name: getattr(generation, name) for name in _GENERATION_COLUMNS})
+    make_transient_to_detached(generation)
     session.add(generation)
-    session.flush()
     add_usage(session, key_id, day_of(generation.created), estimated_seconds)
     return generation
 
 
 def get_generation(session: Session, generation_id: str, *, key_id: int | None) -> Generation | None:
     """A job by id; with ``key_id`` only if that key owns it (another key's job does not exist for it)."""
-    query = select(Generation).where(Generation.id == generation_id)
-    if key_id is not None:
-        query = query.where(Generation.key_id == key_id)
-    return session.scalar(query)
+    if key_id is None:
+        return session.scalar(_GENERATION, {"id": generation_id})
+    return session.scalar(_OWN_GENERATION, {"id": generation_id, "key_id": key_id})
 
 
 def list_generations(session: Session, key_id: int, *, limit: int, offset: int) -> tuple[list[Generation], int]:

@@ -146,6 +146,9 @@ class Usage(Base):
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")  # readers never wait for the worker's writes
+    # WAL + NORMAL: a commit survives the process being killed (kill -9); only a power loss may drop the last
+    # commits (never corrupting the file). FULL would fsync every commit: about 6 ms each, the cost of a submit.
+    cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=15000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()

@@ -212,7 +212,7 @@ def get(services: Services, key: ApiKey, generation_id: str) -> Generation:
     return generation
 
 
-def list_page(services: Services, key: ApiKey, *, limit: int, offset: int) -> tuple[list[Generation], int]:
+def list_page(services: Services, key: ApiKey, limit: int, offset: int) -> tuple[list[Generation], int]:
     with services.db.session() as session:
         return crud.list_generations(session, key.id, limit=limit, offset=offset)
 

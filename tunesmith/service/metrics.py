@@ -23,17 +23,20 @@ class Metrics:
 
     content_type = CONTENT_TYPE_LATEST
 
-    def __init__(self) -> None:
+    def __init__(self, *, jobs: bool = True) -> None:
+        """``jobs=False``: this process runs no jobs (`serve` with a worker process, whose job metrics
+        :class:`~tunesmith.service.worker_process.WorkerProcess` adds to this process's page)."""
         self.registry = CollectorRegistry()
         self.requests = Counter("tunesmith_http_requests", "HTTP requests answered",
                                 ("method", "route", "status"), registry=self.registry)
         self.latency = Histogram("tunesmith_http_request_duration_seconds", "time to answer a request",
                                  ("method", "route"), buckets=LATENCY_BUCKETS, registry=self.registry)
         self.queue_depth = Gauge("tunesmith_queue_depth", "generation jobs waiting to start", registry=self.registry)
+        job_registry = self.registry if jobs else None
         self.job_duration = Histogram("tunesmith_job_duration_seconds", "run time of generation jobs",
-                                      ("model", "status"), buckets=JOB_BUCKETS, registry=self.registry)
+                                      ("model", "status"), buckets=JOB_BUCKETS, registry=job_registry)
         self.audio_seconds = Counter("tunesmith_audio_seconds_generated", "seconds of audio generated",
-                                     ("model",), registry=self.registry)
+                                     ("model",), registry=job_registry)
 
     def watch_queue(self, depth: Callable[[], float]) -> None:
         """Read the queue depth from ``depth()`` whenever metrics are scraped."""

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from huey import Huey, RedisHuey, SqliteHuey
 from huey.consumer import Consumer
+from huey.storage import SqliteStorage
 
 from tunesmith.errors import DependencyError, ParameterError
 from tunesmith.service.tasks import GenerationRunner
@@ -21,12 +22,22 @@ log = logging.getLogger("tunesmith.queue")
 QUEUE_NAME = "tunesmith"
 
 
+class QueueStorage(SqliteStorage):
+    """Huey's SQLite storage in WAL mode with ``synchronous=NORMAL``: an enqueue survives kill -9 without an
+    fsync per message (a power loss may drop the newest messages; start-up recovery re-submits queued records)."""
+
+    def _create_connection(self):  # type: ignore[no-untyped-def]
+        conn = super()._create_connection()
+        conn.execute("pragma synchronous=1")
+        return conn
+
+
 def make_huey(queue_url: str) -> Huey:
     """A Huey instance for ``sqlite:///PATH`` or ``redis://...`` (results are not stored: jobs write records)."""
     if queue_url.startswith("sqlite:///"):
         path = Path(queue_url.removeprefix("sqlite:///")).expanduser()
         path.parent.mkdir(parents=True, exist_ok=True)
-        return SqliteHuey(QUEUE_NAME, filename=str(path), results=False, utc=True)
+        return SqliteHuey(QUEUE_NAME, filename=str(path), results=False, utc=True, storage_class=QueueStorage)
     if queue_url.startswith(("redis://", "rediss://")):
         try:
             import redis  # noqa: F401  (Huey's Redis storage needs it)

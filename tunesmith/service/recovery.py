@@ -86,7 +86,10 @@ def _requeue_orphans(services: Services, model: type[Generation] | type[Analysis
         orphans = list(session.scalars(select(model).where(model.status == "running", model.started < cutoff)))
     for record in orphans:
         with services.db.session() as session:
-            if record.interruptions >= MAX_INTERRUPTIONS:
+            if record.interruptions >= MAX_INTERRUPTIONS:  # counted, then failed
+                session.execute(update(model).where(model.id == record.id, model.status == "running")
+                                .values(interruptions=record.interruptions + 1)
+                                .execution_options(synchronize_session=False))
                 failed += _fail(session, record)
                 continue
             # conditional on the record still running: a live worker that finished it meanwhile wins

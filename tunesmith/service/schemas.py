@@ -128,6 +128,8 @@ class GenerationPublic(BaseModel):
     created: dt.datetime
     started: dt.datetime | None
     finished: dt.datetime | None
+    interruptions: int = Field(0, description="server stops (kill -9, power loss) this job was running through; "
+                               "it is retried once, then fails with code `interrupted`")
     links: GenerationLinks
     provenance: dict[str, Any] | None = Field(None, description="the signed manifest embedded in every file "
                                               "(model, weights and training-data hashes, params, seed, time), the "

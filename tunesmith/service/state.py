@@ -8,7 +8,12 @@ for `serve`, starts the embedded consumer. Nothing here runs at import time.
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from starlette.concurrency import run_in_threadpool
 
 from tunesmith.config import Settings
 from tunesmith.service import crud
@@ -22,8 +27,12 @@ from tunesmith.service.provenance import OriginalityGate, Stamper
 from tunesmith.service.queue import EmbeddedConsumer, JobQueue, make_huey
 from tunesmith.service.storage import ArtifactStore
 from tunesmith.service.tasks import GenerationRunner, preload, prepare_audio_originality
+from tunesmith.service.worker_process import WorkerProcess
 
 log = logging.getLogger("tunesmith.service")
+T = TypeVar("T")
+KEY_CACHE_SECONDS = 30.0  # an API key once found is trusted this long without asking the database again
+KEY_CACHE_SIZE = 10_000
 
 
 @dataclass
@@ -38,22 +47,48 @@ class Services:
     analyses: AnalysisQueue
     stamper: Stamper
     consumer: EmbeddedConsumer | None = None
+    worker: WorkerProcess | None = None  # `serve`'s consumer as a child process
     workers: int = 0
     loaded: list[str] = field(default_factory=list)
 
+    _keys: dict[str, tuple[ApiKey, float]] = field(default_factory=dict)  # secret's hash -> (key, expiry)
+
+    def cached_key(self, secret: str) -> ApiKey | None:
+        """The key of ``secret`` if it was looked up less than KEY_CACHE_SECONDS ago (no database round trip)."""
+        found = self._keys.get(crud.hash_secret(secret))
+        return found[0] if found is not None and found[1] > time.monotonic() else None
+
     def find_key(self, secret: str) -> ApiKey | None:
+        """The key of ``secret`` from the records (remembered for KEY_CACHE_SECONDS); None if unknown."""
         with self.db.session() as session:
-            return crud.api_key_by_secret(session, secret)
+            key = crud.api_key_by_secret(session, secret)
+        if key is not None:
+            if len(self._keys) > KEY_CACHE_SIZE:
+                self._keys.clear()
+            self._keys[crud.hash_secret(secret)] = (key, time.monotonic() + KEY_CACHE_SECONDS)
+        return key
+
+    async def run(self, function: Callable[..., T], *args: Any) -> T:
+        """Call ``function`` (a short database step) for a route: on SQLite right here on the event loop
+        (a local query takes well under a millisecond, and a hop to a worker thread costs more than that),
+        on other databases in the thread pool (a network round trip must not hold up the loop)."""
+        if self.db.is_sqlite:
+            return function(*args)
+        return await run_in_threadpool(function, *args)
 
     def loaded_models(self) -> list[str]:
         cards = loaded_cards()
-        return [m.id for m in self.catalog.models.values() if m.card_path in cards]
+        reported = set(self.worker.loaded) if self.worker is not None else set()
+        return [m.id for m in self.catalog.models.values() if m.card_path in cards or m.id in reported]
 
     def queue_depth(self) -> int:
         with self.db.session() as session:
             return crud.queued_count(session)
 
     def close(self) -> None:
+        if self.worker is not None:
+            self.worker.stop()
+            self.worker = None
         if self.consumer is not None:
             self.consumer.stop_and_wait()
             self.consumer = None
@@ -63,9 +98,10 @@ class Services:
 
 
 def start_services(settings: Settings, metrics: Metrics | None = None, *, embedded_workers: int = 0,
-                   recover: str | None = None) -> Services:
+                   recover: str | None = None, owns_queue: bool | None = None) -> Services:
     """Open everything ``settings`` names; with ``embedded_workers`` > 0, load the models and start consuming.
-    ``recover``: "server" or "worker" runs start-up recovery (:mod:`tunesmith.service.recovery`) first."""
+    ``recover``: "server" or "worker" runs start-up recovery (:mod:`tunesmith.service.recovery`) first;
+    ``owns_queue``: this process starts the machine's consumers (default: a server with embedded workers)."""
     metrics = metrics or Metrics()
     db = Database(settings.database_url or "")
     db.migrate()
@@ -87,7 +123,8 @@ def start_services(settings: Settings, metrics: Metrics | None = None, *, embedd
         if recover is not None:  # before this process's consumer starts: its own jobs are never taken as orphans
             from tunesmith.service.recovery import recover as recover_jobs
 
-            recover_jobs(services, owns_queue=recover == "server" and embedded_workers > 0)
+            owner = owns_queue if owns_queue is not None else embedded_workers > 0
+            recover_jobs(services, owns_queue=recover == "server" and owner)
         if embedded_workers > 0:
             services.loaded = preload(catalog, settings.preload)
             prepare_audio_originality(gate, catalog, services.loaded)

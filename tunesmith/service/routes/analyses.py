@@ -43,6 +43,8 @@ class AnalysisPublic(BaseModel):
     created: dt.datetime
     started: dt.datetime | None
     finished: dt.datetime | None
+    interruptions: int = Field(0, description="server stops (kill -9, power loss) this job was running through; "
+                               "it is retried once, then fails with code `interrupted`")
     links: AnalysisLinks
 
 

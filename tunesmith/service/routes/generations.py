@@ -34,35 +34,36 @@ def public(generation: Generation) -> GenerationPublic:
         progress=round(generation.progress, 3), prompt=generation.prompt, params=generation.params,
         interpretation=generation.interpretation, formats=generation.formats, result=generation.result,
         error=generation.error, audio_seconds=generation.audio_seconds, created=generation.created,
-        started=generation.started, finished=generation.finished, links=links, provenance=generation.provenance,
+        started=generation.started, finished=generation.finished, interruptions=generation.interruptions or 0,
+        links=links, provenance=generation.provenance,
         originality=generation.originality)
 
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=GenerationPublic,
              summary="queue a generation",
              responses={413: {"model": ErrorBody, "description": "request body over the size limit"}})
-def create_generation(body: GenerationCreate, services: ServicesDep, key: CurrentKey,
-                      response: Response) -> GenerationPublic:
+async def create_generation(body: GenerationCreate, services: ServicesDep, key: CurrentKey,
+                            response: Response) -> GenerationPublic:
     """Queue a piece: a model (or a prompt naming one), params, a seed and the formats wanted.
 
     Explicit params win over what the prompt says; the job's `interpretation` tells how the prompt was read."""
-    generation = jobs.submit(services, key, body)
+    generation = await services.run(jobs.submit, services, key, body)
     response.headers["Location"] = f"{PREFIX}/{generation.id}"
     return public(generation)
 
 
 @router.get("", response_model=GenerationList, summary="the caller's generations, newest first")
-def list_generations(services: ServicesDep, key: CurrentKey,
-                     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-                     offset: Annotated[int, Query(ge=0)] = 0) -> GenerationList:
-    items, total = jobs.list_page(services, key, limit=limit, offset=offset)
+async def list_generations(services: ServicesDep, key: CurrentKey,
+                           limit: Annotated[int, Query(ge=1, le=100)] = 20,
+                           offset: Annotated[int, Query(ge=0)] = 0) -> GenerationList:
+    items, total = await services.run(jobs.list_page, services, key, limit, offset)
     following = f"{PREFIX}?limit={limit}&offset={offset + limit}" if offset + limit < total else None
     return GenerationList(items=[public(g) for g in items], total=total, limit=limit, offset=offset, next=following)
 
 
 @router.get("/{generation_id}", response_model=GenerationPublic, summary="status, progress and result links")
-def get_generation(generation_id: str, services: ServicesDep, key: CurrentKey) -> GenerationPublic:
-    return public(jobs.get(services, key, generation_id))
+async def get_generation(generation_id: str, services: ServicesDep, key: CurrentKey) -> GenerationPublic:
+    return public(await services.run(jobs.get, services, key, generation_id))
 
 
 @router.get("/{generation_id}/events", summary="progress and completion as server-sent events",

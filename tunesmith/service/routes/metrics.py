@@ -11,4 +11,7 @@ router = APIRouter(tags=["service"])
 
 @router.get("/metrics", include_in_schema=False)
 def metrics(services: ServicesDep) -> Response:
-    return Response(services.metrics.render(), media_type=services.metrics.content_type)
+    page = services.metrics.render()
+    if services.worker is not None:  # `serve`'s worker process counts the jobs
+        page += services.worker.job_metrics()
+    return Response(page, media_type=services.metrics.content_type)

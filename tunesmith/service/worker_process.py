@@ -1,0 +1,126 @@
+"""The queue consumer of `tunesmith serve` as a child process, so that generation never starves the API.
+
+The embedded consumer threads of :mod:`tunesmith.service.queue` share the API's interpreter lock: while a job
+composes and renders, requests wait. `tunesmith serve` therefore starts `tunesmith worker` as a child process
+(:class:`WorkerProcess`) at a lower CPU priority (``os.nice``), on the same records, queue and data directory:
+
+- it is started after the API's start-up recovery, so it runs no recovery of its own (``--no-recover``);
+- it reports the models it loaded on a pipe (``GET /v1/health`` shows them) and serves its job metrics on a
+  loopback port that ``GET /metrics`` of the API merges in;
+- it dies with its parent: ``prctl(PR_SET_PDEATHSIG, SIGKILL)`` on Linux, and everywhere a watchdog thread
+  that polls ``getppid()``; a `serve` killed with SIGKILL leaves no orphan running jobs, and the next start
+  recovers them like those of embedded threads. A normal stop (Ctrl-C, SIGTERM to `serve`) asks the child to
+  finish its running jobs first (SIGINT), then waits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+
+from tunesmith.config import Settings
+
+log = logging.getLogger("tunesmith.service")
+WORKER_NICE = 10  # CPU priority below the API's (a weight of about a tenth of the API's under contention)
+JOB_FAMILIES = ("tunesmith_job_duration_seconds", "tunesmith_audio_seconds_generated")
+PR_SET_PDEATHSIG = 1
+STOP_SECONDS = 60.0
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _die_with_parent(nice: int) -> None:  # runs in the child between fork and exec
+    os.nice(nice)
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def exit_when_orphaned(parent_pid: int, every: float = 0.5) -> None:
+    """In the child: end this process at once (as SIGKILL would) when ``parent_pid`` is no longer its parent."""
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(every)
+        log.error("the serve process %d is gone; this worker stops now", parent_pid)
+        os._exit(1)
+
+    if os.getppid() != parent_pid:
+        os._exit(1)
+    threading.Thread(target=watch, name="parent-watchdog", daemon=True).start()
+
+
+def report_loaded(fd: int, loaded: list[str]) -> None:
+    """In the child: tell the parent which models this worker has loaded (one JSON line on the pipe)."""
+    with os.fdopen(fd, "w") as pipe:
+        pipe.write(json.dumps({"loaded": loaded}) + "\n")
+
+
+class WorkerProcess:
+    """`tunesmith worker` as a child of this process, with ``settings.workers`` threads and a lower priority."""
+
+    def __init__(self, settings: Settings, nice: int = WORKER_NICE) -> None:
+        self.settings = settings
+        self.metrics_port = _free_port()
+        self.loaded: list[str] = []
+        read_fd, write_fd = os.pipe()
+        env = {**os.environ, "TUNESMITH_DATABASE_URL": settings.database_url or "",
+               "TUNESMITH_QUEUE_URL": settings.queue_url or "", "TUNESMITH_DATA_DIR": str(settings.data_dir)}
+        command = [sys.executable, "-m", "tunesmith", "worker", "--workers", str(settings.workers),
+                   "--data-dir", str(settings.data_dir), "--metrics-port", str(self.metrics_port),
+                   "--serve-child", f"{os.getpid()}:{write_fd}"]
+        try:
+            # must be called on the thread that lives as long as the server: the death signal follows the thread
+            self.process = subprocess.Popen(command, env=env, pass_fds=(write_fd,),
+                                            preexec_fn=lambda: _die_with_parent(nice))
+        finally:
+            os.close(write_fd)
+        threading.Thread(target=self._read_reports, args=(read_fd,), name="worker-reports", daemon=True).start()
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def _read_reports(self, fd: int) -> None:
+        with os.fdopen(fd) as pipe:
+            for line in pipe:
+                with contextlib.suppress(ValueError):
+                    self.loaded = list(json.loads(line).get("loaded", []))
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def job_metrics(self) -> bytes:
+        """The child's job metrics (Prometheus text), or nothing if it does not answer within a second."""
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=1.0) as answer:
+                text = answer.read().decode("utf-8")
+        except OSError:
+            return b""
+        keep = [line for line in text.splitlines() if any(
+            line.startswith((family, f"# HELP {family}", f"# TYPE {family}")) for family in JOB_FAMILIES)]
+        return ("\n".join(keep) + "\n").encode("utf-8") if keep else b""
+
+    def stop(self, timeout: float = STOP_SECONDS) -> None:
+        """Let the running jobs finish (SIGINT: Huey's graceful stop), then wait; kill after ``timeout``."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            log.warning("the worker process %d did not stop in %.0f s; killing it", self.pid, timeout)
+            self.process.kill()
+            self.process.wait(timeout=10)
