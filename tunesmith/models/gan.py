@@ -173,7 +173,7 @@ class NoteGenerator(nn.Module):
         c_first, c_last = first // s, last if s == 1 else min(self.n_coarse, (last - 1) // s + 2)  # interpolated
         lo, hi = max(0, c_first - self.receptive_radius), min(self.n_coarse, c_last + self.receptive_radius)
         cond = self.condition(emb, pitch, velocity, z)  # (B, H)
-        x = self.inp(self.times[:, lo:hi].unsqueeze(0).expand(cond.shape[0], -1, -1))  # (B, H, T')
+        x = self.inp(self.times[:, lo:hi].unsqueeze(0))  # (1, H, T'): condition-free, broadcast over the batch
         for block in self.blocks:
             x = block(x, cond)
         x = x[..., c_first - lo:c_last - lo]
