@@ -75,7 +75,7 @@ class FiLMBlock(nn.Module):
     def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         scale, shift = self.film(cond).unsqueeze(-1).chunk(2, dim=1)  # (B, C, 1) each
         h = F.leaky_relu(x * (1.0 + scale) + shift, 0.2)
-        small = x.shape[0] <= SMALL_BATCH and not torch.onnx.is_in_onnx_export()  # ONNX Runtime's Conv is fast
+        small = h.shape[0] <= SMALL_BATCH and not torch.onnx.is_in_onnx_export()  # h is (B, C, T); x may be (1, C, T)
         h = F.leaky_relu(self._conv_small(h) if small else self.conv(h), 0.2)
         return x + self.mix(h)
 
