@@ -231,7 +231,7 @@ def harmonic_synth(f0: torch.Tensor, amp: torch.Tensor, harm: torch.Tensor, *, s
         w = (2 * math.pi * f0.double() / sr).view(b, 1, 1)  # (B, 1, 1) radians per sample
         harmonics = (torch.arange(1, k + 1, dtype=torch.float64, device=f0.device) if ratios is None
                      else ratios.to(torch.float64))
-        keep = torch.nonzero(harmonics * float(f0.max()) < sr / 2 - 200).flatten()
+        keep = torch.nonzero(harmonics * float(f0.min()) < sr / 2 - 200).flatten()  # audible for some note
         if len(keep) < k:  # only the audible partials
             harmonics, harm, k = harmonics.index_select(0, keep), harm.index_select(-1, keep), len(keep)
             phase0 = None if phase0 is None else phase0.index_select(1, keep)
