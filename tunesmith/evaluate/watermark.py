@@ -9,7 +9,9 @@ a 3 s crop at a random offset, and all of these together) and then the blind det
 Per attack: the true-positive rate of the detector's decision (score >= 5.5, or >= 4.5 with a payload passing
 its CRC) and of the score threshold alone, the false-positive rates on the unmarked clips, the TPR at the score
 threshold that keeps FPR <= 1 % on this data, payload bit accuracy (16 bits, every marked clip), exact payload
-rate, and the score ranges. Imperceptibility: the mark-to-signal SNR of each clip and the level change per tile.
+rate, and the score ranges. Imperceptibility: the mark-to-signal SNR of each clip, the level change per tile and
+the psychoacoustic masking check of `tunesmith.provenance.masking` (share of tiles where the mark is above the
+music's masking threshold, and by how much), with pictures of three marked clips.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import numpy as np
 
 from tunesmith.errors import DatasetError, ParameterError
 from tunesmith.progress import progress
+from tunesmith.provenance.masking import mark_to_mask, plot_examples, summarise
 from tunesmith.provenance.watermark import DETECTION_THRESHOLD, PAYLOAD_BITS, detect_watermark, watermark_audio
 
 ATTACKS = ("none", "mp3_128k", "resample_16k", "gain_+6dB", "gain_-6dB", "noise_30dB", "crop_3s", "all")
@@ -34,6 +37,7 @@ GOALS = {"tpr": 0.99, "fpr": 0.01, "bit_accuracy": 0.95, "snr_db": 35.0, "x_real
 MP3_CBR_128K = 0.65  # libsndfile's compression level that gives LAME constant 128 kbps
 CROP_SECONDS = 3.0
 NOISE_SNR_DB = 30.0
+SOUNDING = 1e-3  # tiles above this share of the mean tile energy count as sounding in the level-change figures
 
 
 # ----------------------------------------------------------------------------------------------- attacks
@@ -194,7 +198,7 @@ def tile_changes_db(y: np.ndarray, marked: np.ndarray, sr: int) -> np.ndarray:
 
     before = wm._band_energy(wm._stft(wm._mono16(y, sr)))
     after = wm._band_energy(wm._stft(wm._mono16(marked, sr)))
-    sounding = before > wm.FLOOR * before.mean()
+    sounding = before > SOUNDING * before.mean()
     return np.abs(10 * np.log10((after[sounding] + 1e-20) / (before[sounding] + 1e-20)))
 
 
@@ -241,9 +245,10 @@ def _bits_correct(found: int | None, payload: int) -> float:
 
 def evaluate_watermark(*, clips: int = 200, seconds: float = 10.0, sr: int = 44_100, seed: int = 0,
                        data: list[Path] | None = None, generated: int = 20, noise_share: float = 0.25,
-                       threshold: float = DETECTION_THRESHOLD,
-                       on_clip: Callable[[], None] | None = None) -> dict[str, Any]:
-    """Run the evaluation (module docstring); returns every figure as a dict."""
+                       threshold: float = DETECTION_THRESHOLD, on_clip: Callable[[], None] | None = None,
+                       pictures: Path | None = None) -> dict[str, Any]:
+    """Run the evaluation (module docstring); returns every figure as a dict. With ``pictures`` (a directory),
+    also draws watermark-masking.png: three marked clips (the least, the median and the most masked)."""
     if isinstance(clips, bool) or not isinstance(clips, int) or clips < 1:
         raise ParameterError(f"clips must be a positive integer, got {clips!r}", field="clips")
     if not CROP_SECONDS < seconds <= 60:
@@ -260,7 +265,7 @@ def evaluate_watermark(*, clips: int = 200, seconds: float = 10.0, sr: int = 44_
     marked_src, unmarked = music[:clips], music[clips:] + noise_clips(n_noise, sr=sr, seconds=seconds, seed=seed)
     rng = np.random.default_rng(seed + 1)
     payloads = rng.integers(0, 2 ** PAYLOAD_BITS, size=len(marked_src))
-    embed_time, snrs, marked, changes = 0.0, [], [], []
+    embed_time, snrs, marked, changes, masking = 0.0, [], [], [], []
     for (name, y), payload in zip(marked_src, payloads, strict=True):
         t0 = time.perf_counter()
         yw = watermark_audio(y, sr, int(payload))
@@ -269,6 +274,7 @@ def evaluate_watermark(*, clips: int = 200, seconds: float = 10.0, sr: int = 44_
         snrs.append(10 * np.log10(np.sum(np.square(y, dtype=np.float64)) / max(np.sum(mark ** 2), 1e-30)))
         marked.append((name, yw, int(payload)))
         changes.append(tile_changes_db(y, yw, sr))
+        masking.append(mark_to_mask(y, yw, sr))
     scores: dict[str, dict[str, list]] = {a: {"marked": [], "unmarked": [], "bits": [], "exact": [], "crc": [],
                                               "detected": [], "false_alarm": []} for a in ATTACKS}
     detect_time = detect_audio = 0.0
@@ -293,6 +299,12 @@ def evaluate_watermark(*, clips: int = 200, seconds: float = 10.0, sr: int = 44_
         if on_clip is not None:
             on_clip()
     attacks = {name: _attack_figures(row, threshold) for name, row in scores.items()}
+    order = np.argsort([c.share_above for c in masking], kind="stable")
+    examples = [int(order[0]), int(order[len(order) // 2]), int(order[-1])]
+    if pictures is not None:
+        plot_examples([(f"{marked[i][0]} ({label})", marked_src[i][1], marked[i][1])
+                       for i, label in zip(examples, ("least masked", "median", "most masked"), strict=True)],
+                      sr, Path(pictures) / "watermark-masking.png")
     single = [attacks[a] for a in SINGLE_ATTACKS]
     return {
         "clips": {"marked": len(marked), "unmarked_music": len(unmarked) - n_noise, "unmarked_noise": n_noise,
@@ -303,6 +315,7 @@ def evaluate_watermark(*, clips: int = 200, seconds: float = 10.0, sr: int = 44_
         "snr_db": {"min": round(float(np.min(snrs)), 2), "median": round(float(np.median(snrs)), 2),
                    "goal": GOALS["snr_db"]},
         "tile_change_db": _change_figures(np.concatenate(changes)),
+        "masking": summarise(masking) | {"examples": [marked[i][0] for i in examples]},
         "speed": {"embed_x_realtime": round(len(marked) * seconds / embed_time, 1),
                   "detect_x_realtime": round(detect_audio / detect_time, 1), "goal": GOALS["x_realtime"],
                   "note": "measured inside this run; `tunesmith bench watermark` measures on one thread"},
@@ -357,6 +370,11 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
     t = report["tile_change_db"]
     lines.append(f"level change per sounding 16 ms x 62.5 Hz tile: median {t['median']:.2f} dB, p99 {t['p99']:.2f} dB, "
                  f"max {t['max']:.2f} dB; {100 * t['share_above_1db']:.2f}% of tiles above 1 dB")
+    k = report["masking"]
+    lines.append(f"masking model (tonal offset): mark above the threshold in {100 * k['share_above_threshold']:.2f}% "
+                 f"of {k['tiles']} tiles (worst clip {100 * k['worst_clip_share']:.1f}%; noise-masker offset "
+                 f"{100 * k['share_above_noise_masker_threshold']:.2f}%), by median {k['excess_db']['median']} dB, "
+                 f"p95 {k['excess_db']['p95']} dB; mark-to-mask median {k['mmr_db']['median']} dB")
     lines.append(f"speed in this run: embed {sp['embed_x_realtime']:.0f}x, detect {sp['detect_x_realtime']:.0f}x "
                  "real time")
     lines.append("goals met: " + ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in report["goals_met"].items())
@@ -394,8 +412,9 @@ def run_cli(args: Any) -> int:
     """`tunesmith evaluate watermark [--clips N] [--seed S] [--out DIR] [--json]`."""
     import json
 
-    report = evaluate_watermark(clips=args.clips, seed=args.seed)
-    report["pictures"] = [str(plot_scores(report, Path(args.out) / "watermark-scores.png"))]
+    report = evaluate_watermark(clips=args.clips, seed=args.seed, pictures=Path(args.out))
+    report["pictures"] = [str(plot_scores(report, Path(args.out) / "watermark-scores.png")),
+                          str(Path(args.out) / "watermark-masking.png")]
     clip = render_clips(1, sr=44_100, seconds=8.0, seed=args.seed + 99, data=[Path("datasets/chorales")])[0][1]
     report["pictures"].append(str(plot_spectrograms(clip, watermark_audio(clip, 44_100, 0x1234), 44_100,
                                                     Path(args.out) / "watermark-spectrogram.png")))

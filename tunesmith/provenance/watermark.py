@@ -9,15 +9,19 @@ Method (spread spectrum on STFT band energies, measured in docs/provenance.md):
   tiles are synchronisation chips, the rest carry the 24 code bits (16 payload bits + CRC-8), each bit spread
   over 140 tiles per period. The period repeats through the file, so any 3 s excerpt holds almost three copies.
 * Embedding multiplies the magnitudes of each tile by ``exp(±a_i)`` (phase untouched). The strength is
-  signal-adaptive: ``a_i`` grows as the tile gets quieter (``a_i ∝ (E_i / mean E)^-1/2``, capped, zero in
-  near-silence), which spends the energy budget where it buys the most detection per unit of mark energy;
-  the mark is then scaled so the mark-to-signal ratio is exactly :data:`TARGET_SNR_DB`.
+  signal-adaptive: ``a_i`` grows as the tile gets quieter (``a_i ∝ (E_i / mean E)^-1/2``, capped, zero below
+  FLOOR), which spends the energy budget where it buys the most detection per unit of mark energy. The budget
+  is the mark-to-signal ratio :data:`TARGET_SNR_DB`; no tile changes by more than ±MAX_LOG_GAIN, and what a
+  quiet tile at that limit cannot take goes to the louder tiles (so sparse music gets its whole budget too).
 * Detection needs no original: log band energies are high-passed in time and frequency-normalised, reduced
   to their signs (robust to the host's heavy-tailed fluctuations), weighted by the same adaptive strength the
-  embedder would have used (estimated from the received audio), folded over the period and correlated with
-  the sync pattern at every frame offset and four sub-frame offsets. The score is the best correlation's
-  robust z-score against all the others; the payload is read at the winning offset (with a one-bit Chase
-  repair against the CRC). Detected: score >= 5.5, or >= 4.5 with a payload that passes the CRC.
+  embedder would have used (estimated from the received audio; tiles near the estimated noise floor are left
+  out), folded over the period and correlated with the sync pattern and with each code bit's chips at every
+  frame offset and four sub-frame offsets. The statistic is the sync correlation plus the code bits' absolute
+  correlations (each bit read as it fits best: the payload's chips count as evidence too); the score is the
+  best statistic's robust z-score against all the others. The payload is read at the winning offset (with a
+  one-bit Chase repair against the CRC, else the maximum-likelihood code word, not marked valid).
+  Detected: score >= 5.5, or >= 4.5 with a payload that passes the CRC.
 
 Gain changes cancel in the log domain, noise and MP3 blur only a fraction of the chips, and cropping only
 shifts the period, which the offset search recovers. The key is public in an open-source deployment: the mark
@@ -55,7 +59,9 @@ PERIOD = 64  # frames (1.024 s)
 SYNC_SHARE = 0.5
 GAMMA = 0.5  # strength ∝ (tile energy / mean)^-GAMMA
 CAP = 8.0  # largest strength relative to a tile of mean energy
-FLOOR = 1e-3  # tiles quieter than this (relative to the mean) carry no mark
+FLOOR = 1e-4  # tiles quieter than this (relative to the mean) carry no mark
+NOISE_QUANTILE = 0.1  # the detector's noise floor estimate: this quantile of the tile energies ...
+NOISE_MARGIN = 10.0  # ... times this; quieter tiles are not read
 MAX_LOG_GAIN = 0.3  # no tile changes by more than ±2.6 dB
 DETREND_FRAMES = 5
 SUB_OFFSETS = 4
@@ -133,6 +139,38 @@ def _layout(key: str) -> tuple[np.ndarray, np.ndarray]:
     return sign, role
 
 
+@lru_cache(maxsize=8)
+def _patterns(key: str) -> np.ndarray:
+    """Conjugate spectra over the period (axis 1) of the sync pattern (row 0) and of each code bit's chips
+    (rows 1..24): what the detector correlates the folded chips with, at every frame offset at once."""
+    sign, role = _layout(key)
+    rows = [np.where(role < 0, sign, 0.0)] + [np.where(role == bit, sign, 0.0) for bit in range(CODE_BITS)]
+    spectra = np.conj(sfft.rfft(np.stack(rows).astype(np.float32), axis=1, workers=1)).astype(np.complex64)
+    spectra.setflags(write=False)
+    return spectra
+
+
+_BYTE_SIGNS = (((np.arange(256)[:, None] >> np.arange(7, -1, -1)[None, :]) & 1) * 2 - 1).astype(np.float32)
+
+
+@lru_cache(maxsize=1)
+def _crc_of_bytes() -> tuple[np.ndarray, np.ndarray]:
+    """CRC-8 of (h, 0) for every high byte h and of (0, l) for every low byte l: the CRC (initial value 0) is
+    linear, so the CRC of a payload is crc_high[h] ^ crc_low[l]."""
+    return (np.array([crc8(bytes([h, 0])) for h in range(256)]),
+            np.array([crc8(bytes([0, low])) for low in range(256)]))
+
+
+def ml_payload(soft: np.ndarray) -> int:
+    """The payload whose code word (payload + CRC) correlates best with the 24 soft code bits: maximum-likelihood
+    decoding over all 65536 code words, 256 x 256 at once (each byte's and the CRC's fit looked up)."""
+    soft = np.asarray(soft, dtype=np.float32)
+    high_fit, low_fit, crc_fit = (_BYTE_SIGNS @ soft[i:i + 8] for i in (0, 8, 16))
+    crc_high, crc_low = _crc_of_bytes()
+    fit = high_fit[:, None] + low_fit[None, :] + crc_fit[crc_high[:, None] ^ crc_low[None, :]]
+    return int(np.argmax(fit))  # = high * 256 + low
+
+
 # --------------------------------------------------------------------------------------------- analysis
 
 
@@ -183,13 +221,23 @@ def _band_energy(spec: np.ndarray) -> np.ndarray:
     return total
 
 
-def _strength(energy: np.ndarray) -> np.ndarray:
-    """Relative mark strength of each tile: larger in quieter tiles, capped, zero in near-silence."""
+def _strength(energy: np.ndarray, floor: float = 0.0) -> np.ndarray:
+    """Relative mark strength of each tile: larger in quieter tiles, capped, zero in near-silence (below FLOOR
+    times the mean tile, or below ``floor``)."""
     mean = float(energy.mean()) + _EPS
     relative = energy * np.float32(1.0 / mean) + np.float32(_EPS)
     weight = np.minimum(1.0 / np.sqrt(relative) if GAMMA == 0.5 else relative ** -GAMMA, CAP)
-    weight[energy < FLOOR * mean] = 0.0
+    weight[energy < max(FLOOR * mean, floor)] = 0.0
     return weight.astype(np.float32)
+
+
+def _noise_floor(energy: np.ndarray) -> float:
+    """The level under which the detector ignores tiles: NOISE_MARGIN times the NOISE_QUANTILE of the tile
+    energies. In clean audio that is far below FLOOR; after noise is added, the quietest tiles (where the mark
+    was) are the noise, and reading them would only add noise to the correlation."""
+    flat = energy.reshape(-1)
+    k = int(NOISE_QUANTILE * (flat.size - 1))
+    return NOISE_MARGIN * float(np.partition(flat, k)[k])
 
 
 def _detrend(logs: np.ndarray) -> np.ndarray:
@@ -223,23 +271,64 @@ def watermark_audio(y: np.ndarray, sr: int, payload: int, *, key: str = DEFAULT_
     sign, role = _layout(key)
     values = np.where(role < 0, 1.0, np.where(bits[np.maximum(role, 0)] > 0, 1.0, -1.0)) * sign
     tiled = np.tile(values, (frames // PERIOD + 1, 1))[:frames].astype(np.float32)
-    log_gain = np.clip(_strength(_band_energy(spec)) * tiled, -CAP, CAP)
-    gains = np.repeat(log_gain, BAND_BINS, axis=1)
-    # the mark at unit strength; its level is set below from the real mark-to-signal ratio
-    unit = np.zeros_like(spec)
-    unit[:, LOW_BIN:HIGH_BIN] = spec[:, LOW_BIN:HIGH_BIN] * gains
-    mark = _istft(unit, n + N_FFT)[:n]
-    if sr != WORK_SR:
-        mark = soxr.resample(mark, WORK_SR, sr).astype(np.float32, copy=False)
-    length = y.shape[-1]
-    mark = mark[:length] if len(mark) >= length else np.pad(mark, (0, length - len(mark)))
+    energy = _band_energy(spec)
+    log_gain = _strength(energy) * tiled
+    # the level that would give snr_db without the per-tile limit, estimated in the tile domain ...
+    if not np.any(log_gain):
+        return y.copy()
+    budget = signal_power * 10 ** (-snr_db / 10) / _tile_mark_power(spec, energy, log_gain, n)
+    # ... and the level that spends the same budget when no tile changes by more than MAX_LOG_GAIN
+    log_gain = _limited(log_gain, energy, budget)
+    mark = _tile_mark(spec, log_gain, n, sr, y.shape[-1])
     mark_power = float(np.mean(np.square(mark, dtype=np.float64)))
     if mark_power <= 0.0:
         return y.copy()
-    level = np.sqrt(signal_power * 10 ** (-snr_db / 10) / mark_power)
-    level = min(level, MAX_LOG_GAIN / max(float(np.abs(log_gain).max()), _EPS))
+    level = np.sqrt(signal_power * 10 ** (-snr_db / 10) / mark_power)  # exact mark-to-signal ratio (about 1)
     out = y + (level * mark).astype(y.dtype, copy=False)
     return out.astype(y.dtype, copy=False)
+
+
+def _tile_mark(spec: np.ndarray, log_gain: np.ndarray, n: int, sr: int = WORK_SR,
+               length: int | None = None) -> np.ndarray:
+    """The mark (at ``sr``, ``length`` samples) that changes each tile's magnitudes by ``log_gain``."""
+    unit = np.zeros_like(spec)
+    unit[:, LOW_BIN:HIGH_BIN] = spec[:, LOW_BIN:HIGH_BIN] * np.repeat(log_gain, BAND_BINS, axis=1)
+    mark = _istft(unit, n + N_FFT)[:n]
+    if sr != WORK_SR:
+        mark = soxr.resample(mark, WORK_SR, sr).astype(np.float32, copy=False)
+    length = len(mark) if length is None else length
+    return mark[:length] if len(mark) >= length else np.pad(mark, (0, length - len(mark)))
+
+
+def _tile_mark_power(spec: np.ndarray, energy: np.ndarray, log_gain: np.ndarray, n: int) -> float:
+    """Mean power of the mark at unit level (at 16 kHz: resampling the band-limited mark keeps its power) per
+    unit of its tile-domain power (sum of energy x gain²)."""
+    power = float(np.mean(np.square(_tile_mark(spec, log_gain, n), dtype=np.float64)))
+    return power / max(float(np.sum(energy * np.square(log_gain))), _EPS)
+
+
+def _limited(log_gain: np.ndarray, energy: np.ndarray, budget: float) -> np.ndarray:
+    """``level * log_gain`` with each tile limited to ±MAX_LOG_GAIN and the level chosen so that the tile-domain
+    mark power, sum of energy x gain², equals ``budget`` (to within 1 %): the energy a quiet tile at the limit
+    cannot take goes to the louder tiles instead of being lost."""
+    magnitude = np.abs(log_gain)
+    active = magnitude > 0
+    m, e = magnitude[active], energy[active].astype(np.float32)
+    unlimited = np.sqrt(budget / max(float(np.dot(e, m * m)), _EPS))  # the level if no tile were limited
+
+    def power(level: float) -> float:
+        gain = np.minimum(np.float32(level) * m, np.float32(MAX_LOG_GAIN))
+        return float(np.dot(e, gain * gain))
+
+    if power(unlimited) >= budget * 0.99:
+        level = unlimited
+    else:  # bisection on log(level) between the unlimited level and CAP² times it (every tile at the limit)
+        low, high = np.log(unlimited), np.log(unlimited * CAP * CAP)
+        for _ in range(14):
+            middle = 0.5 * (low + high)
+            low, high = (middle, high) if power(float(np.exp(middle))) < budget else (low, middle)
+        level = float(np.exp(low))
+    return np.sign(log_gain) * np.minimum(level * magnitude, MAX_LOG_GAIN)
 
 
 # --------------------------------------------------------------------------------------------- detect
@@ -250,38 +339,36 @@ def detect_watermark(y: np.ndarray, sr: int, *, key: str = DEFAULT_KEY,
     """Look for the watermark in `y` without the original; the payload is read at the best offset."""
     y = _check_audio(y, sr)
     mono = _mono16(y, sr, quality="MQ")  # the mark lives below 7 kHz: medium quality resampling is plenty here
-    sign, role = _layout(key)
-    sync = np.where(role < 0, sign, 0.0).astype(np.float32)
-    sync_f = np.conj(sfft.rfft(sync, axis=0, workers=1))
-    best: tuple[float, int, np.ndarray] | None = None
+    patterns = _patterns(key)
+    flip = (-np.arange(PERIOD)) % PERIOD
+    best: tuple[float, np.ndarray] | None = None
     scores = []
     for sub in range(SUB_OFFSETS):
         spec = _stft(mono, sub * HOP // SUB_OFFSETS)
         if spec.shape[0] < DETREND_FRAMES:
             continue
         energy = _band_energy(spec)
-        chips = np.sign(_detrend(np.log(energy + _EPS))) * _strength(energy)
+        chips = np.sign(_detrend(np.log(energy + _EPS))) * _strength(energy, _noise_floor(energy))
         periods = -(-chips.shape[0] // PERIOD)
         folded = np.zeros((periods * PERIOD, N_BANDS), dtype=np.float32)
         folded[: chips.shape[0]] = chips
         folded = folded.reshape(periods, PERIOD, N_BANDS).sum(axis=0)  # folded[k]: frames t with t % P == k
-        # corr[o] = sum over k, b of folded[k, b] * sync[(k + o) % P, b]
-        corr = sfft.irfft(sfft.rfft(folded, axis=0, workers=1) * sync_f, PERIOD, axis=0, workers=1).sum(axis=1)
-        corr = corr[(-np.arange(PERIOD)) % PERIOD]
-        scores.append(corr)
-        offset = int(np.argmax(corr))
-        if best is None or corr[offset] > best[0]:
-            best = (float(corr[offset]), offset, folded)
+        # corr[r, o] = sum over k, b of folded[k, b] * pattern_r[(k + o) % P, b]  (r: sync, then each code bit)
+        spectrum = sfft.rfft(folded, axis=0, workers=1)
+        corr = sfft.irfft(np.einsum("fb,rfb->rf", spectrum, patterns), PERIOD, axis=1, workers=1)[:, flip]
+        # the statistic: sync correlation + the code bits' |soft values| (each bit read as it fits best)
+        total = corr[0] + np.abs(corr[1:]).sum(axis=0)
+        scores.append(total)
+        offset = int(np.argmax(total))
+        if best is None or total[offset] > best[0]:
+            best = (float(total[offset]), corr[1:, offset])
     if best is None:
         return Detection(False, 0.0, None, False, threshold)
     everything = np.concatenate(scores)
     median = float(np.median(everything))
     spread = float(np.median(np.abs(everything - median))) * 1.4826 + _EPS
     score = (best[0] - median) / spread
-    aligned = np.roll(best[2], best[1], axis=0)  # aligned[(k + o) % P] = folded[k]
-    data = role >= 0
-    soft = np.bincount(role[data], weights=(sign * aligned)[data], minlength=CODE_BITS)
-    payload, valid = soft_decode(soft)
+    payload, valid = soft_decode(best[1])
     detected = score >= threshold or (valid and score >= min(threshold, CONFIRMED_THRESHOLD))
     return Detection(bool(detected), round(float(score), 3), payload, valid, threshold)
 
@@ -290,7 +377,9 @@ def soft_decode(soft: np.ndarray) -> tuple[int, bool]:
     """(payload, CRC matches) from the 24 soft code bits. When the hard decision fails the CRC, each of the
     :data:`CHASE_BITS` least reliable bits is flipped in turn and the first word passing the CRC is taken
     (a single-error Chase decoder: it repairs the commonest failure, one weak bit, and raises the chance
-    that a random word passes the CRC only from 1/256 to about 5/256)."""
+    that a random word passes the CRC only from 1/256 to about 5/256). When that fails too, the payload is the
+    best guess of :func:`ml_payload` (usually right in short excerpts that misread two or three bits), marked
+    not valid."""
     bits = (soft > 0).astype(np.int8)
     payload, valid = decode_bits(bits)
     if valid:
@@ -301,4 +390,4 @@ def soft_decode(soft: np.ndarray) -> tuple[int, bool]:
         repaired, ok = decode_bits(trial)
         if ok:
             return repaired, True
-    return payload, False
+    return ml_payload(soft), False
