@@ -162,3 +162,60 @@ def test_an_input_melody_is_uploaded_and_harmonized_on_the_server(remote, tunesm
     voices = [sorted({m.note for m in t if m.type == "note_on" and m.velocity}) for t in
               mido.MidiFile(tmp_path / "h.mid").tracks]
     assert sum(1 for v in voices if v) >= 4 and any(set(v) == {69, 71, 72, 74} for v in voices)
+
+
+NOTES_WEIGHTS = ROOT / "weights" / "notes.json"
+needs_notes = pytest.mark.skipif(not NOTES_WEIGHTS.is_file(), reason="needs the shipped notes model")
+
+
+@needs_notes
+def test_a_note_on_the_server_is_reported_like_a_local_one(remote, tunesmith, tmp_path):
+    url, key = remote
+    code, out, err = tunesmith("generate", "notes", "--instrument", "violin", "--pitch", "64", "--velocity", "90",
+                               "--duration", "0.5", "--server", url, "--api-key", key, "-o", str(tmp_path / "n.wav"))
+    assert code == 0, err
+    assert out.startswith(f"wrote {tmp_path / 'n.wav'}: violin pitch 64 velocity 90, ") and "seed 0;" in out
+    assert url in out
+    audio, sr = sf.read(tmp_path / "n.wav")
+    assert sr == 44100 and audio.shape[0] / sr == pytest.approx(0.5 + 0.5, abs=0.05)  # held, then the release
+    assert float(abs(audio).max()) > 0.01  # not silence
+    code, out, err = tunesmith("generate", "notes", "--instrument", "violin", "--pitch", "64", "--morph-to",
+                               "flute", "--morph", "0.5", "--duration", "0.3", "--seed", "3", "--json",
+                               "--server", url, "--api-key", key, "-o", str(tmp_path / "m.flac"))
+    assert code == 0, err
+    report = json.loads(out)
+    assert (report["model"], report["instrument"], report["morph_to"], report["morph"], report["seed"]) == \
+        ("notes", "violin", "flute", 0.5, 3)
+    assert report["server"] == url and report["provenance"] and "originality" in report
+    assert (tmp_path / "m.flac").read_bytes()[:4] == b"fLaC"
+
+
+@needs_notes
+@pytest.mark.parametrize(("args", "needle"), [
+    (("notes", "--pitch", "64", "-o", "x.mid"), "notes makes audio"),
+    (("perform", "-o", "x.wav"), "perform needs --input"),
+    (("notes", "--instrument", "violin", "--pitch", "20", "-o", "x.wav"), "params.pitch"),
+])
+def test_neural_errors_on_the_server_are_one_line(remote, tunesmith, tmp_path, args, needle):
+    url, key = remote
+    *rest, out_flag, name = args
+    code, _, err = tunesmith("generate", *rest, "--server", url, "--api-key", key, out_flag, str(tmp_path / name))
+    assert code == 2 and needle in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / name).exists()
+
+
+@needs_notes
+def test_perform_uploads_the_score_and_plays_it_on_the_server(remote, tunesmith, tmp_path):
+    url, key = remote
+    score = tmp_path / "tune.mid"
+    track = mido.MidiTrack([mido.MetaMessage("set_tempo", tempo=500000, time=0)])  # 120 BPM
+    for pitch in (60, 62, 64, 65):
+        track += [mido.Message("note_on", note=pitch, velocity=80, time=0),
+                  mido.Message("note_off", note=pitch, velocity=0, time=240)]
+    mido.MidiFile(tracks=[track], ticks_per_beat=480).save(score)
+    code, out, err = tunesmith("generate", "perform", "--input", str(score), "--instrument", "cello",
+                               "--server", url, "--api-key", key, "-o", str(tmp_path / "p.wav"))
+    assert code == 0, err
+    assert out.startswith(f"wrote {tmp_path / 'p.wav'}: 4 notes played by the neural cello, "), out
+    audio, sr = sf.read(tmp_path / "p.wav")
+    assert sr == 44100 and 2.0 * 0.25 < audio.shape[0] / sr < 10.0 and float(abs(audio).max()) > 0.01

@@ -26,6 +26,8 @@ SUFFIXES = {".mid": "mid", ".midi": "mid", ".wav": "wav", ".flac": "flac", ".mp3
 # generate options sent as model parameters when they are given (the server checks them and names a bad one)
 PARAM_OPTIONS = ("key", "meter", "bars", "tempo", "temperature", "top_p", "instrument", "pitch", "velocity",
                  "duration", "morph_to", "morph")
+NEURAL_PARAMS = {"notes": ("instrument", "pitch", "velocity", "duration", "morph_to", "morph"),
+                 "perform": ("instrument",)}
 LOCAL_ONLY = {"checkpoint": "--checkpoint (a server runs its own models)"}
 
 
@@ -74,13 +76,24 @@ def run_generate(args: argparse.Namespace) -> int:
         raise ParameterError("--sr: a server renders audio at 44100 Hz", field="sr")
     if args.harmonize and args.input is None:
         raise ParameterError("--harmonize needs --input MELODY", field="harmonize")
-    params = {name: value for name in PARAM_OPTIONS if (value := getattr(args, name, None)) is not None}
+    from tunesmith.cli.generate_audio import NEURAL_MODELS
+
+    neural = args.model in NEURAL_MODELS  # the neural instrument: audio only, reported like local generation
+    seed = args.seed
+    if neural:  # the checks and defaults of local `generate notes|perform`
+        _check_neural(args)
+        seed = 0 if seed is None else seed
+    names = NEURAL_PARAMS[args.model] if neural else PARAM_OPTIONS  # the composer options' defaults stay home
+    params = {name: value for name in names if (value := getattr(args, name, None)) is not None}
     with _client(args, need_key=True) as client:
         with _Bar(f"{args.model} on {client.url}") as bar:
-            work = client.generate(args.model, prompt=getattr(args, "prompt", None), seed=args.seed,
+            work = client.generate(args.model, prompt=getattr(args, "prompt", None), seed=seed,
                                    formats=[fmt], input=args.input, harmonize=args.harmonize, progress=bar.update,
                                    **params)
         client.download(work, args.output, format=fmt)
+        if neural:
+            _report_neural(args, work, client.url)
+            return 0
         if getattr(args, "piano_roll", None):
             link = work.links.get("pianoroll")
             if not link:
@@ -88,6 +101,47 @@ def run_generate(args: argparse.Namespace) -> int:
             client.fetch(link, args.piano_roll)
     _report(args, work, client.url)
     return 0
+
+
+def _check_neural(args: argparse.Namespace) -> None:
+    """`notes` and `perform` on a server take what they take locally: audio out, and perform a score in."""
+    from tunesmith.cli.generate_audio import AUDIO_SUFFIXES
+
+    if args.output.suffix.lower() not in AUDIO_SUFFIXES:
+        raise ParameterError(f"cannot write {args.output.name!r}: {args.model} makes audio "
+                             "(.wav, .flac, .mp3 or .ogg)", field="output")
+    if args.model == "perform" and args.input is None:
+        raise ParameterError("generate perform needs --input FILE.mid", field="input")
+    if args.harmonize:
+        raise ParameterError(f"--harmonize is for the composers, not {args.model}", field="harmonize")
+
+
+def _report_neural(args: argparse.Namespace, work: Any, server: str) -> None:
+    """What local `generate notes|perform` prints (a line, or its JSON report), with the job and the server."""
+    from tunesmith.cli.generate_audio import _originality_line
+
+    result = work.result or {}
+    seconds = work.audio_seconds
+    if work.model == "perform":
+        report = {"output": str(args.output), "model": "perform", "instrument": result.get("instrument"),
+                  "notes": result.get("n_notes"), "seconds_of_audio": seconds, "seed": result.get("seed"),
+                  "interpretation": result.get("notes") or []}
+        line = (f"wrote {args.output}: {report['notes']} notes played by the neural {report['instrument']}, "
+                f"{seconds} s (job {work.id} on {server})" + "".join(f"\n  {n}" for n in report["interpretation"]))
+    else:
+        report = {"output": str(args.output), "model": work.model,
+                  **{k: result.get(k) for k in ("instrument", "pitch", "velocity", "duration", "seed", "morph_to",
+                                                "morph")}, "seconds_of_audio": seconds}
+        originality = work.raw.get("originality") or {"status": "unchecked", "reason": "the server did not check"}
+        report["originality"] = originality
+        try:
+            verdict = _originality_line(originality)
+        except (KeyError, TypeError):
+            verdict = f"originality {originality.get('status')}"
+        line = (f"wrote {args.output}: {report['instrument']} pitch {report['pitch']} velocity {report['velocity']}, "
+                f"{seconds} s, seed {report['seed']}; {verdict} (job {work.id} on {server})")
+    report |= {"server": server, "id": work.id, "provenance": work.raw.get("provenance")}
+    print(json.dumps(report, indent=2) if args.json else line)
 
 
 def run_analyze(args: argparse.Namespace) -> dict[str, Any]:
