@@ -234,3 +234,46 @@ def live_server(settings: object) -> Iterator[LiveServer]:
 
     with LiveServer(create_app(settings)) as server:  # type: ignore[arg-type]
         yield server
+
+
+# -------------------------------------------------------------- an in-process app and its keys (module scope)
+
+
+def served(settings: object) -> Iterator[tuple[object, object]]:
+    """For a module's ``server`` fixture: ``yield from served(settings)`` yields (TestClient, settings) of an app
+    whose lifespan (records, models, embedded worker) runs for the module."""
+    from fastapi.testclient import TestClient
+
+    from tunesmith.service import create_app
+
+    with TestClient(create_app(settings)) as client:  # type: ignore[arg-type]
+        yield client, settings
+
+
+def client_and_keys() -> tuple[object, object, object]:
+    """The ``client``, ``alice`` and ``bob`` fixtures of a module that defines ``server`` (see :func:`served`):
+
+        client_fixture, alice_fixture, bob_fixture = client_and_keys()
+    """
+    from tests.test_service_support import make_key
+
+    @pytest.fixture(scope="module", name="client")
+    def client_fixture(server):
+        return server[0]
+
+    @pytest.fixture(scope="module", name="alice")
+    def alice_fixture(server):
+        return make_key(server[1], "alice")
+
+    @pytest.fixture(scope="module", name="bob")
+    def bob_fixture(server):
+        return make_key(server[1], "bob")
+
+    return client_fixture, alice_fixture, bob_fixture
+
+
+def error_of(response) -> dict:
+    """The API's error body of ``response`` (checked to have code, message and field)."""
+    body = response.json()
+    assert set(body) == {"error"} and {"code", "message", "field"} <= set(body["error"]), body
+    return body["error"]

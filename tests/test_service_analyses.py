@@ -14,11 +14,10 @@ import time
 import numpy as np
 import pytest
 import soundfile as sf
-from fastapi.testclient import TestClient
 
+from tests.service_fixtures import client_and_keys, error_of, served
 from tests.test_service_support import make_key
 from tunesmith.config import Settings
-from tunesmith.service import create_app
 
 SR = 22050
 SYNC_SECONDS = 8.0
@@ -53,35 +52,17 @@ def server(tmp_path_factory, database_url):
                         poll_seconds=0.1, requests_per_minute=10_000, preload=["analyzer"],
                         analysis_sync_seconds=SYNC_SECONDS, max_analysis_seconds=MAX_SECONDS,
                         max_upload_bytes=MAX_UPLOAD)
-    with TestClient(create_app(settings)) as client:
+    for client, _ in served(settings):
         if "analyzer" not in client.get("/v1/health").json()["models"]:
             pytest.fail("the shipped analyzer (weights/analyzer.json) is not served")
         yield client, settings
 
 
-@pytest.fixture(scope="module")
-def client(server):
-    return server[0]
-
-
-@pytest.fixture(scope="module")
-def alice(server):
-    return make_key(server[1], "alice")
-
-
-@pytest.fixture(scope="module")
-def bob(server):
-    return make_key(server[1], "bob")
+client_fixture, alice_fixture, bob_fixture = client_and_keys()
 
 
 def analyze(client, headers, name: str, data: bytes):
     return client.post("/v1/analyses", files={"file": (name, data, "application/octet-stream")}, headers=headers)
-
-
-def error_of(response) -> dict:
-    body = response.json()
-    assert set(body) == {"error"} and {"code", "message", "field"} <= set(body["error"]), body
-    return body["error"]
 
 
 @pytest.fixture(scope="module")

@@ -8,10 +8,9 @@ import json
 import mido
 import pytest
 import soundfile as sf
-from fastapi.testclient import TestClient
 
+from tests.service_fixtures import client_and_keys, error_of, served
 from tests.test_service_support import make_key, make_settings, trained_models, wait_until_finished
-from tunesmith.service import create_app
 
 MAX_BARS = 16
 
@@ -20,23 +19,10 @@ MAX_BARS = 16
 def server(tmp_path_factory, database_url):
     settings = make_settings(tmp_path_factory.mktemp("api"), trained_models(tmp_path_factory), max_bars=MAX_BARS,
                              max_upload_bytes=4096, max_audio_seconds=120, database_url=database_url)
-    with TestClient(create_app(settings)) as client:
-        yield client, settings
+    yield from served(settings)
 
 
-@pytest.fixture(scope="module")
-def client(server):
-    return server[0]
-
-
-@pytest.fixture(scope="module")
-def alice(server):
-    return make_key(server[1], "alice")
-
-
-@pytest.fixture(scope="module")
-def bob(server):
-    return make_key(server[1], "bob")
+client_fixture, alice_fixture, bob_fixture = client_and_keys()
 
 
 @pytest.fixture(scope="module")
@@ -49,12 +35,6 @@ def chorale_job(client, alice):
     assert response.headers["location"] == f"/v1/generations/{response.json()['id']}"
     assert response.json()["status"] in ("queued", "running")
     return wait_until_finished(client, response.json()["id"], alice)
-
-
-def error_of(response) -> dict:
-    body = response.json()
-    assert set(body) == {"error"} and {"code", "message", "field"} <= set(body["error"]), body
-    return body["error"]
 
 
 def test_health_and_models_need_no_key(client):

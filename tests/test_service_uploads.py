@@ -11,12 +11,11 @@ import io
 import mido
 import numpy as np
 import pytest
-from fastapi.testclient import TestClient
 from PIL import Image
 
-from tests.test_service_support import make_key, wait_until_finished
+from tests.service_fixtures import client_and_keys, error_of, served
+from tests.test_service_support import wait_until_finished
 from tunesmith.config import Settings
-from tunesmith.service import create_app
 
 MAX_UPLOAD = 64 * 1024
 TPB = 480
@@ -70,33 +69,14 @@ def server(tmp_path_factory, database_url):
     """A server with the shipped models on SQLite, then on PostgreSQL (conftest's `database_url`)."""
     settings = Settings(data_dir=tmp_path_factory.mktemp("uploads"), database_url=database_url, workers=1,
                         poll_seconds=0.1, requests_per_minute=10_000, max_upload_bytes=MAX_UPLOAD, max_bars=16)
-    with TestClient(create_app(settings)) as client:
-        yield client, settings
+    yield from served(settings)
 
 
-@pytest.fixture(scope="module")
-def client(server):
-    return server[0]
-
-
-@pytest.fixture(scope="module")
-def alice(server):
-    return make_key(server[1], "alice")
-
-
-@pytest.fixture(scope="module")
-def bob(server):
-    return make_key(server[1], "bob")
+client_fixture, alice_fixture, bob_fixture = client_and_keys()
 
 
 def upload(client, headers, name: str, data: bytes, content_type: str = "application/octet-stream"):
     return client.post("/v1/uploads", files={"file": (name, data, content_type)}, headers=headers)
-
-
-def error_of(response) -> dict:
-    body = response.json()
-    assert set(body) == {"error"} and {"code", "message", "field"} <= set(body["error"]), body
-    return body["error"]
 
 
 @pytest.fixture(scope="module")
