@@ -145,7 +145,7 @@ def test_serve_and_a_separate_worker_share_the_queue(tmp_path_factory, tmp_path)
                           timeout=10).json()
         assert job["status"] == "queued"
         worker = start("worker", "--data-dir", str(tmp_path), env=env)
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 180  # a busy machine: the worker loads the model and the soundfont first
         while time.monotonic() < deadline:
             record = httpx2.get(f"{base}/v1/generations/{job['id']}", headers=headers, timeout=10).json()
             if record["status"] not in ("queued", "running"):

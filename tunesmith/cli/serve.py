@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import sys
 from pathlib import Path
 
 
@@ -84,6 +86,10 @@ def run_worker(args: argparse.Namespace) -> int:
         consumer.run()  # until SIGINT/SIGTERM; finishes running jobs first
     finally:
         services.close()
+    if parent_pid:  # everything is closed: skip the interpreter's final garbage collection of the loaded models,
+        sys.stdout.flush()  # which takes many seconds at a low priority, while `serve` waits for this process
+        sys.stderr.flush()
+        os._exit(0)
     return 0
 
 
