@@ -59,3 +59,21 @@ def test_bad_input(setup):
         check_audio(np.zeros(16000, dtype=np.float32) + 0.1, 16000, index, analyzer, threshold=1.5)
     with pytest.raises(DatasetError):
         EmbeddingIndex([], np.zeros((0, 4)))
+
+
+def test_dataset_of_a_card(setup, tmp_path, monkeypatch):
+    """A card's relative dataset path is found from the working directory or else the repository root; an
+    absolute one as it is; a missing or unnamed one is a DatasetError naming it and how to build it."""
+    from tunesmith.compose.weights import REPO_ROOT, dataset_of
+
+    dataset = setup[0]
+    assert dataset_of({"data": {"path": str(dataset.root)}}) == dataset.root
+    monkeypatch.chdir(dataset.root.parent)
+    assert dataset_of({"data": {"path": dataset.root.name}}) == dataset.root.parent / dataset.root.name
+    monkeypatch.chdir(tmp_path)  # elsewhere: the shipped cards' paths are relative to the repository
+    if (REPO_ROOT / "datasets" / "notes" / "dataset.json").is_file():
+        assert dataset_of({"data": {"path": "datasets/notes"}}) == REPO_ROOT / "datasets" / "notes"
+    with pytest.raises(DatasetError, match=r"no-such-notes.*tunesmith data build notes"):
+        dataset_of({"id": "x", "data": {"path": "no-such-notes", "build_command": "tunesmith data build notes"}})
+    with pytest.raises(DatasetError, match="names no training dataset"):
+        dataset_of({"id": "x"})
