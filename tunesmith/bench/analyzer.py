@@ -2,7 +2,9 @@
 
 The recording is music we render ourselves (a melody over a bass line, piano and flute, 44.1 kHz), decoded to
 the analysis rate as `tunesmith analyze` does. Each part (CNN tags, tempo, key, loudness, melody) is timed
-alone, then the whole `Analyzer.analyze`; the figure is the median of a few repeats. Goal: 100x real time.
+alone, then the whole `Analyzer.analyze`; the figure is the median of a few repeats. torch and the BLAS pools
+are held to one thread, so the CPU time is one core's work. Goal: 100x real time both by the clock and by
+CPU time (30 s analysed in at most 0.30 s of CPU), so it holds on a busy machine and for two analyses at once.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
+from threadpoolctl import threadpool_limits
 
 from tunesmith.analyze import dsp
 from tunesmith.analyze.analyzer import Analyzer
@@ -56,6 +59,11 @@ def run(*, seconds: float = 30.0, checkpoint: str = "analyzer", repeats: int = 3
         **_: object) -> dict:
     """Time each part of the analysis and the whole; print a table or JSON; return the figures."""
     torch.set_num_threads(1)
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _run(seconds=seconds, checkpoint=checkpoint, repeats=repeats, json=json)
+
+
+def _run(*, seconds: float, checkpoint: str, repeats: int, json: bool) -> dict:
     analyzer = Analyzer.load(checkpoint)
     y, sr = test_recording(seconds), ANALYSIS_SR
     analyzer.analyze(y[: sr * 2], sr)  # warm-up: filter banks, first-call allocations
@@ -72,7 +80,8 @@ def run(*, seconds: float = 30.0, checkpoint: str = "analyzer", repeats: int = 3
     cpu = {name: spent for name, (_, spent) in measured.items()}
     figures = {"checkpoint": checkpoint, "audio_seconds": seconds, "sr": sr, "repeats": repeats,
                "seconds": timings, "cpu_seconds": cpu, "x_real_time": {k: seconds / v for k, v in timings.items()},
-               "x_real_time_cpu": {k: seconds / v for k, v in cpu.items()}, "goal_x_real_time": GOAL}
+               "x_real_time_cpu": {k: seconds / v for k, v in cpu.items()}, "goal_x_real_time": GOAL,
+               "goal_met": {"wall": seconds / timings["whole"] >= GOAL, "cpu": seconds / cpu["whole"] >= GOAL}}
     if json:
         print(json_module.dumps(figures, indent=2))
     else:
@@ -80,5 +89,7 @@ def run(*, seconds: float = 30.0, checkpoint: str = "analyzer", repeats: int = 3
         for name, spent in timings.items():
             print(f"  {name:9s} {spent * 1000:8.1f} ms  {seconds / spent:8.0f}x real time "
                   f"(CPU {cpu[name] * 1000:.1f} ms: {seconds / cpu[name]:.0f}x)")
-        print(f"  goal: whole analysis at least {GOAL:g}x real time")
+        met = figures["goal_met"]
+        print(f"  goal: whole analysis at least {GOAL:g}x real time (at most {seconds / GOAL * 1000:.0f} ms): "
+              f"clock {'met' if met['wall'] else 'NOT met'}, CPU {'met' if met['cpu'] else 'NOT met'}")
     return figures
