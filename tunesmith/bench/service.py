@@ -1,6 +1,6 @@
 """`tunesmith bench service`: latency and throughput of a real server on 127.0.0.1 (loopback only).
 
-Starts `tunesmith serve` as a subprocess (SQLite in a temporary data directory, one embedded worker, the shipped
+Starts `tunesmith serve` as a subprocess (SQLite in a temporary data directory, its worker process, the shipped
 ``folk`` model), creates an API key directly in its database with a rate limit and quota the bench cannot hit,
 then drives it from ``clients`` concurrent httpx clients on one event loop:
 
@@ -56,6 +56,8 @@ class Phase:
     failures: list[str] = field(default_factory=list)
     seconds: float = 0.0
     client_cpu_seconds: float = 0.0  # of this (client) process: how much of the two cores the clients took
+    server_cpu_seconds: float | None = None  # of the API process (None where /proc is not readable)
+    worker_cpu_seconds: float | None = None  # of `serve`'s worker process, generating meanwhile
 
     def summary(self) -> dict:
         ms = np.asarray(self.latencies) * 1000.0
@@ -69,6 +71,10 @@ class Phase:
             "seconds": round(self.seconds, 3),
             "requests_per_second": round(ok / self.seconds, 1) if self.seconds > 0 else None,
             "client_cpu_ms_per_request": round(self.client_cpu_seconds / ok * 1000.0, 2) if ok else None,
+            "server_cpu_ms_per_request": (round(self.server_cpu_seconds / ok * 1000.0, 2)
+                                          if ok and self.server_cpu_seconds is not None else None),
+            "worker_cpu_seconds": (round(self.worker_cpu_seconds, 2) if self.worker_cpu_seconds is not None
+                                   else None),
         }
 
 
@@ -94,8 +100,9 @@ def _create_key(data_dir: Path) -> str:
 
 
 @contextlib.contextmanager
-def _server(data_dir: Path, workers: int) -> Iterator[str]:
-    """`tunesmith serve` on 127.0.0.1:free port with the bench's settings; yields its URL, stops it after."""
+def _server(data_dir: Path, workers: int) -> Iterator[tuple[str, int]]:
+    """`tunesmith serve` on 127.0.0.1:free port with the bench's settings; yields its URL and process id, stops it
+    after."""
     port = _free_port()
     env = {name: value for name, value in os.environ.items() if not name.startswith("TUNESMITH_")}
     env.update(TUNESMITH_REQUESTS_PER_MINUTE=str(UNLIMITED), TUNESMITH_DAILY_AUDIO_SECONDS=str(UNLIMITED),
@@ -111,7 +118,7 @@ def _server(data_dir: Path, workers: int) -> Iterator[str]:
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_healthy(url, process, log_path)
-        yield url
+        yield url, process.pid
     finally:
         process.send_signal(signal.SIGINT)
         try:
@@ -172,9 +179,21 @@ class Connection:
             self.writer = None
 
 
+def _cpu_seconds(pid: int | None) -> float | None:
+    """User + system CPU time of process ``pid`` so far (Linux /proc); None where that cannot be read."""
+    if pid is None:
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def _drive(count: int, clients: int, connect: Callable[[], Connection],
                  request: Callable[[Connection, int], Awaitable[tuple[int, bytes]]],
-                 expect: int, phase: Phase, results: list | None = None) -> None:
+                 expect: int, phase: Phase, results: list | None = None,
+                 pids: tuple[int | None, int | None] = (None, None)) -> None:
     """Send ``count`` requests from ``clients`` concurrent connections (at most PHASE_TIMEOUT s); time each."""
     next_index = iter(range(count))
     deadline = time.monotonic() + PHASE_TIMEOUT
@@ -205,9 +224,13 @@ async def _drive(count: int, clients: int, connect: Callable[[], Connection],
             connection.close()
 
     started, cpu_started = time.perf_counter(), time.process_time()
+    servers_started = [_cpu_seconds(pid) for pid in pids]
     await asyncio.gather(*(client() for _ in range(clients)))
     phase.seconds = time.perf_counter() - started
     phase.client_cpu_seconds = time.process_time() - cpu_started
+    spent = [None if a is None or (b := _cpu_seconds(pid)) is None else b - a
+             for pid, a in zip(pids, servers_started, strict=True)]
+    phase.server_cpu_seconds, phase.worker_cpu_seconds = spent
 
 
 def _parse_time(value: str | None) -> dt.datetime | None:
@@ -257,11 +280,12 @@ async def _warm_up(client: httpx.AsyncClient) -> None:
     raise DependencyError(f"the bench server's warm-up job did not finish in {START_TIMEOUT:g} s")
 
 
-async def _bench(url: str, secret: str, clients: int, requests: int, seconds: float) -> dict:
+async def _bench(url: str, pid: int, secret: str, clients: int, requests: int, seconds: float) -> dict:
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     headers = {"Authorization": f"Bearer {secret}"}
     async with httpx.AsyncClient(base_url=url, headers=headers, limits=limits, timeout=30.0) as client:
         await _warm_up(client)
+        pids = (pid, (await client.get("/v1/health")).json()["queue"].get("worker_process"))
 
         body = json_module.dumps(JOB).encode()
 
@@ -273,15 +297,15 @@ async def _bench(url: str, secret: str, clients: int, requests: int, seconds: fl
 
         submit, submitted = Phase(), []
         await _drive(requests, clients, connect, lambda c, i: c.request("POST", "/v1/generations", body), 202,
-                     submit, submitted)
+                     submit, submitted, pids)
         ids = [record["id"] for record in submitted]
         if not ids:
             raise DependencyError(f"the bench server accepted no generation: {submit.failures[:1]}")
         status = Phase()
-        await _drive(requests, clients, connect, status_of, 200, status)
+        await _drive(requests, clients, connect, status_of, 200, status, pids=pids)
         end_to_end = await _drain(client, ids, seconds)
         idle = Phase()  # the same GETs again: without the worker competing for the CPU if the queue drained
-        await _drive(requests, clients, connect, status_of, 200, idle)
+        await _drive(requests, clients, connect, status_of, 200, idle, pids=pids)
     return {"submit": submit.summary(), "status": status.summary(), "status_after_wait": idle.summary(),
             "end_to_end": end_to_end}
 
@@ -298,8 +322,8 @@ def run(*, seconds: float = 60.0, json: bool = False, clients: int = 32, request
     with tempfile.TemporaryDirectory(prefix="tunesmith-bench-") as tmp:
         data_dir = Path(tmp)
         secret = _create_key(data_dir)
-        with _server(data_dir, workers) as url:
-            figures = asyncio.run(_bench(url, secret, clients, requests, seconds))
+        with _server(data_dir, workers) as (url, pid):
+            figures = asyncio.run(_bench(url, pid, secret, clients, requests, seconds))
     figures |= {"model": MODEL, "bars": 1, "clients": clients, "requests": requests, "workers": workers,
                 "database": "sqlite", "cpus": os.cpu_count(),
                 "goal_submit_p99_ms": GOAL_SUBMIT_P99_MS, "goal_status_rps": GOAL_STATUS_RPS}
@@ -316,14 +340,16 @@ def _print_table(figures: dict) -> None:
 
     print(f"tunesmith service on 127.0.0.1 (SQLite, {figures['workers']} worker, {figures['model']} 1 bar), "
           f"{figures['clients']} clients, {figures['requests']} requests per phase:")
-    print(f"  {'':26s} {'p50 ms':>8s} {'p99 ms':>8s} {'req/s':>8s} {'failed':>7s} {'client CPU ms/req':>18s}")
+    print(f"  {'':26s} {'p50 ms':>8s} {'p99 ms':>8s} {'req/s':>8s} {'failed':>7s} {'CPU ms/req: API':>16s} "
+          f"{'client':>7s} {'worker CPU s':>13s}")
     for name, label in (("submit", "POST /v1/generations"), ("status", "GET /v1/generations/{id}"),
                         ("status_after_wait", "  the same, after the wait")):
         phase = figures[name]
         rate = phase["requests_per_second"]
         print(f"  {label:26s} {ms(phase['p50_ms'])} {ms(phase['p99_ms'])} "
               f"{(f'{rate:8.0f}' if rate is not None else '       -')} {phase['failed']:7d} "
-              f"{ms(phase['client_cpu_ms_per_request']):>18s}")
+              f"{ms(phase['server_cpu_ms_per_request']):>16s} {ms(phase['client_cpu_ms_per_request']):>7s} "
+              f"{ms(phase['worker_cpu_seconds']):>13s}")
         if phase["first_failure"]:
             print(f"    first failure: {phase['first_failure']}")
     e2e = figures["end_to_end"]
