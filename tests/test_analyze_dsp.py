@@ -189,3 +189,16 @@ def test_remembered_cqt_bases_give_librosas_chroma(monkeypatch) -> None:
             assert np.array_equal(got, expected)
     whole = dsp.analyze_dsp(mono, SR, melody=False)
     assert whole.key is not None and whole.key.name == "A minor"
+
+
+def test_period_is_placed_by_its_multiples() -> None:
+    """A broad first autocorrelation peak pulled early (as a choir's soft attacks make it) is re-placed where
+    its 2nd and 3rd multiples, which are sharp, agree; a clean periodic curve keeps its period."""
+    lags = np.arange(384, dtype=float)
+    true = 40.0
+    sharp = sum(np.exp(-0.5 * ((lags - k * true) / 2.0) ** 2) for k in (2, 3))
+    broad = 0.6 * np.exp(-0.5 * ((lags - 38.4) / 6.0) ** 2)  # the first peak, broad and 4% early
+    refined = dsp._refine_period(broad + sharp, 38.4)
+    assert abs(refined - true) / true < 0.01
+    clean = sum(np.exp(-0.5 * ((lags - k * true) / 2.0) ** 2) for k in (1, 2, 3, 4))
+    assert dsp._refine_period(clean, 40.3) == pytest.approx(true, rel=0.005)

@@ -7,11 +7,11 @@ everything and shares the intermediate features.
 
 Methods (measured choices in docs/analyzer.md):
 
-* tempo: a chroma-flux novelty curve (positive change of the frame-normalised STFT chroma, hop 256 at
-  22050 Hz = 86 frames/s: it follows note and chord changes and ignores the tremolo and swell of sustained
-  instruments, which fool spectral flux); librosa's autocorrelation tempogram averaged over time, minus its
-  61-lag moving average (detrended), times a log-normal prior around 100 BPM; sub-frame parabolic
-  refinement; beats by dynamic programming (Ellis 2007, in numpy);
+* tempo: a chroma-flux novelty curve (positive change of the smoothed, square-rooted, frame-normalised STFT
+  chroma, hop 256 at 22050 Hz = 86 frames/s: it follows note and chord changes and ignores the tremolo and
+  swell of sustained instruments, which fool spectral flux); librosa's autocorrelation tempogram averaged over
+  time, minus its 61-lag moving average (detrended), times a log-normal prior around 110 BPM; sub-frame
+  parabolic refinement, then the period its multiples agree on; beats by dynamic programming (Ellis 2007);
 * key: mean chroma (librosa CQT chroma) correlated with 24 rotations of a major and a minor key profile
   (:data:`PROFILES`; the default, Albrecht-Shanahan, scored best on rendered chorales: see docs/analyzer.md);
 * loudness: integrated BS.1770 loudness (`tunesmith.audio.dsp.loudness`).
