@@ -21,7 +21,7 @@ import librosa.core.constantq as _constantq
 import numpy as np
 
 _BUILDER = "__vqt_filter_fft"  # librosa 0.10-0.11: (sr, freqs, filter_scale, norm, sparsity, ...) -> basis
-MAX_BASES = 1024  # 5 octaves x 100 tuning steps x a few settings; each basis is a few tens of kB
+MAX_BASES = 1024  # 5 octaves x 100 tuning steps x a few settings; all 500 of the analyzer's take ~4 MB
 _lock = threading.Lock()
 
 
