@@ -14,7 +14,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from threadpoolctl import threadpool_limits
 
 from tunesmith.audio.dsp import to_mono, validate_audio
 from tunesmith.compose.weights import resolve_checkpoint
@@ -147,7 +146,9 @@ class Analyzer:
                 max_seconds: float | None = None) -> dict[str, Any]:
         """Everything the analyzer hears in a recording: duration, loudness, tempo, key, the CNN's tags and
         (``melody``) a monophonic melody transcription. JSON-ready; tempo and key are None in silence."""
-        with threadpool_limits(limits=1, user_api="blas"):  # small products: a second BLAS thread only spins
+        from tunesmith.analyze.dsp import one_blas_thread  # imported on use: embed/predict need no librosa
+
+        with one_blas_thread():  # small products: a second BLAS thread only spins
             return self._analyze(y, sr, melody=melody, max_seconds=max_seconds)
 
     def _analyze(self, y: np.ndarray, sr: int, *, melody: bool, max_seconds: float | None) -> dict[str, Any]:

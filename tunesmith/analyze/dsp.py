@@ -30,7 +30,7 @@ import librosa
 import numpy as np
 import scipy.fft
 import scipy.ndimage
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from tunesmith.analyze.cqt import install_basis_cache
 from tunesmith.audio.dsp import loudness as _bs1770_loudness
@@ -463,8 +463,20 @@ def analyze_dsp(
     if melody_method not in METHODS:
         raise ParameterError(f"melody_method must be one of {METHODS}, got {melody_method!r}", field="melody_method")
     arr, rate = check_input(y, sr, max_seconds=max_seconds)
-    with threadpool_limits(limits=1, user_api="blas"):  # small products: a second BLAS thread only spins
+    with one_blas_thread():
         return _analyze_checked(arr, rate, melody=melody, profile=profile, chroma=chroma, melody_method=melody_method)
+
+
+@functools.cache
+def _blas_pools() -> ThreadpoolController:
+    return ThreadpoolController()  # made on first use, once numpy, scipy and torch have loaded their BLAS
+
+
+def one_blas_thread() -> Any:
+    """Context manager holding the BLAS pools to one thread: the analysis's matrix products are small, and a
+    second OpenBLAS thread only spins (it nearly doubled the CPU time). ~20 us, against ~1 ms for
+    ``threadpoolctl.threadpool_limits``, which looks the libraries up on every call."""
+    return _blas_pools().limit(limits=1, user_api="blas")
 
 
 def _analyze_checked(arr: np.ndarray, rate: int, *, melody: bool, profile: str, chroma: str,

@@ -16,7 +16,6 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
-from threadpoolctl import threadpool_limits
 
 from tunesmith.analyze import dsp
 from tunesmith.analyze.analyzer import Analyzer
@@ -59,7 +58,7 @@ def run(*, seconds: float = 30.0, checkpoint: str = "analyzer", repeats: int = 3
         **_: object) -> dict:
     """Time each part of the analysis and the whole; print a table or JSON; return the figures."""
     torch.set_num_threads(1)
-    with threadpool_limits(limits=1, user_api="blas"):
+    with dsp.one_blas_thread():
         return _run(seconds=seconds, checkpoint=checkpoint, repeats=repeats, json=json)
 
 
