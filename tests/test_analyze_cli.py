@@ -95,3 +95,13 @@ def test_many_channels_and_high_rates_are_analyzed(melody_audio, tmp_path, capsy
     assert code == 0, report
     assert report["channels"] == channels and report["file_sr"] == sr and "melody" not in report
     assert report["key"] is not None
+
+
+def test_the_cnn_pitch_class_profile_hears_the_tunes_scale(melody_audio):
+    from tunesmith.analyze.analyzer import Analyzer
+
+    profile = Analyzer.load("analyzer").pitch_class_profile(melody_audio, SR)
+    assert profile.shape == (12,) and abs(profile.sum() - 1) < 1e-3
+    g_major = {7, 11, 2, 0, 9, 6, 4}
+    assert sum(profile[pc] for pc in g_major) > 0.8  # the tune never leaves G major's scale
+    assert set(np.argsort(profile)[::-1][:3]) <= {7, 11, 2, 6}  # its most played notes: G, B, D, F#

@@ -131,6 +131,14 @@ class Analyzer:
                 probs.setdefault(head, []).append(p.numpy())
         return {head: np.concatenate(parts).mean(0) for head, parts in probs.items()}
 
+    def pitch_class_profile(self, y: np.ndarray, sr: int, *, max_windows: int = 64) -> np.ndarray:
+        """The pitch head's mean probabilities folded onto 12 pitch classes (index 0 = C): the CNN's answer to
+        "which notes sound here", which a key profile can read like a chroma vector."""
+        if "pitch" not in self.model.heads:
+            raise ParameterError("this analyzer has no pitch head (trained on tags)", field="analyzer")
+        pitch = self.window_probabilities(y, sr, max_windows=max_windows)["pitch"]
+        return np.bincount(np.arange(pitch.shape[-1]) % 12, weights=pitch, minlength=12)
+
     def tag(self, y: np.ndarray, sr: int) -> dict[str, dict[str, float]]:
         """head -> {class name: probability} for the ``TOP_TAGS`` most likely classes of each head."""
         names = {"family": self.labels["families"], "instrument": self.labels["instruments"],

@@ -118,8 +118,10 @@ def run_evaluate_analyzer(args: argparse.Namespace) -> int:
         if not getattr(args, name).is_dir():
             raise ParameterError(f"--{name} {getattr(args, name)} is not a dataset directory; build it with "
                                  f"'tunesmith data build {name} --out DIR'", field=name)
+    from tunesmith.analyze.analyzer import Analyzer
+
     report["dsp"] = evaluate_dsp(args.chorales, args.folk, pieces=args.pieces, seed=args.seed,
-                                 picture=args.out / "analyzer-transcription.png")
+                                 picture=args.out / "analyzer-transcription.png", analyzer=Analyzer.load(checkpoint))
     if args.json:
         print(json.dumps(report, indent=2))
     else:

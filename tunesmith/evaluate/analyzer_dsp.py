@@ -91,12 +91,15 @@ def tempo_hit(estimate: float | None, truth: float, *, factors: tuple[float, ...
 # ------------------------------------------------------------------------------------------- chorales
 
 
-def _evaluate_chorales(path: str | Path, pieces: int, rng: np.random.Generator) -> dict[str, Any]:
+def _evaluate_chorales(path: str | Path, pieces: int, rng: np.random.Generator, *,
+                       analyzer: Any | None = None) -> dict[str, Any]:
     mir_eval = _mir_eval()
     data, records = _test_split(path, "chorales")
     renderer = get_renderer(RENDER_SR)
     combos = [(c, p) for c in dsp.CHROMA_METHODS for p in dsp.PROFILES]
     scores: dict[tuple[str, str], list[float]] = {combo: [] for combo in combos}
+    if analyzer is not None:  # the CNN as a key front end: its pitch head's pitch classes, read by each profile
+        scores.update({("cnn", p): [] for p in dsp.PROFILES})
     categories: dict[str, int] = {}
     tempo_rows: list[dict[str, Any]] = []
     for i in progress(range(pieces), total=pieces, desc="chorales: key and tempo", unit="piece"):
@@ -121,6 +124,12 @@ def _evaluate_chorales(path: str | Path, pieces: int, rng: np.random.Generator) 
                 key_found = estimate
                 category = _key_category(score.key, estimate)
                 categories[category] = categories.get(category, 0) + 1
+        if analyzer is not None:
+            heard = analyzer.pitch_class_profile(audio, RENDER_SR)
+            for profile in dsp.PROFILES:
+                found = dsp.key_from_chroma(heard, profile=profile)
+                scores[("cnn", profile)].append(float(mir_eval.key.weighted_score(score.key, found.name if found
+                                                                                   else "C major")))
         estimate_bpm = tempo.bpm if tempo else None
         tempo_rows.append({"id": record.id, "instrument": instrument, "truth": bpm, "estimate": estimate_bpm,
                            "key": score.key, "key_found": key_found})
@@ -270,17 +279,19 @@ def evaluate_dsp(
     articulation: float = 0.9,
     clip_seconds: float = 30.0,
     picture: str | Path | None = None,
+    analyzer: Any | None = None,
 ) -> dict[str, Any]:
     """Key, tempo and transcription figures on ``pieces`` rendered chorales and ``pieces`` folk melodies.
 
-    ``picture`` writes a truth-vs-transcription piano roll PNG of one melody. Returns per-metric means and
-    distributions, each goal and whether it is met."""
+    ``picture`` writes a truth-vs-transcription piano roll PNG of one melody. With ``analyzer`` (a loaded
+    :class:`~tunesmith.analyze.analyzer.Analyzer`) the CNN's pitch-class profile is scored as a key front end
+    too. Returns per-metric means and distributions, each goal and whether it is met."""
     if isinstance(pieces, bool) or not isinstance(pieces, int) or not 1 <= pieces <= 10_000:
         raise ParameterError(f"pieces must be an integer 1..10000, got {pieces!r}", field="pieces")
     if not isinstance(articulation, int | float) or not 0.3 <= articulation <= 1.0:
         raise ParameterError(f"articulation must be 0.3..1.0, got {articulation!r}", field="articulation")
     rng = np.random.default_rng(seed)
-    chorales = _evaluate_chorales(chorales_dir, pieces, rng)
+    chorales = _evaluate_chorales(chorales_dir, pieces, rng, analyzer=analyzer)
     folk = _evaluate_folk(folk_dir, pieces, rng, method=method, clip_seconds=clip_seconds,
                           articulation=articulation, picture=Path(picture) if picture is not None else None)
     figures = {"key_weighted_score": chorales["key"]["weighted_score"]["mean"],
