@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import os
 import sys
@@ -69,6 +70,7 @@ def run_worker(args: argparse.Namespace) -> int:
     services = start_services(settings, metrics, recover=None if parent_pid else "worker")
     try:
         loaded = preload(services.catalog, settings.preload)
+        gc.freeze()  # the loaded models live on: keep them out of every later garbage collection
         if services.queue.runner.gate is not None:  # as a server's embedded workers do
             prepare_audio_originality(services.queue.runner.gate, services.catalog, loaded)
         if parent_pid:

@@ -11,6 +11,7 @@ a worker child process with that many threads).
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -45,6 +46,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     if separate:  # after recovery; here on the server's main thread, which the child's death signal follows
         services.worker = WorkerProcess(settings)
     app.state.services = services
+    if app.state.worker_process:  # `tunesmith serve`, this process's one app: what start-up made lives on, and
+        gc.freeze()  # a full collection would walk it all (a pause of 0.1-0.3 s in the middle of requests)
     try:
         yield
     finally:
