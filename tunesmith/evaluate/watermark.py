@@ -248,7 +248,8 @@ def evaluate_watermark(*, clips: int = 200, seconds: float = 10.0, sr: int = 44_
                        threshold: float = DETECTION_THRESHOLD, on_clip: Callable[[], None] | None = None,
                        pictures: Path | None = None) -> dict[str, Any]:
     """Run the evaluation (module docstring); returns every figure as a dict. With ``pictures`` (a directory),
-    also draws watermark-masking.png: three marked clips (the least, the median and the most masked)."""
+    also draws watermark-masking.png: three marked clips (the fewest, the median and the most tiles above the
+    masking threshold)."""
     if isinstance(clips, bool) or not isinstance(clips, int) or clips < 1:
         raise ParameterError(f"clips must be a positive integer, got {clips!r}", field="clips")
     if not CROP_SECONDS < seconds <= 60:
@@ -302,8 +303,9 @@ def evaluate_watermark(*, clips: int = 200, seconds: float = 10.0, sr: int = 44_
     order = np.argsort([c.share_above for c in masking], kind="stable")
     examples = [int(order[0]), int(order[len(order) // 2]), int(order[-1])]
     if pictures is not None:
+        labels = ("fewest tiles above", "median", "most tiles above")
         plot_examples([(f"{marked[i][0]} ({label})", marked_src[i][1], marked[i][1])
-                       for i, label in zip(examples, ("least masked", "median", "most masked"), strict=True)],
+                       for i, label in zip(examples, labels, strict=True)],
                       sr, Path(pictures) / "watermark-masking.png")
     single = [attacks[a] for a in SINGLE_ATTACKS]
     return {

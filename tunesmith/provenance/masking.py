@@ -145,12 +145,12 @@ def plot_examples(examples: list[tuple[str, np.ndarray, np.ndarray]], sr: int, p
         mono = original.mean(axis=0) if original.ndim == 2 else original
         diff = (marked - original).mean(axis=0) if original.ndim == 2 else marked - original
         window = np.hanning(N_FFT)
-        frames = np.lib.stride_tricks.sliding_window_view(np.pad(mono, (0, N_FFT)), N_FFT)[::HOP // 2]
-        dframes = np.lib.stride_tricks.sliding_window_view(np.pad(diff, (0, N_FFT)), N_FFT)[::HOP // 2]
+        frames = np.lib.stride_tricks.sliding_window_view(np.pad(mono, (0, N_FFT)), N_FFT)[::HOP]
+        dframes = np.lib.stride_tricks.sliding_window_view(np.pad(diff, (0, N_FFT)), N_FFT)[::HOP]
         s_db = 10 * np.log10(np.abs(sfft.rfft(frames * window, axis=1)) ** 2 + 1e-12).T
         d_db = 10 * np.log10(np.abs(sfft.rfft(dframes * window, axis=1)) ** 2 + 1e-12).T
         top = float(s_db.max())
-        times = np.arange(s_db.shape[1]) * (HOP // 2) / sr
+        times = np.arange(s_db.shape[1]) * HOP / sr
         freqs = np.fft.rfftfreq(N_FFT, 1.0 / sr) / 1000
         for ax, data, label in ((row[0], s_db, f"{title}: original (dB)"),
                                 (row[1], d_db, "difference marked - original, same scale (dB)")):
