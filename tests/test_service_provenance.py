@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from fastapi.testclient import TestClient
 
+from tests.service_fixtures import client_and_keys, served
 from tests.test_service_support import make_key, wait_until_finished
 from tunesmith.config import Settings
 from tunesmith.service import create_app
@@ -35,18 +36,10 @@ def server(tmp_path_factory, database_url):
     torch.set_num_threads(1)
     settings = Settings(data_dir=tmp_path_factory.mktemp("provenance"), database_url=database_url, workers=1,
                         poll_seconds=0.1, requests_per_minute=10_000, preload=["chorale"], originality_tries=2)
-    with TestClient(create_app(settings)) as client:
-        yield client, settings
+    yield from served(settings)
 
 
-@pytest.fixture(scope="module")
-def client(server):
-    return server[0]
-
-
-@pytest.fixture(scope="module")
-def alice(server):
-    return make_key(server[1], "alice")
+client_fixture, alice_fixture, bob_fixture = client_and_keys()
 
 
 @pytest.fixture(scope="module")
