@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import gc
 import json as json_module
 import os
 import signal
@@ -225,7 +226,12 @@ async def _drive(count: int, clients: int, connect: Callable[[], Connection],
 
     started, cpu_started = time.perf_counter(), time.process_time()
     servers_started = [_cpu_seconds(pid) for pid in pids]
-    await asyncio.gather(*(client() for _ in range(clients)))
+    gc.collect()
+    gc.disable()  # a collection in the clients would pause every request in flight and count against the server
+    try:
+        await asyncio.gather(*(client() for _ in range(clients)))
+    finally:
+        gc.enable()
     phase.seconds = time.perf_counter() - started
     phase.client_cpu_seconds = time.process_time() - cpu_started
     spent = [None if a is None or (b := _cpu_seconds(pid)) is None else b - a
