@@ -81,16 +81,19 @@ def _add_usage_statement(dialect: str) -> Any:
                                          audio_seconds=bindparam("seconds"))
         _ADD_USAGE[dialect] = statement.on_conflict_do_update(
             index_elements=[Usage.key_id, Usage.day],
-            set_={"audio_seconds": Usage.audio_seconds + bindparam("more", type_=Float)})
+            set_={"audio_seconds": Usage.audio_seconds + bindparam("more", type_=Float)}
+        ).returning(Usage.audio_seconds)
     return _ADD_USAGE[dialect]
 
 
-def add_usage(session: Session, key_id: int, day: str, seconds: float) -> None:
-    """Add (or, negative, give back) audio seconds to a key's usage of ``day``: one atomic upsert."""
+def add_usage(session: Session, key_id: int, day: str, seconds: float) -> float:
+    """Add (or, negative, give back) audio seconds to a key's usage of ``day``: one atomic upsert; returns the
+    day's total after it."""
     if not seconds:
-        return
+        return usage_on(session, key_id, day)
     statement = _add_usage_statement(session.get_bind().dialect.name)
-    session.execute(statement, {"key_id": key_id, "day": day, "seconds": seconds, "more": seconds})
+    total = session.execute(statement, {"key_id": key_id, "day": day, "seconds": seconds, "more": seconds}).scalar()
+    return max(0.0, float(total or 0.0))
 
 
 # ------------------------------------------------------------------------------------- generations
@@ -98,8 +101,9 @@ def add_usage(session: Session, key_id: int, day: str, seconds: float) -> None:
 
 def add_generation(session: Session, *, key_id: int, model: str, params: dict[str, Any], prompt: str | None,
                    interpretation: dict[str, Any] | None, formats: list[str],
-                   estimated_seconds: float) -> Generation:
-    """A queued job; its estimated audio seconds are reserved against today's usage of the key.
+                   estimated_seconds: float, reserve: bool = True) -> Generation:
+    """A queued job; its estimated audio seconds are reserved against today's usage of the key (``reserve=False``:
+    the caller reserves them, with :func:`add_usage`, which answers the day's new total).
 
     The row is written with one prepared INSERT (the ORM's unit of work costs several times more on the request
     path), then the object is attached to ``session`` as the persistent record it now is."""
@@ -111,7 +115,8 @@ def add_generation(session: Session, *, key_id: int, model: str, params: dict[st
     session.execute(_INSERT_GENERATION, {name: getattr(generation, name) for name in _GENERATION_COLUMNS})
     make_transient_to_detached(generation)
     session.add(generation)
-    add_usage(session, key_id, day_of(generation.created), estimated_seconds)
+    if reserve:
+        add_usage(session, key_id, day_of(generation.created), estimated_seconds)
     return generation
 
 

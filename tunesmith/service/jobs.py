@@ -192,8 +192,9 @@ def submit(services: Services, key: ApiKey, body: GenerationCreate) -> Generatio
         # reserve first, then check the day's total in the same transaction: the usage row stays locked until
         # commit, so simultaneous requests (other threads, other API processes) cannot all pass the check
         generation = crud.add_generation(session, key_id=key.id, model=entry.id, params=params, prompt=body.prompt,
-                                         interpretation=interpretation, formats=formats, estimated_seconds=seconds)
-        used = crud.usage_on(session, key.id, crud.day_of(generation.created))
+                                         interpretation=interpretation, formats=formats, estimated_seconds=seconds,
+                                         reserve=False)
+        used = crud.add_usage(session, key.id, crud.day_of(generation.created), seconds)  # today's total with it
         check_quota(used=used - seconds, wanted=seconds, quota=quota)  # over quota: raises, the reservation rolls back
     try:
         services.queue.submit(generation.id)
