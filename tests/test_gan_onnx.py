@@ -154,3 +154,16 @@ def test_a_batch_of_low_and_high_notes_sounds_like_each_note_alone(generator):
                                ratios=g.ratios)
             assert alone.abs().max() > 1e-3
             torch.testing.assert_close(together[row], alone[0], atol=1e-5, rtol=1e-4)
+
+
+def test_synth_caches_filled_in_inference_mode_also_serve_training(generator):
+    """The pitch-only tables are cached; a note made under inference_mode must not break a training step."""
+    g = generator
+    args = (torch.tensor([1]), torch.tensor([67]), torch.tensor([80]), torch.zeros(1, g.z_dim))
+    with torch.inference_mode():
+        g(*args, noise_seed=1, start=0, frames=16)
+    train = NoteGenerator(n_instruments=len(INSTRUMENTS), **V2)
+    train.load_state_dict(g.state_dict())
+    loss = train(*args, noise_seed=1, start=0, frames=16).pow(2).mean()
+    loss.backward()
+    assert train.head.weight.grad is not None and torch.isfinite(train.head.weight.grad).all()

@@ -237,11 +237,10 @@ def harmonic_synth(f0: torch.Tensor, amp: torch.Tensor, harm: torch.Tensor, *, s
             harmonics, harm, k = harmonics.index_select(0, keep), harm.index_select(-1, keep), len(keep)
             phase0 = None if phase0 is None else phase0.index_select(1, keep)
         table = _frame_table(w, harmonics, hop)  # (B, 4K, hop)
-        starts = (torch.arange(frames, dtype=torch.float64, device=f0.device) + phase_start) * hop
-        theta = w * starts.view(1, frames, 1) * harmonics.view(1, 1, k)  # (B, frames, K); double: exact enough
-        if phase0 is not None:
-            theta = theta + phase0.double().view(b, 1, k)
-        cos_theta, sin_theta = torch.cos(theta).float(), torch.sin(theta).float()
+        cos_theta, sin_theta = _frame_phases(w, harmonics, hop, phase_start, frames)  # (B, frames, K) each
+        if phase0 is not None:  # rotate every partial by its initial phase
+            cos_p, sin_p = torch.cos(phase0).view(b, 1, k), torch.sin(phase0).view(b, 1, k)
+            cos_theta, sin_theta = cos_theta * cos_p - sin_theta * sin_p, sin_theta * cos_p + cos_theta * sin_p
     a = amp.unsqueeze(-1) * harm  # (B, T, K)
     if a.shape[1] <= frames:
         a = torch.cat([a, a[:, -1:].expand(b, frames + 1 - a.shape[1], k)], dim=1)
@@ -254,20 +253,43 @@ def _frame_table(w: torch.Tensor, harmonics: torch.Tensor, hop: int) -> torch.Te
     """(B, 4K, hop) cosines and sines of each partial over one frame, weighted for the linear interpolation
     of amplitudes. It depends on the pitches only, so it is cached (a performance repeats pitches)."""
     key = (tuple(w.flatten().tolist()), tuple(harmonics.tolist()), hop, w.device)
-    table = _TABLES.get(key)
-    if table is None:
-        k = len(harmonics)
-        within = w * harmonics.view(1, k, 1) * torch.arange(hop, dtype=torch.float64, device=w.device)
-        alpha = (torch.arange(hop, dtype=torch.float64, device=w.device) / hop).view(1, 1, hop)
-        cos_w, sin_w = torch.cos(within), torch.sin(within)  # (B, K, hop)
-        table = torch.cat([cos_w * (1 - alpha), sin_w * (1 - alpha), cos_w * alpha, sin_w * alpha], 1).float()
+    if key not in _TABLES:
+        with torch.inference_mode(False):  # a normal tensor: the cache also serves training (autograd)
+            w64 = torch.tensor(key[0], dtype=torch.float64, device=w.device).view(-1, 1, 1)
+            ratios = torch.tensor(key[1], dtype=torch.float64, device=w.device).view(1, -1, 1)
+            steps = torch.arange(hop, dtype=torch.float64, device=w.device)
+            within = w64 * ratios * steps  # (B, K, hop)
+            alpha = (steps / hop).view(1, 1, hop)
+            cos_w, sin_w = torch.cos(within), torch.sin(within)
+            table = torch.cat([cos_w * (1 - alpha), sin_w * (1 - alpha), cos_w * alpha, sin_w * alpha], 1).float()
         if len(_TABLES) >= 256:
             _TABLES.clear()
         _TABLES[key] = table
-    return table
+    return _TABLES[key]
+
+
+def _frame_phases(w: torch.Tensor, harmonics: torch.Tensor, hop: int, phase_start: int,
+                  frames: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cosine and sine (B, frames, K) of each partial's phase at the start of each frame, computed in float64
+    (exact enough for notes of any length); cached for short windows, which depend on the pitches only."""
+    key = (tuple(w.flatten().tolist()), tuple(harmonics.tolist()), hop, phase_start, frames, w.device)
+    if key in _PHASES:
+        return _PHASES[key]
+    with torch.inference_mode(False):  # a normal tensor: the cache also serves training (autograd)
+        w64 = torch.tensor(key[0], dtype=torch.float64, device=w.device).view(-1, 1, 1)
+        ratios = torch.tensor(key[1], dtype=torch.float64, device=w.device).view(1, 1, -1)
+        starts = (torch.arange(frames, dtype=torch.float64, device=w.device) + phase_start) * hop
+        theta = w64 * starts.view(1, frames, 1) * ratios  # (B, frames, K)
+        result = torch.cos(theta).float(), torch.sin(theta).float()
+    if theta.numel() <= 50_000:
+        if len(_PHASES) >= 64:
+            _PHASES.clear()
+        _PHASES[key] = result
+    return result
 
 
 _TABLES: dict[tuple, torch.Tensor] = {}
+_PHASES: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
 
 
 def noise_synth(noise: torch.Tensor, *, hop: int, n_fft: int, frames: int, seed: int | None = None) -> torch.Tensor:
@@ -293,7 +315,8 @@ def noise_synth(noise: torch.Tensor, *, hop: int, n_fft: int, frames: int, seed:
 def _hann(n_fft: int, device: torch.device) -> torch.Tensor:
     key = (n_fft, device)
     if key not in _WINDOWS:
-        _WINDOWS[key] = torch.hann_window(n_fft, device=device)
+        with torch.inference_mode(False):
+            _WINDOWS[key] = torch.hann_window(n_fft, device=device)
     return _WINDOWS[key]
 
 
@@ -320,16 +343,21 @@ def _inverse_envelope(window: torch.Tensor, hop: int, frames: int, pad: int, len
     """1 / (overlap-added squared window) over the output samples (1 where it vanishes), as torch.istft divides."""
     key = (window.shape[0], float(window.sum()), hop, frames, pad, length, window.device)
     if key not in _ENVELOPES:
-        r = window.shape[0] // hop
-        squared = (window.double() ** 2).reshape(r, hop)
-        envelope = torch.zeros(frames + r - 1, hop, dtype=torch.float64, device=window.device)
-        for i in range(r):
-            envelope[i:i + frames] += squared[i]
-        env = envelope.reshape(-1)[pad:pad + length]
-        if len(_ENVELOPES) > 64:
+        if len(_ENVELOPES) >= 64:
             _ENVELOPES.clear()
-        _ENVELOPES[key] = torch.where(env > 1e-11, 1.0 / env, torch.ones_like(env)).to(window.dtype)
+        with torch.inference_mode(False):  # a normal tensor: the cache also serves training (autograd)
+            _ENVELOPES[key] = _compute_inverse_envelope(window.clone(), hop, frames, pad, length)
     return _ENVELOPES[key]
+
+
+def _compute_inverse_envelope(window: torch.Tensor, hop: int, frames: int, pad: int, length: int) -> torch.Tensor:
+    r = window.shape[0] // hop
+    squared = (window.double() ** 2).reshape(r, hop)
+    envelope = torch.zeros(frames + r - 1, hop, dtype=torch.float64, device=window.device)
+    for i in range(r):
+        envelope[i:i + frames] += squared[i]
+    env = envelope.reshape(-1)[pad:pad + length]
+    return torch.where(env > 1e-11, 1.0 / env, torch.ones_like(env)).to(window.dtype)
 
 
 _ENVELOPES: dict[tuple, torch.Tensor] = {}
