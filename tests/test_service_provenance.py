@@ -316,8 +316,9 @@ def audio_server(tmp_path_factory):
         yield client, services, Dataset(data), make_key(settings, "audio")
 
 
-def note_job(client, headers, model: str, **params) -> dict:
-    body = {"model": model, "params": {"instrument": "violin", "pitch": 64, "velocity": 110, **params}, "seed": 3}
+def note_job(client, headers, model: str, *, originality: str = "report", **params) -> dict:
+    body = {"model": model, "params": {"instrument": "violin", "pitch": 64, "velocity": 110, **params}, "seed": 3,
+            "originality": originality}
     response = client.post("/v1/generations", json=body, headers=headers)
     assert response.status_code == 202, response.text
     return wait_until_finished(client, response.json()["id"], headers, timeout=120)
@@ -335,7 +336,7 @@ def test_a_note_carries_its_audio_originality_report(audio_server):
 
 
 def test_a_training_note_fed_back_is_flagged_with_its_source(audio_server):
-    client, services, dataset, headers = audio_server
+    client, _, dataset, headers = audio_server
     source = next(r for r in dataset.split("train") if r.labels["instrument"] == "violin")
     params = {"pitch": source.labels["pitch"], "velocity": source.labels["velocity"]}
     record = note_job(client, headers, "copycat", **params)
@@ -344,17 +345,9 @@ def test_a_training_note_fed_back_is_flagged_with_its_source(audio_server):
     assert report["status"] == "checked" and report["flagged"], report
     assert report["nearest_item"] == source.id and report["distance"] < 1e-3
     # the same request asking to reject: every draw is the same copy, so the job fails naming the source
-    from tunesmith.service import crud
-
-    with services.db.session() as session:
-        first = crud.get_generation(session, record["id"], key_id=None)
-        again = crud.add_generation(session, key_id=first.key_id, model="copycat", prompt=None, interpretation=None,
-                                    params={**first.params, "originality": "reject"}, formats=["wav"],
-                                    estimated_seconds=2.0)
-        again_id = again.id
-    assert services.queue.runner.run(again_id) == "failed"
-    rejected = client.get(f"/v1/generations/{again_id}", headers=headers).json()
-    assert rejected["error"]["code"] == "originality_rejected", rejected
+    rejected = note_job(client, headers, "copycat", originality="reject", **params)
+    assert rejected["params"]["originality"] == "reject"
+    assert rejected["status"] == "failed" and rejected["error"]["code"] == "originality_rejected", rejected
     assert source.id in rejected["error"]["message"] and "2 tries" in rejected["error"]["message"]
 
 

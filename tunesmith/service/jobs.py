@@ -127,7 +127,8 @@ def resolve_request(body: GenerationCreate, services: Services, upload: Upload |
         notes.append(f"model: {body.model} as given (the prompt suggested {from_prompt['model']})")
     entry = services.catalog.get(model_id)
     if entry.neural:
-        return entry, neural_params(body, entry, upload), None
+        reject = {"originality": "reject"} if body.originality == "reject" else {}
+        return entry, neural_params(body, entry, upload) | reject, None
     if body.params.harmonize and entry.voices == 1:
         raise ParameterError(f"model {entry.id!r} writes one voice and cannot harmonize; use a four-voice model "
                              "such as chorale", field="params.harmonize")

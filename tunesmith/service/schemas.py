@@ -134,8 +134,10 @@ class GenerationPublic(BaseModel):
     provenance: dict[str, Any] | None = Field(None, description="the signed manifest embedded in every file "
                                               "(model, weights and training-data hashes, params, seed, time), the "
                                               "signing key's id and each file's signed content hash")
-    originality: dict[str, Any] | None = Field(None, description="longest run of notes shared with a training "
-                                               "piece, that piece, the threshold and whether the work is flagged")
+    originality: dict[str, Any] | None = Field(None, description="symbolic works: the longest run of notes shared "
+                                               "with a training piece, that piece, the threshold and flagged; notes: "
+                                               "the nearest training note in the analyzer's embedding space, its "
+                                               "distance, the threshold and flagged; perform: not_applicable")
 
 
 class GenerationList(BaseModel):
