@@ -15,6 +15,7 @@ import numpy as np
 from tunesmith.analyze.analyzer import Analyzer
 from tunesmith.data.dataset import Dataset
 from tunesmith.errors import DatasetError
+from tunesmith.plotting import pyplot, save_figure
 from tunesmith.progress import progress
 
 GOALS = {"family_acc": 0.95, "pitch_acc": 0.90}
@@ -99,10 +100,7 @@ def _evaluate_tags(analyzer: Analyzer, dataset: Dataset, records: list, sr: int)
 
 def plot_confusion(truth: list[str], found: list[str], classes: list[str], png: Path) -> Path:
     """Row-normalised confusion matrix of ``classes`` as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     index = {c: i for i, c in enumerate(classes)}
     matrix = np.zeros((len(classes), len(classes)))
@@ -122,8 +120,4 @@ def plot_confusion(truth: list[str], found: list[str], classes: list[str], png: 
     ax.set_xlabel("predicted family")
     ax.set_ylabel("true family")
     ax.set_title("analyzer: instrument family on held-out notes")
-    fig.tight_layout()
-    png.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(png)
-    plt.close(fig)
-    return png
+    return save_figure(fig, png)

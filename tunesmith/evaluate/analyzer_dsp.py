@@ -28,6 +28,7 @@ from tunesmith.analyze import dsp
 from tunesmith.analyze import transcribe as tr
 from tunesmith.data.dataset import Dataset
 from tunesmith.errors import DatasetError, DependencyError, ParameterError
+from tunesmith.plotting import pyplot, save_figure
 from tunesmith.progress import progress
 from tunesmith.symbolic.keys import key_name, parse_key
 from tunesmith.symbolic.render import get_renderer
@@ -238,10 +239,7 @@ def _evaluate_folk(path: str | Path, pieces: int, rng: np.random.Generator, *, m
 def plot_transcription(path: Path, piece: str, instrument: str, ref_intervals: np.ndarray, ref_pitches: np.ndarray,
                        notes: list, f1: float) -> Path:
     """A piano roll PNG: the rendered melody's notes (grey) under the transcribed ones (red outlines)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     ref_midi = 69 + 12 * np.log2(ref_pitches / 440.0)
     fig, ax = plt.subplots(figsize=(12, 4), dpi=100)
@@ -259,11 +257,7 @@ def plot_transcription(path: Path, piece: str, instrument: str, ref_intervals: n
     ax.set_ylabel("MIDI pitch")
     ax.set_title(f"{piece} on {instrument}: note F = {f1:.2f} (onset within 50 ms)")
     ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 # ---------------------------------------------------------------------------------------------- entry

@@ -30,6 +30,7 @@ import scipy.stats
 from tunesmith.compose.notesynth import NoteSynth
 from tunesmith.data.dataset import Dataset
 from tunesmith.errors import DatasetError, ParameterError, TunesmithError
+from tunesmith.plotting import pyplot, save_figure
 from tunesmith.progress import progress
 
 PYIN_FMIN, PYIN_FMAX = 30.0, 4300.0  # the corpus's whole pitch range (MIDI 24..108), not the asked pitch
@@ -152,10 +153,7 @@ def morph_sweep(synth: NoteSynth, source: str, target: str, pitch: int, *, steps
 
 def plot_notes(rows: list[tuple[str, list[np.ndarray], list[str]]], png: Path, *, sr: int, title: str) -> Path:
     """A grid of log-mel spectrograms: one row per (name, notes, column labels)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     cols = max(len(notes) for _, notes, _ in rows)
     fig, axes = plt.subplots(len(rows), cols, figsize=(1.8 * cols, 1.9 * len(rows)), dpi=80, squeeze=False)
@@ -171,11 +169,7 @@ def plot_notes(rows: list[tuple[str, list[np.ndarray], list[str]]], png: Path, *
                 ax.axis("off")
         axes[r][0].set_ylabel(name, fontsize=8)
     fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    png.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(png)
-    plt.close(fig)
-    return png
+    return save_figure(fig, png)
 
 
 # --------------------------------------------------------------------------- the evaluation

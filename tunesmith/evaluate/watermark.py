@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from tunesmith.errors import DatasetError, ParameterError
+from tunesmith.plotting import pyplot, save_figure
 from tunesmith.progress import progress
 from tunesmith.provenance.masking import mark_to_mask, plot_examples, summarise
 from tunesmith.provenance.watermark import DETECTION_THRESHOLD, PAYLOAD_BITS, detect_watermark, watermark_audio
@@ -205,10 +206,7 @@ def tile_changes_db(y: np.ndarray, marked: np.ndarray, sr: int) -> np.ndarray:
 def plot_spectrograms(y: np.ndarray, marked: np.ndarray, sr: int, path: str | os.PathLike[str]) -> Path:
     """A PNG: spectrogram of a clip, of the watermark alone (marked - original) on the same colour scale, and
     the mark-to-signal ratio per time-frequency cell: where a listener would have to hear it."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     from scipy.signal import stft
 
     mono, mark = y.mean(axis=0) if y.ndim == 2 else y, (marked - y).mean(axis=0) if y.ndim == 2 else marked - y
@@ -229,12 +227,7 @@ def plot_spectrograms(y: np.ndarray, marked: np.ndarray, sr: int, path: str | os
         ax.set_title(title)
         fig.colorbar(image, ax=ax)
     axes[-1].set_xlabel("seconds")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=80)
 
 
 def _bits_correct(found: int | None, payload: int) -> float:
@@ -386,10 +379,7 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
 
 def plot_scores(report_rows: dict[str, Any], path: str | os.PathLike[str]) -> Path:
     """A PNG of the per-attack score ranges (marked vs unmarked) with the threshold."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     attacks = report_rows["attacks"]
     fig, ax = plt.subplots(figsize=(9, 4))
@@ -402,12 +392,7 @@ def plot_scores(report_rows: dict[str, Any], path: str | os.PathLike[str]) -> Pa
     ax.set_ylabel("detector score (robust z)")
     ax.set_title("marked (blue: min..median) vs unmarked (red: median..max)")
     ax.legend()
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110)
 
 
 def run_cli(args: Any) -> int:

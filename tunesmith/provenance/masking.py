@@ -26,6 +26,7 @@ import numpy as np
 from scipy import fft as sfft
 
 from tunesmith.errors import ParameterError
+from tunesmith.plotting import pyplot, save_figure
 
 N_FFT = 2048
 HOP = 1024
@@ -133,12 +134,7 @@ def summarise(checks: list[MaskingCheck]) -> dict[str, Any]:
 def plot_examples(examples: list[tuple[str, np.ndarray, np.ndarray]], sr: int, path: Any) -> Any:
     """A PNG with one row per (title, original, marked): the original's spectrogram, the difference
     (marked - original) on the same colour scale, and the mark-to-mask ratio per tile (red: above 0 dB)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from pathlib import Path
-
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, axes = plt.subplots(len(examples), 3, figsize=(15, 3.2 * len(examples)), squeeze=False)
     for row, (title, original, marked) in zip(axes, examples, strict=True):
@@ -174,9 +170,4 @@ def plot_examples(examples: list[tuple[str, np.ndarray, np.ndarray]], sr: int, p
         fig.colorbar(image, ax=row[2])
     for ax in axes[-1]:
         ax.set_xlabel("seconds")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=72)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=72)

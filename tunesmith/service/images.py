@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from tunesmith.plotting import pyplot, save_figure
 from tunesmith.service.storage import ArtifactStore
 from tunesmith.symbolic.score import Score
 
@@ -37,10 +38,7 @@ def plot_spectrogram(audio: np.ndarray, sr: int, path: Path, *, title: str = "",
                      width: float = 12.0) -> Path:
     """Draw the log-mel spectrogram (dB, mono mix) of ``audio`` (channels, n) or (n,) as a PNG at ``path``."""
     import librosa
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     from tunesmith.audio.features import log_mel
 
@@ -59,12 +57,7 @@ def plot_spectrogram(audio: np.ndarray, sr: int, path: Path, *, title: str = "",
     ax.set_ylabel("Hz (mel scale)")
     ax.set_title(f"{title}: log-mel spectrogram" if title else "log-mel spectrogram")
     fig.colorbar(image, ax=ax, format="%+.0f dB", pad=0.01)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def _store_png(store: ArtifactStore, draw: Any) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tunesmith.plotting import pyplot, save_figure
 from tunesmith.symbolic.score import Score
 
 COLOURS = ("#d1495b", "#edae49", "#00798c", "#30638e", "#6a4c93", "#8ac926", "#ff924c", "#4d4d4d")
@@ -12,10 +13,7 @@ NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
 
 def plot_piano_roll(score: Score, path: str | Path, *, title: str | None = None, width: float = 12.0) -> Path:
     """Draw ``score`` as a piano roll PNG at ``path``; returns the path."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     notes = score.all_notes()
     low = min((n.pitch for n in notes), default=60) - 2
@@ -40,9 +38,4 @@ def plot_piano_roll(score: Score, path: str | Path, *, title: str | None = None,
     ax.set_title(title or score.title or "piano roll")
     if score.parts:
         ax.legend(loc="upper right", fontsize=8, ncol=min(4, len(score.parts)))
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

@@ -33,6 +33,7 @@ from tunesmith.data.dataset import Dataset
 from tunesmith.data.manifest import Record
 from tunesmith.errors import DatasetError, ParameterError
 from tunesmith.models.gan import NoteDiscriminator, NoteGenerator, count_parameters, multi_resolution_stft_loss
+from tunesmith.plotting import pyplot, save_figure
 from tunesmith.train.checkpoint import (
     load_card,
     load_training_state,
@@ -168,10 +169,7 @@ def spectral_distance(fake: np.ndarray, real: np.ndarray) -> float:
 def plot_grid(generated: np.ndarray, real: np.ndarray, labels: list[str], png: Path, *, sr: int,
               title: str) -> Path:
     """Log-mel spectrograms: generated notes on the top row, the real notes of the same conditions below."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     from tunesmith.audio.features import log_mel
 
@@ -189,10 +187,7 @@ def plot_grid(generated: np.ndarray, real: np.ndarray, labels: list[str], png: P
         axes[0][0].set_ylabel("generated", fontsize=8)
         axes[1][0].set_ylabel("real", fontsize=8)
     fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(png)
-    plt.close(fig)
-    return png
+    return save_figure(fig, png)
 
 
 def train_gan(data: Path, out: Path, config: GANTrainConfig, *, resume: bool = False,

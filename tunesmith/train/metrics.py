@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+from tunesmith.plotting import pyplot, save_figure
+
 
 class MetricsLog:
     """Append rows of named values to a CSV (columns fixed by the first row); keeps an existing log."""
@@ -29,10 +31,7 @@ class MetricsLog:
 def plot_curves(log: MetricsLog, png: Path, *, x: str, series: list[str], title: str,
                 ylabel: str = "nats per token") -> Path:
     """Draw each column of ``series`` against ``x`` (blank cells skipped) into ``png``."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     rows = log.read()
     fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
@@ -46,7 +45,4 @@ def plot_curves(log: MetricsLog, png: Path, *, x: str, series: list[str], title:
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(png)
-    plt.close(fig)
-    return png
+    return save_figure(fig, png)
