@@ -77,3 +77,14 @@ def test_dataset_of_a_card(setup, tmp_path, monkeypatch):
         dataset_of({"id": "x", "data": {"path": "no-such-notes", "build_command": "tunesmith data build notes"}})
     with pytest.raises(DatasetError, match="names no training dataset"):
         dataset_of({"id": "x"})
+
+
+def test_a_cancelled_build_stops_without_an_index(setup, tmp_path):
+    import threading
+
+    dataset, analyzer, _, _ = setup
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(DatasetError, match="cancelled"):
+        index_for_audio_dataset(dataset.root, analyzer, cache_dir=tmp_path, cancel=cancel)
+    assert not list(tmp_path.iterdir())  # nothing half-built is cached

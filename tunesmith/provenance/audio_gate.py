@@ -12,6 +12,7 @@ keyed by the dataset's manifest hash and the analyzer's weights hash.
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -84,8 +85,12 @@ def check_audio(y: np.ndarray, sr: int, index: EmbeddingIndex, analyzer: Any,
 
 
 def index_for_audio_dataset(dataset_dir: str | os.PathLike[str], analyzer: Any, *, split: str = "train",
-                            cache_dir: str | os.PathLike[str] | None = None) -> EmbeddingIndex:
-    """The embedding index of a built audio dataset's ``split``, from the cache when it is there."""
+                            cache_dir: str | os.PathLike[str] | None = None,
+                            cancel: threading.Event | None = None) -> EmbeddingIndex:
+    """The embedding index of a built audio dataset's ``split``, from the cache when it is there.
+
+    ``cancel``, once set, stops a build between two batches (DatasetError): a server that stops does not leave
+    a thread embedding audio while the interpreter shuts down."""
     from tunesmith.data.dataset import Dataset
 
     dataset = Dataset(dataset_dir)
@@ -102,6 +107,8 @@ def index_for_audio_dataset(dataset_dir: str | os.PathLike[str], analyzer: Any, 
     sr = int(dataset.info["sr"])
     parts = []
     for start in progress(range(0, len(records), BATCH), desc="embedding training audio", unit="batch"):
+        if cancel is not None and cancel.is_set():
+            raise DatasetError(f"the index of {dataset_dir} was not finished: its build was cancelled")
         clips = [np.asarray(dataset.array("audio", r), dtype=np.float32) for r in records[start:start + BATCH]]
         if len({c.shape for c in clips}) == 1:
             parts.append(analyzer.embed(np.stack(clips), sr))

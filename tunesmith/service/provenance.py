@@ -171,11 +171,20 @@ class AudioOriginalityGate:
         self._indexes: dict[str, EmbeddingIndex | str] = {}  # model id -> index, or why there is none
         self._builds: dict[str, tuple[threading.Thread, float]] = {}  # model id -> build thread, start time
         self._lock = threading.Lock()
+        self._closing = threading.Event()
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop the builds still running (between two batches) and wait for them, at most ``timeout`` s."""
+        self._closing.set()
+        with self._lock:
+            threads = [thread for thread, _ in self._builds.values()]
+        for thread in threads:
+            thread.join(timeout=timeout)
 
     def prepare(self, model_id: str, card: Mapping[str, Any], analyzer_card: Path | None) -> None:
         """Start building the index of ``model_id``'s training audio in the background (once per process)."""
         with self._lock:
-            if model_id in self._indexes or model_id in self._builds:
+            if model_id in self._indexes or model_id in self._builds or self._closing.is_set():
                 return
             thread = threading.Thread(target=self._build, args=(model_id, dict(card), analyzer_card),
                                       name=f"audio-originality-{model_id}", daemon=True)
@@ -192,7 +201,7 @@ class AudioOriginalityGate:
                 raise DependencyError("this server has no analyzer model to embed the notes with")
             dataset = dataset_of({**card, "id": model_id})
             found: EmbeddingIndex | str = index_for_audio_dataset(dataset, load_analyzer(analyzer_card),
-                                                                  cache_dir=self.cache_dir)
+                                                                  cache_dir=self.cache_dir, cancel=self._closing)
             log.info("audio originality index of model %s: %d training notes in %.1f s", model_id,
                      len(found.ids), time.perf_counter() - started)
         except TunesmithError as exc:

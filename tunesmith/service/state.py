@@ -92,6 +92,8 @@ class Services:
         if self.consumer is not None:
             self.consumer.stop_and_wait()
             self.consumer = None
+        if self.queue.runner.gate is not None:  # a training-audio index still being built stops between batches
+            self.queue.runner.gate.audio.close()
         self.queue.close()
         self.limiter.close()
         self.db.close()
