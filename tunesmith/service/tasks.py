@@ -147,36 +147,16 @@ class GenerationRunner:
         composition.score.title = f"Tunesmith {work_title(model, composition.params)}"  # not the server's card path
         self._progress(generation_id, 0.5)
         audio = get_renderer(SAMPLE_RATE).render(composition.score)
-        payload = work_payload(generation_id)
-        if self.stamper is not None:  # the watermark goes into the samples before any format is encoded
-            audio = watermark_audio(audio, SAMPLE_RATE, payload)
-        self._progress(generation_id, 0.9)
         signed = {**params, "seed": composition.params.get("seed", params.get("seed"))}
-        manifest = (Stamper.manifest(model, entry.version, entry.card, signed, requester=key_id)
-                    if self.stamper is not None else None)
-        artifacts, contents = self._write(composition.score, audio, formats, manifest, payload)
-        provenance = (self.stamper.record(manifest, payload, contents)
-                      if self.stamper is not None and manifest is not None else None)
-        artifacts |= write_images(self.store, composition.score, audio, SAMPLE_RATE,
-                                  title=work_title(model, composition.params))
-        audio_seconds = round(audio.shape[1] / SAMPLE_RATE, 3)
-        result = {**composition.params, "notes": composition.interpretation, "model_version":
-                  self.catalog.get(model).version, "compose_seconds": round(composition.seconds, 3),
-                  "n_notes": composition.score.n_notes, "sample_rate": SAMPLE_RATE}
-        with self.db.session() as session:
-            done = crud.complete_generation(session, generation_id, result=result, artifacts=artifacts,
-                                            audio_seconds=audio_seconds, provenance=provenance,
-                                            originality=originality)
-        if not done:
-            self._discard(artifacts)
-            raise Cancelled
-        return "succeeded", audio_seconds
+        result = {**composition.params, "notes": composition.interpretation,
+                  "compose_seconds": round(composition.seconds, 3), "n_notes": composition.score.n_notes}
+        return self._deliver(generation_id, entry, signed, key_id, composition.score, audio, formats, result,
+                             originality, title=work_title(model, composition.params))
 
     def _make_neural(self, generation_id: str, entry: Any, params: dict[str, Any], formats: list[str],
                      key_id: int | None) -> tuple[str, float]:
         """A `notes` job (one note) or a `perform` job (an uploaded score played by the GAN)."""
         from tunesmith.audio.dsp import resample
-        from tunesmith.service.images import plot_spectrogram
 
         synth = load_notesynth(entry.card_path)
         self._progress(generation_id, 0.1)
@@ -203,16 +183,25 @@ class GenerationRunner:
                                              "seed")}
         self._progress(generation_id, 0.5)
         audio = np.asarray(mono, dtype=np.float32)[None, :]
+        return self._deliver(generation_id, entry, params, key_id, score, audio, formats, result, originality,
+                             title=f"{entry.id}: {params['instrument']}")
+
+    def _deliver(self, generation_id: str, entry: Any, signed: dict[str, Any], key_id: int | None, score: Any,
+                 audio: np.ndarray, formats: list[str], result: dict[str, Any],
+                 originality: dict[str, Any] | None, *, title: str) -> tuple[str, float]:
+        """Watermark, sign, write and record a finished work (``score`` None: a note, with no MIDI or piano roll);
+        its files are removed again if the job was cancelled meanwhile."""
+        from tunesmith.service.images import plot_spectrogram
+
         payload = work_payload(generation_id)
-        if self.stamper is not None:
+        if self.stamper is not None:  # the watermark goes into the samples before any format is encoded
             audio = watermark_audio(audio, SAMPLE_RATE, payload)
         self._progress(generation_id, 0.9)
-        manifest = (Stamper.manifest(entry.id, entry.version, entry.card, params, requester=key_id)
+        manifest = (Stamper.manifest(entry.id, entry.version, entry.card, signed, requester=key_id)
                     if self.stamper is not None else None)
         artifacts, contents = self._write(score, audio, formats, manifest, payload)
         provenance = (self.stamper.record(manifest, payload, contents)
                       if self.stamper is not None and manifest is not None else None)
-        title = f"{entry.id}: {params['instrument']}"
         if score is not None:
             artifacts |= write_images(self.store, score, audio, SAMPLE_RATE, title=title)
         else:
@@ -221,7 +210,7 @@ class GenerationRunner:
                 sha, size = self.store.put_file(path, "png")
             artifacts["spectrogram"] = {"sha256": sha, "bytes": size}
         audio_seconds = round(audio.shape[1] / SAMPLE_RATE, 3)
-        result |= {"model_version": entry.version, "sample_rate": SAMPLE_RATE}
+        result = {**result, "model_version": entry.version, "sample_rate": SAMPLE_RATE}
         with self.db.session() as session:
             done = crud.complete_generation(session, generation_id, result=result, artifacts=artifacts,
                                             audio_seconds=audio_seconds, provenance=provenance,
