@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import Float, Text, bindparam, cast, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection, Row
 from sqlalchemy.orm import Session, make_transient_to_detached
 
 from tunesmith.errors import ParameterError
@@ -61,12 +62,14 @@ def day_of(moment: dt.datetime) -> str:
 _USAGE_ON = select(Usage.audio_seconds).where(Usage.key_id == bindparam("key_id"), Usage.day == bindparam("day"))
 _GENERATION = select(Generation).where(Generation.id == bindparam("id"))
 _OWN_GENERATION = _GENERATION.where(Generation.key_id == bindparam("key_id"))
+_OWN_GENERATION_ROW = select(Generation.__table__).where(Generation.id == bindparam("id"),
+                                                         Generation.key_id == bindparam("key_id"))
 _ADD_USAGE: dict[str, Any] = {}
 _INSERT_GENERATION = insert(Generation)
 _GENERATION_COLUMNS = tuple(column.key for column in Generation.__table__.columns)
 
 
-def usage_on(session: Session, key_id: int, day: str) -> float:
+def usage_on(session: Session | Connection, key_id: int, day: str) -> float:
     used = session.scalar(_USAGE_ON, {"key_id": key_id, "day": day})
     return max(0.0, float(used or 0.0))
 
@@ -86,12 +89,13 @@ def _add_usage_statement(dialect: str) -> Any:
     return _ADD_USAGE[dialect]
 
 
-def add_usage(session: Session, key_id: int, day: str, seconds: float) -> float:
+def add_usage(session: Session | Connection, key_id: int, day: str, seconds: float) -> float:
     """Add (or, negative, give back) audio seconds to a key's usage of ``day``: one atomic upsert; returns the
     day's total after it."""
     if not seconds:
         return usage_on(session, key_id, day)
-    statement = _add_usage_statement(session.get_bind().dialect.name)
+    dialect = session.dialect if isinstance(session, Connection) else session.get_bind().dialect
+    statement = _add_usage_statement(dialect.name)
     total = session.execute(statement, {"key_id": key_id, "day": day, "seconds": seconds, "more": seconds}).scalar()
     return max(0.0, float(total or 0.0))
 
@@ -99,22 +103,24 @@ def add_usage(session: Session, key_id: int, day: str, seconds: float) -> float:
 # ------------------------------------------------------------------------------------- generations
 
 
-def add_generation(session: Session, *, key_id: int, model: str, params: dict[str, Any], prompt: str | None,
+def add_generation(session: Session | Connection, *, key_id: int, model: str, params: dict[str, Any], prompt: str | None,
                    interpretation: dict[str, Any] | None, formats: list[str],
                    estimated_seconds: float, reserve: bool = True) -> Generation:
     """A queued job; its estimated audio seconds are reserved against today's usage of the key (``reserve=False``:
     the caller reserves them, with :func:`add_usage`, which answers the day's new total).
 
     The row is written with one prepared INSERT (the ORM's unit of work costs several times more on the request
-    path), then the object is attached to ``session`` as the persistent record it now is."""
+    path), then the object is attached to ``session`` as the persistent record it now is (given a Core
+    ``Connection`` instead, the object is returned unattached: a snapshot of the new row)."""
     generation = Generation(id=str(uuid.uuid4()), key_id=key_id, model=model, params=params, prompt=prompt,
                             interpretation=interpretation, formats=formats, estimated_seconds=estimated_seconds,
                             status="queued", progress=0.0, artifacts={}, created=utcnow(), result=None, error=None,
                             audio_seconds=None, started=None, finished=None, provenance=None, originality=None,
                             interruptions=0)
     session.execute(_INSERT_GENERATION, {name: getattr(generation, name) for name in _GENERATION_COLUMNS})
-    make_transient_to_detached(generation)
-    session.add(generation)
+    if isinstance(session, Session):
+        make_transient_to_detached(generation)
+        session.add(generation)
     if reserve:
         add_usage(session, key_id, day_of(generation.created), estimated_seconds)
     return generation
@@ -125,6 +131,11 @@ def get_generation(session: Session, generation_id: str, *, key_id: int | None) 
     if key_id is None:
         return session.scalar(_GENERATION, {"id": generation_id})
     return session.scalar(_OWN_GENERATION, {"id": generation_id, "key_id": key_id})
+
+
+def generation_row(connection: Connection, generation_id: str, key_id: int) -> Row | None:
+    """A key's job as a read-only row (no ORM object: the status route's cheap path), or None."""
+    return connection.execute(_OWN_GENERATION_ROW, {"id": generation_id, "key_id": key_id}).first()
 
 
 def list_generations(session: Session, key_id: int, *, limit: int, offset: int) -> tuple[list[Generation], int]:

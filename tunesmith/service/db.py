@@ -10,6 +10,7 @@ SQLite is the default; any URL SQLAlchemy understands (``postgresql+psycopg://..
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, String, Text, create_engine, event
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -170,6 +171,41 @@ class Database:
         if self.is_sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._kept: tuple[int, Connection] | None = None  # (thread, its own connection): see keep_connection
+
+    def keep_connection(self) -> Path | None:
+        """Give the calling thread (the server's event loop) one connection of its own for good, which
+        :meth:`transaction` then reuses there. Only for SQLite, where a statement takes microseconds and
+        checking a connection out of the pool, with an ORM session around it, costs ten times more.
+
+        The connection never checkpoints the WAL itself: returns the file for a
+        :class:`~tunesmith.service.wal.WalCheckpointer` to do it (None: not a SQLite file)."""
+        path = make_url(self.url).database
+        if not self.is_sqlite or not path or path == ":memory:":
+            return None
+        if self._kept is None:
+            connection = self.engine.connect()
+            connection.exec_driver_sql("PRAGMA wal_autocheckpoint=0")
+            connection.commit()
+            self._kept = (threading.get_ident(), connection)
+        return Path(path)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """A Core connection in a transaction that commits on success and rolls back on error: for the few
+        short statements of the busiest routes (submit, status), which need no ORM unit of work."""
+        kept = self._kept
+        if kept is None or kept[0] != threading.get_ident():
+            with self.engine.begin() as connection:
+                yield connection
+            return
+        connection = kept[1]
+        try:
+            yield connection
+            connection.commit()
+        except BaseException:
+            connection.rollback()
+            raise
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -193,4 +229,7 @@ class Database:
         command.upgrade(config, "head")
 
     def close(self) -> None:
+        if self._kept is not None:
+            self._kept[1].close()
+            self._kept = None
         self.engine.dispose()

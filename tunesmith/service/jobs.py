@@ -11,6 +11,8 @@ import secrets
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.engine import Row
+
 from tunesmith.errors import ParameterError, TunesmithError
 from tunesmith.service import crud
 from tunesmith.service.catalog import FORMATS, MAX_SEED, METERS, NOTE_RELEASE_SECONDS, TEMPO_RANGE, ModelEntry
@@ -189,13 +191,13 @@ def submit(services: Services, key: ApiKey, body: GenerationCreate) -> Generatio
     else:
         formats = [f for f in FORMATS if f in {"wav", "mid", *body.formats}]
     quota = key.quota_seconds if key.quota_seconds is not None else services.settings.daily_audio_seconds
-    with services.db.session() as session:
+    with services.db.transaction() as connection:
         # reserve first, then check the day's total in the same transaction: the usage row stays locked until
         # commit, so simultaneous requests (other threads, other API processes) cannot all pass the check
-        generation = crud.add_generation(session, key_id=key.id, model=entry.id, params=params, prompt=body.prompt,
-                                         interpretation=interpretation, formats=formats, estimated_seconds=seconds,
-                                         reserve=False)
-        used = crud.add_usage(session, key.id, crud.day_of(generation.created), seconds)  # today's total with it
+        generation = crud.add_generation(connection, key_id=key.id, model=entry.id, params=params,
+                                         prompt=body.prompt, interpretation=interpretation, formats=formats,
+                                         estimated_seconds=seconds, reserve=False)
+        used = crud.add_usage(connection, key.id, crud.day_of(generation.created), seconds)  # today's total
         check_quota(used=used - seconds, wanted=seconds, quota=quota)  # over quota: raises, the reservation rolls back
     try:
         services.queue.submit(generation.id)
@@ -212,6 +214,15 @@ def get(services: Services, key: ApiKey, generation_id: str) -> Generation:
     if generation is None:
         raise NotFound(f"no generation {generation_id!r}", field="id")
     return generation
+
+
+def status(services: Services, key: ApiKey, generation_id: str) -> Row:
+    """A key's job as a read-only row, to show (:func:`get` returns the ORM record, to change)."""
+    with services.db.transaction() as connection:
+        row = crud.generation_row(connection, generation_id, key.id)
+    if row is None:
+        raise NotFound(f"no generation {generation_id!r}", field="id")
+    return row
 
 
 def list_page(services: Services, key: ApiKey, limit: int, offset: int) -> tuple[list[Generation], int]:

@@ -1,19 +1,27 @@
 """Per-key request rate limit (a sliding window) and the daily audio-seconds quota.
 
-The rate limit is counted in this process (:class:`SlidingWindowLimiter`) or, when the service has a Redis
-(``rate_limit_url``, else a ``redis://`` queue URL), in Redis (:class:`RedisSlidingWindowLimiter`), so that
-every API process behind a load balancer shares one budget per key. :func:`make_limiter` picks one from the
-settings. The daily quota needs nothing of the kind: usage lives in the database every process shares.
+The rate limit is counted in Redis (:class:`RedisSlidingWindowLimiter`) when the service has one
+(``rate_limit_url``, else a ``redis://`` queue URL), so that every API process behind a load balancer shares
+one budget per key; else in a table in shared memory (:class:`SharedWindowLimiter`) that the API processes of
+one `tunesmith serve` share; an app on its own counts in its process (:class:`SlidingWindowLimiter`).
+:func:`make_limiter` picks one. The daily quota needs nothing of the kind: usage lives in the database every
+process shares.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
+import logging
 import math
+import mmap
+import os
+import struct
 import threading
 import time
 import uuid
 from collections import deque
+from pathlib import Path
 from typing import Any, Protocol
 
 from fastapi import HTTPException
@@ -22,6 +30,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from tunesmith.config import Settings
 from tunesmith.errors import DependencyError
 from tunesmith.service.errors import TooManyRequests, error_response
+
+log = logging.getLogger("tunesmith.service")
 
 
 class Limiter(Protocol):
@@ -60,6 +70,84 @@ class SlidingWindowLimiter:
 
     def close(self) -> None:
         pass
+
+
+class SharedWindowLimiter:
+    """At most about ``limit`` requests per key in any ``window`` seconds, counted for every process that opens
+    the same ``path`` (the API processes of one `tunesmith serve`).
+
+    A sliding-window counter, the approximation large rate limiters use: each key keeps the count of the
+    current fixed window and of the one before, and a request is allowed while ``before x (share of the
+    window still to come) + now`` stays under the limit (exact for evenly spread requests, never more than
+    the limit within one fixed window). The counters live in a memory-mapped table of :data:`SLOTS` keys
+    (open addressing on the key id; a slot idle for two windows is reused), guarded by an exclusive
+    ``flock`` of the file and a thread lock; the clock is the machine's monotonic clock, which all processes
+    share. A table so full that a key finds no slot within :data:`PROBES` lets the request through and says so
+    in the log, rather than refusing a key for others' traffic."""
+
+    SLOTS = 16_384
+    PROBES = 64
+    RECORD = struct.Struct("<qqii")  # key id (0: never used), window number, count before, count now
+
+    def __init__(self, path: Path, limit: int, window: float = 60.0) -> None:
+        self.path = Path(path)
+        self.limit = limit
+        self.window = window
+        size = self.SLOTS * self.RECORD.size
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        if os.fstat(self._fd).st_size < size:
+            os.ftruncate(self._fd, size)  # zeros: every slot unused
+        self._table = mmap.mmap(self._fd, size)
+        self._lock = threading.Lock()
+
+    def check(self, key_id: int, now: float | None = None) -> None:
+        """Count one request of ``key_id``; TooManyRequests (with Retry-After) when over the limit."""
+        now = time.monotonic() if now is None else now
+        current = int(now // self.window)
+        elapsed = now / self.window - current  # share of the current window gone by
+        with self._lock:
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+            try:
+                slot = self._slot(key_id, current)
+                if slot is None:
+                    log.warning("rate-limit table %s is full: key %d not counted", self.path, key_id)
+                    return
+                offset = slot * self.RECORD.size
+                stored_key, stored_window, before, now_count = self.RECORD.unpack_from(self._table, offset)
+                if stored_key != key_id or stored_window < current - 1:
+                    before, now_count = 0, 0
+                elif stored_window == current - 1:
+                    before, now_count = now_count, 0
+                if before * (1.0 - elapsed) + now_count + 1 > self.limit:
+                    raise _too_many(self.limit, self.window, self._wait(before, now_count, elapsed))
+                self.RECORD.pack_into(self._table, offset, key_id, current, before, now_count + 1)
+            finally:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def _slot(self, key_id: int, current: int) -> int | None:
+        """The slot of ``key_id``, else the first free one on its probe path (unused, or idle two windows)."""
+        free = None
+        start = (key_id * 2654435761) % self.SLOTS
+        for step in range(self.PROBES):
+            slot = (start + step) % self.SLOTS
+            stored_key, stored_window, _, _ = self.RECORD.unpack_from(self._table, slot * self.RECORD.size)
+            if stored_key == key_id:
+                return slot
+            if free is None and (stored_key == 0 or stored_window < current - 1):
+                free = slot
+            if stored_key == 0:
+                break
+        return free
+
+    def _wait(self, before: int, now_count: int, elapsed: float) -> float:
+        """Seconds until one more request fits: while the window before still counts, or in the next one."""
+        if now_count + 1 <= self.limit and before > 0:
+            return self.window * (1.0 - elapsed - (self.limit - 1 - now_count) / before)
+        return self.window * (1.0 - elapsed + max(0.0, 1.0 - (self.limit - 1) / now_count))
+
+    def close(self) -> None:
+        self._table.close()
+        os.close(self._fd)
 
 
 class RedisSlidingWindowLimiter:
@@ -114,12 +202,15 @@ def _safe(url: str) -> str:
     return f"{head.split('://')[0]}://***@{tail}" if at else url
 
 
-def make_limiter(settings: Settings) -> Limiter:
-    """The rate limiter ``settings`` ask for: in Redis when a Redis URL is configured, else in this process."""
+def make_limiter(settings: Settings, shared: Path | None = None) -> Limiter:
+    """The rate limiter ``settings`` ask for: in Redis when a Redis URL is configured, else in the shared table
+    ``shared`` (the API processes of one `serve`), else in this process."""
     url = settings.rate_limit_url
     if url is None and (settings.queue_url or "").startswith(("redis://", "rediss://")):
         url = settings.queue_url
     if url is None:
+        if shared is not None:
+            return SharedWindowLimiter(shared, settings.requests_per_minute)
         return SlidingWindowLimiter(settings.requests_per_minute)
     try:
         import redis  # noqa: F401

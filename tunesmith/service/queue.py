@@ -26,9 +26,13 @@ class QueueStorage(SqliteStorage):
     """Huey's SQLite storage in WAL mode with ``synchronous=NORMAL``: an enqueue survives kill -9 without an
     fsync per message (a power loss may drop the newest messages; start-up recovery re-submits queued records)."""
 
+    auto_checkpoint = True  # False: another thread checkpoints the WAL (:mod:`tunesmith.service.wal`)
+
     def _create_connection(self):  # type: ignore[no-untyped-def]
         conn = super()._create_connection()
         conn.execute("pragma synchronous=1")
+        if not self.auto_checkpoint:
+            conn.execute("pragma wal_autocheckpoint=0")
         return conn
 
 
@@ -58,6 +62,16 @@ class JobQueue:
 
     def submit(self, generation_id: str) -> None:
         self._generate(generation_id)
+
+    def leave_checkpoints(self) -> Path | None:
+        """Stop this process's enqueues from checkpointing a SQLite queue's WAL (the caller runs a
+        :class:`~tunesmith.service.wal.WalCheckpointer` on the file returned); None for Redis."""
+        storage = self.huey.storage
+        if not isinstance(storage, QueueStorage):
+            return None
+        storage.auto_checkpoint = False
+        storage.close()  # the next connection is made with the setting
+        return Path(storage.filename)
 
     def pending(self) -> int:
         return int(self.huey.pending_count())

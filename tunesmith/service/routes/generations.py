@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response, status
 from fastapi.responses import FileResponse, StreamingResponse
+from sqlalchemy.engine import Row
 from starlette.responses import MalformedRangeHeader
 from starlette.responses import RangeNotSatisfiable as StarletteRangeNotSatisfiable
 
@@ -24,7 +25,8 @@ NOT_READY = {"model": ErrorBody, "description": "the job has not succeeded (yet)
 RangeHeader = Annotated[str | None, Header(alias="Range", description="byte range, e.g. bytes=0-1023")]
 
 
-def public(generation: Generation) -> GenerationPublic:
+def public(generation: Generation | Row) -> GenerationPublic:
+    """The API's view of a job, from its ORM record or a row of its table."""
     base = f"{PREFIX}/{generation.id}"
     links = GenerationLinks(self=base, events=f"{base}/events", midi=f"{base}/midi",
                             audio={fmt: f"{base}/audio?format={fmt}" for fmt in AUDIO_FORMATS},
@@ -63,7 +65,7 @@ async def list_generations(services: ServicesDep, key: CurrentKey,
 
 @router.get("/{generation_id}", response_model=GenerationPublic, summary="status, progress and result links")
 async def get_generation(generation_id: str, services: ServicesDep, key: CurrentKey) -> GenerationPublic:
-    return public(await services.run(jobs.get, services, key, generation_id))
+    return public(await services.run(jobs.status, services, key, generation_id))
 
 
 @router.get("/{generation_id}/events", summary="progress and completion as server-sent events",
