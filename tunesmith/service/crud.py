@@ -103,8 +103,8 @@ def add_usage(session: Session | Connection, key_id: int, day: str, seconds: flo
 # ------------------------------------------------------------------------------------- generations
 
 
-def add_generation(session: Session | Connection, *, key_id: int, model: str, params: dict[str, Any], prompt: str | None,
-                   interpretation: dict[str, Any] | None, formats: list[str],
+def add_generation(session: Session | Connection, *, key_id: int, model: str, params: dict[str, Any],
+                   prompt: str | None, interpretation: dict[str, Any] | None, formats: list[str],
                    estimated_seconds: float, reserve: bool = True) -> Generation:
     """A queued job; its estimated audio seconds are reserved against today's usage of the key (``reserve=False``:
     the caller reserves them, with :func:`add_usage`, which answers the day's new total).
