@@ -104,6 +104,13 @@ def test_keys_create_prints_the_key_once_and_it_works(tmp_path, tunesmith, fresh
     settings = make_settings(tmp_path, {}, workers=0, database_url=fresh_database_url)
     with TestClient(create_app(settings)) as client:
         assert client.get("/v1/generations", headers={"Authorization": f"Bearer {secret}"}).status_code == 200
+    code, out, err = tunesmith("keys", "revoke", "1", "--data-dir", str(tmp_path))
+    assert code == 0 and "revoked key 1 'alice'" in out, err
+    code, out, err = tunesmith("keys", "list", "--data-dir", str(tmp_path))
+    assert code == 0 and ", revoked 20" in out
+    with TestClient(create_app(settings)) as client:  # a server that starts after the revocation refuses it
+        answer = client.get("/v1/generations", headers={"Authorization": f"Bearer {secret}"})
+        assert answer.status_code == 401 and "revoked" in answer.json()["error"]["message"]
 
 
 @pytest.mark.parametrize(("args", "needle"), [
@@ -111,6 +118,7 @@ def test_keys_create_prints_the_key_once_and_it_works(tmp_path, tunesmith, fresh
     (["keys", "create", "--name", "x", "--quota-seconds", "-5"], "--quota-seconds"),
     (["keys", "create"], "--name"),
     (["worker", "--queue", "amqp://elsewhere"], "queue_url"),
+    (["keys", "revoke", "99"], "no API key with id 99"),
 ])
 def test_bad_options_are_one_line_errors(tmp_path, tunesmith, args, needle):
     code, _, err = tunesmith(*args, "--data-dir", str(tmp_path))

@@ -80,13 +80,17 @@ class Server:
         return self.log.read_text(errors="replace")
 
     def kill9(self) -> None:
-        """SIGKILL to `serve` only; its worker process must not outlive it (it would run jobs forever)."""
+        """SIGKILL to `serve` only; its worker process (it would run jobs forever) and its API processes (they
+        would hold the port) must not outlive it."""
+        children = children_of(self.process.pid)
+        assert self.worker_pid in children and len(children) >= 2, f"serve's processes: {children}"
         self.process.send_signal(signal.SIGKILL)
         self.process.wait(timeout=30)
         deadline = time.monotonic() + 10
-        while process_alive(self.worker_pid) and time.monotonic() < deadline:
+        while any(map(process_alive, children)) and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert not process_alive(self.worker_pid), f"worker {self.worker_pid} outlived its killed server"
+        left = [pid for pid in children if process_alive(pid)]
+        assert not left, f"processes {left} (worker {self.worker_pid}) outlived their killed server"
 
 
     def stop(self) -> int:
@@ -106,6 +110,12 @@ def process_alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     except (FileNotFoundError, IndexError):
         return False
+
+
+def children_of(pid: int) -> list[int]:
+    """The child processes of ``pid`` (Linux /proc)."""
+    return [int(child) for task in Path(f"/proc/{pid}/task").iterdir()
+            for child in (task / "children").read_text().split()]
 
 
 def nice_of(pid: int) -> int:

@@ -12,6 +12,7 @@ SQLite storage for the queue (``data_dir/queue.db``), artifacts under ``data_dir
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,8 @@ class Settings(BaseSettings):
                                        "limit together; default the queue's Redis, else each process alone")
     daily_audio_seconds: float = Field(3600.0, ge=0, description="default quota of generated audio per key per day")
     workers: int = Field(1, ge=0, le=32, description="embedded consumer threads in `serve` (0: none)")
+    api_processes: int | None = Field(None, ge=1, le=64, description="API processes of `serve`; default one per "
+                                      "CPU core, at most 4")
     poll_seconds: float = Field(0.5, gt=0, le=10, description="longest pause of an idle consumer between polls")
     preload: list[str] | None = Field(None, description="models to load at start-up; default all, [] none")
     weights_dir: Path | None = Field(None, description="shipped model cards; default tunesmith's weights/")
@@ -84,6 +87,11 @@ class Settings(BaseSettings):
         if self.queue_url is None:
             self.queue_url = f"sqlite:///{self.data_dir / 'queue.db'}"
         return self
+
+    @property
+    def serving_processes(self) -> int:
+        """How many API processes `serve` runs."""
+        return self.api_processes or max(1, min(4, os.cpu_count() or 1))
 
     @property
     def artifacts_dir(self) -> Path:

@@ -1,4 +1,4 @@
-"""`tunesmith keys create|list`: API keys of the service (the secret is printed once; only its hash is stored)."""
+"""`tunesmith keys create|list|revoke`: API keys of the service (a secret is printed once; only its hash is kept)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("keys", help="create and list API keys",
+    p = sub.add_parser("keys", help="create, list and revoke API keys",
                        description="Manage API keys of the service database (TUNESMITH_DATABASE_URL, or the one "
                                    "in --data-dir).")
     p.add_argument("--data-dir", type=Path, help="the server's data directory (default ./data-dir)")
@@ -28,6 +28,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     listing = actions.add_parser("list", help="list keys (never their secrets)")
     listing.add_argument("--data-dir", type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     listing.set_defaults(func=run_list)
+    revoke = actions.add_parser("revoke", help="refuse a key from now on (its works stay)",
+                                description="Revoke an API key by its id (`tunesmith keys list`). Servers refuse it "
+                                            "within 30 s (the time they trust a key once looked up); its works and "
+                                            "usage stay in the records.")
+    revoke.add_argument("id", type=int, help="the key's id")
+    revoke.add_argument("--data-dir", type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    revoke.set_defaults(func=run_revoke)
 
 
 def _database(args: argparse.Namespace) -> Database:
@@ -75,5 +82,24 @@ def run_list(args: argparse.Namespace) -> int:
         print("no API keys; create one with: tunesmith keys create --name NAME")
     for key in keys:
         quota = f"{key.quota_seconds:g} s/day" if key.quota_seconds is not None else "default quota"
-        print(f"{key.id:4d}  {key.prefix}…  {key.name:30s} {quota:16s} created {key.created:%Y-%m-%d %H:%M} UTC")
+        revoked = f", revoked {key.revoked:%Y-%m-%d %H:%M} UTC" if key.revoked is not None else ""
+        print(f"{key.id:4d}  {key.prefix}…  {key.name:30s} {quota:16s} created {key.created:%Y-%m-%d %H:%M} UTC"
+              f"{revoked}")
+    return 0
+
+
+def run_revoke(args: argparse.Namespace) -> int:
+    from tunesmith.errors import ParameterError
+    from tunesmith.service import crud
+
+    db = _database(args)
+    try:
+        with db.session() as session:
+            key = crud.revoke_api_key(session, args.id)
+            if key is None:
+                raise ParameterError(f"no API key with id {args.id}; see tunesmith keys list", field="id")
+            name, when = key.name, key.revoked
+    finally:
+        db.close()
+    print(f"revoked key {args.id} {name!r} at {when:%Y-%m-%d %H:%M:%S} UTC; running servers refuse it within 30 s")
     return 0

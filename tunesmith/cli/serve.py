@@ -19,6 +19,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data-dir", type=Path, help="records, queue and artifacts (default ./data-dir)")
     p.add_argument("--workers", type=int, help="worker threads, in a child process at a lower CPU priority "
                                                 "(default 1; 0: only the API)")
+    p.add_argument("--api-processes", type=int, help="API processes sharing the port (default: one per CPU "
+                                                      "core, at most 4)")
+    p.add_argument("--api-child", help=argparse.SUPPRESS)  # PID:INDEX: one API process of that `serve`
     p.set_defaults(func=run_serve)
 
     w = sub.add_parser("worker", help="run an extra queue worker (scale-out)",
@@ -33,21 +36,22 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from tunesmith.config import load_settings
-    from tunesmith.service import create_app
+    from tunesmith.service.supervisor import run_api_child, serve
 
-    settings = load_settings(host=args.host, port=args.port, data_dir=args.data_dir, workers=args.workers)
     _log_to_stderr()
+    if args.api_child:  # one API process of a `serve` (its settings come in the environment)
+        parent_pid, index = (int(x) for x in args.api_child.split(":"))
+        return run_api_child(parent_pid, index)
+    settings = load_settings(host=args.host, port=args.port, data_dir=args.data_dir, workers=args.workers,
+                             api_processes=args.api_processes)
     base = f"http://{settings.host}:{settings.port}"
-    print(f"tunesmith: serving on {base}/ (data in {settings.data_dir})\n"
+    print(f"tunesmith: serving on {base}/ with {settings.serving_processes} API process(es) and "
+          f"{settings.workers} worker thread(s) (data in {settings.data_dir})\n"
           f"  studio:   {base}/\n"
           f"  API docs: {base}/docs\n"
           f"  a key:    .venv/bin/tunesmith keys create --name me --data-dir {settings.data_dir}", flush=True)
-    uvicorn.run(create_app(settings, worker_process=True), host=settings.host, port=settings.port,
-                log_level="info")
-    return 0
+    return serve(settings)
 
 
 def run_worker(args: argparse.Namespace) -> int:

@@ -5,8 +5,9 @@
 
 The lifespan runs :func:`tunesmith.service.state.start_services` once per server process: migrations, model
 cards, the queue, start-up recovery of jobs a killed server left behind (:mod:`tunesmith.service.recovery`),
-the models (loaded once and kept) and ``settings.workers`` embedded consumer threads (or, for `tunesmith serve`,
-a worker child process with that many threads).
+the models (loaded once and kept) and ``settings.workers`` embedded consumer threads. The API processes of
+`tunesmith serve` skip recovery and consumers: their supervisor (:mod:`tunesmith.service.supervisor`) does
+those once for all of them.
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ from tunesmith.service.limits import BodySizeLimit
 from tunesmith.service.metrics import Metrics, MetricsMiddleware
 from tunesmith.service.routes import analyses, generations, health, metrics, models, provenance, studio, uploads
 from tunesmith.service.state import start_services
+from tunesmith.service.supervisor import ServeRun
 from tunesmith.service.wal import WalCheckpointer
-from tunesmith.service.worker_process import WorkerProcess
+from tunesmith.service.worker_process import WorkerView
 
 DESCRIPTION = """Tunesmith generates music with models trained on public-domain and openly licensed data.
 
@@ -40,21 +42,24 @@ signed provenance manifest (and its audio an inaudible watermark): check one wit
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
-    separate = app.state.worker_process and settings.workers > 0
-    services = await run_in_threadpool(start_services, settings, app.state.metrics,
-                                       embedded_workers=0 if separate else settings.workers, recover="server",
-                                       owns_queue=separate or None)
-    if separate:  # after recovery; here on the server's main thread, which the child's death signal follows
-        services.worker = WorkerProcess(settings)
+    run: ServeRun | None = app.state.serve_run
+    if run is None:  # an app on its own: it recovers what a killed predecessor left, its consumers are threads
+        services = await run_in_threadpool(start_services, settings, app.state.metrics,
+                                           embedded_workers=settings.workers, recover="server")
+    else:  # an API process of `serve`, whose supervisor recovered the jobs and runs the worker and the checkpoints
+        services = await run_in_threadpool(start_services, settings, app.state.metrics,
+                                           rate_limit_table=run.rate_limit)
+        if settings.workers > 0:
+            services.worker = WorkerView(run.worker)
     # on the event loop's thread, where the hot routes' SQLite statements run; their WAL checkpoints run on a
     # thread of their own (a checkpoint inside a commit held a request up by 5-20 ms)
     files = [path for path in (services.db.keep_connection(), services.queue.leave_checkpoints()) if path]
-    checkpointer = WalCheckpointer(files) if files else None
+    checkpointer = WalCheckpointer(files) if files and run is None else None
     if checkpointer is not None:
         checkpointer.start()
     app.state.services = services
-    if app.state.worker_process:  # `tunesmith serve`, this process's one app: what start-up made lives on, and
-        gc.freeze()  # a full collection would walk it all (a pause of 0.1-0.3 s in the middle of requests)
+    if run is not None:  # this process's one app: what start-up made lives on, and a full collection
+        gc.freeze()  # would walk it all (a pause of 0.1-0.3 s in the middle of requests)
     try:
         yield
     finally:
@@ -63,16 +68,17 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             checkpointer.stop()
 
 
-def create_app(settings: Settings | None = None, *, worker_process: bool = False) -> FastAPI:
+def create_app(settings: Settings | None = None, *, serve_run: ServeRun | None = None) -> FastAPI:
     """A Tunesmith API app for ``settings`` (default: from the environment).
 
-    ``settings.workers`` consumers run as threads in this process, or with ``worker_process`` (what
-    `tunesmith serve` does) in a child process at a lower CPU priority (:mod:`tunesmith.service.worker_process`)."""
+    On its own, the app runs ``settings.workers`` consumers as threads in its process. With ``serve_run`` it is
+    one API process of `tunesmith serve` (:mod:`tunesmith.service.supervisor`), which runs the consumers in a
+    worker process at a lower CPU priority and shares the rate limit and metrics with its sibling processes."""
     settings = settings or load_settings()
     app = FastAPI(title="Tunesmith", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings
-    app.state.worker_process = worker_process
-    app.state.metrics = Metrics(jobs=not (worker_process and settings.workers > 0))
+    app.state.serve_run = serve_run
+    app.state.metrics = Metrics(jobs=serve_run is None)  # in `serve`, the worker process counts the jobs
     install_error_handlers(app)
     for module in (health, models, generations, uploads, analyses, provenance, metrics, studio):
         app.include_router(module.router)

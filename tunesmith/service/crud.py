@@ -46,6 +46,15 @@ def api_key_by_secret(session: Session, secret: str) -> ApiKey | None:
     return session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_secret(secret)))
 
 
+def revoke_api_key(session: Session, key_id: int) -> ApiKey | None:
+    """Mark key ``key_id`` revoked (its works and usage stay); None if there is no such key. Revoking twice
+    keeps the first time."""
+    key = session.get(ApiKey, key_id)
+    if key is not None and key.revoked is None:
+        key.revoked = utcnow()
+    return key
+
+
 def list_api_keys(session: Session) -> list[ApiKey]:
     return list(session.scalars(select(ApiKey).order_by(ApiKey.id)))
 

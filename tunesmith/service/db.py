@@ -63,6 +63,7 @@ class ApiKey(Base):
     key_hash: Mapped[str] = mapped_column(String(64), unique=True, index=True)
     quota_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
     created: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    revoked: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)  # refused from then on
 
 
 class Generation(Base):

@@ -38,6 +38,8 @@ class ApiKeyAuth(HTTPBearer):
         key = services.cached_key(secret) or await services.run(services.find_key, secret)
         if key is None:
             raise Unauthorized("unknown API key")
+        if key.revoked is not None:
+            raise Unauthorized(f"this API key was revoked on {key.revoked:%Y-%m-%d %H:%M} UTC")
         if isinstance(services.limiter, SlidingWindowLimiter):
             services.limiter.check(key.id)
         else:

@@ -11,6 +11,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 from starlette.concurrency import run_in_threadpool
@@ -27,7 +28,7 @@ from tunesmith.service.provenance import OriginalityGate, Stamper
 from tunesmith.service.queue import EmbeddedConsumer, JobQueue, make_huey
 from tunesmith.service.storage import ArtifactStore
 from tunesmith.service.tasks import GenerationRunner, preload, prepare_audio_originality
-from tunesmith.service.worker_process import WorkerProcess
+from tunesmith.service.worker_process import WorkerView
 
 log = logging.getLogger("tunesmith.service")
 T = TypeVar("T")
@@ -47,7 +48,7 @@ class Services:
     analyses: AnalysisQueue
     stamper: Stamper
     consumer: EmbeddedConsumer | None = None
-    worker: WorkerProcess | None = None  # `serve`'s consumer as a child process
+    worker: WorkerView | None = None  # `serve`'s consumer process, which the supervisor runs
     workers: int = 0
     loaded: list[str] = field(default_factory=list)
 
@@ -59,10 +60,11 @@ class Services:
         return found[0] if found is not None and found[1] > time.monotonic() else None
 
     def find_key(self, secret: str) -> ApiKey | None:
-        """The key of ``secret`` from the records (remembered for KEY_CACHE_SECONDS); None if unknown."""
+        """The key of ``secret`` from the records (remembered for KEY_CACHE_SECONDS unless revoked, so a key
+        revoked while a server runs is refused within that time); None if unknown."""
         with self.db.session() as session:
             key = crud.api_key_by_secret(session, secret)
-        if key is not None:
+        if key is not None and key.revoked is None:
             if len(self._keys) > KEY_CACHE_SIZE:
                 self._keys.clear()
             self._keys[crud.hash_secret(secret)] = (key, time.monotonic() + KEY_CACHE_SECONDS)
@@ -86,9 +88,6 @@ class Services:
             return crud.queued_count(session)
 
     def close(self) -> None:
-        if self.worker is not None:
-            self.worker.stop()
-            self.worker = None
         if self.consumer is not None:
             self.consumer.stop_and_wait()
             self.consumer = None
@@ -100,10 +99,12 @@ class Services:
 
 
 def start_services(settings: Settings, metrics: Metrics | None = None, *, embedded_workers: int = 0,
-                   recover: str | None = None, owns_queue: bool | None = None) -> Services:
+                   recover: str | None = None, owns_queue: bool | None = None,
+                   rate_limit_table: Path | None = None) -> Services:
     """Open everything ``settings`` names; with ``embedded_workers`` > 0, load the models and start consuming.
     ``recover``: "server" or "worker" runs start-up recovery (:mod:`tunesmith.service.recovery`) first;
-    ``owns_queue``: this process starts the machine's consumers (default: a server with embedded workers)."""
+    ``owns_queue``: this process starts the machine's consumers (default: a server with embedded workers);
+    ``rate_limit_table``: the rate-limit table this process shares with the other API processes of a `serve`."""
     metrics = metrics or Metrics()
     db = Database(settings.database_url or "")
     db.migrate()
@@ -118,7 +119,7 @@ def start_services(settings: Settings, metrics: Metrics | None = None, *, embedd
     queue = JobQueue(make_huey(settings.queue_url or ""), runner)
     analyses = AnalysisQueue(queue.huey, AnalysisRunner(db, catalog, settings, metrics))
     services = Services(settings=settings, db=db, store=store, catalog=catalog, queue=queue, metrics=metrics,
-                        limiter=make_limiter(settings), analyses=analyses, stamper=stamper,
+                        limiter=make_limiter(settings, rate_limit_table), analyses=analyses, stamper=stamper,
                         workers=embedded_workers)
     metrics.watch_queue(services.queue_depth)
     try:

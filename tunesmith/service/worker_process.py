@@ -5,8 +5,9 @@ composes and renders, requests wait. `tunesmith serve` therefore starts `tunesmi
 (:class:`WorkerProcess`) at a lower CPU priority (``os.nice``), on the same records, queue and data directory:
 
 - it is started after the API's start-up recovery, so it runs no recovery of its own (``--no-recover``);
-- it reports the models it loaded on a pipe (``GET /v1/health`` shows them) and serves its job metrics on a
-  loopback port that ``GET /metrics`` of the API merges in;
+- it reports the models it loaded on a pipe and serves its job metrics on a loopback port; `serve` writes
+  both into a small JSON file that the API processes read (:class:`WorkerView`): ``GET /v1/health`` shows
+  the models and ``GET /metrics`` merges the job metrics in;
 - it dies with its parent: ``prctl(PR_SET_PDEATHSIG, SIGKILL)`` on Linux, and everywhere a watchdog thread
   that polls ``getppid()``; a `serve` killed with SIGKILL leaves no orphan running jobs, and the next start
   recovers them like those of embedded threads. A normal stop (Ctrl-C, SIGTERM to `serve`) asks the child to
@@ -27,6 +28,7 @@ import sys
 import threading
 import time
 import urllib.request
+from pathlib import Path
 
 from tunesmith.config import Settings
 
@@ -43,7 +45,9 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _die_with_parent(nice: int) -> None:  # runs in the child between fork and exec
+def die_with_parent(nice: int) -> None:
+    """In a child between fork and exec: lower its CPU priority by ``nice`` and have it killed when this
+    thread of its parent ends."""
     os.nice(nice)
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -69,13 +73,66 @@ def report_loaded(fd: int, loaded: list[str]) -> None:
         pipe.write(json.dumps({"loaded": loaded}) + "\n")
 
 
-class WorkerProcess:
-    """`tunesmith worker` as a child of this process, with ``settings.workers`` threads and a lower priority."""
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (not gone, not a zombie waiting for its parent)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
 
-    def __init__(self, settings: Settings, nice: int = WORKER_NICE) -> None:
+
+def job_metrics(port: int) -> bytes:
+    """The job metrics (Prometheus text) a worker serves on loopback ``port``, or nothing if it does not answer
+    within a second."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=1.0) as answer:
+            text = answer.read().decode("utf-8")
+    except OSError:
+        return b""
+    keep = [line for line in text.splitlines() if any(
+        line.startswith((family, f"# HELP {family}", f"# TYPE {family}")) for family in JOB_FAMILIES)]
+    return ("\n".join(keep) + "\n").encode("utf-8") if keep else b""
+
+
+class WorkerView:
+    """What an API process of `serve` knows of the worker process its parent runs: read from the file that
+    :class:`WorkerProcess` keeps up to date."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def _read(self) -> dict:
+        try:
+            return json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return {}
+
+    @property
+    def pid(self) -> int | None:
+        return self._read().get("pid")
+
+    @property
+    def loaded(self) -> list[str]:
+        return list(self._read().get("loaded", []))
+
+    def alive(self) -> bool:
+        pid = self.pid
+        return pid is not None and process_alive(pid)
+
+    def job_metrics(self) -> bytes:
+        port = self._read().get("metrics_port")
+        return job_metrics(port) if port else b""
+
+
+class WorkerProcess:
+    """`tunesmith worker` as a child of this process, with ``settings.workers`` threads and a lower priority;
+    with ``report``, what the API processes need to know of it is kept in that file (:class:`WorkerView`)."""
+
+    def __init__(self, settings: Settings, nice: int = WORKER_NICE, report: Path | None = None) -> None:
         self.settings = settings
         self.metrics_port = _free_port()
         self.loaded: list[str] = []
+        self.report = report
         read_fd, write_fd = os.pipe()
         env = {**os.environ, "TUNESMITH_DATABASE_URL": settings.database_url or "",
                "TUNESMITH_QUEUE_URL": settings.queue_url or "", "TUNESMITH_DATA_DIR": str(settings.data_dir)}
@@ -85,9 +142,10 @@ class WorkerProcess:
         try:
             # must be called on the thread that lives as long as the server: the death signal follows the thread
             self.process = subprocess.Popen(command, env=env, pass_fds=(write_fd,),
-                                            preexec_fn=lambda: _die_with_parent(nice))
+                                            preexec_fn=lambda: die_with_parent(nice))
         finally:
             os.close(write_fd)
+        self._publish()
         threading.Thread(target=self._read_reports, args=(read_fd,), name="worker-reports", daemon=True).start()
 
     @property
@@ -99,20 +157,21 @@ class WorkerProcess:
             for line in pipe:
                 with contextlib.suppress(ValueError):
                     self.loaded = list(json.loads(line).get("loaded", []))
+                    self._publish()
+
+    def _publish(self) -> None:
+        if self.report is None:
+            return
+        scratch = self.report.with_suffix(".tmp")
+        scratch.write_text(json.dumps({"pid": self.pid, "metrics_port": self.metrics_port, "loaded": self.loaded}))
+        scratch.replace(self.report)  # readers see the old file or the new one, never half of one
 
     def alive(self) -> bool:
         return self.process.poll() is None
 
     def job_metrics(self) -> bytes:
         """The child's job metrics (Prometheus text), or nothing if it does not answer within a second."""
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=1.0) as answer:
-                text = answer.read().decode("utf-8")
-        except OSError:
-            return b""
-        keep = [line for line in text.splitlines() if any(
-            line.startswith((family, f"# HELP {family}", f"# TYPE {family}")) for family in JOB_FAMILIES)]
-        return ("\n".join(keep) + "\n").encode("utf-8") if keep else b""
+        return job_metrics(self.metrics_port)
 
     def stop(self, timeout: float = STOP_SECONDS) -> None:
         """Let the running jobs finish (SIGINT: Huey's graceful stop), then wait; kill after ``timeout``."""

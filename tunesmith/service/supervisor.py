@@ -1,0 +1,205 @@
+"""`tunesmith serve`: several API processes on one port, one queue worker, and start-up done once.
+
+One Python process answers HTTP on one core; a second process on the same port doubles what the API can take
+(`tunesmith bench service`). So `serve` is a small supervisor:
+
+    tunesmith serve                  migrations and start-up recovery (once), WAL checkpoints, restarts
+    ├── API process x N              uvicorn on the same host:port with SO_REUSEPORT (the kernel spreads
+    │                                connections), no recovery, no consumer (``tunesmith serve --api-child``)
+    └── worker process (nice 10)     `tunesmith worker` (:mod:`tunesmith.service.worker_process`)
+
+What the API processes share lives in ``<data dir>/run`` (:class:`ServeRun`): the rate-limit table
+(:class:`~tunesmith.service.limits.SharedWindowLimiter`), prometheus_client's multiprocess directory and the
+worker's report. Every child dies with the supervisor (PDEATHSIG and a watchdog), so a `serve` killed with
+SIGKILL leaves nothing running; SIGINT or SIGTERM stops the API processes first (they finish their requests),
+then lets the worker finish its running jobs. An API process that dies is started again; one that cannot
+start at all (the port is taken, a bad setting) stops the server with its reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from tunesmith.config import Settings
+from tunesmith.errors import ParameterError
+from tunesmith.service.wal import WalCheckpointer
+from tunesmith.service.worker_process import WorkerProcess, die_with_parent, exit_when_orphaned
+
+log = logging.getLogger("tunesmith.service")
+STOP_SECONDS = 30.0  # an API process gets this long to finish its requests
+EARLY_EXIT_SECONDS = 20.0  # an API process that ends this soon after it started could not start
+POLL_SECONDS = 0.2
+
+
+@dataclass(frozen=True)
+class ServeRun:
+    """The files the processes of one `tunesmith serve` share, in ``directory``."""
+
+    directory: Path
+
+    @property
+    def rate_limit(self) -> Path:
+        return self.directory / "rate-limit"
+
+    @property
+    def worker(self) -> Path:
+        return self.directory / "worker.json"
+
+    @property
+    def metrics(self) -> Path:
+        return self.directory / "metrics"
+
+
+def sqlite_files(settings: Settings) -> list[Path]:
+    """The SQLite files of the records and the queue (the ones on other servers are not ours to checkpoint)."""
+    from sqlalchemy.engine import make_url
+
+    files = []
+    url = make_url(settings.database_url or "")
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        files.append(Path(url.database))
+    if (settings.queue_url or "").startswith("sqlite:///"):
+        files.append(Path((settings.queue_url or "").removeprefix("sqlite:///")).expanduser())
+    return files
+
+
+def check_port(host: str, port: int) -> None:
+    """ParameterError if ``host:port`` is taken (by anything, including another `serve`)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:  # no SO_REUSEPORT: a sharing server counts as taken
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise ParameterError(f"cannot listen on {host}:{port}: {exc.strerror}", field="port") from None
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A socket on ``host:port`` that other processes of this server may bind too (SO_REUSEPORT)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+class ApiProcess:
+    """One API process: `tunesmith serve --api-child`, dying with this one."""
+
+    def __init__(self, index: int, env: dict[str, str]) -> None:
+        self.index = index
+        self.env = env
+        self.started = time.monotonic()
+        self.interrupted = False
+        self.process = subprocess.Popen([sys.executable, "-m", "tunesmith", "serve", "--api-child",
+                                         f"{os.getpid()}:{index}"], env=env,
+                                        preexec_fn=lambda: die_with_parent(0))
+
+    def interrupt(self) -> None:
+        """Ask for a graceful stop (SIGINT, once)."""
+        if self.process.poll() is None and not self.interrupted:
+            self.process.send_signal(signal.SIGINT)
+            self.interrupted = True
+
+    def stop(self, timeout: float = STOP_SECONDS) -> None:
+        """Stop gracefully; kill after ``timeout`` seconds."""
+        self.interrupt()
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            log.warning("API process %d did not stop in %.0f s; killing it", self.process.pid, timeout)
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+
+def serve(settings: Settings) -> int:
+    """Run the server until SIGINT or SIGTERM; returns the exit code."""
+    from tunesmith.service.state import start_services
+
+    check_port(settings.host, settings.port)
+    run = ServeRun(settings.data_dir / "run")
+    shutil.rmtree(run.directory, ignore_errors=True)  # what a killed server left: stale counters and reports
+    run.metrics.mkdir(parents=True)
+    services = start_services(settings, recover="server", owns_queue=True)  # migrations, recovery: once
+    services.close()
+    stopping: list[int] = []
+    previous = {sig: signal.signal(sig, lambda number, _frame: stopping.append(number))
+                for sig in (signal.SIGINT, signal.SIGTERM)}
+    worker = WorkerProcess(settings, report=run.worker) if settings.workers > 0 else None
+    checkpointer = WalCheckpointer(sqlite_files(settings))
+    checkpointer.start()
+    env = {**os.environ, "TUNESMITH_HOST": settings.host, "TUNESMITH_PORT": str(settings.port),
+           "TUNESMITH_DATA_DIR": str(settings.data_dir), "TUNESMITH_WORKERS": str(settings.workers),
+           "PROMETHEUS_MULTIPROC_DIR": str(run.metrics)}
+    apis = [ApiProcess(index, env) for index in range(settings.serving_processes)]
+    code = 0
+    try:
+        while not stopping:
+            time.sleep(POLL_SECONDS)
+            for i, api in enumerate(apis):
+                if api.process.poll() is None or stopping:
+                    continue
+                if time.monotonic() - api.started < EARLY_EXIT_SECONDS:  # it could not start: neither will another
+                    log.error("API process %d could not start (exit code %d); stopping the server", api.index,
+                              api.process.returncode)
+                    stopping.append(0)
+                    code = 1
+                    break
+                log.warning("API process %d ended (exit code %d); starting it again", api.index,
+                            api.process.returncode)
+                apis[i] = ApiProcess(api.index, env)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        for api in apis:
+            api.interrupt()
+        for api in apis:
+            api.stop()
+        if worker is not None:
+            worker.stop()
+        checkpointer.stop()
+    return code
+
+
+def _server_class() -> type:
+    import uvicorn
+
+    class ApiServer(uvicorn.Server):
+        """uvicorn's server, stopping gracefully on SIGINT or SIGTERM and then returning (uvicorn raises the
+        signal again once it has stopped, which would end the process with a KeyboardInterrupt)."""
+
+        def handle_exit(self, sig: int, frame: object) -> None:
+            if self.should_exit:  # Ctrl-C reaches the whole process group, then `serve` passes it on: one stop,
+                return  # not uvicorn's forced one (`serve` kills a process that does not stop in time)
+            super().handle_exit(sig, frame)  # type: ignore[arg-type]
+            self._captured_signals.clear()
+
+    return ApiServer
+
+
+def run_api_child(parent_pid: int, index: int) -> int:
+    """An API process of `serve` (``--api-child``): the app on its own SO_REUSEPORT socket, until SIGINT."""
+    import uvicorn
+
+    from tunesmith.config import load_settings
+    from tunesmith.service import create_app
+
+    exit_when_orphaned(parent_pid)
+    settings = load_settings()
+    run = ServeRun(settings.data_dir / "run")
+    sock = listening_socket(settings.host, settings.port)
+    config = uvicorn.Config(create_app(settings, serve_run=run), log_level="info")
+    _server_class()(config).run(sockets=[sock])
+    log.info("API process %d stopped", index)
+    return 0
