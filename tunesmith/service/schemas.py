@@ -157,3 +157,4 @@ class Health(BaseModel):
     version: str
     models: dict[str, dict[str, Any]]
     queue: dict[str, Any]
+    process: int = Field(description="the id of the API process that answered (`serve` runs several)")

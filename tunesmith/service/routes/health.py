@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from fastapi import APIRouter
 
 from tunesmith import __version__
@@ -24,4 +26,4 @@ def health(services: ServicesDep) -> Health:
     if services.worker is not None:
         queue |= {"worker_process": services.worker.pid, "worker_threads": services.settings.workers,
                   "worker_alive": services.worker.alive()}
-    return Health(status="ok", version=__version__, models=models, queue=queue)
+    return Health(status="ok", version=__version__, models=models, queue=queue, process=os.getpid())
