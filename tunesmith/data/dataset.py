@@ -13,7 +13,7 @@ import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -21,6 +21,9 @@ from tunesmith import __version__
 from tunesmith.data.manifest import MANIFEST_NAME, Record, read_manifest, write_manifest
 from tunesmith.data.store import ShardReader, ShardWriter
 from tunesmith.errors import DatasetError
+
+if TYPE_CHECKING:
+    from tunesmith.symbolic.score import Score
 
 INFO_NAME = "dataset.json"
 CACHE_DIR = "cache"
@@ -197,6 +200,12 @@ class Dataset:
             self._readers[cache] = ShardReader(self.root / CACHE_DIR, cache)
         index = record.index if isinstance(record, Record) else int(record)
         return self._readers[cache][index]
+
+    def score(self, record: Record | int) -> Score:
+        """The score of a symbolic dataset's ``record``, decoded from its token cache."""
+        from tunesmith.symbolic.tokens import decode
+
+        return decode(self.array("tokens", record).astype(int).tolist())
 
     @property
     def manifest_sha256(self) -> str:

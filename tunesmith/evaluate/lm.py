@@ -24,7 +24,7 @@ from tunesmith.evaluate.symbolic_stats import compare, piece_statistics
 from tunesmith.progress import progress
 from tunesmith.provenance.originality import SymbolicIndex
 from tunesmith.symbolic.keys import key_name, music21_key, parse_key
-from tunesmith.symbolic.tokens import VOCAB, decode
+from tunesmith.symbolic.tokens import VOCAB
 from tunesmith.train.lm import evaluate_nll
 from tunesmith.train.lm_data import TokenCorpus
 
@@ -71,10 +71,9 @@ def evaluate_lm(checkpoint: str | Path, data: str | Path, *, pieces: int = 100, 
     model_nll = evaluate_nll(composer.model, test)
     baseline = ngram_baseline(train, valid, test)
     test_records = dataset.split("test")
-    held_out = [(r, decode(dataset.array("tokens", r).astype(int).tolist())) for r in test_records]
+    held_out = [(r, dataset.score(r)) for r in test_records]
     reference = [piece_statistics(score, r.labels["key"]) for r, score in held_out]
-    index = SymbolicIndex((r.id, decode(dataset.array("tokens", r).astype(int).tolist()))
-                          for r in dataset.split("train"))
+    index = SymbolicIndex((r.id, dataset.score(r)) for r in dataset.split("train"))
 
     prompts = prompt_params(test_records, pieces, seed)
     generated, runs, sources, key_hits, seconds = [], [], Counter(), 0, 0.0

@@ -21,13 +21,11 @@ from tunesmith.errors import ParameterError
 from tunesmith.evaluate.lm import prompt_params
 from tunesmith.evaluate.symbolic_stats import parallel_perfect_rate
 from tunesmith.progress import progress
-from tunesmith.symbolic.tokens import decode
 
 
 def corpus_parallel_rate(dataset: Dataset, split: str = "train") -> float:
     """Mean rate of parallel fifths/octaves per piece of one split (as `evaluate lm` averages it)."""
-    rates = [parallel_perfect_rate(decode(dataset.array("tokens", r).astype(int).tolist()))
-             for r in dataset.split(split)]
+    rates = [parallel_perfect_rate(dataset.score(r)) for r in dataset.split(split)]
     return float(np.mean(rates))
 
 

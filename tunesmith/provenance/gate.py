@@ -58,15 +58,13 @@ def check_symbolic(score: Score, index: SymbolicIndex, threshold: int = ORIGINAL
 def training_pieces(dataset_dir: str | os.PathLike[str], splits: Sequence[str] = ("train",)) -> list[tuple[str, Score]]:
     """(record id, score) of every piece in the given splits of a symbolic dataset (decoded from its tokens)."""
     from tunesmith.data.dataset import Dataset
-    from tunesmith.symbolic.tokens import decode
 
     dataset = Dataset(dataset_dir)
     records = [r for r in dataset.records if r.split in splits]
     if not records:
         raise DatasetError(f"{dataset_dir} has no records in split(s) {', '.join(splits)}")
     try:
-        return [(r.id, decode(dataset.array("tokens", r).astype(int).tolist()))
-                for r in progress(records, desc="originality index", unit="piece")]
+        return [(r.id, dataset.score(r)) for r in progress(records, desc="originality index", unit="piece")]
     except (FileNotFoundError, KeyError) as exc:
         raise DatasetError(f"{dataset_dir} has no token cache: is it a symbolic dataset? ({exc})") from exc
 
