@@ -35,7 +35,7 @@ from tunesmith.compose.weights import WEIGHTS_DIR, resolve_checkpoint
 from tunesmith.errors import DependencyError, ParameterError
 from tunesmith.models.gan import ONNX_OUTPUTS, NoteGenerator, export_onnx, midi_to_hz, synthesize
 from tunesmith.progress import progress
-from tunesmith.symbolic.instruments import DRUM_KEYS, Instrument, get_instrument
+from tunesmith.symbolic.instruments import DRUM_KEYS, Instrument, check_morph, get_instrument
 from tunesmith.symbolic.score import Score
 from tunesmith.train.checkpoint import load_card, load_weights
 
@@ -193,12 +193,7 @@ class NoteSynth:
         if morph_to is None:
             return None
         target = self.instrument(morph_to)
-        if target.is_drum != inst.is_drum:
-            raise ParameterError("morphs go between two pitched instruments or between two drum kits",
-                                 field="morph_to")
-        if not target.is_drum and not target.low <= pitch <= target.high:
-            raise ParameterError(f"pitch {pitch} is outside the range of the morph target {target.name} "
-                                 f"({target.low}..{target.high})", field="pitch")
+        check_morph(inst, target, pitch)
         return target
 
     # ------------------------------------------------------------------ notes

@@ -27,7 +27,7 @@ from tunesmith.service.state import Services
 from tunesmith.service.storage import CONTENT_TYPES
 from tunesmith.service.tasks import SAMPLE_RATE
 from tunesmith.service.uploads import upload_for_request
-from tunesmith.symbolic.instruments import DRUM_KEYS, get_instrument
+from tunesmith.symbolic.instruments import DRUM_KEYS, check_morph, get_instrument
 
 PROMPT_PARAMS = ("key", "bars", "meter", "tempo", "instrument")
 RENDER_TAIL_SECONDS = 1.0
@@ -99,13 +99,7 @@ def neural_params(body: GenerationCreate, entry: ModelEntry, upload: Upload | No
         raise ParameterError("morph needs morph_to: the instrument to morph towards", field="params.morph")
     if morph_to is not None:
         morph_to = _played(morph_to, entry.instruments, "params.morph_to")
-        target = get_instrument(morph_to)
-        if target.is_drum != inst.is_drum:
-            raise ParameterError("morphs go between two pitched instruments or between two drum kits",
-                                 field="params.morph_to")
-        if not target.is_drum and not target.low <= pitch <= target.high:
-            raise ParameterError(f"pitch {pitch} is outside the range of the morph target {morph_to} "
-                                 f"({target.low}..{target.high})", field="params.pitch")
+        check_morph(inst, get_instrument(morph_to), pitch, prefix="params.")
     return {"instrument": instrument, "pitch": pitch, "velocity": int(explicit.get("velocity", 100)),
             "duration": float(explicit.get("duration", 1.5)), "morph_to": morph_to, "morph": morph, "seed": seed}
 

@@ -108,6 +108,17 @@ def get_instrument(name: str) -> Instrument:
     return _BY_NAME[key]
 
 
+def check_morph(inst: Instrument, target: Instrument, pitch: int, prefix: str = "") -> None:
+    """ParameterError unless a note of ``inst`` at ``pitch`` can morph towards ``target`` (the error's field is
+    ``prefix`` + "morph_to" or "pitch": the service names its fields "params.…")."""
+    if target.is_drum != inst.is_drum:
+        raise ParameterError("morphs go between two pitched instruments or between two drum kits",
+                             field=f"{prefix}morph_to")
+    if not target.is_drum and not target.low <= pitch <= target.high:
+        raise ParameterError(f"pitch {pitch} is outside the range of the morph target {target.name} "
+                             f"({target.low}..{target.high})", field=f"{prefix}pitch")
+
+
 def gm_program(name: str) -> int:
     """General MIDI program (0-127) for an instrument name, including render-only ones."""
     key = _ALIASES.get(name.strip().lower().replace(" ", "_"), name.strip().lower().replace(" ", "_"))
