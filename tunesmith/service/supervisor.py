@@ -131,7 +131,8 @@ def serve(settings: Settings) -> int:
     run = ServeRun(settings.data_dir / "run")
     shutil.rmtree(run.directory, ignore_errors=True)  # what a killed server left: stale counters and reports
     run.metrics.mkdir(parents=True)
-    services = start_services(settings, recover="server", owns_queue=True)  # migrations, recovery: once
+    # migrations and start-up recovery, once; with a worker process of its own this server owns the queue
+    services = start_services(settings, recover="server", owns_queue=settings.workers > 0)
     services.close()
     stopping: list[int] = []
     previous = {sig: signal.signal(sig, lambda number, _frame: stopping.append(number))
