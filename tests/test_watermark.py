@@ -125,23 +125,71 @@ def test_soft_decoding_repairs_weak_bits():
 
 
 def test_the_budget_is_spent_within_the_per_tile_limit(clips):
-    """Every clip, dense or sparse, gets exactly the mark-to-signal ratio asked for (before, a sparse clip got
-    less: one quiet tile at the limit held the whole mark down), and no tile's gain exceeds the limit."""
+    """Every music clip gets exactly the mark-to-signal ratio asked for (before the per-tile limit, a sparse clip
+    got less: one quiet tile at the limit held the whole mark down), and no tile's gain exceeds its limit."""
     from tunesmith.provenance.watermark import _limited
 
     rng = np.random.default_rng(4)
-    t = np.arange(3 * SR) / SR
-    sparse = (0.2 * np.sin(2 * np.pi * 110 * t) + 1e-3 * rng.standard_normal(len(t))).astype(np.float32)
-    for y in [*clips, sparse]:
+    for y in clips:
         marked = watermark_audio(y, SR, 0x5A5A)
         snr = 10 * np.log10(np.sum(y.astype(np.float64) ** 2) / np.sum((marked - y).astype(np.float64) ** 2))
         assert abs(snr - 36.0) < 0.01
     energy = rng.exponential(size=(50, 105)) ** 4  # heavy-tailed tile energies: many quiet tiles
     strength = np.minimum(energy ** -0.5, 8.0) * rng.choice([-1.0, 1.0], size=energy.shape)
     budget = 0.05 * float(np.sum(energy * strength ** 2))
-    limited = _limited(strength, energy, budget)
-    assert np.abs(limited).max() <= MAX_LOG_GAIN + 1e-6 and np.array_equal(np.sign(limited), np.sign(strength))
+    limited, spent = _limited(strength, energy, budget)
+    assert spent and np.abs(limited).max() <= MAX_LOG_GAIN + 1e-6
+    assert np.array_equal(np.sign(limited), np.sign(strength))
     assert abs(float(np.sum(energy * limited ** 2)) / budget - 1.0) < 0.02
+    # per-tile limits (the masking threshold's): none is exceeded; when they cannot hold the budget, all are full
+    limit = rng.uniform(0.0, 0.05, size=energy.shape).astype(np.float32)
+    capped, spent = _limited(strength, energy, budget, limit)
+    assert np.all(np.abs(capped) <= limit + 1e-7)
+    assert not spent and np.allclose(np.abs(capped), limit, atol=1e-6)
+
+
+def _embedder_view(y: np.ndarray, sr: int) -> tuple[np.ndarray, np.ndarray]:
+    """(power, threshold) per (16 ms frame, Bark band) of ``y`` in the embedder's own STFT and model."""
+    from tunesmith.provenance import watermark as wm
+    from tunesmith.provenance.masking import perceptual_threshold
+
+    power = np.abs(wm._stft(np.pad(wm._mono16(y, sr), (0, wm.N_FFT)))) ** 2
+    threshold, band_power = perceptual_threshold(power, wm._BARK)
+    return band_power, threshold
+
+
+def test_the_mark_stays_under_the_embedders_masking_threshold():
+    """A loud low chord over a faint hiss in 3-6 kHz: an unshaped mark (strength ∝ energy^-1/2) would pile into
+    the faint band; the shaped one stays under the embedder's own threshold in (almost) every frame and band,
+    with its budget moved to where the chord masks it."""
+    from tunesmith.provenance.watermark import MASK_MARGIN_DB
+
+    rng = np.random.default_rng(8)
+    n = 4 * SR
+    t = np.arange(n) / SR
+    chord = sum(0.1 * np.sin(2 * np.pi * f * t) * (1 + 0.3 * np.sin(2 * np.pi * 0.5 * t)) for f in (220, 277, 330))
+    spectrum = np.fft.rfft(rng.standard_normal(n))
+    freqs = np.fft.rfftfreq(n, 1 / SR)
+    spectrum[(freqs < 3000) | (freqs > 6000)] = 0
+    hiss = np.fft.irfft(spectrum, n)
+    y = (chord + 3e-4 * hiss / hiss.std()).astype(np.float32)
+    marked = watermark_audio(y, SR, 0x2468)
+    _, threshold = _embedder_view(y, SR)
+    mark, _ = _embedder_view(marked - y, SR)
+    frames = slice(2, -2)  # the ends of the clip (window edges) aside
+    mmr = 10 * np.log10((mark[frames] + 1e-30) / (threshold[frames] + 1e-30))
+    assert np.mean(mmr > 0) < 0.01 and np.quantile(mmr, 0.99) < 0.0
+    assert np.median(mmr[mark[frames] > 1e-20]) < -MASK_MARGIN_DB / 2
+    # the faint high band gets no more than its threshold ...
+    from tunesmith.provenance.masking import hz_to_bark
+
+    high = slice(int(hz_to_bark(3500.0)) + 1, int(hz_to_bark(5500.0)))
+    assert np.all(mark[frames, high] <= threshold[frames, high] * 1.3)
+    # ... and the whole budget is still spent (where the chord masks the mark), found by the detector
+    snr = 10 * np.log10(np.sum(y.astype(np.float64) ** 2) / np.sum((marked - y).astype(np.float64) ** 2))
+    assert abs(snr - 36.0) < 0.05
+    found = detect_watermark(marked, SR)
+    assert found.detected and found.payload == 0x2468
 
 
 def test_masking_check_tells_a_masked_mark_from_an_audible_one(clips):
@@ -151,10 +199,41 @@ def test_masking_check_tells_a_masked_mark_from_an_audible_one(clips):
     loud = y + (rng.standard_normal(y.shape) * np.sqrt(np.mean(y ** 2))).astype(np.float32)  # noise at 0 dB
     masked, audible = mark_to_mask(y, quiet, SR), mark_to_mask(y, loud, SR)
     assert masked.tiles > 100 and masked.share_above == 0.0 and masked.mmr_db.max() < -20
-    assert audible.share_above > 0.9
+    assert audible.share_above > 0.5 and audible.tonal_share_above > 0.9
+    assert audible.tonal_share_above >= audible.share_above  # the tonal model is the stricter one
     report = summarise([masked, audible])
     assert report["tiles"] == masked.tiles + audible.tiles
     assert report["worst_clip_share"] == round(audible.share_above, 5)
-    assert report["share_above_noise_masker_threshold"] <= report["share_above_threshold"]
+    assert report["tonal"]["share_above_noise_masker_threshold"] <= report["tonal"]["share_above_threshold"]
     with pytest.raises(ParameterError):
         mark_to_mask(y, y[:, :100], SR)
+
+
+def test_perceptual_model_tonality_and_threshold_in_quiet():
+    """A tone masks less than noise of the same power (Johnston's tonality), and a mark below the threshold of
+    hearing is inaudible even where the host is silent."""
+    from tunesmith.provenance.masking import _power_spectrum, bark_bands, perceptual_threshold, tonality
+
+    rng = np.random.default_rng(9)
+    t = np.arange(2 * SR) / SR
+    tone = 0.1 * np.sin(2 * np.pi * 1000 * t)
+    noise = rng.standard_normal(len(t))
+    spectrum = np.fft.rfft(noise)
+    freqs = np.fft.rfftfreq(len(t), 1 / SR)
+    spectrum[(freqs < 920) | (freqs > 1080)] = 0  # noise in the tone's critical band, at the same power
+    noise = np.fft.irfft(spectrum, len(t))
+    noise *= tone.std() / noise.std()
+    bark = bark_bands(SR)
+    band = int(np.floor(13.0 * np.arctan(0.76) + 3.5 * np.arctan((1000 / 7500) ** 2)))
+    tone_alpha = tonality(_power_spectrum(tone), bark)[:, band]
+    noise_alpha = tonality(_power_spectrum(noise), bark)[:, band]
+    assert np.median(tone_alpha) > 0.6 and np.median(noise_alpha) < 0.2
+    tone_thr = perceptual_threshold(_power_spectrum(tone), bark)[0][:, band]
+    noise_thr = perceptual_threshold(_power_spectrum(noise), bark)[0][:, band]
+    assert np.median(noise_thr) > 10 * np.median(tone_thr)  # about 14.5 + z - 5.5 dB apart
+    # white noise at -110 dBFS on the tone: far from 1 kHz the tone masks nothing, but the noise is below the
+    # threshold of hearing at any sane level (full scale = 96 dB SPL): only the tonal model calls it audible
+    host = tone.astype(np.float32)
+    faint = host + (10 ** (-110 / 20) * rng.standard_normal(len(t))).astype(np.float32)
+    check = mark_to_mask(host, faint, SR)
+    assert check.tiles > 100 and check.share_above == 0.0 and check.tonal_share_above > 0.3

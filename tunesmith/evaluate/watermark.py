@@ -11,7 +11,8 @@ its CRC) and of the score threshold alone, the false-positive rates on the unmar
 threshold that keeps FPR <= 1 % on this data, payload bit accuracy (16 bits, every marked clip), exact payload
 rate, and the score ranges. Imperceptibility: the mark-to-signal SNR of each clip, the level change per tile and
 the psychoacoustic masking check of `tunesmith.provenance.masking` (share of tiles where the mark is above the
-music's masking threshold, and by how much), with pictures of three marked clips.
+music's masking threshold, and by how much, by the perceptual and the conservative tonal model), beside the
+same check on the coding noise of MP3 at 128 and 320 kbps of the same clips, with pictures.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import numpy as np
 from tunesmith.errors import DatasetError, ParameterError
 from tunesmith.plotting import pyplot, save_figure
 from tunesmith.progress import progress
-from tunesmith.provenance.masking import mark_to_mask, plot_examples, summarise
+from tunesmith.provenance.masking import mark_to_mask, plot_distributions, plot_examples, summarise
 from tunesmith.provenance.watermark import DETECTION_THRESHOLD, PAYLOAD_BITS, detect_watermark, watermark_audio
 
 ATTACKS = ("none", "mp3_128k", "resample_16k", "gain_+6dB", "gain_-6dB", "noise_30dB", "crop_3s", "all")
@@ -36,6 +37,7 @@ SINGLE_ATTACKS = ATTACKS[:-1]
 PROGRAMS = (0, 19, 48, 73, 40, 52, 24, 56, 68, 11)  # piano, organ, strings, flute, violin, choir, guitar, ...
 GOALS = {"tpr": 0.99, "fpr": 0.01, "bit_accuracy": 0.95, "snr_db": 35.0, "x_realtime": 100.0}
 MP3_CBR_128K = 0.65  # libsndfile's compression level that gives LAME constant 128 kbps
+MP3_CBR_320K = 0.0  # ... and 320 kbps (decoded MP3s come back aligned: libmpg123 removes the encoder delay)
 CROP_SECONDS = 3.0
 NOISE_SNR_DB = 30.0
 SOUNDING = 1e-3  # tiles above this share of the mean tile energy count as sounding in the level-change figures
@@ -44,9 +46,9 @@ SOUNDING = 1e-3  # tiles above this share of the mean tile energy count as sound
 # ----------------------------------------------------------------------------------------------- attacks
 
 
-def mp3_128k(y: np.ndarray, sr: int) -> np.ndarray:
-    """Encode to MP3 at constant 128 kbps with libsndfile/LAME (the library tunesmith.audio.io writes MP3 with)
-    and decode it again with tunesmith.audio.io.load."""
+def mp3_round_trip(y: np.ndarray, sr: int, compression_level: float = MP3_CBR_128K) -> np.ndarray:
+    """Encode to constant-bitrate MP3 with libsndfile/LAME (the library tunesmith.audio.io writes MP3 with) and
+    decode it again with tunesmith.audio.io.load (same length, aligned)."""
     import soundfile as sf
 
     from tunesmith.audio.io import load
@@ -54,9 +56,14 @@ def mp3_128k(y: np.ndarray, sr: int) -> np.ndarray:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "attack.mp3"
         sf.write(str(path), y.T if y.ndim == 2 else y, sr, format="MP3", subtype="MPEG_LAYER_III",
-                 bitrate_mode="CONSTANT", compression_level=MP3_CBR_128K)
+                 bitrate_mode="CONSTANT", compression_level=compression_level)
         out, _ = load(path, mono=y.ndim == 1)
     return out
+
+
+def mp3_128k(y: np.ndarray, sr: int) -> np.ndarray:
+    """MP3 at constant 128 kbps and back (the attack)."""
+    return mp3_round_trip(y, sr, MP3_CBR_128K)
 
 
 def resample_16k(y: np.ndarray, sr: int) -> np.ndarray:
@@ -241,8 +248,8 @@ def evaluate_watermark(*, clips: int = 200, seconds: float = 10.0, sr: int = 44_
                        threshold: float = DETECTION_THRESHOLD, on_clip: Callable[[], None] | None = None,
                        pictures: Path | None = None) -> dict[str, Any]:
     """Run the evaluation (module docstring); returns every figure as a dict. With ``pictures`` (a directory),
-    also draws watermark-masking.png: three marked clips (the fewest, the median and the most tiles above the
-    masking threshold)."""
+    also draws watermark-masking.png (three marked clips: the fewest, the median and the most tiles above the
+    tonal masking threshold) and watermark-mmr.png (the mark-to-mask distributions beside MP3's)."""
     if isinstance(clips, bool) or not isinstance(clips, int) or clips < 1:
         raise ParameterError(f"clips must be a positive integer, got {clips!r}", field="clips")
     if not CROP_SECONDS < seconds <= 60:
@@ -259,8 +266,10 @@ def evaluate_watermark(*, clips: int = 200, seconds: float = 10.0, sr: int = 44_
     marked_src, unmarked = music[:clips], music[clips:] + noise_clips(n_noise, sr=sr, seconds=seconds, seed=seed)
     rng = np.random.default_rng(seed + 1)
     payloads = rng.integers(0, 2 ** PAYLOAD_BITS, size=len(marked_src))
-    embed_time, snrs, marked, changes, masking = 0.0, [], [], [], []
-    for (name, y), payload in zip(marked_src, payloads, strict=True):
+    embed_time, snrs, marked, changes = 0.0, [], [], []
+    masking: dict[str, list] = {"watermark": [], "mp3_128k": [], "mp3_320k": []}
+    for (name, y), payload in progress(list(zip(marked_src, payloads, strict=True)), desc="embedding + masking",
+                                       unit="clip"):
         t0 = time.perf_counter()
         yw = watermark_audio(y, sr, int(payload))
         embed_time += time.perf_counter() - t0
@@ -268,7 +277,10 @@ def evaluate_watermark(*, clips: int = 200, seconds: float = 10.0, sr: int = 44_
         snrs.append(10 * np.log10(np.sum(np.square(y, dtype=np.float64)) / max(np.sum(mark ** 2), 1e-30)))
         marked.append((name, yw, int(payload)))
         changes.append(tile_changes_db(y, yw, sr))
-        masking.append(mark_to_mask(y, yw, sr))
+        masking["watermark"].append(mark_to_mask(y, yw, sr))
+        # the references: the same check on the coding noise of MP3 of the same (unmarked) clip
+        masking["mp3_128k"].append(mark_to_mask(y, mp3_round_trip(y, sr, MP3_CBR_128K), sr))
+        masking["mp3_320k"].append(mark_to_mask(y, mp3_round_trip(y, sr, MP3_CBR_320K), sr))
     scores: dict[str, dict[str, list]] = {a: {"marked": [], "unmarked": [], "bits": [], "exact": [], "crc": [],
                                               "detected": [], "false_alarm": []} for a in ATTACKS}
     detect_time = detect_audio = 0.0
@@ -293,13 +305,16 @@ def evaluate_watermark(*, clips: int = 200, seconds: float = 10.0, sr: int = 44_
         if on_clip is not None:
             on_clip()
     attacks = {name: _attack_figures(row, threshold) for name, row in scores.items()}
-    order = np.argsort([c.share_above for c in masking], kind="stable")
+    # the pictured clips: the fewest, the median and the most tiles above the conservative tonal threshold
+    order = np.argsort([c.tonal_share_above for c in masking["watermark"]], kind="stable")
     examples = [int(order[0]), int(order[len(order) // 2]), int(order[-1])]
     if pictures is not None:
-        labels = ("fewest tiles above", "median", "most tiles above")
+        labels = ("fewest tonal-model tiles above", "median", "most")
         plot_examples([(f"{marked[i][0]} ({label})", marked_src[i][1], marked[i][1])
                        for i, label in zip(examples, labels, strict=True)],
                       sr, Path(pictures) / "watermark-masking.png")
+        plot_distributions({"watermark": masking["watermark"], "MP3 128 kbps noise": masking["mp3_128k"],
+                            "MP3 320 kbps noise": masking["mp3_320k"]}, Path(pictures) / "watermark-mmr.png")
     single = [attacks[a] for a in SINGLE_ATTACKS]
     return {
         "clips": {"marked": len(marked), "unmarked_music": len(unmarked) - n_noise, "unmarked_noise": n_noise,
@@ -310,7 +325,8 @@ def evaluate_watermark(*, clips: int = 200, seconds: float = 10.0, sr: int = 44_
         "snr_db": {"min": round(float(np.min(snrs)), 2), "median": round(float(np.median(snrs)), 2),
                    "goal": GOALS["snr_db"]},
         "tile_change_db": _change_figures(np.concatenate(changes)),
-        "masking": summarise(masking) | {"examples": [marked[i][0] for i in examples]},
+        "masking": summarise(masking["watermark"]) | {"examples": [marked[i][0] for i in examples]},
+        "masking_references": {name: summarise(masking[name]) for name in ("mp3_128k", "mp3_320k")},
         "speed": {"embed_x_realtime": round(len(marked) * seconds / embed_time, 1),
                   "detect_x_realtime": round(detect_audio / detect_time, 1), "goal": GOALS["x_realtime"],
                   "note": "measured inside this run; `tunesmith bench watermark` measures on one thread"},
@@ -365,15 +381,32 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
     t = report["tile_change_db"]
     lines.append(f"level change per sounding 16 ms x 62.5 Hz tile: median {t['median']:.2f} dB, p99 {t['p99']:.2f} dB, "
                  f"max {t['max']:.2f} dB; {100 * t['share_above_1db']:.2f}% of tiles above 1 dB")
-    k = report["masking"]
-    lines.append(f"masking model (tonal offset): mark above the threshold in {100 * k['share_above_threshold']:.2f}% "
-                 f"of {k['tiles']} tiles (worst clip {100 * k['worst_clip_share']:.1f}%; noise-masker offset "
-                 f"{100 * k['share_above_noise_masker_threshold']:.2f}%), by median {k['excess_db']['median']} dB, "
-                 f"p95 {k['excess_db']['p95']} dB; mark-to-mask median {k['mmr_db']['median']} dB")
+    lines.extend(masking_lines(report))
     lines.append(f"speed in this run: embed {sp['embed_x_realtime']:.0f}x, detect {sp['detect_x_realtime']:.0f}x "
                  "real time")
     lines.append("goals met: " + ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in report["goals_met"].items())
                  + f" ({report['seconds']:.0f} s)")
+    return lines
+
+
+def masking_lines(report: dict[str, Any]) -> list[str]:
+    """The listening check as a table: the watermark beside the coding noise of MP3 at 128 and 320 kbps of the
+    same clips, by the perceptual and the conservative tonal model."""
+    k = report["masking"]
+    rows = {"watermark": k} | {f"{name} noise": figures for name, figures in report["masking_references"].items()}
+    lines = [f"listening check, {k['tiles']} tiles (sounding 23 ms frame x Bark band) per row: share above the "
+             "masking threshold (worst clip), excess median/p95 dB",
+             f"{'':15s} {'perceptual model':>32s}   {'tonal model (conservative)':>32s}"]
+
+    def cell(f: dict[str, Any]) -> str:
+        e = f["excess_db"]
+        excess = "-" if e["median"] is None else f"{e['median']:.1f}/{e['p95']:.1f}"
+        return f"{100 * f['share_above_threshold']:7.2f}% ({100 * f['worst_clip_share']:5.1f}%) {excess:>12s}"
+
+    for name, f in rows.items():
+        lines.append(f"{name:15s} {cell(f):>32s}   {cell(f['tonal']):>32s}")
+    lines.append(f"tonal model with the noise-masker offset: watermark above in "
+                 f"{100 * k['tonal']['share_above_noise_masker_threshold']:.2f}% of tiles")
     return lines
 
 
@@ -401,7 +434,7 @@ def run_cli(args: Any) -> int:
 
     report = evaluate_watermark(clips=args.clips, seed=args.seed, pictures=Path(args.out))
     report["pictures"] = [str(plot_scores(report, Path(args.out) / "watermark-scores.png")),
-                          str(Path(args.out) / "watermark-masking.png")]
+                          str(Path(args.out) / "watermark-masking.png"), str(Path(args.out) / "watermark-mmr.png")]
     clip = render_clips(1, sr=44_100, seconds=8.0, seed=args.seed + 99, data=[Path("datasets/chorales")])[0][1]
     report["pictures"].append(str(plot_spectrograms(clip, watermark_audio(clip, 44_100, 0x1234), 44_100,
                                                     Path(args.out) / "watermark-spectrogram.png")))

@@ -9,18 +9,21 @@ Method (spread spectrum on STFT band energies, measured in docs/provenance.md):
   tiles are synchronisation chips, the rest carry the 24 code bits (16 payload bits + CRC-8), each bit spread
   over 140 tiles per period. The period repeats through the file, so any 3 s excerpt holds almost three copies.
 * Embedding multiplies the magnitudes of each tile by ``exp(±a_i)`` (phase untouched). The strength is
-  signal-adaptive: ``a_i`` grows as the tile gets quieter (``a_i ∝ (E_i / mean E)^-1/2``, capped, zero below
-  FLOOR), which spends the energy budget where it buys the most detection per unit of mark energy. The budget
-  is the mark-to-signal ratio :data:`TARGET_SNR_DB`; no tile changes by more than ±MAX_LOG_GAIN, and what a
-  quiet tile at that limit cannot take goes to the louder tiles (so sparse music gets its whole budget too).
+  signal-adaptive: ``a_i`` grows as the tile gets quieter (``a_i ∝ (E_i / mean E)^-1``, capped, zero below
+  FLOOR), which spends the energy budget where it buys the most detection per unit of mark energy. It is
+  *perceptually shaped*: in every 16 ms frame and Bark band the mark's power stays MASK_MARGIN_DB under the
+  host's masking threshold by the model of :mod:`tunesmith.provenance.masking` (the one the listening check
+  uses), so within a band it goes mostly to the quiet tiles between partials. The budget is the
+  mark-to-signal ratio :data:`TARGET_SNR_DB`; no tile changes by more than ±MAX_LOG_GAIN or its masking limit,
+  and what a tile at its limit cannot take goes to the tiles with headroom (louder, well-masked ones).
 * Detection needs no original: log band energies are high-passed in time and frequency-normalised, reduced
-  to their signs (robust to the host's heavy-tailed fluctuations), weighted by the same adaptive strength the
-  embedder would have used (estimated from the received audio; tiles near the estimated noise floor are left
-  out), folded over the period and correlated with the sync pattern and with each code bit's chips at every
-  frame offset and four sub-frame offsets. The statistic is the sync correlation plus the code bits' absolute
-  correlations (each bit read as it fits best: the payload's chips count as evidence too); the score is the
-  best statistic's robust z-score against all the others. The payload is read at the winning offset (with a
-  one-bit Chase repair against the CRC, else the maximum-likelihood code word, not marked valid).
+  to their signs (robust to the host's heavy-tailed fluctuations), weighted by the strength the embedder
+  would have used, masking limits included (estimated from the received audio; tiles near the estimated
+  noise floor are left out), folded over the period and correlated with the sync pattern and with each code
+  bit's chips at every frame offset and four sub-frame offsets. The statistic is the sync correlation plus the
+  code bits' absolute correlations (each bit read as it fits best: the payload's chips count as evidence too);
+  the score is the best statistic's robust z-score against all the others. The payload is read at the winning
+  offset (with a one-bit Chase repair against the CRC, else the maximum-likelihood code word, not marked valid).
   Detected: score >= 5.5, or >= 4.5 with a payload that passes the CRC.
 
 Gain changes cancel in the log domain, noise and MP3 blur only a fraction of the chips, and cropping only
@@ -39,6 +42,7 @@ import soxr
 from scipy import fft as sfft
 
 from tunesmith.errors import ParameterError
+from tunesmith.provenance.masking import bark_bands, perceptual_threshold
 
 DEFAULT_KEY = "tunesmith-watermark-v1"
 PAYLOAD_BITS = 16
@@ -57,18 +61,24 @@ N_BANDS = 105  # up to bin 213 = 6.66 kHz
 HIGH_BIN = LOW_BIN + N_BANDS * BAND_BINS
 PERIOD = 64  # frames (1.024 s)
 SYNC_SHARE = 0.5
-GAMMA = 0.5  # strength ∝ (tile energy / mean)^-GAMMA
-CAP = 8.0  # largest strength relative to a tile of mean energy
-FLOOR = 1e-4  # tiles quieter than this (relative to the mean) carry no mark
+GAMMA = 1.0  # strength ∝ (tile energy / mean)^-GAMMA
+CAP = 64.0  # largest strength relative to a tile of mean energy
+FLOOR = 1e-6  # tiles quieter than this (relative to the mean) carry no mark
 NOISE_QUANTILE = 0.1  # the detector's noise floor estimate: this quantile of the tile energies ...
 NOISE_MARGIN = 10.0  # ... times this; quieter tiles are not read
-MAX_LOG_GAIN = 0.3  # no tile changes by more than ±2.6 dB
+MAX_LOG_GAIN = 0.6  # no tile changes by more than ±5.2 dB (and none by more than its masking limit)
+MASK_MARGIN_DB = 3.0  # the mark stays this far under the perceptual masking threshold of every (frame, Bark band)
 DETREND_FRAMES = 5
 SUB_OFFSETS = 4
 CHASE_BITS = 4
 MIN_SR = 8_000
 _WINDOW = np.sqrt(np.hanning(N_FFT + 1)[:-1]).astype(np.float32)
 _EPS = 1e-12
+_BARK = bark_bands(WORK_SR, N_FFT, float(np.sum(_WINDOW.astype(np.float64) ** 2)))
+_TILE_BARK = (_BARK.band_of_bin[LOW_BIN:HIGH_BIN:BAND_BINS], _BARK.band_of_bin[LOW_BIN + 1:HIGH_BIN:BAND_BINS])
+_BANDS = np.arange(len(_BARK.counts))
+_TILE_IN_BAND = ((_BANDS[None, :] == _TILE_BARK[0][:, None])  # (tiles, Bark bands): 1 where a tile touches a band
+                 | (_BANDS[None, :] == _TILE_BARK[1][:, None])).astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -221,20 +231,39 @@ def _band_energy(spec: np.ndarray) -> np.ndarray:
     return total
 
 
+def _tile_limits(spec: np.ndarray, energy: np.ndarray, strength: np.ndarray) -> np.ndarray:
+    """The largest |log gain| of each tile that keeps the mark MASK_MARGIN_DB under the perceptual masking
+    threshold (tunesmith.provenance.masking) of the host in every (frame, Bark band): a tile with gain a adds
+    a² x its energy to its band's mark power, so within a band the gains keep the shape of ``strength`` (more
+    in the quiet tiles between partials) at the scale where the band's mark power meets the threshold. A tile
+    straddling two bands counts in both. A frame's mark spreads over half of the frames before and after it,
+    so a frame takes the lowest threshold of the three (no mark ahead of an onset or after an offset).
+    At most MAX_LOG_GAIN."""
+    power = spec.real.astype(np.float32) ** 2 + spec.imag.astype(np.float32) ** 2
+    own, _ = perceptual_threshold(power, _BARK)
+    threshold = own.copy()
+    threshold[1:] = np.minimum(threshold[1:], own[:-1])
+    threshold[:-1] = np.minimum(threshold[:-1], own[1:])
+    load = (energy * strength * strength) @ _TILE_IN_BAND  # each band's mark power at unit scale
+    scale = np.sqrt(threshold / (load + _EPS)) * 10 ** (-MASK_MARGIN_DB / 20)
+    tile_scale = np.minimum(scale[:, _TILE_BARK[0]], scale[:, _TILE_BARK[1]])
+    return np.minimum(tile_scale * strength, MAX_LOG_GAIN).astype(np.float32)
+
+
 def _strength(energy: np.ndarray, floor: float = 0.0) -> np.ndarray:
     """Relative mark strength of each tile: larger in quieter tiles, capped, zero in near-silence (below FLOOR
     times the mean tile, or below ``floor``)."""
     mean = float(energy.mean()) + _EPS
     relative = energy * np.float32(1.0 / mean) + np.float32(_EPS)
-    weight = np.minimum(1.0 / np.sqrt(relative) if GAMMA == 0.5 else relative ** -GAMMA, CAP)
+    weight = np.minimum(np.float32(1.0) / relative if GAMMA == 1.0 else relative ** -GAMMA, CAP)
     weight[energy < max(FLOOR * mean, floor)] = 0.0
     return weight.astype(np.float32)
 
 
 def _noise_floor(energy: np.ndarray) -> float:
     """The level under which the detector ignores tiles: NOISE_MARGIN times the NOISE_QUANTILE of the tile
-    energies. In clean audio that is far below FLOOR; after noise is added, the quietest tiles (where the mark
-    was) are the noise, and reading them would only add noise to the correlation."""
+    energies. In clean audio that is near the quietest marked tiles; after noise is added, the quietest tiles
+    (where the mark was) are the noise, and reading them would only add noise to the correlation."""
     flat = energy.reshape(-1)
     k = int(NOISE_QUANTILE * (flat.size - 1))
     return NOISE_MARGIN * float(np.partition(flat, k)[k])
@@ -278,12 +307,14 @@ def watermark_audio(y: np.ndarray, sr: int, payload: int, *, key: str = DEFAULT_
         return y.copy()
     budget = signal_power * 10 ** (-snr_db / 10) / _tile_mark_power(spec, energy, log_gain, n)
     # ... and the level that spends the same budget when no tile changes by more than MAX_LOG_GAIN
-    log_gain = _limited(log_gain, energy, budget)
+    log_gain, spent = _limited(log_gain, energy, budget, _tile_limits(spec, energy, np.abs(log_gain)))
     mark = _tile_mark(spec, log_gain, n, sr, y.shape[-1])
     mark_power = float(np.mean(np.square(mark, dtype=np.float64)))
     if mark_power <= 0.0:
         return y.copy()
-    level = np.sqrt(signal_power * 10 ** (-snr_db / 10) / mark_power)  # exact mark-to-signal ratio (about 1)
+    level = np.sqrt(signal_power * 10 ** (-snr_db / 10) / mark_power)  # exact mark-to-signal ratio (about 1) ...
+    if not spent:  # ... unless the masking limits held the mark below its budget
+        level = min(level, 1.0)
     out = y + (level * mark).astype(y.dtype, copy=False)
     return out.astype(y.dtype, copy=False)
 
@@ -307,28 +338,36 @@ def _tile_mark_power(spec: np.ndarray, energy: np.ndarray, log_gain: np.ndarray,
     return power / max(float(np.sum(energy * np.square(log_gain))), _EPS)
 
 
-def _limited(log_gain: np.ndarray, energy: np.ndarray, budget: float) -> np.ndarray:
-    """``level * log_gain`` with each tile limited to ±MAX_LOG_GAIN and the level chosen so that the tile-domain
-    mark power, sum of energy x gain², equals ``budget`` (to within 1 %): the energy a quiet tile at the limit
-    cannot take goes to the louder tiles instead of being lost."""
+def _limited(log_gain: np.ndarray, energy: np.ndarray, budget: float,
+             limit: np.ndarray | float = MAX_LOG_GAIN) -> tuple[np.ndarray, bool]:
+    """(``level * log_gain`` with each tile limited to ±``limit``, whether the budget was spent): the level is
+    chosen so that the tile-domain mark power, sum of energy x gain², equals ``budget`` (to within 1 %): the
+    energy a tile at its limit cannot take goes to the tiles with headroom instead of being lost. When every
+    tile at its limit holds less than the budget, that is the mark (and the budget is not spent)."""
     magnitude = np.abs(log_gain)
     active = magnitude > 0
     m, e = magnitude[active], energy[active].astype(np.float32)
+    top = np.broadcast_to(np.asarray(limit, dtype=np.float32), log_gain.shape)[active]
     unlimited = np.sqrt(budget / max(float(np.dot(e, m * m)), _EPS))  # the level if no tile were limited
 
     def power(level: float) -> float:
-        gain = np.minimum(np.float32(level) * m, np.float32(MAX_LOG_GAIN))
+        gain = np.minimum(np.float32(level) * m, top)
         return float(np.dot(e, gain * gain))
 
+    spent = True
     if power(unlimited) >= budget * 0.99:
         level = unlimited
-    else:  # bisection on log(level) between the unlimited level and CAP² times it (every tile at the limit)
-        low, high = np.log(unlimited), np.log(unlimited * CAP * CAP)
-        for _ in range(14):
-            middle = 0.5 * (low + high)
-            low, high = (middle, high) if power(float(np.exp(middle))) < budget else (low, middle)
-        level = float(np.exp(low))
-    return np.sign(log_gain) * np.minimum(level * magnitude, MAX_LOG_GAIN)
+    else:
+        highest = float(np.max(top / m)) if m.size else unlimited  # the level that puts every tile at its limit
+        if power(highest) <= budget:
+            level, spent = highest, False
+        else:  # bisection on log(level) between the unlimited level and that one
+            low, high = np.log(unlimited), np.log(highest)
+            for _ in range(20):
+                middle = 0.5 * (low + high)
+                low, high = (middle, high) if power(float(np.exp(middle))) < budget else (low, middle)
+            level = float(np.exp(low))
+    return np.sign(log_gain) * np.minimum(level * magnitude, limit), spent
 
 
 # --------------------------------------------------------------------------------------------- detect
@@ -343,12 +382,17 @@ def detect_watermark(y: np.ndarray, sr: int, *, key: str = DEFAULT_KEY,
     flip = (-np.arange(PERIOD)) % PERIOD
     best: tuple[float, np.ndarray] | None = None
     scores = []
+    limits = None
     for sub in range(SUB_OFFSETS):
         spec = _stft(mono, sub * HOP // SUB_OFFSETS)
         if spec.shape[0] < DETREND_FRAMES:
             continue
         energy = _band_energy(spec)
-        chips = np.sign(_detrend(np.log(energy + _EPS))) * _strength(energy, _noise_floor(energy))
+        detrended = _detrend(np.log(energy + _EPS))
+        strength = _strength(energy, _noise_floor(energy))
+        if limits is None:  # the masking limits move little within a hop: computed once, at the first offset
+            limits = _tile_limits(spec, energy, strength)
+        chips = np.sign(detrended) * _expected_strength(energy, strength, limits[: energy.shape[0]])
         periods = -(-chips.shape[0] // PERIOD)
         folded = np.zeros((periods * PERIOD, N_BANDS), dtype=np.float32)
         folded[: chips.shape[0]] = chips
@@ -371,6 +415,16 @@ def detect_watermark(y: np.ndarray, sr: int, *, key: str = DEFAULT_KEY,
     payload, valid = soft_decode(best[1])
     detected = score >= threshold or (valid and score >= min(threshold, CONFIRMED_THRESHOLD))
     return Detection(bool(detected), round(float(score), 3), payload, valid, threshold)
+
+
+def _expected_strength(energy: np.ndarray, strength: np.ndarray, limits: np.ndarray) -> np.ndarray:
+    """The |log gain| the embedder would have given each tile of this (received) audio: its adaptive strength
+    (without the tiles at the estimated noise floor), limited by the masking threshold, at the level that spends
+    the mark-to-signal budget. The detector weights each chip by it (a matched filter)."""
+    # tile-domain budget: with sqrt-Hann windows at 50 % overlap, sum of one-sided |X|² = N_FFT / 2 x sum of x²
+    budget = float(np.sum(energy)) * 10 ** (-TARGET_SNR_DB / 10)
+    gain, _ = _limited(strength, energy, budget, limits)
+    return gain.astype(np.float32)
 
 
 def soft_decode(soft: np.ndarray) -> tuple[int, bool]:
