@@ -401,7 +401,7 @@ def masking_lines(report: dict[str, Any]) -> list[str]:
     def cell(f: dict[str, Any]) -> str:
         e = f["excess_db"]
         excess = "-" if e["median"] is None else f"{e['median']:.1f}/{e['p95']:.1f}"
-        return f"{100 * f['share_above_threshold']:7.2f}% ({100 * f['worst_clip_share']:5.1f}%) {excess:>12s}"
+        return f"{100 * f['share_above_threshold']:7.3f}% ({100 * f['worst_clip_share']:5.2f}%) {excess:>11s}"
 
     for name, f in rows.items():
         lines.append(f"{name:15s} {cell(f):>32s}   {cell(f['tonal']):>32s}")
