@@ -1,5 +1,5 @@
 """The busiest routes' plumbing: Core transactions on a kept SQLite connection, WAL checkpoints off the request
-path, and the rate limit shared by the API processes of one server."""
+path, and what the API processes of one server share (the rate limit, the load of connections)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import threading
 import pytest
 
 from tunesmith.service import crud
+from tunesmith.service.balance import BalanceMiddleware, ConnectionBalance
 from tunesmith.service.db import Database
 from tunesmith.service.errors import TooManyRequests
 from tunesmith.service.limits import SharedWindowLimiter
@@ -110,3 +111,40 @@ def test_a_full_table_reuses_idle_slots_and_never_refuses_for_others(tmp_path, m
             limiter.check(17, now=8.5)
     finally:
         limiter.close()
+
+
+def test_a_process_over_its_share_of_connections_sheds_one_at_a_time(tmp_path, monkeypatch):
+    counts = {0: 19, 1: 13}
+    first = ConnectionBalance(tmp_path / "connections", 0, 2, count=lambda: counts[0])
+    second = ConnectionBalance(tmp_path / "connections", 1, 2, count=lambda: counts[1])
+    clock = [100.0]
+    monkeypatch.setattr("tunesmith.service.balance.time.monotonic", lambda: clock[0])
+    try:
+        assert first.over_share() is True  # 19 of 32: over 16 + 1
+        assert second.over_share() is False  # 13 of 32: under its share
+        assert first.over_share() is False  # not again within MIN_GAP_SECONDS
+        clock[0] += 1.0
+        counts[0], counts[1] = 17, 15  # the shed client came back on the other process
+        assert second.over_share() is False and first.over_share() is False  # 17 is within share + 1
+    finally:
+        first.close()
+        second.close()
+
+
+def test_the_balance_middleware_closes_the_connection_only_when_told(tmp_path):
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    counts = [10]
+    balance = ConnectionBalance(tmp_path / "connections", 0, 2, count=lambda: counts[0])
+    other = ConnectionBalance(tmp_path / "connections", 1, 2, count=lambda: 2)
+    other.over_share()  # the other process holds 2
+    app = FastAPI()
+    app.get("/x")(lambda: {"ok": True})
+    app.add_middleware(BalanceMiddleware, balance=balance)
+    with TestClient(app) as client:
+        assert client.get("/x").headers.get("connection") == "close"  # 10 of 12: shed one
+        counts[0] = 2
+        assert "connection" not in client.get("/x").headers
+    balance.close()
+    other.close()

@@ -21,6 +21,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from tunesmith import __version__
 from tunesmith.config import Settings, load_settings
+from tunesmith.service.balance import BalanceMiddleware, ConnectionBalance
 from tunesmith.service.errors import install_error_handlers
 from tunesmith.service.limits import BodySizeLimit
 from tunesmith.service.metrics import Metrics, MetricsMiddleware
@@ -68,12 +69,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             checkpointer.stop()
 
 
-def create_app(settings: Settings | None = None, *, serve_run: ServeRun | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, serve_run: ServeRun | None = None,
+               balance: ConnectionBalance | None = None) -> FastAPI:
     """A Tunesmith API app for ``settings`` (default: from the environment).
 
     On its own, the app runs ``settings.workers`` consumers as threads in its process. With ``serve_run`` it is
     one API process of `tunesmith serve` (:mod:`tunesmith.service.supervisor`), which runs the consumers in a
-    worker process at a lower CPU priority and shares the rate limit and metrics with its sibling processes."""
+    worker process at a lower CPU priority and shares the rate limit and metrics with its sibling processes;
+    ``balance`` sheds connections while it holds more than its share of them."""
     settings = settings or load_settings()
     app = FastAPI(title="Tunesmith", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings
@@ -84,4 +87,6 @@ def create_app(settings: Settings | None = None, *, serve_run: ServeRun | None =
         app.include_router(module.router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    if balance is not None:
+        app.add_middleware(BalanceMiddleware, balance=balance)
     return app

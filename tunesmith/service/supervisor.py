@@ -9,9 +9,10 @@ One Python process answers HTTP on one core; a second process on the same port d
     └── worker process (nice 10)     `tunesmith worker` (:mod:`tunesmith.service.worker_process`)
 
 What the API processes share lives in ``<data dir>/run`` (:class:`ServeRun`): the rate-limit table
-(:class:`~tunesmith.service.limits.SharedWindowLimiter`), prometheus_client's multiprocess directory and the
-worker's report. Every child dies with the supervisor (PDEATHSIG and a watchdog), so a `serve` killed with
-SIGKILL leaves nothing running; SIGINT or SIGTERM stops the API processes first (they finish their requests),
+(:class:`~tunesmith.service.limits.SharedWindowLimiter`), prometheus_client's multiprocess directory, the
+worker's report and the connection counts that keep them evenly loaded (:mod:`tunesmith.service.balance`).
+Every child dies with the supervisor (PDEATHSIG and a watchdog), so a `serve` killed with SIGKILL leaves
+nothing running; SIGINT or SIGTERM stops the API processes first (they finish their requests),
 then lets the worker finish its running jobs. An API process that dies is started again; one that cannot
 start at all (the port is taken, a bad setting) stops the server with its reason.
 """
@@ -31,6 +32,7 @@ from pathlib import Path
 
 from tunesmith.config import Settings
 from tunesmith.errors import ParameterError
+from tunesmith.service.balance import ConnectionBalance
 from tunesmith.service.wal import WalCheckpointer
 from tunesmith.service.worker_process import WorkerProcess, die_with_parent, exit_when_orphaned
 
@@ -57,6 +59,10 @@ class ServeRun:
     @property
     def metrics(self) -> Path:
         return self.directory / "metrics"
+
+    @property
+    def connections(self) -> Path:
+        return self.directory / "connections"
 
 
 def sqlite_files(settings: Settings) -> list[Path]:
@@ -142,6 +148,7 @@ def serve(settings: Settings) -> int:
     checkpointer.start()
     env = {**os.environ, "TUNESMITH_HOST": settings.host, "TUNESMITH_PORT": str(settings.port),
            "TUNESMITH_DATA_DIR": str(settings.data_dir), "TUNESMITH_WORKERS": str(settings.workers),
+           "TUNESMITH_API_PROCESSES": str(settings.serving_processes),
            "PROMETHEUS_MULTIPROC_DIR": str(run.metrics)}
     apis = [ApiProcess(index, env) for index in range(settings.serving_processes)]
     code = 0
@@ -200,7 +207,10 @@ def run_api_child(parent_pid: int, index: int) -> int:
     settings = load_settings()
     run = ServeRun(settings.data_dir / "run")
     sock = listening_socket(settings.host, settings.port)
-    config = uvicorn.Config(create_app(settings, serve_run=run), log_level="info")
-    _server_class()(config).run(sockets=[sock])
+    balance = ConnectionBalance(run.connections, index, settings.serving_processes)
+    config = uvicorn.Config(create_app(settings, serve_run=run, balance=balance), log_level="info")
+    server = _server_class()(config)
+    balance.count = lambda: len(server.server_state.connections)
+    server.run(sockets=[sock])
     log.info("API process %d stopped", index)
     return 0
