@@ -14,13 +14,16 @@ worker, `tunesmith keys`) keep SQLite's automatic checkpoints.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import sqlite3
 import threading
 from pathlib import Path
 
 log = logging.getLogger("tunesmith.service")
 CHECKPOINT_SECONDS = 1.0
+CHECKPOINT_NICE = 10  # the copying yields the CPU to the API processes
 RESTART_PAGES = 4096  # 16 MB of log (SQLite's own automatic checkpoint comes at 1000 pages)
 
 
@@ -54,6 +57,8 @@ class WalCheckpointer:
         return results
 
     def _run(self) -> None:
+        with contextlib.suppress(OSError, AttributeError):  # Linux: a thread has a priority of its own
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), CHECKPOINT_NICE)
         while not self._stop.wait(self.interval):
             try:
                 self.checkpoint()
