@@ -12,6 +12,7 @@ import datetime as dt
 import hashlib
 import secrets
 import uuid
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import Float, Text, bindparam, cast, func, insert, select, update
@@ -75,7 +76,6 @@ _OWN_GENERATION_ROW = select(Generation.__table__).where(Generation.id == bindpa
                                                          Generation.key_id == bindparam("key_id"))
 _ADD_USAGE: dict[str, Any] = {}
 _INSERT_GENERATION = insert(Generation)
-_GENERATION_COLUMNS = tuple(column.key for column in Generation.__table__.columns)
 
 
 def usage_on(session: Session | Connection, key_id: int, day: str) -> float:
@@ -114,24 +114,27 @@ def add_usage(session: Session | Connection, key_id: int, day: str, seconds: flo
 
 def add_generation(session: Session | Connection, *, key_id: int, model: str, params: dict[str, Any],
                    prompt: str | None, interpretation: dict[str, Any] | None, formats: list[str],
-                   estimated_seconds: float, reserve: bool = True) -> Generation:
+                   estimated_seconds: float, reserve: bool = True) -> Generation | SimpleNamespace:
     """A queued job; its estimated audio seconds are reserved against today's usage of the key (``reserve=False``:
     the caller reserves them, with :func:`add_usage`, which answers the day's new total).
 
     The row is written with one prepared INSERT (the ORM's unit of work costs several times more on the request
-    path), then the object is attached to ``session`` as the persistent record it now is (given a Core
-    ``Connection`` instead, the object is returned unattached: a snapshot of the new row)."""
-    generation = Generation(id=str(uuid.uuid4()), key_id=key_id, model=model, params=params, prompt=prompt,
-                            interpretation=interpretation, formats=formats, estimated_seconds=estimated_seconds,
-                            status="queued", progress=0.0, artifacts={}, created=utcnow(), result=None, error=None,
-                            audio_seconds=None, started=None, finished=None, provenance=None, originality=None,
-                            interruptions=0)
-    session.execute(_INSERT_GENERATION, {name: getattr(generation, name) for name in _GENERATION_COLUMNS})
-    if isinstance(session, Session):
-        make_transient_to_detached(generation)
-        session.add(generation)
+    path). In a ``Session`` the ORM record is attached as the persistent object it now is; on a Core
+    ``Connection`` (the submit route's cheap path) the answer is a snapshot of the row's values with the same
+    attribute names, and no ORM object is made at all."""
+    values = {"id": str(uuid.uuid4()), "key_id": key_id, "model": model, "status": "queued", "progress": 0.0,
+              "prompt": prompt, "params": params, "interpretation": interpretation, "formats": formats,
+              "result": None, "artifacts": {}, "error": None, "estimated_seconds": estimated_seconds,
+              "audio_seconds": None, "created": utcnow(), "started": None, "finished": None, "provenance": None,
+              "originality": None, "interruptions": 0}
+    session.execute(_INSERT_GENERATION, values)
     if reserve:
-        add_usage(session, key_id, day_of(generation.created), estimated_seconds)
+        add_usage(session, key_id, day_of(values["created"]), estimated_seconds)
+    if isinstance(session, Connection):
+        return SimpleNamespace(**values)
+    generation = Generation(**values)
+    make_transient_to_detached(generation)
+    session.add(generation)
     return generation
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import secrets
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy.engine import Row
@@ -167,8 +168,8 @@ def _check_prompt_values(params: dict[str, Any], explicit: dict[str, Any], max_b
                              f"{TEMPO_RANGE[0]:g}-{TEMPO_RANGE[1]:g}", field="prompt")
 
 
-def submit(services: Services, key: ApiKey, body: GenerationCreate) -> Generation:
-    """Check, record and queue a generation; returns the queued record."""
+def submit(services: Services, key: ApiKey, body: GenerationCreate) -> SimpleNamespace:
+    """Check, record and queue a generation; returns the queued record's values."""
     upload = upload_for_request(services.db, key, body.params.input, body.params.harmonize)
     entry, params, interpretation = resolve_request(body, services, upload)
     seconds = job_seconds(entry, params, upload)

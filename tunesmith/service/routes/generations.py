@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response, status
@@ -25,8 +26,8 @@ NOT_READY = {"model": ErrorBody, "description": "the job has not succeeded (yet)
 RangeHeader = Annotated[str | None, Header(alias="Range", description="byte range, e.g. bytes=0-1023")]
 
 
-def public(generation: Generation | Row) -> GenerationPublic:
-    """The API's view of a job, from its ORM record or a row of its table."""
+def public(generation: Generation | Row | SimpleNamespace) -> GenerationPublic:
+    """The API's view of a job, from its ORM record, a row of its table or the values just inserted."""
     base = f"{PREFIX}/{generation.id}"
     links = GenerationLinks(self=base, events=f"{base}/events", midi=f"{base}/midi",
                             audio={fmt: f"{base}/audio?format={fmt}" for fmt in AUDIO_FORMATS},
