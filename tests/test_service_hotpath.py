@@ -148,3 +148,41 @@ def test_the_balance_middleware_closes_the_connection_only_when_told(tmp_path):
         assert "connection" not in client.get("/x").headers
     balance.close()
     other.close()
+
+
+def test_submits_of_one_loop_turn_are_recorded_together_each_with_its_own_quota_check(tmp_path):
+    import asyncio
+
+    from tests.test_service_support import make_settings
+    from tunesmith.service.state import start_services
+    from tunesmith.service.submits import Submission
+
+    services = start_services(make_settings(tmp_path, {}, workers=0))
+    batches: list[int] = []
+    enqueue = services.queue.submit_many
+    services.queue.submit_many = lambda ids: (batches.append(len(ids)), enqueue(ids))[1]
+
+    def ask(seconds: float) -> Submission:
+        return Submission(key_id=1, model="folk", params={"bars": 1}, prompt=None, interpretation=None,
+                          formats=["wav"], seconds=seconds, quota=10.0)
+
+    async def turn() -> list:
+        services.db.keep_connection()  # on the loop's thread, as the server does
+        return await asyncio.gather(*(services.submits.submit(ask(s)) for s in (4.0, 4.0, 4.0, 2.0)),
+                                    return_exceptions=True)
+
+    try:
+        with services.db.session() as session:
+            crud.create_api_key(session, name="k")
+        answers = asyncio.run(turn())
+        assert batches == [3]  # one queue transaction for the three accepted
+        assert [type(a).__name__ for a in answers] == ["SimpleNamespace", "SimpleNamespace", "TooManyRequests",
+                                                       "SimpleNamespace"]  # 4 + 4 + 4 > 10; 4 + 4 + 2 fits
+        assert answers[2].code == "quota_exceeded"
+        with services.db.session() as session:
+            assert crud.usage_on(session, 1, crud.day_of(answers[0].created)) == pytest.approx(10.0)
+            assert {crud.get_generation(session, a.id, key_id=1).status for a in (answers[0], answers[3])} == {
+                "queued"}
+        assert services.queue.pending() == 3
+    finally:
+        services.close()

@@ -114,7 +114,8 @@ def add_usage(session: Session | Connection, key_id: int, day: str, seconds: flo
 
 def add_generation(session: Session | Connection, *, key_id: int, model: str, params: dict[str, Any],
                    prompt: str | None, interpretation: dict[str, Any] | None, formats: list[str],
-                   estimated_seconds: float, reserve: bool = True) -> Generation | SimpleNamespace:
+                   estimated_seconds: float, reserve: bool = True,
+                   created: dt.datetime | None = None) -> Generation | SimpleNamespace:
     """A queued job; its estimated audio seconds are reserved against today's usage of the key (``reserve=False``:
     the caller reserves them, with :func:`add_usage`, which answers the day's new total).
 
@@ -125,8 +126,8 @@ def add_generation(session: Session | Connection, *, key_id: int, model: str, pa
     values = {"id": str(uuid.uuid4()), "key_id": key_id, "model": model, "status": "queued", "progress": 0.0,
               "prompt": prompt, "params": params, "interpretation": interpretation, "formats": formats,
               "result": None, "artifacts": {}, "error": None, "estimated_seconds": estimated_seconds,
-              "audio_seconds": None, "created": utcnow(), "started": None, "finished": None, "provenance": None,
-              "originality": None, "interruptions": 0}
+              "audio_seconds": None, "created": created or utcnow(), "started": None, "finished": None,
+              "provenance": None, "originality": None, "interruptions": 0}
     session.execute(_INSERT_GENERATION, values)
     if reserve:
         add_usage(session, key_id, day_of(values["created"]), estimated_seconds)

@@ -20,12 +20,12 @@ from tunesmith.service.catalog import FORMATS, MAX_SEED, METERS, NOTE_RELEASE_SE
 from tunesmith.service.db import FINISHED, ApiKey, Generation, Upload
 from tunesmith.service.errors import Conflict, NotFound
 from tunesmith.service.images import IMAGES, artifact_ext, make_missing_image, work_title
-from tunesmith.service.limits import check_quota
 from tunesmith.service.prompt import read_prompt
 from tunesmith.service.provenance import work_payload
 from tunesmith.service.schemas import GenerationCreate
 from tunesmith.service.state import Services
 from tunesmith.service.storage import CONTENT_TYPES
+from tunesmith.service.submits import Submission, record
 from tunesmith.service.tasks import SAMPLE_RATE
 from tunesmith.service.uploads import upload_for_request
 from tunesmith.symbolic.instruments import DRUM_KEYS, check_morph, get_instrument
@@ -168,8 +168,8 @@ def _check_prompt_values(params: dict[str, Any], explicit: dict[str, Any], max_b
                              f"{TEMPO_RANGE[0]:g}-{TEMPO_RANGE[1]:g}", field="prompt")
 
 
-def submit(services: Services, key: ApiKey, body: GenerationCreate) -> SimpleNamespace:
-    """Check, record and queue a generation; returns the queued record's values."""
+def prepare(services: Services, key: ApiKey, body: GenerationCreate) -> Submission:
+    """Check a generation request and work out what its job runs with (ParameterError on what is wrong)."""
     upload = upload_for_request(services.db, key, body.params.input, body.params.harmonize)
     entry, params, interpretation = resolve_request(body, services, upload)
     seconds = job_seconds(entry, params, upload)
@@ -186,21 +186,17 @@ def submit(services: Services, key: ApiKey, body: GenerationCreate) -> SimpleNam
     else:
         formats = [f for f in FORMATS if f in {"wav", "mid", *body.formats}]
     quota = key.quota_seconds if key.quota_seconds is not None else services.settings.daily_audio_seconds
-    with services.db.transaction() as connection:
-        # reserve first, then check the day's total in the same transaction: the usage row stays locked until
-        # commit, so simultaneous requests (other threads, other API processes) cannot all pass the check
-        generation = crud.add_generation(connection, key_id=key.id, model=entry.id, params=params,
-                                         prompt=body.prompt, interpretation=interpretation, formats=formats,
-                                         estimated_seconds=seconds, reserve=False)
-        used = crud.add_usage(connection, key.id, crud.day_of(generation.created), seconds)  # today's total
-        check_quota(used=used - seconds, wanted=seconds, quota=quota)  # over quota: raises, the reservation rolls back
-    try:
-        services.queue.submit(generation.id)
-    except Exception:
-        with services.db.session() as session:
-            crud.fail_generation(session, generation.id, code="queue_unavailable", message="the job queue failed")
-        raise
-    return generation
+    return Submission(key_id=key.id, model=entry.id, params=params, prompt=body.prompt,
+                      interpretation=interpretation, formats=formats, seconds=seconds, quota=quota)
+
+
+def submit(services: Services, key: ApiKey, body: GenerationCreate) -> SimpleNamespace:
+    """Check, record and queue one generation (the API batches these: :mod:`tunesmith.service.submits`);
+    returns the queued record's values."""
+    answer = record(services, [prepare(services, key, body)])[0]
+    if isinstance(answer, Exception):
+        raise answer
+    return answer
 
 
 def get(services: Services, key: ApiKey, generation_id: str) -> Generation:

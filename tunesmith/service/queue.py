@@ -28,6 +28,12 @@ class QueueStorage(SqliteStorage):
 
     auto_checkpoint = True  # False: another thread checkpoints the WAL (:mod:`tunesmith.service.wal`)
 
+    def enqueue_many(self, messages: list[bytes], priority: int = 0) -> None:
+        """Several messages in one transaction (Huey's ``enqueue`` commits each one)."""
+        with self.db(commit=True) as cursor:
+            cursor.executemany("insert into task (queue, data, priority) values (?, ?, ?)",
+                               [(self.name, self.to_blob(message), priority) for message in messages])
+
     def _create_connection(self):  # type: ignore[no-untyped-def]
         conn = super()._create_connection()
         conn.execute("pragma synchronous=1")
@@ -62,6 +68,16 @@ class JobQueue:
 
     def submit(self, generation_id: str) -> None:
         self._generate(generation_id)
+
+    def submit_many(self, generation_ids: list[str]) -> None:
+        """Queue the jobs of several records: in one transaction on the SQLite queue (the messages are the ones
+        Huey's own enqueue would write), one by one on Redis."""
+        storage = self.huey.storage
+        if isinstance(storage, QueueStorage):
+            storage.enqueue_many([self.huey.serialize_task(self._generate.s(i)) for i in generation_ids])
+        else:
+            for generation_id in generation_ids:
+                self.submit(generation_id)
 
     def leave_checkpoints(self) -> Path | None:
         """Stop this process's enqueues from checkpointing a SQLite queue's WAL (the caller runs a

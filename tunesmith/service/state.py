@@ -27,6 +27,7 @@ from tunesmith.service.model_cache import loaded_cards
 from tunesmith.service.provenance import OriginalityGate, Stamper
 from tunesmith.service.queue import EmbeddedConsumer, JobQueue, make_huey
 from tunesmith.service.storage import ArtifactStore
+from tunesmith.service.submits import SubmitBatcher
 from tunesmith.service.tasks import GenerationRunner, preload, prepare_audio_originality
 from tunesmith.service.worker_process import WorkerView
 
@@ -51,8 +52,12 @@ class Services:
     worker: WorkerView | None = None  # `serve`'s consumer process, which the supervisor runs
     workers: int = 0
     loaded: list[str] = field(default_factory=list)
+    submits: SubmitBatcher = field(init=False)  # records the submits of the API's requests, several at a time
 
     _keys: dict[str, tuple[ApiKey, float]] = field(default_factory=dict)  # secret's hash -> (key, expiry)
+
+    def __post_init__(self) -> None:
+        self.submits = SubmitBatcher(self)
 
     def cached_key(self, secret: str) -> ApiKey | None:
         """The key of ``secret`` if it was looked up less than KEY_CACHE_SECONDS ago (no database round trip)."""

@@ -50,7 +50,8 @@ async def create_generation(body: GenerationCreate, services: ServicesDep, key: 
     """Queue a piece: a model (or a prompt naming one), params, a seed and the formats wanted.
 
     Explicit params win over what the prompt says; the job's `interpretation` tells how the prompt was read."""
-    generation = await services.run(jobs.submit, services, key, body)
+    submission = await services.run(jobs.prepare, services, key, body)
+    generation = await services.submits.submit(submission)
     response.headers["Location"] = f"{PREFIX}/{generation.id}"
     return public(generation)
 
