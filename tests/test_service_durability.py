@@ -30,6 +30,7 @@ from tunesmith.service import crud
 from tunesmith.service.db import Analysis, Database, Generation, Usage, utcnow
 from tunesmith.service.recovery import INTERRUPTED_TWICE
 from tunesmith.service.state import start_services
+from tunesmith.service.worker_process import process_alive
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI = Path(sys.executable).with_name("tunesmith")
@@ -102,14 +103,6 @@ class Server:
                 self.process.kill()
                 self.process.wait(timeout=10)
         return self.process.returncode
-
-
-def process_alive(pid: int) -> bool:
-    """Is ``pid`` running (not gone, not a zombie)?"""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (FileNotFoundError, IndexError):
-        return False
 
 
 def children_of(pid: int) -> list[int]:
