@@ -11,8 +11,9 @@ from tunesmith.errors import ParameterError
 def test_service_bench_reports_sane_figures(capsys: pytest.CaptureFixture[str]) -> None:
     from tunesmith.bench.service import run
 
-    figures = run(clients=3, requests=6, seconds=10.0, json=True)
+    figures = run(clients=3, requests=6, seconds=10.0, json=True, api_processes=2)
     assert '"submit"' in capsys.readouterr().out
+    assert figures["api_processes"] == 2  # the CPU figures add up both
     for name in ("submit", "status", "status_after_wait"):
         phase = figures[name]
         assert phase["failed"] == 0, phase["first_failure"]
@@ -32,3 +33,6 @@ def test_service_bench_is_listed_and_refuses_bad_options() -> None:
     with pytest.raises(ParameterError) as error:
         run(clients=0, requests=5, seconds=5.0)
     assert error.value.field == "clients"
+    with pytest.raises(ParameterError) as error:
+        run(clients=2, requests=5, seconds=5.0, api_processes=0)
+    assert error.value.field == "api_processes"

@@ -103,13 +103,15 @@ def _create_key(data_dir: Path) -> str:
 
 
 @contextlib.contextmanager
-def _server(data_dir: Path, workers: int) -> Iterator[tuple[str, int]]:
+def _server(data_dir: Path, workers: int, api_processes: int | None) -> Iterator[tuple[str, int]]:
     """`tunesmith serve` on 127.0.0.1:free port with the bench's settings; yields its URL and process id, stops it
     after."""
     port = _free_port()
     env = {name: value for name, value in os.environ.items() if not name.startswith("TUNESMITH_")}
     env.update(TUNESMITH_REQUESTS_PER_MINUTE=str(UNLIMITED), TUNESMITH_DAILY_AUDIO_SECONDS=str(UNLIMITED),
                TUNESMITH_PRELOAD=json_module.dumps([MODEL]), OMP_NUM_THREADS="1")
+    if api_processes is not None:
+        env["TUNESMITH_API_PROCESSES"] = str(api_processes)
     if "TUNESMITH_WEIGHTS" in os.environ:
         env["TUNESMITH_WEIGHTS"] = os.environ["TUNESMITH_WEIGHTS"]
     log_path = data_dir / "server.log"
@@ -344,14 +346,16 @@ async def _bench(url: str, pid: int, secret: str, clients: int, requests: int, s
         idle = Phase()  # the same GETs again: without the worker competing for the CPU if the queue drained
         await _drive(requests, clients, connect, status_of, 200, idle, pids=pids)
     return {"submit": submit.summary(), "status": status.summary(), "status_after_wait": idle.summary(),
-            "end_to_end": end_to_end}
+            "end_to_end": end_to_end, "api_processes": len(pids[0]) - 1}
 
 
 def run(*, seconds: float = 60.0, json: bool = False, clients: int = 32, requests: int = 320, workers: int = 1,
-        **_: object) -> dict:
+        api_processes: int | None = None, **_: object) -> dict:
     """Bench a fresh local server; ``seconds`` bounds the wait for the queue to drain. Prints a table or JSON."""
     if clients < 1:
         raise ParameterError(f"--clients must be at least 1, got {clients}", field="clients")
+    if api_processes is not None and api_processes < 1:
+        raise ParameterError(f"--api-processes must be at least 1, got {api_processes}", field="api_processes")
     if requests < 1:
         raise ParameterError(f"--requests must be at least 1, got {requests}", field="requests")
     if not seconds > 0:
@@ -359,7 +363,7 @@ def run(*, seconds: float = 60.0, json: bool = False, clients: int = 32, request
     with tempfile.TemporaryDirectory(prefix="tunesmith-bench-") as tmp:
         data_dir = Path(tmp)
         secret = _create_key(data_dir)
-        with _server(data_dir, workers) as (url, pid):
+        with _server(data_dir, workers, api_processes) as (url, pid):
             figures = asyncio.run(_bench(url, pid, secret, clients, requests, seconds))
     figures |= {"model": MODEL, "bars": 1, "clients": clients, "requests": requests, "workers": workers,
                 "database": "sqlite", "cpus": os.cpu_count(),
@@ -375,7 +379,8 @@ def _print_table(figures: dict) -> None:
     def ms(value: float | None) -> str:
         return f"{value:8.1f}" if value is not None else "       -"
 
-    print(f"tunesmith service on 127.0.0.1 (SQLite, {figures['workers']} worker, {figures['model']} 1 bar), "
+    print(f"tunesmith service on 127.0.0.1 (SQLite, {figures['api_processes']} API processes, {figures['workers']} "
+          f"worker, {figures['model']} 1 bar), "
           f"{figures['clients']} clients, {figures['requests']} requests per phase:")
     print(f"  {'':26s} {'p50 ms':>8s} {'p99 ms':>8s} {'req/s':>8s} {'failed':>7s} {'CPU ms/req: API':>16s} "
           f"{'client':>7s} {'worker CPU s':>13s}")

@@ -21,6 +21,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--checkpoint", help="lm: model name or training run directory (default: chorale)")
     parser.add_argument("--clients", type=int, help="service: concurrent clients (default 32)")
     parser.add_argument("--requests", type=int, help="service: requests per phase (default 320)")
+    parser.add_argument("--api-processes", type=int, help="service: the server's API processes (default: one per "
+                                                            "CPU core, at most 4)")
     parser.set_defaults(func=run)
 
 
@@ -36,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     options = {"seconds": args.seconds, "json": args.json}
     if args.checkpoint:
         options["checkpoint"] = args.checkpoint
-    for name in ("clients", "requests"):
+    for name in ("clients", "requests", "api_processes"):
         if getattr(args, name, None) is not None:
             options[name] = getattr(args, name)
     module.run(**options)
