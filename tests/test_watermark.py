@@ -210,7 +210,7 @@ def test_masking_check_tells_a_masked_mark_from_an_audible_one(clips):
 
 
 def test_perceptual_model_tonality_and_threshold_in_quiet():
-    """A tone masks less than noise of the same power (Johnston's tonality), and a mark below the threshold of
+    """A tone masks less than noise of the same power (MPEG-1 model 1's tonality), and a mark below the threshold of
     hearing is inaudible even where the host is silent."""
     from tunesmith.provenance.masking import _power_spectrum, bark_bands, perceptual_threshold, tonality
 

@@ -9,12 +9,12 @@ share the same steps (docs/provenance.md, "Listening check"):
    (15.81 + 7.5 (dz + 0.474) - 17.5 sqrt(1 + (dz + 0.474)²) dB);
 3. lowered by an offset for the kind of masker:
 
-* **perceptual** (the check the embedder is shaped by): Johnston's (1988) tonality coefficient per band from
-  the spectral flatness measure, alpha = min(SFM dB / -60 dB, 1) over the band's bins (per band rather than
-  Johnston's one value per frame, so a tonal bass does not make a noisy treble tonal), spread across bands
-  with the masker energies as in MPEG-1 psychoacoustic model 2, and the offset alpha (14.5 + z) + (1 - alpha) 5.5
-  dB; then no lower than the absolute threshold of hearing (Terhardt's formula) at a playback level where a
-  full-scale sine is 96 dB SPL (the level MPEG's models assume);
+* **perceptual** (the check the embedder is shaped by): each band's tonal share alpha by MPEG-1 psychoacoustic
+  model 1's split into tonal and non-tonal maskers (a bin is tonal when it is a local maximum 7 dB above every
+  bin from 2 bins to 86-517 Hz away, see :func:`tonality`), spread across bands with the masker energies as in
+  MPEG-1 psychoacoustic model 2, sets Johnston's (1988) offset alpha (14.5 + z) + (1 - alpha) 5.5 dB; the
+  threshold is then no lower than the absolute threshold of hearing (Terhardt's formula) at a playback level
+  where a full-scale sine is 96 dB SPL (the level MPEG's models assume);
 * **tonal** (the conservative bound kept from session 3): the tonal offset 14.5 + z dB everywhere, no threshold
   in quiet.
 
@@ -41,7 +41,6 @@ N_FFT = 2048
 HOP = 1024
 MAX_BARK = 24
 NOISE_OFFSET_DB = 5.5  # Johnston's offset for a noise-like masker
-TONAL_SFM_DB = -60.0  # Johnston's spectral flatness of a fully tonal signal
 FULL_SCALE_DB_SPL = 96.0  # playback level of a full-scale sine for the threshold in quiet (as in MPEG's models)
 SOUNDING_DB = 60.0  # frames within this many dB of the clip's loudest frame are judged
 BARK_REGIONS = ((0, 5), (5, 10), (10, 15), (15, 20), (20, MAX_BARK))
@@ -245,7 +244,7 @@ def summarise(checks: list[MaskingCheck]) -> dict[str, Any]:
         "model": "1-Bark bands of a 2048-point STFT, Schroeder spreading, tonal offset 14.5 + z dB everywhere, "
                  "no threshold in quiet, no temporal masking"}
     return {"tiles": int(mmr.size)} | _model_figures(mmr, bark, [c.share_above for c in checks]) | {
-        "model": "1-Bark bands of a 2048-point STFT, Schroeder spreading, Johnston's SFM tonality per band "
+        "model": "1-Bark bands of a 2048-point STFT, Schroeder spreading, MPEG-1 model 1 tonal share per band "
                  f"(offset between 14.5 + z and {NOISE_OFFSET_DB} dB), threshold in quiet at full scale = "
                  f"{FULL_SCALE_DB_SPL:g} dB SPL, no temporal masking",
         "tonal": tonal_figures}
@@ -294,7 +293,7 @@ def plot_distributions(groups: dict[str, list[MaskingCheck]], path: Any) -> Any:
 
     fig, axes = plt.subplots(1, 2, figsize=(12, 4), sharey=True)
     grid = np.linspace(-40, 30, 141)
-    for ax, attribute, title in ((axes[0], "mmr_db", "perceptual model (SFM tonality, threshold in quiet)"),
+    for ax, attribute, title in ((axes[0], "mmr_db", "perceptual model (MPEG-1 model 1 tonality, threshold in quiet)"),
                                  (axes[1], "tonal_mmr_db", "tonal model (conservative)")):
         for name, checks in groups.items():
             values = np.sort(np.concatenate([getattr(c, attribute) for c in checks]))
