@@ -152,6 +152,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # commits (never corrupting the file). FULL would fsync every commit: about 6 ms each, the cost of a submit.
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=15000")
+    cursor.execute("PRAGMA mmap_size=268435456")  # read pages from a shared mapping, not a copy per process
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
 

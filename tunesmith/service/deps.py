@@ -10,7 +10,6 @@ from fastapi.security import HTTPBearer
 
 from tunesmith.service.db import ApiKey
 from tunesmith.service.errors import Unauthorized
-from tunesmith.service.limits import SlidingWindowLimiter
 from tunesmith.service.state import Services
 
 
@@ -26,8 +25,8 @@ class ApiKeyAuth(HTTPBearer):
 
     One dependency that reads the header itself (FastAPI still documents it as the HTTP bearer scheme): every
     authenticated request resolves it, and each dependency FastAPI resolves costs tens of microseconds.
-    Async, so that a known key costs no hop to a worker thread: the key comes from a short-lived cache and the
-    in-process limiter is a few dictionary operations; a Redis limiter is asked from the thread pool."""
+    Async, so that a known key costs no hop to a worker thread: the key comes from a short-lived cache and a local
+    limiter (this process's or the shared table) takes microseconds; a Redis limiter is asked from the thread pool."""
 
     async def __call__(self, request: Request) -> ApiKey:  # type: ignore[override]
         scheme, _, secret = (request.headers.get("authorization") or "").partition(" ")
@@ -40,7 +39,7 @@ class ApiKeyAuth(HTTPBearer):
             raise Unauthorized("unknown API key")
         if key.revoked is not None:
             raise Unauthorized(f"this API key was revoked on {key.revoked:%Y-%m-%d %H:%M} UTC")
-        if isinstance(services.limiter, SlidingWindowLimiter):
+        if services.limiter.local:
             services.limiter.check(key.id)
         else:
             await run_in_threadpool(services.limiter.check, key.id)
