@@ -285,8 +285,9 @@ def watermark_audio(y: np.ndarray, sr: int, payload: int, *, key: str = DEFAULT_
                     snr_db: float = TARGET_SNR_DB) -> np.ndarray:
     """`y` ((n,) or (channels, n) float) with the watermark carrying `payload` (0..65535) added.
 
-    The mark-to-signal ratio is `snr_db` (default 36 dB); every channel gets the same mark, so a mono mix-down
-    keeps it. Audio shorter than one STFT window or silent is returned unchanged (there is nothing to hide in).
+    The mark-to-signal ratio is `snr_db` (default 36 dB), or higher when the host's masking threshold cannot
+    hold that much mark (see :func:`_tile_limits`); every channel gets the same mark, so a mono mix-down keeps
+    it. Audio shorter than one STFT window or silent is returned unchanged (there is nothing to hide in).
     """
     y = _check_audio(y, sr)
     bits = encode_payload(payload)
