@@ -208,7 +208,7 @@ def _mmr_maps(host: np.ndarray, mark: np.ndarray, sr: int) -> tuple[np.ndarray, 
     mark_power = _power_spectrum(mark) @ bark.matrix.T
     frame_power = host_power.sum(axis=1)
     sounding = frame_power > frame_power.max() * 10 ** (-SOUNDING_DB / 10) if frame_power.size else frame_power > 0
-    judged = sounding[:, None] & (mark_power > _EPS)  # bands the mark does not reach (above 7 kHz) are not judged
+    judged = sounding[:, None] & (mark_power > _EPS)  # bands the difference does not reach at all are not judged
     mmr = 10 * np.log10((mark_power + _EPS) / (threshold + _EPS))
     tonal_mmr = 10 * np.log10((mark_power + _EPS) / (masking_threshold(host_power) + _EPS))
     return mmr, tonal_mmr, judged
