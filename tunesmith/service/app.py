@@ -49,7 +49,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                                            embedded_workers=settings.workers, recover="server")
     else:  # an API process of `serve`, whose supervisor recovered the jobs and runs the worker and the checkpoints
         services = await run_in_threadpool(start_services, settings, app.state.metrics,
-                                           rate_limit_table=run.rate_limit)
+                                           rate_limit_table=run.rate_limit, writer_lock=run.writer_lock)
         if settings.workers > 0:
             services.worker = WorkerView(run.worker)
     # on the event loop's thread, where the hot routes' SQLite statements run; their WAL checkpoints run on a

@@ -27,7 +27,7 @@ from tunesmith.service.model_cache import loaded_cards
 from tunesmith.service.provenance import OriginalityGate, Stamper
 from tunesmith.service.queue import EmbeddedConsumer, JobQueue, make_huey
 from tunesmith.service.storage import ArtifactStore
-from tunesmith.service.submits import SubmitBatcher
+from tunesmith.service.submits import SubmitBatcher, WriterLock
 from tunesmith.service.tasks import GenerationRunner, preload, prepare_audio_originality
 from tunesmith.service.worker_process import WorkerView
 
@@ -53,6 +53,7 @@ class Services:
     workers: int = 0
     loaded: list[str] = field(default_factory=list)
     submits: SubmitBatcher = field(init=False)  # records the submits of the API's requests, several at a time
+    writer_lock: WriterLock = field(default_factory=lambda: WriterLock(None))  # shared by a `serve`'s processes
 
     _keys: dict[str, tuple[ApiKey, float]] = field(default_factory=dict)  # secret's hash -> (key, expiry)
 
@@ -100,16 +101,18 @@ class Services:
             self.queue.runner.gate.audio.close()
         self.queue.close()
         self.limiter.close()
+        self.writer_lock.close()
         self.db.close()
 
 
 def start_services(settings: Settings, metrics: Metrics | None = None, *, embedded_workers: int = 0,
                    recover: str | None = None, owns_queue: bool | None = None,
-                   rate_limit_table: Path | None = None) -> Services:
+                   rate_limit_table: Path | None = None, writer_lock: Path | None = None) -> Services:
     """Open everything ``settings`` names; with ``embedded_workers`` > 0, load the models and start consuming.
     ``recover``: "server" or "worker" runs start-up recovery (:mod:`tunesmith.service.recovery`) first;
     ``owns_queue``: this process starts the machine's consumers (default: a server with embedded workers);
-    ``rate_limit_table``: the rate-limit table this process shares with the other API processes of a `serve`."""
+    ``rate_limit_table``, ``writer_lock``: the rate-limit table and the submit lock this process shares with the
+    other API processes of a `serve`."""
     metrics = metrics or Metrics()
     db = Database(settings.database_url or "")
     db.migrate()
@@ -125,7 +128,7 @@ def start_services(settings: Settings, metrics: Metrics | None = None, *, embedd
     analyses = AnalysisQueue(queue.huey, AnalysisRunner(db, catalog, settings, metrics))
     services = Services(settings=settings, db=db, store=store, catalog=catalog, queue=queue, metrics=metrics,
                         limiter=make_limiter(settings, rate_limit_table), analyses=analyses, stamper=stamper,
-                        workers=embedded_workers)
+                        workers=embedded_workers, writer_lock=WriterLock(writer_lock))
     metrics.watch_queue(services.queue_depth)
     try:
         if recover is not None:  # before this process's consumer starts: its own jobs are never taken as orphans

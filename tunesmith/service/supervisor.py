@@ -64,6 +64,10 @@ class ServeRun:
     def connections(self) -> Path:
         return self.directory / "connections"
 
+    @property
+    def writer_lock(self) -> Path:
+        return self.directory / "submit.lock"
+
 
 def sqlite_files(settings: Settings) -> list[Path]:
     """The SQLite files of the records and the queue (the ones on other servers are not ours to checkpoint)."""
