@@ -31,6 +31,8 @@ from tunesmith.service.supervisor import ServeRun
 from tunesmith.service.wal import WalCheckpointer
 from tunesmith.service.worker_process import WorkerView
 
+GC_YOUNG_THRESHOLD = 20_000  # allocations between collections of the youngest objects (Python's default: 700)
+
 DESCRIPTION = """Tunesmith generates music with models trained on public-domain and openly licensed data.
 
 Create an API key with `tunesmith keys create --name NAME` and send it as `Authorization: Bearer <key>`
@@ -61,6 +63,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.services = services
     if run is not None:  # this process's one app: what start-up made lives on, and a full collection
         gc.freeze()  # would walk it all (a pause of 0.1-0.3 s in the middle of requests)
+        gc.set_threshold(GC_YOUNG_THRESHOLD)  # a request makes hundreds of short-lived objects
     try:
         yield
     finally:
