@@ -90,3 +90,23 @@ def test_a_taken_port_is_a_one_line_error(tmp_path):
     assert done.returncode == 2, done.stderr
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and f"cannot listen on 127.0.0.1:{port}" in lines[0], done.stderr
+
+
+def test_the_port_check_refuses_a_listener_but_not_the_last_run_s_closed_connections():
+    from tunesmith.errors import ParameterError
+    from tunesmith.service.supervisor import check_port
+
+    server = socket.socket()
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    port = server.getsockname()[1]
+    with pytest.raises(ParameterError, match="cannot listen"):
+        check_port("127.0.0.1", port)  # someone listens there
+    client = socket.create_connection(("127.0.0.1", port))
+    accepted, _ = server.accept()
+    accepted.close()  # the server closes first, as uvicorn does with idle keep-alive connections: TIME_WAIT
+    time.sleep(0.1)
+    client.close()
+    server.close()
+    check_port("127.0.0.1", port)  # a restarted server may listen again at once

@@ -86,6 +86,7 @@ def check_port(host: str, port: int) -> None:
     """ParameterError if ``host:port`` is taken (by anything, including another `serve`)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:  # no SO_REUSEPORT: a sharing server counts as taken
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # ... but the last run's closed connections not
         try:
             probe.bind((host, port))
         except OSError as exc:
