@@ -53,7 +53,7 @@ def server(tmp_path_factory):
             time.sleep(0.1)
     try:
         assert len(seen) == 2, f"API processes seen: {seen}\n{(data_dir / 'serve.log').read_text()}"
-        yield base, secret, process
+        yield base, secret, process, data_dir
     finally:
         process.send_signal(signal.SIGINT)
         process.wait(timeout=60)
@@ -62,7 +62,7 @@ def server(tmp_path_factory):
 
 
 def test_two_api_processes_share_one_rate_limit_and_one_metrics_page(server):
-    base, secret, process = server
+    base, secret, process, _ = server
     headers = {"Authorization": f"Bearer {secret}"}
     into_minute = time.monotonic() % 60  # the limiter's windows are minutes of the machine's monotonic clock:
     if into_minute > 45:  # start well inside one, so that the window before does not count part of these
@@ -78,6 +78,16 @@ def test_two_api_processes_share_one_rate_limit_and_one_metrics_page(server):
                   if line.startswith('tunesmith_http_requests_total{method="GET",route="/v1/generations"'))
     assert counted == LIMIT + 4  # whichever process answered the scrape added up both
     assert len(pids) == 2 and process.pid not in pids
+
+
+def test_a_second_serve_on_the_same_data_directory_is_refused(server):
+    *_, data_dir = server
+    done = subprocess.run([str(CLI), "serve", "--port", str(free_port()), "--data-dir", str(data_dir)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "another `tunesmith serve` is running" in lines[0], done.stderr
+    assert (data_dir / "run" / "ready-0").exists()  # the running server's shared files were left alone
 
 
 def test_a_taken_port_is_a_one_line_error(tmp_path):

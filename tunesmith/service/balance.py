@@ -40,6 +40,7 @@ class ConnectionBalance:
             self._table = mmap.mmap(fd, size)
         finally:
             os.close(fd)
+        SLOT.pack_into(self._table, index * SLOT.size, 0)  # not the count of a process this one replaces
         self._last = 0.0
 
     def over_share(self) -> bool:

@@ -14,6 +14,7 @@ import asyncio
 import fcntl
 import logging
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -46,11 +47,12 @@ class Submission:
     quota: float  # the key's daily quota
 
 
-def record(services: Services, submissions: list[Submission]) -> list[SimpleNamespace | TooManyRequests]:
+def record(services: Services, submissions: list[Submission]) -> list[SimpleNamespace | Exception]:
     """Record and queue ``submissions`` in one transaction of the records and one of the queue. Each answer is
-    the new record's values, or the TooManyRequests that refused it (over its key's daily quota). A queue that
-    fails marks the recorded jobs failed and raises."""
-    answers: list[SimpleNamespace | TooManyRequests] = []
+    the new record's values, or the exception that refused it: TooManyRequests over its key's daily quota, or
+    the queue's error (its job is then marked failed). An error of the records' transaction itself raises: it
+    rolled back every submission of the batch."""
+    answers: list[SimpleNamespace | Exception] = []
     with services.writer_lock, services.db.transaction() as connection:
         for submission in submissions:
             now = utcnow()
@@ -72,11 +74,12 @@ def record(services: Services, submissions: list[Submission]) -> list[SimpleName
     try:
         with services.writer_lock:
             services.queue.submit_many(queued)
-    except Exception:
+    except Exception as exc:
+        log.error("the job queue failed: %s", exc)
         with services.db.session() as session:
             for generation_id in queued:
                 crud.fail_generation(session, generation_id, code="queue_unavailable", message="the job queue failed")
-        raise
+        return [exc if isinstance(answer, SimpleNamespace) else answer for answer in answers]
     return answers
 
 
@@ -90,14 +93,17 @@ class WriterLock:
 
     def __init__(self, path: Path | None) -> None:
         self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600) if path is not None else None
+        self._threads = threading.Lock()  # a flock does not exclude the threads of one process
 
     def __enter__(self) -> None:
         if self._fd is not None:
+            self._threads.acquire()
             fcntl.flock(self._fd, fcntl.LOCK_EX)
 
     def __exit__(self, *exc: object) -> None:
         if self._fd is not None:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
+            self._threads.release()
 
     def close(self) -> None:
         if self._fd is not None:
@@ -129,10 +135,16 @@ class SubmitBatcher:
 
     def _flush(self) -> None:
         batch, self._pending = self._pending, []
+        answers: list[Any] = [RuntimeError("the submit was interrupted")] * len(batch)
         try:
-            answers: list[Any] = record(self.services, [submission for submission, _ in batch])
-        except Exception as exc:  # the records or the queue failed: every request of the batch says so
+            answers = record(self.services, [submission for submission, _ in batch])
+        except Exception as exc:  # the records' transaction failed: every request of the batch says so
             answers = [exc] * len(batch)
+        finally:  # whatever happened, no request is left waiting
+            self._answer(batch, answers)
+
+    @staticmethod
+    def _answer(batch: list[tuple[Submission, asyncio.Future]], answers: list[Any]) -> None:
         for (_, future), answer in zip(batch, answers, strict=True):
             if future.done():  # the client went away; its job is recorded and queued all the same
                 continue

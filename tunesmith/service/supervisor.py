@@ -13,12 +13,14 @@ What the API processes share lives in ``<data dir>/run`` (:class:`ServeRun`): th
 worker's report and the connection counts that keep them evenly loaded (:mod:`tunesmith.service.balance`).
 Every child dies with the supervisor (PDEATHSIG and a watchdog), so a `serve` killed with SIGKILL leaves
 nothing running; SIGINT or SIGTERM stops the API processes first (they finish their requests),
-then lets the worker finish its running jobs. An API process that dies is started again; one that cannot
-start at all (the port is taken, a bad setting) stops the server with its reason.
+then lets the worker finish its running jobs. An API process that dies is started again (more than
+CRASHES_PER_MINUTE times in a minute stop the server); one that cannot start at all (a bad setting, a broken
+install) stops the server with its reason, as a taken port or a data directory another `serve` uses do at once.
 """
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import shutil
@@ -38,7 +40,7 @@ from tunesmith.service.worker_process import WorkerProcess, die_with_parent, exi
 
 log = logging.getLogger("tunesmith.service")
 STOP_SECONDS = 30.0  # an API process gets this long to finish its requests
-EARLY_EXIT_SECONDS = 20.0  # an API process that ends this soon after it started could not start
+CRASHES_PER_MINUTE = 5  # more restarts than this in a minute stop the server (something is wrong for good)
 POLL_SECONDS = 0.2
 
 
@@ -67,6 +69,10 @@ class ServeRun:
     @property
     def writer_lock(self) -> Path:
         return self.directory / "submit.lock"
+
+    def ready(self, index: int) -> Path:
+        """Made by API process ``index`` once it answers (an exit before that means it cannot start)."""
+        return self.directory / f"ready-{index}"
 
 
 def sqlite_files(settings: Settings) -> list[Path]:
@@ -108,9 +114,11 @@ def listening_socket(host: str, port: int) -> socket.socket:
 class ApiProcess:
     """One API process: `tunesmith serve --api-child`, dying with this one."""
 
-    def __init__(self, index: int, env: dict[str, str]) -> None:
+    def __init__(self, index: int, env: dict[str, str], ready: Path) -> None:
         self.index = index
         self.env = env
+        self.ready = ready
+        ready.unlink(missing_ok=True)
         self.started = time.monotonic()
         self.interrupted = False
         self.process = subprocess.Popen([sys.executable, "-m", "tunesmith", "serve", "--api-child",
@@ -135,10 +143,24 @@ class ApiProcess:
 
 
 def serve(settings: Settings) -> int:
-    """Run the server until SIGINT or SIGTERM; returns the exit code."""
+    """Run the server until SIGINT or SIGTERM; returns the exit code. One `serve` per data directory."""
+    check_port(settings.host, settings.port)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    owner = os.open(settings.data_dir / "serve.lock", os.O_RDWR | os.O_CREAT, 0o600)  # held while this runs
+    try:
+        fcntl.flock(owner, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(owner)
+        raise ParameterError(f"another `tunesmith serve` is running on {settings.data_dir}", field="data_dir") from None
+    try:
+        return _serve(settings)
+    finally:
+        os.close(owner)
+
+
+def _serve(settings: Settings) -> int:
     from tunesmith.service.state import start_services
 
-    check_port(settings.host, settings.port)
     run = ServeRun(settings.data_dir / "run")
     shutil.rmtree(run.directory, ignore_errors=True)  # what a killed server left: stale counters and reports
     run.metrics.mkdir(parents=True)
@@ -155,7 +177,8 @@ def serve(settings: Settings) -> int:
            "TUNESMITH_DATA_DIR": str(settings.data_dir), "TUNESMITH_WORKERS": str(settings.workers),
            "TUNESMITH_API_PROCESSES": str(settings.serving_processes),
            "PROMETHEUS_MULTIPROC_DIR": str(run.metrics)}
-    apis = [ApiProcess(index, env) for index in range(settings.serving_processes)]
+    apis = [ApiProcess(index, env, run.ready(index)) for index in range(settings.serving_processes)]
+    crashes: list[float] = []
     code = 0
     try:
         while not stopping:
@@ -163,15 +186,18 @@ def serve(settings: Settings) -> int:
             for i, api in enumerate(apis):
                 if api.process.poll() is None or stopping:
                     continue
-                if time.monotonic() - api.started < EARLY_EXIT_SECONDS:  # it could not start: neither will another
-                    log.error("API process %d could not start (exit code %d); stopping the server", api.index,
+                now = time.monotonic()
+                crashes = [t for t in crashes if now - t < 60.0] + [now]
+                if not api.ready.exists() or len(crashes) > CRASHES_PER_MINUTE:
+                    why = "could not start" if not api.ready.exists() else f"ended {len(crashes)} times in a minute"
+                    log.error("API process %d %s (exit code %d); stopping the server", api.index, why,
                               api.process.returncode)
                     stopping.append(0)
                     code = 1
                     break
                 log.warning("API process %d ended (exit code %d); starting it again", api.index,
                             api.process.returncode)
-                apis[i] = ApiProcess(api.index, env)
+                apis[i] = ApiProcess(api.index, env, run.ready(api.index))
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -192,11 +218,18 @@ def _server_class() -> type:
         """uvicorn's server, stopping gracefully on SIGINT or SIGTERM and then returning (uvicorn raises the
         signal again once it has stopped, which would end the process with a KeyboardInterrupt)."""
 
+        ready: Path | None = None  # made once the server answers
+
         def handle_exit(self, sig: int, frame: object) -> None:
             if self.should_exit:  # Ctrl-C reaches the whole process group, then `serve` passes it on: one stop,
                 return  # not uvicorn's forced one (`serve` kills a process that does not stop in time)
             super().handle_exit(sig, frame)  # type: ignore[arg-type]
             self._captured_signals.clear()
+
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets)
+            if self.started and self.ready is not None:
+                self.ready.touch()
 
     return ApiServer
 
@@ -215,7 +248,10 @@ def run_api_child(parent_pid: int, index: int) -> int:
     balance = ConnectionBalance(run.connections, index, settings.serving_processes)
     config = uvicorn.Config(create_app(settings, serve_run=run, balance=balance), log_level="info")
     server = _server_class()(config)
+    server.ready = run.ready(index)
     balance.count = lambda: len(server.server_state.connections)
     server.run(sockets=[sock])
+    if not server.started:
+        return 3  # its start-up failed (uvicorn logged why)
     log.info("API process %d stopped", index)
     return 0
