@@ -157,17 +157,25 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The file of a ``sqlite:///`` database URL; None for another database or an in-memory one."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return None
+    return Path(parsed.database)
+
+
 class Database:
     """An engine and a session factory for one database URL."""
 
     def __init__(self, url: str) -> None:
         self.url = url
-        parsed = make_url(url)
-        self.is_sqlite = parsed.get_backend_name() == "sqlite"
+        self.is_sqlite = make_url(url).get_backend_name() == "sqlite"
+        self.sqlite_file = sqlite_file(url)
         kwargs: dict[str, Any] = {}
         if self.is_sqlite:
-            if parsed.database and parsed.database != ":memory:":
-                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            if self.sqlite_file is not None:
+                self.sqlite_file.parent.mkdir(parents=True, exist_ok=True)
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 15}
         self.engine: Engine = create_engine(url, pool_pre_ping=not self.is_sqlite, **kwargs)
         if self.is_sqlite:
@@ -182,15 +190,14 @@ class Database:
 
         The connection never checkpoints the WAL itself: returns the file for a
         :class:`~tunesmith.service.wal.WalCheckpointer` to do it (None: not a SQLite file)."""
-        path = make_url(self.url).database
-        if not self.is_sqlite or not path or path == ":memory:":
+        if self.sqlite_file is None:
             return None
         if self._kept is None:
             connection = self.engine.connect()
             connection.exec_driver_sql("PRAGMA wal_autocheckpoint=0")
             connection.commit()
             self._kept = (threading.get_ident(), connection)
-        return Path(path)
+        return self.sqlite_file
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:

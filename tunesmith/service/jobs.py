@@ -1,15 +1,15 @@
 """What the generation endpoints do, without HTTP: submit, look up, list, cancel/delete, fetch files.
 
-Submitting reads the prompt, lets explicit parameters win over it, fills the model's defaults (and a seed,
-so every record can be reproduced), checks the server's limits and the key's daily quota, records the job
-and queues it. Errors are `TunesmithError` subclasses; `tunesmith.service.errors` maps them to statuses.
+Preparing a submit reads the prompt, lets explicit parameters win over it, fills the model's defaults (and a
+seed, so every record can be reproduced) and checks the server's limits; :mod:`tunesmith.service.submits`
+then checks the key's daily quota, records the job and queues it. Errors are `TunesmithError` subclasses;
+`tunesmith.service.errors` maps them to statuses.
 """
 
 from __future__ import annotations
 
 import secrets
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy.engine import Row
@@ -25,7 +25,7 @@ from tunesmith.service.provenance import work_payload
 from tunesmith.service.schemas import GenerationCreate
 from tunesmith.service.state import Services
 from tunesmith.service.storage import CONTENT_TYPES
-from tunesmith.service.submits import Submission, record
+from tunesmith.service.submits import Submission
 from tunesmith.service.tasks import SAMPLE_RATE
 from tunesmith.service.uploads import upload_for_request
 from tunesmith.symbolic.instruments import DRUM_KEYS, check_morph, get_instrument
@@ -188,15 +188,6 @@ def prepare(services: Services, key: ApiKey, body: GenerationCreate) -> Submissi
     quota = key.quota_seconds if key.quota_seconds is not None else services.settings.daily_audio_seconds
     return Submission(key_id=key.id, model=entry.id, params=params, prompt=body.prompt,
                       interpretation=interpretation, formats=formats, seconds=seconds, quota=quota)
-
-
-def submit(services: Services, key: ApiKey, body: GenerationCreate) -> SimpleNamespace:
-    """Check, record and queue one generation (the API batches these: :mod:`tunesmith.service.submits`);
-    returns the queued record's values."""
-    answer = record(services, [prepare(services, key, body)])[0]
-    if isinstance(answer, Exception):
-        raise answer
-    return answer
 
 
 def get(services: Services, key: ApiKey, generation_id: str) -> Generation:

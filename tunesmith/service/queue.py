@@ -42,10 +42,14 @@ class QueueStorage(SqliteStorage):
         return conn
 
 
+def sqlite_queue_file(queue_url: str) -> Path | None:
+    """The file of a ``sqlite:///PATH`` queue URL; None for Redis."""
+    return Path(queue_url.removeprefix("sqlite:///")).expanduser() if queue_url.startswith("sqlite:///") else None
+
+
 def make_huey(queue_url: str) -> Huey:
     """A Huey instance for ``sqlite:///PATH`` or ``redis://...`` (results are not stored: jobs write records)."""
-    if queue_url.startswith("sqlite:///"):
-        path = Path(queue_url.removeprefix("sqlite:///")).expanduser()
+    if (path := sqlite_queue_file(queue_url)) is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         return SqliteHuey(QUEUE_NAME, filename=str(path), results=False, utc=True, storage_class=QueueStorage)
     if queue_url.startswith(("redis://", "rediss://")):

@@ -77,15 +77,11 @@ class ServeRun:
 
 def sqlite_files(settings: Settings) -> list[Path]:
     """The SQLite files of the records and the queue (the ones on other servers are not ours to checkpoint)."""
-    from sqlalchemy.engine import make_url
+    from tunesmith.service.db import sqlite_file
+    from tunesmith.service.queue import sqlite_queue_file
 
-    files = []
-    url = make_url(settings.database_url or "")
-    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
-        files.append(Path(url.database))
-    if (settings.queue_url or "").startswith("sqlite:///"):
-        files.append(Path((settings.queue_url or "").removeprefix("sqlite:///")).expanduser())
-    return files
+    files = (sqlite_file(settings.database_url or ""), sqlite_queue_file(settings.queue_url or ""))
+    return [path for path in files if path is not None]
 
 
 def check_port(host: str, port: int) -> None:
@@ -107,7 +103,6 @@ def listening_socket(host: str, port: int) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
     sock.listen(2048)
-    sock.set_inheritable(True)
     return sock
 
 

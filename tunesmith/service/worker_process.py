@@ -126,9 +126,9 @@ class WorkerView:
 
 class WorkerProcess:
     """`tunesmith worker` as a child of this process, with ``settings.workers`` threads and a lower priority;
-    with ``report``, what the API processes need to know of it is kept in that file (:class:`WorkerView`)."""
+    what the API processes need to know of it is kept in the file ``report`` (:class:`WorkerView`)."""
 
-    def __init__(self, settings: Settings, nice: int = WORKER_NICE, report: Path | None = None) -> None:
+    def __init__(self, settings: Settings, report: Path, nice: int = WORKER_NICE) -> None:
         self.settings = settings
         self.metrics_port = _free_port()
         self.loaded: list[str] = []
@@ -160,18 +160,10 @@ class WorkerProcess:
                     self._publish()
 
     def _publish(self) -> None:
-        if self.report is None:
-            return
         scratch = self.report.with_suffix(".tmp")
         scratch.write_text(json.dumps({"pid": self.pid, "metrics_port": self.metrics_port, "loaded": self.loaded}))
         scratch.replace(self.report)  # readers see the old file or the new one, never half of one
 
-    def alive(self) -> bool:
-        return self.process.poll() is None
-
-    def job_metrics(self) -> bytes:
-        """The child's job metrics (Prometheus text), or nothing if it does not answer within a second."""
-        return job_metrics(self.metrics_port)
 
     def stop(self, timeout: float = STOP_SECONDS) -> None:
         """Let the running jobs finish (SIGINT: Huey's graceful stop), then wait; kill after ``timeout``."""
