@@ -11,7 +11,6 @@ process shares.
 from __future__ import annotations
 
 import datetime as dt
-import fcntl
 import logging
 import math
 import mmap
@@ -30,6 +29,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from tunesmith.config import Settings
 from tunesmith.errors import DependencyError
 from tunesmith.service.errors import TooManyRequests, error_response
+from tunesmith.service.file_lock import FileLock
 
 log = logging.getLogger("tunesmith.service")
 
@@ -86,9 +86,10 @@ class SharedWindowLimiter:
     window still to come) + now`` stays under the limit (exact for evenly spread requests, never more than
     the limit within one fixed window). The counters live in a memory-mapped table of :data:`SLOTS` keys
     (open addressing on the key id; a slot idle for two windows is reused), guarded by an exclusive
-    ``flock`` of the file and a thread lock; the clock is the machine's monotonic clock, which all processes
-    share. A table so full that a key finds no slot within :data:`PROBES` lets the request through and says so
-    in the log, rather than refusing a key for others' traffic."""
+    ``flock`` of the file and a thread lock (:class:`~tunesmith.service.file_lock.FileLock`); the clock is
+    the machine's monotonic clock, which all processes share. A table so full that a key finds no slot
+    within :data:`PROBES` lets the request through and says so in the log, rather than refusing a key for
+    others' traffic."""
 
     local = True
     SLOTS = 16_384
@@ -100,11 +101,14 @@ class SharedWindowLimiter:
         self.limit = limit
         self.window = window
         size = self.SLOTS * self.RECORD.size
-        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        if os.fstat(self._fd).st_size < size:
-            os.ftruncate(self._fd, size)  # zeros: every slot unused
-        self._table = mmap.mmap(self._fd, size)
-        self._lock = threading.Lock()
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            if os.fstat(fd).st_size < size:
+                os.ftruncate(fd, size)  # zeros: every slot unused
+            self._table = mmap.mmap(fd, size)
+        finally:
+            os.close(fd)
+        self._lock = FileLock(self.path)
 
     def check(self, key_id: int, now: float | None = None) -> None:
         """Count one request of ``key_id``; TooManyRequests (with Retry-After) when over the limit."""
@@ -112,23 +116,19 @@ class SharedWindowLimiter:
         current = int(now // self.window)
         elapsed = now / self.window - current  # share of the current window gone by
         with self._lock:
-            fcntl.flock(self._fd, fcntl.LOCK_EX)
-            try:
-                slot = self._slot(key_id, current)
-                if slot is None:
-                    log.warning("rate-limit table %s is full: key %d not counted", self.path, key_id)
-                    return
-                offset = slot * self.RECORD.size
-                stored_key, stored_window, before, now_count = self.RECORD.unpack_from(self._table, offset)
-                if stored_key != key_id or stored_window < current - 1:
-                    before, now_count = 0, 0
-                elif stored_window == current - 1:
-                    before, now_count = now_count, 0
-                if before * (1.0 - elapsed) + now_count + 1 > self.limit:
-                    raise _too_many(self.limit, self.window, self._wait(before, now_count, elapsed))
-                self.RECORD.pack_into(self._table, offset, key_id, current, before, now_count + 1)
-            finally:
-                fcntl.flock(self._fd, fcntl.LOCK_UN)
+            slot = self._slot(key_id, current)
+            if slot is None:
+                log.warning("rate-limit table %s is full: key %d not counted", self.path, key_id)
+                return
+            offset = slot * self.RECORD.size
+            stored_key, stored_window, before, now_count = self.RECORD.unpack_from(self._table, offset)
+            if stored_key != key_id or stored_window < current - 1:
+                before, now_count = 0, 0
+            elif stored_window == current - 1:
+                before, now_count = now_count, 0
+            if before * (1.0 - elapsed) + now_count + 1 > self.limit:
+                raise _too_many(self.limit, self.window, self._wait(before, now_count, elapsed))
+            self.RECORD.pack_into(self._table, offset, key_id, current, before, now_count + 1)
 
     def _slot(self, key_id: int, current: int) -> int | None:
         """The slot of ``key_id``, else the first free one on its probe path (unused, or idle two windows)."""
@@ -153,7 +153,7 @@ class SharedWindowLimiter:
 
     def close(self) -> None:
         self._table.close()
-        os.close(self._fd)
+        self._lock.close()
 
 
 class RedisSlidingWindowLimiter:

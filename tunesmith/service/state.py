@@ -21,13 +21,14 @@ from tunesmith.service import crud
 from tunesmith.service.analyses import AnalysisQueue, AnalysisRunner
 from tunesmith.service.catalog import Catalog, load_catalog
 from tunesmith.service.db import ApiKey, Database
+from tunesmith.service.file_lock import FileLock
 from tunesmith.service.limits import Limiter, make_limiter
 from tunesmith.service.metrics import Metrics
 from tunesmith.service.model_cache import loaded_cards
 from tunesmith.service.provenance import OriginalityGate, Stamper
 from tunesmith.service.queue import EmbeddedConsumer, JobQueue, make_huey
 from tunesmith.service.storage import ArtifactStore
-from tunesmith.service.submits import SubmitBatcher, WriterLock
+from tunesmith.service.submits import SubmitBatcher
 from tunesmith.service.tasks import GenerationRunner, preload, prepare_audio_originality
 from tunesmith.service.worker_process import WorkerView
 
@@ -53,7 +54,9 @@ class Services:
     workers: int = 0
     loaded: list[str] = field(default_factory=list)
     submits: SubmitBatcher = field(init=False)  # records the submits of the API's requests, several at a time
-    writer_lock: WriterLock = field(default_factory=lambda: WriterLock(None))  # shared by a `serve`'s processes
+    # taken around submit transactions by the API processes of a `serve`: SQLite lets one writer in at a time,
+    # and one that finds it taken sleeps in its busy handler (1 ms, 2, 5 ...) with its event loop stopped
+    writer_lock: FileLock = field(default_factory=lambda: FileLock(None))
 
     _keys: dict[str, tuple[ApiKey, float]] = field(default_factory=dict)  # secret's hash -> (key, expiry)
 
@@ -128,7 +131,7 @@ def start_services(settings: Settings, metrics: Metrics | None = None, *, embedd
     analyses = AnalysisQueue(queue.huey, AnalysisRunner(db, catalog, settings, metrics))
     services = Services(settings=settings, db=db, store=store, catalog=catalog, queue=queue, metrics=metrics,
                         limiter=make_limiter(settings, rate_limit_table), analyses=analyses, stamper=stamper,
-                        workers=embedded_workers, writer_lock=WriterLock(writer_lock))
+                        workers=embedded_workers, writer_lock=FileLock(writer_lock))
     metrics.watch_queue(services.queue_depth)
     try:
         if recover is not None:  # before this process's consumer starts: its own jobs are never taken as orphans

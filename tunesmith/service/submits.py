@@ -11,12 +11,8 @@ statements run in the thread pool, one request at a time. Both go through :func:
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import logging
-import os
-import threading
 from dataclasses import dataclass
-from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
@@ -81,34 +77,6 @@ def record(services: Services, submissions: list[Submission]) -> list[SimpleName
                 crud.fail_generation(session, generation_id, code="queue_unavailable", message="the job queue failed")
         return [exc if isinstance(answer, SimpleNamespace) else answer for answer in answers]
     return answers
-
-
-class WriterLock:
-    """An exclusive ``flock`` that the API processes of one `serve` take around their submits' transactions.
-
-    SQLite lets one writer in at a time; a second that finds the lock taken sleeps in its busy handler (1 ms,
-    then 2, 5, 10 ...) with its event loop stopped, and two API processes submitting at full speed collided on
-    about every tenth transaction. A process waiting on this lock wakes the moment the other lets go. Without a
-    ``path`` (one process alone) it does nothing."""
-
-    def __init__(self, path: Path | None) -> None:
-        self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600) if path is not None else None
-        self._threads = threading.Lock()  # a flock does not exclude the threads of one process
-
-    def __enter__(self) -> None:
-        if self._fd is not None:
-            self._threads.acquire()
-            fcntl.flock(self._fd, fcntl.LOCK_EX)
-
-    def __exit__(self, *exc: object) -> None:
-        if self._fd is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            self._threads.release()
-
-    def close(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
 
 
 class SubmitBatcher:
