@@ -12,14 +12,14 @@ every :data:`MIN_GAP_SECONDS`.
 
 from __future__ import annotations
 
-import mmap
-import os
 import struct
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from tunesmith.service.shared_files import mapped_table
 
 MIN_GAP_SECONDS = 0.02
 SLOT = struct.Struct("<q")
@@ -32,14 +32,7 @@ class ConnectionBalance:
         self.index = index
         self.processes = processes
         self.count = count
-        size = processes * SLOT.size
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            if os.fstat(fd).st_size < size:
-                os.ftruncate(fd, size)
-            self._table = mmap.mmap(fd, size)
-        finally:
-            os.close(fd)
+        self._table = mapped_table(path, processes * SLOT.size)
         SLOT.pack_into(self._table, index * SLOT.size, 0)  # not the count of a process this one replaces
         self._last = 0.0
 

@@ -13,8 +13,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
-import mmap
-import os
 import struct
 import threading
 import time
@@ -29,7 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from tunesmith.config import Settings
 from tunesmith.errors import DependencyError
 from tunesmith.service.errors import TooManyRequests, error_response
-from tunesmith.service.file_lock import FileLock
+from tunesmith.service.shared_files import FileLock, mapped_table
 
 log = logging.getLogger("tunesmith.service")
 
@@ -86,7 +84,7 @@ class SharedWindowLimiter:
     window still to come) + now`` stays under the limit (exact for evenly spread requests, never more than
     the limit within one fixed window). The counters live in a memory-mapped table of :data:`SLOTS` keys
     (open addressing on the key id; a slot idle for two windows is reused), guarded by an exclusive
-    ``flock`` of the file and a thread lock (:class:`~tunesmith.service.file_lock.FileLock`); the clock is
+    ``flock`` of the file and a thread lock (:class:`~tunesmith.service.shared_files.FileLock`); the clock is
     the machine's monotonic clock, which all processes share. A table so full that a key finds no slot
     within :data:`PROBES` lets the request through and says so in the log, rather than refusing a key for
     others' traffic."""
@@ -100,14 +98,7 @@ class SharedWindowLimiter:
         self.path = Path(path)
         self.limit = limit
         self.window = window
-        size = self.SLOTS * self.RECORD.size
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            if os.fstat(fd).st_size < size:
-                os.ftruncate(fd, size)  # zeros: every slot unused
-            self._table = mmap.mmap(fd, size)
-        finally:
-            os.close(fd)
+        self._table = mapped_table(self.path, self.SLOTS * self.RECORD.size)  # zeros: every slot unused
         self._lock = FileLock(self.path)
 
     def check(self, key_id: int, now: float | None = None) -> None:

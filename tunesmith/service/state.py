@@ -21,12 +21,12 @@ from tunesmith.service import crud
 from tunesmith.service.analyses import AnalysisQueue, AnalysisRunner
 from tunesmith.service.catalog import Catalog, load_catalog
 from tunesmith.service.db import ApiKey, Database
-from tunesmith.service.file_lock import FileLock
 from tunesmith.service.limits import Limiter, make_limiter
 from tunesmith.service.metrics import Metrics
 from tunesmith.service.model_cache import loaded_cards
 from tunesmith.service.provenance import OriginalityGate, Stamper
 from tunesmith.service.queue import EmbeddedConsumer, JobQueue, make_huey
+from tunesmith.service.shared_files import FileLock
 from tunesmith.service.storage import ArtifactStore
 from tunesmith.service.submits import SubmitBatcher
 from tunesmith.service.tasks import GenerationRunner, preload, prepare_audio_originality

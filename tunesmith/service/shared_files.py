@@ -1,11 +1,24 @@
-"""An exclusive lock shared by the processes of one `tunesmith serve` and by the threads of each."""
+"""Files the processes of one `tunesmith serve` share: an exclusive lock, and tables mapped into memory."""
 
 from __future__ import annotations
 
 import fcntl
+import mmap
 import os
 import threading
 from pathlib import Path
+
+
+def mapped_table(path: Path, size: int) -> mmap.mmap:
+    """``path`` mapped into memory, shared with every process that maps it; made (zero-filled) or grown to
+    ``size`` bytes if it is shorter."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        if os.fstat(fd).st_size < size:
+            os.ftruncate(fd, size)  # zeros
+        return mmap.mmap(fd, size)
+    finally:
+        os.close(fd)
 
 
 class FileLock:
