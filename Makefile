@@ -4,7 +4,7 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.stamp-install
-DEBIAN_PACKAGES := fluidsynth musescore-general-soundfont-small ffmpeg postgresql redis-server chromium
+DEBIAN_PACKAGES := fluidsynth musescore-general-soundfont-small musescore-general-soundfont fluid-soundfont-gm ffmpeg postgresql redis-server chromium mma hydrogen-drumkits hydrogen-data lmms-common
 
 .PHONY: run test lint setup system-deps python-deps demo clean
 

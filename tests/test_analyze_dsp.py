@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from tunesmith.analyze import dsp
+from tunesmith.analyze.recording import analyze_dsp
 from tunesmith.analyze.transcribe import TranscribedNote, notes_to_score, transcribe_melody
 from tunesmith.errors import ParameterError
 from tunesmith.symbolic.io import read_score, write_midi
@@ -100,10 +101,10 @@ def test_notes_to_score_writes_a_monophonic_midi(tmp_path) -> None:
 
 
 def test_silence_and_tiny_clips_give_empty_results() -> None:
-    silent = dsp.analyze_dsp(np.zeros(SR * 3, dtype=np.float32), SR)
+    silent = analyze_dsp(np.zeros(SR * 3, dtype=np.float32), SR)
     assert (silent.tempo, silent.key, silent.notes, silent.loudness_lufs) == (None, None, [], None)
     assert silent.duration == pytest.approx(3.0)
-    tiny = dsp.analyze_dsp(0.1 * np.sin(np.linspace(0, 60, 441, dtype=np.float32)), 44100)
+    tiny = analyze_dsp(0.1 * np.sin(np.linspace(0, 60, 441, dtype=np.float32)), 44100)
     assert tiny.duration == pytest.approx(0.01)
     assert tiny.tempo is None
     assert dsp.estimate_tempo(np.zeros(10, dtype=np.float32), SR) is None
@@ -113,7 +114,7 @@ def test_silence_and_tiny_clips_give_empty_results() -> None:
 def test_many_channels_and_high_rates_are_analysed() -> None:
     clicks = click_track(100.0, 8.0, sr=192_000)
     eight = np.stack([clicks * (0.5 + 0.05 * c) for c in range(8)])
-    result = dsp.analyze_dsp(eight, 192_000, melody=False)
+    result = analyze_dsp(eight, 192_000, melody=False)
     assert result.tempo is not None and abs(result.tempo.bpm - 100.0) <= 4.0
     assert result.loudness_lufs is not None and np.isfinite(result.loudness_lufs)
     assert dsp.loudness(eight, 192_000) > dsp.loudness(eight[:1], 192_000)
@@ -132,7 +133,7 @@ def test_many_channels_and_high_rates_are_analysed() -> None:
     ],
 )
 def test_bad_input_is_a_parameter_error(y: np.ndarray, sr: object, field: str) -> None:
-    for call in (dsp.analyze_dsp, dsp.estimate_tempo, dsp.estimate_key, transcribe_melody, dsp.loudness):
+    for call in (analyze_dsp, dsp.estimate_tempo, dsp.estimate_key, transcribe_melody, dsp.loudness):
         with pytest.raises(ParameterError) as info:
             call(y, sr)
         assert info.value.field == field
@@ -140,7 +141,7 @@ def test_bad_input_is_a_parameter_error(y: np.ndarray, sr: object, field: str) -
 
 def test_length_cap_and_bad_options() -> None:
     with pytest.raises(ParameterError, match="limited to 2 s"):
-        dsp.analyze_dsp(np.zeros(SR * 3, dtype=np.float32), SR, max_seconds=2.0)
+        analyze_dsp(np.zeros(SR * 3, dtype=np.float32), SR, max_seconds=2.0)
     y = click_track(100.0, 3.0)
     with pytest.raises(ParameterError):
         dsp.estimate_key(y, SR, profile="nonsense")
@@ -187,7 +188,7 @@ def test_remembered_cqt_bases_give_librosas_chroma(monkeypatch) -> None:
             got = librosa.feature.chroma_cqt(y=low, sr=dsp.HALF_SR, hop_length=2048, n_octaves=5, tuning=tuning,
                                              fmin=librosa.note_to_hz("C2"))
             assert np.array_equal(got, expected)
-    whole = dsp.analyze_dsp(mono, SR, melody=False)
+    whole = analyze_dsp(mono, SR, melody=False)
     assert whole.key is not None and whole.key.name == "A minor"
 
 

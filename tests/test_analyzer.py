@@ -185,8 +185,7 @@ def test_pitch_shifted_copies_move_their_pitch_label(notes):
 
 def test_facade_inference_layout_gives_the_plain_models_outputs(run):
     """The facade runs the CNN channels-last for speed; embeddings and logits equal the plain model's."""
-    from tunesmith.compose.weights import resolve_checkpoint
-    from tunesmith.train.checkpoint import load_card, load_weights
+    from tunesmith.checkpoints import load_card, load_weights, resolve_checkpoint
 
     torch.set_num_threads(1)
     analyzer = Analyzer.load(run)

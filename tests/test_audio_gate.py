@@ -10,7 +10,8 @@ from tunesmith.analyze.analyzer import Analyzer
 from tunesmith.data.corpora.notes import build_notes
 from tunesmith.data.dataset import Dataset
 from tunesmith.errors import DatasetError, ParameterError
-from tunesmith.provenance.audio_gate import EmbeddingIndex, check_audio, index_for_audio_dataset
+from tunesmith.generation.originality import index_for_audio_dataset
+from tunesmith.provenance.audio_gate import EmbeddingIndex, check_audio
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +65,7 @@ def test_bad_input(setup):
 def test_dataset_of_a_card(setup, tmp_path, monkeypatch):
     """A card's relative dataset path is found from the working directory or else the repository root; an
     absolute one as it is; a missing or unnamed one is a DatasetError naming it and how to build it."""
-    from tunesmith.compose.weights import REPO_ROOT, dataset_of
+    from tunesmith.checkpoints import REPO_ROOT, dataset_of
 
     dataset = setup[0]
     assert dataset_of({"data": {"path": str(dataset.root)}}) == dataset.root

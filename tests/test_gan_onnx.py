@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 import torch
 
+from tunesmith.checkpoints import save_checkpoint
 from tunesmith.compose.notesynth import NoteSynth
 from tunesmith.errors import ParameterError
 from tunesmith.models.gan import NoteGenerator, harmonic_synth, overlap_add_istft, synthesize
-from tunesmith.train.checkpoint import save_checkpoint
 
 V2 = {"hidden": 24, "blocks": 2, "n_harmonics": 16, "embed_dim": 8, "z_dim": 4, "frame_stride": 2,
       "sub_partials": 4, "noise_fft": 256}
@@ -126,7 +126,7 @@ def test_overlap_add_istft_equals_torch_istft(n_fft):
 
 
 def test_the_shipped_card_names_a_serving_backend_its_onnx_file_matches():
-    from tunesmith.compose.weights import WEIGHTS_DIR
+    from tunesmith.checkpoints import WEIGHTS_DIR
 
     card = json.loads((WEIGHTS_DIR / "notes.json").read_text())
     if "serving" not in card:

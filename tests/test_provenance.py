@@ -297,7 +297,8 @@ def chorale_data(tmp_path_factory) -> Path:
 def test_gate_flags_a_training_chorale_fed_back(chorale_data, tmp_path):
     from tunesmith.data.corpora.chorales import select_satb
     from tunesmith.data.dataset import Dataset
-    from tunesmith.provenance.gate import check_symbolic, index_for_dataset
+    from tunesmith.generation.originality import index_for_dataset
+    from tunesmith.provenance.gate import check_symbolic
     from tunesmith.symbolic.io import read_score
 
     index = index_for_dataset(chorale_data, cache_dir=tmp_path)

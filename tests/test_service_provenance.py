@@ -248,7 +248,7 @@ def test_local_generate_signs_and_marks_its_outputs(tmp_path, capsys, monkeypatc
 
 
 def test_a_corpus_that_is_not_here_leaves_originality_unchecked(tmp_path):
-    from tunesmith.service.provenance import OriginalityGate
+    from tunesmith.generation.originality import OriginalityGate
     from tunesmith.symbolic.score import Note, Part, Score
 
     gate = OriginalityGate(tmp_path / "cache", threshold=12, tries=3)
@@ -305,7 +305,7 @@ def audio_server(tmp_path_factory):
     with TestClient(create_app(settings)) as client:
         services = client.app.state.services
         from tunesmith.compose.notesynth import NoteSynth
-        from tunesmith.service.model_cache import load_once
+        from tunesmith.generation.models import load_once
 
         copycat = services.catalog.get("copycat")
         load_once(copycat.card_path, lambda path: CopyingInstrument(NoteSynth.load(path), Dataset(data)), "copier")
@@ -370,7 +370,7 @@ def test_a_performance_says_why_it_is_not_checked(audio_server):
 
 
 def test_an_audio_index_that_cannot_be_built_or_is_not_ready_leaves_the_note_unchecked(audio_server, tmp_path):
-    from tunesmith.service.provenance import AudioOriginalityGate
+    from tunesmith.generation.originality import AudioOriginalityGate
 
     _, services, dataset, _ = audio_server
     analyzer = services.catalog.analyzer.card_path

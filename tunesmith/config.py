@@ -19,6 +19,7 @@ from typing import Any
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from tunesmith.checkpoints import WEIGHTS_DIR
 from tunesmith.errors import ParameterError
 
 MAX_BARS = 64  # the composer's own limit (tunesmith.compose.composer.MAX_BARS)
@@ -101,8 +102,6 @@ class Settings(BaseSettings):
         """The shipped-weights directory: the setting, else tunesmith's default (which honours $TUNESMITH_WEIGHTS)."""
         if self.weights_dir is not None:
             return self.weights_dir
-        from tunesmith.compose.weights import WEIGHTS_DIR
-
         return Path(WEIGHTS_DIR)
 
 

@@ -2,7 +2,7 @@
 
 The CNN hears short windows: a clip of a note (up to ~2 s) is one window that starts a quarter second
 before its onset, as in training; longer audio is cut into half-overlapping windows whose probabilities
-are averaged. The DSP half (tempo, key, loudness, melody transcription) lives in `tunesmith.analyze.dsp`.
+are averaged. The DSP half (tempo, key, loudness, melody transcription) lives in `tunesmith.analyze.recording`.
 """
 
 from __future__ import annotations
@@ -16,10 +16,9 @@ import numpy as np
 import torch
 
 from tunesmith.audio.dsp import to_mono, validate_audio
-from tunesmith.compose.weights import resolve_checkpoint
+from tunesmith.checkpoints import load_card, load_weights, resolve_checkpoint
 from tunesmith.errors import ParameterError
 from tunesmith.models.analyzer import AnalyzerCNN, FrontEnd
-from tunesmith.train.checkpoint import load_card, load_weights
 
 ONSET_LEAD_SECONDS = 0.25  # silence put before a clip, as the evaluation crops saw it
 MIN_SECONDS = 0.05
@@ -160,9 +159,9 @@ class Analyzer:
             return self._analyze(y, sr, melody=melody, max_seconds=max_seconds)
 
     def _analyze(self, y: np.ndarray, sr: int, *, melody: bool, max_seconds: float | None) -> dict[str, Any]:
-        from tunesmith.analyze import dsp
+        from tunesmith.analyze.recording import analyze_dsp
 
-        heard = dsp.analyze_dsp(y, sr, melody=melody, **({"max_seconds": max_seconds} if max_seconds else {}))
+        heard = analyze_dsp(y, sr, melody=melody, **({"max_seconds": max_seconds} if max_seconds else {}))
         silent = bool(np.max(np.abs(_mono(y))) < SILENCE_PEAK)
         report: dict[str, Any] = {"duration": round(heard.duration, 3), "sr": sr,
                                   "loudness_lufs": heard.loudness_lufs, "silent": silent}

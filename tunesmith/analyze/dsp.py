@@ -23,7 +23,7 @@ import functools
 import math
 import numbers
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import librosa
@@ -110,25 +110,6 @@ class KeyEstimate:
     name: str
     confidence: float
     correlations: dict[str, float] = field(repr=False)
-
-
-@dataclass(frozen=True)
-class DspAnalysis:
-    """Everything :func:`analyze_dsp` measures. ``None`` where the clip holds nothing to measure
-    (silence, or too short for a tempo); ``loudness_lufs`` is None for silence."""
-
-    duration: float
-    loudness_lufs: float | None
-    tempo: TempoEstimate | None
-    key: KeyEstimate | None
-    notes: list[Any] | None = None  # list[TranscribedNote] when the melody was transcribed
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict (beats and notes as lists)."""
-        out = asdict(self)
-        if self.tempo is not None:
-            out["tempo"]["beats"] = [round(b, 4) for b in self.tempo.beats]
-        return out
 
 
 # ---------------------------------------------------------------------------------------- preparation
@@ -439,34 +420,6 @@ def duration(y: np.ndarray, sr: int) -> float:
     return arr.shape[-1] / rate
 
 
-# ------------------------------------------------------------------------------------------- together
-
-
-def analyze_dsp(
-    y: np.ndarray,
-    sr: int,
-    *,
-    melody: bool = True,
-    max_seconds: float | None = MAX_SECONDS,
-    profile: str = DEFAULT_PROFILE,
-    chroma: str = DEFAULT_CHROMA,
-    melody_method: str = "yin",
-) -> DspAnalysis:
-    """Duration, loudness, tempo, key and (with ``melody``) the transcribed melody of ``y``.
-
-    ``profile``/``chroma`` choose the key method, ``melody_method`` the pitch tracker ("yin" or "pyin").
-
-    Raises ParameterError for unusable input (not a float array, NaN/inf, a bad rate, longer than
-    ``max_seconds``); silence and very short clips give a result with None where nothing was measurable."""
-    from tunesmith.analyze.transcribe import METHODS
-
-    if melody_method not in METHODS:
-        raise ParameterError(f"melody_method must be one of {METHODS}, got {melody_method!r}", field="melody_method")
-    arr, rate = check_input(y, sr, max_seconds=max_seconds)
-    with one_blas_thread():
-        return _analyze_checked(arr, rate, melody=melody, profile=profile, chroma=chroma, melody_method=melody_method)
-
-
 @functools.cache
 def _blas_pools() -> ThreadpoolController:
     return ThreadpoolController()  # made on first use, once numpy, scipy and torch have loaded their BLAS
@@ -477,37 +430,3 @@ def one_blas_thread() -> Any:
     second OpenBLAS thread only spins (it nearly doubled the CPU time). ~20 us, against ~1 ms for
     ``threadpoolctl.threadpool_limits``, which looks the libraries up on every call."""
     return _blas_pools().limit(limits=1, user_api="blas")
-
-
-def _analyze_checked(arr: np.ndarray, rate: int, *, melody: bool, profile: str, chroma: str,
-                     melody_method: str) -> DspAnalysis:
-    """:func:`analyze_dsp` on checked input: one resampling to each rate, one STFT for chroma and tuning."""
-    from tunesmith.analyze.transcribe import transcribe_prepared
-
-    mono = prepare(arr, rate, max_seconds=None)
-    lufs = loudness(arr, rate)
-    result_lufs = round(lufs, 2) if math.isfinite(lufs) else None
-    if is_silent(mono) or mono.size < MIN_PITCH_SECONDS * ANALYSIS_SR:
-        return DspAnalysis(duration=arr.shape[-1] / rate, loudness_lufs=result_lufs, tempo=None, key=None,
-                           notes=[] if melody else None)
-    low = half_rate(mono)
-    frames, tuning = _half_rate_spectra(low, tuning=chroma == "cqt")
-    long_enough = mono.size >= MIN_TEMPO_SECONDS * ANALYSIS_SR
-    tempo = tempo_from_onsets(tempo_envelope(mono, chroma=frames)) if long_enough else None
-    vector = chroma_vector(mono, method=chroma, frames=frames, low=low, tuning=tuning)
-    key = key_from_chroma(vector, profile=profile)
-    notes = transcribe_prepared(mono, method=melody_method, low=low) if melody else None
-    return DspAnalysis(duration=arr.shape[-1] / rate, loudness_lufs=result_lufs, tempo=tempo, key=key, notes=notes)
-
-
-# Melody transcription lives in `tunesmith.analyze.transcribe` (which imports this module); its public names
-# are also reachable from here, e.g. ``from tunesmith.analyze.dsp import transcribe_melody``.
-_TRANSCRIBE_NAMES = ("TranscribedNote", "transcribe_melody", "notes_to_score")
-
-
-def __getattr__(name: str) -> Any:
-    if name in _TRANSCRIBE_NAMES:
-        from tunesmith.analyze import transcribe
-
-        return getattr(transcribe, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -20,6 +20,7 @@ import torch
 from tunesmith.analyze import dsp
 from tunesmith.analyze.analyzer import Analyzer
 from tunesmith.analyze.dsp import ANALYSIS_SR
+from tunesmith.analyze.transcribe import transcribe_melody
 from tunesmith.audio.dsp import resample
 from tunesmith.symbolic.render import get_renderer
 from tunesmith.symbolic.score import Note, Part, Score
@@ -71,7 +72,7 @@ def _run(*, seconds: float, checkpoint: str, repeats: int, json: bool) -> dict:
         "tempo": lambda: dsp.estimate_tempo(y, sr),
         "key": lambda: dsp.estimate_key(y, sr),
         "loudness": lambda: dsp.loudness(y, sr),
-        "melody": lambda: dsp.transcribe_melody(y, sr),
+        "melody": lambda: transcribe_melody(y, sr),
         "whole": lambda: analyzer.analyze(y, sr),
     }
     measured = {name: _median_seconds(work, repeats) for name, work in parts.items()}

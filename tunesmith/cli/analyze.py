@@ -7,10 +7,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from tunesmith.analyze.report import DEFAULT_MAX_SECONDS, analyze_file
 from tunesmith.cli import remote
 from tunesmith.errors import ParameterError
-
-DEFAULT_MAX_SECONDS = 1200.0
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,27 +28,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_analyze)
 
 
-def analyze_file(path: Path, *, checkpoint: str = "analyzer", melody: bool = True,
-                 max_seconds: float = DEFAULT_MAX_SECONDS, analyzer: Any = None) -> dict[str, Any]:
-    """Decode ``path`` (at most ``max_seconds`` long) and analyze it; the report names the file.
-
-    ``analyzer`` is an already loaded `Analyzer` (the service keeps one per process); else ``checkpoint``
-    is loaded."""
-    from tunesmith.analyze.analyzer import Analyzer
-    from tunesmith.analyze.dsp import ANALYSIS_SR  # decode straight to the DSP's rate (the CNN resamples)
-    from tunesmith.audio.io import info, load
-
-    if max_seconds <= 0:
-        raise ParameterError(f"--max-seconds must be positive, got {max_seconds}", field="max_seconds")
-    facts = info(path)
-    if facts.duration > max_seconds:
-        raise ParameterError(f"{path.name} lasts {facts.duration:.0f} s, over the limit of {max_seconds:g} s "
-                             "(raise it with --max-seconds)", field="file")
-    y, sr = load(path, sr=ANALYSIS_SR, mono=True)
-    report = (analyzer or Analyzer.load(checkpoint)).analyze(y, sr, melody=melody, max_seconds=max_seconds)
-    return {"file": str(path), "format": facts.format, "channels": facts.channels, "file_sr": facts.sr, **report}
-
-
 def run_analyze(args: argparse.Namespace) -> int:
     if args.midi is not None and args.no_melody:
         raise ParameterError("--midi needs the melody: drop --no-melody", field="midi")
@@ -61,7 +39,7 @@ def run_analyze(args: argparse.Namespace) -> int:
         report = analyze_file(args.file, checkpoint=args.checkpoint, melody=not args.no_melody,
                               max_seconds=args.max_seconds)
     if args.midi is not None:
-        from tunesmith.analyze.dsp import TranscribedNote, notes_to_score
+        from tunesmith.analyze.transcribe import TranscribedNote, notes_to_score
         from tunesmith.symbolic.io import write_midi
 
         notes = [TranscribedNote(**n) for n in report["melody"]]

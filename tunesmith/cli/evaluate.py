@@ -40,8 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def model_dataset(checkpoint: str, data: Path | None) -> Path:
     """``data``, or else the dataset named on the checkpoint's card; ParameterError when it is not here."""
     if data is None:
-        from tunesmith.compose.weights import dataset_of, resolve_checkpoint
-        from tunesmith.train.checkpoint import load_card
+        from tunesmith.checkpoints import dataset_of, load_card, resolve_checkpoint
 
         directory, name = resolve_checkpoint(checkpoint)
         try:

@@ -61,7 +61,7 @@ def _sign(work: LocalWork, path: Path, synth: Any, report: dict[str, Any]) -> di
 def _originality(y: np.ndarray, synth: Any) -> dict[str, Any]:
     """The note's nearest training recording in the analyzer's embedding space (index cached in the data dir)."""
     from tunesmith.config import Settings
-    from tunesmith.provenance.audio_gate import audio_originality
+    from tunesmith.generation.originality import audio_originality
 
     return audio_originality(y, synth.sr, synth.card, cache_dir=Settings().data_dir / "originality")
 

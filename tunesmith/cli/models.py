@@ -19,7 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run_models(args: argparse.Namespace) -> int:
     if remote.server_of(args):
         return remote.run_models(args)
-    from tunesmith.compose.weights import WEIGHTS_DIR
+    from tunesmith.checkpoints import WEIGHTS_DIR
 
     cards = [json.loads(p.read_text()) for p in sorted(WEIGHTS_DIR.glob("*.json"))]
     if args.json:

@@ -21,8 +21,8 @@ import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
+from tunesmith.checkpoints import load_card, load_weights, resolve_checkpoint
 from tunesmith.compose.sampling import check_sampling, sample_token
-from tunesmith.compose.weights import resolve_checkpoint
 from tunesmith.errors import ParameterError
 from tunesmith.models.lm import LSTMLanguageModel, NumpyLSTMStepper, build_lm
 from tunesmith.symbolic.grid import GridCursor
@@ -31,7 +31,6 @@ from tunesmith.symbolic.keys import aarden_key, estimate_key, key_fit, key_name,
 from tunesmith.symbolic.score import Part, Score
 from tunesmith.symbolic.tokens import VOCAB, bar_steps, decode, encode, melody_step_ids
 from tunesmith.symbolic.transform import is_monophonic, make_monophonic, quantize, transpose
-from tunesmith.train.checkpoint import load_card, load_weights
 
 STEPS_PER_BEAT = 4
 MAX_BARS = 64

@@ -31,13 +31,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from tunesmith.compose.weights import WEIGHTS_DIR, resolve_checkpoint
+from tunesmith.checkpoints import WEIGHTS_DIR, load_card, load_weights, resolve_checkpoint
 from tunesmith.errors import DependencyError, ParameterError
 from tunesmith.models.gan import ONNX_OUTPUTS, NoteGenerator, export_onnx, midi_to_hz, synthesize
 from tunesmith.progress import progress
 from tunesmith.symbolic.instruments import DRUM_KEYS, Instrument, check_morph, get_instrument
 from tunesmith.symbolic.score import Score
-from tunesmith.train.checkpoint import load_card, load_weights
 
 MIN_DURATION = 0.05  # seconds
 MAX_DURATION = 30.0

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -19,8 +18,7 @@ from typing import Any
 import numpy as np
 
 from tunesmith.errors import DatasetError, ParameterError
-from tunesmith.progress import progress
-from tunesmith.provenance.originality import SymbolicIndex, voice_steps
+from tunesmith.provenance.originality import SymbolicIndex
 from tunesmith.symbolic.score import Score
 
 ORIGINALITY_THRESHOLD = 12  # notes; the limit the lm evaluation holds generated pieces to
@@ -53,46 +51,6 @@ def check_symbolic(score: Score, index: SymbolicIndex, threshold: int = ORIGINAL
     match = index.longest_shared_run(score)
     return OriginalityReport(longest_shared_run=match.length, closest_piece=match.source, threshold=threshold,
                              flagged=match.length > threshold)
-
-
-def training_pieces(dataset_dir: str | os.PathLike[str], splits: Sequence[str] = ("train",)) -> list[tuple[str, Score]]:
-    """(record id, score) of every piece in the given splits of a symbolic dataset (decoded from its tokens)."""
-    from tunesmith.data.dataset import Dataset
-
-    dataset = Dataset(dataset_dir)
-    records = [r for r in dataset.records if r.split in splits]
-    if not records:
-        raise DatasetError(f"{dataset_dir} has no records in split(s) {', '.join(splits)}")
-    try:
-        return [(r.id, dataset.score(r)) for r in progress(records, desc="originality index", unit="piece")]
-    except (FileNotFoundError, KeyError) as exc:
-        raise DatasetError(f"{dataset_dir} has no token cache: is it a symbolic dataset? ({exc})") from exc
-
-
-def index_for_dataset(dataset_dir: str | os.PathLike[str], *, splits: Sequence[str] = ("train",),
-                      cache_dir: str | os.PathLike[str] | None = None) -> SymbolicIndex:
-    """The originality index of a dataset's training pieces; read from / written to `cache_dir` if given."""
-    from tunesmith.data.dataset import Dataset
-
-    cache = None
-    if cache_dir is not None:
-        digest = Dataset(dataset_dir).manifest_sha256[:16] or "unknown"
-        cache = Path(cache_dir) / f"originality-{digest}-{'-'.join(splits)}.npz"
-        if cache.is_file():
-            return load_index(cache)
-    voices = [(pid, v[1:]) for pid, score in training_pieces(dataset_dir, splits) for v in voice_steps(score)]
-    index = SymbolicIndex.from_voices(voices)
-    if cache is not None:
-        save_index(index, cache)
-    return index
-
-
-def index_for_card(card: dict[str, Any], *, cache_dir: str | os.PathLike[str] | None = None) -> SymbolicIndex:
-    """The originality index of the corpus a model card says the model learned from (DatasetError when it is not
-    on this machine: `tunesmith.compose.weights.dataset_of`)."""
-    from tunesmith.compose.weights import dataset_of
-
-    return index_for_dataset(dataset_of(card), cache_dir=cache_dir)
 
 
 def save_index(index: SymbolicIndex, path: str | os.PathLike[str]) -> Path:

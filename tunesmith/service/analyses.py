@@ -27,11 +27,11 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from tunesmith.errors import DependencyError, InputFileError, TunesmithError
+from tunesmith.generation.models import load_analyzer
 from tunesmith.service.catalog import Catalog, ModelEntry
 from tunesmith.service.db import Analysis, ApiKey, Database, utcnow
 from tunesmith.service.errors import NotFound, PayloadTooLarge
 from tunesmith.service.metrics import JOB_BUCKETS, Metrics
-from tunesmith.service.model_cache import load_once
 
 if TYPE_CHECKING:
     from tunesmith.config import Settings
@@ -44,13 +44,6 @@ ACCEPTED = "WAV, FLAC, MP3 or OGG"
 
 
 # ------------------------------------------------------------------------------------------ the model
-
-
-def load_analyzer(card_path: Path) -> Any:
-    """The analyzer of a card, loaded on first use in this process and kept."""
-    from tunesmith.analyze.analyzer import Analyzer
-
-    return load_once(card_path, Analyzer.load, "analyzer")
 
 
 def analyzer_entry(catalog: Catalog) -> ModelEntry:
@@ -110,7 +103,7 @@ def check_audio(path: Path, filename: str, settings: Settings) -> float:
 
 def analyze_path(path: Path, filename: str, entry: ModelEntry, settings: Settings) -> dict[str, Any]:
     """The analysis of a stored recording (tags, key, tempo, loudness, melody), naming the client's file."""
-    from tunesmith.cli.analyze import analyze_file
+    from tunesmith.analyze.report import analyze_file
 
     analyzer = load_analyzer(entry.card_path)
     try:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tunesmith.compose.weights import resolve_checkpoint
+from tunesmith.checkpoints import resolve_checkpoint
 from tunesmith.errors import ParameterError
 from tunesmith.symbolic.instruments import EXTRA_PROGRAMS, INSTRUMENTS
 

@@ -15,13 +15,13 @@ from typing import Any
 from sqlalchemy.engine import Row
 
 from tunesmith.errors import ParameterError, TunesmithError
+from tunesmith.generation.signing import work_payload
 from tunesmith.service import crud
 from tunesmith.service.catalog import FORMATS, MAX_SEED, METERS, NOTE_RELEASE_SECONDS, TEMPO_RANGE, ModelEntry
 from tunesmith.service.db import FINISHED, ApiKey, Generation, Upload
 from tunesmith.service.errors import Conflict, NotFound
 from tunesmith.service.images import IMAGES, artifact_ext, make_missing_image, work_title
 from tunesmith.service.prompt import read_prompt
-from tunesmith.service.provenance import work_payload
 from tunesmith.service.schemas import GenerationCreate
 from tunesmith.service.state import Services
 from tunesmith.service.storage import CONTENT_TYPES

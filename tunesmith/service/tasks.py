@@ -23,13 +23,14 @@ from typing import Any, TypeVar
 import numpy as np
 
 from tunesmith.errors import TunesmithError
+from tunesmith.generation.models import load_analyzer, load_composer, load_notesynth
+from tunesmith.generation.originality import OriginalityGate, OriginalityRejected
+from tunesmith.generation.signing import Stamper, watermark_audio, work_payload
 from tunesmith.service import crud
 from tunesmith.service.catalog import MAX_SEED, Catalog
 from tunesmith.service.db import Database
 from tunesmith.service.images import artifact_ext, work_title, write_images
 from tunesmith.service.metrics import Metrics
-from tunesmith.service.model_cache import load_once
-from tunesmith.service.provenance import OriginalityGate, OriginalityRejected, Stamper, watermark_audio, work_payload
 from tunesmith.service.storage import ArtifactStore
 from tunesmith.service.uploads import composer_input, upload_store
 
@@ -41,24 +42,9 @@ PERFORM_ORIGINALITY = ("the music is the requester's uploaded score, not generat
                        "(a mix of many notes has no meaningful distance to the 2 s single training notes)")
 T = TypeVar("T")
 
-def load_composer(card_path: Path) -> Any:
-    """The composer of a model card, loaded on first use in this process and kept."""
-    from tunesmith.compose.composer import Composer
-
-    return load_once(card_path, Composer.load, "model")
-
-
-def load_notesynth(card_path: Path) -> Any:
-    """The neural instrument of a `notes` card, loaded on first use in this process and kept."""
-    from tunesmith.compose.notesynth import NoteSynth
-
-    return load_once(card_path, NoteSynth.load, "neural instrument")
-
-
 def preload(catalog: Catalog, model_ids: list[str] | None) -> list[str]:
     """Load ``model_ids`` (None: every model of the catalog, and the analyzer) and the synthesizer; returns the
     ids loaded."""
-    from tunesmith.service.analyses import load_analyzer
     from tunesmith.symbolic.render import get_renderer
 
     analyzer = catalog.analyzer.id if catalog.analyzer is not None else None

@@ -20,18 +20,18 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from tunesmith.data.dataset import Dataset
-from tunesmith.errors import ParameterError
-from tunesmith.models.analyzer import AnalyzerCNN, FrontEnd
-from tunesmith.models.lm import count_parameters
-from tunesmith.train.analyzer_data import IGNORE, FeatureSet, LabelSpace
-from tunesmith.train.checkpoint import (
+from tunesmith.checkpoints import (
     load_card,
     load_training_state,
     load_weights,
     save_checkpoint,
     save_training_state,
 )
+from tunesmith.data.dataset import Dataset
+from tunesmith.errors import ParameterError
+from tunesmith.models.analyzer import AnalyzerCNN, FrontEnd
+from tunesmith.models.lm import count_parameters
+from tunesmith.train.analyzer_data import IGNORE, FeatureSet, LabelSpace
 from tunesmith.train.metrics import MetricsLog, plot_curves
 from tunesmith.train.schedule import cosine_lr
 

@@ -29,18 +29,18 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from tunesmith.data.dataset import Dataset
-from tunesmith.data.manifest import Record
-from tunesmith.errors import DatasetError, ParameterError
-from tunesmith.models.gan import NoteDiscriminator, NoteGenerator, count_parameters, multi_resolution_stft_loss
-from tunesmith.plotting import pyplot, save_figure
-from tunesmith.train.checkpoint import (
+from tunesmith.checkpoints import (
     load_card,
     load_training_state,
     load_weights,
     save_checkpoint,
     save_training_state,
 )
+from tunesmith.data.dataset import Dataset
+from tunesmith.data.manifest import Record
+from tunesmith.errors import DatasetError, ParameterError
+from tunesmith.models.gan import NoteDiscriminator, NoteGenerator, count_parameters, multi_resolution_stft_loss
+from tunesmith.plotting import pyplot, save_figure
 from tunesmith.train.metrics import MetricsLog, plot_curves
 from tunesmith.train.schedule import cosine_lr
 

@@ -19,18 +19,18 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from tunesmith.data.dataset import Dataset
-from tunesmith.errors import ParameterError
-from tunesmith.models.lm import build_lm, count_parameters
-from tunesmith.symbolic.grid import N_POSITIONS, N_SLOTS
-from tunesmith.symbolic.tokens import VOCAB
-from tunesmith.train.checkpoint import (
+from tunesmith.checkpoints import (
     load_card,
     load_training_state,
     load_weights,
     save_checkpoint,
     save_training_state,
 )
+from tunesmith.data.dataset import Dataset
+from tunesmith.errors import ParameterError
+from tunesmith.models.lm import build_lm, count_parameters
+from tunesmith.symbolic.grid import N_POSITIONS, N_SLOTS
+from tunesmith.symbolic.tokens import VOCAB
 from tunesmith.train.lm_data import IGNORE, TokenCorpus
 from tunesmith.train.metrics import MetricsLog, plot_curves
 from tunesmith.train.schedule import cosine_lr

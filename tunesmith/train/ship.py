@@ -7,8 +7,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from tunesmith.checkpoints import load_card
 from tunesmith.files import sha256_file
-from tunesmith.train.checkpoint import load_card
 
 MAX_WEIGHTS_BYTES = 25 * 1024 * 1024
 

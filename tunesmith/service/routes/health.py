@@ -7,8 +7,8 @@ import os
 from fastapi import APIRouter
 
 from tunesmith import __version__
+from tunesmith.generation.models import is_loaded
 from tunesmith.service.deps import ServicesDep
-from tunesmith.service.model_cache import is_loaded
 from tunesmith.service.schemas import Health
 
 router = APIRouter(tags=["service"])

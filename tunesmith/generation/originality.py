@@ -1,115 +1,125 @@
-"""Provenance of the service's works: the server's signing key, the watermark and signed manifest of every file.
+"""Originality of generated works against the training data their model card names.
 
-One :class:`Stamper` per process (made by `start_services`): it loads the data directory's Ed25519 key (made on
-first start, mode 0600, by `tunesmith.provenance.signing`). The worker marks a work's audio with
-:func:`tunesmith.provenance.stamp.watermark_audio` (payload: :func:`work_payload`, the work id's first four hex
-digits, so a detected payload points at the work) before it encodes any format, then :meth:`Stamper.stamp`
-embeds the signed manifest (model, version, weights and training-data hashes from the card, params, seed, time,
-sha256 of the requesting key's id) in every file.
-The work's record keeps :meth:`Stamper.record`: the manifest, the signer's key id and each file's content hash.
-
-:class:`OriginalityGate` checks a symbolic work against the training corpus its model card names (the index is
-built once per process, cached under ``<data dir>/originality``); a corpus that is not on this machine gives
-an ``unchecked`` report with the reason instead of failing the work. Its :attr:`OriginalityGate.audio`
-(:class:`AudioOriginalityGate`) does the same for the neural instrument's notes: the nearest training note in
-the analyzer's embedding space, from an index built in a background thread (cached under the same directory).
+The checks themselves are :mod:`tunesmith.provenance` (a symbolic work's longest shared run, a sound's nearest
+training note in the analyzer's embedding space); this module builds their indexes from the built datasets
+(:mod:`tunesmith.data`) and keeps them per process. :class:`OriginalityGate` checks a symbolic work against the
+training corpus its model card names (the index is built once per process, cached under a directory); a corpus
+that is not on this machine gives an ``unchecked`` report with the reason instead of failing the work. Its
+:attr:`OriginalityGate.audio` (:class:`AudioOriginalityGate`) does the same for the neural instrument's notes:
+the nearest training note, from an index built in a background thread.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from tunesmith.errors import DependencyError, InputFileError, TunesmithError
-from tunesmith.provenance.audio_gate import AUDIO_THRESHOLD, EmbeddingIndex, check_audio, index_for_audio_dataset
-from tunesmith.provenance.embed import embed_manifest
-from tunesmith.provenance.gate import check_symbolic, index_for_card
-from tunesmith.provenance.manifest import Manifest
-from tunesmith.provenance.originality import SymbolicIndex
-from tunesmith.provenance.signing import key_id, load_or_create_signing_key, public_key_b64, public_key_pem
-from tunesmith.provenance.stamp import payload_for, stamp_outputs, watermark_audio
-from tunesmith.provenance.verify import verify_file
-from tunesmith.provenance.watermark import check_payload
+import numpy as np
 
-__all__ = ["AudioOriginalityGate", "OriginalityGate", "OriginalityRejected", "Stamper", "watermark_audio",
-           "work_payload"]
+from tunesmith.checkpoints import dataset_of
+from tunesmith.data.dataset import Dataset
+from tunesmith.errors import DatasetError, DependencyError, ParameterError, TunesmithError
+from tunesmith.progress import progress
+from tunesmith.provenance.audio_gate import AUDIO_THRESHOLD, BATCH, EmbeddingIndex, check_audio
+from tunesmith.provenance.gate import check_symbolic, load_index, save_index
+from tunesmith.provenance.originality import SymbolicIndex, voice_steps
+from tunesmith.symbolic.score import Score
+
 log = logging.getLogger("tunesmith.worker")
 
 
-def work_payload(work_id: str) -> int:
-    """The 16-bit watermark payload of a work: the first four hex digits of its id (a UUID), e.g. 0x87b9 for
-    87b9...; an id that does not start with hex digits gets the first 16 bits of its sha256."""
-    head = work_id[:4]
-    return int(head, 16) if len(head) == 4 and all(c in "0123456789abcdefABCDEF" for c in head) \
-        else payload_for(work_id)
+def training_pieces(dataset_dir: str | os.PathLike[str], splits: Sequence[str] = ("train",)) -> list[tuple[str, Score]]:
+    """(record id, score) of every piece in the given splits of a symbolic dataset (decoded from its tokens)."""
+    dataset = Dataset(dataset_dir)
+    records = [r for r in dataset.records if r.split in splits]
+    if not records:
+        raise DatasetError(f"{dataset_dir} has no records in split(s) {', '.join(splits)}")
+    try:
+        return [(r.id, dataset.score(r)) for r in progress(records, desc="originality index", unit="piece")]
+    except (FileNotFoundError, KeyError) as exc:
+        raise DatasetError(f"{dataset_dir} has no token cache: is it a symbolic dataset? ({exc})") from exc
 
 
-class Stamper:
-    """The server's signing key and the stamping of a work's files with it."""
+def index_for_dataset(dataset_dir: str | os.PathLike[str], *, splits: Sequence[str] = ("train",),
+                      cache_dir: str | os.PathLike[str] | None = None) -> SymbolicIndex:
+    """The originality index of a dataset's training pieces; read from / written to `cache_dir` if given."""
+    cache = None
+    if cache_dir is not None:
+        digest = Dataset(dataset_dir).manifest_sha256[:16] or "unknown"
+        cache = Path(cache_dir) / f"originality-{digest}-{'-'.join(splits)}.npz"
+        if cache.is_file():
+            return load_index(cache)
+    voices = [(pid, v[1:]) for pid, score in training_pieces(dataset_dir, splits) for v in voice_steps(score)]
+    index = SymbolicIndex.from_voices(voices)
+    if cache is not None:
+        save_index(index, cache)
+    return index
 
-    def __init__(self, data_dir: Path) -> None:
-        self.key = load_or_create_signing_key(data_dir)
-        self.key_id = key_id(self.key)
 
-    def public_key(self) -> dict[str, str]:
-        """What GET /v1/provenance/public-key serves."""
-        return {"algorithm": "Ed25519", "key_id": self.key_id, "pem": public_key_pem(self.key),
-                "raw_base64": public_key_b64(self.key)}
+def index_for_card(card: dict[str, Any], *, cache_dir: str | os.PathLike[str] | None = None) -> SymbolicIndex:
+    """The originality index of the corpus a model card says the model learned from (DatasetError when it is not
+    on this machine: `tunesmith.checkpoints.dataset_of`)."""
+    return index_for_dataset(dataset_of(card), cache_dir=cache_dir)
 
-    @staticmethod
-    def manifest(model_id: str, version: str, card: Mapping[str, Any], params: Mapping[str, Any], *,
-                 requester: int | str | None) -> Manifest:
-        """The manifest of a work of model ``model_id`` (as served) made with ``params`` for API key ``requester``."""
-        return Manifest.for_model({**card, "id": model_id, "version": version}, params=dict(params),
-                                  seed=params.get("seed"), key_id=None if requester is None else str(requester))
 
-    def stamp(self, files: Mapping[str, Path], manifest: Manifest, payload: int, *,
-              marked: bool = True) -> dict[str, str]:
-        """Sign every file (fmt -> path) in place; returns fmt -> signed content sha256.
+def index_for_audio_dataset(dataset_dir: str | os.PathLike[str], analyzer: Any, *, split: str = "train",
+                            cache_dir: str | os.PathLike[str] | None = None,
+                            cancel: threading.Event | None = None) -> EmbeddingIndex:
+    """The embedding index of a built audio dataset's ``split``, from the cache when it is there.
 
-        ``marked``: the audio was watermarked before it was encoded (what the worker does), so the manifest is
-        embedded at once. Otherwise each audio file is first checked for the mark and marked if needed
-        (`stamp_outputs`), which decodes it and, for MP3/OGG, would encode it a second time."""
-        formats = list(files)
-        if marked:
-            stamped = Manifest.from_dict({**manifest.to_dict(), "watermark_payload": check_payload(payload)})
-            signed = [embed_manifest(files[f], stamped, self.key) for f in formats]
-        else:
-            signed = stamp_outputs([files[f] for f in formats], manifest, self.key, payload=payload)
-        return {fmt: str(m.content_sha256) for fmt, m in zip(formats, signed, strict=True)}
+    ``cancel``, once set, stops a build between two batches (DatasetError): a server that stops does not leave
+    a thread embedding audio while the interpreter shuts down."""
+    dataset = Dataset(dataset_dir)
+    if not dataset.info.get("audio"):
+        raise DatasetError(f"{dataset_dir} is a '{dataset.kind}' dataset without audio; the audio gate needs one")
+    weights = str(analyzer.card.get("weights_sha256", ""))[:16]
+    cache = (Path(cache_dir) / f"audio-index-{dataset.manifest_sha256[:16]}-{weights}-{split}.npz"
+             if cache_dir is not None else None)
+    if cache is not None and cache.is_file():
+        return EmbeddingIndex.load(cache)
+    records = dataset.split(split)
+    if not records:
+        raise DatasetError(f"{dataset_dir} has no '{split}' items to index")
+    sr = int(dataset.info["sr"])
+    parts = []
+    for start in progress(range(0, len(records), BATCH), desc="embedding training audio", unit="batch"):
+        if cancel is not None and cancel.is_set():
+            raise DatasetError(f"the index of {dataset_dir} was not finished: its build was cancelled")
+        clips = [np.asarray(dataset.array("audio", r), dtype=np.float32) for r in records[start:start + BATCH]]
+        if len({c.shape for c in clips}) == 1:
+            parts.append(analyzer.embed(np.stack(clips), sr))
+        else:  # clips of different lengths: one at a time
+            parts.append(np.stack([analyzer.embed(c, sr) for c in clips]))
+    index = EmbeddingIndex([r.id for r in records], np.concatenate(parts))
+    if cache is not None:
+        index.save(cache)
+    return index
 
-    def record(self, manifest: Manifest, payload: int, contents: Mapping[str, str]) -> dict[str, Any]:
-        """The work's ``provenance``: the manifest as signed (without the per-file content hash), the signer's
-        key id and each file's signed content hash."""
-        signed = {k: v for k, v in manifest.to_dict().items() if k != "content_sha256"}
-        return {"manifest": signed | {"watermark_payload": payload}, "key_id": self.key_id,
-                "watermark_payload": f"0x{payload:04x}", "content_sha256": dict(contents)}
 
-    @staticmethod
-    def manifest_of(record: Mapping[str, Any]) -> Manifest:
-        """The manifest a work's record keeps (to sign a format made later, e.g. an MP3 asked for afterwards)."""
-        return Manifest.from_dict(dict(record["manifest"]))
+def audio_originality(y: np.ndarray, sr: int, card: dict[str, Any], *, cache_dir: str | os.PathLike[str] | None,
+                      threshold: float = AUDIO_THRESHOLD, analyzer: Any = None) -> dict[str, Any]:
+    """The originality report of a generated sound against the training data named on its model's card.
 
-    def verify(self, path: Path, filename: str) -> dict[str, Any]:
-        """The verdict on a file: signature (valid, tampered, unsigned), manifest, watermark, one-line summary.
+    JSON-ready: the report's fields and ``status`` "checked", or ``status`` "unchecked" with the reason when the
+    training dataset or the analyzer is not on this machine (never an error: the sound is still delivered)."""
+    try:
+        dataset = dataset_of(card)
+    except DatasetError as exc:
+        return {"status": "unchecked", "reason": exc.message}
+    if analyzer is None:
+        from tunesmith.analyze.analyzer import Analyzer
 
-        The signature is checked against this server's key first (``key_trusted``: true); a file whose content
-        is intact but which another key signed (another Tunesmith server) is ``valid`` with ``key_trusted``
-        false. InputFileError (naming ``filename``, not the server's path) for files that are not audio or MIDI.
-        """
         try:
-            verdict = verify_file(path, self.key.public_key())
-            if verdict.signature == "tampered":
-                other = verify_file(path, None)
-                verdict = other if other.signature == "valid" else verdict
-        except TunesmithError as exc:
-            raise InputFileError(exc.message.replace(str(path), filename), field="file") from exc
-        return {"file": filename, **{k: v for k, v in verdict.to_dict().items() if k != "path"},
-                "server_key_id": self.key_id}
+            analyzer = Analyzer.load("analyzer")
+        except ParameterError as exc:
+            return {"status": "unchecked", "reason": f"no analyzer model: {exc}"}
+    index = index_for_audio_dataset(dataset, analyzer, cache_dir=cache_dir)
+    return {"status": "checked", **check_audio(y, sr, index, analyzer, threshold).to_dict()}
 
 
 class OriginalityRejected(TunesmithError):
@@ -192,8 +202,7 @@ class AudioOriginalityGate:
         thread.start()
 
     def _build(self, model_id: str, card: dict[str, Any], analyzer_card: Path | None) -> None:
-        from tunesmith.compose.weights import dataset_of
-        from tunesmith.service.analyses import load_analyzer
+        from tunesmith.generation.models import load_analyzer
 
         started = time.perf_counter()
         try:
@@ -240,7 +249,7 @@ class AudioOriginalityGate:
         if isinstance(index, str):
             return {"status": "unchecked", "reason": index, "corpus": corpus, "threshold": self.threshold,
                     "flagged": False, "distance": None, "nearest_item": None}
-        from tunesmith.service.analyses import load_analyzer
+        from tunesmith.generation.models import load_analyzer
 
         report = check_audio(y, sr, index, load_analyzer(analyzer_card), self.threshold).to_dict()
         return {"status": "checked", "reason": None, "corpus": corpus, **report}

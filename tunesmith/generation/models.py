@@ -34,3 +34,24 @@ def is_loaded(card_path: Path) -> bool:
 def loaded_cards() -> set[Path]:
     with _lock:
         return set(_loaded)
+
+
+def load_composer(card_path: Path) -> Any:
+    """The composer of a model card, loaded on first use in this process and kept."""
+    from tunesmith.compose.composer import Composer
+
+    return load_once(card_path, Composer.load, "model")
+
+
+def load_notesynth(card_path: Path) -> Any:
+    """The neural instrument of a `notes` card, loaded on first use in this process and kept."""
+    from tunesmith.compose.notesynth import NoteSynth
+
+    return load_once(card_path, NoteSynth.load, "neural instrument")
+
+
+def load_analyzer(card_path: Path) -> Any:
+    """The analyzer of a card, loaded on first use in this process and kept."""
+    from tunesmith.analyze.analyzer import Analyzer
+
+    return load_once(card_path, Analyzer.load, "analyzer")
