@@ -68,8 +68,8 @@ def test_models_list_the_neural_instrument_with_ranges(client):
 def test_note_job_writes_the_facades_note_signed(client, alice, note_job):
     from tunesmith.audio.dsp import resample
     from tunesmith.compose.notesynth import MAX_DURATION, MIN_DURATION
+    from tunesmith.families.instrument import NOTE_DURATION_RANGE
     from tunesmith.generation.models import load_notesynth
-    from tunesmith.service.catalog import NOTE_DURATION_RANGE
 
     assert NOTE_DURATION_RANGE == (MIN_DURATION, MAX_DURATION)  # the service's limits are the facade's
     data = client.get(note_job["links"]["audio"]["wav"], headers=alice).content

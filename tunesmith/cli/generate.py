@@ -10,8 +10,6 @@ from tunesmith.cli import generate_audio, remote
 from tunesmith.cli.stamping import LocalWork
 from tunesmith.errors import ParameterError
 
-COMPOSERS = ("chorale", "folk")
-MODELS = (*COMPOSERS, "notes", "perform")
 SYMBOLIC_SUFFIXES = (".mid", ".midi")
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg")
 
@@ -24,14 +22,15 @@ def register(sub: argparse._SubParsersAction) -> None:
                "  tunesmith generate chorale --input melody.mid --harmonize -o harmonized.wav\n"
                "  tunesmith generate folk --key G --meter 6/8 --bars 16 --instrument violin -o jig.wav",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("model", choices=MODELS, help="which model")
+    p.add_argument("model", help="which model: `tunesmith models` lists this install's (chorale, folk, notes, "
+                                 "perform ...); with --server, any model the server offers")
     p.add_argument("-o", "--output", type=Path, help="output file: .mid, .wav, .flac, .mp3 or .ogg")
     p.add_argument("--key", help='key and mode, e.g. "D minor", "F# major", "Bb"')
     p.add_argument("--meter", default=None, help="time signature, e.g. 3/4 or 6/8 (default 4/4)")
     p.add_argument("--bars", type=int, help="number of bars to write (default 8; ignored with --harmonize)")
     p.add_argument("--tempo", type=float, help="quarter-note beats per minute")
-    p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (0.05-3, default 1)")
-    p.add_argument("--top-p", type=float, default=0.95, help="nucleus sampling mass (0.05-1, default 0.95)")
+    p.add_argument("--temperature", type=float, help="sampling temperature (0.05-3, default 1)")
+    p.add_argument("--top-p", type=float, help="nucleus sampling mass (0.05-1, default 0.95)")
     p.add_argument("--seed", type=int, help="random seed: same seed and options give the same output")
     p.add_argument("--input", type=Path, help="MIDI/MusicXML/ABC file to continue (or to harmonize)")
     p.add_argument("--harmonize", action="store_true", help="harmonize the melody of --input (chorale)")
@@ -63,11 +62,11 @@ def run_generate(args: argparse.Namespace) -> int:
         if args.export_sfz is not None:
             raise ParameterError("--export-sfz writes files here: drop --server", field="export_sfz")
         return remote.run_generate(args)
-    if args.model in generate_audio.NEURAL_MODELS:
+    from tunesmith.generation.catalog import local_entry
+
+    family = local_entry(args.model, args.checkpoint).family
+    if family.name in ("instrument", "performer"):
         return generate_audio.run(args)
-    if args.model not in COMPOSERS:
-        raise ParameterError(f"model {args.model!r} is not available yet (available: {', '.join(COMPOSERS)})",
-                             field="model")
     suffix = args.output.suffix.lower()
     if suffix not in SYMBOLIC_SUFFIXES + AUDIO_SUFFIXES:
         raise ParameterError(f"cannot write {args.output.name!r}: use .mid, .wav, .flac, .mp3 or .ogg", field="output")
@@ -89,7 +88,8 @@ def run_generate(args: argparse.Namespace) -> int:
             prime = source
     meter = parse_meter(args.meter) if args.meter or melody is None else source.time_signature
     result = composer.generate(key=args.key, bars=args.bars, time_signature=meter, tempo=args.tempo,
-                               temperature=args.temperature, top_p=args.top_p, seed=args.seed, melody=melody,
+                               temperature=1.0 if args.temperature is None else args.temperature,
+                               top_p=0.95 if args.top_p is None else args.top_p, seed=args.seed, melody=melody,
                                prime=prime, instrument=args.instrument)
     work = LocalWork.new()  # every output carries the signed manifest; audio also the watermark
     if suffix in SYMBOLIC_SUFFIXES:

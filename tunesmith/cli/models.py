@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 from tunesmith.cli import remote
 
@@ -17,19 +16,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_models(args: argparse.Namespace) -> int:
+    """The local models, as the registry's families serve the shipped cards (the same view as GET /v1/models)."""
     if remote.server_of(args):
         return remote.run_models(args)
-    from tunesmith.checkpoints import WEIGHTS_DIR
+    from tunesmith.config import load_settings
+    from tunesmith.generation.catalog import load_catalog
 
-    cards = [json.loads(p.read_text()) for p in sorted(WEIGHTS_DIR.glob("*.json"))]
-    if args.json:
-        print(json.dumps(cards, indent=2))
-        return 0
-    if not cards:
-        print(f"no shipped models in {WEIGHTS_DIR}")
-    for card in cards:
-        licences = "; ".join(f"{n}x {lic}" for lic, n in card.get("data", {}).get("licences", {}).items())
-        print(f"{card['id']:10s} v{card['version']:7s} {card.get('arch', ''):12s} {card['parameters']:>10,} params  "
-              f"{card.get('description', '')}")
-        print(f"{'':10s} trained on {card.get('data', {}).get('kind', '?')}: {licences}")
-    return 0
+    settings = load_settings()
+    catalog = load_catalog(settings.resolved_weights_dir(), settings.models)
+    entries = [*catalog.models.values(), *([catalog.analyzer] if catalog.analyzer is not None else [])]
+    cards = [entry.public(max_bars=settings.max_bars) for entry in entries]
+    return remote.print_models(cards, args, where=f"in {settings.resolved_weights_dir()}")

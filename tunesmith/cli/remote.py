@@ -26,8 +26,6 @@ SUFFIXES = {".mid": "mid", ".midi": "mid", ".wav": "wav", ".flac": "flac", ".mp3
 # generate options sent as model parameters when they are given (the server checks them and names a bad one)
 PARAM_OPTIONS = ("key", "meter", "bars", "tempo", "temperature", "top_p", "instrument", "pitch", "velocity",
                  "duration", "morph_to", "morph")
-NEURAL_PARAMS = {"notes": ("instrument", "pitch", "velocity", "duration", "morph_to", "morph"),
-                 "perform": ("instrument",)}
 LOCAL_ONLY = {"checkpoint": "--checkpoint (a server runs its own models)"}
 
 
@@ -76,16 +74,20 @@ def run_generate(args: argparse.Namespace) -> int:
         raise ParameterError("--sr: a server renders audio at 44100 Hz", field="sr")
     if args.harmonize and args.input is None:
         raise ParameterError("--harmonize needs --input MELODY", field="harmonize")
-    from tunesmith.cli.generate_audio import NEURAL_MODELS
-
-    neural = args.model in NEURAL_MODELS  # the neural instrument: audio only, reported like local generation
-    seed = args.seed
-    if neural:  # the checks and defaults of local `generate notes|perform`
-        _check_neural(args)
-        seed = 0 if seed is None else seed
-    names = NEURAL_PARAMS[args.model] if neural else PARAM_OPTIONS  # the composer options' defaults stay home
-    params = {name: value for name in names if (value := getattr(args, name, None)) is not None}
     with _client(args, need_key=True) as client:
+        cards = client.models()
+        card = next((c for c in cards if c.get("id") == args.model), None)
+        if card is None:
+            offered = ", ".join(sorted(str(c.get("id")) for c in cards)) or "none"
+            raise ParameterError(f"the server at {client.url} has no model {args.model!r}; it offers: {offered}",
+                                 field="model")
+        # the neural instrument (audio only, or playing an input) is reported like local generation
+        neural = "mid" not in card.get("formats", []) or bool(card.get("needs_input"))
+        seed = args.seed
+        if neural:  # the checks and defaults of local `generate notes|perform`
+            _check_neural(args, needs_input=bool(card.get("needs_input")))
+            seed = 0 if seed is None else seed
+        params = {name: value for name in PARAM_OPTIONS if (value := getattr(args, name, None)) is not None}
         with _Bar(f"{args.model} on {client.url}") as bar:
             work = client.generate(args.model, prompt=getattr(args, "prompt", None), seed=seed,
                                    formats=[fmt], input=args.input, harmonize=args.harmonize, progress=bar.update,
@@ -103,14 +105,14 @@ def run_generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_neural(args: argparse.Namespace) -> None:
+def _check_neural(args: argparse.Namespace, *, needs_input: bool) -> None:
     """`notes` and `perform` on a server take what they take locally: audio out, and perform a score in."""
     from tunesmith.cli.generate_audio import AUDIO_SUFFIXES
 
     if args.output.suffix.lower() not in AUDIO_SUFFIXES:
         raise ParameterError(f"cannot write {args.output.name!r}: {args.model} makes audio "
                              "(.wav, .flac, .mp3 or .ogg)", field="output")
-    if args.model == "perform" and args.input is None:
+    if needs_input and args.input is None:
         raise ParameterError("generate perform needs --input FILE.mid", field="input")
     if args.harmonize:
         raise ParameterError(f"--harmonize is for the composers, not {args.model}", field="harmonize")
@@ -206,11 +208,16 @@ def run_models(args: argparse.Namespace) -> int:
     """`tunesmith models --server URL`: the server's model cards."""
     with _client(args, need_key=False) as client:
         cards = client.models()
+    return print_models(cards, args, where=f"on the server at {client.url}")
+
+
+def print_models(cards: list[dict[str, Any]], args: argparse.Namespace, *, where: str) -> int:
+    """Print model cards (as GET /v1/models gives them) as JSON or as lines: id, version, kind, parameters."""
     if args.json:
         print(json.dumps(cards, indent=2))
         return 0
     if not cards:
-        print(f"the server at {client.url} offers no models")
+        print(f"no models {where}")
     for card in cards:
         data = card.get("training_data") or {}
         licences = "; ".join(f"{n}x {lic}" for lic, n in (data.get("licences") or {}).items())
@@ -219,7 +226,8 @@ def run_models(args: argparse.Namespace) -> int:
               f"{f'{count:,}' if isinstance(count, int) else '?':>10s} params  {card.get('description', '')}")
         print(f"{'':10s} trained on {data.get('kind') or '?'}: {licences}")
         ranges = ", ".join(_describe(name, spec) for name, spec in (card.get("params") or {}).items())
-        print(f"{'':10s} params: {ranges}")
+        if ranges:
+            print(f"{'':10s} params: {ranges}")
     return 0
 
 

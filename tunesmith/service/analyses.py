@@ -27,8 +27,8 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from tunesmith.errors import DependencyError, InputFileError, TunesmithError
+from tunesmith.generation.catalog import Catalog, ModelEntry
 from tunesmith.generation.models import load_analyzer
-from tunesmith.service.catalog import Catalog, ModelEntry
 from tunesmith.service.db import Analysis, ApiKey, Database, utcnow
 from tunesmith.service.errors import NotFound, PayloadTooLarge
 from tunesmith.service.metrics import JOB_BUCKETS, Metrics

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tunesmith.errors import ParameterError
-from tunesmith.service.catalog import METERS
+from tunesmith.families.params import METERS
 from tunesmith.symbolic.instruments import EXTRA_PROGRAMS, INSTRUMENTS, get_instrument, gm_program
 from tunesmith.symbolic.keys import key_name, parse_key
 

@@ -5,76 +5,39 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, GetJsonSchemaHandler
+from pydantic_core import core_schema
 
-from tunesmith.errors import ParameterError
-from tunesmith.service.catalog import (
-    MAX_SEED,
-    METERS,
-    NOTE_DURATION_RANGE,
-    TEMPERATURE_RANGE,
-    TEMPO_RANGE,
-    TOP_P_RANGE,
-)
-from tunesmith.symbolic.instruments import gm_program
-from tunesmith.symbolic.keys import key_name, parse_key
+from tunesmith import families
+from tunesmith.families.params import MAX_SEED
 
 Format = Literal["wav", "flac", "mp3", "ogg", "mid"]
 AudioFormat = Literal["wav", "flac", "mp3", "ogg"]
 Status = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 
 
-class GenerationParams(BaseModel):
-    """Musical parameters; each one left out comes from the prompt, else the model's default."""
+class GenerationParams(dict[str, Any]):
+    """Musical parameters of the model asked for; each one left out comes from the prompt, else the model's default.
 
-    model_config = ConfigDict(extra="forbid")
+    Every family of the registry declares its own (GET /v1/models lists each model's with ranges and defaults);
+    the request is checked against the chosen model's schema, and a parameter it does not take is a 422 naming
+    it. The OpenAPI schema lists the union of the registered families' parameters."""
 
-    key: str | None = Field(None, description='tonic and mode, e.g. "D minor", "F# major", "Bb"',
-                            examples=["D minor"], max_length=40)
-    bars: int | None = Field(None, ge=1, le=64, description="number of bars (the server's max_bars may be lower)")
-    meter: str | None = Field(None, description=f"time signature, one of {', '.join(METERS)}", examples=["3/4"])
-    tempo: float | None = Field(None, ge=TEMPO_RANGE[0], le=TEMPO_RANGE[1], description="quarter notes per minute")
-    temperature: float | None = Field(None, ge=TEMPERATURE_RANGE[0], le=TEMPERATURE_RANGE[1])
-    top_p: float | None = Field(None, ge=TOP_P_RANGE[0], le=TOP_P_RANGE[1])
-    instrument: str | None = Field(None, description="General MIDI instrument, e.g. organ, choir, violin, flute",
-                                   max_length=40)
-    input: str | None = Field(None, max_length=36, description="id of an upload (POST /v1/uploads) to continue, "
-                              "or to harmonize with `harmonize`")
-    harmonize: bool = Field(False, description="harmonize the first pitched part of `input` (chorale models)")
-    pitch: int | None = Field(None, ge=0, le=127, description="notes: MIDI pitch (drum kits: the GM drum key)")
-    velocity: int | None = Field(None, ge=1, le=127, description="notes: MIDI velocity")
-    duration: float | None = Field(None, ge=NOTE_DURATION_RANGE[0], le=NOTE_DURATION_RANGE[1],
-                                   description="notes: seconds the key is held (a release follows)")
-    morph_to: str | None = Field(None, max_length=40, description="notes: an instrument to morph the timbre towards")
-    morph: float | None = Field(None, ge=0.0, le=1.0, description="notes: how far towards morph_to, 0..1")
-
-    @field_validator("key")
     @classmethod
-    def _key(cls, value: str | None) -> str | None:
-        return key_name(*parse_key(value)) if value is not None else None
+    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
+        return core_schema.no_info_after_validator_function(cls, handler(dict[str, Any]))
 
-    @field_validator("meter")
     @classmethod
-    def _meter(cls, value: str | None) -> str | None:
-        if value is not None and value.replace(" ", "") not in METERS:
-            raise ValueError(f"meter {value!r} is not supported; use one of {', '.join(METERS)}")
-        return value.replace(" ", "") if value is not None else None
-
-    @field_validator("instrument")
-    @classmethod
-    def _instrument(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        try:
-            gm_program(value)
-        except ParameterError as exc:
-            raise ValueError(exc.message) from None
-        return value.strip().lower().replace(" ", "_")
-
-    @field_validator("morph_to")
-    @classmethod
-    def _morph_to(cls, value: str | None) -> str | None:
-        return value.strip().lower().replace(" ", "_") if value is not None else None
+    def __get_pydantic_json_schema__(cls, schema: core_schema.CoreSchema,
+                                     handler: GetJsonSchemaHandler) -> dict[str, Any]:
+        properties: dict[str, Any] = {}
+        for family in families.families():
+            if family.params is None:
+                continue
+            for name, spec in family.params.model_json_schema().get("properties", {}).items():
+                properties.setdefault(name, {k: v for k, v in spec.items() if k != "title"})
+        return {"type": "object", "properties": properties, "additionalProperties": False,
+                "description": cls.__doc__.split("\n\n")[0] if cls.__doc__ else ""}
 
 
 class GenerationCreate(BaseModel):

@@ -17,12 +17,12 @@ from typing import Any, TypeVar
 from starlette.concurrency import run_in_threadpool
 
 from tunesmith.config import Settings
+from tunesmith.generation.catalog import Catalog, load_catalog
 from tunesmith.generation.models import loaded_cards
 from tunesmith.generation.originality import OriginalityGate
 from tunesmith.generation.signing import Stamper
 from tunesmith.service import crud
 from tunesmith.service.analyses import AnalysisQueue, AnalysisRunner
-from tunesmith.service.catalog import Catalog, load_catalog
 from tunesmith.service.db import ApiKey, Database
 from tunesmith.service.limits import Limiter, make_limiter
 from tunesmith.service.metrics import Metrics

@@ -21,8 +21,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tunesmith.errors import InputFileError, ParameterError, TunesmithError
+from tunesmith.families.params import TEMPO_RANGE
 from tunesmith.files import sha256_file
-from tunesmith.service.catalog import TEMPO_RANGE
 from tunesmith.service.db import ApiKey, Database, Upload, utcnow
 from tunesmith.service.errors import NotFound, PayloadTooLarge
 from tunesmith.service.storage import ArtifactStore
@@ -188,8 +188,8 @@ def upload_for_request(db: Database, key: ApiKey, upload_id: str | None, harmoni
     return upload
 
 
-def composer_input(db: Database, store: UploadStore, upload_id: str, harmonize: bool) -> dict[str, Any]:
-    """Keyword arguments of `Composer.generate` for a job's upload: ``melody=`` (harmonize) or ``prime=``."""
+def input_score(db: Database, store: UploadStore, upload_id: str) -> Score:
+    """The score of a job's upload (ParameterError if the upload or its file is gone)."""
     with db.session() as session:
         upload = get_upload(session, upload_id, key_id=None)
     if upload is None:
@@ -198,7 +198,4 @@ def composer_input(db: Database, store: UploadStore, upload_id: str, harmonize: 
     if not path.is_file():
         raise ParameterError(f"the file of upload {upload_id} ({upload.filename}) is missing from the store",
                              field="params.input")
-    score = read_upload(path)
-    if harmonize:
-        return {"melody": pitched_parts(score)[0]}
-    return {"prime": score}
+    return read_upload(path)

@@ -12,8 +12,8 @@ from sqlalchemy.engine import Row
 from starlette.responses import MalformedRangeHeader
 from starlette.responses import RangeNotSatisfiable as StarletteRangeNotSatisfiable
 
+from tunesmith.generation.catalog import AUDIO_FORMATS
 from tunesmith.service import jobs
-from tunesmith.service.catalog import AUDIO_FORMATS
 from tunesmith.service.db import Generation
 from tunesmith.service.deps import CurrentKey, ServicesDep
 from tunesmith.service.errors import ERROR_RESPONSES, BadRange, ErrorBody, RangeNotSatisfiable

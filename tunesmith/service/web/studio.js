@@ -160,7 +160,8 @@ function showModel() {
   $("#model-description").textContent = `${model.description}, version ${model.version}` +
     (licences ? ` · trained on ${licences}` : "");
   for (const [name, spec] of Object.entries(model.params)) {
-    if (name !== "input") box.append(paramField(name, spec)); // the upload (melody) panel gives params.input
+    // the upload (melody) panel gives params.input and params.harmonize
+    if (name !== "input" && name !== "harmonize") box.append(paramField(name, spec));
   }
   const harmonize = $("#harmonize");
   harmonize.disabled = model.voices < 2;

@@ -1,0 +1,80 @@
+"""No import runs upward or sideways against the layer table of docs/architecture.md.
+
+Each top-level part of the package may import only the parts its row allows (every import counts, also those
+inside functions). A new violation fails this test with the importing module and the imported one."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import tunesmith
+
+PACKAGE = Path(tunesmith.__file__).parent
+
+BASE = {"tunesmith", "__version__", "errors", "files", "progress", "plotting"}  # anyone may import these
+ALLOWED: dict[str, set[str]] = {
+    "tunesmith": set(), "errors": set(), "files": set(), "progress": set(), "plotting": set(), "__main__": {"cli"},
+    "checkpoints": set(),
+    "config": {"checkpoints"},
+    "audio": set(),
+    "symbolic": {"audio"},
+    "models": {"audio"},
+    "data": {"audio", "symbolic"},
+    "train": {"audio", "symbolic", "data", "models", "checkpoints"},
+    "compose": {"audio", "symbolic", "models", "checkpoints"},
+    "analyze": {"audio", "symbolic", "models", "checkpoints"},
+    "provenance": {"audio", "symbolic"},
+    "families": {"audio", "symbolic", "compose", "analyze", "train"},
+    "generation": {"audio", "symbolic", "data", "checkpoints", "compose", "analyze", "provenance", "families"},
+    "evaluate": {"audio", "symbolic", "data", "models", "checkpoints", "train", "compose", "analyze", "provenance",
+                 "generation", "families"},
+    "client": set(),
+    "service": {"audio", "symbolic", "checkpoints", "config", "analyze", "provenance", "families", "generation"},
+    "bench": {"audio", "symbolic", "data", "models", "checkpoints", "compose", "analyze", "provenance", "families",
+              "generation", "service", "evaluate", "config", "train"},
+    "cli": {"*"},
+}
+
+
+def _part(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else parts[0]
+
+
+def _imports() -> list[tuple[str, str]]:
+    """(importing module, imported tunesmith module) for every import in the package."""
+    found = []
+    for path in PACKAGE.rglob("*.py"):
+        module = ".".join(("tunesmith", *path.relative_to(PACKAGE).with_suffix("").parts))
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "tunesmith":
+                names = [node.module] if node.module != "tunesmith" else [f"tunesmith.{a.name}" for a in node.names]
+                found += [(module, name) for name in names]
+            elif isinstance(node, ast.Import):
+                found += [(module, a.name) for a in node.names if a.name.split(".")[0] == "tunesmith"]
+    return found
+
+
+def test_every_part_has_a_row():
+    parts = {_part(f"tunesmith.{p.stem if p.is_file() else p.name}") for p in PACKAGE.iterdir()
+             if (p.suffix == ".py" or (p.is_dir() and (p / "__init__.py").is_file()))}
+    assert parts - {"__init__"} <= set(ALLOWED), f"add a row for {sorted(parts - set(ALLOWED) - {'__init__'})}"
+
+
+def test_no_import_runs_against_the_layers():
+    violations = []
+    for importer, imported in _imports():
+        source, target = _part(importer), _part(imported)
+        if source == target or target in BASE or "*" in ALLOWED[source]:
+            continue
+        if target not in ALLOWED[source]:
+            violations.append(f"{importer} imports {imported} ({source} may import {sorted(ALLOWED[source])})")
+    assert not violations, "\n".join(violations)
+
+
+def test_the_check_sees_a_violation(tmp_path):
+    """The checker itself: an upward import is found (so the test above can fail)."""
+    tree = ast.parse("from tunesmith.service.app import create_app\n")
+    node = tree.body[0]
+    assert isinstance(node, ast.ImportFrom) and _part(node.module) == "service" and "service" not in ALLOWED["audio"]

@@ -1,0 +1,109 @@
+"""What a model family is: one registry entry tells the service, the CLI, the studio and the trainer everything
+they need of it, so that none of them names a family.
+
+An entry (:class:`Family`) says which model cards it serves (``card_family``), how a card's model is loaded, its
+parameter schema (a pydantic model with ranges and defaults, from which the API's schema, the studio's form,
+the CLI's options and ``tunesmith models`` are derived), how a request's parameters are resolved against a card,
+how long the audio of a job will be, what a job runs (:attr:`Family.run`: a loaded model, the params and an
+optional input score -> a :class:`Work`), the outputs it makes and its training entry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel
+
+from tunesmith.symbolic.score import Score
+
+OUTPUTS = frozenset({"audio", "midi", "images"})
+
+
+@dataclass
+class Work:
+    """What a family's task made: a score (None for audio-only work) and, unless the pipeline is to render the
+    score with FluidSynth, its audio (channels, samples) at ``sr``; what the model reports it made (``result``),
+    the params the work is signed with (the seed of the work delivered) and a title for pictures."""
+
+    score: Score | None
+    audio: np.ndarray | None
+    sr: int
+    result: dict[str, Any]
+    signed: dict[str, Any]
+    title: str
+
+
+@dataclass(frozen=True)
+class InputFacts:
+    """What a job knows of its input file before it runs: its id, name, meter, tempo and length in bars."""
+
+    id: str
+    filename: str
+    meter: str
+    tempo: float
+    bars: int
+
+
+@dataclass
+class Resolving:
+    """One request being resolved into a job's params: the model (its id and card), the params given explicitly
+    (checked against the family's schema), those the prompt gave, notes for the interpretation, the seed, the
+    input file (if any) and the server's limits."""
+
+    model_id: str
+    card: Mapping[str, Any]
+    explicit: dict[str, Any]
+    from_prompt: dict[str, Any]
+    notes: list[str]
+    seed: int
+    upload: InputFacts | None = None
+    max_bars: int = 64
+
+
+@dataclass(frozen=True)
+class Trainer:
+    """A family's training entry: ``tunesmith train NAME`` (its options and the function that runs it)."""
+
+    name: str
+    help: str
+    run: Callable[..., dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Family:
+    """One model family of the registry (see the module docstring)."""
+
+    name: str
+    card_family: str
+    kind: str  # what GET /v1/models calls its models: composer, instrument, performer, analyzer
+    summary: str
+    load: Callable[[Any], Any]
+    params: type[BaseModel] | None = None  # None: not a generation model (the analyzer)
+    run: Callable[[Any, dict[str, Any], Score | None], Work] | None = None
+    resolve: Callable[[Resolving], dict[str, Any]] | None = None
+    seconds: Callable[[dict[str, Any], InputFacts | None], float] | None = None
+    outputs: frozenset[str] = OUTPUTS
+    originality: str | None = None  # "symbolic" or "audio": what the work is checked as; None: not applicable
+    originality_note: str = ""  # why not, when ``originality`` is None
+    fixed_id: str | None = None  # a model id of its own, made from the first card of its card family
+    describe: Callable[[Mapping[str, Any]], str] | None = None
+    card_defaults: Callable[[Mapping[str, Any]], dict[str, Any]] = field(default=lambda card: {})
+    card_choices: Callable[[Mapping[str, Any]], dict[str, list[str]]] = field(default=lambda card: {})
+    prompt_params: tuple[str, ...] = ()  # what a prompt may set for it (its interpretation is shown with the job)
+    input_needed: bool = False  # a job plays or arranges an input file (params.input) and cannot run without one
+    trainer: Trainer | None = None
+
+    def model_id(self, card_id: str) -> str:
+        """The id under which a card of this family is served."""
+        return self.fixed_id or card_id
+
+    def description(self, card: Mapping[str, Any]) -> str:
+        return str(card.get("description") or (self.describe(card) if self.describe else self.summary))
+
+    @property
+    def audio_only(self) -> bool:
+        """Its works have no score: no MIDI and no piano roll."""
+        return "midi" not in self.outputs

@@ -1,0 +1,183 @@
+"""The neural instrument (cards with ``family == "gan"``, normally `notes`) as two families: the card's own id
+plays one note (:data:`INSTRUMENT`), and `perform` plays an input score with it (:data:`PERFORMER`)
+(:class:`tunesmith.compose.notesynth.NoteSynth`)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from tunesmith.errors import ParameterError, TunesmithError
+from tunesmith.families.base import Family, InputFacts, Resolving, Trainer, Work
+from tunesmith.families.composer import estimate_seconds
+from tunesmith.families.params import PlayedInstrument, UploadId
+from tunesmith.symbolic.instruments import DRUM_KEYS, check_morph, get_instrument
+from tunesmith.symbolic.score import Score
+
+NOTE_DURATION_RANGE = (0.05, 30.0)  # seconds held: tunesmith.compose.notesynth MIN_DURATION, MAX_DURATION
+NOTE_RELEASE_SECONDS = 0.5  # the release after the key is let go (the corpus note: 2.0 s, released at 1.5 s)
+DRUM_NOTE_SECONDS = 2.0  # a drum hit rings out fully: at most the corpus note
+PERFORM_MODEL = "perform"
+PERFORM_ORIGINALITY = ("the music is the requester's uploaded score, not generated; the sound is the neural "
+                       "instrument note by note, whose single notes `notes` works check against the training notes "
+                       "(a mix of many notes has no meaningful distance to the 2 s single training notes)")
+
+
+class NoteParams(BaseModel):
+    """One note of the neural instrument."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    instrument: PlayedInstrument | None = Field(None, description="an instrument the neural instrument plays")
+    pitch: int | None = Field(None, ge=0, le=127, description="MIDI note number inside the instrument's range "
+                              "(drum kits: a GM drum key)", json_schema_extra={"default": 60})
+    velocity: int | None = Field(None, ge=1, le=127, description="MIDI velocity", json_schema_extra={"default": 100})
+    duration: float | None = Field(None, ge=NOTE_DURATION_RANGE[0], le=NOTE_DURATION_RANGE[1],
+                                   description=f"seconds the key is held; a {NOTE_RELEASE_SECONDS:g} s release "
+                                   "follows", json_schema_extra={"default": 1.5})
+    morph_to: PlayedInstrument | None = Field(None, description="a second instrument to morph the timbre towards")
+    morph: float | None = Field(None, ge=0.0, le=1.0, description="how far towards morph_to",
+                                json_schema_extra={"default": 0.0})
+
+
+class PerformParams(BaseModel):
+    """An uploaded score played by the neural instrument."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    input: UploadId | None = Field(None, description="id of an uploaded MIDI or MusicXML file (POST /v1/uploads)")
+    instrument: PlayedInstrument | None = Field(None, description="a pitched instrument of the neural instrument",
+                                                json_schema_extra={"default": "piano"})
+
+
+def instruments(card: Mapping[str, Any]) -> list[str]:
+    """The instruments the neural instrument plays (from its card)."""
+    return [i["name"] for i in card.get("instruments", [])]
+
+
+def pitched_instruments(card: Mapping[str, Any]) -> list[str]:
+    return [i["name"] for i in card.get("instruments", []) if not i.get("drum")]
+
+
+def played(name: str, allowed: list[str], field: str) -> str:
+    """The canonical name of an instrument the neural instrument plays (a ParameterError on ``field`` otherwise)."""
+    try:
+        inst = get_instrument(name)
+    except TunesmithError as exc:
+        raise ParameterError(exc.message, field=field) from None
+    if inst.name not in allowed:
+        raise ParameterError(f"the neural instrument does not play {inst.name!r} here; choose one of: "
+                             f"{', '.join(sorted(allowed))}", field=field)
+    return inst.name
+
+
+def resolve_note(request: Resolving) -> dict[str, Any]:
+    """The params a `notes` job runs with (checked against the model's card, not loading it)."""
+    explicit, card = request.explicit, request.card
+    allowed = instruments(card)
+    instrument = played(explicit.get("instrument") or allowed[0], allowed, "params.instrument")
+    inst = get_instrument(instrument)
+    pitch = int(explicit.get("pitch") if explicit.get("pitch") is not None else 60)
+    if inst.is_drum and pitch not in DRUM_KEYS:
+        keys = ", ".join(map(str, sorted(DRUM_KEYS)))
+        raise ParameterError(f"drum key {pitch} is not in the kit; use one of: {keys}", field="params.pitch")
+    if not inst.is_drum and not inst.low <= pitch <= inst.high:
+        raise ParameterError(f"pitch {pitch} is outside the {instrument} range {inst.low}..{inst.high}",
+                             field="params.pitch")
+    morph = float(explicit.get("morph") or 0.0)
+    morph_to = explicit.get("morph_to")
+    if morph and morph_to is None:
+        raise ParameterError("morph needs morph_to: the instrument to morph towards", field="params.morph")
+    if morph_to is not None:
+        morph_to = played(morph_to, allowed, "params.morph_to")
+        check_morph(inst, get_instrument(morph_to), pitch, prefix="params.")
+    velocity = explicit.get("velocity")
+    duration = explicit.get("duration")
+    return {"instrument": instrument, "pitch": pitch, "velocity": int(velocity if velocity is not None else 100),
+            "duration": float(duration if duration is not None else 1.5), "morph_to": morph_to, "morph": morph,
+            "seed": request.seed}
+
+
+def resolve_perform(request: Resolving) -> dict[str, Any]:
+    """The params a `perform` job runs with: the upload to play and a pitched instrument of the card."""
+    if request.upload is None:
+        raise ParameterError("perform plays a score: upload a MIDI or MusicXML file with POST /v1/uploads and "
+                             "give its id as params.input", field="params.input")
+    instrument = played(request.explicit.get("instrument") or "piano", pitched_instruments(request.card),
+                        "params.instrument")
+    return {"input": request.upload.id, "instrument": instrument, "seed": request.seed}
+
+
+def note_seconds(params: dict[str, Any], _upload: InputFacts | None) -> float:
+    if get_instrument(params["instrument"]).is_drum:
+        return DRUM_NOTE_SECONDS
+    return round(params["duration"] + NOTE_RELEASE_SECONDS, 3)
+
+
+def perform_seconds(_params: dict[str, Any], upload: InputFacts | None) -> float:
+    if upload is None:
+        return 0.0
+    return round(estimate_seconds({"meter": upload.meter, "tempo": upload.tempo, "bars": 0},
+                                  input_bars=upload.bars) + NOTE_RELEASE_SECONDS, 3)
+
+
+def run_note(synth: Any, params: dict[str, Any], _source: Score | None) -> Work:
+    """One note (mono, at the synthesizer's rate)."""
+    note = synth.note(params["instrument"], params["pitch"], velocity=params["velocity"],
+                      duration=params["duration"], seed=int(params.get("seed") or 0), morph_to=params.get("morph_to"),
+                      morph=params.get("morph") or 0.0)
+    names = ("instrument", "pitch", "velocity", "duration", "morph_to", "morph", "seed")
+    result = {k: params.get(k) for k in names}
+    return Work(score=None, audio=np.asarray(note, dtype=np.float32)[None, :], sr=synth.sr, result=result,
+                signed={k: v for k, v in params.items() if k != "model"},
+                title=f"{params.get('model') or 'notes'}: {params['instrument']}")
+
+
+def run_perform(synth: Any, params: dict[str, Any], source: Score | None) -> Work:
+    """The input score played note by note; its MIDI is the score as performed, on the instrument that played."""
+    if source is None:
+        raise ParameterError("perform plays a score: give an input file", field="input")
+    performance = synth.perform(source, params["instrument"], seed=int(params.get("seed") or 0))
+    program = next(i["program"] for i in synth.card["instruments"] if i["name"] == params["instrument"])
+    for part in source.parts:
+        if not part.is_drum:
+            part.program = int(program)
+    result = {"instrument": params["instrument"], "seed": params.get("seed"), "n_notes": performance.notes,
+              "notes": performance.interpretation}
+    return Work(score=source, audio=np.asarray(performance.audio, dtype=np.float32)[None, :], sr=performance.sr,
+                result=result, signed={k: v for k, v in params.items() if k != "model"},
+                title=f"{params.get('model') or PERFORM_MODEL}: {params['instrument']}")
+
+
+def load(card_path: Any) -> Any:
+    from tunesmith.compose.notesynth import NoteSynth
+
+    return NoteSynth.load(card_path)
+
+
+def train(**options: Any) -> dict[str, Any]:
+    from tunesmith.train.gan import GANTrainConfig, train_gan
+
+    data, out, resume = options.pop("data"), options.pop("out"), options.pop("resume", False)
+    return train_gan(data, out, GANTrainConfig(**options), resume=resume)
+
+
+INSTRUMENT = Family(
+    name="instrument", card_family="gan", kind="instrument",
+    summary="one note of the neural instrument (any pitch, velocity and length; timbre morphs)",
+    load=load, params=NoteParams, run=run_note, resolve=resolve_note, seconds=note_seconds,
+    outputs=frozenset({"audio", "images"}), originality="audio",
+    card_choices=lambda card: {"instrument": sorted(instruments(card)), "morph_to": sorted(instruments(card))},
+    card_defaults=lambda card: {"instrument": instruments(card)[0] if instruments(card) else None},
+    trainer=Trainer("gan", "the neural instrument (a GAN)", train),
+)
+PERFORMER = Family(
+    name="performer", card_family="gan", kind="performer",
+    summary="an uploaded score performed by the neural instrument",
+    load=load, params=PerformParams, run=run_perform, resolve=resolve_perform, seconds=perform_seconds,
+    originality=None, originality_note=PERFORM_ORIGINALITY, fixed_id=PERFORM_MODEL, input_needed=True,
+    card_choices=lambda card: {"instrument": sorted(pitched_instruments(card))},
+)

@@ -1,0 +1,160 @@
+"""The generation pipeline below the service and the CLI:
+
+    request -> load (cached) -> generate -> render -> originality -> watermark -> encode -> sign -> files
+
+:func:`make_work` loads the model (once per process), runs the family's task with the request's seed (again with
+the next seed while the work is flagged, when the request asked to reject near-copies), checks its originality
+and renders its score with FluidSynth (or resamples the family's own audio) to :data:`SAMPLE_RATE`.
+:func:`deliver` marks the audio with the watermark, encodes every format and signs each file. The worker wraps
+both with job state, progress and cancel (:mod:`tunesmith.service.tasks`); the CLI calls them directly.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tunesmith.families import Work
+from tunesmith.families.params import MAX_SEED
+from tunesmith.generation.catalog import ModelEntry
+from tunesmith.generation.models import load_once
+from tunesmith.generation.originality import OriginalityGate, OriginalityRejected
+from tunesmith.generation.signing import Stamper, watermark_audio
+from tunesmith.symbolic.score import Score
+
+SAMPLE_RATE = 44100
+AUDIO_INDEX_WAIT = 300.0  # s a note asked to be rejected when flagged waits for the training-audio index
+Progress = Callable[[float], None]
+
+
+@dataclass
+class Made:
+    """A work ready to be written: the family's :class:`Work`, its audio at :data:`SAMPLE_RATE` (channels,
+    samples; None when only MIDI was asked for) and its originality report."""
+
+    work: Work
+    audio: np.ndarray | None
+    originality: dict[str, Any] | None
+
+
+def load_model(entry: ModelEntry) -> Any:
+    """The entry's model, loaded on first use in this process and kept."""
+    return load_once(entry.card_path, entry.family.load, entry.family.name)
+
+
+def make_work(entry: ModelEntry, params: Mapping[str, Any], *, source: Score | None = None,
+              gate: OriginalityGate | None = None, analyzer_card: Path | None = None, audio: bool = True,
+              progress: Progress | None = None) -> Made:
+    """Load, generate (with the originality check and its retries), render. ``source``: the input score;
+    ``audio`` False: only a score is wanted (no rendering)."""
+    family = entry.family
+    if family.run is None:
+        raise ValueError(f"family {family.name!r} does not generate")
+    step = progress or (lambda _fraction: None)
+    model = load_model(entry)
+    step(0.1)
+    check = _originality_check(entry, params, gate, analyzer_card)
+
+    def make(seed: int | None) -> Work:
+        return family.run(model, {**params, "model": entry.id, "seed": seed}, copy.deepcopy(source))
+
+    work, report = draw(params, make, check, tries=gate.tries if gate is not None else 1)
+    if report is None and family.originality is None and family.originality_note:
+        report = {"status": "not_applicable", "reason": family.originality_note, "flagged": False}
+    step(0.5)
+    return Made(work=work, audio=render(work) if audio or work.audio is not None else None, originality=report)
+
+
+def render(work: Work) -> np.ndarray:
+    """The work's audio at :data:`SAMPLE_RATE`: its score rendered with FluidSynth, or its own audio resampled."""
+    if work.audio is None:
+        from tunesmith.symbolic.render import get_renderer
+
+        if work.score is None:
+            raise ValueError("a work with neither audio nor a score")
+        return get_renderer(SAMPLE_RATE).render(work.score)
+    if work.sr == SAMPLE_RATE:
+        return np.asarray(work.audio, dtype=np.float32)
+    from tunesmith.audio.dsp import resample
+
+    return np.stack([resample(channel, orig_sr=work.sr, target_sr=SAMPLE_RATE) for channel in work.audio]
+                    ).astype(np.float32)
+
+
+def draw(params: Mapping[str, Any], make: Callable[[int | None], Work],
+         check: Callable[[Work], dict[str, Any]] | None, *, tries: int) -> tuple[Work, dict[str, Any] | None]:
+    """(work, its originality report): ``make(seed)`` with the request's seed, checked by ``check``.
+
+    With ``"originality": "reject"`` a flagged work is made again with the next seed, up to ``tries`` times
+    (OriginalityRejected when every one is flagged). The work's signed params carry the seed it was made with."""
+    reject = params.get("originality") == "reject" and check is not None
+    tries = tries if reject else 1
+    first = params.get("seed")
+    seeds: list[int | None] = []
+    for attempt in range(tries):
+        seeds.append(first if not attempt else (int(first or 0) + attempt) % (MAX_SEED + 1))
+        made = make(seeds[-1])
+        if check is None:
+            return made, None
+        report = check(made)
+        if not report["flagged"]:
+            break
+    made.signed["seed"] = made.signed.get("seed", seeds[-1])
+    report |= {"tries": len(seeds), "seeds": seeds, "mode": "reject" if reject else "report"}
+    if reject and report["flagged"]:
+        raise OriginalityRejected(_refusal(len(seeds), report), field="originality")
+    return made, report
+
+
+def _originality_check(entry: ModelEntry, params: Mapping[str, Any], gate: OriginalityGate | None,
+                       analyzer_card: Path | None) -> Callable[[Work], dict[str, Any]] | None:
+    """How the family's works are checked: a score against the training corpus, a sound against the training
+    audio (a request that asked to reject flagged sounds waits for the audio index; others never wait)."""
+    if gate is None or entry.family.originality is None:
+        return None
+    if entry.family.originality == "symbolic":
+        return lambda work: gate.check(entry.id, entry.card, work.score)
+    wait = AUDIO_INDEX_WAIT if params.get("originality") == "reject" or params.get("wait_for_index") else 0.0
+    return lambda work: gate.audio.check(entry.id, entry.card, analyzer_card, work.audio[0], work.sr, wait=wait)
+
+
+def _refusal(tries: int, report: dict[str, Any]) -> str:
+    """Why a request with ``"originality": "reject"`` failed."""
+    if "nearest_item" in report:
+        return (f"every one of {tries} tries was a near-copy of the training note {report['nearest_item']} (cosine "
+                f"distance {report['distance']:.4f} in the analyzer's embedding space; the limit is "
+                f"{report['threshold']})")
+    return (f"every one of {tries} tries shared a run of at least {report['longest_shared_run']} notes with the "
+            f"training piece {report['closest_piece']} (the limit is {report['threshold']})")
+
+
+def deliver(made: Made, entry: ModelEntry, files: Mapping[str, Path], *, payload: int,
+            stamper: Stamper | None, requester: int | str | None = None) -> dict[str, Any] | None:
+    """Watermark the audio with ``payload``, write every format (fmt -> path; "mid" is the score) and sign each
+    file; returns the provenance record (None without a stamper: files unsigned and unmarked)."""
+    from tunesmith.audio.io import save
+    from tunesmith.symbolic.io import write_midi
+
+    audio = made.audio
+    if stamper is not None and audio is not None:  # the mark goes into the samples before any format is encoded
+        audio = watermark_audio(audio, SAMPLE_RATE, payload)
+        made.audio = audio
+    for fmt, path in files.items():
+        if fmt == "mid":
+            if made.work.score is None:
+                raise ValueError(f"model {entry.id} made no score to write as MIDI")
+            write_midi(made.work.score, path)
+        else:
+            if audio is None:
+                raise ValueError("no audio was rendered")
+            save(path, audio, SAMPLE_RATE, format=fmt)
+    if stamper is None:
+        return None
+    manifest = Stamper.manifest(entry.id, entry.version, entry.card, made.work.signed, requester=requester)
+    contents = stamper.stamp(dict(files), manifest, payload)
+    return stamper.record(manifest, payload, contents)
