@@ -1,26 +1,32 @@
-"""`tunesmith generate MODEL ... -o OUT`: make a piece (or, later, a sound) and write it to a file."""
+"""`tunesmith generate MODEL ... -o OUT`: make a work with any model and write it to a file.
+
+Locally the work runs through the same pipeline as a server's worker (:mod:`tunesmith.generation.pipeline`):
+load, generate, originality check, render, watermark, encode, sign. The model's family (from the registry)
+says which options it takes; with ``--server`` any model the server offers works, known here or not.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import secrets
 from pathlib import Path
+from typing import Any
 
 from tunesmith.cli import generate_audio, remote
-from tunesmith.cli.stamping import LocalWork
 from tunesmith.errors import ParameterError
 
-SYMBOLIC_SUFFIXES = (".mid", ".midi")
-AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg")
+SUFFIXES = {".mid": "mid", ".midi": "mid", ".wav": "wav", ".flac": "flac", ".mp3": "mp3", ".ogg": "ogg"}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "generate", help="compose, continue or harmonize music and write it to a file",
+        "generate", help="compose, continue or harmonize music, or play notes, and write it to a file",
         description="Generate with a model and write MIDI or audio (the format follows -o's extension).",
         epilog='examples:\n  tunesmith generate chorale --key "D minor" --bars 16 -o chorale.mid\n'
                "  tunesmith generate chorale --input melody.mid --harmonize -o harmonized.wav\n"
-               "  tunesmith generate folk --key G --meter 6/8 --bars 16 --instrument violin -o jig.wav",
+               "  tunesmith generate folk --key G --meter 6/8 --bars 16 --instrument violin -o jig.wav\n"
+               "  tunesmith generate notes --instrument violin --pitch 64 -o note.wav",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model", help="which model: `tunesmith models` lists this install's (chorale, folk, notes, "
                                  "perform ...); with --server, any model the server offers")
@@ -32,9 +38,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--temperature", type=float, help="sampling temperature (0.05-3, default 1)")
     p.add_argument("--top-p", type=float, help="nucleus sampling mass (0.05-1, default 0.95)")
     p.add_argument("--seed", type=int, help="random seed: same seed and options give the same output")
-    p.add_argument("--input", type=Path, help="MIDI/MusicXML/ABC file to continue (or to harmonize)")
+    p.add_argument("--input", type=Path, help="MIDI/MusicXML/ABC file to continue, harmonize or perform")
     p.add_argument("--harmonize", action="store_true", help="harmonize the melody of --input (chorale)")
-    p.add_argument("--instrument", help="GM instrument for rendering, e.g. organ, choir, violin, flute")
+    p.add_argument("--instrument", help="GM instrument, e.g. organ, choir, violin, flute")
+    p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                   help="a model parameter without an option of its own (repeatable; a number or text)")
     p.add_argument("--checkpoint", type=Path, help="use a training run directory instead of the shipped weights")
     p.add_argument("--sr", type=int, default=44100, help="sample rate of audio output (default 44100)")
     p.add_argument("--piano-roll", type=Path, help="also draw the piece as a piano-roll PNG here")
@@ -44,71 +52,141 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_generate)
 
 
-def parse_meter(text: str | None) -> tuple[int, int]:
-    """'6/8' -> (6, 8); ParameterError naming the value otherwise."""
-    if text is None:
-        return (4, 4)
-    try:
-        numerator, denominator = (int(x) for x in text.split("/"))
-    except ValueError:
-        raise ParameterError(f"meter must look like 3/4 or 6/8, got {text!r}", field="meter") from None
-    return numerator, denominator
+def extra_params(pairs: list[str]) -> dict[str, Any]:
+    """``--param NAME=VALUE`` pairs -> params (numbers as numbers)."""
+    params: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, text = pair.partition("=")
+        if not sep or not name.strip():
+            raise ParameterError(f"--param takes NAME=VALUE, got {pair!r}", field="param")
+        value: Any = text
+        for kind in (int, float):
+            try:
+                value = kind(text)
+                break
+            except ValueError:
+                continue
+        params[name.strip().replace("-", "_")] = value
+    return params
+
+
+def given_params(args: argparse.Namespace) -> dict[str, Any]:
+    """The model parameters given on the command line: the options named like a parameter of a registered family
+    (options left out are not sent; ``--input`` is the file, read apart) and ``--param`` pairs."""
+    from tunesmith import families
+
+    names = {n for f in families.families() if f.params is not None for n in f.params.model_fields} - {"input"}
+    params = {name: value for name in names
+              if (value := getattr(args, name, None)) is not None and value is not False}
+    return params | extra_params(args.param)
 
 
 def run_generate(args: argparse.Namespace) -> int:
-    if args.output is None and not (args.model == "notes" and args.export_sfz is not None):
+    if args.output is None and args.export_sfz is None:
         raise ParameterError("-o OUT is required (.mid, .wav, .flac, .mp3 or .ogg)", field="output")
+    if args.harmonize and args.input is None:
+        raise ParameterError("--harmonize needs --input MELODY", field="harmonize")
     if remote.server_of(args):
         if args.export_sfz is not None:
             raise ParameterError("--export-sfz writes files here: drop --server", field="export_sfz")
         return remote.run_generate(args)
     from tunesmith.generation.catalog import local_entry
 
-    family = local_entry(args.model, args.checkpoint).family
-    if family.name in ("instrument", "performer"):
-        return generate_audio.run(args)
-    suffix = args.output.suffix.lower()
-    if suffix not in SYMBOLIC_SUFFIXES + AUDIO_SUFFIXES:
-        raise ParameterError(f"cannot write {args.output.name!r}: use .mid, .wav, .flac, .mp3 or .ogg", field="output")
-    if args.harmonize and args.input is None:
-        raise ParameterError("--harmonize needs --input MELODY", field="harmonize")
-    from tunesmith.compose.composer import Composer
-    from tunesmith.symbolic.io import read_score, write_midi
+    entry = local_entry(args.model, args.checkpoint)
+    if args.export_sfz is not None:
+        return generate_audio.export_sfz(args, entry)
+    return run_local(args, entry)
 
-    composer = Composer.load(args.checkpoint or args.model)
-    melody = prime = None
-    if args.input is not None:
-        source = read_score(args.input)
-        if args.harmonize:
-            pitched = [p for p in source.parts if not p.is_drum and p.notes]
-            melody = pitched[0] if pitched else None
-            if melody is None:
-                raise ParameterError(f"{args.input} has no melody to harmonize", field="input")
-        else:
-            prime = source
-    meter = parse_meter(args.meter) if args.meter or melody is None else source.time_signature
-    result = composer.generate(key=args.key, bars=args.bars, time_signature=meter, tempo=args.tempo,
-                               temperature=1.0 if args.temperature is None else args.temperature,
-                               top_p=0.95 if args.top_p is None else args.top_p, seed=args.seed, melody=melody,
-                               prime=prime, instrument=args.instrument)
-    work = LocalWork.new()  # every output carries the signed manifest; audio also the watermark
-    if suffix in SYMBOLIC_SUFFIXES:
-        write_midi(result.score, args.output)
-    else:
-        from tunesmith.audio import save
-        from tunesmith.symbolic.render import get_renderer
 
-        save(args.output, work.mark(get_renderer(args.sr).render(result.score), args.sr), args.sr)
-    provenance = work.sign(args.output, model_id=str(composer.card.get("id") or args.model), card=composer.card,
-                           params=result.params)
-    if args.piano_roll:
+def run_local(args: argparse.Namespace, entry: Any) -> int:
+    """Generate here through the pipeline and write ``-o``; prints a line (or a JSON report)."""
+    from tunesmith.config import load_settings
+    from tunesmith.families import Resolving
+    from tunesmith.families.params import MAX_SEED, check_params
+    from tunesmith.generation.catalog import load_catalog
+    from tunesmith.generation.originality import OriginalityGate
+    from tunesmith.generation.pipeline import AUDIO_INDEX_WAIT, deliver, make_work
+    from tunesmith.generation.signing import Stamper, new_work_id, work_payload
+    from tunesmith.progress import FractionBar
+
+    family = entry.family
+    fmt = SUFFIXES.get(args.output.suffix.lower())
+    if fmt is None or (fmt == "mid" and family.audio_only):
+        made_of = "audio (.wav, .flac, .mp3 or .ogg)" if family.audio_only else ".mid, .wav, .flac, .mp3 or .ogg"
+        raise ParameterError(f"cannot write {args.output.name!r}: {args.model} makes {made_of}", field="output")
+    if not 8000 <= args.sr <= 96000:
+        raise ParameterError(f"--sr must be 8000..96000 Hz, got {args.sr}", field="sr")
+    for name in family.cli_required:
+        if getattr(args, name, None) is None:
+            raise ParameterError(f"generate {args.model} needs --{name.replace('_', '-')}", field=name)
+    given = given_params(args)
+    takes = family.params.model_fields if family.params is not None else {}
+    for name in given:
+        if name not in takes:
+            raise ParameterError(f"model {args.model!r} does not take --{name.replace('_', '-')}; it takes "
+                                 f"{', '.join('--' + n.replace('_', '-') for n in takes if n != 'input')}",
+                                 field=name)
+    explicit = check_params(family.params, given, prefix="--", model_id=entry.id).model_dump(exclude_none=True)
+    explicit = {k: v for k, v in explicit.items() if k in given}
+    source, facts = read_input(args.input)
+    settings = load_settings()
+    seed = args.seed if args.seed is not None else (
+        family.default_seed if family.default_seed is not None else secrets.randbelow(MAX_SEED + 1))
+    params = family.resolve(Resolving(model_id=entry.id, card=entry.card, explicit=explicit, from_prompt={},
+                                      notes=[], seed=seed, upload=facts, max_bars=settings.max_bars))
+    catalog = load_catalog(settings.resolved_weights_dir(), settings.models)
+    gate = OriginalityGate(settings.data_dir / "originality", threshold=settings.originality_threshold,
+                           tries=settings.originality_tries, audio_threshold=settings.audio_originality_threshold)
+    work_id = new_work_id()
+    with FractionBar(f"{entry.id}") as bar:
+        made = make_work(entry, params, source=source, gate=gate, sr=args.sr, audio=fmt != "mid",
+                         analyzer_card=catalog.analyzer.card_path if catalog.analyzer is not None else None,
+                         index_wait=AUDIO_INDEX_WAIT, progress=lambda fraction: bar.update(fraction, "running"))
+        bar.update(0.9, "writing")
+        provenance = deliver(made, entry, {fmt: args.output}, payload=work_payload(work_id),
+                             stamper=Stamper(settings.data_dir))
+    if args.piano_roll and made.work.score is not None:
         from tunesmith.symbolic.pianoroll import plot_piano_roll
 
-        plot_piano_roll(result.score, args.piano_roll)
-    report = {"output": str(args.output), "model": result.model, **result.params,
-              "notes": result.score.n_notes, "seconds": round(result.seconds, 3),
-              "interpretation": result.interpretation, "provenance": provenance}
-    print(json.dumps(report, indent=2) if args.json else
-          f"wrote {args.output}: {result.params['mode']} {result.params['key']}, {result.params['bars']} bars, "
-          f"seed {result.params['seed']}" + "".join(f"\n  {n}" for n in result.interpretation))
+        plot_piano_roll(made.work.score, args.piano_roll)
+    seconds = round(made.audio.shape[1] / made.sr, 3) if made.audio is not None else None
+    result = {**made.work.result, "seconds_of_audio": seconds}
+    report = {"output": str(args.output), "model": entry.id, **result, "params": made.work.signed,
+              "originality": made.originality, "provenance": (provenance or {}) | {"work_id": work_id}}
+    print(json.dumps(report, indent=2, default=str) if args.json else summary(args.output, family, result,
+                                                                              made.originality))
     return 0
+
+
+def read_input(path: Path | None) -> tuple[Any, Any]:
+    """(score, what a job knows of it) of ``--input``, or (None, None)."""
+    if path is None:
+        return None, None
+    from tunesmith.families import InputFacts
+    from tunesmith.symbolic.io import read_score
+
+    score = read_score(path)
+    numerator, denominator = score.time_signature
+    return score, InputFacts(id=path.name, filename=path.name, meter=f"{numerator}/{denominator}",
+                             tempo=float(score.tempo), bars=score.n_bars)
+
+
+def summary(output: Path, family: Any, result: dict[str, Any], originality: dict[str, Any] | None) -> str:
+    """What a local run prints: the file, the family's one line on the work, the model's notes, originality."""
+    line = f"wrote {output}: " + (family.summary_line(result) if family.summary_line else family.summary)
+    if originality and originality.get("status") != "not_applicable":
+        line += f"; {originality_line(originality)}"
+    notes = result.get("notes") if isinstance(result.get("notes"), list) else []
+    return line + "".join(f"\n  {n}" for n in notes)
+
+
+def originality_line(report: dict[str, Any]) -> str:
+    """One line on an originality report (a sound's nearest training note, or a score's longest shared run)."""
+    if report.get("status") != "checked":
+        return f"originality unchecked ({report.get('reason')})"
+    if "nearest_item" in report:
+        verdict = "FLAGGED as a near-copy of" if report["flagged"] else "nearest training note"
+        return f"{verdict} {report['nearest_item']} (cosine distance {report['distance']:.3f})"
+    verdict = "FLAGGED: " if report["flagged"] else ""
+    return (f"{verdict}longest run shared with a training piece: {report['longest_shared_run']} notes "
+            f"({report['closest_piece']}; limit {report['threshold']})")

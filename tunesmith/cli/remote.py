@@ -12,10 +12,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 from typing import TYPE_CHECKING, Any
 
 from tunesmith.errors import ParameterError
+from tunesmith.progress import FractionBar
 
 if TYPE_CHECKING:
     from tunesmith.client import Client
@@ -88,7 +88,7 @@ def run_generate(args: argparse.Namespace) -> int:
             _check_neural(args, needs_input=bool(card.get("needs_input")))
             seed = 0 if seed is None else seed
         params = {name: value for name in PARAM_OPTIONS if (value := getattr(args, name, None)) is not None}
-        with _Bar(f"{args.model} on {client.url}") as bar:
+        with FractionBar(f"{args.model} on {client.url}") as bar:
             work = client.generate(args.model, prompt=getattr(args, "prompt", None), seed=seed,
                                    formats=[fmt], input=args.input, harmonize=args.harmonize, progress=bar.update,
                                    **params)
@@ -107,7 +107,7 @@ def run_generate(args: argparse.Namespace) -> int:
 
 def _check_neural(args: argparse.Namespace, *, needs_input: bool) -> None:
     """`notes` and `perform` on a server take what they take locally: audio out, and perform a score in."""
-    from tunesmith.cli.generate_audio import AUDIO_SUFFIXES
+    AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg")
 
     if args.output.suffix.lower() not in AUDIO_SUFFIXES:
         raise ParameterError(f"cannot write {args.output.name!r}: {args.model} makes audio "
@@ -120,7 +120,7 @@ def _check_neural(args: argparse.Namespace, *, needs_input: bool) -> None:
 
 def _report_neural(args: argparse.Namespace, work: Any, server: str) -> None:
     """What local `generate notes|perform` prints (a line, or its JSON report), with the job and the server."""
-    from tunesmith.cli.generate_audio import _originality_line
+    from tunesmith.cli.generate import originality_line as _originality_line
 
     result = work.result or {}
     seconds = work.audio_seconds
@@ -241,25 +241,3 @@ def _describe(name: str, spec: dict[str, Any]) -> str:
 
 def _number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else f"{value:g}"
-
-
-class _Bar:
-    """A progress bar (on a terminal only) fed by the job's events: fraction done and status."""
-
-    def __init__(self, label: str) -> None:
-        from tqdm import tqdm
-
-        self.label = label
-        self.bar = tqdm(total=100, desc=label, unit="%", disable=not sys.stderr.isatty(), leave=False,
-                        bar_format="{desc} {percentage:3.0f}%|{bar}| {elapsed}")
-
-    def update(self, fraction: float, status: str) -> None:
-        self.bar.n = round(100 * max(0.0, min(1.0, fraction)))
-        self.bar.set_description_str(f"{self.label} [{status}]", refresh=False)
-        self.bar.refresh()
-
-    def __enter__(self) -> _Bar:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.bar.close()

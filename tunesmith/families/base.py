@@ -94,6 +94,9 @@ class Family:
     card_choices: Callable[[Mapping[str, Any]], dict[str, list[str]]] = field(default=lambda card: {})
     prompt_params: tuple[str, ...] = ()  # what a prompt may set for it (its interpretation is shown with the job)
     input_needed: bool = False  # a job plays or arranges an input file (params.input) and cannot run without one
+    cli_required: tuple[str, ...] = ()  # options `tunesmith generate` asks for (the API fills them from the card)
+    default_seed: int | None = None  # the seed a local run takes when none is given (None: a random one)
+    summary_line: Callable[[Mapping[str, Any]], str] | None = None  # one line on what a work is
     trainer: Trainer | None = None
 
     def model_id(self, card_id: str) -> str:

@@ -168,5 +168,6 @@ COMPOSER = Family(
     name="composer", card_family="lm", kind="composer", summary="a composer of symbolic music",
     load=load, params=ComposerParams, run=run, resolve=resolve, seconds=seconds, originality="symbolic",
     describe=lambda card: "four-voice chorales" if voices(card) == 4 else "single-line melodies",
+    summary_line=lambda r: f"{r.get('mode')} {r.get('key')}, {r.get('bars')} bars, seed {r.get('seed')}",
     card_defaults=defaults, prompt_params=PROMPT_PARAMS, trainer=Trainer("lm", "composer language model", train),
 )

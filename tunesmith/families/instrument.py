@@ -172,6 +172,9 @@ INSTRUMENT = Family(
     outputs=frozenset({"audio", "images"}), originality="audio",
     card_choices=lambda card: {"instrument": sorted(instruments(card)), "morph_to": sorted(instruments(card))},
     card_defaults=lambda card: {"instrument": instruments(card)[0] if instruments(card) else None},
+    cli_required=("instrument", "pitch"), default_seed=0,
+    summary_line=lambda r: (f"{r.get('instrument')} pitch {r.get('pitch')} velocity {r.get('velocity')}, "
+                            f"{r.get('seconds_of_audio')} s, seed {r.get('seed')}"),
     trainer=Trainer("gan", "the neural instrument (a GAN)", train),
 )
 PERFORMER = Family(
@@ -180,4 +183,7 @@ PERFORMER = Family(
     load=load, params=PerformParams, run=run_perform, resolve=resolve_perform, seconds=perform_seconds,
     originality=None, originality_note=PERFORM_ORIGINALITY, fixed_id=PERFORM_MODEL, input_needed=True,
     card_choices=lambda card: {"instrument": sorted(pitched_instruments(card))},
+    cli_required=("instrument", "input"), default_seed=0,
+    summary_line=lambda r: (f"{r.get('n_notes')} notes played by the neural {r.get('instrument')}, "
+                            f"{r.get('seconds_of_audio')} s"),
 )

@@ -40,6 +40,7 @@ class Made:
     work: Work
     audio: np.ndarray | None
     originality: dict[str, Any] | None
+    sr: int = SAMPLE_RATE
 
 
 def load_model(entry: ModelEntry) -> Any:
@@ -49,16 +50,17 @@ def load_model(entry: ModelEntry) -> Any:
 
 def make_work(entry: ModelEntry, params: Mapping[str, Any], *, source: Score | None = None,
               gate: OriginalityGate | None = None, analyzer_card: Path | None = None, audio: bool = True,
-              progress: Progress | None = None) -> Made:
-    """Load, generate (with the originality check and its retries), render. ``source``: the input score;
-    ``audio`` False: only a score is wanted (no rendering)."""
+              sr: int = SAMPLE_RATE, index_wait: float | None = None, progress: Progress | None = None) -> Made:
+    """Load, generate (with the originality check and its retries), render at ``sr``. ``source``: the input
+    score; ``audio`` False: only a score is wanted (no rendering); ``index_wait``: seconds a sound's check may
+    wait for the training-audio index (default: only a request that rejects near-copies waits)."""
     family = entry.family
     if family.run is None:
         raise ValueError(f"family {family.name!r} does not generate")
     step = progress or (lambda _fraction: None)
     model = load_model(entry)
     step(0.1)
-    check = _originality_check(entry, params, gate, analyzer_card)
+    check = _originality_check(entry, params, gate, analyzer_card, index_wait)
 
     def make(seed: int | None) -> Work:
         return family.run(model, {**params, "model": entry.id, "seed": seed}, copy.deepcopy(source))
@@ -67,23 +69,23 @@ def make_work(entry: ModelEntry, params: Mapping[str, Any], *, source: Score | N
     if report is None and family.originality is None and family.originality_note:
         report = {"status": "not_applicable", "reason": family.originality_note, "flagged": False}
     step(0.5)
-    return Made(work=work, audio=render(work) if audio or work.audio is not None else None, originality=report)
+    rendered = render(work, sr) if audio or work.audio is not None else None
+    return Made(work=work, audio=rendered, originality=report, sr=sr)
 
 
-def render(work: Work) -> np.ndarray:
-    """The work's audio at :data:`SAMPLE_RATE`: its score rendered with FluidSynth, or its own audio resampled."""
+def render(work: Work, sr: int = SAMPLE_RATE) -> np.ndarray:
+    """The work's audio at ``sr``: its score rendered with FluidSynth, or its own audio resampled."""
     if work.audio is None:
         from tunesmith.symbolic.render import get_renderer
 
         if work.score is None:
             raise ValueError("a work with neither audio nor a score")
-        return get_renderer(SAMPLE_RATE).render(work.score)
-    if work.sr == SAMPLE_RATE:
+        return get_renderer(sr).render(work.score)
+    if work.sr == sr:
         return np.asarray(work.audio, dtype=np.float32)
     from tunesmith.audio.dsp import resample
 
-    return np.stack([resample(channel, orig_sr=work.sr, target_sr=SAMPLE_RATE) for channel in work.audio]
-                    ).astype(np.float32)
+    return np.stack([resample(channel, orig_sr=work.sr, target_sr=sr) for channel in work.audio]).astype(np.float32)
 
 
 def draw(params: Mapping[str, Any], make: Callable[[int | None], Work],
@@ -112,14 +114,14 @@ def draw(params: Mapping[str, Any], make: Callable[[int | None], Work],
 
 
 def _originality_check(entry: ModelEntry, params: Mapping[str, Any], gate: OriginalityGate | None,
-                       analyzer_card: Path | None) -> Callable[[Work], dict[str, Any]] | None:
+                       analyzer_card: Path | None, index_wait: float | None) -> Callable[[Work], dict[str, Any]] | None:
     """How the family's works are checked: a score against the training corpus, a sound against the training
     audio (a request that asked to reject flagged sounds waits for the audio index; others never wait)."""
     if gate is None or entry.family.originality is None:
         return None
     if entry.family.originality == "symbolic":
         return lambda work: gate.check(entry.id, entry.card, work.score)
-    wait = AUDIO_INDEX_WAIT if params.get("originality") == "reject" or params.get("wait_for_index") else 0.0
+    wait = index_wait if index_wait is not None else AUDIO_INDEX_WAIT if params.get("originality") == "reject" else 0.0
     return lambda work: gate.audio.check(entry.id, entry.card, analyzer_card, work.audio[0], work.sr, wait=wait)
 
 
@@ -142,7 +144,7 @@ def deliver(made: Made, entry: ModelEntry, files: Mapping[str, Path], *, payload
 
     audio = made.audio
     if stamper is not None and audio is not None:  # the mark goes into the samples before any format is encoded
-        audio = watermark_audio(audio, SAMPLE_RATE, payload)
+        audio = watermark_audio(audio, made.sr, payload)
         made.audio = audio
     for fmt, path in files.items():
         if fmt == "mid":
@@ -152,7 +154,7 @@ def deliver(made: Made, entry: ModelEntry, files: Mapping[str, Path], *, payload
         else:
             if audio is None:
                 raise ValueError("no audio was rendered")
-            save(path, audio, SAMPLE_RATE, format=fmt)
+            save(path, audio, made.sr, format=fmt)
     if stamper is None:
         return None
     manifest = Stamper.manifest(entry.id, entry.version, entry.card, made.work.signed, requester=requester)

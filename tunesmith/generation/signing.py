@@ -11,6 +11,7 @@ A service keeps :meth:`Stamper.record` with the work: the manifest, the signer's
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -97,3 +98,8 @@ class Stamper:
             raise InputFileError(exc.message.replace(str(path), filename), field="file") from exc
         return {"file": filename, **{k: v for k, v in verdict.to_dict().items() if k != "path"},
                 "server_key_id": self.key_id}
+
+
+def new_work_id() -> str:
+    """A new work's id (a UUID; its first four hex digits are the work's watermark payload)."""
+    return str(uuid.uuid4())

@@ -74,10 +74,5 @@ class ArtifactStore:
                 Path(name).unlink(missing_ok=True)
         return digest, size
 
-    def put_bytes(self, data: bytes, ext: str) -> tuple[str, int]:
-        with self.scratch_file(ext) as path:
-            path.write_bytes(data)
-            return self.put_file(path, ext)
-
     def remove(self, sha256: str, ext: str) -> None:
         self.path(sha256, ext).unlink(missing_ok=True)

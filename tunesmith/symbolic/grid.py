@@ -42,10 +42,6 @@ class GridCursor:
         self.k += 1
         return slot, min(step, OFF_GRID - 1)
 
-    def next_slot(self) -> tuple[int, int]:
-        """Slot and position the next *step* token would take (without advancing)."""
-        return self.k % self.voices, min(self.k // self.voices, OFF_GRID - 1)
-
 
 def voices_of(ids: Sequence[int], vocab: Vocabulary = VOCAB) -> int:
     """The ``VOICES_<n>`` value of a sequence's header."""
