@@ -42,9 +42,7 @@ PEAK_LIMIT = 0.99
 DRUM_BANK = 128
 N_CHANNELS = 64
 MIN_SR, MAX_SR = 8000, 96000
-_FLUSH_BLOCK = 4096
 _FLUID_BLOCK = 64  # FLUID_BUFSIZE: FluidSynth's internal synthesis block
-_FLUSH_MAX_SECONDS = 5.0
 _LOG_LEVELS_SILENCED = (2, 3, 4)  # FLUID_WARN, FLUID_INFO, FLUID_DBG
 _MISSING_SOUNDFONT = (
     "no General MIDI soundfont found; install the Debian package musescore-general-soundfont-small "
@@ -132,25 +130,62 @@ class Renderer:
         self.soundfont = Path(soundfont) if soundfont is not None else find_soundfont()
         if not self.soundfont.is_file():
             raise DependencyError(f"soundfont {self.soundfont} does not exist; {_MISSING_SOUNDFONT}")
-        fluidsynth = _import_fluidsynth()
-        self._lib = fluidsynth._fl
-        self._synth = fluidsynth.Synth(gain=PIECE_GAIN, samplerate=float(self.sr), channels=N_CHANNELS)
-        self._synth.setting("synth.reverb.active", 1)
-        self._synth.setting("synth.chorus.active", 1)
-        self._sfid = self._synth.sfload(str(self.soundfont))
-        if self._sfid < 0:
-            self._synth.delete()
-            raise DependencyError(
-                f"FluidSynth could not load the soundfont {self.soundfont} (an .sf3 needs libfluidsynth "
-                "built with libsndfile, as Debian's is); install the Debian package "
-                f"musescore-general-soundfont-small or point {SOUNDFONT_ENV} at an .sf2 file"
-            )
+        self._fluidsynth = _import_fluidsynth()
+        self._lib = self._fluidsynth._fl
+        self._synth, self._sfid = self._new_synth()
+        self._spare: tuple[Any, int] | None = None  # the next piece's synthesizer, made ahead in a thread
+        self._spare_ready = threading.Event()
         self._lock = threading.Lock()
         self._fx_on: bool | None = None
         self._gain: float | None = None
         self._note_program: tuple[int, int, int] | None = None
         self._closed = False
         self._cursor = 0  # samples synthesized so far (for block alignment)
+        self._used = False  # the synthesizer has played something (a piece then gets a fresh one)
+        self._piece_played = False  # it has played a piece (a note then gets a fresh one: no reverb tail left)
+
+    def _new_synth(self) -> tuple[Any, int]:
+        """A new synthesizer with the soundfont loaded (FluidSynth shares the decoded samples between them,
+        so every one after the first takes about a tenth of a second)."""
+        synth = self._fluidsynth.Synth(gain=PIECE_GAIN, samplerate=float(self.sr), channels=N_CHANNELS)
+        synth.setting("synth.reverb.active", 1)
+        synth.setting("synth.chorus.active", 1)
+        sfid = synth.sfload(str(self.soundfont))
+        if sfid < 0:
+            synth.delete()
+            raise DependencyError(
+                f"FluidSynth could not load the soundfont {self.soundfont} (an .sf3 needs libfluidsynth "
+                "built with libsndfile, as Debian's is); install the Debian package "
+                f"musescore-general-soundfont-small or point {SOUNDFONT_ENV} at an .sf2 file"
+            )
+        return synth, sfid
+
+    def _fresh_synth(self) -> None:
+        """Render the next piece on a synthesizer that has played nothing: the reverb's modulated delay lines and
+        the chorus keep their phase from one piece to the next, so a reused synthesizer renders the same score a
+        little differently each time (up to 0.02 of full scale). The spare made after the last piece is used
+        when it is ready; the used synthesizer is freed."""
+        if self._spare_ready.wait(timeout=30.0) and self._spare is not None:
+            fresh, self._spare = self._spare, None
+        else:
+            fresh = self._new_synth()
+        self._spare_ready.clear()
+        self._synth.delete()
+        self._synth, self._sfid = fresh
+        self._fx_on = self._gain = self._note_program = None
+        self._cursor = 0
+        self._used = self._piece_played = False
+
+    def _make_spare(self) -> None:
+        def make() -> None:
+            try:
+                self._spare = self._new_synth()
+            except DependencyError:
+                self._spare = None
+            finally:
+                self._spare_ready.set()
+
+        threading.Thread(target=make, name="fluidsynth-spare", daemon=True).start()
 
     # ---------------------------------------------------------------- low level
 
@@ -193,14 +228,6 @@ class Renderer:
         for channel in channels:
             self._synth.all_sounds_off(channel)
 
-    def _flush(self) -> None:
-        """Let reverb/chorus ring out into a scratch buffer so nothing leaks into the next render."""
-        scratch = np.zeros((2, _FLUSH_BLOCK), dtype=np.float32)
-        for _ in range(int(_FLUSH_MAX_SECONDS * self.sr / _FLUSH_BLOCK) + 1):
-            self._write(scratch, 0, _FLUSH_BLOCK)
-            if float(np.abs(scratch).max()) < 1e-6:
-                break
-
     # ---------------------------------------------------------------- pieces
 
     def render(self, score: Score, *, tail: float = 1.0, reverb: bool = True) -> np.ndarray:
@@ -221,6 +248,9 @@ class Renderer:
         out = np.zeros((2, max(total, 1)), dtype=np.float32)
         with self._lock:
             self._ensure_open()
+            if self._used:
+                self._fresh_synth()
+            self._used = self._piece_played = True
             self._set_mode(fx=reverb, gain=PIECE_GAIN)
             for channel, (program, is_drum) in channels.items():
                 self._select(channel, program, is_drum=is_drum)
@@ -228,7 +258,7 @@ class Renderer:
             self._clean_start(set(channels))
             self._play(events, out)
             self._silence(set(channels))
-            self._flush()
+            self._make_spare()
         peak = float(np.abs(out).max())
         if peak > PEAK_LIMIT:
             out *= PEAK_LIMIT / peak
@@ -297,6 +327,9 @@ class Renderer:
         out = np.zeros((2, n), dtype=np.float32)
         with self._lock:
             self._ensure_open()
+            if self._piece_played:
+                self._fresh_synth()
+            self._used = True
             self._set_mode(fx=False, gain=NOTE_GAIN)
             if self._note_program != (channel, program, int(is_drum)):
                 self._select(channel, program, is_drum=is_drum)
@@ -331,6 +364,9 @@ class Renderer:
         with self._lock:
             if not self._closed:
                 self._synth.delete()
+                if self._spare_ready.wait(timeout=30.0) and self._spare is not None:
+                    self._spare[0].delete()
+                    self._spare = None
                 self._closed = True
 
 
