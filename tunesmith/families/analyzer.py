@@ -14,11 +14,14 @@ def load(card_path: Any) -> Any:
     return Analyzer.load(card_path)
 
 
-def train(**options: Any) -> dict[str, Any]:
+def train(args: Any) -> dict[str, Any]:
+    """`tunesmith train analyzer`: the CNN on a `notes` dataset (or MagnaTagATune tags on an `mtt` one)."""
     from tunesmith.train.analyzer import AnalyzerTrainConfig, train_analyzer
 
-    data, out, resume = options.pop("data"), options.pop("out"), options.pop("resume", False)
-    return train_analyzer(data, out, AnalyzerTrainConfig(**options), resume=resume)
+    config = AnalyzerTrainConfig(minutes=args.minutes, max_steps=args.max_steps, batch_size=args.batch_size or 32,
+                                 eval_every=args.eval_every, seed=args.seed, threads=args.threads or 1,
+                                 **({"lr": args.lr} if args.lr else {}))
+    return train_analyzer(args.data, args.out, config, resume=args.resume)
 
 
 ANALYZER = Family(name="analyzer", card_family="analyzer", kind="analyzer",

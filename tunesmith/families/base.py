@@ -65,11 +65,14 @@ class Resolving:
 
 @dataclass(frozen=True)
 class Trainer:
-    """A family's training entry: ``tunesmith train NAME`` (its options and the function that runs it)."""
+    """A family's training entry: ``tunesmith train NAME``. ``add_options(group)`` adds its own options to the
+    command's parser; ``run(args)`` trains from the parsed options (data, out, minutes, resume, seed ... and its
+    own) and returns the final card."""
 
     name: str
     help: str
-    run: Callable[..., dict[str, Any]]
+    run: Callable[[Any], dict[str, Any]]
+    add_options: Callable[[Any], None] = field(default=lambda group: None)
 
 
 @dataclass(frozen=True)

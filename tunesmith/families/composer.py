@@ -157,11 +157,22 @@ def load(card_path: Any) -> Any:
     return Composer.load(card_path)
 
 
-def train(**options: Any) -> dict[str, Any]:
+def train_options(group: Any) -> None:
+    group.add_argument("--arch", choices=["rnn", "transformer"], default="rnn", help="lm: model architecture")
+    group.add_argument("--dim", type=int, help="lm: model width")
+    group.add_argument("--layers", type=int, help="lm: number of layers")
+    group.add_argument("--window", type=int, default=384, help="lm: tokens per training window")
+
+
+def train(args: Any) -> dict[str, Any]:
+    """`tunesmith train lm`: a composer language model on a tokenized dataset (tunesmith.train.lm)."""
     from tunesmith.train.lm import LMTrainConfig, train_lm
 
-    data, out, resume = options.pop("data"), options.pop("out"), options.pop("resume", False)
-    return train_lm(data, out, LMTrainConfig(**options), resume=resume)
+    model = {k: v for k in ("dim", "layers") if (v := getattr(args, k)) is not None}
+    config = LMTrainConfig(arch=args.arch, minutes=args.minutes, max_steps=args.max_steps,
+                           batch_size=args.batch_size or 16, window=args.window, lr=args.lr,
+                           eval_every=args.eval_every, seed=args.seed, threads=args.threads, model=model)
+    return train_lm(args.data, args.out, config, resume=args.resume)
 
 
 COMPOSER = Family(
@@ -169,5 +180,6 @@ COMPOSER = Family(
     load=load, params=ComposerParams, run=run, resolve=resolve, seconds=seconds, originality="symbolic",
     describe=lambda card: "four-voice chorales" if voices(card) == 4 else "single-line melodies",
     summary_line=lambda r: f"{r.get('mode')} {r.get('key')}, {r.get('bars')} bars, seed {r.get('seed')}",
-    card_defaults=defaults, prompt_params=PROMPT_PARAMS, trainer=Trainer("lm", "composer language model", train),
+    card_defaults=defaults, prompt_params=PROMPT_PARAMS,
+    trainer=Trainer("lm", "composer language model", train, train_options),
 )

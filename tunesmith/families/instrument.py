@@ -158,11 +158,26 @@ def load(card_path: Any) -> Any:
     return NoteSynth.load(card_path)
 
 
-def train(**options: Any) -> dict[str, Any]:
+def train_options(group: Any) -> None:
+    group.add_argument("--adv-start", type=int, help="gan: steps of spectral-loss warm-up before the GAN losses")
+    group.add_argument("--crop-frames", type=int, help="gan: training window in 8 ms frames (default 64)")
+    group.add_argument("--grid-every", type=int, help="gan: steps between spectrogram grid PNGs (default 500)")
+
+
+def train(args: Any) -> dict[str, Any]:
+    """`tunesmith train gan`: the neural instrument on a `notes` dataset (tunesmith.train.gan)."""
     from tunesmith.train.gan import GANTrainConfig, train_gan
 
-    data, out, resume = options.pop("data"), options.pop("out"), options.pop("resume", False)
-    return train_gan(data, out, GANTrainConfig(**options), resume=resume)
+    for name in ("adv_start", "crop_frames", "grid_every"):
+        value = getattr(args, name)
+        if value is not None and value < (0 if name == "adv_start" else 1):
+            raise ParameterError(f"--{name.replace('_', '-')} must be positive, got {value}", field=name)
+    options = {"adv_start": args.adv_start, "crop_frames": args.crop_frames, "grid_every": args.grid_every,
+               "batch_size": args.batch_size, "lr_g": args.lr}
+    config = GANTrainConfig(minutes=args.minutes, max_steps=args.max_steps, seed=args.seed,
+                            eval_every=args.eval_every, threads=args.threads or 1,
+                            **{k: v for k, v in options.items() if v is not None})
+    return train_gan(args.data, args.out, config, resume=args.resume)
 
 
 INSTRUMENT = Family(
@@ -175,7 +190,7 @@ INSTRUMENT = Family(
     cli_required=("instrument", "pitch"), default_seed=0,
     summary_line=lambda r: (f"{r.get('instrument')} pitch {r.get('pitch')} velocity {r.get('velocity')}, "
                             f"{r.get('seconds_of_audio')} s, seed {r.get('seed')}"),
-    trainer=Trainer("gan", "the neural instrument (a GAN)", train),
+    trainer=Trainer("gan", "the neural instrument (a GAN)", train, train_options),
 )
 PERFORMER = Family(
     name="performer", card_family="gan", kind="performer",

@@ -9,10 +9,7 @@ AdamW with warm-up and cosine decay over the time budget, evaluation on the vali
 from __future__ import annotations
 
 import math
-import shlex
-import sys
-import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,19 +17,11 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from tunesmith.checkpoints import (
-    load_card,
-    load_training_state,
-    load_weights,
-    save_checkpoint,
-    save_training_state,
-)
 from tunesmith.data.dataset import Dataset
-from tunesmith.errors import ParameterError
 from tunesmith.models.analyzer import AnalyzerCNN, FrontEnd
 from tunesmith.models.lm import count_parameters
 from tunesmith.train.analyzer_data import IGNORE, FeatureSet, LabelSpace
-from tunesmith.train.metrics import MetricsLog, plot_curves
+from tunesmith.train.harness import Clock, Recipe, check_budget, previous_card, resumed_config, run
 from tunesmith.train.schedule import cosine_lr
 
 HEAD_WEIGHTS = {"family": 1.0, "instrument": 1.0, "pitch": 1.0, "drum": 0.5, "tags": 1.0}
@@ -119,14 +108,9 @@ def score_split(probs: dict[str, np.ndarray], data: FeatureSet) -> dict[str, flo
 def train_analyzer(data: Path, out: Path, config: AnalyzerTrainConfig, *, resume: bool = False,
                    command: str | None = None, progress_bar: bool | None = None) -> dict[str, Any]:
     """Train (or resume) the analyzer on a `notes` or `mtt` dataset; returns the final card."""
-    if config.minutes <= 0 and not config.max_steps:
-        raise ParameterError("--minutes must be positive (or give --max-steps)", field="minutes")
-    runs: list[dict[str, Any]] = []
-    if resume:
-        card = load_card(out, "latest")
-        config = AnalyzerTrainConfig(**{**card["training"]["config"], "minutes": config.minutes,
-                                        "max_steps": config.max_steps, "threads": config.threads})
-        runs = list(card["training"].get("runs", []))
+    check_budget(config)
+    resumed = previous_card(out, resume)
+    config = resumed_config(AnalyzerTrainConfig, config, resumed)
     if config.threads:
         torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
@@ -140,65 +124,12 @@ def train_analyzer(data: Path, out: Path, config: AnalyzerTrainConfig, *, resume
     model_kwargs = {k: v for k, v in config.model.items() if k != "frontend"}
     model = AnalyzerCNN(n_mels=frontend.n_mels, heads=labels.heads(), **model_kwargs)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    out.mkdir(parents=True, exist_ok=True)
-    state_path = out / "training-state.pt"
-    step, best = 0, -math.inf
-    if resume:
-        load_weights(out, "latest", model)
-        state = load_training_state(state_path)
-        optimizer.load_state_dict(state["optimizer"])
-        step, best = int(state["step"]), float(state["best"])
-    rng = np.random.default_rng(config.seed + step)
+    rng = np.random.default_rng(config.seed + (resumed["training"]["steps"] if resumed else 0))
     metric_names = ["roc_auc", "pr_auc"] if labels.kind == "mtt" else [f"{h}_acc" for h in labels.heads()]
-    log = MetricsLog(out / "metrics.csv", ["step", "minutes", "lr", "train_loss", "valid_loss", *metric_names])
-    command = command or " ".join(shlex.quote(a) for a in sys.argv)
-    started, first_step = time.monotonic(), step
-    minutes_before = sum(r["minutes"] for r in runs)
-    budget = config.minutes * 60.0
-    show = sys.stderr.isatty() if progress_bar is None else progress_bar
 
-    def card_for(metrics: dict[str, float]) -> dict[str, Any]:
-        return {
-            "family": "analyzer", "arch": "cnn", "kwargs": model.kwargs, "parameters": count_parameters(model),
-            "frontend": frontend.to_dict(), "labels": labels.to_dict(), "crop_frames": crop,
-            "data": {"path": str(data), "kind": dataset.kind, "manifest_sha256": dataset.manifest_sha256,
-                     "licences": dataset.info.get("licences", {}), "train_clips": len(train),
-                     "valid_clips": len(valid)},
-            "training": {"config": asdict(config), "steps": step,
-                         "runs": [*runs, {"command": command, "steps": step - first_step,
-                                          "minutes": round((time.monotonic() - started) / 60, 2)}],
-                         "minutes": round(minutes_before + (time.monotonic() - started) / 60, 2)},
-            "metrics": {**metrics, "best_score": max(best, metrics["score"])},
-        }
-
-    def evaluate_and_save(train_loss: float | str) -> None:
-        nonlocal best
-        probs = predict_split(model, valid, crop)
-        metrics = score_split(probs, valid)
-        valid_loss = _valid_loss(probs, valid)
-        log.log(step=step, minutes=round((time.monotonic() - started) / 60, 2),
-                lr=optimizer.param_groups[0]["lr"], train_loss=train_loss, valid_loss=valid_loss,
-                **{k: metrics.get(k, "") for k in metric_names})
-        card = card_for({**metrics, "valid_loss": valid_loss})
-        if metrics["score"] > best:
-            best = metrics["score"]
-            card["metrics"]["best_score"] = best
-            save_checkpoint(out, "best", model, card)
-        save_checkpoint(out, "latest", model, card)
-        save_training_state(state_path, {"optimizer": optimizer.state_dict(), "step": step, "best": best})
-        plot_curves(log, out / "curves.png", x="step", series=["train_loss", "valid_loss", *metric_names],
-                    title=f"analyzer on {dataset.kind}: losses and valid metrics", ylabel="loss / metric")
-
-    model.train()
-    running, running_count, last_line = 0.0, 0, 0.0
-    while True:
-        elapsed = time.monotonic() - started
-        if (config.max_steps is not None and step - first_step >= config.max_steps) or (
-                config.max_steps is None and elapsed >= budget):
-            break
-        fraction = (step - first_step) / config.max_steps if config.max_steps else 0.0
-        lr = cosine_lr(step, elapsed, 0 if config.max_steps else budget, base=config.lr, warmup=config.warmup,
-                       fraction_done=fraction)
+    def step(clock: Clock) -> dict[str, float]:
+        lr = cosine_lr(clock.step, clock.elapsed, clock.budget, base=config.lr, warmup=config.warmup,
+                       fraction_done=clock.fraction)
         for group in optimizer.param_groups:
             group["lr"] = lr
         x, targets = train.batch(rng, config.batch_size, crop)
@@ -209,20 +140,30 @@ def train_analyzer(data: Path, out: Path, config: AnalyzerTrainConfig, *, resume
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
         optimizer.step()
-        step += 1
-        running += float(loss.detach())
-        running_count += 1
-        if step % config.eval_every == 0:
-            evaluate_and_save(running / running_count)
-            running, running_count = 0.0, 0
-        if show and time.monotonic() - last_line > 2:
-            last_line = time.monotonic()
-            left = f"  {(budget - elapsed) / 60:.1f} min left" if not config.max_steps else ""
-            print(f"\rstep {step}  loss {float(loss):.3f}  lr {lr:.2e}{left} ", end="", file=sys.stderr, flush=True)
-    if show:
-        print(file=sys.stderr)
-    evaluate_and_save(running / running_count if running_count else "")
-    return load_card(out, "latest")
+        return {"lr": lr, "train_loss": float(loss.detach())}
+
+    def evaluate() -> dict[str, float]:
+        probs = predict_split(model, valid, crop)
+        return {**score_split(probs, valid), "valid_loss": _valid_loss(probs, valid)}
+
+    def card() -> dict[str, Any]:
+        return {
+            "family": "analyzer", "arch": "cnn", "kwargs": model.kwargs, "parameters": count_parameters(model),
+            "frontend": frontend.to_dict(), "labels": labels.to_dict(), "crop_frames": crop,
+            "data": {"path": str(data), "kind": dataset.kind, "manifest_sha256": dataset.manifest_sha256,
+                     "licences": dataset.info.get("licences", {}), "train_clips": len(train),
+                     "valid_clips": len(valid)},
+        }
+
+    recipe = Recipe(model=model, config=config, step=step, evaluate=evaluate, card=card,
+                    state=lambda: {"optimizer": optimizer.state_dict()},
+                    load_state=lambda state: optimizer.load_state_dict(state["optimizer"]),
+                    score="score", best_key="best_score", lower_is_better=False,
+                    columns=["lr", "train_loss", "valid_loss", *metric_names],
+                    curves=["train_loss", "valid_loss", *metric_names], ylabel="loss / metric",
+                    title=f"analyzer on {dataset.kind}: losses and valid metrics",
+                    status=lambda values: f"loss {values['train_loss']:.3f}  lr {values['lr']:.2e}")
+    return run(recipe, out, resumed=resumed, command=command, progress_bar=progress_bar)
 
 
 def _valid_loss(probs: dict[str, np.ndarray], data: FeatureSet) -> float:

@@ -17,11 +17,7 @@ so a resumed run continues exactly where the interrupted one would have gone.
 
 from __future__ import annotations
 
-import math
-import shlex
-import sys
-import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,19 +25,12 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from tunesmith.checkpoints import (
-    load_card,
-    load_training_state,
-    load_weights,
-    save_checkpoint,
-    save_training_state,
-)
 from tunesmith.data.dataset import Dataset
 from tunesmith.data.manifest import Record
 from tunesmith.errors import DatasetError, ParameterError
 from tunesmith.models.gan import NoteDiscriminator, NoteGenerator, count_parameters, multi_resolution_stft_loss
 from tunesmith.plotting import pyplot, save_figure
-from tunesmith.train.metrics import MetricsLog, plot_curves
+from tunesmith.train.harness import Clock, Recipe, check_budget, previous_card, resumed_config, run
 from tunesmith.train.schedule import cosine_lr
 
 # the v2 generator (issue 5, session 3): hidden 96, frame network at 16 ms frames, half-integer sub-partials,
@@ -52,8 +41,7 @@ V2_MODEL: dict[str, Any] = {"hidden": 96, "frame_stride": 2, "sub_partials": 8, 
 # recognised least in the v1 model's notes (brass 0.53, flute 0.60, organ 0.70, synth lead 0.82, guitar 0.87)
 FAMILY_WEIGHTS: dict[str, float] = {"brass": 3.0, "flute": 2.5, "organ": 2.0, "synth_lead": 1.5, "guitar": 1.5}
 
-COLUMNS = ["step", "minutes", "lr_g", "spec", "adv_g", "fm", "loss_d", "d_real", "d_fake", "grad_g", "grad_d",
-           "valid_spec"]
+COLUMNS = ["lr_g", "spec", "adv_g", "fm", "loss_d", "d_real", "d_fake", "grad_g", "grad_d", "valid_spec"]
 
 
 @dataclass
@@ -193,18 +181,10 @@ def plot_grid(generated: np.ndarray, real: np.ndarray, labels: list[str], png: P
 def train_gan(data: Path, out: Path, config: GANTrainConfig, *, resume: bool = False,
               command: str | None = None, progress_bar: bool | None = None) -> dict[str, Any]:
     """Train (or resume) the neural instrument on a notes dataset; returns the final card."""
-    if config.minutes <= 0 and not config.max_steps:
-        raise ParameterError("--minutes must be positive (or give --max-steps)", field="minutes")
+    check_budget(config)
     train, valid = NoteData(data, "train"), NoteData(data, "valid")
-    out.mkdir(parents=True, exist_ok=True)
-    state_path = out / "training-state.pt"
-    runs: list[dict[str, Any]] = []
-    step, best = 0, math.inf
-    if resume:
-        card = load_card(out, "latest")
-        config = GANTrainConfig(**{**card["training"]["config"], "minutes": config.minutes,
-                                   "max_steps": config.max_steps, "threads": config.threads})
-        runs = list(card["training"].get("runs", []))
+    resumed = previous_card(out, resume)
+    config = resumed_config(GANTrainConfig, config, resumed)
     if config.threads:
         torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
@@ -218,13 +198,6 @@ def train_gan(data: Path, out: Path, config: GANTrainConfig, *, resume: bool = F
                              field="crop_frames")
     opt_g = torch.optim.Adam(generator.parameters(), lr=config.lr_g, betas=(0.8, 0.99))
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=config.lr_d, betas=(0.8, 0.99))
-    if resume:
-        load_weights(out, "latest", generator)
-        state = load_training_state(state_path)
-        discriminator.load_state_dict(state["discriminator"])
-        opt_g.load_state_dict(state["opt_g"])
-        opt_d.load_state_dict(state["opt_d"])
-        step, best = int(state["step"]), float(state["best"])
     n_samples = generator.n_frames * generator.hop
     draw_p = train.sampling_weights(config.family_weights) if config.family_weights else None
     valid_idx = spread(len(valid), config.valid_items)
@@ -233,72 +206,17 @@ def train_gan(data: Path, out: Path, config: GANTrainConfig, *, resume: bool = F
     grid_real = valid.audio(grid_idx, n_samples)
     grid_labels = [f"{valid.records[i].labels['instrument']} {valid.records[i].labels['pitch']}"
                    f" v{valid.records[i].labels['velocity']}" for i in grid_idx]
-    log = MetricsLog(out / "metrics.csv", COLUMNS)
-    command = command or " ".join(shlex.quote(a) for a in sys.argv)
-    started = time.monotonic()
-    budget = config.minutes * 60.0 if not config.max_steps else 0.0
-    first_step = step
-    show = sys.stderr.isatty() if progress_bar is None else progress_bar
-    minutes_before = sum(r["minutes"] for r in runs)
-    sums: dict[str, float] = {}
-    counts: dict[str, int] = {}
+    steps_done = [int(resumed["training"]["steps"]) if resumed else 0]
 
-    def card_for(valid_spec: float) -> dict[str, Any]:
-        return {
-            "family": "gan", "arch": "ddsp-gan", "kwargs": generator.kwargs,
-            "discriminator": discriminator.kwargs, "parameters": count_parameters(generator),
-            "discriminator_parameters": count_parameters(discriminator),
-            "instruments": train.instruments, "sr": train.sr, "length": train.length, "note_off": train.note_off,
-            "data": {"path": str(data), "kind": train.dataset.kind,
-                     "manifest_sha256": train.dataset.manifest_sha256,
-                     "licences": train.dataset.info.get("licences", {}), "train_items": len(train),
-                     "valid_items": len(valid), "soundfont": train.dataset.info.get("soundfont")},
-            "training": {"config": asdict(config), "steps": step,
-                         "runs": [*runs, {"command": command, "steps": step - first_step,
-                                          "minutes": round((time.monotonic() - started) / 60, 2)}],
-                         "minutes": round(minutes_before + (time.monotonic() - started) / 60, 2)},
-            "metrics": {"valid_spec": valid_spec, "best_valid_spec": min(best, valid_spec)},
-        }
-
-    def evaluate_and_save(row: dict[str, Any]) -> None:
-        nonlocal best
-        generated = generate_items(generator, valid, valid_idx)
-        valid_spec = spectral_distance(generated, valid_real)
-        log.log(**row, valid_spec=round(valid_spec, 5))
-        card = card_for(valid_spec)
-        if valid_spec < best:
-            best = valid_spec
-            card["metrics"]["best_valid_spec"] = best
-            save_checkpoint(out, "best", generator, card)
-        save_checkpoint(out, "latest", generator, card)
-        save_training_state(state_path, {"discriminator": discriminator.state_dict(), "opt_g": opt_g.state_dict(),
-                                         "opt_d": opt_d.state_dict(), "step": step, "best": best})
-        plot_curves(log, out / "curves.png", x="step", series=["spec", "valid_spec", "fm", "loss_d", "adv_g"],
-                    title="notes GAN: losses (spec, valid_spec = multi-resolution STFT distance)", ylabel="loss")
-
-    def draw_grid() -> None:
-        generated = generate_items(generator, valid, grid_idx)
-        plot_grid(generated, grid_real, grid_labels, out / f"grid-{step:06d}.png", sr=train.sr,
-                  title=f"step {step}: generated (top) vs real (bottom)")
-
-    generator.train()
-    discriminator.train()
-    last_line, row = 0.0, {}
-    while True:
-        elapsed = time.monotonic() - started
-        done_steps = step - first_step
-        if (config.max_steps is not None and done_steps >= config.max_steps) or (
-                config.max_steps is None and elapsed >= budget):
-            break
-        scale = cosine_lr(step, elapsed, budget, base=1.0, warmup=0,
-                          fraction_done=done_steps / config.max_steps if config.max_steps else 0.0)
+    def step(clock: Clock) -> dict[str, float]:
+        scale = cosine_lr(clock.step, clock.elapsed, clock.budget, base=1.0, warmup=0, fraction_done=clock.fraction)
         for group in opt_g.param_groups:
             group["lr"] = config.lr_g * scale
         for group in opt_d.param_groups:
             group["lr"] = config.lr_d * scale
         # ---- the batch: notes, windows, z and noise, all from (seed, step)
-        rng = np.random.default_rng([config.seed, step])
-        torch_gen = torch.Generator().manual_seed(config.seed * 1_000_003 + step)
+        rng = np.random.default_rng([config.seed, clock.step])
+        torch_gen = torch.Generator().manual_seed(config.seed * 1_000_003 + clock.step)
         idx = rng.choice(len(train), size=config.batch_size, replace=len(train) < config.batch_size, p=draw_p)
         crop = config.crop_frames
         start = 0 if rng.random() < config.onset_share else int(rng.integers(0, generator.n_frames - crop + 1))
@@ -307,8 +225,8 @@ def train_gan(data: Path, out: Path, config: GANTrainConfig, *, resume: bool = F
         z = torch.randn(config.batch_size, generator.z_dim, generator=torch_gen)
         noise_seed = int(torch.randint(0, 2**31 - 1, (1,), generator=torch_gen))
         fake = generator(inst, pitch, vel, z, start=start, frames=crop, noise_seed=noise_seed)
-        adversarial = step >= config.adv_start
-        values: dict[str, float] = {}
+        adversarial = clock.step >= config.adv_start
+        values: dict[str, float] = {"lr_g": config.lr_g * scale}
         # ---- 1. discriminator step: hinge loss, real vs generated (generator frozen by detach)
         if adversarial:
             real_scores, real_features = discriminator(real, inst, pitch, vel)
@@ -338,30 +256,42 @@ def train_gan(data: Path, out: Path, config: GANTrainConfig, *, resume: bool = F
         values["grad_g"] = grad_norm(generator)
         torch.nn.utils.clip_grad_norm_(generator.parameters(), 10.0)
         opt_g.step()
-        step += 1
-        for key, value in values.items():
-            sums[key] = sums.get(key, 0.0) + value
-            counts[key] = counts.get(key, 0) + 1
-        if step % config.log_every == 0 or step % config.eval_every == 0:
-            row = {"step": step, "minutes": round((time.monotonic() - started) / 60, 2),
-                   "lr_g": config.lr_g * scale, **{k: round(sums[k] / counts[k], 5) for k in sums}}
-            sums, counts = {}, {}
-            if step % config.eval_every == 0:
-                evaluate_and_save(row)
-            else:
-                log.log(**row)
-        if step % config.grid_every == 0:
-            draw_grid()
-        if show and time.monotonic() - last_line > 2:
-            last_line = time.monotonic()
-            remaining = (budget - elapsed) / 60 if budget else 0.0
-            print(f"\rstep {step}  spec {values['spec']:.3f}  "
-                  f"{'adv' if adversarial else 'warm-up'}  {remaining:.1f} min left ", end="", file=sys.stderr,
-                  flush=True)
-    if show:
-        print(file=sys.stderr)
-    row = {"step": step, "minutes": round((time.monotonic() - started) / 60, 2),
-           "lr_g": opt_g.param_groups[0]["lr"], **{k: round(sums[k] / counts[k], 5) for k in sums}}
-    evaluate_and_save(row)
-    draw_grid()
-    return load_card(out, "latest")
+        steps_done[0] = clock.step + 1
+        return values
+
+    def evaluate() -> dict[str, float]:
+        return {"valid_spec": round(spectral_distance(generate_items(generator, valid, valid_idx), valid_real), 5)}
+
+    def draw_grid() -> None:
+        generated = generate_items(generator, valid, grid_idx)
+        plot_grid(generated, grid_real, grid_labels, out / f"grid-{steps_done[0]:06d}.png", sr=train.sr,
+                  title=f"step {steps_done[0]}: generated (top) vs real (bottom)")
+
+    def card() -> dict[str, Any]:
+        return {
+            "family": "gan", "arch": "ddsp-gan", "kwargs": generator.kwargs,
+            "discriminator": discriminator.kwargs, "parameters": count_parameters(generator),
+            "discriminator_parameters": count_parameters(discriminator),
+            "instruments": train.instruments, "sr": train.sr, "length": train.length, "note_off": train.note_off,
+            "data": {"path": str(data), "kind": train.dataset.kind,
+                     "manifest_sha256": train.dataset.manifest_sha256,
+                     "licences": train.dataset.info.get("licences", {}), "train_items": len(train),
+                     "valid_items": len(valid), "soundfont": train.dataset.info.get("soundfont")},
+        }
+
+    def load_state(state: dict[str, Any]) -> None:
+        discriminator.load_state_dict(state["discriminator"])
+        opt_g.load_state_dict(state["opt_g"])
+        opt_d.load_state_dict(state["opt_d"])
+
+    recipe = Recipe(model=generator, config=config, step=step, evaluate=evaluate, card=card,
+                    state=lambda: {"discriminator": discriminator.state_dict(), "opt_g": opt_g.state_dict(),
+                                   "opt_d": opt_d.state_dict()},
+                    load_state=load_state, score="valid_spec", best_key="best_valid_spec",
+                    columns=COLUMNS, curves=["spec", "valid_spec", "fm", "loss_d", "adv_g"],
+                    title="notes GAN: losses (spec, valid_spec = multi-resolution STFT distance)",
+                    log_every=config.log_every,
+                    on_step=lambda done: draw_grid() if done % config.grid_every == 0 else None, on_end=draw_grid,
+                    status=lambda values: f"spec {values['spec']:.3f}  {'adv' if 'adv_g' in values else 'warm-up'}")
+    discriminator.train()
+    return run(recipe, out, resumed=resumed, command=command, progress_bar=progress_bar)
