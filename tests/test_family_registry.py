@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from tests.service_fixtures import live_server
 from tests.test_service_studio import browser, open_studio, page, secret_of  # noqa: F401 (fixtures)
 from tests.test_service_support import make_key
+from tests.tiny import tiny_weights
 from tunesmith import families
 from tunesmith.checkpoints import load_card, load_weights, resolve_checkpoint, save_checkpoint
 from tunesmith.families import Family, Work
@@ -146,8 +147,9 @@ def test_local_and_served_works_of_one_request_are_the_same(tmp_path, monkeypatc
     from tunesmith.generation.pipeline import deliver, make_work
     from tunesmith.generation.signing import Stamper, work_payload
 
-    settings = Settings(data_dir=tmp_path / "data", workers=1, poll_seconds=0.1, requests_per_minute=10_000,
-                        preload=["folk"])
+    weights = tiny_weights(tmp_path / "weights")
+    settings = Settings(data_dir=tmp_path / "data", weights_dir=weights, workers=1, poll_seconds=0.1,
+                        requests_per_minute=10_000, preload=["folk"])
     headers = make_key(settings, "same")
     with live_server(settings) as server, httpx.Client(base_url=server.url, timeout=30) as http:
         job = http.post("/v1/generations", headers=headers, json={
@@ -158,7 +160,7 @@ def test_local_and_served_works_of_one_request_are_the_same(tmp_path, monkeypatc
                 break
             __import__("time").sleep(0.1)
     assert record["status"] == "succeeded", record
-    entry = local_entry("folk")
+    entry = local_entry("folk", weights / "folk.json")
     made = make_work(entry, record["params"])
     files = {"mid": tmp_path / "local.mid", "wav": tmp_path / "local.wav"}
     provenance = deliver(made, entry, files, payload=work_payload(record["id"]), stamper=Stamper(tmp_path / "k"))
