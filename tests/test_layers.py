@@ -78,3 +78,41 @@ def test_the_check_sees_a_violation(tmp_path):
     tree = ast.parse("from tunesmith.service.app import create_app\n")
     node = tree.body[0]
     assert isinstance(node, ast.ImportFrom) and _part(node.module) == "service" and "service" not in ALLOWED["audio"]
+
+
+def _module_level_imports() -> dict[str, set[str]]:
+    """module -> the tunesmith modules it imports when it is imported (not inside functions, not for types)."""
+    graph: dict[str, set[str]] = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = path.relative_to(PACKAGE).with_suffix("").parts
+        module = ".".join(("tunesmith", *(parts[:-1] if parts[-1] == "__init__" else parts)))
+        targets = graph.setdefault(module, set())
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "tunesmith":
+                for alias in node.names:
+                    sub = f"{node.module}.{alias.name}"
+                    relative = Path(*sub.split(".")[1:])
+                    is_module = (PACKAGE / relative).with_suffix(".py").is_file() or (PACKAGE / relative).is_dir()
+                    targets.add(sub if is_module else node.module)
+    return graph
+
+
+def test_no_module_imports_itself_back():
+    """No cycle of module-level imports (a lazy import inside a function or a TYPE_CHECKING one is no cycle)."""
+    graph = _module_level_imports()
+    state: dict[str, int] = {}  # 1: on the path, 2: done
+    cycles: list[list[str]] = []
+
+    def visit(module: str, path: list[str]) -> None:
+        state[module] = 1
+        for target in sorted(graph.get(module, ())):
+            if state.get(target) == 1:
+                cycles.append([*path[path.index(target):], target])
+            elif target not in state:
+                visit(target, [*path, target])
+        state[module] = 2
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module, [module])
+    assert not cycles, "\n".join(" -> ".join(c) for c in cycles)

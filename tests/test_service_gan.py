@@ -20,7 +20,7 @@ from tests.test_service_support import make_key, wait_until_finished
 from tests.test_service_uploads import error_of, midi_bytes, upload
 from tunesmith.config import Settings
 from tunesmith.service import create_app
-from tunesmith.service.tasks import SAMPLE_RATE
+from tunesmith.service.generations.tasks import SAMPLE_RATE
 
 NOTE = {"instrument": "violin", "pitch": 64, "velocity": 100, "duration": 1.0, "morph_to": "flute", "morph": 0.5}
 SMALL_PIECE = [(60, 0, 1), (64, 1, 1), (67, 2, 2)]  # (pitch, start beat, beats) at 120 BPM: 2 s

@@ -154,8 +154,8 @@ def test_submits_of_one_loop_turn_are_recorded_together_each_with_its_own_quota_
     import asyncio
 
     from tests.test_service_support import make_settings
+    from tunesmith.service.generations.submits import Submission
     from tunesmith.service.state import start_services
-    from tunesmith.service.submits import Submission
 
     services = start_services(make_settings(tmp_path, {}, workers=0))
     batches: list[int] = []

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from tests.test_service_support import make_key, make_settings, trained_models
 from tunesmith.service import create_app, crud
-from tunesmith.service.tasks import GenerationRunner
+from tunesmith.service.generations.tasks import GenerationRunner
 
 RATE = 20
 

@@ -57,9 +57,9 @@ def run_serve(args: argparse.Namespace) -> int:
 def run_worker(args: argparse.Namespace) -> int:
     from tunesmith.config import load_settings
     from tunesmith.errors import ParameterError
+    from tunesmith.service.generations.tasks import preload, prepare_audio_originality
     from tunesmith.service.metrics import Metrics
     from tunesmith.service.state import start_services
-    from tunesmith.service.tasks import preload, prepare_audio_originality
 
     if args.workers < 1:
         raise ParameterError(f"--workers must be at least 1, got {args.workers}", field="workers")

@@ -6,7 +6,7 @@
 the next seed while the work is flagged, when the request asked to reject near-copies), checks its originality
 and renders its score with FluidSynth (or resamples the family's own audio) to :data:`SAMPLE_RATE`.
 :func:`deliver` marks the audio with the watermark, encodes every format and signs each file. The worker wraps
-both with job state, progress and cancel (:mod:`tunesmith.service.tasks`); the CLI calls them directly.
+both with job state, progress and cancel (:mod:`tunesmith.service.generations.tasks`); the CLI calls them directly.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""What POST /v1/analyses does, without HTTP: check an uploaded recording, analyze it now or queue it.
+"""Analyses of uploaded recordings: the checks of a recording, the analysis of a stored file, the records, and
+the queue's ``analyze`` job (:class:`AnalysisRunner`). What the routes do with them: :mod:`.analysis_requests`.
 
 A recording (WAV, FLAC, MP3, OGG) is checked when it arrives: its type (by extension, else by its first bytes),
 a readable header and its length (``max_analysis_seconds``; longer is a 413 naming ``file``). A file up to
@@ -8,7 +9,7 @@ Huey queue as generations (task ``analyze``), run by :class:`AnalysisRunner`, wh
 Either way the analysis is recorded (table ``analyses``), so ``GET /v1/analyses/{id}`` answers it.
 
 The analyzer (the catalog's card with family ``analyzer``) is loaded once per process by :func:`load_analyzer`
-(at start-up through `tunesmith.service.tasks.preload`, else on first use), never at import.
+(at start-up through `tunesmith.service.generations.tasks.preload`, else on first use), never at import.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from __future__ import annotations
 import logging
 import re
 import time
-import uuid
 import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -29,13 +29,12 @@ from sqlalchemy.orm import Session
 from tunesmith.errors import DependencyError, InputFileError, TunesmithError
 from tunesmith.generation.catalog import Catalog, ModelEntry
 from tunesmith.generation.models import load_analyzer
-from tunesmith.service.db import Analysis, ApiKey, Database, utcnow
-from tunesmith.service.errors import NotFound, PayloadTooLarge
+from tunesmith.service.db import Analysis, Database, utcnow
+from tunesmith.service.errors import PayloadTooLarge
 from tunesmith.service.metrics import JOB_BUCKETS, Metrics
 
 if TYPE_CHECKING:
     from tunesmith.config import Settings
-    from tunesmith.service.state import Services
 
 log = logging.getLogger("tunesmith.worker")
 PREFIX = "/v1/analyses"
@@ -136,26 +135,17 @@ def public(analysis: Analysis) -> dict[str, Any]:
             "interruptions": analysis.interruptions or 0, "links": {"self": base, "events": f"{base}/events"}}
 
 
-def _get(session: Session, analysis_id: str, *, key_id: int | None) -> Analysis | None:
+def find_analysis(session: Session, analysis_id: str, *, key_id: int | None) -> Analysis | None:
     query = select(Analysis).where(Analysis.id == analysis_id)
     if key_id is not None:
         query = query.where(Analysis.key_id == key_id)
     return session.scalar(query)
 
 
-def _transition(session: Session, analysis_id: str, from_statuses: tuple[str, ...], **values: Any) -> bool:
+def update_analysis(session: Session, analysis_id: str, from_statuses: tuple[str, ...], **values: Any) -> bool:
     result = session.execute(update(Analysis).where(Analysis.id == analysis_id, Analysis.status.in_(from_statuses))
                              .values(**values).execution_options(synchronize_session=False))
     return result.rowcount == 1
-
-
-def get(services: Services, key: ApiKey, analysis_id: str) -> Analysis:
-    """The key's analysis (another key's analysis does not exist for it: 404)."""
-    with services.db.session() as session:
-        analysis = _get(session, analysis_id, key_id=key.id)
-    if analysis is None:
-        raise NotFound(f"no analysis {analysis_id!r}", field="id")
-    return analysis
 
 
 # -------------------------------------------------------------------------------------------- metrics
@@ -186,66 +176,6 @@ class AnalysisMetrics:
             self.seconds.labels(mode).observe(seconds)
 
 
-# ----------------------------------------------------------------------------------------- the request
-
-
-def submit(services: Services, key: ApiKey, filename: str, data: bytes) -> tuple[Analysis, bool]:
-    """Check a recording, then analyze it now (short) or queue it (long); returns (record, answered now)."""
-    settings = services.settings
-    entry = analyzer_entry(services.catalog)
-    if len(data) > settings.max_upload_bytes:
-        raise PayloadTooLarge(f"{filename or 'the file'} has {len(data)} bytes; the limit is "
-                              f"{settings.max_upload_bytes} bytes", field="file")
-    if not data:
-        raise InputFileError(f"{filename or 'the file'} is empty", field="file")
-    fmt = audio_format(filename, data[:16])
-    name = safe_name(filename, fmt)
-    analysis_id = str(uuid.uuid4())
-    path = inputs_dir(settings) / f"{analysis_id}.{fmt}"
-    path.write_bytes(data)
-    keep = False
-    try:
-        duration = check_audio(path, name, settings)
-        record = Analysis(id=analysis_id, key_id=key.id, filename=name, format=fmt, bytes=len(data),
-                          duration=duration, status="queued", progress=0.0, created=utcnow())
-        if duration > settings.analysis_sync_seconds:
-            keep = True
-            return _queue(services, record), False
-        return _analyze_now(services, record, path, entry), True
-    finally:
-        if not keep:
-            path.unlink(missing_ok=True)
-
-
-def _analyze_now(services: Services, record: Analysis, path: Path, entry: ModelEntry) -> Analysis:
-    stats = AnalysisMetrics.of(services.metrics)
-    started = time.perf_counter()
-    record.started = utcnow()
-    try:
-        result = analyze_path(path, record.filename, entry, services.settings)
-    except TunesmithError:
-        stats.observe("request", "failed", time.perf_counter() - started)
-        raise
-    stats.observe("request", "succeeded", time.perf_counter() - started)
-    record.status, record.progress, record.result, record.finished = "succeeded", 1.0, result, utcnow()
-    with services.db.session() as session:
-        session.add(record)
-    return record
-
-
-def _queue(services: Services, record: Analysis) -> Analysis:
-    with services.db.session() as session:
-        session.add(record)
-    try:
-        services.analyses.submit(record.id)
-    except Exception:
-        with services.db.session() as session:
-            _transition(session, record.id, ("queued",), status="failed", finished=utcnow(),
-                        error={"code": "queue_unavailable", "message": "the job queue failed"})
-        raise
-    return record
-
-
 # ------------------------------------------------------------------------------------------- the job
 
 
@@ -262,9 +192,9 @@ class AnalysisRunner:
         """Run one job to its end; returns the final status (``skipped`` if it was not queued any more)."""
         started = time.perf_counter()
         with self.db.session() as session:
-            claimed = _transition(session, analysis_id, ("queued",), status="running", started=utcnow(),
+            claimed = update_analysis(session, analysis_id, ("queued",), status="running", started=utcnow(),
                                   progress=0.05)
-            analysis = _get(session, analysis_id, key_id=None) if claimed else None
+            analysis = find_analysis(session, analysis_id, key_id=None) if claimed else None
         if analysis is None:
             log.info("analysis %s is no longer queued; not started", analysis_id)
             return "skipped"
@@ -293,16 +223,16 @@ class AnalysisRunner:
         self._progress(analysis.id, 0.2)
         result = analyze_path(path, analysis.filename, entry, self.settings)
         with self.db.session() as session:
-            _transition(session, analysis.id, ("running",), status="succeeded", progress=1.0, result=result,
+            update_analysis(session, analysis.id, ("running",), status="succeeded", progress=1.0, result=result,
                         finished=utcnow())
 
     def _progress(self, analysis_id: str, progress: float) -> None:
         with self.db.session() as session:
-            _transition(session, analysis_id, ("running",), progress=progress)
+            update_analysis(session, analysis_id, ("running",), progress=progress)
 
     def _fail(self, analysis_id: str, code: str, message: str) -> None:
         with self.db.session() as session:
-            _transition(session, analysis_id, ("queued", "running"), status="failed", finished=utcnow(),
+            update_analysis(session, analysis_id, ("queued", "running"), status="failed", finished=utcnow(),
                         error={"code": code, "message": message})
 
 

@@ -16,7 +16,7 @@ from huey.consumer import Consumer
 from huey.storage import SqliteStorage
 
 from tunesmith.errors import DependencyError, ParameterError
-from tunesmith.service.tasks import GenerationRunner
+from tunesmith.service.generations.tasks import GenerationRunner
 
 log = logging.getLogger("tunesmith.queue")
 QUEUE_NAME = "tunesmith"

@@ -22,13 +22,16 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from tunesmith.service import crud
 from tunesmith.service.db import Analysis, Generation, utcnow
-from tunesmith.service.state import Services
+
+if TYPE_CHECKING:  # recovery runs inside start_services: the type only, no import cycle
+    from tunesmith.service.state import Services
 
 log = logging.getLogger("tunesmith.recovery")
 MAX_INTERRUPTIONS = 1  # retried once; the next interruption fails the job

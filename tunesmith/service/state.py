@@ -24,13 +24,13 @@ from tunesmith.generation.signing import Stamper
 from tunesmith.service import crud
 from tunesmith.service.analyses import AnalysisQueue, AnalysisRunner
 from tunesmith.service.db import ApiKey, Database
+from tunesmith.service.generations.submits import SubmitBatcher
+from tunesmith.service.generations.tasks import GenerationRunner, preload, prepare_audio_originality
 from tunesmith.service.limits import Limiter, make_limiter
 from tunesmith.service.metrics import Metrics
 from tunesmith.service.queue import EmbeddedConsumer, JobQueue, make_huey
 from tunesmith.service.shared_files import FileLock
 from tunesmith.service.storage import ArtifactStore
-from tunesmith.service.submits import SubmitBatcher
-from tunesmith.service.tasks import GenerationRunner, preload, prepare_audio_originality
 from tunesmith.service.worker_process import WorkerView
 
 log = logging.getLogger("tunesmith.service")
@@ -62,7 +62,7 @@ class Services:
     _keys: dict[str, tuple[ApiKey, float]] = field(default_factory=dict)  # secret's hash -> (key, expiry)
 
     def __post_init__(self) -> None:
-        self.submits = SubmitBatcher(self)
+        self.submits = SubmitBatcher(self.db, self.queue, self.writer_lock)
 
     def cached_key(self, secret: str) -> ApiKey | None:
         """The key of ``secret`` if it was looked up less than KEY_CACHE_SECONDS ago (no database round trip)."""

@@ -14,7 +14,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
-from tunesmith.service import analyses
+from tunesmith.service import analyses, analysis_requests
 from tunesmith.service.deps import CurrentKey, ServicesDep
 from tunesmith.service.errors import ERROR_RESPONSES, ErrorBody
 from tunesmith.service.routes.common import job_events, read_limited
@@ -61,7 +61,7 @@ async def create_analysis(file: Annotated[UploadFile, File(description=f"audio: 
     a longer recording is queued (202): poll `links.self` or follow `links.events`."""
     limit = services.settings.max_upload_bytes
     data = await read_limited(file, limit)
-    record, finished = await run_in_threadpool(analyses.submit, services, key, file.filename or "", data)
+    record, finished = await run_in_threadpool(analysis_requests.submit, services, key, file.filename or "", data)
     response.headers["Location"] = f"{analyses.PREFIX}/{record.id}"
     if not finished:
         response.status_code = 202
@@ -70,7 +70,7 @@ async def create_analysis(file: Annotated[UploadFile, File(description=f"audio: 
 
 @router.get("/{analysis_id}", response_model=AnalysisPublic, summary="an analysis and its status")
 def get_analysis(analysis_id: str, services: ServicesDep, key: CurrentKey) -> AnalysisPublic:
-    return AnalysisPublic(**analyses.public(analyses.get(services, key, analysis_id)))
+    return AnalysisPublic(**analyses.public(analysis_requests.get(services, key, analysis_id)))
 
 
 @router.get("/{analysis_id}/events", summary="progress and completion as server-sent events",
@@ -78,8 +78,8 @@ def get_analysis(analysis_id: str, services: ServicesDep, key: CurrentKey) -> An
             responses={200: {"content": {"text/event-stream": {}},
                              "description": "`progress` events, then one `done` event with the record"}})
 def follow_analysis(analysis_id: str, services: ServicesDep, key: CurrentKey, request: Request) -> StreamingResponse:
-    analyses.get(services, key, analysis_id)  # 404 before the stream starts
-    events = job_events(lambda: analyses.get(services, key, analysis_id),
+    analysis_requests.get(services, key, analysis_id)  # 404 before the stream starts
+    events = job_events(lambda: analysis_requests.get(services, key, analysis_id),
                         lambda record: AnalysisPublic(**analyses.public(record)).model_dump(mode="json"),
                         analysis_id, request)
     return StreamingResponse(events, media_type="text/event-stream",

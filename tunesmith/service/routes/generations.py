@@ -13,10 +13,10 @@ from starlette.responses import MalformedRangeHeader
 from starlette.responses import RangeNotSatisfiable as StarletteRangeNotSatisfiable
 
 from tunesmith.generation.catalog import AUDIO_FORMATS
-from tunesmith.service import jobs
 from tunesmith.service.db import Generation
 from tunesmith.service.deps import CurrentKey, ServicesDep
 from tunesmith.service.errors import ERROR_RESPONSES, BadRange, ErrorBody, RangeNotSatisfiable
+from tunesmith.service.generations import jobs
 from tunesmith.service.routes.common import job_events
 from tunesmith.service.schemas import AudioFormat, GenerationCreate, GenerationLinks, GenerationList, GenerationPublic
 

@@ -24,7 +24,9 @@ from tunesmith.service.errors import TooManyRequests
 from tunesmith.service.limits import check_quota
 
 if TYPE_CHECKING:
-    from tunesmith.service.state import Services
+    from tunesmith.service.db import Database
+    from tunesmith.service.queue import JobQueue
+    from tunesmith.service.shared_files import FileLock
 
 log = logging.getLogger("tunesmith.service")
 
@@ -43,13 +45,14 @@ class Submission:
     quota: float  # the key's daily quota
 
 
-def record(services: Services, submissions: list[Submission]) -> list[SimpleNamespace | Exception]:
+def record(db: Database, queue: JobQueue, writer_lock: FileLock,
+           submissions: list[Submission]) -> list[SimpleNamespace | Exception]:
     """Record and queue ``submissions`` in one transaction of the records and one of the queue. Each answer is
     the new record's values, or the exception that refused it: TooManyRequests over its key's daily quota, or
     the queue's error (its job is then marked failed). An error of the records' transaction itself raises: it
     rolled back every submission of the batch."""
     answers: list[SimpleNamespace | Exception] = []
-    with services.writer_lock, services.db.transaction() as connection:
+    with writer_lock, db.transaction() as connection:
         for submission in submissions:
             now = utcnow()
             day = crud.day_of(now)
@@ -68,11 +71,11 @@ def record(services: Services, submissions: list[Submission]) -> list[SimpleName
                 estimated_seconds=submission.seconds, reserve=False, created=now))
     queued = [answer.id for answer in answers if isinstance(answer, SimpleNamespace)]
     try:
-        with services.writer_lock:
-            services.queue.submit_many(queued)
+        with writer_lock:
+            queue.submit_many(queued)
     except Exception as exc:
         log.error("the job queue failed: %s", exc)
-        with services.db.session() as session:
+        with db.session() as session:
             for generation_id in queued:
                 crud.fail_generation(session, generation_id, code="queue_unavailable", message="the job queue failed")
         return [exc if isinstance(answer, SimpleNamespace) else answer for answer in answers]
@@ -83,14 +86,14 @@ class SubmitBatcher:
     """Collects the submits of one event-loop turn and records them with one :func:`record` (SQLite: on the
     loop, where its statements take microseconds); elsewhere records each in the thread pool."""
 
-    def __init__(self, services: Services) -> None:
-        self.services = services
+    def __init__(self, db: Database, queue: JobQueue, writer_lock: FileLock) -> None:
+        self.db, self.queue, self.writer_lock = db, queue, writer_lock
         self._pending: list[tuple[Submission, asyncio.Future]] = []
 
     async def submit(self, submission: Submission) -> SimpleNamespace:
         """The recorded and queued job's values; raises what refused it."""
-        if not self.services.db.is_sqlite:
-            answer = (await run_in_threadpool(record, self.services, [submission]))[0]
+        if not self.db.is_sqlite:
+            answer = (await run_in_threadpool(record, self.db, self.queue, self.writer_lock, [submission]))[0]
         else:
             future = asyncio.get_running_loop().create_future()
             self._pending.append((submission, future))
@@ -105,7 +108,7 @@ class SubmitBatcher:
         batch, self._pending = self._pending, []
         answers: list[Any] = [RuntimeError("the submit was interrupted")] * len(batch)
         try:
-            answers = record(self.services, [submission for submission, _ in batch])
+            answers = record(self.db, self.queue, self.writer_lock, [submission for submission, _ in batch])
         except Exception as exc:  # the records' transaction failed: every request of the batch says so
             answers = [exc] * len(batch)
         finally:  # whatever happened, no request is left waiting

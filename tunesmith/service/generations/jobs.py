@@ -1,7 +1,7 @@
 """What the generation endpoints do, without HTTP: submit, look up, list, cancel/delete, fetch files.
 
 Preparing a submit reads the prompt, lets explicit parameters win over it, fills the model's defaults (and a
-seed, so every record can be reproduced) and checks the server's limits; :mod:`tunesmith.service.submits`
+seed, so every record can be reproduced) and checks the server's limits; :mod:`tunesmith.service.generations.submits`
 then checks the key's daily quota, records the job and queues it. Errors are `TunesmithError` subclasses;
 `tunesmith.service.errors` maps them to statuses.
 """
@@ -22,13 +22,13 @@ from tunesmith.generation.signing import work_payload
 from tunesmith.service import crud
 from tunesmith.service.db import FINISHED, ApiKey, Generation, Upload
 from tunesmith.service.errors import Conflict, NotFound
+from tunesmith.service.generations.submits import Submission
+from tunesmith.service.generations.tasks import SAMPLE_RATE
 from tunesmith.service.images import IMAGES, artifact_ext, make_missing_image, work_title
 from tunesmith.service.prompt import read_prompt
 from tunesmith.service.schemas import GenerationCreate
 from tunesmith.service.state import Services
 from tunesmith.service.storage import CONTENT_TYPES
-from tunesmith.service.submits import Submission
-from tunesmith.service.tasks import SAMPLE_RATE
 from tunesmith.service.uploads import upload_for_request
 
 
