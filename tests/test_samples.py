@@ -195,3 +195,15 @@ def test_a_tarball_that_differs_from_the_pinned_integrity_is_refused(tmp_path):
     with pytest.raises(DatasetError, match="differs from the pinned"):
         fetch(tampered, tmp_path)
     assert not list(tmp_path.glob("*.tgz"))
+
+
+def test_cli_builds_samples_and_refuses_an_unknown_source(tmp_path):
+    from tests.test_cli import assert_one_line_error, tunesmith
+
+    result = tunesmith("data", "build", "samples", "--out", str(tmp_path / "s"), "--sources", "lmms", "--limit", "4",
+                       "--json")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["kind"] == "samples" and summary["items"] == len(Dataset(tmp_path / "s")) >= 3
+    assert_one_line_error(tunesmith("data", "build", "samples", "--out", str(tmp_path / "x"), "--sources", "cdrom"),
+                          "unknown sources")
