@@ -1,6 +1,6 @@
 """Sonic Pi's samples (npm supersonic-scsynth-samples, CC0): drum hits, loops, basses, ambiences.
 
-207 FLAC files (plus an AIFF twin of bd_haus) named by family prefix: ``bd_`` kicks, ``sn_`` snares, ``hat_``
+206 FLAC files (plus an AIFF twin of bd_haus.flac) named by family prefix: ``bd_`` kicks, ``sn_`` snares, ``hat_``
 hats, ``drum_`` one acoustic kit (menegass, soft and hard hits), ``elec_`` an electronic kit (looppool),
 ``tabla_`` tabla strokes, ``loop_``/``arovane_beat_`` loops, ``bass_`` bass notes, ``guit_`` guitar,
 ``ambi_``/``misc_``/``vinyl_``/``mehackit_`` effects. PROVENANCE.md in the package gives each file's origin.
