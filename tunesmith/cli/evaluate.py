@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tunesmith.errors import DatasetError, ParameterError
 
-TARGETS = ("lm", "gan", "analyzer", "watermark")
+TARGETS = ("lm", "gan", "analyzer", "watermark", "drums")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -61,6 +61,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
         from tunesmith.evaluate.watermark import run_cli
 
         return run_cli(args)
+    if args.target == "drums":
+        return run_evaluate_drums(args)
     if args.target != "lm":
         raise ParameterError(f"evaluating '{args.target}' is not available yet (available: lm)", field="target")
     if args.pieces <= 0:
@@ -141,4 +143,21 @@ def run_evaluate_gan(args: argparse.Namespace) -> int:
     report = evaluate_gan(args.checkpoint, args.data, items=args.items, seed=args.seed,
                           analyzer=args.analyzer, pictures=args.out)
     print(json.dumps(report, indent=2) if args.json else "\n".join(summary_lines(report)))
+    return 0
+
+
+def run_evaluate_drums(args: argparse.Namespace) -> int:
+    """The independent drum-class classifier: trained on the samples dataset's train kits, scored on held-out kits."""
+    from tunesmith.evaluate.drum_classifier import evaluate_drum_classifier
+
+    report = evaluate_drum_classifier(args.data or Path("datasets/samples"), seed=args.seed)
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    for split in ("train", "valid", "test"):
+        if split in report:
+            part = report[split]
+            classes = ", ".join(f"{c} {a:.2f}" for c, a in part["per_class"].items())
+            print(f"{split}: accuracy {part['accuracy']:.3f} on {part['hits']} hits ({', '.join(part['kits'])}); "
+                  f"{classes}")
     return 0

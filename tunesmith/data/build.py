@@ -27,6 +27,11 @@ def _notes() -> Callable[..., BuildSummary]:
     return build_notes
 
 
+def _samples() -> Callable[..., BuildSummary]:
+    from tunesmith.data.corpora.samples import build_samples
+    return build_samples
+
+
 def _chorales() -> Callable[..., BuildSummary]:
     from tunesmith.data.corpora.chorales import build_chorales
     return build_chorales
@@ -56,6 +61,7 @@ BUILDERS: dict[str, Builder] = {
     b.kind: b
     for b in (
         Builder("notes", False, "single notes and drum hits rendered from the GM soundfont", _notes),
+        Builder("samples", False, "real recordings: drum kits, grand piano, instrument samples, loops", _samples),
         Builder("chorales", False, "Bach four-part chorales from music21's corpus", _chorales),
         Builder("folk", False, "Essen and Ryan's Mammoth folk melodies from music21's corpus", _folk),
         Builder("folder", True, "any folder of audio or MIDI files (recursive)", _folder),

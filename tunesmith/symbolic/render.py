@@ -19,6 +19,7 @@ import ctypes
 import io
 import os
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +29,32 @@ from tunesmith.errors import DependencyError, ParameterError
 from tunesmith.symbolic.score import DRUM_CHANNEL, Score, channel_plan
 
 SOUNDFONT_ENV = "TUNESMITH_SOUNDFONT"
+
+
+@dataclass(frozen=True)
+class Soundfont:
+    """A General MIDI soundfont: its short name, file, the Debian package that installs it and its licence."""
+
+    name: str
+    path: Path
+    package: str | None
+    licence: str
+
+
+# The GM soundfonts Debian packages install, the default (Lite) first.
+GM_SOUNDFONTS: tuple[Soundfont, ...] = (
+    Soundfont("lite", Path("/usr/share/sounds/sf3/MuseScore_General_Lite.sf3"), "musescore-general-soundfont-small",
+              "MIT (MuseScore General soundfont by S. Christian Collins)"),
+    Soundfont("full", Path("/usr/share/sounds/sf3/MuseScore_General_Full.sf3"), "musescore-general-soundfont",
+              "MIT, parts CC0 and public domain (MuseScore General soundfont by S. Christian Collins)"),
+    Soundfont("fluidr3", Path("/usr/share/sounds/sf2/FluidR3_GM.sf2"), "fluid-soundfont-gm",
+              "MIT (Fluid R3 GM soundfont by Frank Wen)"),
+)
+USER_SOUNDFONT_LICENCE = "as given by the soundfont's author (a user-supplied file)"
 KNOWN_SOUNDFONTS = (
-    Path("/usr/share/sounds/sf3/MuseScore_General_Lite.sf3"),
+    GM_SOUNDFONTS[0].path,
     Path("/usr/share/sounds/sf3/MuseScore_General.sf3"),
+    GM_SOUNDFONTS[1].path,
     Path("/usr/share/sounds/sf3/default-GM.sf3"),
     Path("/usr/share/sounds/sf2/default-GM.sf2"),
     Path("/usr/share/sounds/sf2/FluidR3_GM.sf2"),
@@ -66,6 +90,34 @@ def find_soundfont() -> Path:
         if path.is_file():
             return path
     raise DependencyError(_MISSING_SOUNDFONT)
+
+
+def list_soundfonts() -> list[Soundfont]:
+    """The General MIDI soundfonts of :data:`GM_SOUNDFONTS` installed on this machine, with their licences."""
+    return [font for font in GM_SOUNDFONTS if font.path.is_file()]
+
+
+def resolve_soundfont(choice: str | os.PathLike[str] | None = None) -> Soundfont:
+    """A soundfont by short name (``lite``, ``full``, ``fluidr3``) or path; ``None`` is :func:`find_soundfont`'s.
+
+    A known name that is not installed raises DependencyError naming its Debian package."""
+    if choice is None:
+        path = find_soundfont()
+        return next((f for f in GM_SOUNDFONTS if f.path.resolve() == path.resolve()),
+                    Soundfont("custom", path, None, USER_SOUNDFONT_LICENCE))
+    by_name = {font.name: font for font in GM_SOUNDFONTS}
+    if str(choice) in by_name:
+        font = by_name[str(choice)]
+        if not font.path.is_file():
+            raise DependencyError(f"soundfont {font.name!r} ({font.path}) is not installed; install the Debian "
+                                  f"package {font.package}")
+        return font
+    path = Path(choice).expanduser()
+    if not path.is_file():
+        raise ParameterError(f"soundfont {str(choice)!r} is neither one of {', '.join(by_name)} nor a file",
+                             field="soundfont")
+    return next((f for f in GM_SOUNDFONTS if f.path.resolve() == path.resolve()),
+                Soundfont("custom", path, None, USER_SOUNDFONT_LICENCE))
 
 
 _fluidsynth_lock = threading.Lock()
@@ -374,10 +426,11 @@ _renderers: dict[tuple[int, Path], Renderer] = {}
 _renderers_lock = threading.Lock()
 
 
-def get_renderer(sr: int = 44100) -> Renderer:
-    """The process-wide `Renderer` for sample rate ``sr`` (created on first use, then reused)."""
+def get_renderer(sr: int = 44100, *, soundfont: str | Path | None = None) -> Renderer:
+    """The process-wide `Renderer` for sample rate ``sr`` and ``soundfont`` (default :func:`find_soundfont`),
+    created on first use, then reused."""
     sr = _check_int(sr, "sr", MIN_SR, MAX_SR)
-    soundfont = find_soundfont()
+    soundfont = Path(soundfont) if soundfont is not None else find_soundfont()
     with _renderers_lock:
         renderer = _renderers.get((sr, soundfont))
         if renderer is None or renderer._closed:
