@@ -117,18 +117,6 @@ def _choose_family(facts: list[Fact], families: Mapping[str, FamilySpec], text: 
     return best, confidence, reason, scores, conflicts
 
 
-def _chunk_spans(text: PromptText, vocabulary: Vocabulary) -> list[tuple[str, int, int]]:
-    """(chunk, start, end) of the leftover text's meaningful chunks."""
-    leftover = text.leftover()
-    found = []
-    for piece in chunks(leftover, vocabulary):
-        start = leftover.find(piece)
-        if start < 0:
-            continue
-        found.append((piece, start, start + len(piece)))
-    return found
-
-
 def _unused_words(text: PromptText, vocabulary: Vocabulary) -> list[str]:
     words = []
     for unit, _, _ in units_of(text.leftover()):
@@ -172,7 +160,7 @@ def interpret(text: str, families: Mapping[str, FamilySpec], *, model: str | Non
                     if m.kind != "music"]
     embedding_name = settings.chinese_model if language == "zh" else settings.english_model
     used_model = None
-    spans = _chunk_spans(prompt, vocabulary) if embedding_name else []
+    spans = chunks(prompt.leftover(), vocabulary) if embedding_name else []
     if spans:
         index = semantic_index(encoder(embedding_name), vocabulary)
         used_model = embedding_name

@@ -31,7 +31,7 @@ def entry_facts(entry: Entry, level: int, words: str, confidence: float) -> list
         for track, name in entry.instruments.items():
             add("instrument_on", (track, name), DEFAULT, DEFAULT_CONFIDENCE)
         if entry.tempo:
-            add("tempo", entry.tempo, DEFAULT, DEFAULT_CONFIDENCE)
+            add("style_tempo", (entry.id, entry.tempo), DEFAULT, DEFAULT_CONFIDENCE)
         if entry.energy is not None:
             add("energy", entry.energy, DEFAULT, DEFAULT_CONFIDENCE)
         if entry.mode:

@@ -2,9 +2,10 @@
 
 Text and phrases are cut into units: an English word (letters, digits and ``&'#+``) or one Chinese character, so
 "hip-hop" and "hip hop" are the same phrase and Chinese needs no word segmentation ("下雨夜晚的安静氛围音乐" reads
-"下雨", "夜晚", "安静", "氛围"). At each unit the longest phrase that starts there wins; a final English "s" is
-forgiven ("pianos"). A word of five letters or more that no phrase matches is compared with the vocabulary's
-single words within one edit (two for eight letters or more): "orchestal" reads as "orchestral".
+"下雨夜晚", "安静", "氛围音乐"). The phrases chosen cover the most units with the fewest phrases; a final English
+"s" is forgiven ("pianos"). A word of six letters or more that no phrase matches is compared with the vocabulary's
+single words of six letters or more within one edit (two from eight letters), the first letter(s) equal:
+"orchestal" reads as "orchestral", "saxofone" as "saxophone".
 """
 
 from __future__ import annotations
@@ -72,6 +73,14 @@ def _edit_distance(a: str, b: str, limit: int) -> int:
     return previous[-1]
 
 
+NEAR_MIN = 6  # shorter words are too often other real words ("flight" is not "fight")
+
+
+def _allowed(word: str) -> int:
+    """Edits forgiven in a word of this length: one from six letters, two from eight."""
+    return 2 if len(word) >= 8 else 1
+
+
 def _deletions(word: str, depth: int) -> set[str]:
     found, frontier = {word}, {word}
     for _ in range(depth):
@@ -98,8 +107,8 @@ class Lexicon:
     def _near_index(self) -> dict[str, set[str]]:
         index: dict[str, set[str]] = {}
         for key in self.by_units:
-            if len(key) == 1 and key[0].isascii() and key[0].isalpha() and len(key[0]) >= 5:
-                for variant in _deletions(key[0], 2 if len(key[0]) >= 8 else 1):
+            if len(key) == 1 and key[0].isascii() and key[0].isalpha() and len(key[0]) >= NEAR_MIN:
+                for variant in _deletions(key[0], _allowed(key[0])):
                     index.setdefault(variant, set()).add(key[0])
         return index
 
@@ -116,37 +125,53 @@ class Lexicon:
         return None
 
     def near(self, word: str) -> tuple[str, int] | None:
-        """The vocabulary word within one edit (two for 8+ letters) of ``word``, with its distance, if one."""
-        if len(word) < 5 or not word.isascii() or not word.isalpha() or word in self.vocabulary.fillers_en:
+        """The vocabulary word near ``word`` (see :func:`_allowed`), with its distance, if there is one."""
+        if len(word) < NEAR_MIN or not word.isascii() or not word.isalpha() or word in self.vocabulary.fillers_en:
             return None
-        depth = 2 if len(word) >= 8 else 1
+        depth = _allowed(word)
         candidates = set().union(*(self._near_index.get(v, set()) for v in _deletions(word, depth)))
-        scored = sorted((_edit_distance(word, c, 2 if len(c) >= 8 else 1), c) for c in candidates)
-        scored = [(d, c) for d, c in scored if d <= (2 if len(c) >= 8 else 1)]
+        scored = sorted((_edit_distance(word, c, _allowed(c)), c) for c in candidates
+                        if c[:_allowed(c)] == word[:_allowed(c)])  # typos rarely hit the first letters
+        scored = [(d, c) for d, c in scored if d <= min(_allowed(c), depth)]
         if not scored or any(_edit_distance(word, f, scored[0][0]) <= scored[0][0]
                              for f in self.vocabulary.fillers_en if abs(len(f) - len(word)) <= scored[0][0]):
             return None  # nothing near, or a filler word is as near ("somthing" is "something", not "soothing")
         return scored[0][1], scored[0][0]
 
     def match(self, text: PromptText) -> list[PhraseMatch]:
-        """Every phrase in the free part of ``text`` (longest first at each unit), taking their characters."""
+        """Every phrase in the free part of ``text``, taking their characters.
+
+        The phrases are chosen to cover as many units as possible, then with as few phrases as possible (so the
+        longer phrase wins): "钢琴和弦乐" reads "钢琴" + "弦乐" (piano, strings), not "和弦" (chords).
+        """
         units = [u for u in units_of(text.lower) if text.is_free(u[1], u[2])]
-        matches: list[PhraseMatch] = []
-        i = 0
-        while i < len(units):
-            for length in range(min(self.longest, len(units) - i), 0, -1):
+        n = len(units)
+        # best[i] = (units covered, -phrases used) from unit i on; choice[i] = (length, lookup) or None to skip
+        best: list[tuple[int, int]] = [(0, 0)] * (n + 1)
+        choice: list[tuple[int, tuple[str, list[Meaning], str]] | None] = [None] * (n + 1)
+        for i in range(n - 1, -1, -1):
+            best[i], choice[i] = best[i + 1], None
+            for length in range(1, min(self.longest, n - i) + 1):
                 window = units[i:i + length]
                 if not self._contiguous(text, window):
-                    continue
+                    break
                 found = self._lookup(tuple(u for u, _, _ in window))
                 if found:
-                    start, end = window[0][1], window[-1][2]
-                    matches.append(PhraseMatch(found[0], text.take(start, end), start, end, tuple(found[1]),
-                                               found[2]))
-                    i += length
-                    break
-            else:
+                    covered, used = best[i + length]
+                    score = (covered + length, used - 1)
+                    if score > best[i]:
+                        best[i], choice[i] = score, (length, found)
+        matches: list[PhraseMatch] = []
+        i = 0
+        while i < n:
+            picked = choice[i]
+            if picked is None:
                 i += 1
+                continue
+            length, found = picked
+            start, end = units[i][1], units[i + length - 1][2]
+            matches.append(PhraseMatch(found[0], text.take(start, end), start, end, tuple(found[1]), found[2]))
+            i += length
         for unit, start, end in units:
             if text.is_free(start, end) and (near := self.near(unit)):
                 phrase, distance = near

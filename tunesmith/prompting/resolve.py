@@ -26,7 +26,7 @@ MAX_BLEND = 3
 # Which of a family's parameters each kind of fact bears on (the first one the family takes is used).
 PARAMS_OF_FACT: dict[str, tuple[str, ...]] = {
     "style": ("style",), "style_hint": ("style",), "key": ("key",), "mode": ("key", "mode"), "tempo": ("tempo",),
-    "meter": ("meter",), "bars": ("bars",), "seconds": ("length", "duration", "bars"), "loop": ("loop",),
+    "style_tempo": ("tempo",), "meter": ("meter",), "bars": ("bars",), "seconds": ("length", "duration", "bars"), "loop": ("loop",),
     "pitch": ("pitch",), "velocity": ("velocity",), "dynamics": ("velocity", "energy"), "duration": ("duration",),
     "energy": ("energy",), "density": ("density",), "instrument": ("instrument", "instruments"),
     "generic": ("instrument", "instruments"), "ensemble_instrument": ("instrument",),
@@ -118,12 +118,20 @@ class Resolver:
         named = self.of("style")
         if named:
             top = self.strongest(named)
-            styles = list(dict.fromkeys(f.value for f in top))[:MAX_BLEND]
+            styles = list(dict.fromkeys(f.value for f in top))
+            parents = {e.parent for s in styles if (e := self.vocabulary.entry("style", s)) and e.parent}
+            if narrower := [s for s in styles if s not in parents]:  # "bebop jazz" is bebop
+                if len(narrower) < len(styles):
+                    self.out.notes.append(f"style: {', '.join(sorted(set(styles) - set(narrower)))} read as the "
+                                          f"family of {', '.join(narrower)}")
+                styles = narrower
+            styles = styles[:MAX_BLEND]
             chosen_facts = [f for f in top if f.value in styles]
         else:
             hints = self.of("style_hint")
             if not hints:
                 return []
+            hints = self.strongest(hints)
             votes: dict[str, float] = {}
             for rank, fact in enumerate(hints):
                 for i, style in enumerate(fact.value):
@@ -136,7 +144,7 @@ class Resolver:
 
                 self.facts += [Fact(f.name, f.value, f.words, f"vocabulary:style:{entry.id}", DEFAULT, f.confidence)
                                for f in entry_facts(entry, IMPLIED, chosen_facts[0].words[0], 0.5)
-                               if f.name != "style"]
+                               if f.name not in ("style", "meter")]
         if self.spec("style"):
             value = "+".join(styles)
             detail = (f"blend of {', '.join(styles)} (equal weights)" if len(styles) > 1
@@ -191,8 +199,24 @@ class Resolver:
         if self.spec("mode"):
             self.set("mode", mode, mode_from or facts)
 
+    def _style_range(self) -> tuple[tuple[float, float], list[Fact]] | None:
+        """The usual tempo range of the chosen style(s) (a blend: where they meet, else between them)."""
+        facts = [f for f in self.of("style_tempo") if f.value[0] in self.style]
+        if not facts:
+            return None
+        ranges = [f.value[1] for f in facts]
+        low, high = max(r[0] for r in ranges), min(r[1] for r in ranges)
+        if low > high:
+            low = high = sum(_mid(r) for r in ranges) / len(ranges)
+        return (low, high), facts
+
     def _tempo(self) -> float | None:
         facts = self.of("tempo")
+        style_range = self._style_range()
+        if not facts and style_range:
+            (low, high), chosen = style_range
+            return self._set_tempo(float(round((low + high) / 2)), chosen,
+                                   f"usual tempo of {', '.join(self.style)}: {low:g}-{high:g} BPM")
         if not facts:
             return None
         top = self.strongest(facts)
@@ -222,10 +246,18 @@ class Resolver:
             bpm = float(round((low + high) / 2))
             chosen = ranges
             detail = f"{_describe(ranges[0])}: {low:g}-{high:g} BPM" if low != high else _describe(ranges[0])
+            if style_range and level < NAMED:  # a mood sets the pace within the style's usual tempo
+                (style_low, style_high), _ = style_range
+                if not style_low <= bpm <= style_high:
+                    bpm = float(round(min(max(bpm, style_low), style_high)))
+                    detail += f", held within the usual {style_low:g}-{style_high:g} BPM of {', '.join(self.style)}"
         weaker = [f for f in facts if f.level < level and f.level >= NAMED]
         if weaker:
             self.out.notes.append(f"tempo: {', '.join(repr(w) for w in _words(weaker))} gives way to "
                                   f"{', '.join(repr(w) for w in _words(chosen))}")
+        return self._set_tempo(bpm, chosen, detail)
+
+    def _set_tempo(self, bpm: float, chosen: list[Fact], detail: str) -> float:
         spec = self.spec("tempo")
         if spec is None:
             return bpm

@@ -116,7 +116,7 @@ def _fixed(name: str, value: object, rule: str) -> Callable[[re.Match[str], Prom
 
 def _pitch(match: re.Match[str], text: PromptText) -> list[Fact] | None:
     letter, octave = match.group("letter").lower(), int(match.group("octave"))
-    midi = 12 * (octave + 1) + _LETTER_PC[letter] + _shift(match.group("acc") or match.groupdict().get("zacc"))
+    midi = 12 * (octave + 1) + _LETTER_PC[letter] + _shift(match.groupdict().get("acc") or match.groupdict().get("zacc"))
     return [_fact("pitch", midi, "pitch", text, match)] if 0 <= midi <= 127 else None
 
 

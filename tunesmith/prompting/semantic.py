@@ -74,14 +74,31 @@ def semantic_index(encoder: SentenceEncoder, vocabulary: Vocabulary) -> Semantic
         return _INDEXES[key]
 
 
-def chunks(leftover: str, vocabulary: Vocabulary) -> list[str]:
-    """The leftover text cut into chunks that hold at least one word that is not a filler."""
-    found = []
-    for piece in _SPLIT.split(leftover):
-        units = [u for u, _, _ in units_of(piece.lower())]
-        meaningful = [u for u in units if u not in vocabulary.fillers_en and u not in vocabulary.fillers_zh]
-        if meaningful and any(len(u) > 1 or has_cjk(u) for u in meaningful):
-            found.append(" ".join(piece.split()))
+def _content(piece: str, vocabulary: Vocabulary) -> str:
+    """``piece`` without filler words (English) and filler phrases (Chinese); "" if too little is left."""
+    if has_cjk(piece):
+        for filler in vocabulary.fillers_zh:
+            piece = piece.replace(filler, " ")
+        cjk = sum(1 for c in piece if has_cjk(c))
+        latin = [u for u, _, _ in units_of(piece.lower()) if not has_cjk(u) and u not in vocabulary.fillers_en]
+        return " ".join(piece.split()) if cjk >= 2 or any(len(u) >= 3 for u in latin) else ""
+    words = [u for u, _, _ in units_of(piece.lower())]
+    kept = [w for w in words if w not in vocabulary.fillers_en and not w.isdigit()]
+    return " ".join(piece.split()) if any(len(w) >= 3 for w in kept) else ""
+
+
+def chunks(leftover: str, vocabulary: Vocabulary) -> list[tuple[str, int, int]]:
+    """(text to embed, start, end) of the leftover text's pieces that hold more than filler words."""
+    found, start = [], 0
+    for separator in [*_SPLIT.finditer(leftover), None]:
+        end = separator.start() if separator else len(leftover)
+        piece = leftover[start:end]
+        content = _content(piece, vocabulary)
+        if content:
+            offset = len(piece) - len(piece.lstrip())
+            found.append((content, start + offset, start + len(piece.rstrip())))
+        if separator:
+            start = separator.end()
     return found[:MAX_CHUNKS]
 
 

@@ -28,6 +28,7 @@ STYLE_IDS: tuple[str, ...] = (
     "polka", "show_tune", "fusion", "calypso")
 TRACKS: tuple[str, ...] = ("drums", "bass", "chords", "pad", "lead")
 ENTRY_KINDS: tuple[str, ...] = ("style", "form", "mood", "scene", "ensemble")
+FORM_WEIGHT = 1.2
 _TABLES = {"styles": "style", "forms": "form", "moods": "mood", "scenes": "scene", "ensembles": "ensemble"}
 
 
@@ -48,6 +49,8 @@ class Entry:
     instruments: Mapping[str, str] = field(default_factory=dict)
     instrument: str | None = None
     tracks: tuple[str, ...] | None = None
+    parent: str | None = None  # a style family this style belongs to ("bebop" -> "jazz")
+    family: str | None = None  # the model family a form names ("jig" -> "folk")
 
     @property
     def key(self) -> str:
@@ -118,7 +121,7 @@ class Vocabulary:
     def _entry(self, kind: str, entry_id: str, raw: Mapping[str, Any]) -> Entry:
         where = f"[{kind}s.{entry_id}]"
         known = {"words", "description", "tempo", "mode", "energy", "density", "meter", "styles", "instruments",
-                 "instrument", "tracks"}
+                 "instrument", "tracks", "parent", "family"}
         if unknown := set(raw) - known:
             raise self._fail(where, f"unknown field(s) {', '.join(sorted(unknown))} (known: {', '.join(sorted(known))})")
         if kind == "style" and entry_id not in STYLE_IDS:
@@ -132,6 +135,12 @@ class Vocabulary:
         if mode is not None and mode not in MODES:
             raise self._fail(where, f"mode must be one of {', '.join(MODES)}, got {mode!r}")
         styles = tuple(raw.get("styles", ()))
+        parent = raw.get("parent")
+        if parent is not None and (kind != "style" or parent not in STYLE_IDS or parent == entry_id):
+            raise self._fail(where, f"parent must be another style family id, got {parent!r}")
+        family = raw.get("family")
+        if family is not None and (not isinstance(family, str) or not family):
+            raise self._fail(where, f"family must be a model family id, got {family!r}")
         if bad := [s for s in styles if s not in STYLE_IDS]:
             raise self._fail(where, f"unknown style(s) {', '.join(bad)}")
         instruments = dict(raw.get("instruments", {}))
@@ -151,7 +160,7 @@ class Vocabulary:
             self._unit(raw["energy"], f"{where} energy") if "energy" in raw else None,
             self._unit(raw["density"], f"{where} density") if "density" in raw else None, meter, styles, instruments,
             self._instrument(raw["instrument"], f"{where} instrument") if "instrument" in raw else None,
-            tuple(tracks) if tracks is not None else None)
+            tuple(tracks) if tracks is not None else None, parent, family)
 
     def _load(self, table: Mapping[str, Any]) -> None:
         defaults = table.get("defaults", {})
@@ -174,6 +183,9 @@ class Vocabulary:
                 self.entries[entry.key] = entry
                 for word in entry.words:
                     self._add(word, Meaning(kind, entry_id), f"[{table_name}.{entry_id}]")
+                    if entry.family:  # a form names its family as surely as the family's own words
+                        self._add(word, Meaning("family", entry.family, FORM_WEIGHT), f"[{table_name}.{entry_id}]")
+                        self.family_words.setdefault(entry.family, {})[" ".join(word.lower().split())] = FORM_WEIGHT
         for phrase, value in table.get("tempo_words", {}).items():
             self._add(phrase, Meaning("tempo", phrase, self._range(value, f"[tempo_words] {phrase!r}", 20, 300)),
                       "[tempo_words]")
