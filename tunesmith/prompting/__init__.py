@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from tunesmith.prompting.embedding import MODELS as EMBEDDING_MODELS
 from tunesmith.prompting.embedding import EmbeddingModelInfo, encoder, verify_files
-from tunesmith.prompting.engine import DEFAULT_SETTINGS, EngineSettings, interpret
+from tunesmith.prompting.engine import DEFAULT_SETTINGS, EngineSettings, interpret, warm_up
 from tunesmith.prompting.families import default_families
 from tunesmith.prompting.interpretation import Interpretation, Match, ParamReading
 from tunesmith.prompting.spec import FamilySpec, ParamSpec, family_from_json_schema
@@ -23,17 +23,6 @@ def embedding_model_cards(settings: EngineSettings = DEFAULT_SETTINGS) -> list[d
     """Model-list cards (id, model, package, licence, languages, size) of the embedding models in use."""
     names = dict.fromkeys(n for n in (settings.english_model, settings.chinese_model) if n)
     return [EMBEDDING_MODELS[n].card() for n in names]
-
-
-def warm_up(settings: EngineSettings = DEFAULT_SETTINGS) -> None:
-    """Load the embedding models and embed the vocabulary now (a server calls this at start-up)."""
-    from tunesmith.prompting.engine import lexicon_for
-    from tunesmith.prompting.semantic import semantic_index
-
-    vocabulary = load_vocabulary()
-    lexicon_for(vocabulary).near("warmup")
-    for name in dict.fromkeys(n for n in (settings.english_model, settings.chinese_model) if n):
-        semantic_index(encoder(name), vocabulary)
 
 
 __all__ = ["DEFAULT_SETTINGS", "EMBEDDING_MODELS", "STYLE_IDS", "EmbeddingModelInfo", "EngineSettings", "FamilySpec",

@@ -23,7 +23,7 @@ from tunesmith.prompting.interpretation import Interpretation, Match
 from tunesmith.prompting.lexicon import Lexicon, units_of
 from tunesmith.prompting.resolve import PARAMS_OF_FACT, resolve
 from tunesmith.prompting.rules import apply_rules
-from tunesmith.prompting.semantic import chunks, match_chunks, semantic_index
+from tunesmith.prompting.semantic import chunks, match_chunks, one_blas_thread, semantic_index
 from tunesmith.prompting.spec import FamilySpec
 from tunesmith.prompting.text import EXPLICIT, GIVEN, IMPLIED, NAMED, SIMILAR, Fact, PromptText, has_cjk
 from tunesmith.prompting.vocabulary import Vocabulary, load_vocabulary
@@ -36,9 +36,14 @@ _CLOSE = 0.5  # two families named this close together contradict each other
 
 @dataclass(frozen=True)
 class EngineSettings:
-    """Which packaged embedding model reads which language (None: exact words only)."""
+    """Which packaged embedding model reads which language (None: exact words only).
 
-    english_model: str | None = "minilm"
+    Both default to ``use`` (multilingual USE v3): on this 2-core machine it embeds a prompt in about 4 ms on one
+    thread against about 16 ms for ``minilm`` (all-MiniLM-L6-v2, English only), loads in about 1 s against 5 s,
+    and matched as many labelled fields (docs/prompts.md has the figures); ``minilm`` stays available.
+    """
+
+    english_model: str | None = "use"
     chinese_model: str | None = "use"
 
 
@@ -50,6 +55,15 @@ def lexicon_for(vocabulary: Vocabulary) -> Lexicon:
     if vocabulary.sha256 not in _LEXICONS:
         _LEXICONS[vocabulary.sha256] = Lexicon(vocabulary)
     return _LEXICONS[vocabulary.sha256]
+
+
+def warm_up(settings: EngineSettings = DEFAULT_SETTINGS) -> None:
+    """Load the embedding models and embed the vocabulary now (a server calls this at start-up)."""
+    vocabulary = load_vocabulary()
+    lexicon_for(vocabulary).near("warmup")
+    for name in dict.fromkeys(n for n in (settings.english_model, settings.chinese_model) if n):
+        index = semantic_index(encoder(name), vocabulary)
+        index.best(index.encoder.encode(["warm up", "a calm song"]))
 
 
 def _given_facts(explicit: Mapping[str, Any]) -> list[Fact]:
@@ -129,6 +143,26 @@ def _unused_words(text: PromptText, vocabulary: Vocabulary) -> list[str]:
     return list(dict.fromkeys(words))
 
 
+def _about_music(prompt: PromptText, facts: list[Fact], vocabulary: Vocabulary, embedding_name: str | None,
+                 notes: list[str]) -> bool:
+    """Whether the prompt is about music: any musical word or rule; a prompt of scene words or embedding
+    matches alone ("a beach party", but also "order a large coffee") is checked whole against the not-music
+    topics, and is not music when one of them is nearer than every musical entry."""
+    said = [f for f in facts if f.level != GIVEN and f.name != "tuning" and f.level >= SIMILAR]
+    if not said:
+        return False
+    if not all(f.source.startswith(("vocabulary:scene:", "embedding:")) for f in said) or not embedding_name:
+        return True
+    index = semantic_index(encoder(embedding_name), vocabulary)
+    with one_blas_thread():
+        (entry, similarity), = index.best(index.encoder.encode([prompt.text]))
+    if entry.startswith("topic:"):
+        notes.append(f"the prompt as a whole looks like {entry.split(':', 1)[1]} (similarity {similarity:.2f}), "
+                     "not music")
+        return False
+    return True
+
+
 def interpret(text: str, families: Mapping[str, FamilySpec], *, model: str | None = None,
               explicit: Mapping[str, Any] | None = None, vocabulary: Vocabulary | None = None,
               settings: EngineSettings = DEFAULT_SETTINGS) -> Interpretation:
@@ -159,6 +193,7 @@ def interpret(text: str, families: Mapping[str, FamilySpec], *, model: str | Non
         matches += [Match(f"{m.kind}:{m.key}", match.words, match.how, match.confidence) for m in match.meanings
                     if m.kind != "music"]
     embedding_name = settings.chinese_model if language == "zh" else settings.english_model
+    notes: list[str] = []
     used_model = None
     spans = chunks(prompt.leftover(), vocabulary) if embedding_name else []
     if spans:
@@ -169,11 +204,14 @@ def interpret(text: str, families: Mapping[str, FamilySpec], *, model: str | Non
             entry = vocabulary.entry(kind, entry_id)
             if entry is None:
                 continue
+            matches.append(Match(found.entry, found.words, "embedding", found.similarity))
+            if kind == "topic":
+                notes.append(f"{found.words!r} looks like {entry_id} (similarity {found.similarity:.2f}), not music")
+                continue
             start, end = next((s, e) for c, s, e in spans if c == found.words)
             prompt.take(start, end)
             facts += entry_facts(entry, SIMILAR, found.words, min(1.0, found.similarity) * 0.8)
-            matches.append(Match(found.entry, found.words, "embedding", found.similarity))
-    about_music = any(f.name != "tuning" and f.level >= SIMILAR for f in facts if f.level != GIVEN)
+    about_music = _about_music(prompt, facts, vocabulary, embedding_name, notes)
     if model is not None:
         chosen, confidence, reason = model, 1.0, "given"
         scores, family_conflicts = {}, []
@@ -184,7 +222,7 @@ def interpret(text: str, families: Mapping[str, FamilySpec], *, model: str | Non
         text=text, language=language, about_music=about_music or model is not None and bool(explicit),
         model=chosen if about_music or model is not None else None, model_confidence=confidence if about_music else 0.0,
         model_reason=reason if about_music or model is not None else "nothing in the prompt is about music",
-        params=resolution.params, unused_words=_unused_words(prompt, vocabulary), notes=resolution.notes,
+        params=resolution.params, unused_words=_unused_words(prompt, vocabulary), notes=notes + resolution.notes,
         conflicts=family_conflicts + resolution.conflicts, matches=matches, model_scores=scores,
         embedding_model=used_model)
     for name, value in (explicit or {}).items():

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from tunesmith.errors import ParameterError
-from tunesmith.prompting.engine import DEFAULT_SETTINGS, EngineSettings, interpret
+from tunesmith.prompting.engine import DEFAULT_SETTINGS, EngineSettings, interpret, warm_up
 from tunesmith.prompting.families import default_families
 from tunesmith.prompting.instruments import program_of
 from tunesmith.prompting.interpretation import Interpretation
@@ -127,7 +127,8 @@ def evaluate(path: str | Path = DEFAULT_SET, *, settings: EngineSettings = DEFAU
     """Score the engine on a labelled set; figures per language and the misses."""
     families = families or default_families()
     rows = load_set(path)
-    for row in rows[:2]:  # load the models and the vocabulary's embeddings before timing
+    warm_up(settings)  # load the models and embed the vocabulary before timing
+    for row in rows[:5]:
         interpret(row["text"], families, settings=settings)
     by_language: dict[str, dict[str, Any]] = {}
     misses: list[dict[str, Any]] = []

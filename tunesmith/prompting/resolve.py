@@ -163,6 +163,8 @@ class Resolver:
             return
         mode_facts = [f for f in modes] + [Fact("mode", f.value.split()[1], f.words, f.source, f.level, f.confidence)
                                            for f in keys if " " in f.value]
+        if keys:  # a written tonic ("in Bb") is major unless the prompt says or names a minor mood
+            mode_facts = [f for f in mode_facts if f.level >= IMPLIED]
         mode, mode_from = None, []
         if mode_facts:
             top = self.strongest(mode_facts)

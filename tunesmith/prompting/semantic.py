@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
 
@@ -61,6 +64,21 @@ class SemanticIndex:
         return [(self.entries[i], float(per_entry[row, i])) for row, i in enumerate(best)]
 
 
+@cache
+def _blas_limit():  # discovering the BLAS libraries takes a while: once per process
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
+
+
+@contextmanager
+def one_blas_thread() -> Iterator[None]:
+    """Hold numpy's BLAS to one thread: a small product is fastest there, and a parse must not wake the pool's
+    other threads (on a busy machine that costs more than the product)."""
+    with _blas_limit().limit(limits=1, user_api="blas"):
+        yield
+
+
 _INDEXES: dict[tuple[str, str], SemanticIndex] = {}
 _INDEX_LOCK = threading.Lock()
 
@@ -107,7 +125,7 @@ def match_chunks(texts: list[str], index: SemanticIndex) -> list[SemanticMatch]:
     if not texts:
         return []
     threshold = THRESHOLDS.get(index.encoder.info.name, 0.5)
-    vectors = index.encoder.encode(texts)
-    return [SemanticMatch(entry, text, similarity) for text, (entry, similarity) in zip(texts, index.best(vectors),
-                                                                                          strict=True)
+    with one_blas_thread():
+        best = index.best(index.encoder.encode(texts))
+    return [SemanticMatch(entry, text, similarity) for text, (entry, similarity) in zip(texts, best, strict=True)
             if similarity >= threshold]

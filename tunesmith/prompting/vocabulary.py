@@ -27,9 +27,10 @@ STYLE_IDS: tuple[str, ...] = (
     "waltz", "march", "house", "techno_trance", "hip_hop", "trip_hop", "drum_and_bass", "ambient", "folk", "gospel",
     "polka", "show_tune", "fusion", "calypso")
 TRACKS: tuple[str, ...] = ("drums", "bass", "chords", "pad", "lead")
-ENTRY_KINDS: tuple[str, ...] = ("style", "form", "mood", "scene", "ensemble")
+ENTRY_KINDS: tuple[str, ...] = ("style", "form", "mood", "scene", "ensemble", "topic")
 FORM_WEIGHT = 1.2
-_TABLES = {"styles": "style", "forms": "form", "moods": "mood", "scenes": "scene", "ensembles": "ensemble"}
+_TABLES = {"styles": "style", "forms": "form", "moods": "mood", "scenes": "scene", "ensembles": "ensemble",
+           "not_music": "topic"}
 
 
 @dataclass(frozen=True)
@@ -119,7 +120,7 @@ class Vocabulary:
         return float(value)
 
     def _entry(self, kind: str, entry_id: str, raw: Mapping[str, Any]) -> Entry:
-        where = f"[{kind}s.{entry_id}]"
+        where = f"[{'not_music' if kind == 'topic' else kind + 's'}.{entry_id}]"
         known = {"words", "description", "tempo", "mode", "energy", "density", "meter", "styles", "instruments",
                  "instrument", "tracks", "parent", "family"}
         if unknown := set(raw) - known:
@@ -181,6 +182,8 @@ class Vocabulary:
             for entry_id, raw in table.get(table_name, {}).items():
                 entry = self._entry(kind, entry_id, raw)
                 self.entries[entry.key] = entry
+                if kind == "topic":  # described for the embedding model only: their words set nothing
+                    continue
                 for word in entry.words:
                     self._add(word, Meaning(kind, entry_id), f"[{table_name}.{entry_id}]")
                     if entry.family:  # a form names its family as surely as the family's own words
@@ -235,7 +238,7 @@ class Vocabulary:
         return self.entries.get(f"{kind}:{entry_id}")
 
     def described(self) -> list[Entry]:
-        """Every entry the embedding model matches against (styles, moods, scenes, ensembles)."""
+        """Every entry the embedding model matches against (styles, forms, moods, scenes, ensembles, topics)."""
         return list(self.entries.values())
 
 
