@@ -22,7 +22,8 @@ from tunesmith.prompting.evaluate import DEFAULT_SET, load_set
 GOAL_P99_MS = 20.0
 FALLBACK = {"en": ["a calm ambient pad for a rainy night", "lo-fi hip hop beat with mellow piano, 80 bpm",
                    "epic boss fight music", "a jig in D for fiddle", "something to cry to on a long drive home"],
-            "zh": ["下雨夜晚的安静氛围音乐", "一首欢快的流行歌", "史诗级的boss战音乐", "一首D调的吉格舞曲，用小提琴演奏",
+            "zh": ["下雨夜晚的安静氛围音乐", "一首欢快的流行歌", "史诗级的boss战音乐",
+                   "一首D调的吉格舞曲，用小提琴演奏",
                    "开车回家路上想哭的时候听的"]}
 
 

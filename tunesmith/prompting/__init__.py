@@ -11,7 +11,7 @@ by sha256; :func:`warm_up` loads them ahead of the first prompt.
 from __future__ import annotations
 
 from tunesmith.prompting.embedding import MODELS as EMBEDDING_MODELS
-from tunesmith.prompting.embedding import EmbeddingModelInfo, encoder, verify_files
+from tunesmith.prompting.embedding import EmbeddingModelInfo, verify_files
 from tunesmith.prompting.engine import DEFAULT_SETTINGS, EngineSettings, interpret, warm_up
 from tunesmith.prompting.families import default_families
 from tunesmith.prompting.interpretation import Interpretation, Match, ParamReading

@@ -219,7 +219,7 @@ def interpret(text: str, families: Mapping[str, FamilySpec], *, model: str | Non
         chosen, confidence, reason, scores, family_conflicts = _choose_family(facts, families, prompt, vocabulary)
     resolution = resolve(facts, families[chosen], vocabulary)
     interpretation = Interpretation(
-        text=text, language=language, about_music=about_music or model is not None and bool(explicit),
+        text=text, language=language, about_music=about_music or (model is not None and bool(explicit)),
         model=chosen if about_music or model is not None else None, model_confidence=confidence if about_music else 0.0,
         model_reason=reason if about_music or model is not None else "nothing in the prompt is about music",
         params=resolution.params, unused_words=_unused_words(prompt, vocabulary), notes=notes + resolution.notes,

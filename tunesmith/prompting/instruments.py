@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from tunesmith.errors import ParameterError
 from tunesmith.symbolic.instruments import DRUM_KITS, gm_program
 
-GM_PROGRAMS: tuple[str, ...] = tuple("""
+_GM_NAMES = """
 acoustic_grand_piano bright_acoustic_piano electric_grand_piano honky_tonk_piano electric_piano_1 electric_piano_2
 harpsichord clavinet celesta glockenspiel music_box vibraphone marimba xylophone tubular_bells dulcimer drawbar_organ
 percussive_organ rock_organ church_organ reed_organ accordion harmonica tango_accordion acoustic_guitar_nylon
@@ -30,7 +30,8 @@ pad_7_halo pad_8_sweep fx_1_rain fx_2_soundtrack fx_3_crystal fx_4_atmosphere fx
 fx_7_echoes fx_8_sci_fi sitar banjo shamisen koto kalimba bagpipe fiddle shanai tinkle_bell agogo steel_drums
 woodblock taiko_drum melodic_tom synth_drum reverse_cymbal guitar_fret_noise breath_noise seashore bird_tweet
 telephone_ring helicopter applause gunshot
-""".split())
+"""
+GM_PROGRAMS: tuple[str, ...] = tuple(_GM_NAMES.split())
 assert len(GM_PROGRAMS) == 128
 GM_GROUPS: tuple[str, ...] = ("piano", "chromatic_percussion", "organ", "guitar", "bass", "strings", "ensemble",
                               "brass", "reed", "pipe", "synth_lead", "synth_pad", "synth_effects", "ethnic",

@@ -14,6 +14,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
+from itertools import pairwise
 
 from tunesmith.prompting.text import PromptText
 from tunesmith.prompting.vocabulary import Meaning, Vocabulary
@@ -184,7 +185,7 @@ class Lexicon:
     @staticmethod
     def _contiguous(text: PromptText, window: list[tuple[str, int, int]]) -> bool:
         """True if only spaces, hyphens or nothing separate the units (no punctuation, no explained words)."""
-        for (_, _, end), (_, start, _) in zip(window, window[1:], strict=False):
+        for (_, _, end), (_, start, _) in pairwise(window):
             gap = text.lower[end:start]
             if gap.strip(" -_") or not text.is_free(end, start):
                 return False

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import re
 
-_UNITS = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
-          "seventeen eighteen nineteen").split()
+_UNIT_WORDS = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+               "seventeen eighteen nineteen")
+_UNITS = _UNIT_WORDS.split()
 _TENS = {"twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90}
 _UNIT_VALUE = {w: i for i, w in enumerate(_UNITS)}
 _WORD_BELOW_100 = (r"(?:" + "|".join(_TENS) + r")(?:[\s-](?:" + "|".join(_UNITS[1:10]) + r"))?|"
@@ -14,7 +15,8 @@ _WORD_BELOW_100 = (r"(?:" + "|".join(_TENS) + r")(?:[\s-](?:" + "|".join(_UNITS[
 EN_NUMBER = (r"\d+(?:\.\d+)?|(?:(?:a|one|two)[\s-]hundred(?:[\s-](?:and[\s-])?(?:" + _WORD_BELOW_100 + r"))?)|"
              + _WORD_BELOW_100)
 
-_ZH_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
+_ZH_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8,
+              "九": 9}
 # A Chinese number: digits or numerals up to the hundreds ("十二", "二十四", "一百", "一百二十", "一百二").
 ZH_NUMBER = r"\d+(?:\.\d+)?|[零〇一二两三四五六七八九十百]+"
 

@@ -26,7 +26,8 @@ MAX_BLEND = 3
 # Which of a family's parameters each kind of fact bears on (the first one the family takes is used).
 PARAMS_OF_FACT: dict[str, tuple[str, ...]] = {
     "style": ("style",), "style_hint": ("style",), "key": ("key",), "mode": ("key", "mode"), "tempo": ("tempo",),
-    "style_tempo": ("tempo",), "meter": ("meter",), "bars": ("bars",), "seconds": ("length", "duration", "bars"), "loop": ("loop",),
+    "style_tempo": ("tempo",), "meter": ("meter",), "bars": ("bars",), "seconds": ("length", "duration", "bars"),
+    "loop": ("loop",),
     "pitch": ("pitch",), "velocity": ("velocity",), "dynamics": ("velocity", "energy"), "duration": ("duration",),
     "energy": ("energy",), "density": ("density",), "instrument": ("instrument", "instruments"),
     "generic": ("instrument", "instruments"), "ensemble_instrument": ("instrument",),
@@ -266,7 +267,7 @@ class Resolver:
         clamped = spec.clamp(bpm)
         if clamped != bpm:
             self.out.notes.append(f"tempo {bpm:g} BPM is outside what {self.family.id} takes; using {clamped:g}")
-        self.set("tempo", clamped if spec.kind == "float" else int(round(clamped)), chosen, detail=detail)
+        self.set("tempo", clamped if spec.kind == "float" else round(clamped), chosen, detail=detail)
         return clamped
 
     def _meter(self) -> str | None:
@@ -318,7 +319,7 @@ class Resolver:
         if clamped != value:
             self.out.notes.append(f"{name} {value:g} is outside what {self.family.id} takes "
                                   f"({spec.minimum:g}..{spec.maximum:g}); using {clamped:g}")
-        self.set(name, int(round(clamped)) if spec.kind == "int" else float(clamped), facts, detail=detail)
+        self.set(name, round(clamped) if spec.kind == "int" else float(clamped), facts, detail=detail)
 
     def _lengths(self) -> None:
         bars, seconds, loop = self._single("bars"), self._single("seconds"), self._single("loop")
@@ -526,9 +527,10 @@ class Resolver:
                 continue
             targets = PARAMS_OF_FACT.get(fact.name, ())
             if targets and not any(self.family.takes(t) for t in targets):
-                note = (f"{fact.name.replace('_', ' ')} {fact.value if not isinstance(fact.value, tuple) else fact.value[0]}"
-                        f" (from {', '.join(repr(w) for w in fact.words)}) is not used: the {self.family.id} model "
-                        f"has no {' or '.join(targets)}")
+                value = fact.value[0] if isinstance(fact.value, tuple) else fact.value
+                said = ", ".join(repr(w) for w in fact.words)
+                note = (f"{fact.name.replace('_', ' ')} {value} (from {said}) is not used: the {self.family.id} "
+                        f"model has no {' or '.join(targets)}")
                 if note not in self.out.notes:
                     self.out.notes.append(note)
 

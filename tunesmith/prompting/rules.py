@@ -116,7 +116,8 @@ def _fixed(name: str, value: object, rule: str) -> Callable[[re.Match[str], Prom
 
 def _pitch(match: re.Match[str], text: PromptText) -> list[Fact] | None:
     letter, octave = match.group("letter").lower(), int(match.group("octave"))
-    midi = 12 * (octave + 1) + _LETTER_PC[letter] + _shift(match.groupdict().get("acc") or match.groupdict().get("zacc"))
+    accidental = match.groupdict().get("acc") or match.groupdict().get("zacc")
+    midi = 12 * (octave + 1) + _LETTER_PC[letter] + _shift(accidental)
     return [_fact("pitch", midi, "pitch", text, match)] if 0 <= midi <= 127 else None
 
 
@@ -173,8 +174,8 @@ RULES: tuple[Rule, ...] = (
     Rule("pitch", re.compile(r"(?<![a-z])low\s+c(?![a-z0-9])|低音\s*c(?![0-9])"), _fixed("pitch", 36, "pitch")),
     Rule("pitch", re.compile(r"(?<![a-z])high\s+c(?![a-z0-9])|高音\s*c(?![0-9])"), _fixed("pitch", 72, "pitch")),
     # tempo: "92 bpm", "at 174", "tempo 100", "每分钟一百拍", "速度120"
-    Rule("tempo", re.compile(rf"(?<![a-z0-9.])(?P<n>\d+(?:\.\d+)?|{EN_NUMBER})\s*(?:bpm|b\.p\.m\.?|beats?\s+(?:per|a)\s+"
-                             rf"minute)(?![a-z])"), _tempo),
+    Rule("tempo", re.compile(rf"(?<![a-z0-9.])(?P<n>\d+(?:\.\d+)?|{EN_NUMBER})\s*"
+                             r"(?:bpm|b\.p\.m\.?|beats?\s+(?:per|a)\s+minute)(?![a-z])"), _tempo),
     Rule("tempo", re.compile(rf"(?<![a-z])(?:at|tempo(?:\s+of)?|@)\s*{_N}(?!\s*(?:bars?|measures?|seconds?|secs?|"
                              rf"minutes?|mins?|%|am|pm|years?|o'clock|db)(?![a-z]))(?![\d.a-z])"), _tempo),
     Rule("tempo", re.compile(rf"每分钟\s*{_Z}\s*拍"), _tempo),
@@ -198,10 +199,12 @@ RULES: tuple[Rule, ...] = (
     Rule("length", re.compile(r"半分钟"), _fixed_seconds(30)),
     Rule("length", re.compile(rf"{_Z}\s*秒钟?"), _seconds(1)),
     # meters: "3/4", "6/8 time", "waltz time", "三拍子"
-    Rule("meter", re.compile(r"(?<![0-9])(?P<top>\d{1,2})\s*/\s*(?P<bottom>\d{1,2})(?![0-9])(?:\s*(?:time|meter|拍子?))?"),
-         _meter),
-    Rule("meter", re.compile(r"(?<![a-z])(?:three[\s-]four|waltz)\s+time(?![a-z])|三拍子"), _fixed("meter", "3/4", "meter")),
-    Rule("meter", re.compile(r"(?<![a-z])(?:common|four[\s-]four)\s+time(?![a-z])|四拍子"), _fixed("meter", "4/4", "meter")),
+    Rule("meter", re.compile(r"(?<![0-9])(?P<top>\d{1,2})\s*/\s*(?P<bottom>\d{1,2})(?![0-9])"
+                             r"(?:\s*(?:time|meter|拍子?))?"), _meter),
+    Rule("meter", re.compile(r"(?<![a-z])(?:three[\s-]four|waltz)\s+time(?![a-z])|三拍子"),
+         _fixed("meter", "3/4", "meter")),
+    Rule("meter", re.compile(r"(?<![a-z])(?:common|four[\s-]four)\s+time(?![a-z])|四拍子"),
+         _fixed("meter", "4/4", "meter")),
     Rule("meter", re.compile(r"(?<![a-z])(?:cut\s+time|alla\s+breve)(?![a-z])"), _fixed("meter", "2/2", "meter")),
     Rule("meter", re.compile(r"(?<![a-z])six[\s-]eight(?:\s+time)?(?![a-z])"), _fixed("meter", "6/8", "meter")),
     Rule("velocity", re.compile(r"(?<![a-z])(?:velocity|vel|力度)\s*(?:of\s*)?(?P<n>\d{1,3})(?!\d)"), _velocity),

@@ -124,7 +124,8 @@ class Vocabulary:
         known = {"words", "description", "tempo", "mode", "energy", "density", "meter", "styles", "instruments",
                  "instrument", "tracks", "parent", "family"}
         if unknown := set(raw) - known:
-            raise self._fail(where, f"unknown field(s) {', '.join(sorted(unknown))} (known: {', '.join(sorted(known))})")
+            raise self._fail(where, f"unknown field(s) {', '.join(sorted(unknown))} "
+                                    f"(known: {', '.join(sorted(known))})")
         if kind == "style" and entry_id not in STYLE_IDS:
             raise self._fail(where, f"{entry_id!r} is not a style family id ({', '.join(STYLE_IDS)})")
         words, description = raw.get("words", []), raw.get("description", "")
