@@ -446,7 +446,7 @@ class Resolver:
     def _tracks(self, tracks: tuple[str, ...], only_tracks: list[str]) -> list[str] | None:
         spec = self.spec("tracks")
         only = self.of("track_only")
-        exact = self.of("tracks")
+        exact = [f for f in self.of("tracks") if f.level > SIMILAR]  # a lookalike does not silence tracks
         without = self.of("track_without")
         chosen: list[str] | None = None
         facts: list[Fact] = []
@@ -479,8 +479,10 @@ class Resolver:
         candidates += [(f.value, f) for f in self.of("ensemble_instrument")]
         if self.spec("pitch"):
             candidates += [("drums_standard", f) for f in self.of("drum")]
-        track_instruments = {"bass": "acoustic_bass", "drums": "drums_standard"}
-        candidates += [(track_instruments[f.value], f) for f in self.of("track_with") if f.value in track_instruments]
+        track_instruments = {"bass": "acoustic_bass", "drums": "drums_standard"}  # "a bass note" with no instrument
+        if not candidates:
+            candidates += [(track_instruments[f.value], f) for f in self.of("track_with")
+                           if f.value in track_instruments]
         candidates += [(f.value[1], f) for f in self.of("instrument_on") if f.level >= IMPLIED and f.value[0] == "lead"]
         if not candidates:
             return

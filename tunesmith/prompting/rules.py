@@ -192,6 +192,7 @@ RULES: tuple[Rule, ...] = (
     Rule("length", re.compile(rf"(?<![a-z0-9.]){_N}(?P<half>\s+and\s+a\s+half)?[\s-]*{_EN_MINUTES}"), _seconds(60)),
     Rule("length", re.compile(r"(?<![a-z])(?:a|one)\s+minute\s+and\s+a\s+half(?![a-z])"), _fixed_seconds(90)),
     Rule("length", re.compile(r"(?<![a-z])half\s+a\s+minute(?![a-z])"), _fixed_seconds(30)),
+    Rule("length", re.compile(r"(?<![a-z])half\s+a\s+second(?![a-z])|半秒钟?"), _fixed_seconds(0.5)),
     Rule("length", re.compile(r"(?<![a-z])(?:a|one)\s+minute(?![a-z])"), _fixed_seconds(60)),
     Rule("length", re.compile(rf"(?<![a-z0-9.]){_N}[\s-]*{_EN_SECONDS}"), _seconds(1)),
     Rule("length", re.compile(rf"{_Z}\s*分(?P<half>半)钟?"), _seconds(60)),
