@@ -32,6 +32,7 @@ MAX_PROMPT_CHARS = 2000
 _FACT_WEIGHT = {GIVEN: 0.8, EXPLICIT: 0.8, NAMED: 0.8, IMPLIED: 0.3, SIMILAR: 0.2}
 _TRACK_WEIGHT = 0.3  # naming a track ("drums", "melody") hints at the band model, no more
 _CLOSE = 0.5  # two families named this close together contradict each other
+KEYWORD_WEIGHT = 1.3  # a keyword the service gives a family names it as surely as "my midi" names perform
 
 
 @dataclass(frozen=True)
@@ -97,7 +98,7 @@ def _choose_family(facts: list[Fact], families: Mapping[str, FamilySpec], text: 
                 continue
             pattern = re.escape(key) if has_cjk(key) else rf"(?<![a-z0-9]){re.escape(key)}(?![a-z0-9])"
             if re.search(pattern, text.lower):
-                word_scores[family_id] = min(2.0, word_scores[family_id] + 1.0)
+                word_scores[family_id] = min(2.0, word_scores[family_id] + KEYWORD_WEIGHT)
                 word_from[family_id].append(keyword)
     scores = dict(word_scores)
     seen: set[tuple[str, tuple[str, ...]]] = set()
