@@ -252,3 +252,12 @@ def test_the_labelled_set_meets_the_goals(name):
         assert report["languages"]["en"]["music_prompts"] >= 200
     english, chinese = report["languages"]["en"], report["languages"]["zh"]
     assert abs(english["field_match"] - chinese["field_match"]) <= 0.05  # Chinese works as well as English
+
+
+def test_the_doc_shows_the_table_as_it_is():
+    from tunesmith.prompting.tables import BEGIN, END, markdown
+
+    doc = (Path(__file__).parent.parent / "docs" / "prompts.md").read_text(encoding="utf-8")
+    shown = doc.split(BEGIN, 1)[1].split(END, 1)[0].strip()
+    assert shown == markdown(load_vocabulary()).strip(), \
+        "docs/prompts.md is stale: python -m tunesmith.prompting.tables --write docs/prompts.md"

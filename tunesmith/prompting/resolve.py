@@ -103,6 +103,7 @@ class Resolver:
 
     # ----- parameters -----
     def resolve(self) -> Resolution:
+        self.style_named = any(f.level >= NAMED for f in self.of("style"))
         self.style = self._style()
         self._key()
         self.tempo = self._tempo()
@@ -249,7 +250,7 @@ class Resolver:
             bpm = float(round((low + high) / 2))
             chosen = ranges
             detail = f"{_describe(ranges[0])}: {low:g}-{high:g} BPM" if low != high else _describe(ranges[0])
-            if style_range and level < NAMED:  # a mood sets the pace within the style's usual tempo
+            if style_range and level < NAMED and self.style_named:  # a mood sets the pace within a named style
                 (style_low, style_high), _ = style_range
                 if not style_low <= bpm <= style_high:
                     bpm = float(round(min(max(bpm, style_low), style_high)))
