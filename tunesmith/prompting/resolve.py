@@ -467,9 +467,10 @@ class Resolver:
         if not chosen:
             self.out.notes.append("the prompt leaves no track; left to the model")
             return None
-        detail = ("only " if only or only_tracks or exact else "without " + ", ".join(f.value for f in without) +
-                  ": ") + ", ".join(chosen) if without and not (only or only_tracks or exact) else \
-            f"only {', '.join(chosen)}"
+        if only or only_tracks or exact:
+            detail = f"only {', '.join(chosen)}"
+        else:
+            detail = f"without {', '.join(f.value for f in without)}: {', '.join(chosen)}"
         self.set("tracks", chosen, facts, detail=detail)
         return chosen
 
