@@ -25,14 +25,16 @@ ALLOWED: dict[str, set[str]] = {
     "compose": {"audio", "symbolic", "models", "checkpoints"},
     "analyze": {"audio", "symbolic", "models", "checkpoints"},
     "provenance": {"audio", "symbolic"},
+    "prompting": {"symbolic"},
     "families": {"audio", "symbolic", "compose", "analyze", "train"},
     "generation": {"audio", "symbolic", "data", "checkpoints", "compose", "analyze", "provenance", "families"},
     "evaluate": {"audio", "symbolic", "data", "models", "checkpoints", "train", "compose", "analyze", "provenance",
                  "generation", "families"},
     "client": set(),
-    "service": {"audio", "symbolic", "checkpoints", "config", "analyze", "provenance", "families", "generation"},
+    "service": {"audio", "symbolic", "checkpoints", "config", "analyze", "provenance", "families", "generation",
+                "prompting"},
     "bench": {"audio", "symbolic", "data", "models", "checkpoints", "compose", "analyze", "provenance", "families",
-              "generation", "service", "evaluate", "config", "train"},
+              "generation", "service", "evaluate", "config", "train", "prompting"},
     "cli": {"*"},
 }
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tunesmith.errors import DatasetError, ParameterError
 
-TARGETS = ("lm", "gan", "analyzer", "watermark", "drums")
+TARGETS = ("lm", "gan", "analyzer", "watermark", "drums", "prompts")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -53,6 +53,12 @@ def model_dataset(checkpoint: str, data: Path | None) -> Path:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
+    if args.target == "prompts":  # the prompt engine on the labelled set (--data: another JSON-lines set)
+        from tunesmith.prompting.evaluate import DEFAULT_SET, evaluate, summary_lines
+
+        report = evaluate(args.data or DEFAULT_SET)
+        print(json.dumps(report, indent=2, ensure_ascii=False) if args.json else "\n".join(summary_lines(report)))
+        return 0
     if args.target == "analyzer":
         return run_evaluate_analyzer(args)
     if args.target == "gan":
