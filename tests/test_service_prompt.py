@@ -1,56 +1,44 @@
-"""The prompt reader: what it understands, what it reports, and what it refuses."""
+"""Prompts against the models a server offers (tunesmith.generation.prompts): the engine is offered exactly the
+served models, each with the parameters its family takes; the engine itself is tested in tests/test_prompting.py."""
 
 from __future__ import annotations
 
 import pytest
 
+from tests.tiny import tiny_weights
 from tunesmith.errors import ParameterError
-from tunesmith.service.prompt import read_prompt
+from tunesmith.generation.catalog import load_catalog
+from tunesmith.generation.prompts import model_specs, prompt_values, read_prompt
 
 
-@pytest.mark.parametrize(("prompt", "params"), [
-    ("a slow chorale in D minor for organ, 12 bars",
-     {"model": "chorale", "key": "D minor", "tempo": 60.0, "instrument": "church_organ", "bars": 12}),
-    ("a lively jig in G for fiddle", {"model": "folk", "meter": "6/8", "key": "G major", "tempo": 120.0,
-                                      "instrument": "fiddle"}),
-    ("folk tune in F#m at 90 bpm, sixteen bars", {"model": "folk", "key": "F# minor", "tempo": 90.0, "bars": 16}),
-    ("Bach hymn in e flat major, 3/4 time, choir", {"model": "chorale", "key": "Eb major", "meter": "3/4",
-                                                    "instrument": "choir"}),
-    ("hymn in the key of c sharp minor", {"model": "chorale", "key": "C# minor"}),
-    ("Dm chorale for strings", {"model": "chorale", "key": "D minor", "instrument": "strings"}),
-    ("twenty-four bars of a reel in Bb", {"model": "folk", "meter": "4/4", "bars": 24, "key": "Bb major"}),
-    ("a melody for violins, allegro", {"model": "folk", "instrument": "violin", "tempo": 120.0}),
-    ("slip jig in A", {"model": "folk", "meter": "9/8", "key": "A major"}),
-    ("a waltz for piano in a minor", {"meter": "3/4", "instrument": "piano", "key": "A minor"}),
+@pytest.fixture(scope="module")
+def catalog(tmp_path_factory):
+    return load_catalog(tiny_weights(tmp_path_factory.mktemp("weights")))
+
+
+def test_the_engine_is_offered_the_served_models_with_their_params(catalog):
+    specs = model_specs(catalog)
+    assert set(specs) == {"chorale", "folk", "notes", "perform"}  # no song here: it is not served
+    takes = {model: {p.name for p in spec.params} for model, spec in specs.items()}
+    assert takes["chorale"] <= set(catalog.get("chorale").family.params.model_fields)
+    assert {"key", "bars", "tempo", "instrument"} <= takes["chorale"] and "style" not in takes["chorale"]
+    assert takes["perform"] == {"instrument"} and "pitch" in takes["notes"]
+
+
+@pytest.mark.parametrize(("prompt", "model", "values"), [
+    ("a slow chorale in D minor for organ, 12 bars", "chorale", {"key": "D minor", "bars": 12}),
+    ("a jig in D for fiddle", "folk", {"meter": "6/8", "instrument": "fiddle"}),
+    ("violin note, C5, loud", "notes", {"instrument": "violin", "pitch": 72}),
+    ("一首D小调的众赞歌，十二小节", "chorale", {"key": "D minor", "bars": 12}),
 ])
-def test_prompts_are_read_into_params(prompt, params):
-    assert read_prompt(prompt).params == params
+def test_prompts_choose_a_served_model_and_its_values(catalog, prompt, model, values):
+    reading = read_prompt(prompt, catalog)
+    assert reading.model == model, reading.as_dict()
+    assert values.items() <= prompt_values(reading).items(), reading.as_dict()
 
 
-def test_an_article_a_is_not_a_key_and_unknown_words_are_reported():
-    reading = read_prompt("in a slow tempo a gloomy melody for flute")
-    assert reading.params == {"tempo": 60.0, "model": "folk", "instrument": "flute"}
-    assert reading.not_understood == ["gloomy"]
-    assert "not understood: 'gloomy'" in reading.notes
-
-
-def test_a_number_of_bpm_wins_over_tempo_words():
-    reading = read_prompt("a slow chorale at 72 bpm")
-    assert reading.params["tempo"] == 72.0
-    assert any("give way" in note for note in reading.notes)
-
-
-@pytest.mark.parametrize(("prompt", "needle"), [
-    ("", "understood: nothing"),
-    ("xyzzy plugh", "not understood: 'xyzzy', 'plugh'"),
-    ("a chorale that is also a jig", "more than one model"),
-    ("slow and fast chorale", "more than one tempo"),
-    ("in D minor or in G", "more than one key"),
-    ("a hymn in 7/4", "meter 7/4"),
-])
-def test_unreadable_prompts_say_what_was_understood(prompt, needle):
+def test_a_model_the_caller_chose_is_kept_and_refusals_say_what_was_understood(catalog):
+    assert read_prompt("a jig", catalog, model="chorale").model == "chorale"
     with pytest.raises(ParameterError) as caught:
-        read_prompt(prompt)
-    assert caught.value.field == "prompt" and needle in caught.value.message
-    if "more than one" in needle:
-        assert "understood:" in caught.value.message
+        read_prompt("buy cheap shoes online", catalog)
+    assert caught.value.field == "prompt" and "understood" in caught.value.message

@@ -171,3 +171,17 @@ def test_a_melody_upload_offers_continue_and_harmonize(shipped_server, page):
                            timeout=GENERATE_TIMEOUT_MS)
     details = page.text_content("#result-details")
     assert "harmonize" in details and "G major" in details
+
+
+def test_a_prompt_chooses_the_model_and_its_reading_is_shown(shipped_server, page):
+    server, settings = shipped_server
+    open_studio(page, server, secret_of(make_key(settings, "prompt")))
+    page.select_option("#model", "")  # auto: the prompt chooses
+    assert "the prompt chooses" in page.text_content("#model-description")
+    page.fill("#prompt", "a calm chorale in G major for strings, 1 bar")
+    page.click("#generate")
+    page.wait_for_function("document.querySelector('#result').dataset.status === 'succeeded'",
+                           timeout=GENERATE_TIMEOUT_MS)
+    notes = page.text_content("#result-notes")
+    assert "model: chorale" in notes and 'from "calm"' in notes and "G major" in notes, notes
+    assert page.problems == []

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import secrets
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--input", type=Path, help="MIDI/MusicXML/ABC file to continue, harmonize or perform")
     p.add_argument("--harmonize", action="store_true", help="harmonize the melody of --input (chorale)")
     p.add_argument("--instrument", help="GM instrument, e.g. organ, choir, violin, flute")
+    p.add_argument("--prompt", help='free text in English or Chinese, e.g. "a slow chorale in D minor, 8 bars"; '
+                                    "options given win over it")
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                    help="a model parameter without an option of its own (repeatable; a number or text)")
     p.add_argument("--checkpoint", type=Path, help="use a training run directory instead of the shipped weights")
@@ -48,7 +51,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--piano-roll", type=Path, help="also draw the piece as a piano-roll PNG here")
     p.add_argument("--json", action="store_true", help="print what was made as JSON")
     generate_audio.add_options(p)
-    remote.add_server_options(p, prompt=True)
+    remote.add_server_options(p)
     p.set_defaults(func=run_generate)
 
 
@@ -106,6 +109,7 @@ def run_local(args: argparse.Namespace, entry: Any) -> int:
     from tunesmith.generation.catalog import load_catalog
     from tunesmith.generation.originality import OriginalityGate
     from tunesmith.generation.pipeline import AUDIO_INDEX_WAIT, deliver, make_work
+    from tunesmith.generation.prompts import prompt_values, read_prompt
     from tunesmith.generation.signing import Stamper, new_work_id, work_payload
     from tunesmith.progress import FractionBar
 
@@ -130,14 +134,18 @@ def run_local(args: argparse.Namespace, entry: Any) -> int:
     explicit = {k: v for k, v in explicit.items() if k in given}
     source, facts = read_input(args.input)
     settings = load_settings()
+    catalog = load_catalog(settings.resolved_weights_dir(), settings.models)
+    reading = read_prompt(args.prompt, local_catalog(catalog, entry), model=entry.id) if args.prompt else None
+    notes = list(reading.notes) if reading else []
     seed = args.seed if args.seed is not None else (
         family.default_seed if family.default_seed is not None else secrets.randbelow(MAX_SEED + 1))
-    params = family.resolve(Resolving(model_id=entry.id, card=entry.card, explicit=explicit, from_prompt={},
-                                      notes=[], seed=seed, upload=facts, max_bars=settings.max_bars))
-    catalog = load_catalog(settings.resolved_weights_dir(), settings.models)
+    params = family.resolve(Resolving(model_id=entry.id, card=entry.card, explicit=explicit,
+                                      from_prompt=prompt_values(reading), notes=notes, seed=seed, upload=facts,
+                                      max_bars=settings.max_bars))
     gate = OriginalityGate(settings.data_dir / "originality", threshold=settings.originality_threshold,
                            tries=settings.originality_tries, audio_threshold=settings.audio_originality_threshold)
     work_id = new_work_id()
+    logging.getLogger("tunesmith.worker").setLevel(logging.ERROR)  # the summary line reports originality itself
     with FractionBar(f"{entry.id}") as bar:
         made = make_work(entry, params, source=source, gate=gate, sr=args.sr, audio=fmt != "mid",
                          analyzer_card=catalog.analyzer.card_path if catalog.analyzer is not None else None,
@@ -151,11 +159,20 @@ def run_local(args: argparse.Namespace, entry: Any) -> int:
         plot_piano_roll(made.work.score, args.piano_roll)
     seconds = round(made.audio.shape[1] / made.sr, 3) if made.audio is not None else None
     result = {**made.work.result, "seconds_of_audio": seconds}
+    interpretation = reading.as_dict() | {"notes": notes} if reading else None
     report = {"output": str(args.output), "model": entry.id, **result, "params": made.work.signed,
-              "originality": made.originality, "provenance": (provenance or {}) | {"work_id": work_id}}
-    print(json.dumps(report, indent=2, default=str) if args.json else summary(args.output, family, result,
-                                                                              made.originality))
+              "interpretation": interpretation, "originality": made.originality,
+              "provenance": (provenance or {}) | {"work_id": work_id}}
+    print(json.dumps(report, indent=2, default=str) if args.json else
+          summary(args.output, family, result, made.originality) + "".join(f"\n  {n}" for n in notes))
     return 0
+
+
+def local_catalog(catalog: Any, entry: Any) -> Any:
+    """The catalog the prompt is read against: the local one, with ``entry`` (a run directory's model) in it."""
+    from tunesmith.generation.catalog import Catalog
+
+    return Catalog(models={**catalog.models, entry.id: entry}, analyzer=catalog.analyzer)
 
 
 def read_input(path: Path | None) -> tuple[Any, Any]:

@@ -26,4 +26,11 @@ def run_models(args: argparse.Namespace) -> int:
     catalog = load_catalog(settings.resolved_weights_dir(), settings.models)
     entries = [*catalog.models.values(), *([catalog.analyzer] if catalog.analyzer is not None else [])]
     cards = [entry.public(max_bars=settings.max_bars) for entry in entries]
-    return remote.print_models(cards, args, where=f"in {settings.resolved_weights_dir()}")
+    code = remote.print_models(cards, args, where=f"in {settings.resolved_weights_dir()}")
+    if not args.json:
+        from tunesmith.prompting import embedding_model_cards
+
+        for card in embedding_model_cards():
+            print(f"prompts are read with {card['model']} ({card['package']}, {card['licence']}; "
+                  f"{card['languages']})")
+    return code

@@ -29,27 +29,18 @@ PARAM_OPTIONS = ("key", "meter", "bars", "tempo", "temperature", "top_p", "instr
 LOCAL_ONLY = {"checkpoint": "--checkpoint (a server runs its own models)"}
 
 
-def add_server_options(parser: argparse.ArgumentParser, *, prompt: bool = False) -> None:
-    """Add --server and --api-key (and, for generate, --prompt when the parser has none yet)."""
+def add_server_options(parser: argparse.ArgumentParser) -> None:
+    """Add --server and --api-key."""
     group = parser.add_argument_group("remote server")
     group.add_argument("--server", metavar="URL",
                        help=f"run on a Tunesmith server instead of locally (default ${SERVER_ENV})")
     group.add_argument("--api-key", metavar="KEY", help=f"API key of that server (default ${API_KEY_ENV})")
-    if prompt and "--prompt" not in parser._option_string_actions:
-        group.add_argument("--prompt", help='free text the server reads, e.g. "a slow chorale in D minor, 8 bars" '
-                                            "(needs --server)")
-        parser.set_defaults(prompt_needs_server=True)
 
 
 def server_of(args: argparse.Namespace) -> str | None:
     """The server URL the command should use: --server, else $TUNESMITH_SERVER, else None (run locally)."""
     server = getattr(args, "server", None) or os.environ.get(SERVER_ENV, "").strip()
-    if server:
-        return server
-    if getattr(args, "prompt_needs_server", False) and getattr(args, "prompt", None):
-        raise ParameterError("--prompt is read by a Tunesmith server: add --server URL, or give --key, --bars, "
-                             "--tempo ... for local generation", field="prompt")
-    return None
+    return server or None
 
 
 def _client(args: argparse.Namespace, *, need_key: bool) -> Client:

@@ -62,6 +62,18 @@ class Resolving:
     upload: InputFacts | None = None
     max_bars: int = 64
 
+    def merged(self, names: tuple[str, ...] | list[str]) -> dict[str, Any]:
+        """The values of ``names`` from the prompt, with the explicit ones winning (each override noted)."""
+        out = {name: self.from_prompt[name] for name in names if name in self.from_prompt}
+        for name in names:
+            value = self.explicit.get(name)
+            if value is None:
+                continue
+            if name in out and out[name] != value:
+                self.notes.append(f"{name}: {value} as given in params (the prompt said {out[name]})")
+            out[name] = value
+        return out
+
 
 @dataclass(frozen=True)
 class Trainer:

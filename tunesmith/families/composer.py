@@ -74,20 +74,14 @@ def seconds(params: dict[str, Any], upload: InputFacts | None) -> float:
 def resolve(request: Resolving) -> dict[str, Any]:
     """The params a composer job runs with. With an upload to continue or harmonize, meter and tempo not asked
     for come from the file, and the key is the file's own unless one is asked for (then the piece is moved)."""
-    explicit, notes, upload = request.explicit, request.notes, request.upload
+    explicit, upload = request.explicit, request.upload
     if explicit.get("harmonize") and voices(request.card) == 1:
         raise ParameterError(f"model {request.model_id!r} writes one voice and cannot harmonize; use a four-voice "
                              "model such as chorale", field="params.harmonize")
     if explicit.get("harmonize") and upload is None:
         raise ParameterError("harmonize needs a melody: upload it with POST /v1/uploads and give its id as "
                              "params.input", field="params.harmonize")
-    params: dict[str, Any] = {}
-    for name in PROMPT_PARAMS:
-        if name in request.from_prompt:
-            if name in explicit and explicit[name] != request.from_prompt[name]:
-                notes.append(f"{name}: {explicit[name]} as given in params (the prompt said "
-                             f"{request.from_prompt[name]})")
-            params[name] = request.from_prompt[name]
+    params = request.merged(PROMPT_PARAMS)
     params.update({k: v for k, v in explicit.items() if v is not None})
     _check_prompt_values(params, explicit, request.max_bars)
     if params.get("bars", 0) > request.max_bars:

@@ -76,7 +76,7 @@ def played(name: str, allowed: list[str], field: str) -> str:
 
 def resolve_note(request: Resolving) -> dict[str, Any]:
     """The params a `notes` job runs with (checked against the model's card, not loading it)."""
-    explicit, card = request.explicit, request.card
+    explicit, card = request.merged(list(NoteParams.model_fields)), request.card
     allowed = instruments(card)
     instrument = played(explicit.get("instrument") or allowed[0], allowed, "params.instrument")
     inst = get_instrument(instrument)
@@ -106,8 +106,8 @@ def resolve_perform(request: Resolving) -> dict[str, Any]:
     if request.upload is None:
         raise ParameterError("perform plays a score: upload a MIDI or MusicXML file with POST /v1/uploads and "
                              "give its id as params.input", field="params.input")
-    instrument = played(request.explicit.get("instrument") or "piano", pitched_instruments(request.card),
-                        "params.instrument")
+    instrument = played(request.merged(["instrument"]).get("instrument") or "piano",
+                        pitched_instruments(request.card), "params.instrument")
     return {"input": request.upload.id, "instrument": instrument, "seed": request.seed}
 
 

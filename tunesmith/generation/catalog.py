@@ -50,7 +50,7 @@ class ModelEntry:
             maxima = {"bars": max_bars} if "bars" in family.params.model_fields else {}
             params = public_params(family.params, defaults=family.card_defaults(card),
                                    choices=family.card_choices(card), maxima=maxima)
-        params["seed"] = {"type": "integer", "minimum": 0, "maximum": MAX_SEED}
+            params["seed"] = {"type": "integer", "minimum": 0, "maximum": MAX_SEED}
         return {
             "id": self.id,
             "version": self.version,

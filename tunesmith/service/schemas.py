@@ -113,6 +113,8 @@ class GenerationList(BaseModel):
 
 class ModelsList(BaseModel):
     models: list[dict[str, Any]]
+    prompt_models: list[dict[str, Any]] = Field(default_factory=list, description="the sentence-embedding models "
+                                                "that read prompts (model, package, licence, languages, size)")
 
 
 class Health(BaseModel):

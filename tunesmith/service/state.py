@@ -8,6 +8,7 @@ for `serve`, starts the embedded consumer. Nothing here runs at import time.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from tunesmith.generation.catalog import Catalog, load_catalog
 from tunesmith.generation.models import loaded_cards
 from tunesmith.generation.originality import OriginalityGate
 from tunesmith.generation.signing import Stamper
+from tunesmith.prompting import warm_up as warm_up_prompts
 from tunesmith.service import crud
 from tunesmith.service.analyses import AnalysisQueue, AnalysisRunner
 from tunesmith.service.db import ApiKey, Database
@@ -134,6 +136,8 @@ def start_services(settings: Settings, metrics: Metrics | None = None, *, embedd
                         limiter=make_limiter(settings, rate_limit_table), analyses=analyses, stamper=stamper,
                         workers=embedded_workers, writer_lock=FileLock(writer_lock))
     metrics.watch_queue(services.queue_depth)
+    # the prompt engine's embedding model loads in the background, so that the first prompt does not wait for it
+    threading.Thread(target=warm_up_prompts, name="prompt-warm-up", daemon=True).start()
     try:
         if recover is not None:  # before this process's consumer starts: its own jobs are never taken as orphans
             from tunesmith.service.recovery import recover as recover_jobs

@@ -18,6 +18,7 @@ from tunesmith.errors import ParameterError
 from tunesmith.families import InputFacts, Resolving
 from tunesmith.families.params import MAX_SEED, check_params
 from tunesmith.generation.catalog import FORMATS, ModelEntry
+from tunesmith.generation.prompts import prompt_values, read_prompt
 from tunesmith.generation.signing import work_payload
 from tunesmith.service import crud
 from tunesmith.service.db import FINISHED, ApiKey, Generation, Upload
@@ -25,7 +26,6 @@ from tunesmith.service.errors import Conflict, NotFound
 from tunesmith.service.generations.submits import Submission
 from tunesmith.service.generations.tasks import SAMPLE_RATE
 from tunesmith.service.images import IMAGES, artifact_ext, make_missing_image, work_title
-from tunesmith.service.prompt import read_prompt
 from tunesmith.service.schemas import GenerationCreate
 from tunesmith.service.state import Services
 from tunesmith.service.storage import CONTENT_TYPES
@@ -46,15 +46,16 @@ def resolve_request(body: GenerationCreate, services: Services, upload: Upload |
     the explicit params are checked against the model's family schema and win over the prompt, and the family
     resolves them against the model's card (defaults, the upload's meter and tempo, the server's limits)."""
     settings = services.settings
-    reading = read_prompt(body.prompt) if body.prompt and body.prompt.strip() else None
-    from_prompt = dict(reading.params) if reading else {}
-    notes = reading.notes if reading else []
-    model_id = body.model or from_prompt.get("model")
+    if body.model is not None:
+        services.catalog.get(body.model)  # an unknown model is named before the prompt is read
+    reading = read_prompt(body.prompt, services.catalog, model=body.model) if body.prompt and body.prompt.strip() \
+        else None
+    from_prompt = prompt_values(reading)
+    notes = list(reading.notes) if reading else []
+    model_id = body.model or (reading.model if reading else None)
     if model_id is None:
         raise ParameterError(f"give a model ({', '.join(sorted(services.catalog.models)) or 'none is installed'}) "
                              "or a prompt that names one", field="model")
-    if body.model and from_prompt.get("model") not in (None, body.model):
-        notes.append(f"model: {body.model} as given (the prompt suggested {from_prompt['model']})")
     entry = services.catalog.get(model_id)
     family = entry.family
     if family.params is None or family.resolve is None:
@@ -69,7 +70,7 @@ def resolve_request(body: GenerationCreate, services: Services, upload: Upload |
     params = family.resolve(request)
     if body.originality == "reject":
         params["originality"] = "reject"
-    interpretation = reading.as_dict() | {"notes": notes} if reading and family.prompt_params else None
+    interpretation = reading.as_dict() | {"notes": notes} if reading else None
     return entry, params, interpretation
 
 

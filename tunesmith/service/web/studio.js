@@ -141,11 +141,14 @@ async function loadModels() {
     return;
   }
   const select = $("#model");
-  select.replaceChildren(...state.models.map((m) => new Option(`${m.id} (${m.voices === 1 ? "melody" :
-    `${m.voices} voices`})`, m.id)));
+  select.replaceChildren(...state.models.map((m) => new Option(`${m.id} (${m.kind === "composer" ?
+    (m.voices === 1 ? "melody" : `${m.voices} voices`) : m.kind})`, m.id)),
+    new Option("auto: the prompt chooses", AUTO_MODEL));
   if (!state.models.length) showError(new ApiError(0, "none", "this server offers no model", "model"));
   showModel();
 }
+
+const AUTO_MODEL = "";  // no model in the request: the prompt chooses one
 
 function currentModel() {
   return state.models.find((m) => m.id === $("#model").value);
@@ -155,7 +158,11 @@ function showModel() {
   const model = currentModel();
   const box = $("#params");
   box.replaceChildren();
-  if (!model) return;
+  if (!model) {
+    $("#model-description").textContent = $("#model").value === AUTO_MODEL && state.models.length ?
+      "the prompt chooses the model and its parameters (English or Chinese); the job shows how it was read" : "";
+    return;
+  }
   const licences = Object.keys(model.training_data?.licences || {}).join(", ");
   $("#model-description").textContent = `${model.description}, version ${model.version}` +
     (licences ? ` · trained on ${licences}` : "");
@@ -272,7 +279,8 @@ function clearMelody() {
 // ------------------------------------------------------------------------------------- generate
 
 function requestBody() {
-  const body = { model: $("#model").value, params: {} };
+  const body = { params: {} };
+  if ($("#model").value !== AUTO_MODEL) body.model = $("#model").value;
   const prompt = $("#prompt").value.trim();
   if (prompt) body.prompt = prompt;
   for (const input of document.querySelectorAll("[data-param]")) {
@@ -462,12 +470,30 @@ function showDetails(record) {
     dd.textContent = String(v);
     return [dt, dd];
   }));
-  const notes = [...(record.interpretation?.notes || []), ...(r.notes || [])];
+  const notes = [...readingLines(record.interpretation), ...(r.notes || [])];
   $("#result-notes").replaceChildren(...notes.map((n) => {
     const li = document.createElement("li");
     li.textContent = n;
     return li;
   }));
+}
+
+// How the prompt was read: each parameter with the words it came from, how, and how sure; the words not used.
+function readingLines(reading) {
+  if (!reading) return [];
+  const lines = [];
+  if (reading.model) lines.push(`model: ${reading.model} (${reading.model_reason || "from the prompt"})`);
+  for (const [name, p] of Object.entries(reading.params || {})) {
+    if (p.source === "default") continue;
+    const words = (p.words || []).map((w) => `"${w}"`).join(", ");
+    const how = `${p.source}${p.confidence !== undefined ? `, ${Math.round(p.confidence * 100)}%` : ""}`;
+    const value = typeof p.value === "object" ? JSON.stringify(p.value) : p.value;
+    lines.push(`${humanize(name)}: ${humanize(value)}${words ? ` from ${words}` : ""} (${how})`);
+  }
+  if ((reading.unused_words || []).length) {
+    lines.push(`not used: ${reading.unused_words.map((w) => `"${w}"`).join(", ")}`);
+  }
+  return [...lines, ...(reading.notes || [])];
 }
 
 async function fetchBlob(path) {

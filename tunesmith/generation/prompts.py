@@ -1,0 +1,58 @@
+"""Prompts for the models a catalog serves: the prompt engine (:mod:`tunesmith.prompting`) offered exactly those
+models, each with the parameters its family's schema takes. The service and the local CLI both read prompts here.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from tunesmith.generation.catalog import Catalog, ModelEntry
+from tunesmith.prompting import FamilySpec, Interpretation, default_families, family_from_json_schema, interpret
+
+_specs: dict[tuple[tuple[str, str], ...], dict[str, FamilySpec]] = {}
+_lock = threading.Lock()
+
+
+def model_spec(entry: ModelEntry) -> FamilySpec | None:
+    """What the prompt engine knows of a served model: the engine's own description of a model it knows (with
+    only the parameters this model's family takes), else one made from the family's schema and the card."""
+    family = entry.family
+    if family.params is None:
+        return None
+    takes = set(family.params.model_fields)
+    known = default_families().get(entry.id)
+    if known is not None:
+        return FamilySpec(known.id, known.description, tuple(p for p in known.params if p.name in takes),
+                          keywords=known.keywords, priority=known.priority)
+    schema = family.params.model_json_schema()
+    for name, choices in family.card_choices(entry.card).items():
+        if name in schema.get("properties", {}):
+            schema["properties"][name] = {**schema["properties"][name], "enum": list(choices)}
+    return family_from_json_schema(entry.id, family.description(entry.card), schema)
+
+
+def model_specs(catalog: Catalog) -> dict[str, FamilySpec]:
+    """Every generation model of ``catalog`` for the prompt engine (made once per set of served cards)."""
+    key = tuple(sorted((model_id, str(entry.card_path)) for model_id, entry in catalog.models.items()))
+    with _lock:
+        found = _specs.get(key)
+        if found is None:
+            found = _specs[key] = {m: s for m, e in catalog.models.items() if (s := model_spec(e)) is not None}
+        return found
+
+
+def read_prompt(text: str, catalog: Catalog, *, model: str | None = None) -> Interpretation:
+    """The prompt read against the catalog's models (``model``: the caller's choice); ParameterError on the field
+    ``prompt`` (saying what was understood) for text that is not about music or contradicts itself."""
+    specs = model_specs(catalog)
+    reading = interpret(text, specs, model=model if model in specs else None)
+    reading.raise_if_refused()
+    return reading
+
+
+def prompt_values(reading: Interpretation | None) -> dict[str, Any]:
+    """The parameters a prompt set (its defaults left to the model's family)."""
+    if reading is None:
+        return {}
+    return {name: r.value for name, r in reading.params.items() if r.source not in ("default", "given")}
