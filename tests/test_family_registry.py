@@ -7,6 +7,9 @@ a server (the signed content hashes of the files, which leave out only the embed
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -126,6 +129,18 @@ def test_the_toy_family_is_served_and_shown_in_the_studio(toy_weights, tmp_path,
         assert record["status"] == "succeeded", record
         assert record["result"]["hits"] > 0 and http.get(f"/v1/generations/{job['id']}/midi",
                                                          headers=headers).status_code == 200
+
+        # the CLI of an install that does not know the family (a process without the registration) runs it remotely
+        out = tmp_path / "remote-toy.mid"
+        done = subprocess.run([sys.executable, "-m", "tunesmith", "generate", "toy", "--bars", "1", "--param",
+                               "density=0.7", "--seed", "4", "--server", server.url, "--api-key",
+                               secret_of(headers), "--json", "-o", str(out)], capture_output=True, text=True,
+                              timeout=120, env={**os.environ, "TUNESMITH_DATA_DIR": str(tmp_path / "cli")})
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["result"]["hits"] > 0 and out.read_bytes()[:4] == b"MThd"
+        unknown = subprocess.run([sys.executable, "-m", "tunesmith", "generate", "toy", "-o", str(out)],
+                                 capture_output=True, text=True, timeout=120)
+        assert unknown.returncode == 2 and "unknown model 'toy'" in unknown.stderr  # not installed here
 
         open_studio(page, server, secret_of(headers))
         page.select_option("#model", "toy")

@@ -84,15 +84,12 @@ def run_generate(args: argparse.Namespace) -> int:
                                    formats=[fmt], input=args.input, harmonize=args.harmonize, progress=bar.update,
                                    **params)
         client.download(work, args.output, format=fmt)
-        if neural:
-            _report_neural(args, work, client.url)
-            return 0
-        if getattr(args, "piano_roll", None):
+        if getattr(args, "piano_roll", None) and not neural:
             link = work.links.get("pianoroll")
             if not link:
                 raise ParameterError(f"the server at {client.url} does not draw piano rolls", field="piano_roll")
             client.fetch(link, args.piano_roll)
-    _report(args, work, client.url)
+    _report(args, work, client.url, card)
     return 0
 
 
@@ -107,34 +104,6 @@ def _check_neural(args: argparse.Namespace, *, needs_input: bool) -> None:
         raise ParameterError("generate perform needs --input FILE.mid", field="input")
     if args.harmonize:
         raise ParameterError(f"--harmonize is for the composers, not {args.model}", field="harmonize")
-
-
-def _report_neural(args: argparse.Namespace, work: Any, server: str) -> None:
-    """What local `generate notes|perform` prints (a line, or its JSON report), with the job and the server."""
-    from tunesmith.cli.generate import originality_line as _originality_line
-
-    result = work.result or {}
-    seconds = work.audio_seconds
-    if work.model == "perform":
-        report = {"output": str(args.output), "model": "perform", "instrument": result.get("instrument"),
-                  "notes": result.get("n_notes"), "seconds_of_audio": seconds, "seed": result.get("seed"),
-                  "interpretation": result.get("notes") or []}
-        line = (f"wrote {args.output}: {report['notes']} notes played by the neural {report['instrument']}, "
-                f"{seconds} s (job {work.id} on {server})" + "".join(f"\n  {n}" for n in report["interpretation"]))
-    else:
-        report = {"output": str(args.output), "model": work.model,
-                  **{k: result.get(k) for k in ("instrument", "pitch", "velocity", "duration", "seed", "morph_to",
-                                                "morph")}, "seconds_of_audio": seconds}
-        originality = work.raw.get("originality") or {"status": "unchecked", "reason": "the server did not check"}
-        report["originality"] = originality
-        try:
-            verdict = _originality_line(originality)
-        except (KeyError, TypeError):
-            verdict = f"originality {originality.get('status')}"
-        line = (f"wrote {args.output}: {report['instrument']} pitch {report['pitch']} velocity {report['velocity']}, "
-                f"{seconds} s, seed {report['seed']}; {verdict} (job {work.id} on {server})")
-    report |= {"server": server, "id": work.id, "provenance": work.raw.get("provenance")}
-    print(json.dumps(report, indent=2) if args.json else line)
 
 
 def run_analyze(args: argparse.Namespace) -> dict[str, Any]:
@@ -180,19 +149,29 @@ def run_verify(args: argparse.Namespace) -> int:
     return 0
 
 
-def _report(args: argparse.Namespace, work: Any, server: str) -> None:
-    params, result = work.params, work.result or {}
+def _report(args: argparse.Namespace, work: Any, server: str, card: dict[str, Any]) -> None:
+    """What local `generate` prints (its one line, or its JSON report), with the job and the server. The line
+    comes from the model's family when this install knows it, else from the result's plain values."""
+    from tunesmith import families
+    from tunesmith.cli.generate import summary
+
+    result = {**(work.result or {}), "seconds_of_audio": work.audio_seconds}
+    originality = work.raw.get("originality")
     if args.json:
-        print(json.dumps({"output": str(args.output), "model": work.model, "server": server, "id": work.id,
-                          "params": params, "result": result, "audio_seconds": work.audio_seconds,
-                          "interpretation": work.interpretation}, indent=2))
+        print(json.dumps({"output": str(args.output), "model": work.model, **result, "server": server,
+                          "id": work.id, "params": work.params, "result": work.result,
+                          "audio_seconds": work.audio_seconds, "interpretation": work.interpretation,
+                          "originality": originality, "provenance": work.raw.get("provenance")}, indent=2))
         return
-    key = result.get("key") or params.get("key")
-    mode = result.get("mode")
-    described = f"{mode} {key}" if mode and mode not in str(key) else str(key)
+    family = next((f for f in families.families() if f.name == card.get("family")), None)
+    if family is not None:
+        line = summary(args.output, family, result, originality)
+    else:
+        plain = ", ".join(f"{k} {v}" for k, v in result.items() if isinstance(v, str | int | float))
+        line = f"wrote {args.output}: {plain}"
+    head, _, rest = line.partition("\n")
     notes = (work.interpretation or {}).get("notes", [])
-    print(f"wrote {args.output}: {described}, {result.get('bars', params.get('bars'))} bars, "
-          f"seed {params.get('seed')} (job {work.id} on {server})" + "".join(f"\n  {n}" for n in notes))
+    print(f"{head} (job {work.id} on {server})" + (f"\n{rest}" if rest else "") + "".join(f"\n  {n}" for n in notes))
 
 
 def run_models(args: argparse.Namespace) -> int:

@@ -174,6 +174,25 @@ def _check_int(value: object, name: str, low: int, high: int) -> int:
     return int(value)
 
 
+class _Spare:
+    """A synthesizer being made in a background thread (``synth`` once :meth:`join` returns; None if it failed)."""
+
+    def __init__(self, make: Any) -> None:
+        self.synth: tuple[Any, int] | None = None
+        self._make = make
+        self._thread = threading.Thread(target=self._run, name="fluidsynth-spare", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self.synth = self._make()
+        except DependencyError:
+            self.synth = None
+
+    def join(self) -> None:
+        self._thread.join()
+
+
 class Renderer:
     """A FluidSynth synthesizer at one sample rate with the soundfont loaded once; thread-safe."""
 
@@ -185,8 +204,7 @@ class Renderer:
         self._fluidsynth = _import_fluidsynth()
         self._lib = self._fluidsynth._fl
         self._synth, self._sfid = self._new_synth()
-        self._spare: tuple[Any, int] | None = None  # the next piece's synthesizer, made ahead in a thread
-        self._spare_ready = threading.Event()
+        self._spare: _Spare | None = None  # the next piece's synthesizer, being made in a thread
         self._lock = threading.Lock()
         self._fx_on: bool | None = None
         self._gain: float | None = None
@@ -216,12 +234,11 @@ class Renderer:
         """Render the next piece on a synthesizer that has played nothing: the reverb's modulated delay lines and
         the chorus keep their phase from one piece to the next, so a reused synthesizer renders the same score a
         little differently each time (up to 0.02 of full scale). The spare made after the last piece is used
-        when it is ready; the used synthesizer is freed."""
-        if self._spare_ready.wait(timeout=30.0) and self._spare is not None:
-            fresh, self._spare = self._spare, None
-        else:
-            fresh = self._new_synth()
-        self._spare_ready.clear()
+        (waiting for it if it is still being made); else one is made now. The used synthesizer is freed."""
+        spare, self._spare = self._spare, None
+        if spare is not None:
+            spare.join()
+        fresh = spare.synth if spare is not None and spare.synth is not None else self._new_synth()
         self._synth.delete()
         self._synth, self._sfid = fresh
         self._fx_on = self._gain = self._note_program = None
@@ -229,15 +246,8 @@ class Renderer:
         self._used = self._piece_played = False
 
     def _make_spare(self) -> None:
-        def make() -> None:
-            try:
-                self._spare = self._new_synth()
-            except DependencyError:
-                self._spare = None
-            finally:
-                self._spare_ready.set()
-
-        threading.Thread(target=make, name="fluidsynth-spare", daemon=True).start()
+        """Start making the next piece's synthesizer in a thread (it is ready long before the next job)."""
+        self._spare = _Spare(self._new_synth)
 
     # ---------------------------------------------------------------- low level
 
@@ -416,8 +426,10 @@ class Renderer:
         with self._lock:
             if not self._closed:
                 self._synth.delete()
-                if self._spare_ready.wait(timeout=30.0) and self._spare is not None:
-                    self._spare[0].delete()
+                if self._spare is not None:
+                    self._spare.join()
+                    if self._spare.synth is not None:
+                        self._spare.synth[0].delete()
                     self._spare = None
                 self._closed = True
 
