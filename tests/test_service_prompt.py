@@ -42,3 +42,37 @@ def test_a_model_the_caller_chose_is_kept_and_refusals_say_what_was_understood(c
     with pytest.raises(ParameterError) as caught:
         read_prompt("buy cheap shoes online", catalog)
     assert caught.value.field == "prompt" and "understood" in caught.value.message
+
+
+def test_every_music_prompt_of_the_set_gets_a_job(tmp_path):
+    """The labelled set (English and Chinese) through POST /v1/generations of a server with the tiny models: every
+    music prompt is queued (2xx), every prompt labelled as refused answers 422 on the field `prompt`. The song
+    model is not on this server: its prompts get the nearest served model, with the interpretation shown."""
+    import json
+    from pathlib import Path
+
+    from fastapi.testclient import TestClient
+
+    from tests.test_service_support import make_key
+    from tests.test_service_uploads import MELODY, midi_bytes
+    from tunesmith.config import Settings
+    from tunesmith.service import create_app
+
+    prompts = [json.loads(line) for line in (Path(__file__).parent / "data" / "prompts.jsonl").open()]
+    settings = Settings(data_dir=tmp_path / "data", weights_dir=tiny_weights(tmp_path / "weights"), workers=0,
+                        requests_per_minute=100_000, daily_audio_seconds=10**9, max_audio_seconds=10**5)
+    headers = make_key(settings, "set")
+    wrong: list[str] = []
+    with TestClient(create_app(settings)) as client:
+        melody = client.post("/v1/uploads", headers=headers, files={"file": ("m.mid", midi_bytes(MELODY))}).json()
+        for item in prompts:
+            body = {"prompt": item["text"]}
+            if item["expect"].get("model") == "perform":  # "play my file on the cello": with the file uploaded
+                body["params"] = {"input": melody["id"]}
+            response = client.post("/v1/generations", json=body, headers=headers)
+            refused = "refused" in item["expect"]
+            ok = (response.status_code == 422 and response.json()["error"]["field"] == "prompt") if refused \
+                else response.status_code == 202
+            if not ok:
+                wrong.append(f"{item['id']} {item['text']!r}: {response.status_code} {response.text[:200]}")
+    assert not wrong, f"{len(wrong)} of {len(prompts)}:\n" + "\n".join(wrong[:20])
