@@ -28,10 +28,37 @@ class StyleFamily:
     files: tuple[str, ...]
     tempo: tuple[int, int]
     aliases: tuple[str, ...] = ()
+    harmonic_rhythm: str = "half"
+    lead: tuple[int, ...] = (0,)
 
 
 def _f(id: str, name: str, description: str, files: str, tempo: tuple[int, int], aliases: str = "") -> StyleFamily:
-    return StyleFamily(id, name, description, tuple(files.split()), tempo, tuple(a for a in aliases.split(",") if a))
+    rhythm = next(r for r, ids in HARMONIC_RHYTHM.items() if id in ids)
+    return StyleFamily(id, name, description, tuple(files.split()), tempo, tuple(a for a in aliases.split(",") if a),
+                       rhythm, LEAD_PROGRAMS[id])
+
+
+# How often a family's chords may change: on any "beat", at the "half" bar (a beat in 3/4 and 6/8 counts as
+# the bar), or once a "bar". The grooves corpus reduces a progression to this rhythm (docs/data.md).
+HARMONIC_RHYTHM: dict[str, tuple[str, ...]] = {
+    "beat": ("swing", "big_band", "jazz", "bebop", "jazz_waltz", "ragtime", "gospel", "show_tune"),
+    "half": ("blues", "boogie", "rock", "pop", "pop_ballad", "rnb_soul", "reggae_ska", "country", "bossa_nova",
+             "samba", "latin", "tango", "latin_ballad", "waltz", "march", "folk", "polka", "fusion", "calypso"),
+    "bar": ("metal", "funk", "house", "techno_trance", "hip_hop", "trip_hop", "drum_and_bass", "ambient"),
+}
+
+# General MIDI programs (0-based) that play a family's melody (lead) line, most typical first.
+LEAD_PROGRAMS: dict[str, tuple[int, ...]] = {
+    "swing": (65, 66, 56, 11), "big_band": (56, 65, 66, 57), "jazz": (66, 11, 0, 26, 73), "bebop": (65, 56),
+    "jazz_waltz": (66, 73, 11), "blues": (22, 29, 66), "boogie": (0, 66), "ragtime": (0, 71),
+    "rock": (29, 30, 27), "metal": (30, 29), "pop": (0, 4, 80, 81), "pop_ballad": (0, 40, 73, 71),
+    "funk": (66, 4, 81, 56), "rnb_soul": (66, 4, 65), "reggae_ska": (56, 57, 16), "country": (110, 105, 22, 25),
+    "bossa_nova": (73, 24, 66), "samba": (73, 56, 24), "latin": (56, 73, 0), "tango": (23, 40),
+    "latin_ballad": (24, 40, 73), "waltz": (40, 21, 73), "march": (56, 72, 71), "house": (81, 80, 4),
+    "techno_trance": (81, 80, 87), "hip_hop": (4, 80, 11), "trip_hop": (4, 11, 73), "drum_and_bass": (81, 80),
+    "ambient": (75, 88, 11), "folk": (110, 73, 78, 21, 25), "gospel": (19, 0, 52), "polka": (21, 71, 56),
+    "show_tune": (56, 71, 40, 0), "fusion": (4, 81, 66), "calypso": (114, 56, 73),
+}
 
 
 STYLE_FAMILIES: tuple[StyleFamily, ...] = (
