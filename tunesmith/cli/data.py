@@ -27,12 +27,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--segment", type=float, help="segment length in seconds (folder, musdb)")
     p.add_argument("--modality", choices=["auto", "audio", "midi"], help="folder: which files to read")
     p.add_argument("--voices", type=int, help="folder MIDI: how many voices to tokenize (1 = melody)")
+    p.add_argument("--workers", type=int, help="grooves: processes for MMA and music21 (default 2)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=run_build)
 
 
 def run_build(args: argparse.Namespace) -> int:
-    options = {k: v for k in ("sr", "segment", "modality", "voices") if (v := getattr(args, k)) is not None}
+    options = {k: v for k in ("sr", "segment", "modality", "voices", "workers") if (v := getattr(args, k)) is not None}
     summary = build(args.kind, args.src, args.out, limit=args.limit, opt_out=read_opt_out(args.opt_out),
                     **options)
     if args.json:

@@ -167,7 +167,8 @@ def probe_style(style: StyleFile, workdir: Path, library: Path) -> StyleInfo:
         signature = _signature_at(rendered, start)
         meter, factor = meter_of((end - start) // 2, signature)
         meters[groove.name] = (meter, factor, (end - start) // 2)
-    common = Counter(meters.values()).most_common(1)[0][0]
+    mains = [meters[g.name] for g in grooves if groove_kind(g.name) == "main"] or list(meters.values())
+    common = Counter(mains).most_common(1)[0][0]
     meter, factor, bar_ticks = common
     prefix = _common_prefix([g.name.upper() for g in grooves if groove_kind(g.name) == "main"])
     kept, excluded = [], []

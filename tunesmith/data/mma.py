@@ -77,18 +77,44 @@ class Groove:
 
 
 def groove_inventory(style: StyleFile) -> list[Groove]:
-    """The grooves a style file defines, from MMA's own JSON groove documentation."""
+    """The grooves a style file defines: every ``DefGroove`` of the file, with the description, length and
+    tracks MMA's JSON documentation (``mma -Djs``) gives. MMA leaves grooves without a description out of
+    that JSON; their length is the ``SeqSize`` in force where the file defines them."""
     proc = _run([mma_executable(), "-Djs", str(style.path)], cwd=style.path.parent)
     text = proc.stdout
     start = text.find("[")
     if proc.returncode != 0 or start < 0:
         raise DatasetError(f"MMA could not document {style.name}: {_mma_error(proc)}")
     try:
-        items = json.loads(text[start:])
-        return [Groove(str(g["groove"]), " ".join(str(g.get("description", "")).split()), int(g["size"]),
-                       tuple(str(t["track"]) for t in g.get("tracks", []))) for g in items]
+        documented = {str(g["groove"]).upper(): Groove(
+            str(g["groove"]), " ".join(str(g.get("description", "")).split()), int(g["size"]),
+            tuple(str(t["track"]) for t in g.get("tracks", []))) for g in json.loads(text[start:])}
     except (ValueError, KeyError, TypeError) as exc:
         raise DatasetError(f"MMA's groove documentation of {style.name} is malformed ({exc})") from exc
+    out: dict[str, Groove] = {}
+    for name, size in _defined_grooves(style.path.read_text(encoding="latin-1")):
+        out.setdefault(name.upper(), documented.get(name.upper(), Groove(name, "", size, ())))
+    return list(out.values())
+
+
+_DEFGROOVE = re.compile(r"^\s*defgroove\s+(\S+)", re.IGNORECASE)
+_SEQSIZE = re.compile(r"^\s*seqsize\s+(\d+)", re.IGNORECASE)
+_GROOVE = re.compile(r"^\s*groove\s+(\S+)\s*$", re.IGNORECASE)
+
+
+def _defined_grooves(text: str) -> list[tuple[str, int]]:
+    """(name, SeqSize in force) of each ``DefGroove`` line, in file order."""
+    size, sizes, out = 1, {}, []
+    for line in text.splitlines():
+        line = line.split("//", 1)[0]
+        if match := _SEQSIZE.match(line):
+            size = int(match.group(1))
+        elif match := _GROOVE.match(line):
+            size = sizes.get(match.group(1).upper(), size)
+        elif match := _DEFGROOVE.match(line):
+            sizes[match.group(1).upper()] = size
+            out.append((match.group(1), size))
+    return out
 
 
 def _run(args: list[str], *, cwd: Path, timeout: float = RENDER_TIMEOUT) -> subprocess.CompletedProcess:
@@ -236,11 +262,3 @@ def meter_of(bar_ticks: int, signature: tuple[int, int]) -> tuple[tuple[int, int
     if beats.denominator == 1:
         return (int(beats), 4), Fraction(1)
     raise DatasetError(f"MMA bar of {beats} beats cannot be notated (time signature {numerator}/{denominator})")
-
-
-_DEFGROOVE = re.compile(r"^\s*defgroove\s+(\S+)", re.IGNORECASE | re.MULTILINE)
-
-
-def defined_grooves(style: StyleFile) -> list[str]:
-    """Groove names the file defines, read from its ``DefGroove`` lines (a check on `groove_inventory`)."""
-    return _DEFGROOVE.findall(style.path.read_text(encoding="latin-1"))

@@ -26,6 +26,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -264,6 +265,14 @@ def build_grooves(out: Path, *, limit: int | None = None, opt_out: frozenset[str
 
 def _build(writer: DatasetWriter, root: Path, patched: Path, limit: int | None, pool: _Pool,
            songs_per_family: int) -> BuildSummary:
+    clock = time.monotonic()
+    timings: dict[str, float] = {}
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        timings[name] = round(time.monotonic() - clock, 1)
+        clock = time.monotonic()
+
     files = [s for s in style_files(root) if s.name not in EXCLUDED_FILES]
     for style in files:
         if family_of_file(style.name) is None:
@@ -278,10 +287,12 @@ def _build(writer: DatasetWriter, root: Path, patched: Path, limit: int | None, 
             writer.skip(style.path, info)
         else:
             infos[style.name] = info
+    lap("probe_styles")
     slots = _round_robin(_family_slots(infos, songs_per_family))
     if limit is not None:
         slots = slots[:limit]
     progressions, stats = _read_progressions(pool, Counter(slot.style.meter for slot in slots), limit, writer)
+    lap("read_progressions")
     pools = _Pools(progressions)
     plans: list[SongPlan] = []
     for number, slot in enumerate(slots):
@@ -290,13 +301,14 @@ def _build(writer: DatasetWriter, root: Path, patched: Path, limit: int | None, 
             writer.skip(f"{slot.style.path} (song {slot.number})", plan)
         elif not writer.is_opted_out(plan.progression.source, plan.progression.id):
             plans.append(plan)
+    lap("plan_songs")
     writer.info.update({
         "audio": False, "ticks_per_beat": TICKS_PER_BEAT, "mma_library": str(root), "licence_mma": MMA_LICENCE,
         "families": {f.id: {"name": f.name, "description": f.description} for f in STYLE_FAMILIES},
         "styles": {name: {"family": i.family, "meter": "{}/{}".format(*i.meter), "grooves": len(i.grooves),
                           "excluded_grooves": [list(e) for e in i.excluded]} for name, i in sorted(infos.items())},
         "progressions": stats, "cache": {"notes": "int32 rows: track, start, duration, pitch, velocity (ticks)"},
-        "workers": pool.workers,
+        "workers": pool.workers, "seconds": timings,
     })
     sha_cache: dict[str, str] = {}
     tasks = [(p, family(p.style.family).harmonic_rhythm) for p in plans]
@@ -307,6 +319,7 @@ def _build(writer: DatasetWriter, root: Path, patched: Path, limit: int | None, 
         if plan.style.path not in sha_cache:
             sha_cache[plan.style.path] = sha256_file(Path(plan.style.path))
         writer.add(_record(plan, result, sha_cache[plan.style.path]), {"notes": result.notes})
+    lap("render_songs")
     return writer.finish(pieces=len({p.progression.group for p in plans}))
 
 
