@@ -97,7 +97,7 @@ def parse_chord(text: str) -> Chord:
     if match is None:
         raise ParameterError(f"{text!r} is not a chord symbol", field="chord")
     root = _pc(match["root"], match["acc"])
-    suffix = match["suffix"].strip("()")
+    suffix = match["suffix"].strip("()").replace("&", "b")
     if suffix in _SUFFIXES:
         quality, added = _SUFFIXES[suffix]
     else:

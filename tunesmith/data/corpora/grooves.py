@@ -217,8 +217,9 @@ def _plan(slot: _Slot, pools: _Pools, number: int) -> SongPlan | str:
             return f"no progression in {style.meter[0]}/{style.meter[1]} or 4/4 to re-bar"
         prog, how = taken
         sections = section_layout(slot.choice, prog.bars)
-        if sections is None:
-            continue
+        if sections is None or (attempt < 4 and slot.choice.bridge is not None
+                                and not any(s.name == "bridge" for s in sections)):
+            continue   # too short for its sections (for a while, hold out for one long enough for the bridge)
         span = progression_span(sections)
         room = prog.bars - span
         start = (stable_hash(record_id, "start") % (room + 1)) // 4 * 4 if room > 0 else 0
