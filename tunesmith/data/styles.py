@@ -4,9 +4,11 @@ Every style file of MMA's library (``/usr/share/mma/lib/<lib>/<file>.mma``, name
 belongs to exactly one family, or is listed in :data:`EXCLUDED_FILES` with the reason. The table is the
 vocabulary of the `song` model's style embedding and of the grooves corpus labels (docs/data.md, "Grooves").
 
-Tempo ranges are quarter-note BPM *as MMA renders the style*: MMA writes many 2/4 styles (polka, march,
-samba, ragtime) as 4/4 bars, so their quarter-note tempo is twice the musician's; :data:`TEMPO_OVERRIDES`
-narrows the family range for files whose own documentation asks for another tempo.
+Tempo ranges are quarter-note BPM of the notated bars the grooves corpus stores: MMA writes many 2/4 styles
+(polka, march, samba, ragtime) as 4/4 bars, so their quarter-note tempo is twice the musician's, and 12/8
+styles as 4/4 triplets counted in dotted quarters; 6/8 styles are stored as 6/8 (tempo of the quarter note,
+1.5 x the dotted-quarter beat). :data:`TEMPO_OVERRIDES` narrows the family range for files whose own
+documentation asks for another tempo.
 """
 
 from __future__ import annotations
@@ -190,7 +192,7 @@ TEMPO_OVERRIDES: dict[str, tuple[int, int]] = {
     "stdlib/blues128": (50, 75),
     "stdlib/blues68": (60, 90),
     "stdlib/ballad128": (40, 65),
-    "stdlib/ballad68": (80, 120),
+    "stdlib/ballad68": (60, 90),
     "stdlib/rock-128": (50, 80),
     "stdlib/rockballad": (60, 90),
     "stdlib/rockwaltz": (90, 160),
@@ -215,7 +217,10 @@ TEMPO_OVERRIDES: dict[str, tuple[int, int]] = {
     "stdlib/vienesewaltz": (160, 200),
     "stdlib/march": (200, 240),
     "stdlib/bwmarch": (220, 260),
-    "stdlib/68march": (100, 130),
+    "stdlib/68march": (150, 180),
+    "stdlib/afro-cuban": (90, 130),
+    "zoom/blues34": (60, 90),
+    "zoom/blues68": (60, 90),
     "stdlib/broadway": (240, 290),
     "stdlib/slowbroadway": (90, 130),
     "stdlib/broadwaywaltz": (110, 160),
