@@ -170,7 +170,7 @@ def test_small_build_has_labelled_multitrack_songs(grooves):
         assert set(labels["section_names"]) <= {"intro", "verse", "chorus", "bridge", "outro"}
         starts = [s["start_bar"] for s in sections]
         assert starts[0] == 0
-        assert all(b - a == s["bars"] for a, b, s in zip(starts, starts[1:], sections[:-1], strict=True))
+        assert all(b - a == s["bars"] for a, b, s in zip(starts[:-1], starts[1:], sections[:-1], strict=True))
         assert sum(s["bars"] for s in sections) == labels["bars"]
         assert labels["chords"] and all(parse_chord(c) for _, c in labels["chords"])
         assert labels["progression"]["kind"] in ("folk", "chorale", "quartet", "mma")

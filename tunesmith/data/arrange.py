@@ -454,29 +454,40 @@ def song_melody(plan: SongPlan) -> list[Note]:
                   key=lambda n: (n.start, n.pitch))
 
 
-def mma_text(plan: SongPlan, chords: list[tuple[float, str]]) -> str:
-    """The MMA song of a plan: seed, tempo, then per section ``Groove``, a marker and one chord line per bar."""
+def song_lines(plan: SongPlan, chords: list[tuple[float, str]], prefix: str = "") -> list[str]:
+    """One song in MMA's language: seed, tempo, then per section ``Groove``, a marker ``{prefix}S{n}:{name}``
+    and one chord line per bar; a marker ``{prefix}END`` after the last bar."""
     style = plan.style
     factor = Fraction(*style.factor)
     bar = style.bar_beats
-    lines = [f"// tunesmith grooves corpus: {plan.id}", f"SetLibPath {style.library}",
-             f"RndSeed {plan.seed % 100000}", f"Tempo {plan.tempo / float(factor):.3f}".rstrip("0").rstrip(".")]
+    lines = [f"// {plan.id}", f"RndSeed {plan.seed % 100000}",
+             f"Tempo {plan.tempo / float(factor):.3f}".rstrip("0").rstrip(".")]
     position = 0.0
-    bar_number = 1
     for number, section in enumerate(plan.sections):
+        fill_start = section.bars - section.fill_bars
         for index in range(section.bars):
-            groove = section.groove
-            fill_start = section.bars - section.fill_bars
-            if section.fill and index >= fill_start:
-                groove = section.fill
+            groove = section.fill if section.fill and index >= fill_start else section.groove
             if index == 0 or (section.fill and index == fill_start):
                 lines.append(f"Groove {style.name}:{groove}")
             if index == 0:
-                lines.append(f"MidiMark S{number}:{section.name}")
-            lines.append(f"{bar_number} " + _bar_chords(chords, position, bar, factor))
+                lines.append(f"MidiMark {prefix}S{number}:{section.name}")
+            lines.append(_bar_chords(chords, position, bar, factor))
             position += bar
-            bar_number += 1
-    lines.append("MidiMark END")
+    lines.append(f"MidiMark {prefix}END")
+    return lines
+
+
+def mma_text(plans: list[SongPlan], chords: list[list[tuple[float, str]]]) -> str:
+    """Songs of one style file as one MMA file: song ``k`` is marked ``K{k}S{n}``, and a silent bar (``z!``)
+    separates songs, so notes that MMA's timing jitter pulls early stay with their song."""
+    style = plans[0].style
+    if any(p.style.name != style.name for p in plans):
+        raise DatasetError("an MMA batch must hold songs of one style file")
+    lines = [f"// tunesmith grooves corpus: {style.name}", f"SetLibPath {style.library}"]
+    for number, (plan, song) in enumerate(zip(plans, chords, strict=True)):
+        if number:
+            lines.append("z!")
+        lines += song_lines(plan, song, prefix=f"K{number}")
     return "\n".join(lines) + "\n"
 
 
@@ -510,36 +521,70 @@ def track_role(name: str, program: int, is_drum: bool, median_pitch: float) -> s
 
 
 def render_song(plan: SongPlan, workdir: Path, rhythm: str) -> SongNotes:
-    """Render a plan with MMA and collect its notes (module docstring); a `DatasetError` if MMA fails or its
-    sections do not land where the plan put them."""
-    chords = song_chords(plan, rhythm)
-    text = mma_text(plan, chords)
-    rendered = read_rendered(render(text, workdir / f"{plan.id}.mid"))
+    """Render one plan with MMA (`render_songs`); a `DatasetError` if it fails."""
+    (result,) = render_songs([plan], workdir, [rhythm])
+    if isinstance(result, str):
+        raise DatasetError(result)
+    return result
+
+
+def render_songs(plans: list[SongPlan], workdir: Path, rhythms: list[str]) -> list[SongNotes | str]:
+    """Render songs of one style file in one MMA run (MMA's start-up is most of a short song's time) and
+    collect each song's notes; a song that fails gives its reason instead. If the batch fails, every song is
+    rendered alone, so one bad song costs only itself."""
+    chords = [song_chords(plan, rhythm) for plan, rhythm in zip(plans, rhythms, strict=True)]
+    try:
+        rendered = read_rendered(render(mma_text(plans, chords), workdir / f"{plans[0].id}.mid"))
+    except DatasetError as exc:
+        if len(plans) == 1:
+            return [str(exc)]
+        return [render_songs([p], workdir, [r])[0] for p, r in zip(plans, rhythms, strict=True)]
+    marks = {label.split(":", 1)[0]: tick for tick, label in rendered.markers}
+    out: list[SongNotes | str] = []
+    for number, (plan, song) in enumerate(zip(plans, chords, strict=True)):
+        try:
+            out.append(_collect(plan, song, rendered, marks, f"K{number}"))
+        except DatasetError as exc:
+            out.append(str(exc))
+    return out
+
+
+def _collect(plan: SongPlan, chords: list[tuple[float, str]], rendered: Rendered, marks: dict[str, int],
+             prefix: str) -> SongNotes:
+    """One song's notes from a batch render: the notes that start between its first marker (less a quarter
+    beat for timing jitter) and its end marker, checked against the plan's section starts."""
     factor = Fraction(*plan.style.factor)
     scale = Fraction(TICKS_PER_BEAT, MMA_TICKS_PER_BEAT) * factor
     bar_ticks = round(plan.style.mma_beats * MMA_TICKS_PER_BEAT)
-    marks = {label.split(":", 1)[0]: tick for tick, label in rendered.markers}
+    origin = marks.get(f"{prefix}S0")
+    if origin is None:
+        raise DatasetError("MMA wrote no marker for the song's first section")
     sections = []
-    expected = 0
+    expected = origin
     for number, section in enumerate(plan.sections):
-        tick = marks.get(f"S{number}")
+        tick = marks.get(f"{prefix}S{number}")
         if tick != expected:
             raise DatasetError(f"MMA put section {number} ({section.name}) at tick {tick}, expected {expected}")
         sections.append({"section": section.name, "start_bar": sum(s.bars for s in plan.sections[:number]),
                          "bars": section.bars, "groove": section.groove, "fill": section.fill,
                          "fill_bars": section.fill_bars})
         expected += section.bars * bar_ticks
+    if marks.get(f"{prefix}END") != expected:
+        raise DatasetError(f"MMA ended the song at tick {marks.get(prefix + 'END')}, expected {expected}")
+    early = MMA_TICKS_PER_BEAT // 4
     tracks: list[dict] = []
     rows: list[tuple[int, int, int, int, int]] = []
     for track in rendered.tracks:
-        if not track.notes:
+        notes = [n for n in track.notes if origin - early <= n[0] < expected]
+        if not notes:
             continue
         index = len(tracks)
-        median = float(np.median([n[2] for n in track.notes]))
+        median = float(np.median([n[2] for n in notes]))
         tracks.append({"name": track.name, "role": track_role(track.name, track.program, track.is_drum, median),
-                       "program": track.program, "drum": track.is_drum, "notes": len(track.notes)})
-        for start, duration, pitch, velocity in track.notes:
-            rows.append((index, round(start * scale), max(1, round(duration * scale)), pitch, velocity))
+                       "program": track.program, "drum": track.is_drum, "notes": len(notes)})
+        for start, duration, pitch, velocity in notes:
+            rows.append((index, round(max(0, start - origin) * scale), max(1, round(duration * scale)), pitch,
+                         velocity))
     if not tracks:
         raise DatasetError("MMA rendered no notes")
     melody = song_melody(plan)

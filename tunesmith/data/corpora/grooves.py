@@ -10,7 +10,8 @@ Build (``tunesmith data build grooves --out DIR [--limit N] [--workers W]``):
    (`tunesmith.data.progressions`), and each song takes one in its meter (kinds in turn: folk 4, chorale 3,
    quartet 3, MMA example 1 of every 11 songs), a window of it, a transposition, a tempo in the style's
    range and a lead instrument;
-4. songs are rendered by MMA in a process pool and stored.
+4. songs are rendered by MMA in a process pool, up to `BATCH_SONGS` songs of one style file per MMA run
+   (MMA starts in ~80 ms, most of a song's render time), and stored.
 
 Storage: one record per song; cache ``notes`` (int32, one row per note: track, start, duration, pitch,
 velocity, times in 1/1920 quarter-note beats from the song's first bar line); the manifest labels hold the
@@ -45,7 +46,7 @@ from tunesmith.data.arrange import (
     choose_grooves,
     probe_style,
     progression_span,
-    render_song,
+    render_songs,
     section_layout,
     stable_hash,
 )
@@ -60,6 +61,7 @@ from tunesmith.symbolic.score import Part, Score
 
 MMA_LICENCE = "GPL-2+ (MMA style library, Bob van der Poel; Debian package mma)"
 SONGS_PER_FAMILY = 96
+BATCH_SONGS = 8   # songs of one style file per MMA run: MMA's start-up (~80 ms) is most of a song's render time
 KIND_WEIGHTS = {"folk": 4, "chorale": 3, "quartet": 3, "mma": 1}
 # Progression meters a style meter accepts, and how many progression bars make one style bar.
 COMPATIBLE: dict[tuple[int, int], tuple[tuple[tuple[int, int], int], ...]] = {
@@ -95,15 +97,23 @@ def _load(source: PieceSource) -> list[Progression] | str:
         return f"{type(exc).__name__}: {exc}"
 
 
-def _render(task: tuple[SongPlan, str]) -> SongNotes | str:
-    plan, rhythm = task
+def _render(batch: list[tuple[SongPlan, str]]) -> list[SongNotes | str]:
     workdir = Path(tempfile.mkdtemp(prefix="tunesmith-mma-"))
     try:
-        return render_song(plan, workdir, rhythm)
+        return render_songs([plan for plan, _ in batch], workdir, [rhythm for _, rhythm in batch])
     except TunesmithError as exc:
-        return str(exc)
+        return [str(exc)] * len(batch)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _batches(plans: list[SongPlan], size: int) -> list[list[tuple[SongPlan, str]]]:
+    """Plans grouped by style file (in order of first appearance), at most ``size`` per MMA run."""
+    by_style: dict[str, list[SongPlan]] = defaultdict(list)
+    for plan in plans:
+        by_style[plan.style.name].append(plan)
+    return [[(p, family(p.style.family).harmonic_rhythm) for p in group[i:i + size]]
+            for group in by_style.values() for i in range(0, len(group), size)]
 
 
 class _Pool:
@@ -312,14 +322,15 @@ def _build(writer: DatasetWriter, root: Path, patched: Path, limit: int | None, 
         "workers": pool.workers, "seconds": timings,
     })
     sha_cache: dict[str, str] = {}
-    tasks = [(p, family(p.style.family).harmonic_rhythm) for p in plans]
-    for plan, result in zip(plans, pool.map(_render, tasks, desc="rendering songs", unit="song"), strict=True):
-        if isinstance(result, str):
-            writer.skip(f"{plan.style.path} ({plan.id} over {plan.progression.id})", result)
-            continue
-        if plan.style.path not in sha_cache:
-            sha_cache[plan.style.path] = sha256_file(Path(plan.style.path))
-        writer.add(_record(plan, result, sha_cache[plan.style.path]), {"notes": result.notes})
+    batches = _batches(plans, BATCH_SONGS)
+    for batch, results in zip(batches, pool.map(_render, batches, desc="rendering songs", unit="batch"), strict=True):
+        for (plan, _), result in zip(batch, results, strict=True):
+            if isinstance(result, str):
+                writer.skip(f"{plan.style.path} ({plan.id} over {plan.progression.id})", result)
+                continue
+            if plan.style.path not in sha_cache:
+                sha_cache[plan.style.path] = sha256_file(Path(plan.style.path))
+            writer.add(_record(plan, result, sha_cache[plan.style.path]), {"notes": result.notes})
     lap("render_songs")
     return writer.finish(pieces=len({p.progression.group for p in plans}))
 
