@@ -291,9 +291,14 @@ def section_layout(choice: GrooveChoice, progression_bars: int) -> list[Section]
     """Sections for a progression of ``progression_bars`` style bars, or None if it is too short (< 8 bars).
 
     Verse and chorus take 8 bars each (4 to 8 when the progression is shorter), the bridge 8 or 4 bars after
-    them; the first progression bar is chosen later (`SongPlan` start), so only lengths are set here.
+    them (verse and chorus shrink to make room for a 4-bar bridge; a progression under 12 bars has none); the
+    first progression bar is chosen later (`SongPlan` start), so only lengths are set here.
     """
     half = min(SECTION_BARS, progression_bars // 2)
+    if choice.bridge is not None and progression_bars - 2 * half < 4:
+        half = min(half, (progression_bars - 4) // 2)
+        if half < 4:
+            half = min(SECTION_BARS, progression_bars // 2)
     if half < 4:
         return None
     sections: list[Section] = []

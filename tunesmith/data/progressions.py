@@ -97,7 +97,8 @@ class PieceSource:
     kind: str
     source: str
     licence: str
-    text: str = ""   # an ABC tune's text
+    text: str = ""                          # an ABC tune's text
+    meter: tuple[int, int] | None = None    # an ABC tune's meter (its M: header), known before reading it
 
     def load(self) -> list[Progression]:
         """The progressions of this piece (a `DatasetError` or a music21 exception if it cannot be read)."""
@@ -342,8 +343,24 @@ def folk_sources() -> list[PieceSource]:
     out = []
     for path, prefix, licence in folk_files():
         for number, tune in split_abc(path.read_text(encoding="latin-1")):
-            out.append(PieceSource(f"{prefix}-{path.stem}-{number}", "folk", f"{path}#X:{number}", licence, tune))
+            out.append(PieceSource(f"{prefix}-{path.stem}-{number}", "folk", f"{path}#X:{number}", licence, tune,
+                                   abc_meter(tune)))
     return out
+
+
+_ABC_METER = re.compile(r"^M:\s*(\S+)", re.MULTILINE)
+
+
+def abc_meter(tune: str) -> tuple[int, int] | None:
+    """The first ``M:`` of an ABC tune as (numerator, denominator); "C" is 4/4 and "C|" 2/2."""
+    match = _ABC_METER.search(tune)
+    if match is None:
+        return None
+    text = match.group(1)
+    if text in ("C", "C|"):
+        return (4, 4) if text == "C" else (2, 2)
+    numbers = re.fullmatch(r"(\d+)/(\d+)", text)
+    return (int(numbers.group(1)), int(numbers.group(2))) if numbers else None
 
 
 def _load_folk(source: PieceSource) -> list[Progression]:

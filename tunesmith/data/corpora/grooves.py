@@ -24,6 +24,7 @@ only as many progressions as those songs need.
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import tempfile
@@ -227,7 +228,7 @@ def _plan(slot: _Slot, pools: _Pools, number: int) -> SongPlan | str:
             return f"no progression in {style.meter[0]}/{style.meter[1]} or 4/4 to re-bar"
         prog, how = taken
         sections = section_layout(slot.choice, prog.bars)
-        if sections is None or (attempt < 4 and slot.choice.bridge is not None
+        if sections is None or (attempt < 6 and slot.choice.bridge is not None
                                 and not any(s.name == "bridge" for s in sections)):
             continue   # too short for its sections (for a while, hold out for one long enough for the bridge)
         span = progression_span(sections)
@@ -346,14 +347,33 @@ def _files_for_limit(files: list[StyleFile], limit: int) -> list[StyleFile]:
     return chosen[:limit]
 
 
+def _select_sources(meters: Counter, limit: int | None) -> list[PieceSource]:
+    """The pieces to read: every chorale, quartet and MMA example (a few of each for a small build), and the
+    folk tunes whose ABC meter a needed style meter accepts, twice as many as that meter's songs take (folk
+    gets 4 of every 11 songs), taken in turn from the collections."""
+    sources = all_sources()
+    share = KIND_WEIGHTS["folk"] / sum(KIND_WEIGHTS.values())
+    quota = {m: 2 * math.ceil(n * share) + 2 for m, n in meters.items()}
+    accepts = {source: style for style in meters for source, _ in COMPATIBLE.get(style, ((style, 1),))}
+    by_collection: dict[str, list[PieceSource]] = defaultdict(list)
+    for source in sources["folk"]:
+        by_collection[source.id.split("-", 1)[0]].append(source)
+    folk = []
+    for source in interleave(list(by_collection.values())):
+        style = accepts.get(source.meter)
+        if style is not None and quota[style] > 0:
+            quota[style] -= 1
+            folk.append(source)
+    others = [sources[k] for k in ("chorale", "quartet", "mma")]
+    if limit is not None:
+        others = [items[: max(2, limit // 2)] for items in others]
+    return list(interleave([folk, *others]))
+
+
 def _read_progressions(pool: _Pool, meters: Counter, limit: int | None,
                        writer: DatasetWriter) -> tuple[list[Progression], dict[str, Any]]:
-    """Progressions from every source (full build) or, for a small build, from sources in turn until each
-    needed meter has enough."""
-    sources = all_sources()
-    ordered = list(interleave([sources[k] for k in ("folk", "chorale", "quartet", "mma")]))
-    if limit is not None:
-        ordered = ordered[: max(12, 4 * limit)]
+    """Progressions from the pieces `_select_sources` picks, with counts of what was read and rejected."""
+    ordered = _select_sources(meters, limit)
     results = pool.map(_load, ordered, desc="reading progressions", unit="piece")
     progressions: list[Progression] = []
     rejected: Counter[str] = Counter()
