@@ -151,9 +151,9 @@ def probe_style(style: StyleFile, workdir: Path, library: Path) -> StyleInfo:
     grooves = groove_inventory(StyleFile(style.name, library / f"{style.name}.mma"))
     if not grooves:
         raise DatasetError("defines no grooves")
-    lines = [f"SetLibPath {library}"]
+    lines = [f"SetLibPath {library}", f"Use {style.name}"]
     for number, groove in enumerate(grooves):
-        lines += [f"Groove {style.name}:{groove.name}", f"MidiMark G{number}", f"{2 * number + 1} C",
+        lines += [f"Groove {groove.name}", f"MidiMark G{number}", f"{2 * number + 1} C",
                   f"{2 * number + 2} C"]
     lines.append("MidiMark END")
     out = workdir / f"probe-{style.name.replace('/', '-')}.mid"
@@ -473,7 +473,7 @@ def song_lines(plan: SongPlan, chords: list[tuple[float, str]], prefix: str = ""
         for index in range(section.bars):
             groove = section.fill if section.fill and index >= fill_start else section.groove
             if index == 0 or (section.fill and index == fill_start):
-                lines.append(f"Groove {style.name}:{groove}")
+                lines.append(f"Groove {groove}")
             if index == 0:
                 lines.append(f"MidiMark {prefix}S{number}:{section.name}")
             lines.append(_bar_chords(chords, position, bar, factor))
@@ -488,7 +488,8 @@ def mma_text(plans: list[SongPlan], chords: list[list[tuple[float, str]]]) -> st
     style = plans[0].style
     if any(p.style.name != style.name for p in plans):
         raise DatasetError("an MMA batch must hold songs of one style file")
-    lines = [f"// tunesmith grooves corpus: {style.name}", f"SetLibPath {style.library}"]
+    # "Use" loads the style file once; a groove named "file:groove" would make MMA read the file again each time
+    lines = [f"// tunesmith grooves corpus: {style.name}", f"SetLibPath {style.library}", f"Use {style.name}"]
     for number, (plan, song) in enumerate(zip(plans, chords, strict=True)):
         if number:
             lines.append("z!")
