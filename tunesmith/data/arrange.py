@@ -41,7 +41,7 @@ from tunesmith.data.mma import (
 from tunesmith.data.progressions import Progression
 from tunesmith.data.styles import family_of_file, tempo_range
 from tunesmith.errors import DatasetError
-from tunesmith.symbolic.harmony import parse_chord, prefers_flats, transpose_symbol
+from tunesmith.symbolic.harmony import prefers_flats, transpose_symbol
 from tunesmith.symbolic.keys import key_name, parse_key
 from tunesmith.symbolic.score import Note
 
@@ -603,9 +603,3 @@ def _collect(plan: SongPlan, chords: list[tuple[float, str]], rendered: Rendered
                          note.pitch, note.velocity))
     notes = np.array(sorted(rows, key=lambda r: (r[1], r[0], r[3])), dtype=np.int32).reshape(-1, 5)
     return SongNotes(tracks, notes, chords, sections, plan.bars * plan.style.bar_beats)
-
-
-def check_chord_symbols(chords: list[tuple[float, str]]) -> None:
-    """Every chord symbol of a song must parse (MMA would stop on it)."""
-    for _, symbol in chords:
-        parse_chord(symbol)

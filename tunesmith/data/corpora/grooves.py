@@ -53,7 +53,7 @@ from tunesmith.data.arrange import (
 )
 from tunesmith.data.dataset import BuildSummary, Dataset, DatasetWriter
 from tunesmith.data.manifest import Record, assign_split, sha256_file
-from tunesmith.data.mma import MMA_PACKAGE, StyleFile, library_dir, mma_executable, patched_library, style_files
+from tunesmith.data.mma import StyleFile, library_dir, mma_executable, patched_library, style_files
 from tunesmith.data.progressions import PieceSource, Progression, accept, all_sources, interleave
 from tunesmith.data.styles import EXCLUDED_FILES, STYLE_FAMILIES, family, family_of_file
 from tunesmith.errors import DatasetError, ParameterError, TunesmithError
@@ -461,4 +461,4 @@ def iter_songs(dataset_dir: str | Path, split: str | None = None) -> Iterator[So
         yield SongRecord(record, score, roles)
 
 
-__all__ = ["MMA_PACKAGE", "SongRecord", "build_grooves", "iter_songs", "song_score"]
+__all__ = ["SongRecord", "build_grooves", "iter_songs", "song_score"]
