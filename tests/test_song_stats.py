@@ -67,3 +67,18 @@ def test_drum_report_puts_mma_beside_human_drums(tmp_path):
         low, high = row["human_interval95"]
         assert low <= row["human"] <= high
     assert set(report["by_family"]) <= {"swing", "big_band", "jazz"}
+
+
+def test_evaluate_grooves_from_the_cli(tmp_path, capsys):
+    import json
+
+    from tunesmith.cli import main
+
+    build_grooves(tmp_path / "grooves", limit=2, workers=1)
+    build_human_drums(tmp_path / "human", limit=3)
+    assert main(["evaluate", "grooves", "--data", str(tmp_path / "grooves"), "--human", str(tmp_path / "human"),
+                 "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["human_patterns"] >= 5 and "mma_songs" in report
+    assert main(["evaluate", "grooves", "--data", str(tmp_path / "nothing"), "--human", str(tmp_path / "human")]) == 2
+    assert "not a built dataset" in capsys.readouterr().err

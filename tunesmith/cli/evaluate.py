@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tunesmith.errors import DatasetError, ParameterError
 
-TARGETS = ("lm", "gan", "analyzer", "watermark", "drums", "prompts")
+TARGETS = ("lm", "gan", "analyzer", "watermark", "drums", "prompts", "grooves")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -33,6 +33,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="watermark: marked clips, and as many unmarked (default 200; about 10 minutes)")
     p.add_argument("--fit-parallels", action="store_true",
                    help="lm: fit the parallel-fifths penalty to the training split (prints it for the card)")
+    p.add_argument("--human", type=Path, default=Path("datasets/human-drums"),
+                   help="grooves: the human-drums dataset to compare MMA's drum tracks with")
     p.add_argument("--json", action="store_true", help="print every figure as JSON")
     p.set_defaults(func=run_evaluate)
 
@@ -53,6 +55,20 @@ def model_dataset(checkpoint: str, data: Path | None) -> Path:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
+    if args.target == "grooves":  # MMA's drum tracks beside the human-written drums (Hydrogen, LMMS)
+        from tunesmith.evaluate.song_stats import drum_report
+
+        data = args.data or Path("datasets/grooves")
+        for name, path in (("--data", data), ("--human", args.human)):
+            if not (path / "dataset.json").is_file():
+                raise ParameterError(f"{name}: {path} is not a built dataset (tunesmith data build "
+                                     f"{'grooves' if name == '--data' else 'human-drums'} --out {path})", field=name)
+        report = drum_report(data, args.human)
+        print(json.dumps(report, indent=2) if args.json else "\n".join(
+            f"{name:22s} MMA {v['mma']:.3f}  human {v['human']:.3f}  "
+            f"(relative difference {v['relative_difference']:+.0%})"
+            for name, v in report["overall"].items()))
+        return 0
     if args.target == "prompts":  # the prompt engine on the labelled set (--data: another JSON-lines set)
         from tunesmith.prompting.evaluate import DEFAULT_SET, evaluate, summary_lines
 
