@@ -100,3 +100,66 @@ def test_the_cli_and_a_server_run_the_tiny_models(weights, melody, tmp_path, mon
                 __import__("time").sleep(0.05)
             assert record["status"] == "succeeded", (model_id, record)
             assert record["provenance"]["manifest"]["model_id"] == model_id
+
+
+def test_stems_locally_and_from_a_server(weights, melody, tmp_path, monkeypatch, capsys):
+    """A work's tracks as separate WAVs: each signed and marked, and together they make the mix."""
+    import io
+    import zipfile
+
+    import httpx2 as httpx
+    import numpy as np
+    import soundfile as sf
+
+    from tests.service_fixtures import live_server
+    from tests.test_service_support import make_key
+    from tunesmith.cli import main
+    from tunesmith.config import Settings
+
+    monkeypatch.setenv("TUNESMITH_DATA_DIR", str(tmp_path / "local"))
+    out, stems, midi = tmp_path / "c.wav", tmp_path / "stems", tmp_path / "c.mid"
+    assert main(["generate", "chorale", "--checkpoint", str(weights / "chorale.json"), "--bars", "2", "--seed", "1",
+                 "-o", str(out), "--stems", str(stems), "--midi", str(midi)]) == 0
+    tracks = sorted(p.stem for p in stems.glob("*.wav"))
+    assert len(tracks) == 4 and midi.read_bytes()[:4] == b"MThd"
+    mix, _ = sf.read(out)
+    total = sum(sf.read(stems / f"{t}.wav")[0] for t in tracks)
+    assert np.abs(mix - total).max() < 0.02 and np.abs(mix).max() > 0.01  # the stems add up to the mix
+    assert verify_file(stems / f"{tracks[0]}.wav").watermark == "detected"
+    assert main(["generate", "notes", "--checkpoint", str(weights / "notes.json"), "--instrument", "violin",
+                 "--pitch", "64", "-o", str(tmp_path / "n.wav"), "--stems", str(tmp_path / "none")]) == 2
+    capsys.readouterr()
+
+    settings = Settings(data_dir=tmp_path / "server", weights_dir=weights, workers=1, poll_seconds=0.05,
+                        requests_per_minute=10_000)
+    headers = make_key(settings, "stems")
+    with live_server(settings) as server, httpx.Client(base_url=server.url, timeout=30) as http:
+        job = http.post("/v1/generations", headers=headers, json={"model": "chorale", "params": {"bars": 2},
+                                                                   "seed": 1, "formats": ["wav", "stems"]}).json()
+        plain = http.post("/v1/generations", headers=headers, json={"model": "folk", "params": {"bars": 1}}).json()
+        for job_id in (job["id"], plain["id"]):
+            for _ in range(600):
+                record = http.get(f"/v1/generations/{job_id}", headers=headers).json()
+                if record["status"] not in ("queued", "running"):
+                    break
+                __import__("time").sleep(0.05)
+            assert record["status"] == "succeeded", record
+        record = http.get(f"/v1/generations/{job['id']}", headers=headers).json()
+        names = record["result"]["stems"]
+        assert len(names) == 4 and set(record["links"]["stems"]) == set(names)
+        one = http.get(record["links"]["stems"][names[0]], headers=headers)
+        assert one.status_code == 200 and one.content[:4] == b"RIFF"
+        archive = zipfile.ZipFile(io.BytesIO(http.get(record["links"]["stems_zip"], headers=headers).content))
+        assert sorted(archive.namelist()) == sorted(f"{n}.wav" for n in names)
+        missing = http.get(f"/v1/generations/{job['id']}/stems/kazoo", headers=headers)
+        assert missing.status_code == 404 and names[0] in missing.json()["error"]["message"]
+        assert http.get(f"/v1/generations/{plain['id']}/stems.zip", headers=headers).status_code == 404
+        note = http.post("/v1/generations", headers=headers, json={"model": "notes", "formats": ["wav", "stems"],
+                                                                    "params": {"instrument": "violin"}})
+        assert note.status_code == 422 and note.json()["error"]["field"] == "formats"
+        key = headers["Authorization"].removeprefix("Bearer ")
+        remote = tmp_path / "remote"
+        assert main(["generate", "chorale", "--bars", "1", "--server", server.url, "--api-key", key,
+                     "-o", str(remote / "c.wav"), "--stems", str(remote / "stems"),
+                     "--midi", str(remote / "c.mid")]) == 0
+        assert len(list((remote / "stems").glob("*.wav"))) == 4 and (remote / "c.mid").read_bytes()[:4] == b"MThd"

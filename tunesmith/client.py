@@ -342,6 +342,21 @@ class Client:
             return self.fetch(f"/v1/generations/{generation_id}/midi", path)
         return self.fetch(f"/v1/generations/{generation_id}/audio", path, params={"format": fmt})
 
+    def download_stems(self, work: Work | str, directory: str | Path) -> list[Path]:
+        """Write every stem of a succeeded work (one WAV per track) into ``directory``; returns the files."""
+        import zipfile
+
+        directory = Path(directory)
+        archive = self.fetch(f"/v1/generations/{_id(work)}/stems.zip", directory / ".stems.zip")
+        try:
+            with zipfile.ZipFile(archive) as stems:
+                names = [n for n in stems.namelist() if n.endswith(".wav") and "/" not in n and ".." not in n]
+                for name in names:
+                    (directory / name).write_bytes(stems.read(name))
+        finally:
+            archive.unlink(missing_ok=True)
+        return [directory / name for name in names]
+
     def fetch(self, link: str, path: str | Path, params: dict[str, str] | None = None) -> Path:
         """Stream the file at ``link`` (a path on the server, e.g. one of a Work's links) into ``path``."""
         path = Path(path)

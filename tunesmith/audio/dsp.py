@@ -274,19 +274,19 @@ def peak_db(y: np.ndarray, *, true_peak: bool = False) -> float:
     return 20.0 * math.log10(peak) if peak > 0 else float("-inf")
 
 
-def normalize_loudness(
+def loudness_gain_db(
     y: np.ndarray,
     *,
     sr: int,
     target_lufs: float = -16.0,
     peak_ceiling_db: float | None = -1.0,
     true_peak: bool = True,
-) -> np.ndarray:
-    """Apply one gain so `y` measures target_lufs, limited by a peak ceiling.
+) -> float:
+    """The one gain (dB) that makes `y` measure target_lufs, limited by a peak ceiling.
 
     If the gained (true, 4x oversampled, when true_peak) peak would exceed peak_ceiling_db, the
     gain is reduced so the peak sits at the ceiling, and the loudness then lands *below* the
-    target. peak_ceiling_db=None disables the ceiling. Silence is returned unchanged.
+    target. peak_ceiling_db=None disables the ceiling. Silence gets 0 dB.
     """
     y = validate_audio(y)
     for name, value in (("target_lufs", target_lufs), ("peak_ceiling_db", peak_ceiling_db)):
@@ -296,8 +296,23 @@ def normalize_loudness(
         raise ParameterError(f"peak_ceiling_db must be <= 0 dBFS, got {peak_ceiling_db}")
     current = loudness(y, sr=sr)
     if math.isinf(current):
-        return y
+        return 0.0
     gain_db = target_lufs - current
     if peak_ceiling_db is not None:
         gain_db = min(gain_db, peak_ceiling_db - peak_db(y, true_peak=true_peak))
+    return gain_db
+
+
+def normalize_loudness(
+    y: np.ndarray,
+    *,
+    sr: int,
+    target_lufs: float = -16.0,
+    peak_ceiling_db: float | None = -1.0,
+    true_peak: bool = True,
+) -> np.ndarray:
+    """`y` with the gain of :func:`loudness_gain_db` applied (silence is returned unchanged)."""
+    gain_db = loudness_gain_db(y, sr=sr, target_lufs=target_lufs, peak_ceiling_db=peak_ceiling_db,
+                               true_peak=true_peak)
+    y = validate_audio(y)
     return (y * np.float32(10.0 ** (gain_db / 20.0))).astype(np.float32, copy=False)

@@ -49,6 +49,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint", type=Path, help="use a training run directory instead of the shipped weights")
     p.add_argument("--sr", type=int, default=44100, help="sample rate of audio output (default 44100)")
     p.add_argument("--piano-roll", type=Path, help="also draw the piece as a piano-roll PNG here")
+    p.add_argument("--stems", type=Path, metavar="DIR", help="also write one WAV per track (stem) into DIR")
+    p.add_argument("--midi", type=Path, help="also write the score as MIDI here (besides an audio -o)")
     p.add_argument("--json", action="store_true", help="print what was made as JSON")
     generate_audio.add_options(p)
     remote.add_server_options(p)
@@ -147,11 +149,12 @@ def run_local(args: argparse.Namespace, entry: Any) -> int:
     work_id = new_work_id()
     logging.getLogger("tunesmith.worker").setLevel(logging.ERROR)  # the summary line reports originality itself
     with FractionBar(f"{entry.id}") as bar:
-        made = make_work(entry, params, source=source, gate=gate, sr=args.sr, audio=fmt != "mid",
+        made = make_work(entry, params, source=source, gate=gate, sr=args.sr, audio=fmt != "mid" or bool(args.stems),
+                         stems=True if args.stems else None,
                          analyzer_card=catalog.analyzer.card_path if catalog.analyzer is not None else None,
                          index_wait=AUDIO_INDEX_WAIT, progress=lambda fraction: bar.update(fraction, "running"))
         bar.update(0.9, "writing")
-        provenance = deliver(made, entry, {fmt: args.output}, payload=work_payload(work_id),
+        provenance = deliver(made, entry, output_files(args, fmt, made), payload=work_payload(work_id),
                              stamper=Stamper(settings.data_dir))
     if args.piano_roll and made.work.score is not None:
         from tunesmith.symbolic.pianoroll import plot_piano_roll
@@ -166,6 +169,23 @@ def run_local(args: argparse.Namespace, entry: Any) -> int:
     print(json.dumps(report, indent=2, default=str) if args.json else
           summary(args.output, family, result, made.originality) + "".join(f"\n  {n}" for n in notes))
     return 0
+
+
+def output_files(args: argparse.Namespace, fmt: str, made: Any) -> dict[str, Path]:
+    """Every file a local run writes: -o, --midi and one WAV per stem in --stems."""
+    from tunesmith.generation.pipeline import STEM
+
+    files = {fmt: args.output}
+    if args.midi is not None:
+        if made.work.score is None:
+            raise ParameterError(f"--midi: model {args.model!r} makes audio only", field="midi")
+        files["mid"] = args.midi
+    if args.stems is not None:
+        if not made.stems:
+            raise ParameterError("--stems: this work has no separate tracks", field="stems")
+        args.stems.mkdir(parents=True, exist_ok=True)
+        files |= {f"{STEM}{name}": args.stems / f"{name}.wav" for name in made.stems}
+    return files
 
 
 def local_catalog(catalog: Any, entry: Any) -> Any:

@@ -80,10 +80,17 @@ def run_generate(args: argparse.Namespace) -> int:
             seed = 0 if seed is None else seed
         params = {name: value for name in PARAM_OPTIONS if (value := getattr(args, name, None)) is not None}
         with FractionBar(f"{args.model} on {client.url}") as bar:
+            wanted = [fmt] + (["mid"] if getattr(args, "midi", None) else []) + \
+                (["stems"] if getattr(args, "stems", None) else [])
             work = client.generate(args.model, prompt=getattr(args, "prompt", None), seed=seed,
-                                   formats=[fmt], input=args.input, harmonize=args.harmonize, progress=bar.update,
+                                   formats=list(dict.fromkeys(wanted)), input=args.input,
+                                   harmonize=args.harmonize, progress=bar.update,
                                    **params)
         client.download(work, args.output, format=fmt)
+        if getattr(args, "midi", None) is not None:
+            client.download(work, args.midi, format="mid")
+        if getattr(args, "stems", None) is not None:
+            client.download_stems(work, args.stems)
         if getattr(args, "piano_roll", None) and not neural:
             link = work.links.get("pianoroll")
             if not link:

@@ -19,7 +19,7 @@ from pydantic import BaseModel
 
 from tunesmith.symbolic.score import Score
 
-OUTPUTS = frozenset({"audio", "midi", "images"})
+OUTPUTS = frozenset({"audio", "midi", "images"})  # and "stems": a WAV per part, mixed into the audio
 
 
 @dataclass
@@ -112,6 +112,7 @@ class Family:
     cli_required: tuple[str, ...] = ()  # options `tunesmith generate` asks for (the API fills them from the card)
     default_seed: int | None = None  # the seed a local run takes when none is given (None: a random one)
     summary_line: Callable[[Mapping[str, Any]], str] | None = None  # one line on what a work is
+    mix_setting: Callable[[Any], Any] | None = None  # a part -> its MixSetting in the mix of stems (None: as rendered)
     trainer: Trainer | None = None
 
     def model_id(self, card_id: str) -> str:

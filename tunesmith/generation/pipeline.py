@@ -12,6 +12,7 @@ both with job state, progress and cancel (:mod:`tunesmith.service.generations.ta
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,7 @@ from tunesmith.generation.signing import Stamper, watermark_audio
 from tunesmith.symbolic.score import Score
 
 SAMPLE_RATE = 44100
+STEM = "stem/"  # files[STEM + name]: the WAV of one stem
 AUDIO_INDEX_WAIT = 300.0  # s a note asked to be rejected when flagged waits for the training-audio index
 Progress = Callable[[float], None]
 
@@ -41,6 +43,7 @@ class Made:
     audio: np.ndarray | None
     originality: dict[str, Any] | None
     sr: int = SAMPLE_RATE
+    stems: dict[str, np.ndarray] | None = None  # each part as it sits in the mix (name -> (2, n)), when asked for
 
 
 def load_model(entry: ModelEntry) -> Any:
@@ -50,10 +53,12 @@ def load_model(entry: ModelEntry) -> Any:
 
 def make_work(entry: ModelEntry, params: Mapping[str, Any], *, source: Score | None = None,
               gate: OriginalityGate | None = None, analyzer_card: Path | None = None, audio: bool = True,
-              sr: int = SAMPLE_RATE, index_wait: float | None = None, progress: Progress | None = None) -> Made:
+              sr: int = SAMPLE_RATE, index_wait: float | None = None, stems: bool | None = None,
+              progress: Progress | None = None) -> Made:
     """Load, generate (with the originality check and its retries), render at ``sr``. ``source``: the input
     score; ``audio`` False: only a score is wanted (no rendering); ``index_wait``: seconds a sound's check may
-    wait for the training-audio index (default: only a request that rejects near-copies waits)."""
+    wait for the training-audio index (default: only a request that rejects near-copies waits); ``stems``: render
+    each part alone and mix them (default: when the family's outputs include stems)."""
     family = entry.family
     if family.run is None:
         raise ValueError(f"family {family.name!r} does not generate")
@@ -69,8 +74,39 @@ def make_work(entry: ModelEntry, params: Mapping[str, Any], *, source: Score | N
     if report is None and family.originality is None and family.originality_note:
         report = {"status": "not_applicable", "reason": family.originality_note, "flagged": False}
     step(0.5)
+    want_stems = ("stems" in family.outputs) if stems is None else stems
+    if want_stems and work.audio is None and work.score is not None:
+        mixed, placed = render_stems(work, sr, family.mix_setting)
+        return Made(work=work, audio=mixed, originality=report, sr=sr, stems=placed)
     rendered = render(work, sr) if audio or work.audio is not None else None
     return Made(work=work, audio=rendered, originality=report, sr=sr)
+
+
+def stem_names(parts: list[Any]) -> list[str]:
+    """A file-safe, unique name per part ("drums", "bass", "soprano", "lead-2")."""
+    names: list[str] = []
+    for index, part in enumerate(parts):
+        base = re.sub(r"[^a-z0-9]+", "-", str(part.name).lower()).strip("-") or f"part-{index + 1}"
+        name, n = base, 2
+        while name in names:
+            name, n = f"{base}-{n}", n + 1
+        names.append(name)
+    return names
+
+
+def render_stems(work: Work, sr: int, setting: Callable[[Any], Any] | None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """(the mix, each part as it sits in it): every part rendered alone with FluidSynth, then placed with the
+    family's level and pan per part and loudness-normalized (a family without mix settings: summed as rendered)."""
+    from tunesmith.audio.mix import MixSetting, mix
+    from tunesmith.symbolic.render import get_renderer
+
+    parts = work.score.parts
+    names = stem_names(parts)
+    alone = get_renderer(sr).render_parts(work.score)
+    settings = {name: setting(part) if setting else MixSetting() for name, part in zip(names, parts, strict=True)}
+    mixed, placed = mix(dict(zip(names, alone, strict=True)), settings, sr=sr,
+                        **({} if setting else {"target_lufs": None}))
+    return mixed, placed
 
 
 def render(work: Work, sr: int = SAMPLE_RATE) -> np.ndarray:
@@ -137,8 +173,9 @@ def _refusal(tries: int, report: dict[str, Any]) -> str:
 
 def deliver(made: Made, entry: ModelEntry, files: Mapping[str, Path], *, payload: int,
             stamper: Stamper | None, requester: int | str | None = None) -> dict[str, Any] | None:
-    """Watermark the audio with ``payload``, write every format (fmt -> path; "mid" is the score) and sign each
-    file; returns the provenance record (None without a stamper: files unsigned and unmarked)."""
+    """Watermark the audio (and stems) with ``payload``, write every format (fmt -> path; "mid" is the score,
+    ``"stem/NAME"`` a stem as WAV) and sign each file; returns the provenance record (None without a stamper: files
+    unsigned and unmarked)."""
     from tunesmith.audio.io import save
     from tunesmith.symbolic.io import write_midi
 
@@ -146,8 +183,15 @@ def deliver(made: Made, entry: ModelEntry, files: Mapping[str, Path], *, payload
     if stamper is not None and audio is not None:  # the mark goes into the samples before any format is encoded
         audio = watermark_audio(audio, made.sr, payload)
         made.audio = audio
+    if stamper is not None and made.stems:
+        made.stems = {name: watermark_audio(y, made.sr, payload) for name, y in made.stems.items()}
     for fmt, path in files.items():
-        if fmt == "mid":
+        if fmt.startswith(STEM):
+            stem = (made.stems or {}).get(fmt.removeprefix(STEM))
+            if stem is None:
+                raise ValueError(f"no stem {fmt.removeprefix(STEM)!r} was rendered")
+            save(path, stem, made.sr, format="wav")
+        elif fmt == "mid":
             if made.work.score is None:
                 raise ValueError(f"model {entry.id} made no score to write as MIDI")
             write_midi(made.work.score, path)

@@ -25,7 +25,17 @@ from tunesmith.service.balance import BalanceMiddleware, ConnectionBalance
 from tunesmith.service.errors import install_error_handlers
 from tunesmith.service.limits import BodySizeLimit
 from tunesmith.service.metrics import Metrics, MetricsMiddleware
-from tunesmith.service.routes import analyses, generations, health, metrics, models, provenance, studio, uploads
+from tunesmith.service.routes import (
+    analyses,
+    generations,
+    health,
+    metrics,
+    models,
+    provenance,
+    stems,
+    studio,
+    uploads,
+)
 from tunesmith.service.state import start_services
 from tunesmith.service.supervisor import ServeRun
 from tunesmith.service.wal import WalCheckpointer
@@ -86,7 +96,7 @@ def create_app(settings: Settings | None = None, *, serve_run: ServeRun | None =
     app.state.serve_run = serve_run
     app.state.metrics = Metrics(jobs=serve_run is None)  # in `serve`, the worker process counts the jobs
     install_error_handlers(app)
-    for module in (health, models, generations, uploads, analyses, provenance, metrics, studio):
+    for module in (health, models, generations, stems, uploads, analyses, provenance, metrics, studio):
         app.include_router(module.router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)

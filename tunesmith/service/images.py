@@ -30,8 +30,13 @@ FMAX = 11025.0  # where a rendered piece has almost all of its energy
 
 
 def artifact_ext(kind: str) -> str:
-    """File type of an artifact stored under ``kind`` (an image kind, or an audio/MIDI format)."""
-    return "png" if kind in IMAGES else kind
+    """File type of an artifact stored under ``kind`` (an image kind, a stem ``stem/NAME``, the stems' ``zip``,
+    or an audio/MIDI format)."""
+    if kind in IMAGES:
+        return "png"
+    if kind == "stems.zip":
+        return "zip"
+    return "wav" if kind.startswith("stem/") else kind
 
 
 def plot_spectrogram(audio: np.ndarray, sr: int, path: Path, *, title: str = "",

@@ -11,7 +11,7 @@ from pydantic_core import core_schema
 from tunesmith import families
 from tunesmith.families.params import MAX_SEED
 
-Format = Literal["wav", "flac", "mp3", "ogg", "mid"]
+Format = Literal["wav", "flac", "mp3", "ogg", "mid", "stems"]  # stems: a WAV per track (a song makes them anyway)
 AudioFormat = Literal["wav", "flac", "mp3", "ogg"]
 Status = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 
@@ -53,7 +53,7 @@ class GenerationCreate(BaseModel):
     prompt: str | None = Field(None, max_length=500, description="free text; explicit params win over it")
     params: GenerationParams = Field(default_factory=GenerationParams)
     seed: int | None = Field(None, ge=0, le=MAX_SEED, description="same seed and params give the same music")
-    formats: list[Format] = Field(default_factory=lambda: ["wav", "mid"], max_length=5,
+    formats: list[Format] = Field(default_factory=lambda: ["wav", "mid"], max_length=6,
                                   description="files to make; WAV and MIDI are always made")
     originality: Literal["report", "reject"] = Field(
         "report", description="report: check the work against the training corpus and report it; reject: draw "
@@ -72,6 +72,8 @@ class GenerationLinks(BaseModel):
     midi: str = Field(description="the MIDI file (`notes` makes audio only: 409 there)")
     spectrogram: str | None = Field(None, description="log-mel spectrogram of the audio (PNG)")
     pianoroll: str | None = Field(None, description="piano roll of the score (PNG; `notes` has no score: 409)")
+    stems: dict[str, str] | None = Field(None, description="each track's WAV, by track name (works with stems)")
+    stems_zip: str | None = Field(None, description="every stem in one zip (works with stems)")
 
 
 class GenerationPublic(BaseModel):

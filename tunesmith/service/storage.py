@@ -17,7 +17,7 @@ from tunesmith.errors import ParameterError
 from tunesmith.files import sha256_file
 
 CONTENT_TYPES = {"wav": "audio/wav", "flac": "audio/flac", "mp3": "audio/mpeg", "ogg": "audio/ogg",
-                 "mid": "audio/midi", "png": "image/png"}
+                 "mid": "audio/midi", "png": "image/png", "zip": "application/zip"}
 
 
 def _check_ext(ext: str) -> str:

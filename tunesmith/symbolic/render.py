@@ -326,6 +326,19 @@ class Renderer:
             out *= PEAK_LIMIT / peak
         return out
 
+    def render_parts(self, score: Score, *, tail: float = 1.0, reverb: bool = True) -> list[np.ndarray]:
+        """Each part of ``score`` rendered alone (a stem), every one as long as the whole piece's render."""
+        if not isinstance(score, Score):
+            raise ParameterError(f"expected a Score, got {type(score).__name__}", field="score")
+        total = round(score.end_beats * 60.0 / score.tempo * self.sr) + round(tail * self.sr)
+        stems = []
+        for part in score.parts:
+            alone = Score(parts=[part], tempo=score.tempo, key=score.key, time_signature=score.time_signature,
+                          title=score.title)
+            y = self.render(alone, tail=tail, reverb=reverb) if part.notes else np.zeros((2, 1), np.float32)
+            stems.append(np.pad(y, ((0, 0), (0, max(0, total - y.shape[1]))))[:, :max(total, 1)])
+        return stems
+
     def _piece_events(
         self, score: Score
     ) -> tuple[list[tuple[int, int, int, int, int]], dict[int, tuple[int, bool]]]:

@@ -94,6 +94,10 @@ def prepare(services: Services, key: ApiKey, body: GenerationCreate) -> Submissi
         formats = [f for f in FORMATS if f in {"wav", *body.formats} and f != "mid"]
     else:
         formats = [f for f in FORMATS if f in {"wav", "mid", *body.formats}]
+    if "stems" in body.formats or "stems" in entry.family.outputs:
+        if entry.family.audio_only:
+            raise ParameterError(f"model {entry.id!r} makes one sound, not tracks: it has no stems", field="formats")
+        formats.append("stems")
     quota = key.quota_seconds if key.quota_seconds is not None else services.settings.daily_audio_seconds
     return Submission(key_id=key.id, model=entry.id, params=params, prompt=body.prompt,
                       interpretation=interpretation, formats=formats, seconds=seconds, quota=quota)
@@ -138,7 +142,7 @@ def cancel_or_delete(services: Services, key: ApiKey, generation_id: str) -> Gen
 
 def artifact(services: Services, key: ApiKey, generation_id: str, fmt: str) -> tuple[Path, str]:
     """(file, content type) of a finished job's MIDI or audio; an audio format not made yet is made from the WAV."""
-    generation = _succeeded(services, key, generation_id)
+    generation = succeeded(services, key, generation_id)
     if fmt == "mid":
         _check_has_score(generation)
     entry = (generation.artifacts or {}).get(fmt)
@@ -154,7 +158,7 @@ def image(services: Services, key: ApiKey, generation_id: str, kind: str) -> tup
     """(file, content type) of a finished job's spectrogram or piano roll (drawn now if the job has none)."""
     if kind not in IMAGES:
         raise NotFound(f"no image {kind!r}; there are {', '.join(IMAGES)}", field="image")
-    generation = _succeeded(services, key, generation_id)
+    generation = succeeded(services, key, generation_id)
     if kind == "pianoroll":
         _check_has_score(generation)
     entry = (generation.artifacts or {}).get(kind)
@@ -173,7 +177,7 @@ def image(services: Services, key: ApiKey, generation_id: str, kind: str) -> tup
     return path, CONTENT_TYPES["png"]
 
 
-def _succeeded(services: Services, key: ApiKey, generation_id: str) -> Generation:
+def succeeded(services: Services, key: ApiKey, generation_id: str) -> Generation:
     generation = get(services, key, generation_id)
     if generation.status != "succeeded":
         raise Conflict(f"generation {generation_id} is {generation.status}; its files exist once it has succeeded",

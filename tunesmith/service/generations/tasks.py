@@ -20,7 +20,7 @@ from tunesmith.errors import TunesmithError
 from tunesmith.generation.catalog import Catalog, ModelEntry
 from tunesmith.generation.models import load_analyzer
 from tunesmith.generation.originality import OriginalityGate
-from tunesmith.generation.pipeline import SAMPLE_RATE, Made, deliver, load_model, make_work
+from tunesmith.generation.pipeline import SAMPLE_RATE, STEM, Made, deliver, load_model, make_work
 from tunesmith.generation.signing import Stamper, work_payload
 from tunesmith.service import crud
 from tunesmith.service.db import Database
@@ -106,6 +106,7 @@ class GenerationRunner:
         source = (input_score(self.db, upload_store(self.store), params["input"]) if params.get("input") else None)
         analyzer = self.catalog.analyzer.card_path if self.catalog.analyzer is not None else None
         made = make_work(entry, params, source=source, gate=self.gate, analyzer_card=analyzer,
+                         stems=True if "stems" in formats else None,
                          progress=lambda fraction: self._progress(generation_id, fraction))
         return self._deliver(generation_id, entry, made, formats, key_id)
 
@@ -126,6 +127,8 @@ class GenerationRunner:
             artifacts["spectrogram"] = {"sha256": sha, "bytes": size}
         audio_seconds = round(audio.shape[1] / SAMPLE_RATE, 3)
         result = {**work.result, "model_version": entry.version, "sample_rate": SAMPLE_RATE}
+        if made.stems:
+            result["stems"] = list(made.stems)
         with self.db.session() as session:
             done = crud.complete_generation(session, generation_id, result=result, artifacts=artifacts,
                                             audio_seconds=audio_seconds, provenance=provenance,
@@ -142,12 +145,13 @@ class GenerationRunner:
         artifacts: dict[str, Any] = {}
         with ExitStack() as scratch:
             kinds = (["mid"] if made.work.score is not None else []) + ["wav"] + [f for f in formats
-                                                                                    if f not in ("wav", "mid")]
-            files = {fmt: scratch.enter_context(self.store.scratch_file(fmt)) for fmt in kinds}
+                                                                                    if f not in ("wav", "mid", "stems")]
+            kinds += [f"{STEM}{name}" for name in made.stems or {}]
+            files = {fmt: scratch.enter_context(self.store.scratch_file(artifact_ext(fmt))) for fmt in kinds}
             provenance = deliver(made, entry, files, payload=work_payload(generation_id), stamper=self.stamper,
                                  requester=key_id)
             for fmt, path in files.items():
-                sha, size = self.store.put_file(path, fmt)
+                sha, size = self.store.put_file(path, artifact_ext(fmt))
                 artifacts[fmt] = {"sha256": sha, "bytes": size}
         return artifacts, provenance
 

@@ -29,9 +29,12 @@ RangeHeader = Annotated[str | None, Header(alias="Range", description="byte rang
 def public(generation: Generation | Row | SimpleNamespace) -> GenerationPublic:
     """The API's view of a job, from its ORM record, a row of its table or the values just inserted."""
     base = f"{PREFIX}/{generation.id}"
+    tracks = (generation.result or {}).get("stems") or []
     links = GenerationLinks(self=base, events=f"{base}/events", midi=f"{base}/midi",
                             audio={fmt: f"{base}/audio?format={fmt}" for fmt in AUDIO_FORMATS},
-                            spectrogram=f"{base}/spectrogram", pianoroll=f"{base}/pianoroll")
+                            spectrogram=f"{base}/spectrogram", pianoroll=f"{base}/pianoroll",
+                            stems={t: f"{base}/stems/{t}" for t in tracks} if tracks else None,
+                            stems_zip=f"{base}/stems.zip" if tracks else None)
     return GenerationPublic(
         id=generation.id, model=generation.model, status=generation.status,  # type: ignore[arg-type]
         progress=round(generation.progress, 3), prompt=generation.prompt, params=generation.params,
@@ -90,7 +93,7 @@ def get_audio(generation_id: str, services: ServicesDep, key: CurrentKey,
               format: Annotated[AudioFormat, Query(description="audio format")] = "wav",
               range_header: RangeHeader = None) -> FileResponse:
     path, content_type = jobs.artifact(services, key, generation_id, format)
-    _check_range(range_header, path)
+    check_range(range_header, path)
     return FileResponse(path, media_type=content_type, filename=f"tunesmith-{generation_id[:8]}.{format}",
                         content_disposition_type="inline")
 
@@ -101,7 +104,7 @@ def get_audio(generation_id: str, services: ServicesDep, key: CurrentKey,
 def get_midi(generation_id: str, services: ServicesDep, key: CurrentKey,
              range_header: RangeHeader = None) -> FileResponse:
     path, content_type = jobs.artifact(services, key, generation_id, "mid")
-    _check_range(range_header, path)
+    check_range(range_header, path)
     return FileResponse(path, media_type=content_type, filename=f"tunesmith-{generation_id[:8]}.mid")
 
 
@@ -121,7 +124,7 @@ def get_pianoroll(generation_id: str, services: ServicesDep, key: CurrentKey) ->
                         content_disposition_type="inline")
 
 
-def _check_range(header: str | None, path: Path) -> None:
+def check_range(header: str | None, path: Path) -> None:
     """Refuse a malformed or unsatisfiable Range with a JSON error (the file response then serves valid ones)."""
     if header is None:
         return

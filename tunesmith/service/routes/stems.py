@@ -1,0 +1,33 @@
+"""/v1/generations/{id}/stems: a work's tracks as separate WAV files (one, or all in a zip)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import FileResponse
+
+from tunesmith.service.deps import CurrentKey, ServicesDep
+from tunesmith.service.errors import ERROR_RESPONSES, ErrorBody
+from tunesmith.service.generations import stems
+from tunesmith.service.routes.generations import PREFIX, RangeHeader, check_range
+
+router = APIRouter(prefix=PREFIX, tags=["generations"], responses=ERROR_RESPONSES)
+NOT_READY = {"model": ErrorBody, "description": "the job has not succeeded (yet)"}
+
+
+@router.get("/{generation_id}/stems.zip", response_class=FileResponse, summary="every stem in one zip",
+            responses={200: {"content": {"application/zip": {}}}, 409: NOT_READY})
+def get_stems_zip(generation_id: str, services: ServicesDep, key: CurrentKey) -> FileResponse:
+    """All the tracks of a finished work, one WAV each (``drums.wav``, ``bass.wav`` ...), as they sit in the mix."""
+    path, content_type = stems.stems_zip(services, key, generation_id)
+    return FileResponse(path, media_type=content_type, filename=f"tunesmith-{generation_id[:8]}-stems.zip")
+
+
+@router.get("/{generation_id}/stems/{track}", response_class=FileResponse, summary="one stem (WAV)",
+            responses={200: {"content": {"audio/wav": {}}}, 206: {"description": "partial content (Range)"},
+                       409: NOT_READY})
+def get_stem(generation_id: str, track: str, services: ServicesDep, key: CurrentKey,
+             range_header: RangeHeader = None) -> FileResponse:
+    """One track of a finished work (its result's ``stems`` names them), as it sits in the mix."""
+    path, content_type = stems.stem(services, key, generation_id, track)
+    check_range(range_header, path)
+    return FileResponse(path, media_type=content_type, filename=f"tunesmith-{generation_id[:8]}-{track}.wav")
