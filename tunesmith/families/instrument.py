@@ -162,6 +162,8 @@ def train_options(group: Any) -> None:
     group.add_argument("--adv-start", type=int, help="gan: steps of spectral-loss warm-up before the GAN losses")
     group.add_argument("--crop-frames", type=int, help="gan: training window in 8 ms frames (default 64)")
     group.add_argument("--grid-every", type=int, help="gan: steps between spectrogram grid PNGs (default 500)")
+    group.add_argument("--subset", choices=["drums", "piano"],
+                       help="gan on a `samples` dataset of real recordings: its drum hits or its piano notes")
 
 
 def train(args: Any) -> dict[str, Any]:
@@ -173,7 +175,9 @@ def train(args: Any) -> dict[str, Any]:
         if value is not None and value < (0 if name == "adv_start" else 1):
             raise ParameterError(f"--{name.replace('_', '-')} must be positive, got {value}", field=name)
     options = {"adv_start": args.adv_start, "crop_frames": args.crop_frames, "grid_every": args.grid_every,
-               "batch_size": args.batch_size, "lr_g": args.lr}
+               "batch_size": args.batch_size, "lr_g": args.lr, "subset": args.subset}
+    if args.subset:  # real recordings: every instrument family weighs the same
+        options["family_weights"] = {}
     config = GANTrainConfig(minutes=args.minutes, max_steps=args.max_steps, seed=args.seed,
                             eval_every=args.eval_every, threads=args.threads or 1,
                             **{k: v for k, v in options.items() if v is not None})
