@@ -219,3 +219,22 @@ def test_pyin_finds_the_pitch_of_a_tone():
     tone = (0.3 * np.sin(2 * np.pi * 440.0 * t) + 0.1 * np.sin(2 * np.pi * 880.0 * t)).astype(np.float32)
     assert abs(cents_off(pyin_pitch(tone, sr), 69)) <= 50
     assert abs(cents_off(pyin_pitch(tone, sr), 70)) > 50
+
+
+def test_real_drum_hits_train_as_a_kit_per_instrument(tmp_path):
+    """A samples dataset's drum hits become notes: an instrument per training kit, the GM drum key as pitch."""
+    from tunesmith.data.corpora.samples import build_samples
+    from tunesmith.errors import ParameterError
+    from tunesmith.train.gan import NoteData
+
+    build_samples(tmp_path / "samples", sources=["hydrogen"], limit=80)
+    drums = NoteData(tmp_path / "samples", "train", "drums")
+    assert drums.instruments and all(i["drum"] and i["name"].startswith("kit_") for i in drums.instruments)
+    assert {int(p) for p in drums.pitch} <= set(range(27, 88)) and len(drums) > 10
+    assert len(NoteData(tmp_path / "samples", "valid", "drums")) >= 1  # every tenth training hit
+    with pytest.raises(ParameterError):
+        NoteData(tmp_path / "samples", "train")  # a samples dataset trains one subset
+    card = train_gan(tmp_path / "samples", tmp_path / "run", GANTrainConfig(
+        max_steps=2, eval_every=2, grid_every=100, batch_size=2, crop_frames=16, valid_items=4, subset="drums",
+        family_weights={}, model={"hidden": 16, "blocks": 1, "n_harmonics": 8}))
+    assert card["data"]["subset"] == "drums" and card["instruments"] == drums.instruments
