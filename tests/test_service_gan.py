@@ -69,7 +69,7 @@ def test_note_job_writes_the_facades_note_signed(client, alice, note_job):
     from tunesmith.audio.dsp import resample
     from tunesmith.compose.notesynth import MAX_DURATION, MIN_DURATION
     from tunesmith.families.instrument import NOTE_DURATION_RANGE
-    from tunesmith.generation.models import load_notesynth
+    from tunesmith.generation.pipeline import load_model
 
     assert NOTE_DURATION_RANGE == (MIN_DURATION, MAX_DURATION)  # the service's limits are the facade's
     data = client.get(note_job["links"]["audio"]["wav"], headers=alice).content
@@ -77,9 +77,8 @@ def test_note_job_writes_the_facades_note_signed(client, alice, note_job):
     assert info.subtype == "PCM_16" and info.samplerate == SAMPLE_RATE and info.channels == 1
     served, _ = sf.read(io.BytesIO(data), dtype="float32")
     assert 1.45 <= len(served) / SAMPLE_RATE <= 1.55  # held 1.0 s, then the 0.5 s release
-    card = client.app.state.services.catalog.get("notes").card_path
-    direct = load_notesynth(card).note("violin", 64, velocity=100, duration=1.0, seed=1, morph_to="flute",
-                                       morph=0.5)
+    synth = load_model(client.app.state.services.catalog.get("notes"))
+    direct = synth.note("violin", 64, velocity=100, duration=1.0, seed=1, morph_to="flute", morph=0.5)
     direct = resample(direct, orig_sr=16000, target_sr=SAMPLE_RATE)
     assert len(direct) == len(served)
     assert np.corrcoef(direct, served)[0, 1] > 0.99  # the same note; only the watermark and 16-bit added

@@ -10,7 +10,6 @@ import pytest
 from tunesmith.errors import InputFileError, MidiDecodeError, ParameterError
 from tunesmith.symbolic import Note, Part, Score
 from tunesmith.symbolic.io import (
-    abc_tune_numbers,
     read_abc_text,
     read_music21_corpus,
     read_score,
@@ -117,7 +116,7 @@ def test_chorale_midi_round_trip(chorale: Score, tmp_path: Path) -> None:
 def test_abc_first_tune_ties_chords_and_grace_notes(tmp_path: Path) -> None:
     path = tmp_path / "tunes.abc"
     path.write_text(ABC_TUNES)
-    assert abc_tune_numbers(path) == [3, 7]
+    assert [number for number, _ in split_abc(path.read_text())] == [3, 7]
     first = read_score(path)
     notes = first.parts[0].notes
     assert notes[0] == Note(74, 0.0, 4.0, 80)  # d2-d2 tied into one note; the {e} grace note is dropped

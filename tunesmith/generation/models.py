@@ -1,4 +1,4 @@
-"""Models loaded once per process and kept: the composers, the neural instrument and the analyzer."""
+"""Models loaded once per process and kept (the pipeline loads each family's models here; the analyzer too)."""
 
 from __future__ import annotations
 
@@ -34,20 +34,6 @@ def is_loaded(card_path: Path) -> bool:
 def loaded_cards() -> set[Path]:
     with _lock:
         return set(_loaded)
-
-
-def load_composer(card_path: Path) -> Any:
-    """The composer of a model card, loaded on first use in this process and kept."""
-    from tunesmith.compose.composer import Composer
-
-    return load_once(card_path, Composer.load, "model")
-
-
-def load_notesynth(card_path: Path) -> Any:
-    """The neural instrument of a `notes` card, loaded on first use in this process and kept."""
-    from tunesmith.compose.notesynth import NoteSynth
-
-    return load_once(card_path, NoteSynth.load, "neural instrument")
 
 
 def load_analyzer(card_path: Path) -> Any:

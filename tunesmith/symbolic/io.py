@@ -221,11 +221,6 @@ def _read_music21_file(path: Path, fmt: str) -> Score:
     return score_from_music21(parsed, source=path.name, title=path.stem)
 
 
-def abc_tune_numbers(path: str | Path) -> list[int]:
-    """The ``X:`` reference numbers of the tunes in an ABC file, in file order."""
-    return [number for number, _ in split_abc(_read_text(check_input_file(path)))]
-
-
 def split_abc(text: str) -> list[tuple[int, str]]:
     """Split ABC text into ``(X: number, tune text)`` pairs; each text starts with the file header.
 
