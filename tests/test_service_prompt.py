@@ -76,3 +76,13 @@ def test_every_music_prompt_of_the_set_gets_a_job(tmp_path):
             if not ok:
                 wrong.append(f"{item['id']} {item['text']!r}: {response.status_code} {response.text[:200]}")
     assert not wrong, f"{len(wrong)} of {len(prompts)}:\n" + "\n".join(wrong[:20])
+
+
+def test_the_reading_is_shown_a_line_per_parameter(catalog):
+    from tunesmith.generation.prompts import reading_lines
+
+    lines = reading_lines(read_prompt("a calm chorale in G major, 40 bars of it", catalog).as_dict())
+    assert lines[0].startswith("model: chorale")
+    assert any(line.startswith("key: G major from") for line in lines)
+    assert any("'calm'" in line for line in lines), lines
+    assert reading_lines(None) == []

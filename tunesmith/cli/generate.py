@@ -111,7 +111,7 @@ def run_local(args: argparse.Namespace, entry: Any) -> int:
     from tunesmith.generation.catalog import load_catalog
     from tunesmith.generation.originality import OriginalityGate
     from tunesmith.generation.pipeline import AUDIO_INDEX_WAIT, deliver, make_work
-    from tunesmith.generation.prompts import prompt_values, read_prompt
+    from tunesmith.generation.prompts import prompt_values, read_prompt, reading_lines
     from tunesmith.generation.signing import Stamper, new_work_id, work_payload
     from tunesmith.progress import FractionBar
 
@@ -166,8 +166,9 @@ def run_local(args: argparse.Namespace, entry: Any) -> int:
     report = {"output": str(args.output), "model": entry.id, **result, "params": made.work.signed,
               "interpretation": interpretation, "originality": made.originality,
               "provenance": (provenance or {}) | {"work_id": work_id}}
+    lines = reading_lines(interpretation) if interpretation else notes
     print(json.dumps(report, indent=2, default=str) if args.json else
-          summary(args.output, family, result, made.originality) + "".join(f"\n  {n}" for n in notes))
+          summary(args.output, family, result, made.originality) + "".join(f"\n  {n}" for n in lines))
     return 0
 
 

@@ -161,6 +161,7 @@ def _report(args: argparse.Namespace, work: Any, server: str, card: dict[str, An
     comes from the model's family when this install knows it, else from the result's plain values."""
     from tunesmith import families
     from tunesmith.cli.generate import summary
+    from tunesmith.generation.prompts import reading_lines
 
     result = {**(work.result or {}), "seconds_of_audio": work.audio_seconds}
     originality = work.raw.get("originality")
@@ -177,7 +178,7 @@ def _report(args: argparse.Namespace, work: Any, server: str, card: dict[str, An
         plain = ", ".join(f"{k} {v}" for k, v in result.items() if isinstance(v, str | int | float))
         line = f"wrote {args.output}: {plain}"
     head, _, rest = line.partition("\n")
-    notes = (work.interpretation or {}).get("notes", [])
+    notes = reading_lines(work.interpretation)
     print(f"{head} (job {work.id} on {server})" + (f"\n{rest}" if rest else "") + "".join(f"\n  {n}" for n in notes))
 
 

@@ -83,7 +83,7 @@ def resolve(request: Resolving) -> dict[str, Any]:
                              "params.input", field="params.harmonize")
     params = request.merged(PROMPT_PARAMS)
     params.update({k: v for k, v in explicit.items() if v is not None})
-    _check_prompt_values(params, explicit, request.max_bars)
+    fit_prompt_values(params, explicit, request.max_bars, request.notes)
     if params.get("bars", 0) > request.max_bars:
         raise ParameterError(f"bars must be at most {request.max_bars} on this server, got {params['bars']}",
                              field="params.bars")
@@ -101,14 +101,18 @@ def resolve(request: Resolving) -> dict[str, Any]:
     return resolved
 
 
-def _check_prompt_values(params: dict[str, Any], explicit: dict[str, Any], max_bars: int) -> None:
-    """Values read from the prompt get the same checks as explicit ones, reported on the field ``prompt``."""
-    if "bars" not in explicit and not 1 <= params.get("bars", 1) <= max_bars:
-        raise ParameterError(f"the prompt asks for {params['bars']} bars; this server writes 1 to {max_bars}",
-                             field="prompt")
-    if "tempo" not in explicit and not TEMPO_RANGE[0] <= params.get("tempo", 100.0) <= TEMPO_RANGE[1]:
-        raise ParameterError(f"the prompt asks for {params['tempo']:g} BPM; tempo must be "
-                             f"{TEMPO_RANGE[0]:g}-{TEMPO_RANGE[1]:g}", field="prompt")
+def fit_prompt_values(params: dict[str, Any], explicit: dict[str, Any], max_bars: int, notes: list[str]) -> None:
+    """Values read from the prompt that this server cannot make are brought into its range, with a note (a prompt
+    is refused only when it is not about music or contradicts itself; explicit values get a 422 instead)."""
+    bars = params.get("bars")
+    if "bars" not in explicit and bars is not None and not 1 <= bars <= max_bars:
+        params["bars"] = min(max(int(bars), 1), max_bars)
+        notes.append(f"bars: the prompt asks for {bars}; this server writes 1 to {max_bars}, so {params['bars']}")
+    tempo = params.get("tempo")
+    if "tempo" not in explicit and tempo is not None and not TEMPO_RANGE[0] <= tempo <= TEMPO_RANGE[1]:
+        params["tempo"] = min(max(float(tempo), TEMPO_RANGE[0]), TEMPO_RANGE[1])
+        notes.append(f"tempo: the prompt asks for {tempo:g} BPM; the range is {TEMPO_RANGE[0]:g}-"
+                     f"{TEMPO_RANGE[1]:g}, so {params['tempo']:g}")
 
 
 def composer_arguments(params: dict[str, Any]) -> dict[str, Any]:

@@ -56,3 +56,22 @@ def prompt_values(reading: Interpretation | None) -> dict[str, Any]:
     if reading is None:
         return {}
     return {name: r.value for name, r in reading.params.items() if r.source not in ("default", "given")}
+
+
+def reading_lines(interpretation: dict[str, Any] | None) -> list[str]:
+    """How a prompt was read, a line each (what the CLI prints, as the studio shows it): the model and why, each
+    parameter with the words it came from, how and how sure, the words not used, then the notes."""
+    if not interpretation:
+        return []
+    lines = [f"model: {interpretation['model']} ({interpretation.get('model_reason') or 'from the prompt'})"] \
+        if interpretation.get("model") else []
+    for name, reading in (interpretation.get("params") or {}).items():
+        if reading.get("source") == "default":
+            continue
+        words = ", ".join(f"'{w}'" for w in reading.get("words") or [])
+        sure = f", {round(100 * reading['confidence'])}%" if reading.get("confidence") is not None else ""
+        lines.append(f"{name}: {reading.get('value')}" + (f" from {words}" if words else "")
+                     + f" ({reading.get('source')}{sure})")
+    if interpretation.get("unused_words"):
+        lines.append("not used: " + ", ".join(f"'{w}'" for w in interpretation["unused_words"]))
+    return lines + list(interpretation.get("notes") or [])
