@@ -69,7 +69,7 @@ TOY = Family(name="toy", card_family="toy-drums", kind="composer", summary="toy 
              params=ToyParams, run=run_toy,
              resolve=lambda r: {"bars": r.explicit.get("bars", 2), "density": r.explicit.get("density", 0.5),
                                 "seed": r.seed},
-             seconds=lambda params, _upload: params["bars"] * 2.0 + 1.0,
+             seconds=lambda params, _upload, _card: params["bars"] * 2.0 + 1.0,
              summary_line=lambda result: f"{result['hits']} hits in {result['bars']} bars")
 
 

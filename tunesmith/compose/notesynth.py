@@ -35,7 +35,7 @@ from tunesmith.checkpoints import WEIGHTS_DIR, load_card, load_weights, resolve_
 from tunesmith.errors import DependencyError, ParameterError
 from tunesmith.models.gan import ONNX_OUTPUTS, NoteGenerator, export_onnx, midi_to_hz, synthesize
 from tunesmith.progress import progress
-from tunesmith.symbolic.instruments import DRUM_KEYS, Instrument, check_morph, get_instrument
+from tunesmith.symbolic.instruments import DRUM_KEYS, Instrument, check_morph, find_instrument, instrument_table
 from tunesmith.symbolic.score import Score
 
 MIN_DURATION = 0.05  # seconds
@@ -70,6 +70,7 @@ class NoteSynth:
         self.name = name
         self.sr = int(card.get("sr", generator.sr))
         self.instrument_names: list[str] = [i["name"] for i in card["instruments"]]
+        self.instruments = instrument_table(card["instruments"])
         self.off_frame = int(np.ceil(generator.note_off * generator.sr / generator.hop))
         self.onnx_path = onnx_path
         self.backend = self._choose_backend(backend)
@@ -150,12 +151,8 @@ class NoteSynth:
     # ------------------------------------------------------------------ validation
 
     def instrument(self, name: str) -> Instrument:
-        """The corpus instrument ``name`` if this model plays it (ParameterError listing the valid ones)."""
-        inst = get_instrument(name)
-        if inst.name not in self.instrument_names:
-            raise ParameterError(f"this model does not play {inst.name!r}; choose one of: "
-                                 f"{', '.join(sorted(self.instrument_names))}", field="instrument")
-        return inst
+        """The instrument ``name`` if this model plays it (ParameterError listing the valid ones)."""
+        return find_instrument(self.instruments, name)
 
     @staticmethod
     def check_pitch(inst: Instrument, pitch: object) -> int:

@@ -99,7 +99,7 @@ class Family:
     params: type[BaseModel] | None = None  # None: not a generation model (the analyzer)
     run: Callable[[Any, dict[str, Any], Score | None], Work] | None = None
     resolve: Callable[[Resolving], dict[str, Any]] | None = None
-    seconds: Callable[[dict[str, Any], InputFacts | None], float] | None = None
+    seconds: Callable[[dict[str, Any], InputFacts | None, Mapping[str, Any]], float] | None = None
     outputs: frozenset[str] = OUTPUTS
     originality: str | None = None  # "symbolic" or "audio": what the work is checked as; None: not applicable
     originality_note: str = ""  # why not, when ``originality`` is None

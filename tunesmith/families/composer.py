@@ -67,7 +67,7 @@ def estimate_seconds(params: dict[str, Any], input_bars: int = 0) -> float:
     return round(beats * 60.0 / params["tempo"] + RENDER_TAIL_SECONDS, 3)
 
 
-def seconds(params: dict[str, Any], upload: InputFacts | None) -> float:
+def seconds(params: dict[str, Any], upload: InputFacts | None, _card: Mapping[str, Any]) -> float:
     return estimate_seconds(params, input_bars=upload.bars if upload is not None else 0)
 
 

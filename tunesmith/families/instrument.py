@@ -10,11 +10,11 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from tunesmith.errors import ParameterError, TunesmithError
+from tunesmith.errors import ParameterError
 from tunesmith.families.base import Family, InputFacts, Resolving, Trainer, Work
 from tunesmith.families.composer import estimate_seconds
 from tunesmith.families.params import PlayedInstrument, UploadId
-from tunesmith.symbolic.instruments import DRUM_KEYS, check_morph, get_instrument
+from tunesmith.symbolic.instruments import DRUM_KEYS, Instrument, check_morph, find_instrument, instrument_table
 from tunesmith.symbolic.score import Score
 
 NOTE_DURATION_RANGE = (0.05, 30.0)  # seconds held: tunesmith.compose.notesynth MIN_DURATION, MAX_DURATION
@@ -62,24 +62,19 @@ def pitched_instruments(card: Mapping[str, Any]) -> list[str]:
     return [i["name"] for i in card.get("instruments", []) if not i.get("drum")]
 
 
-def played(name: str, allowed: list[str], field: str) -> str:
-    """The canonical name of an instrument the neural instrument plays (a ParameterError on ``field`` otherwise)."""
-    try:
-        inst = get_instrument(name)
-    except TunesmithError as exc:
-        raise ParameterError(exc.message, field=field) from None
-    if inst.name not in allowed:
-        raise ParameterError(f"the neural instrument does not play {inst.name!r} here; choose one of: "
-                             f"{', '.join(sorted(allowed))}", field=field)
-    return inst.name
+def played(card: Mapping[str, Any], name: str, allowed: list[str], field: str) -> Instrument:
+    """An instrument of the card among ``allowed`` (a ParameterError on ``field`` listing them otherwise)."""
+    table = instrument_table(card.get("instruments", []))
+    inst = find_instrument({n: table[n] for n in allowed}, name, field=field)
+    return inst
 
 
 def resolve_note(request: Resolving) -> dict[str, Any]:
     """The params a `notes` job runs with (checked against the model's card, not loading it)."""
     explicit, card = request.merged(list(NoteParams.model_fields)), request.card
     allowed = instruments(card)
-    instrument = played(explicit.get("instrument") or allowed[0], allowed, "params.instrument")
-    inst = get_instrument(instrument)
+    inst = played(card, explicit.get("instrument") or allowed[0], allowed, "params.instrument")
+    instrument = inst.name
     pitch = int(explicit.get("pitch") if explicit.get("pitch") is not None else 60)
     if inst.is_drum and pitch not in DRUM_KEYS:
         keys = ", ".join(map(str, sorted(DRUM_KEYS)))
@@ -92,8 +87,9 @@ def resolve_note(request: Resolving) -> dict[str, Any]:
     if morph and morph_to is None:
         raise ParameterError("morph needs morph_to: the instrument to morph towards", field="params.morph")
     if morph_to is not None:
-        morph_to = played(morph_to, allowed, "params.morph_to")
-        check_morph(inst, get_instrument(morph_to), pitch, prefix="params.")
+        target = played(card, morph_to, allowed, "params.morph_to")
+        morph_to = target.name
+        check_morph(inst, target, pitch, prefix="params.")
     velocity = explicit.get("velocity")
     duration = explicit.get("duration")
     return {"instrument": instrument, "pitch": pitch, "velocity": int(velocity if velocity is not None else 100),
@@ -106,18 +102,18 @@ def resolve_perform(request: Resolving) -> dict[str, Any]:
     if request.upload is None:
         raise ParameterError("perform plays a score: upload a MIDI or MusicXML file with POST /v1/uploads and "
                              "give its id as params.input", field="params.input")
-    instrument = played(request.merged(["instrument"]).get("instrument") or "piano",
+    instrument = played(request.card, request.merged(["instrument"]).get("instrument") or "piano",
                         pitched_instruments(request.card), "params.instrument")
-    return {"input": request.upload.id, "instrument": instrument, "seed": request.seed}
+    return {"input": request.upload.id, "instrument": instrument.name, "seed": request.seed}
 
 
-def note_seconds(params: dict[str, Any], _upload: InputFacts | None) -> float:
-    if get_instrument(params["instrument"]).is_drum:
+def note_seconds(params: dict[str, Any], _upload: InputFacts | None, card: Mapping[str, Any]) -> float:
+    if instrument_table(card.get("instruments", []))[params["instrument"]].is_drum:
         return DRUM_NOTE_SECONDS
     return round(params["duration"] + NOTE_RELEASE_SECONDS, 3)
 
 
-def perform_seconds(_params: dict[str, Any], upload: InputFacts | None) -> float:
+def perform_seconds(_params: dict[str, Any], upload: InputFacts | None, _card: Mapping[str, Any]) -> float:
     if upload is None:
         return 0.0
     return round(estimate_seconds({"meter": upload.meter, "tempo": upload.tempo, "bars": 0},

@@ -6,7 +6,9 @@ and the model cards. Ranges are sounding MIDI pitches a player (or the soundfont
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from tunesmith.errors import ParameterError
 
@@ -125,3 +127,34 @@ def gm_program(name: str) -> int:
     if key in EXTRA_PROGRAMS:
         return EXTRA_PROGRAMS[key]
     return get_instrument(name).program
+
+
+PIANO_RANGE = (21, 108)
+
+
+def instrument_table(entries: Iterable[Mapping[str, Any]]) -> dict[str, Instrument]:
+    """The instruments a model's card lists (``[{"name", "family", "program", "drum"}]``), by name: the corpus
+    instrument of that name, else the one the entry describes (a recorded drum kit plays the GM drum keys, a
+    recorded pitched instrument the piano's range)."""
+    table: dict[str, Instrument] = {}
+    for entry in entries:
+        name = str(entry["name"])
+        if name in _BY_NAME:
+            table[name] = _BY_NAME[name]
+            continue
+        drum = bool(entry.get("drum"))
+        low, high = (min(DRUM_KEYS), max(DRUM_KEYS)) if drum else PIANO_RANGE
+        table[name] = Instrument(name, str(entry.get("family") or ("drums" if drum else "other")),
+                                 int(entry.get("program") or 0), low, high, drum)
+    return table
+
+
+def find_instrument(table: Mapping[str, Instrument], name: str, *, field: str = "instrument") -> Instrument:
+    """The instrument of ``table`` called ``name`` (case, spaces and the corpus's aliases forgiven); a
+    ParameterError on ``field`` listing the table's names otherwise."""
+    key = name.strip().lower().replace(" ", "_").replace("-", "_")
+    key = _ALIASES.get(key, key)
+    if key in table:
+        return table[key]
+    raise ParameterError(f"this model does not play {name!r}; choose one of: {', '.join(sorted(table))}",
+                         field=field)

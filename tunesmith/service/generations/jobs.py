@@ -80,7 +80,7 @@ def prepare(services: Services, key: ApiKey, body: GenerationCreate) -> Submissi
     upload = upload_for_request(services.db, key, input_id if isinstance(input_id, str) else None,
                                 bool(body.params.get("harmonize")))
     entry, params, interpretation = resolve_request(body, services, upload)
-    seconds = entry.family.seconds(params, input_facts(upload)) if entry.family.seconds else 0.0
+    seconds = entry.family.seconds(params, input_facts(upload), entry.card) if entry.family.seconds else 0.0
     if seconds > services.settings.max_audio_seconds:
         names = entry.family.params.model_fields if entry.family.params else {}
         hint = next((f"params.{n}" for n in ("bars", "duration", "length", "input") if n in names), "params")
