@@ -238,3 +238,8 @@ def test_real_drum_hits_train_as_a_kit_per_instrument(tmp_path):
         max_steps=2, eval_every=2, grid_every=100, batch_size=2, crop_frames=16, valid_items=4, subset="drums",
         family_weights={}, model={"hidden": 16, "blocks": 1, "n_harmonics": 8}))
     assert card["data"]["subset"] == "drums" and card["instruments"] == drums.instruments
+    from tunesmith.evaluate.drums_gan import evaluate_drum_gan
+
+    report = evaluate_drum_gan(tmp_path / "run", tmp_path / "samples")  # judged by the independent classifier
+    assert report["generated_hits"] >= 1 and 0.0 <= report["generated_accuracy"] <= 1.0
+    assert set(report) >= {"real_heldout_accuracy", "ratio", "meets_goal", "per_class_generated"}

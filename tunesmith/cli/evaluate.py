@@ -169,10 +169,21 @@ def run_evaluate_gan(args: argparse.Namespace) -> int:
 
 
 def run_evaluate_drums(args: argparse.Namespace) -> int:
-    """The independent drum-class classifier: trained on the samples dataset's train kits, scored on held-out kits."""
+    """The independent drum-class classifier: trained on the samples dataset's train kits, scored on held-out kits;
+    with --checkpoint (a drums GAN), the generated hits judged by it beside the real held-out ones."""
+    data = args.data or Path("datasets/samples")
+    if args.checkpoint:
+        from tunesmith.evaluate.drums_gan import evaluate_drum_gan
+
+        report = evaluate_drum_gan(args.checkpoint, data, seed=args.seed)
+        print(json.dumps(report, indent=2) if args.json else
+              f"generated hits recognised {report['generated_accuracy']:.3f} ({report['generated_hits']} hits), "
+              f"real held-out hits {report['real_heldout_accuracy']:.3f}: ratio {report['ratio']:.2f} "
+              f"(goal {report['goal_ratio']})")
+        return 0
     from tunesmith.evaluate.drum_classifier import evaluate_drum_classifier
 
-    report = evaluate_drum_classifier(args.data or Path("datasets/samples"), seed=args.seed)
+    report = evaluate_drum_classifier(data, seed=args.seed)
     if args.json:
         print(json.dumps(report, indent=2))
         return 0

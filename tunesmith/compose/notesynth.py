@@ -160,8 +160,8 @@ class NoteSynth:
             raise ParameterError(f"pitch must be a MIDI note number, got {pitch!r}", field="pitch")
         pitch = int(pitch)
         if inst.is_drum:
-            if pitch not in DRUM_KEYS:
-                keys = ", ".join(f"{k} {v}" for k, v in sorted(DRUM_KEYS.items()))
+            if pitch not in inst.pitches:
+                keys = ", ".join(f"{k} {DRUM_KEYS.get(k, '')}".strip() for k in inst.pitches)
                 raise ParameterError(f"drum key {pitch} is not in the kit; use one of: {keys}", field="pitch")
         elif not inst.low <= pitch <= inst.high:
             raise ParameterError(f"pitch {pitch} is outside the {inst.name} range {inst.low}..{inst.high}",
@@ -272,8 +272,8 @@ class NoteSynth:
             for n in part.notes:
                 pitch = n.pitch
                 if player.is_drum:
-                    if pitch not in DRUM_KEYS:
-                        pitch = min(DRUM_KEYS, key=lambda k: (abs(k - n.pitch), k))
+                    if pitch not in player.pitches:
+                        pitch = min(player.pitches, key=lambda k: (abs(k - n.pitch), k))
                         remapped += 1
                 else:
                     if not player.low <= pitch <= player.high:

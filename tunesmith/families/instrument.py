@@ -14,7 +14,7 @@ from tunesmith.errors import ParameterError
 from tunesmith.families.base import Family, InputFacts, Resolving, Trainer, Work
 from tunesmith.families.composer import estimate_seconds
 from tunesmith.families.params import PlayedInstrument, UploadId
-from tunesmith.symbolic.instruments import DRUM_KEYS, Instrument, check_morph, find_instrument, instrument_table
+from tunesmith.symbolic.instruments import Instrument, check_morph, find_instrument, instrument_table
 from tunesmith.symbolic.score import Score
 
 NOTE_DURATION_RANGE = (0.05, 30.0)  # seconds held: tunesmith.compose.notesynth MIN_DURATION, MAX_DURATION
@@ -76,8 +76,8 @@ def resolve_note(request: Resolving) -> dict[str, Any]:
     inst = played(card, explicit.get("instrument") or allowed[0], allowed, "params.instrument")
     instrument = inst.name
     pitch = int(explicit.get("pitch") if explicit.get("pitch") is not None else 60)
-    if inst.is_drum and pitch not in DRUM_KEYS:
-        keys = ", ".join(map(str, sorted(DRUM_KEYS)))
+    if inst.is_drum and pitch not in inst.pitches:
+        keys = ", ".join(map(str, inst.pitches))
         raise ParameterError(f"drum key {pitch} is not in the kit; use one of: {keys}", field="params.pitch")
     if not inst.is_drum and not inst.low <= pitch <= inst.high:
         raise ParameterError(f"pitch {pitch} is outside the {instrument} range {inst.low}..{inst.high}",

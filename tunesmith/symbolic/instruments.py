@@ -23,12 +23,13 @@ class Instrument:
     low: int
     high: int
     is_drum: bool = False
+    keys: tuple[int, ...] = ()  # a drum kit's keys, when not the corpus kits' (a recorded kit: GM percussion)
 
     @property
     def pitches(self) -> tuple[int, ...]:
         """The MIDI pitches (for drum kits: the GM percussion keys) this instrument plays."""
         if self.is_drum:
-            return tuple(sorted(DRUM_KEYS))
+            return self.keys or tuple(sorted(DRUM_KEYS))
         return tuple(range(self.low, self.high + 1))
 
 
@@ -130,6 +131,7 @@ def gm_program(name: str) -> int:
 
 
 PIANO_RANGE = (21, 108)
+GM_PERCUSSION = tuple(range(27, 88))  # the General MIDI percussion keys (35-81) and GM2's additions
 
 
 def instrument_table(entries: Iterable[Mapping[str, Any]]) -> dict[str, Instrument]:
@@ -143,9 +145,9 @@ def instrument_table(entries: Iterable[Mapping[str, Any]]) -> dict[str, Instrume
             table[name] = _BY_NAME[name]
             continue
         drum = bool(entry.get("drum"))
-        low, high = (min(DRUM_KEYS), max(DRUM_KEYS)) if drum else PIANO_RANGE
+        low, high = (GM_PERCUSSION[0], GM_PERCUSSION[-1]) if drum else PIANO_RANGE
         table[name] = Instrument(name, str(entry.get("family") or ("drums" if drum else "other")),
-                                 int(entry.get("program") or 0), low, high, drum)
+                                 int(entry.get("program") or 0), low, high, drum, GM_PERCUSSION if drum else ())
     return table
 
 
