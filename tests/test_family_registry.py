@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tests.service_fixtures import live_server
 from tests.test_service_studio import browser, open_studio, page, secret_of  # noqa: F401 (fixtures)
-from tests.test_service_support import make_key
+from tests.test_service_support import make_key, wait_until_finished
 from tests.tiny import tiny_weights
 from tunesmith import families
 from tunesmith.checkpoints import load_card, load_weights, resolve_checkpoint, save_checkpoint
@@ -121,11 +121,7 @@ def test_the_toy_family_is_served_and_shown_in_the_studio(toy_weights, tmp_path,
         assert bad.status_code == 422 and bad.json()["error"]["field"] == "params.density"
         job = http.post("/v1/generations", headers=headers,
                         json={"model": "toy", "params": {"bars": 2, "density": 0.6}, "seed": 1}).json()
-        for _ in range(600):
-            record = http.get(f"/v1/generations/{job['id']}", headers=headers).json()
-            if record["status"] not in ("queued", "running"):
-                break
-            page.wait_for_timeout(100)
+        record = wait_until_finished(http, job["id"], headers)
         assert record["status"] == "succeeded", record
         assert record["result"]["hits"] > 0 and http.get(f"/v1/generations/{job['id']}/midi",
                                                          headers=headers).status_code == 200
@@ -169,11 +165,7 @@ def test_local_and_served_works_of_one_request_are_the_same(tmp_path, monkeypatc
     with live_server(settings) as server, httpx.Client(base_url=server.url, timeout=30) as http:
         job = http.post("/v1/generations", headers=headers, json={
             "model": "folk", "params": {"bars": 2, "key": "G major", "tempo": 120}, "seed": 11}).json()
-        for _ in range(900):
-            record = http.get(f"/v1/generations/{job['id']}", headers=headers).json()
-            if record["status"] not in ("queued", "running"):
-                break
-            __import__("time").sleep(0.1)
+        record = wait_until_finished(http, job["id"], headers)
     assert record["status"] == "succeeded", record
     entry = local_entry("folk", weights / "folk.json")
     made = make_work(entry, record["params"])

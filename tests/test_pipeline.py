@@ -64,7 +64,7 @@ def test_the_cli_and_a_server_run_the_tiny_models(weights, melody, tmp_path, mon
     import httpx2 as httpx
 
     from tests.service_fixtures import live_server
-    from tests.test_service_support import make_key
+    from tests.test_service_support import make_key, wait_until_finished
     from tunesmith.cli import main
     from tunesmith.config import Settings
 
@@ -93,11 +93,7 @@ def test_the_cli_and_a_server_run_the_tiny_models(weights, melody, tmp_path, mon
         jobs = {m: http.post("/v1/generations", headers=headers, json={"model": m, "params": p, "seed": 2}).json()
                 for m, p in bodies.items()}
         for model_id, job in jobs.items():
-            for _ in range(600):
-                record = http.get(f"/v1/generations/{job['id']}", headers=headers).json()
-                if record["status"] not in ("queued", "running"):
-                    break
-                __import__("time").sleep(0.05)
+            record = wait_until_finished(http, job["id"], headers)
             assert record["status"] == "succeeded", (model_id, record)
             assert record["provenance"]["manifest"]["model_id"] == model_id
 
@@ -112,7 +108,7 @@ def test_stems_locally_and_from_a_server(weights, melody, tmp_path, monkeypatch,
     import soundfile as sf
 
     from tests.service_fixtures import live_server
-    from tests.test_service_support import make_key
+    from tests.test_service_support import make_key, wait_until_finished
     from tunesmith.cli import main
     from tunesmith.config import Settings
 
@@ -138,11 +134,7 @@ def test_stems_locally_and_from_a_server(weights, melody, tmp_path, monkeypatch,
                                                                    "seed": 1, "formats": ["wav", "stems"]}).json()
         plain = http.post("/v1/generations", headers=headers, json={"model": "folk", "params": {"bars": 1}}).json()
         for job_id in (job["id"], plain["id"]):
-            for _ in range(600):
-                record = http.get(f"/v1/generations/{job_id}", headers=headers).json()
-                if record["status"] not in ("queued", "running"):
-                    break
-                __import__("time").sleep(0.05)
+            record = wait_until_finished(http, job_id, headers)
             assert record["status"] == "succeeded", record
         record = http.get(f"/v1/generations/{job['id']}", headers=headers).json()
         names = record["result"]["stems"]

@@ -39,7 +39,7 @@ from tunesmith.data.corpora.symbolic_corpus import contour_group
 from tunesmith.data.mma import mma_executable, read_rendered
 from tunesmith.errors import DatasetError, ParameterError
 from tunesmith.symbolic.harmony import CHORALE, MELODY, QUARTET, Chord, FitSettings, fit_chords, parse_chord
-from tunesmith.symbolic.io import score_from_music21, split_abc
+from tunesmith.symbolic.io import pickup_shift, score_from_music21, split_abc
 from tunesmith.symbolic.keys import estimate_key, key_name, parse_key
 from tunesmith.symbolic.score import Note, Part, Score
 from tunesmith.symbolic.transform import make_monophonic
@@ -144,20 +144,6 @@ def _measure_bars(m21_part, shift: float) -> list[tuple[tuple[int, int], list[_B
     return [(m, bars) for m, bars in runs if bars]
 
 
-def _pickup_shift(m21_part) -> float:
-    """The shift `score_from_music21` applies: a short first measure becomes a full bar of leading silence."""
-    from music21 import stream
-
-    measures = m21_part.getElementsByClass(stream.Measure)
-    if len(measures) < 2:
-        return 0.0
-    first = measures[0]
-    if first.paddingLeft and first.paddingLeft > 0:
-        return float(first.paddingLeft)
-    missing = float(first.barDuration.quarterLength) - float(first.duration.quarterLength)
-    return missing if missing > 1e-9 else 0.0
-
-
 def _rebase(notes: list[Note], bars: list[_Bar], *, pickup: bool) -> list[Note]:
     """Notes mapped bar by bar onto ``k * bar`` (notes crossing into a dropped measure are cut at the bar end).
 
@@ -227,7 +213,7 @@ def progressions_from_stream(m21, *, id: str, group: str | None, kind: str, sour
 
     score = score_from_music21(m21, source=source)
     parts = list(m21.parts) if isinstance(m21, stream.Score) else [m21]
-    shift = _pickup_shift(parts[0])
+    shift = pickup_shift(parts[0])
     runs = _measure_bars(parts[0], shift)
     melody = make_monophonic(score.parts[min(melody_part, len(score.parts) - 1)])
     symbols = []

@@ -319,7 +319,7 @@ def score_from_music21(obj: Any, *, source: str = "music21 stream", title: str =
     m21_parts = list(obj.parts) if isinstance(obj, stream.Score) else []
     if not m21_parts:
         m21_parts = [obj]
-    shift = _pickup_shift(m21_parts[0])
+    shift = pickup_shift(m21_parts[0])
     parts = []
     for index, m21_part in enumerate(m21_parts):
         notes = _music21_notes(m21_part, shift)
@@ -340,7 +340,7 @@ def score_from_music21(obj: Any, *, source: str = "music21 stream", title: str =
     )
 
 
-def _pickup_shift(m21_part: Any) -> float:
+def pickup_shift(m21_part: Any) -> float:
     """Beats to add so bar lines land on multiples of the bar length (0 unless the first bar is short)."""
     from music21 import stream
 
