@@ -185,3 +185,39 @@ def test_a_prompt_chooses_the_model_and_its_reading_is_shown(shipped_server, pag
     notes = page.text_content("#result-notes")
     assert "model: chorale" in notes and 'from "calm"' in notes and "G major" in notes, notes
     assert page.problems == []
+
+
+def test_stems_play_with_mute_and_solo_and_download_as_a_zip(shipped_server, browser, tmp_path):
+    """Generate with stems, play the tracks through Web Audio, mute one and solo another, download the zip."""
+    import zipfile
+
+    server, settings = shipped_server
+    page = browser.new_page(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+    problems: list[str] = []
+    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+    open_studio(page, server, secret_of(make_key(settings, "stems")))
+    page.select_option("#model", "chorale")
+    page.fill("#param-bars", "1")
+    page.check("#want-stems")
+    page.click("#generate")
+    page.wait_for_function("document.querySelector('#result').dataset.status === 'succeeded'",
+                           timeout=GENERATE_TIMEOUT_MS)
+    page.wait_for_selector("#tracks li")
+    tracks = page.eval_on_selector_all("#tracks li", "items => items.map(i => i.dataset.track)")
+    assert len(tracks) == 4, tracks  # the chorale's four voices
+    page.click("#mixer-play")
+    page.wait_for_function("document.body.dataset.tracksPlaying === '4'", timeout=30_000)
+    page.click(f'#tracks li[data-track="{tracks[0]}"] .mute')
+    assert page.evaluate("document.body.dataset.audibleTracks").split(",") == tracks[1:]
+    page.click(f'#tracks li[data-track="{tracks[2]}"] .solo')
+    assert page.evaluate("document.body.dataset.audibleTracks") == tracks[2]
+    with page.expect_download() as caught:
+        page.click("#download-stems")
+    path = tmp_path / "stems.zip"
+    caught.value.save_as(path)
+    assert sorted(zipfile.ZipFile(path).namelist()) == sorted(f"{t}.wav" for t in tracks)
+    shot = tmp_path / "studio-stems.png"
+    page.screenshot(path=str(shot), full_page=True)
+    print(f"studio screenshot: {shot}")
+    assert problems == []
+    page.close()

@@ -18,7 +18,8 @@ const KEYS = ["C", "G", "D", "A", "E", "B", "F#", "F", "Bb", "Eb", "Ab", "Db"].f
 
 const $ = (selector) => document.querySelector(selector);
 const state = {
-  key: "", models: [], upload: null, current: null, follow: null, urls: [], media: {}, historyOffset: 0,
+  key: "", models: [], upload: null, current: null, follow: null, urls: [], media: {}, historyOffset: 0, tracks: [],
+  audio: null,
 };
 
 // ------------------------------------------------------------------------------------------ API
@@ -292,6 +293,7 @@ function requestBody() {
     if (input.dataset.param === "seed") body.seed = value;
     else body.params[input.dataset.param] = value;
   }
+  if ($("#want-stems").checked) body.formats = ["wav", "mid", "stems"];
   if (state.upload) {
     body.params.input = state.upload.id;
     body.params.harmonize = document.querySelector('[name="melody-mode"]:checked').value === "harmonize";
@@ -394,6 +396,11 @@ function releaseMedia() {
   $("#player").load();
   $("#spectrogram").removeAttribute("src");
   $("#pianoroll").removeAttribute("src");
+  stopTracks();
+  state.tracks = [];
+  $("#tracks").replaceChildren();
+  $("#mixer").hidden = true;
+  $("#download-stems").hidden = true;
 }
 
 function showProgress(status, progress) {
@@ -514,6 +521,7 @@ async function loadMedia(record) {
   ].filter(([name]) => name !== "pianoroll" || hasScore(record)); // a single note (notes) is audio only
   $("#pianoroll").closest("figure").hidden = !hasScore(record);
   $("#download-mid").hidden = !hasScore(record);
+  showMixer(record);
   await Promise.all(tasks.map(async ([name, path, show]) => {
     try {
       const blob = await fetchBlob(path);
@@ -528,16 +536,109 @@ async function loadMedia(record) {
   }));
 }
 
+// ------------------------------------------------------------------------------ stems: mute and solo
+
+function showMixer(record) {
+  const stems = record.links.stems || {};
+  const names = Object.keys(stems);
+  $("#mixer").hidden = names.length === 0;
+  $("#download-stems").hidden = names.length === 0;
+  const sections = (record.result && record.result.sections) || [];
+  $("#sections").hidden = sections.length === 0;
+  $("#sections").replaceChildren(...sections.map((s) => {
+    const li = document.createElement("li");
+    const bars = Array.isArray(s.bars) ? `bars ${s.bars[0]}–${s.bars[1]}` : "";
+    li.textContent = `${s.name || s.section} ${bars}`.trim();
+    return li;
+  }));
+  state.tracks = names.map((name) => ({ name, path: stems[name], muted: false, solo: false }));
+  $("#tracks").replaceChildren(...state.tracks.map((track) => {
+    const li = document.createElement("li");
+    li.dataset.track = track.name;
+    const label = document.createElement("span");
+    label.className = "name";
+    label.textContent = humanize(track.name);
+    const mute = toggle("Mute", () => { track.muted = !track.muted; return track.muted; });
+    const solo = toggle("Solo", () => { track.solo = !track.solo; return track.solo; });
+    mute.classList.add("mute");
+    solo.classList.add("solo");
+    li.append(label, mute, solo);
+    return li;
+  }));
+}
+
+function toggle(text, flip) {
+  const button = document.createElement("button");
+  button.type = "button";
+  button.textContent = text;
+  button.setAttribute("aria-pressed", "false");
+  button.addEventListener("click", () => {
+    button.setAttribute("aria-pressed", String(flip()));
+    applyGains();
+  });
+  return button;
+}
+
+function audible(track) {
+  const soloing = state.tracks.some((t) => t.solo);
+  return !track.muted && (!soloing || track.solo);
+}
+
+function applyGains() {
+  for (const track of state.tracks) {
+    if (track.gain) track.gain.gain.value = audible(track) ? 1 : 0;
+  }
+  document.body.dataset.audibleTracks = state.tracks.filter(audible).map((t) => t.name).join(",");
+}
+
+function stopTracks() {
+  for (const track of state.tracks || []) {
+    try { track.source?.stop(); } catch { /* not started */ }
+    track.source = null;
+  }
+}
+
+async function playTracks() {
+  const record = state.current;
+  if (!record || !state.tracks.length) return;
+  stopTracks();
+  state.audio = state.audio || new AudioContext();
+  const context = state.audio;
+  try {
+    await Promise.all(state.tracks.map(async (track) => {
+      if (!track.buffer) {
+        const blob = await fetchBlob(track.path);
+        track.buffer = await context.decodeAudioData(await blob.arrayBuffer());
+      }
+    }));
+  } catch (error) {
+    showRecordError(`stems: ${error.message}`);
+    return;
+  }
+  if (state.current?.id !== record.id) return;
+  const start = context.currentTime + 0.05;
+  for (const track of state.tracks) {
+    track.gain = context.createGain();
+    track.gain.connect(context.destination);
+    track.source = context.createBufferSource();
+    track.source.buffer = track.buffer;
+    track.source.connect(track.gain);
+    track.source.start(start);
+  }
+  applyGains();
+  document.body.dataset.tracksPlaying = String(state.tracks.length);
+}
+
 async function download(kind) {
   const record = state.current;
   if (!record) return;
-  const path = kind === "wav" ? record.links.audio.wav : record.links.midi;
+  const path = { wav: record.links.audio.wav, mid: record.links.midi, zip: record.links.stems_zip }[kind];
   try {
     const blob = state.media[kind] || await fetchBlob(path);
     const url = URL.createObjectURL(blob);
     const link = document.createElement("a");
     link.href = url;
-    link.download = `tunesmith-${record.model}-${record.id.slice(0, 8)}.${kind}`;
+    link.download = `tunesmith-${record.model}-${record.id.slice(0, 8)}${kind === "zip" ? "-stems" : ""}.${kind}`;
     document.body.append(link);
     link.click();
     link.remove();
@@ -637,6 +738,8 @@ function start() {
   $("#melody-clear").addEventListener("click", clearMelody);
   $("#download-wav").addEventListener("click", () => download("wav"));
   $("#download-mid").addEventListener("click", () => download("mid"));
+  $("#download-stems").addEventListener("click", () => download("zip"));
+  $("#mixer-play").addEventListener("click", playTracks);
   $("#delete-work").addEventListener("click", deleteWork);
   $("#history-refresh").addEventListener("click", () => loadHistory(true));
   $("#history-more").addEventListener("click", () => loadHistory(false));
