@@ -19,7 +19,7 @@ ALLOWED: dict[str, set[str]] = {
     "config": {"checkpoints"},
     "audio": set(),
     "symbolic": {"audio"},
-    "models": {"audio"},
+    "models": {"audio", "symbolic"},  # a network over a token vocabulary uses its layout
     "data": {"audio", "symbolic"},
     "train": {"audio", "symbolic", "data", "models", "checkpoints"},
     "compose": {"audio", "symbolic", "models", "checkpoints"},
