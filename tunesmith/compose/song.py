@@ -29,6 +29,7 @@ from tunesmith.compose.song_plan import (
     SongPlan,
     blend_value,
     default_tempo,
+    instrument_program,
     loop_plan,
     meter_plan,
     resolve_style,
@@ -38,7 +39,7 @@ from tunesmith.compose.song_sampler import Constraints, SongSampler
 from tunesmith.errors import ParameterError
 from tunesmith.models.song import SongStepper, SongTransformer
 from tunesmith.symbolic.harmony import prefers_flats
-from tunesmith.symbolic.instruments import DRUM_KITS, EXTRA_PROGRAMS, INSTRUMENTS, gm_program
+from tunesmith.symbolic.instruments import DRUM_KITS, EXTRA_PROGRAMS, INSTRUMENTS
 from tunesmith.symbolic.keys import key_name, parse_key
 from tunesmith.symbolic.score import Note, Score
 from tunesmith.symbolic.song_tokens import (
@@ -80,25 +81,6 @@ class Song:
     @property
     def steps_per_second(self) -> float:
         return self.sampled / self.seconds if self.seconds > 0 else 0.0
-
-
-def instrument_program(role: str, name: str | int) -> int:
-    """A track's GM program from an instrument name (a drum kit for drums) or a program number."""
-    if isinstance(name, int) and not isinstance(name, bool):
-        if not 0 <= name <= 127:
-            raise ParameterError(f"instruments.{role}: a GM program is 0..127, got {name}", field=f"instruments.{role}")
-        return name
-    text = str(name).strip().lower().replace(" ", "_")
-    if role == "drums":
-        kits = {k.name: k.program for k in DRUM_KITS} | {"drums": 0}
-        if text not in kits:
-            raise ParameterError(f"instruments.drums: unknown drum kit {name!r}; kits: {', '.join(sorted(kits))}",
-                                 field="instruments.drums")
-        return kits[text]
-    try:
-        return gm_program(text)
-    except ParameterError as exc:
-        raise ParameterError(f"instruments.{role}: {exc.message}", field=f"instruments.{role}") from None
 
 
 def instrument_name(program: int, *, drum: bool) -> str:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tunesmith.errors import ParameterError
+from tunesmith.symbolic.instruments import DRUM_KITS, gm_program
 from tunesmith.symbolic.song_tokens import ENERGY_LEVELS, SectionSpan
 
 ENERGY_OFFSETS = {"intro": -1, "verse": 0, "chorus": 1, "bridge": 0, "outro": -1}
@@ -58,8 +59,11 @@ def resolve_style(text: str, styles: Sequence[Mapping[str, Any]]) -> dict[str, f
 def style_id(name: str, styles: Sequence[Mapping[str, Any]]) -> str:
     """The id of the family called ``name`` (id, display name or alias); ParameterError naming the nearest."""
     wanted = _normalize(name)
-    names = {_normalize(n): s["id"] for s in styles for n in (s["id"], s.get("name", ""), *s.get("aliases", ()))
-             if n}
+    names: dict[str, str] = {}
+    for style in styles:  # the first family with a name wins, as in tunesmith.data.styles.resolve_family
+        for n in (style["id"], style.get("name", ""), *style.get("aliases", ())):
+            if n:
+                names.setdefault(_normalize(n), style["id"])
     if wanted in names:
         return names[wanted]
     nearest = difflib.get_close_matches(wanted, list(names), n=1, cutoff=0.0)
@@ -188,3 +192,22 @@ def loop_plan(bars: int, energy: float) -> SongPlan:
     sections = [SectionSpan("verse", 0, 2 * bars, level)]
     return SongPlan(bars=2 * bars, sections=sections, chords_from={bars + k: k for k in range(bars)},
                     keep=(bars, bars), open_end=True)
+
+
+def instrument_program(role: str, name: str | int) -> int:
+    """A track's GM program from an instrument name (a drum kit for drums) or a program number."""
+    if isinstance(name, int) and not isinstance(name, bool):
+        if not 0 <= name <= 127:
+            raise ParameterError(f"instruments.{role}: a GM program is 0..127, got {name}", field=f"instruments.{role}")
+        return name
+    text = str(name).strip().lower().replace(" ", "_")
+    if role == "drums":
+        kits = {k.name: k.program for k in DRUM_KITS} | {"drums": 0}
+        if text not in kits:
+            raise ParameterError(f"instruments.drums: unknown drum kit {name!r}; kits: {', '.join(sorted(kits))}",
+                                 field="instruments.drums")
+        return kits[text]
+    try:
+        return gm_program(text)
+    except ParameterError as exc:
+        raise ParameterError(f"instruments.{role}: {exc.message}", field=f"instruments.{role}") from None

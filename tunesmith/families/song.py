@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from tunesmith.compose.song_plan import DERIVED_METERS, default_tempo, meter_plan, resolve_style
+from tunesmith.compose.song_plan import DERIVED_METERS, default_tempo, instrument_program, meter_plan, resolve_style
 from tunesmith.errors import ParameterError
 from tunesmith.families.base import Family, InputFacts, Resolving, Trainer, Work
 from tunesmith.families.params import TEMPERATURE_RANGE, TOP_P_RANGE, Key
@@ -116,10 +116,14 @@ def resolve(request: Resolving) -> dict[str, Any]:
         raise ParameterError(f"unknown track {unknown[0]!r}; a song has the tracks {', '.join(ROLES)}",
                              field=_field("tracks", explicit))
     instruments = dict(params.get("instruments") or {})
-    for role in instruments:
+    for role, name in instruments.items():
         if role not in tracks:
             raise ParameterError(f"instruments names the track {role!r}, which does not play (tracks: "
                                  f"{', '.join(tracks)})", field=_field("instruments", explicit))
+        try:
+            instrument_program(role, name)
+        except ParameterError as exc:
+            raise ParameterError(exc.message, field=_field("instruments", explicit) + f".{role}") from None
     return {"style": style, "key": params.get("key") or "C major", "tempo": tempo, "bars": bars, "meter": meter,
             "energy": float(params.get("energy", 0.5)), "tracks": tracks, "instruments": instruments,
             "loop": int(loop) if loop else None, "temperature": float(params.get("temperature", 1.0)),

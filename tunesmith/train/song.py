@@ -41,7 +41,7 @@ from tunesmith.train.song_data import CorpusStats, SongCorpus, read_corpus
 # small and without dropout: on this CPU a 60-minute run sees ~7 M events (about two passes over the corpus),
 # where a bigger model would see too few for its size, and a step of it costs less when generating
 MODEL_DEFAULTS: dict[str, Any] = {"dim": 128, "layers": 4, "heads": 4, "dropout": 0.0}
-MIN_METER_SONGS = 20  # a meter with fewer training songs is not offered (the model has not learned it)
+MIN_METER_SONGS = 20  # a meter with fewer training songs (and under 5 % of them) is not offered: too little learned
 UNTRAINED_RANGES = {"bass": [28, 67], "chords": [40, 88], "pad": [45, 96], "lead": [55, 90]}
 
 
@@ -135,8 +135,9 @@ def train_song(data: Path, out: Path, config: SongTrainConfig, *, resume: bool =
         raise DatasetError(f"{data} is a {dataset.kind!r} dataset; the song model trains on 'grooves' "
                            "(tunesmith data build grooves --out DIR)")
     examples, stats = read_corpus(data, limit=config.limit)
-    meters = resumed["meters"] if resumed else sorted(m for m, n in stats.meters.items() if n >= MIN_METER_SONGS) \
-        or [stats.meters.most_common(1)[0][0]]
+    songs = sum(stats.meters.values())
+    meters = resumed["meters"] if resumed else sorted(
+        m for m, n in stats.meters.items() if n >= min(MIN_METER_SONGS, 0.05 * songs))
     styles = [s["id"] for s in style_table(stats)]
     train = SongCorpus([e for e in examples if e.split == "train"], styles=styles, meters=meters)
     valid = SongCorpus([e for e in examples if e.split == "valid"], styles=styles, meters=meters)
