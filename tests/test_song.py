@@ -292,6 +292,15 @@ def test_a_loop_flows_into_its_start(entry):
     assert song.chords == result["chords"] and song.chords[0]["bar"] == 1 and song.chords[0]["beat"] == 1.0
 
 
+def test_a_given_chord_chart_is_followed(entry):
+    params = _resolve(entry, style="pop", bars=8, chords="Am | F | C G7", key="C major")
+    work = make_work(entry, params, audio=False).work
+    chords = [(c["bar"], c["beat"], c["chord"]) for c in work.result["chords"]]
+    assert chords == [(1, 1.0, "Am"), (2, 1.0, "F"), (3, 1.0, "C"), (3, 3.0, "G7"), (4, 1.0, "Am"), (5, 1.0, "F"),
+                      (6, 1.0, "C"), (6, 3.0, "G7"), (7, 1.0, "Am"), (8, 1.0, "F")]
+    _check_pitches(work.score, entry.card, work.result["chords"])
+
+
 def test_two_styles_blend(entry):
     writer = SongWriter.load(entry.card_path)
     weights = resolve_style("bossa nova:0.7+house:0.3", writer.styles)
@@ -337,6 +346,7 @@ def test_styles_resolve_like_the_corpus_table(entry):
     ({"tracks": "drums,vocals"}, "params.tracks", ["drums", "lead"]),
     ({"meter": "7/8"}, "params.meter", ["4/4", "12/8"]),
     ({"loop": 64}, "params.loop", ["32"]),
+    ({"chords": "Am | Hm7"}, "params.chords", ["Hm7"]),
     ({"instruments": {"bass": "kazoo"}}, "params.instruments.bass", ["kazoo"]),
     ({"instruments": {"drums": "drums_jazz"}, "tracks": ["bass"]}, "params.instruments", ["drums"]),
 ])

@@ -28,6 +28,7 @@ from tunesmith.compose.song_plan import (
     MeterPlan,
     SongPlan,
     blend_value,
+    chord_chart,
     default_tempo,
     instrument_program,
     loop_plan,
@@ -76,6 +77,7 @@ class Song:
     steps: int
     sampled: int
     copied: int
+    tokens: np.ndarray | None = None  # the steps the sampler wrote (the loop's two times, a 2/4 song's 4/4 bars)
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -138,9 +140,11 @@ class SongWriter:
                  seconds: float | None = None, meter: str = "4/4", energy: float = 0.5,
                  tracks: Sequence[str] = ROLES, loop: int | None = None,
                  instruments: Mapping[str, str | int] | None = None, chords: Sequence[tuple[float, str]] | None = None,
-                 seed: int | None = None, temperature: float = 1.0, top_p: float = 0.95) -> Song:
+                 chart: str | None = None, seed: int | None = None, temperature: float = 1.0,
+                 top_p: float = 0.95) -> Song:
         """A song (or with ``loop`` a seamless loop of that many bars) in ``style``; ``bars`` or ``seconds`` give
-        its length; ``chords`` (beat, symbol) changes to follow instead of the model's own harmony."""
+        its length; ``chords`` (beat, symbol) changes or a ``chart`` ("Am | F | C | G", repeated) to follow
+        instead of the model's own harmony."""
         started = time.perf_counter()
         check_sampling(temperature, top_p)
         weights = self.style_weights(style)
@@ -154,6 +158,10 @@ class SongWriter:
         seed = int(seed) if seed is not None else int(np.random.default_rng().integers(0, 2**31 - 1))
         model_bars = plan_meter.model_bars(bars)
         plan = loop_plan(model_bars, energy) if loop else song_plan(model_bars, energy)
+        if chart:  # over every bar the model writes (a loop's two times, a 2/4 song's whole 4/4 bars)
+            numerator, denominator = (int(x) for x in meter.split("/"))
+            covered = plan.bars * (2 if plan_meter.conversion == "halves" else 1)
+            chords = chord_chart(chart, bar_beats=numerator * 4 / denominator, bars=covered)
         given = self._given_chords(chords, plan_meter, plan) if chords else None
         constraints = Constraints(meter=plan_meter.model, tracks=tracks, role_ranges=self.card["role_ranges"],
                                   drum_keys=self.card["drum_keys"], tonic=tonic, mode=mode,
@@ -179,7 +187,7 @@ class SongWriter:
                   "loop": loop, "seed": seed, "temperature": temperature, "top_p": top_p}
         return Song(score=score, params=params, sections=sections, tracks=self._track_report(score),
                     chords=chord_report(decoded, score_meter, key_name(tonic, mode)), seconds=elapsed,
-                    steps=len(written.steps), sampled=written.sampled, copied=written.copied)
+                    steps=len(written.steps), sampled=written.sampled, copied=written.copied, tokens=written.steps)
 
     def _tracks(self, tracks: Sequence[str]) -> tuple[str, ...]:
         chosen = tuple(dict.fromkeys(tracks))

@@ -211,3 +211,26 @@ def instrument_program(role: str, name: str | int) -> int:
         return gm_program(text)
     except ParameterError as exc:
         raise ParameterError(f"instruments.{role}: {exc.message}", field=f"instruments.{role}") from None
+
+
+def chord_chart(text: str, *, bar_beats: float, bars: int) -> list[tuple[float, str]]:
+    """Chord changes (beat, symbol) from a chart: bars separated by "|", the chords of a bar by spaces (they
+    share the bar evenly: "C G" is two beats each in 4/4); the chart repeats until ``bars`` bars are filled."""
+    from tunesmith.symbolic.harmony import parse_chord
+
+    chart = [bar.split() for bar in text.split("|")]
+    chart = [bar for bar in chart if bar]
+    if not chart:
+        raise ParameterError("chords: give a chart such as 'Am | F | C | G' (bars separated by |)", field="chords")
+    for bar in chart:
+        for symbol in bar:
+            try:
+                parse_chord(symbol)
+            except ParameterError:
+                raise ParameterError(f"chords: {symbol!r} is not a chord symbol (e.g. Am7, F#m7b5, Bb/D)",
+                                     field="chords") from None
+    out: list[tuple[float, str]] = []
+    for bar in range(bars):
+        symbols = chart[bar % len(chart)]
+        out += [(bar * bar_beats + k * bar_beats / len(symbols), s) for k, s in enumerate(symbols)]
+    return out

@@ -13,7 +13,14 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from tunesmith.compose.song_plan import DERIVED_METERS, default_tempo, instrument_program, meter_plan, resolve_style
+from tunesmith.compose.song_plan import (
+    DERIVED_METERS,
+    chord_chart,
+    default_tempo,
+    instrument_program,
+    meter_plan,
+    resolve_style,
+)
 from tunesmith.errors import ParameterError
 from tunesmith.families.base import Family, InputFacts, Resolving, Trainer, Work
 from tunesmith.families.params import TEMPERATURE_RANGE, TOP_P_RANGE, Key
@@ -34,6 +41,14 @@ def _split_list(value: Any) -> Any:
     """"drums,bass" or "drums bass" (a CLI --param) -> ["drums", "bass"]."""
     if isinstance(value, str):
         return [v for v in value.replace(",", " ").split() if v]
+    return value
+
+
+def _split_mapping(value: Any) -> Any:
+    """"chords=accordion,lead=flute" (a CLI --param) -> {"chords": "accordion", "lead": "flute"}."""
+    if isinstance(value, str):
+        pairs = [p.partition("=") for p in value.replace(";", ",").split(",") if p.strip()]
+        return {k.strip(): v.strip() for k, sep, v in pairs if sep} | {p[0].strip(): "" for p in pairs if not p[1]}
     return value
 
 
@@ -59,8 +74,11 @@ class SongParams(BaseModel):
                                  description="0 sparse and quiet .. 1 busy; 0.5 is the style's usual")
     tracks: Annotated[list[Role], BeforeValidator(_split_list)] | None = Field(
         None, min_length=1, description="which tracks play (default all: drums, bass, chords, pad, lead)")
-    instruments: dict[Role, Annotated[str, Field(max_length=40)]] | None = Field(
+    instruments: Annotated[dict[Role, Annotated[str, Field(min_length=1, max_length=40)]],
+                           BeforeValidator(_split_mapping)] | None = Field(
         None, description="track -> General MIDI instrument (drums: a kit such as drums_jazz)")
+    chords: str | None = Field(None, max_length=2000, description="a chord chart to follow instead of the model's "
+                               "own harmony: bars separated by |, e.g. 'Am | F | C | G7' (repeated to the end)")
     loop: int | None = Field(None, ge=1, le=MAX_LOOP, description="a seamless loop of this many bars instead of a "
                              "song (its end flows into its start)")
     temperature: float | None = Field(None, ge=TEMPERATURE_RANGE[0], le=TEMPERATURE_RANGE[1],
@@ -124,9 +142,15 @@ def resolve(request: Resolving) -> dict[str, Any]:
             instrument_program(role, name)
         except ParameterError as exc:
             raise ParameterError(exc.message, field=_field("instruments", explicit) + f".{role}") from None
+    if params.get("chords"):
+        try:
+            chord_chart(str(params["chords"]), bar_beats=4.0, bars=1)
+        except ParameterError as exc:
+            raise ParameterError(exc.message, field=_field("chords", explicit)) from None
     return {"style": style, "key": params.get("key") or "C major", "tempo": tempo, "bars": bars, "meter": meter,
             "energy": float(params.get("energy", 0.5)), "tracks": tracks, "instruments": instruments,
-            "loop": int(loop) if loop else None, "temperature": float(params.get("temperature", 1.0)),
+            "loop": int(loop) if loop else None, "chords": params.get("chords") or None,
+            "temperature": float(params.get("temperature", 1.0)),
             "top_p": float(params.get("top_p", 0.95)), "seed": request.seed}
 
 
@@ -171,6 +195,7 @@ def run(writer: Any, params: dict[str, Any], _source: Score | None) -> Work:
     song = writer.generate(style=params["style"], key=params["key"], tempo=params["tempo"], bars=params["bars"],
                            meter=params["meter"], energy=params["energy"], tracks=params["tracks"],
                            loop=params.get("loop"), instruments=params.get("instruments") or None,
+                           chart=params.get("chords"),
                            seed=params.get("seed"), temperature=params.get("temperature", 1.0),
                            top_p=params.get("top_p", 0.95))
     result = {**song.params, "sections": song.sections, "tracks": song.tracks, "chords": song.chords,
