@@ -80,6 +80,8 @@ class Constraints:
                 base[int(low):int(high) + 1] = True
             self._bases[int(value)] = base
         self._cache: dict[tuple[int, int, int], np.ndarray] = {}
+        self._what: dict[tuple[int, int], np.ndarray] = {}
+        self._last_what: dict[tuple[int, int], int] = {}
         positions = np.zeros(SIZES["position"] - 1, dtype=bool)
         positions[:self.per_bar] = True
         if self.triplets:
@@ -98,6 +100,22 @@ class Constraints:
                 base &= np.isin(np.arange(128) % 12, list(classes))
             self._cache[key] = base
         return self._cache[key]
+
+
+    def what(self, chord: tuple[int, int]) -> np.ndarray:
+        """The (track, key) values (track - 1) * 128 + key the tracks may play over ``chord``."""
+        if chord not in self._what:
+            mask = np.zeros(len(ROLES) * 128, dtype=bool)
+            for track in self.track_values:
+                mask[(track - 1) * 128:track * 128] = self.pitches(int(track), chord)
+            self._what[chord] = mask
+            self._last_what[chord] = int(np.flatnonzero(mask)[-1]) if mask.any() else -1
+        return self._what[chord]
+
+    def last_what(self, chord: tuple[int, int]) -> int:
+        """The highest (track, key) value allowed over ``chord`` (-1: none)."""
+        self.what(chord)
+        return self._last_what[chord]
 
 
 @dataclass
@@ -184,9 +202,9 @@ class SongSampler:
             root, quality = self._chord(self.stepper.when_input(h, CHORD, 1))
         h = self._feed(step_row(CHORD, context, position=1, root=root, quality=quality), out)
         chord = (root, quality)
-        last_position, last_track, last_pitch = 1, 0, 0
+        last_position, last_what = 1, -1  # the last note's (track, key) value at last_position, -1: none yet
         while len(out) < MAX_EVENTS_PER_BAR:
-            when = self._when_mask(last_position, last_track, last_pitch, chord, chords=forced is None)
+            when = self._when_mask(last_position, last_what, chord, chords=forced is None)
             value = self._draw("when", h, when)
             if value < WHEN_CHORD:  # the bar is done
                 break
@@ -196,17 +214,17 @@ class SongSampler:
                 change = forced.pop(0)
                 h = self._feed(step_row(CHORD, context, position=change[0] + 1, root=change[1], quality=change[2]),
                                out)
-                chord, last_position, last_track, last_pitch = change[1:], change[0] + 1, 0, 0
+                chord, last_position, last_what = change[1:], change[0] + 1, -1
                 continue
             z = self.stepper.when_input(h, kind, position)
             if kind == CHORD:
                 root, quality = self._chord(z)
                 h = self._feed(step_row(CHORD, context, position=position, root=root, quality=quality), out)
-                chord, last_position, last_track, last_pitch = (root, quality), position, 0, 0
+                chord, last_position, last_what = (root, quality), position, -1
                 continue
             if position != last_position:
-                last_track, last_pitch = 0, 0
-            what = self._draw("what", z, self._what_mask(last_track, last_pitch, chord))
+                last_what = -1
+            what = self._draw("what", z, self._what_mask(last_what, chord))
             track, key = 1 + what // 128, what % 128
             pitch = 1 + key + (DRUM_OFFSET if track == DRUMS else 0)
             how_mask = self._drum_how if track == DRUMS else self._pitched_how
@@ -214,7 +232,7 @@ class SongSampler:
             duration, velocity = divmod(how, N_VELOCITIES)
             h = self._feed(step_row(NOTE, context, position=position, track=track, pitch=pitch, duration=duration,
                                     velocity=1 + velocity), out)
-            last_position, last_track, last_pitch = position, track, pitch
+            last_position, last_what = position, what
         for position, root, quality in forced or ():  # given changes the model did not reach
             h = self._feed(step_row(CHORD, context, position=position + 1, root=root, quality=quality), out)
         return np.stack(out), h
@@ -225,35 +243,28 @@ class SongSampler:
         root, quality = divmod(value, N_QUALITIES)
         return 1 + root, 1 + quality
 
-    def _when_mask(self, last_position: int, last_track: int, last_pitch: int, chord: tuple[int, int], *,
+    def _when_mask(self, last_position: int, last_what: int, chord: tuple[int, int], *,
                    chords: bool) -> np.ndarray:
         """Ending the bar, a chord change (``chords``: the model writes its own) at a later position, or a note at
-        a later position or at this one while a track may still play here."""
+        a later position or at this one while a (track, key) after ``last_what`` may still play here."""
         mask = np.zeros(HEAD_SIZES["when"], dtype=bool)
         mask[:2] = True
         later = self.c.positions.copy()
         later[:last_position] = False  # positions after the last one (index = value - 1)
         if chords:
             mask[WHEN_CHORD:WHEN_NOTE] = later
-        notes = later
-        if self._what_mask(last_track, last_pitch, chord).any():
-            notes = later.copy()
-            notes[last_position - 1] = True
-        mask[WHEN_NOTE:] = notes
+        mask[WHEN_NOTE:] = later
+        if self.c.last_what(chord) > last_what:
+            mask[WHEN_NOTE + last_position - 1] = True
         return mask
 
-    def _what_mask(self, last_track: int, last_pitch: int, chord: tuple[int, int]) -> np.ndarray:
-        """(track, pitch) values a note may take: its track's pitches, after the last note of this position
-        (later tracks, or the same track higher up)."""
-        mask = np.zeros(HEAD_SIZES["what"], dtype=bool)
-        for track in self.c.track_values:
-            if track < last_track:
-                continue
-            pitches = self.c.pitches(int(track), chord)
-            if track == last_track:  # strictly above the last note's key
-                pitches = pitches.copy()
-                pitches[:(last_pitch - 1) % 128 + 1] = False
-            mask[(track - 1) * 128:track * 128] = pitches
+    def _what_mask(self, last_what: int, chord: tuple[int, int]) -> np.ndarray:
+        """(track, key) values a note may take: its track's keys, after the last note of this position (the
+        order of notes at one position, by track then key, is the order of the values)."""
+        mask = self.c.what(chord)
+        if last_what >= 0:
+            mask = mask.copy()
+            mask[:last_what + 1] = False
         return mask
 
     def _draw(self, name: str, z: np.ndarray, allowed: np.ndarray) -> int:

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from tunesmith.data.arrange import BASS_PROGRAMS
 from tunesmith.data.corpora.grooves import SongRecord, iter_songs
 from tunesmith.progress import progress
 from tunesmith.symbolic.keys import parse_key
@@ -136,9 +137,17 @@ class CorpusStats:
         return out
 
     def family_programs(self) -> dict[str, dict[str, list[int]]]:
-        """Per family and role, its programs, most used first (at most four)."""
-        return {fam: {role: [p for p, _ in c.most_common(4)] for role, c in roles.items()}
-                for fam, roles in self.programs.items()}
+        """Per family and role, its programs, most used first (at most four); a bass instrument first for the bass
+        (MMA's bass tracks sometimes play a low guitar)."""
+        out: dict[str, dict[str, list[int]]] = {}
+        for fam, roles in self.programs.items():
+            out[fam] = {}
+            for role, counts in roles.items():
+                ranked = [p for p, _ in counts.most_common()]
+                if role == "bass":
+                    ranked.sort(key=lambda p: p not in BASS_PROGRAMS)  # stable: keeps the counts' order
+                out[fam][role] = ranked[:4]
+        return out
 
 
 def read_corpus(dataset_dir: str | Path, *, limit: int | None = None) -> tuple[list[SongExample], CorpusStats]:
