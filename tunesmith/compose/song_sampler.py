@@ -101,7 +101,6 @@ class Constraints:
             self._cache[key] = base
         return self._cache[key]
 
-
     def what(self, chord: tuple[int, int]) -> np.ndarray:
         """The (track, key) values (track - 1) * 128 + key the tracks may play over ``chord``."""
         if chord not in self._what:

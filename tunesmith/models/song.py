@@ -270,10 +270,11 @@ class SongStepper:
         return _normalized(x[-1]) * self.norm[0] + self.norm[1]
 
     def _chunk_bias(self, start: int, t: int, end: int) -> np.ndarray:
-        """(h, T, end) ALiBi biases of a chunk's queries over every key so far; future keys get -inf."""
+        """(h, T, end) ALiBi biases of a chunk's queries over every key so far; future keys and keys out of the
+        window get -inf."""
         distance = np.arange(start, end, dtype=np.float32)[:, None] - np.arange(end, dtype=np.float32)[None, :]
         bias = -self.slopes * np.maximum(distance, 0)
-        bias[:, distance < 0] = -np.inf
+        bias[:, (distance < 0) | (distance >= self.window)] = -np.inf
         return bias
 
     def logits(self, name: str, z: np.ndarray) -> np.ndarray:
