@@ -12,6 +12,7 @@ from tunesmith.families.analyzer import ANALYZER
 from tunesmith.families.base import Family, InputFacts, Resolving, Trainer, Work
 from tunesmith.families.composer import COMPOSER
 from tunesmith.families.instrument import INSTRUMENT, PERFORMER
+from tunesmith.families.song import SONG
 
 __all__ = ["Family", "InputFacts", "Resolving", "Trainer", "Work", "families", "for_card_family", "get",
            "register", "trainers", "unregister"]
@@ -50,5 +51,5 @@ def trainers() -> dict[str, Family]:
     return {f.trainer.name: f for f in _REGISTRY.values() if f.trainer is not None}
 
 
-for _family in (COMPOSER, INSTRUMENT, PERFORMER, ANALYZER):
+for _family in (COMPOSER, INSTRUMENT, PERFORMER, ANALYZER, SONG):
     register(_family)

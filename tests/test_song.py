@@ -1,0 +1,359 @@
+"""The song model: compound-word tokens of grooves songs (round trip), the network and its NumPy stepper, a tiny
+model trained and resumed on a tiny real corpus through `tunesmith train song`, and songs generated through the
+registry's family and the pipeline: bars, meter, sections, tracks, pitch ranges, loops, style blends, bad input."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from tunesmith import families
+from tunesmith.compose.song import SongWriter
+from tunesmith.compose.song_plan import loop_plan, plan_sections, resolve_style, song_plan
+from tunesmith.data.arrange import ROLES as CORPUS_ROLES
+from tunesmith.data.corpora.grooves import build_grooves, iter_songs
+from tunesmith.data.styles import STYLE_FAMILIES, resolve_family
+from tunesmith.errors import ParameterError
+from tunesmith.families import Resolving
+from tunesmith.families.params import check_params
+from tunesmith.generation.catalog import local_entry
+from tunesmith.generation.pipeline import SAMPLE_RATE, make_work
+from tunesmith.models.song import SongStepper, SongTransformer, head_targets
+from tunesmith.symbolic.harmony import QUALITIES, parse_chord
+from tunesmith.symbolic.keys import parse_key, scale_pitch_classes
+from tunesmith.symbolic.song_tokens import (
+    DURATION_BINS,
+    ROLES,
+    STEPS_PER_BEAT,
+    VELOCITY_BIN,
+    SectionSpan,
+    bar_steps,
+    decode_song,
+    duration_bin,
+    encode_song,
+    remi_length,
+)
+from tunesmith.train.song_data import EnergyTable, band_tracks, encode_record
+
+LIMIT = 6  # songs of the tiny corpus: the first families in turn (swing, big band, jazz, bebop, jazz waltz, blues)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    """A real grooves build of a few songs, every second one moved to the valid split (a build this small puts
+    all of them in train)."""
+    out = tmp_path_factory.mktemp("grooves") / "grooves"
+    build_grooves(out, limit=LIMIT, workers=2)
+    manifest = out / "manifest.jsonl"
+    records = [json.loads(line) for line in manifest.read_text().splitlines() if line.strip()]
+    for i, record in enumerate(records):
+        record["split"] = "valid" if i % 2 else "train"
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return out
+
+
+@pytest.fixture(scope="module")
+def trained(corpus, tmp_path_factory) -> Path:
+    """A tiny song model trained for a few steps through `tunesmith train song`, then resumed."""
+    from tunesmith.cli import main
+
+    out = tmp_path_factory.mktemp("song-run")
+    common = ["train", "song", "--data", str(corpus), "--out", str(out), "--dim", "16", "--layers", "1", "--heads",
+              "2", "--window", "96", "--batch-size", "4", "--lr", "0.01", "--eval-every", "3", "--eval-events",
+              "4000", "--threads", "1"]
+    assert main([*common, "--max-steps", "6"]) == 0
+    assert main([*common, "--max-steps", "3", "--resume"]) == 0
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ tokens
+
+
+def test_the_band_roles_are_the_corpus_roles():
+    assert ROLES == CORPUS_ROLES
+
+
+def test_grid_and_bins():
+    assert bar_steps((4, 4)) == 48 and bar_steps((3, 4)) == 36 and bar_steps((6, 8)) == 36
+    assert bar_steps((12, 8)) == 72 and bar_steps((2, 4)) == 24
+    with pytest.raises(ParameterError, match="7/4"):
+        bar_steps((7, 4))
+    assert [DURATION_BINS[duration_bin(s)] for s in (0.2, 1, 3, 12, 13, 15, 50, 10_000)] == [1, 1, 3, 12, 14, 16, 48,
+                                                                                              288]
+
+
+def _expected_notes(song, bars: int, per_bar: int) -> dict[str, Counter]:
+    """What the encoding must keep of a record: each note on the grid, merged by role, its duration bin and its
+    velocity bin (drums: no duration)."""
+    out: dict[str, dict] = {role: {} for role in ROLES}
+    for role, notes in band_tracks(song):
+        for note in notes:
+            step = round(note.start * STEPS_PER_BEAT)
+            if not 0 <= step < bars * per_bar:
+                continue
+            duration = None if role == "drums" else duration_bin(note.duration * STEPS_PER_BEAT)
+            key = (step, note.pitch)
+            old = out[role].get(key)
+            velocity = note.velocity // VELOCITY_BIN
+            if old is not None:
+                duration = None if role == "drums" else max(duration, old[0])
+                velocity = max(velocity, old[1])
+            out[role][key] = (duration, velocity)
+    return {role: Counter((k, v) for k, v in notes.items()) for role, notes in out.items()}
+
+
+def test_a_corpus_song_round_trips(corpus):
+    table = EnergyTable({})
+    for song in iter_songs(corpus):
+        labels = song.labels
+        meter = tuple(int(x) for x in labels["meter"].split("/"))
+        per_bar = bar_steps(meter)
+        example = encode_record(song, table)
+        decoded = decode_song(example.steps, meter=meter)
+        assert decoded.bars == labels["bars"]
+        got = {role: Counter(((round(n.start * STEPS_PER_BEAT), n.pitch),
+                              (None if role == "drums" else duration_bin(n.duration * STEPS_PER_BEAT),
+                               n.velocity // VELOCITY_BIN)) for n in notes) for role, notes in decoded.notes.items()}
+        assert got == _expected_notes(song, labels["bars"], per_bar), song.record.id
+        assert sum(map(len, decoded.notes.values())) > 0
+        # chords: every change of root or quality, at its grid position
+        wanted, last = [], None
+        for beat, symbol in labels["chords"]:
+            chord = parse_chord(symbol)
+            if (chord.root, chord.quality) != last and round(beat * STEPS_PER_BEAT) < labels["bars"] * per_bar:
+                wanted.append((round(beat * STEPS_PER_BEAT), chord.root, chord.quality))
+                last = (chord.root, chord.quality)
+        assert [(round(b * STEPS_PER_BEAT), c.root, c.quality) for b, c in decoded.chords] == wanted
+        assert [(s.name, s.start_bar, s.bars) for s in decoded.sections] == [
+            (s["section"], s["start_bar"], s["bars"]) for s in labels["sections"]]
+        again = encode_song(list(decoded.notes.items()), meter=meter, bars=decoded.bars, chords=decoded.chords,
+                            sections=decoded.sections)
+        assert np.array_equal(again, example.steps)
+
+
+def test_compound_steps_are_much_shorter_than_remi(corpus):
+    table = EnergyTable({})
+    steps = remi = 0
+    for song in iter_songs(corpus):
+        example = encode_record(song, table)
+        steps += len(example.steps)
+        remi += remi_length(example.steps)
+    assert remi > 2.5 * steps
+
+
+# ------------------------------------------------------------------------------------------------ network
+
+
+def test_the_numpy_stepper_matches_the_torch_model():
+    torch.manual_seed(0)
+    model = SongTransformer(n_styles=4, n_meters=2, dim=32, layers=2, heads=4).eval()
+    from tunesmith.symbolic.score import Note
+
+    tracks = [("drums", [Note(36 + i % 3, i * 0.5, 0.1, 100) for i in range(12)]),
+              ("bass", [Note(40 + i % 5, i * 1.0, 0.9, 80) for i in range(6)]),
+              ("lead", [Note(72, 1.5, 2.0, 90)])]
+    steps = encode_song(tracks, meter=(3, 4), bars=2, chords=[(0, "Am"), (3, "E7")],
+                        sections=[SectionSpan("verse", 0, 2, 3)])
+    cond = {"style": torch.tensor([[0.7, 0.0, 0.3, 0.0]]), "key": torch.tensor([9 + 12]), "meter": torch.tensor([1]),
+            "tempo": torch.tensor([97.0]), "tracks": torch.tensor([[1.0, 1, 0, 0, 1]])}
+    batch = torch.from_numpy(steps.astype(np.int64))[None]
+    with torch.no_grad():
+        logits = model(batch, cond)
+    targets = head_targets(batch[:, 1:])
+    stepper = SongStepper(model)
+    stepper.start(cond)
+    for t in range(len(steps) - 1):
+        h = stepper.feed(steps[t])
+        nxt = steps[t + 1]
+        after_when = stepper.when_input(h, int(nxt[0]), int(nxt[1]))
+        inputs = {"when": h, "chord": after_when, "what": after_when,
+                  "how": stepper.note_input(after_when, int(nxt[4]), int(nxt[5]))}
+        for name, z in inputs.items():
+            if targets[name][0, t] >= 0:
+                assert np.allclose(stepper.logits(name, z), logits[name][0, t].numpy(), atol=1e-4), (t, name)
+    stepper.start(cond)
+    assert np.allclose(stepper.feed(steps[:-1]), h, atol=1e-5)  # a chunk gives what step by step gave
+
+
+# ------------------------------------------------------------------------------------------------ training
+
+
+def test_training_lowers_held_out_nll_and_resumes(trained, corpus):
+    rows = [line.split(",") for line in (trained / "metrics.csv").read_text().splitlines()]
+    header, rows = rows[0], rows[1:]
+    nll = [float(r[header.index("valid_nll")]) for r in rows if r[header.index("valid_nll")]]
+    assert len(nll) >= 3 and nll[-1] < nll[0]
+    card = json.loads((trained / "latest.json").read_text())
+    assert card["family"] == "song" and card["training"]["steps"] == 9 and len(card["training"]["runs"]) == 2
+    assert card["metrics"]["best_valid_nll"] <= nll[0]
+    assert card["data"]["licences"] and "MMA" in card["data"]["trained_on"]
+    assert card["data"]["train_songs"] == LIMIT // 2 and card["data"]["valid_songs"] == LIMIT - LIMIT // 2
+    assert [s["id"] for s in card["styles"]] == [f.id for f in STYLE_FAMILIES]
+    assert "4/4" in card["meters"] and set(card["role_ranges"]) <= set(ROLES) - {"drums"}
+    assert (trained / "best.json").is_file() and (trained / "curves.png").is_file()
+
+
+# ------------------------------------------------------------------------------------------------ generation
+
+
+def _resolve(entry, **explicit):
+    params = check_params(entry.family.params, explicit, model_id="song").model_dump(exclude_none=True)
+    return entry.family.resolve(Resolving(model_id="song", card=entry.card, explicit=params, from_prompt={},
+                                          notes=[], seed=7))
+
+
+@pytest.fixture(scope="module")
+def entry(trained):
+    return local_entry("song", trained)
+
+
+def test_the_family_is_registered():
+    assert families.get("song").card_family == "song"
+    assert families.trainers()["song"].name == "song"
+
+
+def test_a_song_through_the_pipeline(entry):
+    params = _resolve(entry, style="bossa nova", key="A minor", tempo=200, bars=24)
+    made = make_work(entry, params)
+    score, result = made.work.score, made.work.result
+    assert result["bars"] == 24 and score.time_signature == (4, 4) and score.key == "A minor"
+    sections = result["sections"]
+    assert sections[0]["bars"][0] == 1 and sections[-1]["bars"][1] == 24
+    assert all(a["bars"][1] + 1 == b["bars"][0] for a, b in itertools.pairwise(sections))
+    assert [s["name"] for s in sections] == ["intro", "verse", "chorus", "verse", "chorus", "chorus", "outro"]
+    assert [p.name for p in score.parts] == list(ROLES) and [t["name"] for t in result["tracks"]] == list(ROLES)
+    assert score.parts[0].is_drum and not any(p.is_drum for p in score.parts[1:])
+    end = 24 * score.bar_beats
+    assert all(0 <= n.start < end and n.end <= end + 1e-9 for p in score.parts for n in p.notes)
+    _check_pitches(score, entry.card, result["chords"])
+    # later choruses replay the first note for note
+    first, *others = (s for s in sections if s["name"] == "chorus")
+    for part in score.parts:
+        def bars_of(section, notes=part.notes):
+            start = (section["bars"][0] - 1) * score.bar_beats
+            length = (section["bars"][1] - section["bars"][0] + 1) * score.bar_beats
+            return sorted((round(n.start - start, 6), n.pitch, n.duration, n.velocity) for n in notes
+                          if start <= n.start < start + length)
+        assert len(others) == 2 and all(bars_of(first) == bars_of(other) for other in others)
+    assert made.audio is not None and made.audio.shape[1] / SAMPLE_RATE >= 24 * 4 * 60 / 200
+
+
+def _check_pitches(score, card, chords):
+    tonic, mode = parse_key(score.key)
+    scale = set(scale_pitch_classes(tonic, mode)) | ({(tonic + 9) % 12, (tonic + 11) % 12} if mode == "minor" else
+                                                      set())
+    changes = [((c["bar"] - 1) * score.bar_beats + c["beat"] - 1, parse_chord(c["chord"])) for c in chords]
+    for part in score.parts:
+        for note in part.notes:
+            if part.is_drum:
+                assert note.pitch in card["drum_keys"]
+                continue
+            low, high = card["role_ranges"][part.name]
+            assert low <= note.pitch <= high, (part.name, note.pitch)
+            chord = [c for b, c in changes if b <= note.start + 1e-9][-1]
+            tones = {(chord.root + i) % 12 for i in QUALITIES[chord.quality]}
+            assert note.pitch % 12 in scale | tones, (part.name, note)
+
+
+def test_meters_tracks_and_instruments(entry):
+    writer = SongWriter.load(entry.card_path)
+    waltz = writer.generate(style="waltz", meter="3/4", bars=8, tempo=150, tracks=["bass", "chords"], seed=1,
+                            instruments={"chords": "accordion"})
+    assert waltz.score.time_signature == (3, 4) and [p.name for p in waltz.score.parts] == ["bass", "chords"]
+    assert waltz.score.parts[1].program == 21 and all(n.end <= 8 * 3 + 1e-9 for p in waltz.score.parts
+                                                        for n in p.notes)
+    blues = writer.generate(style="blues", meter="12/8", bars=8, tempo=90, seed=2)
+    assert blues.score.time_signature == (12, 8)
+    assert all(abs(n.start * 2 - round(n.start * 2)) < 1e-6 for p in blues.score.parts for n in p.notes)  # eighths
+    march = writer.generate(style="march", meter="2/4", bars=9, tempo=200, seed=3)
+    assert march.score.time_signature == (2, 4) and march.params["bars"] == 9
+    assert march.sections[-1]["bars"][1] == 9 and all(n.start < 18 for p in march.score.parts for n in p.notes)
+
+
+def test_a_loop_flows_into_its_start(entry):
+    params = _resolve(entry, style="house", loop=4, tempo=124)
+    work = make_work(entry, params, audio=False).work
+    score, result = work.score, work.result
+    assert result["loop"] == 4 and result["bars"] == 4 and result["sections"] == [
+        {"name": "loop", "bars": [1, 4], "energy": 0.5}]
+    assert all(n.start >= 0 and n.end <= 16 + 1e-9 for p in score.parts for n in p.notes)
+    # the loop is the second time through: its chords are the first time's, so its last bar leads into its
+    # first bar as the first time's last bar led into this first bar
+    writer = SongWriter.load(entry.card_path)
+    plan = loop_plan(4, 0.5)
+    assert plan.keep == (4, 4) and plan.chords_from == {4: 0, 5: 1, 6: 2, 7: 3} and plan.open_end
+    song = writer.generate(style="house", loop=4, tempo=124, seed=params["seed"])
+    assert song.chords == result["chords"] and song.chords[0]["bar"] == 1 and song.chords[0]["beat"] == 1.0
+
+
+def test_a_given_chord_chart_is_followed(entry):
+    params = _resolve(entry, style="pop", bars=8, chords="Am | F | C G7", key="C major")
+    work = make_work(entry, params, audio=False).work
+    chords = [(c["bar"], c["beat"], c["chord"]) for c in work.result["chords"]]
+    assert chords == [(1, 1.0, "Am"), (2, 1.0, "F"), (3, 1.0, "C"), (3, 3.0, "G7"), (4, 1.0, "Am"), (5, 1.0, "F"),
+                      (6, 1.0, "C"), (6, 3.0, "G7"), (7, 1.0, "Am"), (8, 1.0, "F")]
+    _check_pitches(work.score, entry.card, work.result["chords"])
+
+
+def test_two_styles_blend(entry):
+    writer = SongWriter.load(entry.card_path)
+    weights = resolve_style("bossa nova:0.7+house:0.3", writer.styles)
+    assert weights == pytest.approx({"bossa_nova": 0.7, "house": 0.3})
+    plan = writer.meter_plan("4/4")
+
+    def condition(w):
+        return writer.stepper.condition(writer._condition(w, 0, "major", plan, 120.0, ROLES))
+
+    blend = condition(weights)
+    assert np.allclose(blend, 0.7 * condition({"bossa_nova": 1.0}) + 0.3 * condition({"house": 1.0}), atol=1e-5)
+    song = writer.generate(style="bossa_nova+house", bars=8, seed=4)
+    assert song.params["styles"] == {"bossa_nova": 0.5, "house": 0.5}
+
+
+def test_the_plan():
+    assert sum(s.bars for s in plan_sections(60, 0.5)) == 60
+    names = [s.name for s in plan_sections(60, 0.5)]
+    assert names == ["intro", "verse", "chorus", "verse", "chorus", "bridge", "chorus", "outro"]
+    for bars in range(8, 160):
+        spans = plan_sections(bars, 0.9)
+        assert sum(s.bars for s in spans) == bars and spans[0].start_bar == 0
+        assert all(a.start_bar + a.bars == b.start_bar for a, b in itertools.pairwise(spans))
+    levels = {s.name: s.energy for s in plan_sections(60, 0.5)}
+    assert levels["chorus"] == levels["verse"] + 1 and levels["intro"] == levels["verse"] - 1
+    plan = song_plan(60, 0.5)
+    assert plan.copy_from[28] == 12 and plan.chords_from[20] == 4  # chorus 2 replays chorus 1; verse 2 its chords
+
+
+def test_styles_resolve_like_the_corpus_table(entry):
+    for family in STYLE_FAMILIES:
+        for name in (family.id, family.name, *family.aliases):
+            assert resolve_style(name, entry.card["styles"]) == {resolve_family(name).id: 1.0}
+
+
+@pytest.mark.parametrize(("explicit", "field", "words"), [
+    ({"style": "bosa novva"}, "params.style", ["nearest: 'bossa_nova'", "swing", "house"]),
+    ({"style": "house:0+pop"}, "params.style", ["positive"]),
+    ({"tempo": 500}, "params.tempo", ["300"]),
+    ({"length": 600}, "params.length", ["180"]),
+    ({"length": 3, "tempo": 120}, "params.length", ["8 bars"]),
+    ({"bars": 200, "tempo": 60}, "params.bars", ["180 s"]),
+    ({"tracks": "drums,vocals"}, "params.tracks", ["drums", "lead"]),
+    ({"meter": "7/8"}, "params.meter", ["4/4", "12/8"]),
+    ({"loop": 64}, "params.loop", ["32"]),
+    ({"chords": "Am | Hm7"}, "params.chords", ["Hm7"]),
+    ({"instruments": {"bass": "kazoo"}}, "params.instruments.bass", ["kazoo"]),
+    ({"instruments": {"drums": "drums_jazz"}, "tracks": ["bass"]}, "params.instruments", ["drums"]),
+])
+def test_bad_input_names_the_field(entry, explicit, field, words):
+    with pytest.raises(ParameterError) as info:
+        params = _resolve(entry, **explicit)
+        make_work(entry, params, audio=False)
+    message = str(info.value)
+    assert all(w in message for w in words), message
+    assert info.value.field.startswith(field), info.value.field

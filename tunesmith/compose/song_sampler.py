@@ -1,0 +1,278 @@
+"""Sampling a song step by step with the constraints a user expects, enforced while sampling:
+
+* the bar count and the meter: bars are opened by the plan, positions stay inside the bar (and on the triplet
+  grid when 12/8 is asked), events move forward in time in the order the model learned;
+* each track plays only where it is asked (the ``tracks`` subset), pitched notes only inside their role's
+  range and on the key's scale or the chord sounding (minor keys: also the raised sixth and seventh), drums
+  only on the drum keys the model learned;
+* given chords (a chord per bar of a later verse, of a loop's second time, or a harmony to follow) are written
+  at their places instead of the model's own;
+* bars that replay an earlier bar (later choruses) are fed to the model in one chunk, not sampled.
+
+Each field is drawn with temperature and nucleus sampling (`tunesmith.compose.sampling.sample_token`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from tunesmith.compose.sampling import sample_token
+from tunesmith.compose.song_plan import SongPlan
+from tunesmith.models.song import HEAD_SIZES, N_QUALITIES, N_VELOCITIES, WHEN_CHORD, WHEN_NOTE, SongStepper
+from tunesmith.symbolic.harmony import QUALITIES
+from tunesmith.symbolic.keys import scale_pitch_classes
+from tunesmith.symbolic.song_tokens import (
+    BAR,
+    BOS,
+    CHORD,
+    COLUMN,
+    CONTEXT,
+    DRUM_OFFSET,
+    DRUMS,
+    EOS,
+    FIELDS,
+    NOTE,
+    PHASE_CAP,
+    QUALITY_NAMES,
+    ROLES,
+    SIZES,
+    STEPS_PER_BEAT,
+    bar_steps,
+    section_context,
+    step_row,
+)
+
+MAX_EVENTS_PER_BAR = 192
+TRIPLET = STEPS_PER_BEAT // 3
+
+
+@dataclass
+class Constraints:
+    """What the sampler may write: the meter's grid, the tracks, pitch ranges per role, the key, drum keys."""
+
+    meter: tuple[int, int]
+    tracks: Sequence[str]
+    role_ranges: dict[str, Sequence[int]]
+    drum_keys: Sequence[int]
+    tonic: int
+    mode: str
+    triplets: bool = False
+    per_bar: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.per_bar = bar_steps(self.meter)
+        self.track_values = np.array(sorted(1 + ROLES.index(t) for t in self.tracks), dtype=np.int64)
+        scale = set(scale_pitch_classes(self.tonic, self.mode))
+        if self.mode == "minor":
+            scale |= {(self.tonic + 9) % 12, (self.tonic + 11) % 12}
+        self.scale = scale
+        self._bases: dict[int, np.ndarray] = {}  # per track value: the MIDI keys it may play
+        for value in self.track_values:
+            base = np.zeros(128, dtype=bool)
+            role = ROLES[value - 1]
+            if role == "drums":
+                base[[k for k in self.drum_keys if 0 <= k < 128]] = True
+            else:
+                low, high = self.role_ranges.get(role, (0, 127))
+                base[int(low):int(high) + 1] = True
+            self._bases[int(value)] = base
+        self._cache: dict[tuple[int, int, int], np.ndarray] = {}
+        self._what: dict[tuple[int, int], np.ndarray] = {}
+        self._last_what: dict[tuple[int, int], int] = {}
+        positions = np.zeros(SIZES["position"] - 1, dtype=bool)
+        positions[:self.per_bar] = True
+        if self.triplets:
+            positions[np.arange(SIZES["position"] - 1) % TRIPLET != 0] = False
+        self.positions = positions
+
+    def pitches(self, track: int, chord: tuple[int, int]) -> np.ndarray:
+        """The MIDI keys (128,) ``track`` may play over ``chord`` (root, quality field values)."""
+        key = (track, *chord)
+        if key not in self._cache:
+            base = self._bases[track].copy()
+            if track != DRUMS:
+                classes = set(self.scale)
+                if chord[0]:
+                    classes |= {(chord[0] - 1 + i) % 12 for i in QUALITIES[QUALITY_NAMES[chord[1] - 1]]}
+                base &= np.isin(np.arange(128) % 12, list(classes))
+            self._cache[key] = base
+        return self._cache[key]
+
+    def what(self, chord: tuple[int, int]) -> np.ndarray:
+        """The (track, key) values (track - 1) * 128 + key the tracks may play over ``chord``."""
+        if chord not in self._what:
+            mask = np.zeros(len(ROLES) * 128, dtype=bool)
+            for track in self.track_values:
+                mask[(track - 1) * 128:track * 128] = self.pitches(int(track), chord)
+            self._what[chord] = mask
+            self._last_what[chord] = int(np.flatnonzero(mask)[-1]) if mask.any() else -1
+        return self._what[chord]
+
+    def last_what(self, chord: tuple[int, int]) -> int:
+        """The highest (track, key) value allowed over ``chord`` (-1: none)."""
+        self.what(chord)
+        return self._last_what[chord]
+
+
+@dataclass
+class Written:
+    """The steps of a song as sampled, the rows of each bar, and how many steps were sampled and copied."""
+
+    steps: np.ndarray
+    bar_rows: dict[int, np.ndarray]
+    sampled: int
+    copied: int
+
+
+class SongSampler:
+    """Writes a `SongPlan` with a `SongStepper` (already started with the song's conditioning)."""
+
+    def __init__(self, stepper: SongStepper, constraints: Constraints, *, rng: np.random.Generator,
+                 temperature: float = 1.0, top_p: float = 0.95) -> None:
+        self.stepper = stepper
+        self.c = constraints
+        self.rng = rng
+        self.temperature = temperature
+        self.top_p = top_p
+        self.sampled = 0  # steps the model wrote
+        self.copied = 0  # steps replayed from earlier bars
+        self.draws = 0
+        self._any_chord = np.ones(HEAD_SIZES["chord"], dtype=bool)
+        self._drum_how = np.zeros(HEAD_SIZES["how"], dtype=bool)
+        self._drum_how[:N_VELOCITIES] = True  # a drum hit has no duration
+        self._pitched_how = ~self._drum_how
+
+    def write(self, plan: SongPlan, given_chords: dict[int, list[tuple[int, int, int]]] | None = None) -> Written:
+        """Every bar of ``plan`` (``given_chords``: bar -> chord events (position, root, quality) to follow)."""
+        contexts = section_context(plan.sections, plan.bars)
+        if plan.open_end:
+            contexts[:, CONTEXT.index("bars_left")] = PHASE_CAP
+        rows: list[np.ndarray] = [step_row(BOS)]
+        h = self.stepper.feed(rows[0])
+        bar_rows: dict[int, np.ndarray] = {}
+        bar = 0
+        while bar < plan.bars:
+            if bar in plan.copy_from:
+                run = [bar]
+                while run[-1] + 1 < plan.bars and run[-1] + 1 in plan.copy_from:
+                    run.append(run[-1] + 1)
+                chunk = [self._with_context(bar_rows[plan.copy_from[b]], contexts[b]) for b in run]
+                for b, block in zip(run, chunk, strict=True):
+                    bar_rows[b] = block
+                h = self.stepper.feed(np.concatenate(chunk))
+                self.copied += sum(len(block) for block in chunk)
+                rows.extend(np.concatenate(chunk))
+                bar = run[-1] + 1
+                continue
+            forced = None
+            if given_chords is not None and bar in given_chords:
+                forced = list(given_chords[bar])
+            elif bar in plan.chords_from:
+                forced = chord_events(bar_rows[plan.chords_from[bar]])
+            block, h = self.bar(h, contexts[bar], forced)
+            bar_rows[bar] = block
+            rows.extend(block)
+            bar += 1
+        rows.append(step_row(EOS))
+        return Written(np.stack(rows), bar_rows, self.sampled, self.copied)
+
+    @staticmethod
+    def _with_context(block: np.ndarray, context: np.ndarray) -> np.ndarray:
+        out = block.copy()
+        out[:, len(FIELDS):] = context
+        return out
+
+    def _feed(self, row: np.ndarray, out: list[np.ndarray]) -> np.ndarray:
+        out.append(row)
+        self.sampled += 1
+        return self.stepper.feed(row)
+
+    def bar(self, h: np.ndarray, context: np.ndarray,
+            forced: list[tuple[int, int, int]] | None) -> tuple[np.ndarray, np.ndarray]:
+        """One bar: its BAR step, the chord at the bar line, then events until the model closes the bar."""
+        out: list[np.ndarray] = []
+        h = self._feed(step_row(BAR, context), out)
+        if forced and forced[0][0] == 0:
+            _, root, quality = forced.pop(0)
+        else:  # the model's own chord (also when a given change comes later in the bar)
+            root, quality = self._chord(self.stepper.when_input(h, CHORD, 1))
+        h = self._feed(step_row(CHORD, context, position=1, root=root, quality=quality), out)
+        chord = (root, quality)
+        last_position, last_what = 1, -1  # the last note's (track, key) value at last_position, -1: none yet
+        while len(out) < MAX_EVENTS_PER_BAR:
+            when = self._when_mask(last_position, last_what, chord, chords=forced is None)
+            value = self._draw("when", h, when)
+            if value < WHEN_CHORD:  # the bar is done
+                break
+            kind = CHORD if value < WHEN_NOTE else NOTE
+            position = 1 + value - (WHEN_CHORD if kind == CHORD else WHEN_NOTE)
+            if kind == NOTE and forced and forced[0][0] + 1 <= position:  # a given chord change comes first
+                change = forced.pop(0)
+                h = self._feed(step_row(CHORD, context, position=change[0] + 1, root=change[1], quality=change[2]),
+                               out)
+                chord, last_position, last_what = change[1:], change[0] + 1, -1
+                continue
+            z = self.stepper.when_input(h, kind, position)
+            if kind == CHORD:
+                root, quality = self._chord(z)
+                h = self._feed(step_row(CHORD, context, position=position, root=root, quality=quality), out)
+                chord, last_position, last_what = (root, quality), position, -1
+                continue
+            if position != last_position:
+                last_what = -1
+            what = self._draw("what", z, self._what_mask(last_what, chord))
+            track, key = 1 + what // 128, what % 128
+            pitch = 1 + key + (DRUM_OFFSET if track == DRUMS else 0)
+            how_mask = self._drum_how if track == DRUMS else self._pitched_how
+            how = self._draw("how", self.stepper.note_input(z, track, pitch), how_mask)
+            duration, velocity = divmod(how, N_VELOCITIES)
+            h = self._feed(step_row(NOTE, context, position=position, track=track, pitch=pitch, duration=duration,
+                                    velocity=1 + velocity), out)
+            last_position, last_what = position, what
+        for position, root, quality in forced or ():  # given changes the model did not reach
+            h = self._feed(step_row(CHORD, context, position=position + 1, root=root, quality=quality), out)
+        return np.stack(out), h
+
+    def _chord(self, z: np.ndarray) -> tuple[int, int]:
+        """(root, quality) field values drawn by the chord head."""
+        value = self._draw("chord", z, self._any_chord)
+        root, quality = divmod(value, N_QUALITIES)
+        return 1 + root, 1 + quality
+
+    def _when_mask(self, last_position: int, last_what: int, chord: tuple[int, int], *,
+                   chords: bool) -> np.ndarray:
+        """Ending the bar, a chord change (``chords``: the model writes its own) at a later position, or a note at
+        a later position or at this one while a (track, key) after ``last_what`` may still play here."""
+        mask = np.zeros(HEAD_SIZES["when"], dtype=bool)
+        mask[:2] = True
+        later = self.c.positions.copy()
+        later[:last_position] = False  # positions after the last one (index = value - 1)
+        if chords:
+            mask[WHEN_CHORD:WHEN_NOTE] = later
+        mask[WHEN_NOTE:] = later
+        if self.c.last_what(chord) > last_what:
+            mask[WHEN_NOTE + last_position - 1] = True
+        return mask
+
+    def _what_mask(self, last_what: int, chord: tuple[int, int]) -> np.ndarray:
+        """(track, key) values a note may take: its track's keys, after the last note of this position (the
+        order of notes at one position, by track then key, is the order of the values)."""
+        mask = self.c.what(chord)
+        if last_what >= 0:
+            mask = mask.copy()
+            mask[:last_what + 1] = False
+        return mask
+
+    def _draw(self, name: str, z: np.ndarray, allowed: np.ndarray) -> int:
+        self.draws += 1
+        return sample_token(self.stepper.logits(name, z), allowed=allowed, temperature=self.temperature,
+                            top_p=self.top_p, rng=self.rng)
+
+
+def chord_events(block: np.ndarray) -> list[tuple[int, int, int]]:
+    """The chord events (position, root, quality) of a bar's rows, positions from 0."""
+    chords = block[block[:, COLUMN["kind"]] == CHORD]
+    return [(int(r[COLUMN["position"]]) - 1, int(r[COLUMN["root"]]), int(r[COLUMN["quality"]])) for r in chords]

@@ -1,0 +1,251 @@
+"""The `song` family: whole multi-track songs (drums, bass, chords, pad, lead) in a style, with sections, from a
+compound-word Transformer (cards with ``family == "song"``; :class:`tunesmith.compose.song.SongWriter`).
+
+A job's params name a style family or a blend ("bossa_nova+house", "bossa nova:0.7+house:0.3"), key, tempo,
+length (seconds) or bars, meter, energy 0..1, the tracks that play, their instruments, or a loop of N bars.
+What a model can do comes from its card (styles, meters), so resolving a request needs no weights.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+from tunesmith.compose.song_plan import (
+    DERIVED_METERS,
+    chord_chart,
+    default_tempo,
+    instrument_program,
+    meter_plan,
+    resolve_style,
+)
+from tunesmith.errors import ParameterError
+from tunesmith.families.base import Family, InputFacts, Resolving, Trainer, Work
+from tunesmith.families.params import TEMPERATURE_RANGE, TOP_P_RANGE, Key
+from tunesmith.symbolic.score import Score
+
+ROLES = ("drums", "bass", "chords", "pad", "lead")  # tunesmith.symbolic.song_tokens.ROLES
+SONG_TEMPO = (40.0, 300.0)
+LENGTH_RANGE = (1.0, 180.0)  # seconds; a song also has at least MIN_BARS bars
+MIN_BARS, MAX_BARS, MAX_LOOP = 8, 256, 32
+DEFAULT_SECONDS = 60.0
+RENDER_TAIL_SECONDS = 1.5
+SONG_METERS = ("4/4", "3/4", "6/8", "2/4", "2/2", "12/8")
+PROMPT_PARAMS = ("style", "key", "tempo", "length", "bars", "meter", "energy", "tracks", "instruments", "loop")
+Role = Literal["drums", "bass", "chords", "pad", "lead"]
+
+
+def _split_list(value: Any) -> Any:
+    """"drums,bass" or "drums bass" (a CLI --param) -> ["drums", "bass"]."""
+    if isinstance(value, str):
+        return [v for v in value.replace(",", " ").split() if v]
+    return value
+
+
+def _split_mapping(value: Any) -> Any:
+    """"chords=accordion,lead=flute" (a CLI --param) -> {"chords": "accordion", "lead": "flute"}."""
+    if isinstance(value, str):
+        pairs = [p.partition("=") for p in value.replace(";", ",").split(",") if p.strip()]
+        return {k.strip(): v.strip() for k, sep, v in pairs if sep} | {p[0].strip(): "" for p in pairs if not p[1]}
+    return value
+
+
+class SongParams(BaseModel):
+    """Musical parameters of a song; each one left out comes from the prompt, else the style's default."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    style: str | None = Field(None, max_length=200, description="a style family (id, name or alias, e.g. 'bossa "
+                              "nova') or a blend 'bossa_nova+house' / 'bossa_nova:0.7+house:0.3'",
+                              json_schema_extra={"default": "pop"})
+    key: Key | None = None
+    tempo: float | None = Field(None, ge=SONG_TEMPO[0], le=SONG_TEMPO[1],
+                                json_schema_extra={"unit": "quarter notes per minute"},
+                                description="default: the middle of the style's tempo range")
+    length: float | None = Field(None, ge=LENGTH_RANGE[0], le=LENGTH_RANGE[1], json_schema_extra={"unit": "seconds",
+                                 "default": DEFAULT_SECONDS},
+                                 description=f"seconds, up to {LENGTH_RANGE[1]:g} (a song has {MIN_BARS} bars at "
+                                 "least); `bars` wins when both are given")
+    bars: int | None = Field(None, ge=MIN_BARS, le=MAX_BARS, description="number of bars (instead of length)")
+    meter: Literal[SONG_METERS] | None = Field(None, description="time signature (default: the style's own)")
+    energy: float | None = Field(None, ge=0.0, le=1.0, json_schema_extra={"default": 0.5},
+                                 description="0 sparse and quiet .. 1 busy; 0.5 is the style's usual")
+    tracks: Annotated[list[Role], BeforeValidator(_split_list)] | None = Field(
+        None, min_length=1, description="which tracks play (default all: drums, bass, chords, pad, lead)")
+    instruments: Annotated[dict[Role, Annotated[str, Field(min_length=1, max_length=40)]],
+                           BeforeValidator(_split_mapping)] | None = Field(
+        None, description="track -> General MIDI instrument (drums: a kit such as drums_jazz)")
+    chords: str | None = Field(None, max_length=2000, description="a chord chart to follow instead of the model's "
+                               "own harmony: bars separated by |, e.g. 'Am | F | C | G7' (repeated to the end)")
+    loop: int | None = Field(None, ge=1, le=MAX_LOOP, description="a seamless loop of this many bars instead of a "
+                             "song (its end flows into its start)")
+    temperature: float | None = Field(None, ge=TEMPERATURE_RANGE[0], le=TEMPERATURE_RANGE[1],
+                                      json_schema_extra={"default": 1.0})
+    top_p: float | None = Field(None, ge=TOP_P_RANGE[0], le=TOP_P_RANGE[1], json_schema_extra={"default": 0.95})
+
+
+def styles(card: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    return list(card.get("styles") or [])
+
+
+def offered_meters(card: Mapping[str, Any]) -> list[str]:
+    learned = list(card.get("meters") or ["4/4"])
+    return learned + [m for m, (base, _) in DERIVED_METERS.items() if base in learned and m not in learned]
+
+
+def defaults(card: Mapping[str, Any]) -> dict[str, Any]:
+    return {"style": "pop", "key": "C major", "length": DEFAULT_SECONDS, "meter": "4/4", "energy": 0.5,
+            "tracks": list(ROLES), "temperature": 1.0, "top_p": 0.95}
+
+
+def choices(card: Mapping[str, Any]) -> dict[str, list[str]]:
+    return {"meter": offered_meters(card)}
+
+
+def _field(name: str, explicit: Mapping[str, Any]) -> str:
+    """Where an error about ``name`` points: the param if given, else the prompt that set it."""
+    return f"params.{name}" if name in explicit else "prompt"
+
+
+def resolve(request: Resolving) -> dict[str, Any]:
+    """The params a song job runs with: the style (a blend kept as written) checked against the card, the meter
+    the card's model writes, tempo from the style, the bar count from ``bars``, ``loop`` or ``length``."""
+    explicit, card = request.explicit, request.card
+    params = request.merged(PROMPT_PARAMS)
+    params.update({k: v for k, v in explicit.items() if v is not None})
+    style = str(params.get("style") or "pop")
+    try:
+        weights = resolve_style(style, styles(card))
+        plan = meter_plan(str(params.get("meter") or _style_meter(weights, card)), card.get("meters") or ["4/4"])
+    except ParameterError as exc:
+        raise ParameterError(exc.message, field=_field(exc.field or "style", explicit)) from None
+    meter = "{}/{}".format(*plan.asked)
+    tempo = float(params.get("tempo") or default_tempo(weights, styles(card)))
+    if not SONG_TEMPO[0] <= tempo <= SONG_TEMPO[1]:
+        raise ParameterError(f"tempo must be {SONG_TEMPO[0]:g}-{SONG_TEMPO[1]:g} BPM, got {tempo:g}",
+                             field=_field("tempo", explicit))
+    loop = params.get("loop")
+    bars = int(loop) if loop else _song_bars(params, explicit, tempo, meter)
+    tracks = list(dict.fromkeys(params.get("tracks") or ROLES))
+    unknown = [t for t in tracks if t not in ROLES]
+    if unknown:
+        raise ParameterError(f"unknown track {unknown[0]!r}; a song has the tracks {', '.join(ROLES)}",
+                             field=_field("tracks", explicit))
+    instruments = dict(params.get("instruments") or {})
+    for role, name in instruments.items():
+        if role not in tracks:
+            raise ParameterError(f"instruments names the track {role!r}, which does not play (tracks: "
+                                 f"{', '.join(tracks)})", field=_field("instruments", explicit))
+        try:
+            instrument_program(role, name)
+        except ParameterError as exc:
+            raise ParameterError(exc.message, field=_field("instruments", explicit) + f".{role}") from None
+    if params.get("chords"):
+        try:
+            chord_chart(str(params["chords"]), bar_beats=4.0, bars=1)
+        except ParameterError as exc:
+            raise ParameterError(exc.message, field=_field("chords", explicit)) from None
+    return {"style": style, "key": params.get("key") or "C major", "tempo": tempo, "bars": bars, "meter": meter,
+            "energy": float(params.get("energy", 0.5)), "tracks": tracks, "instruments": instruments,
+            "loop": int(loop) if loop else None, "chords": params.get("chords") or None,
+            "temperature": float(params.get("temperature", 1.0)),
+            "top_p": float(params.get("top_p", 0.95)), "seed": request.seed}
+
+
+def _style_meter(weights: Mapping[str, float], card: Mapping[str, Any]) -> str:
+    """The usual meter of the heaviest style of a blend (a waltz is in 3/4), else 4/4."""
+    heaviest = max(weights, key=weights.get)
+    entry = next((s for s in styles(card) if s["id"] == heaviest), {})
+    return str(entry.get("meter") or "4/4")
+
+
+def _song_bars(params: Mapping[str, Any], explicit: Mapping[str, Any], tempo: float, meter: str) -> int:
+    numerator, denominator = (int(x) for x in meter.split("/"))
+    bar_seconds = numerator * 4 / denominator * 60.0 / tempo
+    if params.get("bars"):
+        bars = int(params["bars"])
+        if not MIN_BARS <= bars <= MAX_BARS:
+            raise ParameterError(f"bars must be {MIN_BARS}-{MAX_BARS}, got {bars}", field=_field("bars", explicit))
+        if bars > MIN_BARS and bars * bar_seconds > LENGTH_RANGE[1] + 1e-6:
+            raise ParameterError(f"{bars} bars at {tempo:g} BPM last {bars * bar_seconds:.0f} s; a song lasts at "
+                                 f"most {LENGTH_RANGE[1]:g} s", field=_field("bars", explicit))
+        return bars
+    seconds = float(params.get("length") or DEFAULT_SECONDS)
+    if not LENGTH_RANGE[0] <= seconds <= LENGTH_RANGE[1]:
+        raise ParameterError(f"length must be {LENGTH_RANGE[0]:g}-{LENGTH_RANGE[1]:g} s, got {seconds:g}",
+                             field=_field("length", explicit))
+    bars = max(1, round(seconds / bar_seconds))
+    if bars < MIN_BARS:
+        raise ParameterError(f"{seconds:g} s at {tempo:g} BPM in {meter} is {bars} bar(s); a song has at least "
+                             f"{MIN_BARS} bars (about {MIN_BARS * bar_seconds:.0f} s; or ask for a loop)",
+                             field=_field("length", explicit))
+    return bars
+
+
+def seconds(params: dict[str, Any], _upload: InputFacts | None) -> float:
+    """Length of the audio a job will make: its bars at its tempo plus the reverb tail."""
+    numerator, denominator = (int(x) for x in params["meter"].split("/"))
+    return round(params["bars"] * numerator * 4 / denominator * 60.0 / params["tempo"] + RENDER_TAIL_SECONDS, 3)
+
+
+def run(writer: Any, params: dict[str, Any], _source: Score | None) -> Work:
+    """Write the song (the pipeline renders its score)."""
+    song = writer.generate(style=params["style"], key=params["key"], tempo=params["tempo"], bars=params["bars"],
+                           meter=params["meter"], energy=params["energy"], tracks=params["tracks"],
+                           loop=params.get("loop"), instruments=params.get("instruments") or None,
+                           chart=params.get("chords"),
+                           seed=params.get("seed"), temperature=params.get("temperature", 1.0),
+                           top_p=params.get("top_p", 0.95))
+    result = {**song.params, "sections": song.sections, "tracks": song.tracks, "chords": song.chords,
+              "n_notes": song.score.n_notes, "compose_seconds": round(song.seconds, 3), "steps": song.steps,
+              "sampled_steps": song.sampled, "copied_steps": song.copied,
+              "steps_per_second": round(song.steps_per_second, 1)}
+    signed = {k: v for k, v in params.items() if k != "model"}
+    signed["seed"] = song.params["seed"]
+    kind = f"{params['loop']}-bar loop" if params.get("loop") else "song"
+    title = f"{params['style']} {kind} in {song.params['key']}"
+    return Work(score=song.score, audio=None, sr=0, result=result, signed=signed, title=title)
+
+
+def summary_line(result: Mapping[str, Any]) -> str:
+    sections = " ".join(s["name"] for s in result.get("sections", []))
+    return (f"{result.get('style')} in {result.get('key')}, {result.get('bars')} bars at {result.get('tempo'):g} BPM"
+            f" ({sections}), seed {result.get('seed')}")
+
+
+def load(card_path: Any) -> Any:
+    from tunesmith.compose.song import SongWriter
+
+    return SongWriter.load(card_path)
+
+
+def train_options(group: Any) -> None:
+    group.add_argument("--transpose", type=int, help="song: random transposition range in semitones (default 6)")
+    group.add_argument("--eval-events", type=int, help="song: held-out events evaluated (default 60000)")
+    group.add_argument("--heads", type=int, help="song: attention heads (default 4)")
+
+
+def train(args: Any) -> dict[str, Any]:
+    """`tunesmith train song`: the song model on a grooves dataset (tunesmith.train.song); --dim, --layers and
+    --window are shared with the lm trainer's options."""
+    from tunesmith.train.song import SongTrainConfig, train_song
+
+    model = {k: v for k in ("dim", "layers", "heads") if (v := getattr(args, k, None)) is not None}
+    config = SongTrainConfig(minutes=args.minutes, max_steps=args.max_steps, batch_size=args.batch_size or 16,
+                             window=getattr(args, "window", None) or 512, lr=args.lr or 1.5e-3,
+                             eval_every=args.eval_every, seed=args.seed, threads=args.threads, model=model,
+                             transpose=args.transpose if args.transpose is not None else 6,
+                             eval_events=args.eval_events or 60_000)
+    return train_song(args.data, args.out, config, resume=args.resume)
+
+
+SONG = Family(
+    name="song", card_family="song", kind="composer",
+    summary="whole songs by a multi-track band (drums, bass, chords, pad, lead) in a style, with sections",
+    load=load, params=SongParams, run=run, resolve=resolve, seconds=seconds, originality="symbolic",
+    describe=lambda card: f"multi-track songs in {len(styles(card))} styles",
+    summary_line=summary_line, card_defaults=defaults, card_choices=choices, prompt_params=PROMPT_PARAMS,
+    trainer=Trainer("song", "multi-track song model (grooves corpus)", train, train_options),
+)

@@ -1,0 +1,188 @@
+"""Training the `song` model (`tunesmith train song --data DIR --out DIR --minutes M [--resume]`) on the shared
+harness: windows of grooves songs at bar lines, transposed at random, teacher-forced compound-word NLL, AdamW
+with a warm-up and a cosine decay over the time budget; the evaluation is the held-out (valid split) NLL per
+event, in nats (the sum of the event's fields).
+
+The card holds what generation needs besides the weights: the token format, the style table in embedding order
+(ids, names, aliases, tempo ranges, descriptions and each role's usual programs), the meters, each role's pitch
+range and the drum keys seen, the energy table, and the data it was trained on with its licences.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from tunesmith.data.dataset import Dataset
+from tunesmith.data.styles import STYLE_FAMILIES
+from tunesmith.errors import DatasetError
+from tunesmith.models.song import SongTransformer, count_parameters, song_loss
+from tunesmith.symbolic.song_tokens import (
+    COLUMNS,
+    CONTEXT,
+    DURATION_BINS,
+    ENERGY_LEVELS,
+    FIELDS,
+    ROLES,
+    SECTIONS,
+    SIZES,
+    STEPS_PER_BEAT,
+    TOKEN_FORMAT,
+    VELOCITY_BIN,
+)
+from tunesmith.train.harness import Clock, Recipe, check_budget, previous_card, resumed_config, run
+from tunesmith.train.schedule import cosine_lr
+from tunesmith.train.song_data import CorpusStats, SongCorpus, read_corpus
+
+# small and without dropout: on this CPU a 60-minute run sees ~7 M events (about two passes over the corpus),
+# where a bigger model would see too few for its size, and a step of it costs less when generating
+MODEL_DEFAULTS: dict[str, Any] = {"dim": 128, "layers": 4, "heads": 4, "dropout": 0.0}
+MIN_METER_SONGS = 20  # a meter with fewer training songs (and under 5 % of them) is not offered: too little learned
+UNTRAINED_RANGES = {"bass": [28, 67], "chords": [40, 88], "pad": [45, 96], "lead": [55, 90]}
+
+
+@dataclass
+class SongTrainConfig:
+    """Everything that shapes a run; stored on the checkpoint card."""
+
+    minutes: float = 60.0
+    max_steps: int | None = None
+    batch_size: int = 16
+    window: int = 512
+    transpose: int = 6
+    lr: float = 1.5e-3
+    weight_decay: float = 0.01
+    warmup: int = 200
+    eval_every: int = 250
+    eval_events: int | None = 60_000
+    seed: int = 0
+    threads: int | None = None
+    limit: int | None = None  # read at most this many records (quick runs, tests)
+    model: dict[str, Any] = field(default_factory=dict)
+
+    def model_kwargs(self, n_styles: int, n_meters: int) -> dict[str, Any]:
+        return {**MODEL_DEFAULTS, **self.model, "n_styles": n_styles, "n_meters": n_meters}
+
+
+@torch.no_grad()
+def evaluate_nll(model: SongTransformer, batches: list[tuple[torch.Tensor, dict]]) -> float:
+    """Mean negative log-likelihood (nats) per event over ``batches``."""
+    model.eval()
+    total, count = 0.0, 0
+    for steps, cond in batches:
+        loss, events = song_loss(model, steps, cond)
+        total += float(loss)
+        count += events
+    model.train()
+    return total / max(count, 1)
+
+
+def style_table(stats: CorpusStats) -> list[dict[str, Any]]:
+    """The style families in embedding order, with what generation needs of each."""
+    programs = stats.family_programs()
+    meters = {f: c.most_common(1)[0][0] for f, c in stats.family_meters.items() if c}
+    return [{"id": f.id, "name": f.name, "description": f.description, "aliases": list(f.aliases),
+             "tempo": list(f.tempo), "meter": meters.get(f.id, "4/4"), "programs": programs.get(f.id, {})}
+            for f in STYLE_FAMILIES]
+
+
+def model_card(model: SongTransformer, *, styles: list[dict[str, Any]], meters: list[str],
+               role_ranges: dict[str, list[int]], drum_keys: list[int],
+               energy_quantiles: dict[str, list[float]]) -> dict[str, Any]:
+    """A song model's card fields (without its data and training): what generation reads besides the weights."""
+    return {
+        "family": "song", "arch": model.arch, "kwargs": model.kwargs, "parameters": count_parameters(model),
+        "description": f"multi-track songs (drums, bass, chords, pad, lead) in {len(styles)} styles, with sections",
+        "tokens": {"format": TOKEN_FORMAT, "steps_per_beat": STEPS_PER_BEAT, "fields": list(FIELDS),
+                   "context": list(CONTEXT), "columns": list(COLUMNS), "sizes": SIZES,
+                   "duration_bins": list(DURATION_BINS), "velocity_bin": VELOCITY_BIN, "roles": list(ROLES),
+                   "sections": list(SECTIONS), "energy_levels": ENERGY_LEVELS},
+        "styles": styles, "meters": meters, "role_ranges": role_ranges, "drum_keys": drum_keys,
+        "energy": {"measure": "a section's notes per beat as a percentile among its style family's training "
+                              "sections", "levels": ENERGY_LEVELS, "quantiles": energy_quantiles},
+    }
+
+
+def untrained_model(**kwargs: Any) -> tuple[SongTransformer, dict[str, Any]]:
+    """A song model with random weights and a card of the shipped shape, no corpus needed (tests, benchmarks):
+    every style family, the meters 4/4, 3/4 and 6/8, usual role ranges and the GM drum keys."""
+    styles = [{"id": f.id, "name": f.name, "description": f.description, "aliases": list(f.aliases),
+               "tempo": list(f.tempo), "meter": "3/4" if "waltz" in f.id else "4/4", "programs": {}}
+              for f in STYLE_FAMILIES]
+    meters = ["3/4", "4/4", "6/8"]
+    model = SongTransformer(**{**MODEL_DEFAULTS, **kwargs, "n_styles": len(styles), "n_meters": len(meters)})
+    card = model_card(model, styles=styles, meters=meters, role_ranges=dict(UNTRAINED_RANGES),
+                      drum_keys=list(range(35, 82)), energy_quantiles={})
+    return model, {**card, "data": {"kind": "none", "licences": {}}}
+
+
+def train_song(data: Path, out: Path, config: SongTrainConfig, *, resume: bool = False,
+               command: str | None = None, progress_bar: bool | None = None) -> dict[str, Any]:
+    """Train (or resume) a song model on a grooves dataset; returns the final card."""
+    check_budget(config)
+    resumed = previous_card(out, resume)
+    config = resumed_config(SongTrainConfig, config, resumed)
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed + (resumed["training"]["steps"] if resumed else 0))
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    dataset = Dataset(data)
+    if dataset.kind != "grooves":
+        raise DatasetError(f"{data} is a {dataset.kind!r} dataset; the song model trains on 'grooves' "
+                           "(tunesmith data build grooves --out DIR)")
+    examples, stats = read_corpus(data, limit=config.limit)
+    songs = sum(stats.meters.values())
+    meters = resumed["meters"] if resumed else sorted(
+        m for m, n in stats.meters.items() if n >= min(MIN_METER_SONGS, 0.05 * songs))
+    styles = [s["id"] for s in style_table(stats)]
+    train = SongCorpus([e for e in examples if e.split == "train"], styles=styles, meters=meters)
+    valid = SongCorpus([e for e in examples if e.split == "valid"], styles=styles, meters=meters)
+    if not len(train) or not len(valid):
+        raise DatasetError(f"{data} needs songs in both its train and valid splits (has {len(train)} and "
+                           f"{len(valid)} in the meters {', '.join(meters)})")
+    evaluation = valid.evaluation_batches(config.window, max_events=config.eval_events)
+    model = SongTransformer(**config.model_kwargs(len(styles), len(meters)))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay,
+                                  betas=(0.9, 0.98))
+
+    def step(clock: Clock) -> dict[str, float]:
+        lr = cosine_lr(clock.step, clock.elapsed, clock.budget, base=config.lr, warmup=config.warmup,
+                       fraction_done=clock.fraction)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        steps, cond = train.batch(rng, size=config.batch_size, length=config.window, transpose=config.transpose)
+        loss, events = song_loss(model, steps, cond)
+        loss = loss / max(events, 1)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        return {"lr": lr, "train_nll": float(loss.detach()), "events": events}
+
+    def card() -> dict[str, Any]:
+        fields = model_card(model, styles=style_table(stats), meters=meters, role_ranges=stats.role_ranges(),
+                            drum_keys=sorted(k for k, n in stats.drum_keys.items() if n >= 10),
+                            energy_quantiles=stats.energy.quantiles())
+        fields["data"] = {
+            "path": str(data), "kind": dataset.kind, "manifest_sha256": dataset.manifest_sha256,
+            "licences": dataset.info.get("licences", {}), "build_command": "tunesmith data build grooves --out DIR",
+            "trained_on": "the grooves corpus: MMA's style library (GPL-2+) rendered as multi-track songs over chord "
+                          "progressions and melodies from MMA's example songs, Bach chorales, string quartets and "
+                          "folk tunes of the music21 corpus",
+            "train_songs": len(train), "valid_songs": len(valid), "train_events": train.events,
+            "valid_events_evaluated": sum(int((s[:, 1:, 0] > 0).sum()) for s, _ in evaluation)}
+        return fields
+
+    recipe = Recipe(model=model, config=config, step=step,
+                    evaluate=lambda: {"valid_nll": evaluate_nll(model, evaluation)},
+                    card=card, state=lambda: {"optimizer": optimizer.state_dict()},
+                    load_state=lambda state: optimizer.load_state_dict(state["optimizer"]),
+                    score="valid_nll", best_key="best_valid_nll", columns=["lr", "train_nll", "valid_nll"],
+                    curves=["train_nll", "valid_nll"], x="events", totals=("events",), ylabel="nats per event",
+                    title=f"song {model.arch}: NLL per event", log_every=50,
+                    status=lambda values: f"loss {values['train_nll']:.3f}  lr {values['lr']:.2e}")
+    return run(recipe, out, resumed=resumed, command=command, progress_bar=progress_bar)
