@@ -184,7 +184,7 @@ def _song_bars(params: Mapping[str, Any], explicit: Mapping[str, Any], tempo: fl
     return bars
 
 
-def seconds(params: dict[str, Any], _upload: InputFacts | None) -> float:
+def seconds(params: dict[str, Any], _upload: InputFacts | None, _card: Mapping[str, Any]) -> float:
     """Length of the audio a job will make: its bars at its tempo plus the reverb tail."""
     numerator, denominator = (int(x) for x in params["meter"].split("/"))
     return round(params["bars"] * numerator * 4 / denominator * 60.0 / params["tempo"] + RENDER_TAIL_SECONDS, 3)
