@@ -110,7 +110,9 @@ def test_audio_range_requests(client, alice, chorale_job):
     outside = client.get(url, headers=alice | {"Range": f"bytes={len(full) + 10}-"})
     assert outside.status_code == 416 and outside.headers["content-range"] == f"bytes */{len(full)}"
     assert error_of(outside)["code"] == "range_not_satisfiable"
-    malformed = client.get(url, headers=alice | {"Range": "pages=1-2"})
+    other_unit = client.get(url, headers=alice | {"Range": "pages=1-2"})  # RFC 9110 14.2: ignored
+    assert other_unit.status_code == 200 and other_unit.content == full
+    malformed = client.get(url, headers=alice | {"Range": "bytes=abc"})
     assert malformed.status_code == 400 and error_of(malformed)["code"] == "bad_range"
     midi = client.get(chorale_job["links"]["midi"], headers=alice | {"Range": "bytes=0-3"})
     assert midi.status_code == 206 and midi.content == b"MThd"
@@ -221,10 +223,14 @@ def test_invalid_requests_are_422_naming_the_field(client, alice, body, field):
     assert error["code"] == "invalid_parameter" and error["field"] == field, error
 
 
-def test_malformed_json_and_bad_query_are_422(client, alice, chorale_job):
+def test_malformed_json_is_400_and_bad_query_422(client, alice, chorale_job):
     response = client.post("/v1/generations", content=b"{not json", headers=alice | {"Content-Type":
                                                                                       "application/json"})
-    assert response.status_code == 422 and error_of(response)["code"] == "invalid_parameter"
+    assert response.status_code == 400 and error_of(response)["code"] == "invalid_json"  # malformed syntax
+    assert error_of(response)["field"] == "body"
+    response = client.post("/v1/generations", content=b'{"model": "chorale"}', headers=alice | {"Content-Type":
+                                                                                                "text/plain"})
+    assert response.status_code == 415 and error_of(response)["field"] == "Content-Type"
     response = client.get(f"/v1/generations/{chorale_job['id']}/audio?format=aiff", headers=alice)
     assert response.status_code == 422 and error_of(response)["field"] == "format"
     response = client.get("/v1/generations?limit=0", headers=alice)
@@ -301,6 +307,7 @@ def test_unknown_routes_answer_json_errors(client):
     assert response.status_code == 404 and error_of(response)["code"] == "not_found"
     response = client.put("/v1/health")
     assert response.status_code == 405 and error_of(response)["code"] == "method_not_allowed"
+    assert response.headers["allow"] == "GET, OPTIONS"
 
 
 def test_metrics_count_requests_jobs_and_audio(client, chorale_job):

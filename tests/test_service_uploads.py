@@ -125,8 +125,10 @@ def test_unreadable_files_are_400_on_the_field_file(client, alice, name, data, n
 
 
 def test_upload_without_a_file_is_422(client, alice):
-    response = client.post("/v1/uploads", data={"other": "x"}, headers=alice)
+    response = client.post("/v1/uploads", files={"other": ("x.txt", b"x")}, headers=alice)
     assert response.status_code == 422 and error_of(response)["field"] == "file"
+    response = client.post("/v1/uploads", data={"other": "x"}, headers=alice)  # a form that cannot hold a file
+    assert response.status_code == 415 and error_of(response)["field"] == "Content-Type"
 
 
 def test_upload_over_the_size_limit_is_413(client, alice):

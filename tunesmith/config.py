@@ -53,6 +53,10 @@ class Settings(BaseSettings):
     analysis_sync_seconds: float = Field(30.0, ge=0, description="POST /v1/analyses answers files up to this "
                                          "long at once; longer ones become a job")
     max_analysis_seconds: float = Field(1200.0, gt=0, description="longest audio file POST /v1/analyses accepts")
+    max_decode_seconds: float = Field(15.0, gt=0, description="longest an uploaded score, or a file to verify, may "
+                                      "take to read (in a child process; longer is 413)")
+    max_decode_megabytes: int = Field(512, ge=64, description="memory that reading one uploaded file may take "
+                                      "(in a child process; more is 413)")
     originality_threshold: int = Field(12, ge=1, description="a symbolic work sharing a run of more notes than "
                                        "this with a training piece is flagged")
     originality_tries: int = Field(3, ge=1, le=20, description='pieces a request with "originality": "reject" '

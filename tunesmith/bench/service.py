@@ -103,9 +103,10 @@ def _create_key(data_dir: Path) -> str:
 
 
 @contextlib.contextmanager
-def _server(data_dir: Path, workers: int, api_processes: int | None) -> Iterator[tuple[str, int]]:
-    """`tunesmith serve` on 127.0.0.1:free port with the bench's settings; yields its URL and process id, stops it
-    after."""
+def _server(data_dir: Path, workers: int, api_processes: int | None,
+            env_extra: dict[str, str] | None = None) -> Iterator[tuple[str, int]]:
+    """`tunesmith serve` on 127.0.0.1:free port with the bench's settings (and ``env_extra``); yields its URL and
+    process id, stops it after."""
     port = _free_port()
     env = {name: value for name, value in os.environ.items() if not name.startswith("TUNESMITH_")}
     env.update(TUNESMITH_REQUESTS_PER_MINUTE=str(UNLIMITED), TUNESMITH_DAILY_AUDIO_SECONDS=str(UNLIMITED),
@@ -114,6 +115,7 @@ def _server(data_dir: Path, workers: int, api_processes: int | None) -> Iterator
         env["TUNESMITH_API_PROCESSES"] = str(api_processes)
     if "TUNESMITH_WEIGHTS" in os.environ:
         env["TUNESMITH_WEIGHTS"] = os.environ["TUNESMITH_WEIGHTS"]
+    env.update(env_extra or {})
     log_path = data_dir / "server.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(

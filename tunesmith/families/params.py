@@ -53,10 +53,11 @@ UploadId = Annotated[str, Field(max_length=36, description="id of an upload (POS
 
 
 def check_params(model: type[BaseModel], values: dict[str, Any], *, prefix: str = "params.",
-                 model_id: str = "") -> BaseModel:
-    """``values`` checked against a family's schema; a ParameterError naming the first bad field otherwise."""
+                 model_id: str = "", strict: bool = False) -> BaseModel:
+    """``values`` checked against a family's schema; a ParameterError naming the first bad field otherwise.
+    ``strict``: no conversions (JSON's true is not the integer 1, "8" is not a number), as the API's schema says."""
     try:
-        return model.model_validate(values)
+        return model.model_validate(values, strict=strict)
     except ValidationError as exc:
         error = exc.errors()[0]
         name = ".".join(str(p) for p in error["loc"])

@@ -40,6 +40,7 @@ log = logging.getLogger("tunesmith.worker")
 PREFIX = "/v1/analyses"
 SUFFIXES = {".wav": "wav", ".wave": "wav", ".flac": "flac", ".mp3": "mp3", ".ogg": "ogg", ".oga": "ogg"}
 ACCEPTED = "WAV, FLAC, MP3 or OGG"
+DECODE_RATE, DECODE_CHANNELS = 48_000, 2  # the samples a recording may decode to: max_analysis_seconds of these
 
 
 # ------------------------------------------------------------------------------------------ the model
@@ -97,6 +98,11 @@ def check_audio(path: Path, filename: str, settings: Settings) -> float:
     if facts.duration > settings.max_analysis_seconds:
         raise PayloadTooLarge(f"{filename} lasts {facts.duration:.0f} s; this server analyzes recordings of at "
                               f"most {settings.max_analysis_seconds:g} s", field="file")
+    budget = settings.max_analysis_seconds * DECODE_RATE * DECODE_CHANNELS
+    if facts.frames * facts.channels > budget:  # what decoding takes before the mix to mono
+        raise PayloadTooLarge(f"{filename} holds {facts.frames * facts.channels} samples ({facts.channels} channels "
+                              f"at {facts.sr} Hz); this server decodes at most {budget:.0f} (its longest recording "
+                              f"in stereo at {DECODE_RATE} Hz): send fewer channels or a lower rate", field="file")
     return float(facts.duration)
 
 

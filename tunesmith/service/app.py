@@ -22,6 +22,7 @@ from fastapi.concurrency import run_in_threadpool
 from tunesmith import __version__
 from tunesmith.config import Settings, load_settings
 from tunesmith.service.balance import BalanceMiddleware, ConnectionBalance
+from tunesmith.service.contract import install_contract
 from tunesmith.service.errors import install_error_handlers
 from tunesmith.service.limits import BodySizeLimit
 from tunesmith.service.metrics import Metrics, MetricsMiddleware
@@ -96,6 +97,7 @@ def create_app(settings: Settings | None = None, *, serve_run: ServeRun | None =
     app.state.serve_run = serve_run
     app.state.metrics = Metrics(jobs=serve_run is None)  # in `serve`, the worker process counts the jobs
     install_error_handlers(app)
+    install_contract(app)
     for module in (health, models, generations, stems, uploads, analyses, provenance, metrics, studio):
         app.include_router(module.router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes)

@@ -9,7 +9,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPBearer
 
 from tunesmith.service.db import ApiKey
-from tunesmith.service.errors import Unauthorized
+from tunesmith.service.errors import Unauthorized, UnsupportedMediaType
 from tunesmith.service.state import Services
 
 
@@ -49,3 +49,27 @@ class ApiKeyAuth(HTTPBearer):
 current_key = ApiKeyAuth(auto_error=False, scheme_name="HTTPBearer",
                          description="an API key from `tunesmith keys create`")
 CurrentKey = Annotated[ApiKey, Depends(current_key)]
+
+
+def _media_type(request: Request) -> str:
+    return (request.headers.get("content-type") or "").partition(";")[0].strip().lower()
+
+
+async def json_body(request: Request) -> None:
+    """415 unless the body is JSON (``application/json`` or ``+json``; without a Content-Type it is read as JSON)."""
+    media = _media_type(request)
+    if media and not (media == "application/json" or (media.startswith("application/") and media.endswith("+json"))):
+        raise UnsupportedMediaType(f"the body must be JSON (Content-Type: application/json), not {media}",
+                                   field="Content-Type")
+
+
+async def multipart_body(request: Request) -> None:
+    """415 unless the body is ``multipart/form-data`` (a form with the file)."""
+    media = _media_type(request)
+    if media != "multipart/form-data":
+        raise UnsupportedMediaType(f"send the file as multipart/form-data (field 'file'), not {media or 'no type'}",
+                                   field="Content-Type")
+
+
+JsonBody = Depends(json_body)
+MultipartBody = Depends(multipart_body)

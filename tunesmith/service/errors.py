@@ -11,7 +11,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -23,6 +23,7 @@ from tunesmith.errors import (
     ParameterError,
     TunesmithError,
 )
+from tunesmith.service.contract import allowed_methods
 
 log = logging.getLogger("tunesmith.service")
 
@@ -43,6 +44,12 @@ class Conflict(TunesmithError):
 
 class PayloadTooLarge(TunesmithError):
     code = "payload_too_large"
+
+
+class UnsupportedMediaType(TunesmithError):
+    """A body of a type the operation does not read (its Content-Type)."""
+
+    code = "unsupported_media_type"
 
 
 class BadRange(TunesmithError):
@@ -76,6 +83,7 @@ STATUS: tuple[tuple[type[TunesmithError], int], ...] = (  # first match wins: su
     (NotFound, 404),
     (Conflict, 409),
     (PayloadTooLarge, 413),
+    (UnsupportedMediaType, 415),
     (RangeNotSatisfiable, 416),
     (TooManyRequests, 429),
     (ParameterError, 422),
@@ -138,14 +146,26 @@ async def _tunesmith_error(_request: Request, exc: TunesmithError) -> JSONRespon
 async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
     errors = exc.errors()
     first = errors[0] if errors else {"loc": ("body",), "msg": "invalid request"}
+    if first.get("type") == "json_invalid":  # malformed syntax: 400 (a well-formed body that is wrong is a 422)
+        position = first.get("loc", ("body", "?"))[-1]
+        reason = (first.get("ctx") or {}).get("error", "JSON decode error")
+        return error_response(400, "invalid_json", f"the body is not valid JSON: {reason} (character {position})",
+                              "body")
     field = field_path(first.get("loc", ()))
     message = "; ".join(f"{field_path(e.get('loc', ()))}: {_clean(e.get('msg', 'invalid'))}" for e in errors[:5])
     return error_response(422, "invalid_parameter", message, field)
 
 
-async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:  # Allow lists every method of the path (the router names only one route's)
+        headers["Allow"] = ", ".join(allowed_methods(request.app, request.scope["path"]))
+        if request.method == "OPTIONS":  # no route takes OPTIONS: answer it as RFC 9110 9.3.7 says
+            return Response(status_code=204, headers=headers)
     code = HTTP_CODES.get(exc.status_code, "error")
-    return error_response(exc.status_code, code, str(exc.detail), None, dict(exc.headers or {}))
+    message = f"{request.method} is not allowed here; allowed: {headers['Allow']}" if exc.status_code == 405 \
+        else str(exc.detail)
+    return error_response(exc.status_code, code, message, None, headers)
 
 
 async def _bug(_request: Request, exc: Exception) -> JSONResponse:
@@ -164,9 +184,17 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Exception, _bug)
 
 
+RETRY_AFTER = {"Retry-After": {"description": "seconds until a retry can succeed", "required": True,
+                               "schema": {"type": "integer", "minimum": 1}}}
+WWW_AUTHENTICATE = {"WWW-Authenticate": {"description": "the scheme to authenticate with", "required": True,
+                                         "schema": {"type": "string", "const": "Bearer"}}}
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorBody, "description": description}
-    for status, description in ((401, "missing or unknown API key"), (404, "no such resource for this key"),
-                                (422, "invalid parameter (field names it)"),
-                                (429, "rate limit or daily quota exceeded (see Retry-After)"))
+    401: {"model": ErrorBody, "description": "missing, unknown or revoked API key", "headers": WWW_AUTHENTICATE},
+    404: {"model": ErrorBody, "description": "no such resource for this key (another key's ids do not exist for it)"},
+    422: {"model": ErrorBody, "description": "invalid parameter (field names it)"},
+    429: {"model": ErrorBody, "description": "rate limit or daily quota exceeded", "headers": RETRY_AFTER},
+    503: {"model": ErrorBody, "description": "a service the server needs is unavailable (e.g. the rate limiter's "
+                                            "Redis)"},
 }
+WRONG_MEDIA_TYPE = {"model": ErrorBody, "description": "a Content-Type this operation does not read (field "
+                                                      "Content-Type)"}

@@ -43,10 +43,14 @@ class GenerationParams(dict[str, Any]):
 class GenerationCreate(BaseModel):
     """POST /v1/generations: a model (or a prompt that names one), parameters, a seed and the formats wanted."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
-        {"model": "chorale", "params": {"key": "D minor", "bars": 8}, "seed": 1, "formats": ["wav", "mid"]},
-        {"prompt": "a slow chorale in D minor for organ, 12 bars"},
-    ]})
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={
+        "examples": [
+            {"model": "chorale", "params": {"key": "D minor", "bars": 8}, "seed": 1, "formats": ["wav", "mid"]},
+            {"prompt": "a slow chorale in D minor for organ, 12 bars"},
+        ],
+        "anyOf": [{"required": ["model"], "properties": {"model": {"type": "string"}}},  # a model, a prompt or both
+                  {"required": ["prompt"], "properties": {"prompt": {"type": "string", "pattern": "\\S"}}}],
+    })
 
     model: str | None = Field(None, description="model id (see GET /v1/models); may come from the prompt",
                               max_length=100)

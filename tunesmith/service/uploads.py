@@ -10,10 +10,12 @@ piece to continue or, with ``params.harmonize``, its first pitched part as the m
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import re
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,7 @@ from tunesmith.families.params import TEMPO_RANGE
 from tunesmith.files import sha256_file
 from tunesmith.service.db import ApiKey, Database, Upload, utcnow
 from tunesmith.service.errors import NotFound, PayloadTooLarge
+from tunesmith.service.sandbox import Limits, run_bounded
 from tunesmith.service.storage import ArtifactStore
 from tunesmith.symbolic.score import Part, Score
 
@@ -119,6 +122,18 @@ def read_upload(path: Path) -> Score:
     return score
 
 
+def check_archive(data: bytes, name: str, max_bytes: int) -> None:
+    """A compressed MusicXML (zip) unpacks to at most ``max_bytes`` (413 naming ``file``: a zip bomb) and is a
+    readable archive (400)."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            unpacked = sum(entry.file_size for entry in archive.infolist())
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, NotImplementedError) as exc:
+        raise InputFileError(f"{name} is not a readable compressed MusicXML archive ({exc})", field="file") from exc
+    if unpacked > max_bytes:
+        raise PayloadTooLarge(f"{name} unpacks to {unpacked} bytes; the limit is {max_bytes} bytes", field="file")
+
+
 # ------------------------------------------------------------------------------------------ records
 
 
@@ -137,8 +152,9 @@ def get_upload(session: Session, upload_id: str, *, key_id: int | None) -> Uploa
 
 
 def save_upload(db: Database, store: UploadStore, key: ApiKey, filename: str, data: bytes, *,
-                max_bytes: int) -> Upload:
-    """Check ``data`` (size, type, a readable score with pitched notes), store it and record it for ``key``."""
+                max_bytes: int, limits: Limits | None = None) -> Upload:
+    """Check ``data`` (size, type, a readable score with pitched notes), store it and record it for ``key``.
+    With ``limits`` the score is read in a child process within that time and memory (:mod:`.sandbox`)."""
     if len(data) > max_bytes:
         raise PayloadTooLarge(f"{filename or 'the file'} has {len(data)} bytes; the limit is {max_bytes} bytes",
                               field="file")
@@ -146,10 +162,12 @@ def save_upload(db: Database, store: UploadStore, key: ApiKey, filename: str, da
         raise InputFileError(f"{filename or 'the file'} is empty", field="file")
     suffix = suffix_of(filename, data[:4096])
     name = safe_filename(filename, suffix)
+    if suffix == ".mxl":
+        check_archive(data, name, max_bytes)
     with tempfile.TemporaryDirectory(dir=store.scratch) as folder:
         path = Path(folder) / name
         path.write_bytes(data)
-        score = read_upload(path)
+        score = read_upload(path) if limits is None else run_bounded(read_upload, path, limits=limits, name=name)
         sha = store.put(path, suffix)
     numerator, denominator = score.time_signature
     tempo = min(max(float(score.tempo), TEMPO_RANGE[0]), TEMPO_RANGE[1])

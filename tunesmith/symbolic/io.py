@@ -213,7 +213,9 @@ def _read_music21_file(path: Path, fmt: str) -> Score:
     from music21 import converter
 
     try:
-        parsed = converter.parse(str(path), format=fmt)
+        # forceSource: music21 would otherwise write (and read back) a pickle of every file it parses to its
+        # scratch folder, which grows with every upload a server reads
+        parsed = converter.parse(str(path), format=fmt, forceSource=True)
     except TunesmithError:
         raise
     except Exception as exc:  # music21 raises many exception types on malformed input

@@ -62,7 +62,7 @@ def resolve_request(body: GenerationCreate, services: Services, upload: Upload |
         raise ParameterError(f"model {entry.id!r} does not generate", field="model")
     takes = family.params.model_fields  # an unset flag (false) of another family's is not asked for
     given = {k: v for k, v in body.params.items() if v is not None and (v is not False or k in takes)}
-    checked = check_params(family.params, given, model_id=entry.id)
+    checked = check_params(family.params, given, model_id=entry.id, strict=True)
     explicit = {k: v for k, v in checked.model_dump(exclude_none=True).items() if k in given}
     seed = body.seed if body.seed is not None else secrets.randbelow(MAX_SEED + 1)
     request = Resolving(model_id=entry.id, card=entry.card, explicit=explicit, from_prompt=from_prompt,

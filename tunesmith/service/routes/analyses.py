@@ -15,11 +15,12 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from tunesmith.service import analyses, analysis_requests
-from tunesmith.service.deps import CurrentKey, ServicesDep
-from tunesmith.service.errors import ERROR_RESPONSES, ErrorBody
+from tunesmith.service.deps import CurrentKey, MultipartBody, ServicesDep
+from tunesmith.service.errors import ERROR_RESPONSES, WRONG_MEDIA_TYPE, ErrorBody
 from tunesmith.service.routes.common import job_events, read_limited
 
 router = APIRouter(prefix=analyses.PREFIX, tags=["analyses"], responses=ERROR_RESPONSES)
+LOCATION = {"Location": {"description": "the analysis", "required": True, "schema": {"type": "string"}}}
 
 
 class AnalysisLinks(BaseModel):
@@ -49,7 +50,10 @@ class AnalysisPublic(BaseModel):
 
 
 @router.post("", response_model=AnalysisPublic, summary="analyze a recording",
-             responses={202: {"model": AnalysisPublic, "description": "a long recording: queued as a job"},
+             dependencies=[MultipartBody],
+             responses={415: WRONG_MEDIA_TYPE, 200: {"headers": LOCATION},
+                        202: {"model": AnalysisPublic, "description": "a long recording: queued as a job",
+                              "headers": LOCATION},
                         400: {"model": ErrorBody, "description": "not audio, or unreadable (field file)"},
                         413: {"model": ErrorBody, "description": "file over the upload size or audio length limit"},
                         503: {"model": ErrorBody, "description": "this server has no analyzer model"}})

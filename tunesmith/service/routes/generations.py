@@ -11,19 +11,34 @@ from fastapi.responses import FileResponse, StreamingResponse
 from sqlalchemy.engine import Row
 from starlette.responses import MalformedRangeHeader
 from starlette.responses import RangeNotSatisfiable as StarletteRangeNotSatisfiable
+from starlette.types import Receive, Scope, Send
 
 from tunesmith.generation.catalog import AUDIO_FORMATS
 from tunesmith.service.db import Generation
-from tunesmith.service.deps import CurrentKey, ServicesDep
-from tunesmith.service.errors import ERROR_RESPONSES, BadRange, ErrorBody, RangeNotSatisfiable
+from tunesmith.service.deps import CurrentKey, JsonBody, ServicesDep
+from tunesmith.service.errors import ERROR_RESPONSES, WRONG_MEDIA_TYPE, BadRange, ErrorBody, RangeNotSatisfiable
 from tunesmith.service.generations import jobs
 from tunesmith.service.routes.common import job_events
 from tunesmith.service.schemas import AudioFormat, GenerationCreate, GenerationLinks, GenerationList, GenerationPublic
 
 router = APIRouter(prefix="/v1/generations", tags=["generations"], responses=ERROR_RESPONSES)
 PREFIX = "/v1/generations"
+MAX_OFFSET = 2**31 - 1  # the databases' integers: a larger offset overflowed SQLite (a 500)
 NOT_READY = {"model": ErrorBody, "description": "the job has not succeeded (yet)"}
-RangeHeader = Annotated[str | None, Header(alias="Range", description="byte range, e.g. bytes=0-1023")]
+RangeHeader = Annotated[str | None, Header(alias="Range", description="byte range, e.g. bytes=0-1023 or bytes=-500; "
+                                           "a unit other than bytes is ignored (RFC 9110 14.2)")]
+RANGE_ERRORS: dict[int | str, dict] = {
+    206: {"description": "partial content (Range)"},
+    400: {"model": ErrorBody, "description": "malformed bytes range (field Range)"},
+    416: {"model": ErrorBody, "description": "the range lies outside the file (Content-Range: bytes */size)",
+          "headers": {"Content-Range": {"required": True, "schema": {"type": "string", "pattern": r"^bytes \*/\d+$"},
+                                        "description": "the file's size"}}},
+}
+GENERATION_422 = ("invalid parameter (field names it). Besides what this schema says, the chosen model checks its "
+                  "own params (GET /v1/models: a param another family takes, a key that does not parse, a piece "
+                  "over the server's length limit, `mid` from an audio-only model), an upload id in params.input "
+                  "must be one of this key's, and a prompt must be about music and agree with itself")
+LOCATION = {"Location": {"description": "the new job", "required": True, "schema": {"type": "string"}}}
 
 
 def public(generation: Generation | Row | SimpleNamespace) -> GenerationPublic:
@@ -46,8 +61,12 @@ def public(generation: Generation | Row | SimpleNamespace) -> GenerationPublic:
 
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=GenerationPublic,
-             summary="queue a generation",
-             responses={413: {"model": ErrorBody, "description": "request body over the size limit"}})
+             summary="queue a generation", dependencies=[JsonBody],
+             responses={202: {"headers": LOCATION},
+                        400: {"model": ErrorBody, "description": "the body is not valid JSON (field body)"},
+                        413: {"model": ErrorBody, "description": "request body over the size limit"},
+                        415: WRONG_MEDIA_TYPE,
+                        422: {"model": ErrorBody, "description": GENERATION_422}})
 async def create_generation(body: GenerationCreate, services: ServicesDep, key: CurrentKey,
                             response: Response) -> GenerationPublic:
     """Queue a piece: a model (or a prompt naming one), params, a seed and the formats wanted.
@@ -62,7 +81,7 @@ async def create_generation(body: GenerationCreate, services: ServicesDep, key: 
 @router.get("", response_model=GenerationList, summary="the caller's generations, newest first")
 async def list_generations(services: ServicesDep, key: CurrentKey,
                            limit: Annotated[int, Query(ge=1, le=100)] = 20,
-                           offset: Annotated[int, Query(ge=0)] = 0) -> GenerationList:
+                           offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0) -> GenerationList:
     items, total = await services.run(jobs.list_page, services, key, limit, offset)
     following = f"{PREFIX}?limit={limit}&offset={offset + limit}" if offset + limit < total else None
     return GenerationList(items=[public(g) for g in items], total=total, limit=limit, offset=offset, next=following)
@@ -88,24 +107,23 @@ def follow_generation(generation_id: str, services: ServicesDep, key: CurrentKey
 
 @router.get("/{generation_id}/audio", response_class=FileResponse, summary="the audio (Range requests supported)",
             responses={200: {"content": {t: {} for t in ("audio/wav", "audio/flac", "audio/mpeg", "audio/ogg")}},
-                       206: {"description": "partial content (Range)"}, 409: NOT_READY})
+                       **RANGE_ERRORS, 409: NOT_READY})
 def get_audio(generation_id: str, services: ServicesDep, key: CurrentKey,
               format: Annotated[AudioFormat, Query(description="audio format")] = "wav",
               range_header: RangeHeader = None) -> FileResponse:
     path, content_type = jobs.artifact(services, key, generation_id, format)
-    check_range(range_header, path)
-    return FileResponse(path, media_type=content_type, filename=f"tunesmith-{generation_id[:8]}.{format}",
-                        content_disposition_type="inline")
+    answer = FileResponse if check_range(range_header, path) else WholeFile
+    return answer(path, media_type=content_type, filename=f"tunesmith-{generation_id[:8]}.{format}",
+                  content_disposition_type="inline")
 
 
 @router.get("/{generation_id}/midi", response_class=FileResponse, summary="the MIDI file",
-            responses={200: {"content": {"audio/midi": {}}}, 206: {"description": "partial content (Range)"},
-                       409: NOT_READY})
+            responses={200: {"content": {"audio/midi": {}}}, **RANGE_ERRORS, 409: NOT_READY})
 def get_midi(generation_id: str, services: ServicesDep, key: CurrentKey,
              range_header: RangeHeader = None) -> FileResponse:
     path, content_type = jobs.artifact(services, key, generation_id, "mid")
-    check_range(range_header, path)
-    return FileResponse(path, media_type=content_type, filename=f"tunesmith-{generation_id[:8]}.mid")
+    answer = FileResponse if check_range(range_header, path) else WholeFile
+    return answer(path, media_type=content_type, filename=f"tunesmith-{generation_id[:8]}.mid")
 
 
 @router.get("/{generation_id}/spectrogram", response_class=FileResponse, summary="log-mel spectrogram (PNG)",
@@ -124,10 +142,14 @@ def get_pianoroll(generation_id: str, services: ServicesDep, key: CurrentKey) ->
                         content_disposition_type="inline")
 
 
-def check_range(header: str | None, path: Path) -> None:
-    """Refuse a malformed or unsatisfiable Range with a JSON error (the file response then serves valid ones)."""
+def check_range(header: str | None, path: Path) -> bool:
+    """False when the Range header must be ignored (RFC 9110 14.2: a server MUST ignore a range unit it does not
+    understand); a bytes range is checked: a malformed or unsatisfiable one is a JSON error (the file response
+    then serves valid ones)."""
     if header is None:
-        return
+        return True
+    if header.partition("=")[0].strip().lower() != "bytes":
+        return False
     size = path.stat().st_size
     try:
         FileResponse._parse_range_header(header, size)
@@ -135,6 +157,15 @@ def check_range(header: str | None, path: Path) -> None:
         raise BadRange(f"malformed Range header {header!r}: {exc.content}", field="Range") from None
     except StarletteRangeNotSatisfiable:
         raise RangeNotSatisfiable(f"Range {header!r} is outside the file of {size} bytes", size=size) from None
+    return True
+
+
+class WholeFile(FileResponse):
+    """A file answered whole: the request's Range header (of a unit this server ignores) is not looked at."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = [(name, value) for name, value in scope["headers"] if name.lower() != b"range"]
+        await super().__call__({**scope, "headers": headers}, receive, send)
 
 
 @router.delete("/{generation_id}", status_code=status.HTTP_204_NO_CONTENT, summary="cancel or delete",

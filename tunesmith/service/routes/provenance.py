@@ -12,9 +12,10 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from tunesmith.errors import InputFileError
-from tunesmith.service.deps import CurrentKey, ServicesDep
-from tunesmith.service.errors import ERROR_RESPONSES, ErrorBody, PayloadTooLarge
+from tunesmith.service.deps import CurrentKey, MultipartBody, ServicesDep
+from tunesmith.service.errors import ERROR_RESPONSES, WRONG_MEDIA_TYPE, ErrorBody, PayloadTooLarge
 from tunesmith.service.routes.common import read_limited
+from tunesmith.service.sandbox import Limits, run_bounded, verify_as
 from tunesmith.service.state import Services
 
 router = APIRouter(tags=["provenance"])
@@ -58,9 +59,11 @@ def public_key(services: ServicesDep) -> PublicKey:
 
 
 @router.post("/v1/verifications", response_model=VerdictPublic, summary="check a file's provenance and watermark",
-             responses={**ERROR_RESPONSES,
+             dependencies=[MultipartBody],
+             responses={415: WRONG_MEDIA_TYPE, **ERROR_RESPONSES,
                         400: {"model": ErrorBody, "description": "not audio or MIDI, or unreadable (field file)"},
-                        413: {"model": ErrorBody, "description": "file over the upload size limit"}})
+                        413: {"model": ErrorBody, "description": "file over the upload size limit, or it takes more "
+                                                                 "than the server's time or memory to read"}})
 async def create_verification(file: Annotated[UploadFile, File(description="WAV, FLAC, OGG, MP3 or MIDI")],
                               services: ServicesDep, key: CurrentKey) -> VerdictPublic:
     """The signed manifest (valid, tampered or unsigned) and the watermark (detected with its payload, or not).
@@ -84,4 +87,5 @@ def verify_upload(services: Services, filename: str, data: bytes) -> dict[str, A
     with tempfile.TemporaryDirectory(dir=services.store.scratch) as folder:
         path = Path(folder) / name
         path.write_bytes(data)
-        return services.stamper.verify(path, name)
+        return run_bounded(verify_as, str(services.settings.data_dir), str(path), name,
+                           limits=Limits.of(services.settings), name=name)

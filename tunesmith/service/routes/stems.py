@@ -8,7 +8,7 @@ from fastapi.responses import FileResponse
 from tunesmith.service.deps import CurrentKey, ServicesDep
 from tunesmith.service.errors import ERROR_RESPONSES, ErrorBody
 from tunesmith.service.generations import stems
-from tunesmith.service.routes.generations import PREFIX, RangeHeader, check_range
+from tunesmith.service.routes.generations import PREFIX, RANGE_ERRORS, RangeHeader, WholeFile, check_range
 
 router = APIRouter(prefix=PREFIX, tags=["generations"], responses=ERROR_RESPONSES)
 NOT_READY = {"model": ErrorBody, "description": "the job has not succeeded (yet)"}
@@ -23,11 +23,10 @@ def get_stems_zip(generation_id: str, services: ServicesDep, key: CurrentKey) ->
 
 
 @router.get("/{generation_id}/stems/{track}", response_class=FileResponse, summary="one stem (WAV)",
-            responses={200: {"content": {"audio/wav": {}}}, 206: {"description": "partial content (Range)"},
-                       409: NOT_READY})
+            responses={200: {"content": {"audio/wav": {}}}, **RANGE_ERRORS, 409: NOT_READY})
 def get_stem(generation_id: str, track: str, services: ServicesDep, key: CurrentKey,
              range_header: RangeHeader = None) -> FileResponse:
     """One track of a finished work (its result's ``stems`` names them), as it sits in the mix."""
     path, content_type = stems.stem(services, key, generation_id, track)
-    check_range(range_header, path)
-    return FileResponse(path, media_type=content_type, filename=f"tunesmith-{generation_id[:8]}-{track}.wav")
+    answer = FileResponse if check_range(range_header, path) else WholeFile
+    return answer(path, media_type=content_type, filename=f"tunesmith-{generation_id[:8]}-{track}.wav")

@@ -10,9 +10,10 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from tunesmith.service import uploads
-from tunesmith.service.deps import CurrentKey, ServicesDep
-from tunesmith.service.errors import ERROR_RESPONSES, ErrorBody
+from tunesmith.service.deps import CurrentKey, MultipartBody, ServicesDep
+from tunesmith.service.errors import ERROR_RESPONSES, WRONG_MEDIA_TYPE, ErrorBody
 from tunesmith.service.routes.common import read_limited
+from tunesmith.service.sandbox import Limits
 
 router = APIRouter(prefix="/v1/uploads", tags=["uploads"], responses=ERROR_RESPONSES)
 
@@ -31,15 +32,20 @@ class UploadPublic(BaseModel):
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=UploadPublic, summary="upload a score",
-             responses={400: {"model": ErrorBody, "description": "not a readable score, or no notes"},
-                        413: {"model": ErrorBody, "description": "file over the upload size limit"}})
+             dependencies=[MultipartBody],
+             responses={201: {"headers": {"Location": {"description": "the new upload", "required": True,
+                                                       "schema": {"type": "string"}}}},
+                        415: WRONG_MEDIA_TYPE,
+                        400: {"model": ErrorBody, "description": "not a readable score, or no notes (field file)"},
+                        413: {"model": ErrorBody, "description": "file over the upload size limit, or it takes more "
+                                                                 "than the server's time or memory to read"}})
 async def create_upload(file: Annotated[UploadFile, File(description=f"MIDI, MusicXML or ABC ({uploads.ACCEPTED})")],
                         services: ServicesDep, key: CurrentKey, response: Response) -> UploadPublic:
     """Upload a melody or piece; the answer tells what was read (parts, notes, bars, key)."""
     limit = services.settings.max_upload_bytes
     data = await read_limited(file, limit)
     upload = await run_in_threadpool(uploads.save_upload, services.db, uploads.upload_store(services.store), key,
-                                     file.filename or "", data, max_bytes=limit)
+                                     file.filename or "", data, max_bytes=limit, limits=Limits.of(services.settings))
     response.headers["Location"] = f"/v1/uploads/{upload.id}"
     return UploadPublic(**uploads.public(upload))
 
