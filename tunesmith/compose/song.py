@@ -165,6 +165,7 @@ class SongWriter:
         given = self._given_chords(chords, plan_meter, plan) if chords else None
         constraints = Constraints(meter=plan_meter.model, tracks=tracks, role_ranges=self.card["role_ranges"],
                                   drum_keys=self.card["drum_keys"], tonic=tonic, mode=mode,
+                                  harmony=(self.card.get("harmony") or {}).get(mode, ()),
                                   triplets=plan_meter.conversion == "triplets")
         cond = self._condition(weights, tonic, mode, plan_meter, tempo, tracks)
         with threadpool_limits(limits=1, user_api="blas"), torch.no_grad():

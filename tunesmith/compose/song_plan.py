@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tunesmith.errors import ParameterError
-from tunesmith.symbolic.instruments import DRUM_KITS, gm_program
+from tunesmith.symbolic.instruments import DRUM_KITS, EXTRA_PROGRAMS, INSTRUMENTS, gm_program
 from tunesmith.symbolic.song_tokens import ENERGY_LEVELS, SectionSpan
 
 ENERGY_OFFSETS = {"intro": -1, "verse": 0, "chorus": 1, "bridge": 0, "outro": -1}
@@ -194,23 +194,30 @@ def loop_plan(bars: int, energy: float) -> SongPlan:
                     keep=(bars, bars), open_end=True)
 
 
+DRUM_KIT_PROGRAMS = {k.name: k.program for k in DRUM_KITS} | {"drums": 0}
+PITCHED_INSTRUMENTS = tuple(sorted({i.name for i in INSTRUMENTS} | set(EXTRA_PROGRAMS)))
+
+
 def instrument_program(role: str, name: str | int) -> int:
     """A track's GM program from an instrument name (a drum kit for drums) or a program number."""
     if isinstance(name, int) and not isinstance(name, bool):
         if not 0 <= name <= 127:
             raise ParameterError(f"instruments.{role}: a GM program is 0..127, got {name}", field=f"instruments.{role}")
         return name
-    text = str(name).strip().lower().replace(" ", "_")
+    text = str(name).strip().lower().replace(" ", "_").replace("-", "_")
     if role == "drums":
-        kits = {k.name: k.program for k in DRUM_KITS} | {"drums": 0}
-        if text not in kits:
-            raise ParameterError(f"instruments.drums: unknown drum kit {name!r}; kits: {', '.join(sorted(kits))}",
-                                 field="instruments.drums")
-        return kits[text]
+        if text not in DRUM_KIT_PROGRAMS:
+            raise ParameterError(f"instruments.drums: unknown drum kit {name!r}; kits: "
+                                 f"{', '.join(sorted(DRUM_KIT_PROGRAMS))}", field="instruments.drums")
+        return DRUM_KIT_PROGRAMS[text]
+    if text in DRUM_KIT_PROGRAMS:
+        raise ParameterError(f"instruments.{role}: {name!r} is a drum kit; the {role} track plays a pitched "
+                             "instrument", field=f"instruments.{role}")
     try:
         return gm_program(text)
-    except ParameterError as exc:
-        raise ParameterError(f"instruments.{role}: {exc.message}", field=f"instruments.{role}") from None
+    except ParameterError:
+        raise ParameterError(f"instruments.{role}: unknown instrument {name!r}; choose one of: "
+                             f"{', '.join(PITCHED_INSTRUMENTS)}", field=f"instruments.{role}") from None
 
 
 def chord_chart(text: str, *, bar_beats: float, bars: int) -> list[tuple[float, str]]:

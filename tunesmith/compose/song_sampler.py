@@ -2,6 +2,8 @@
 
 * the bar count and the meter: bars are opened by the plan, positions stay inside the bar (and on the triplet
   grid when 12/8 is asked), events move forward in time in the order the model learned;
+* the model's own chords are those the training songs play in the key (the card's ``harmony``: degree and
+  quality above the tonic, e.g. V7 or bVII in a major key), so the harmony stays in the key;
 * each track plays only where it is asked (the ``tracks`` subset), pitched notes only inside their role's
   range and on the key's scale or the chord sounding (minor keys: also the raised sixth and seventh), drums
   only on the drum keys the model learned;
@@ -59,6 +61,7 @@ class Constraints:
     drum_keys: Sequence[int]
     tonic: int
     mode: str
+    harmony: Sequence[Sequence] = ()  # (degree, quality, share) the model may choose in this mode; () = any chord
     triplets: bool = False
     per_bar: int = field(init=False)
 
@@ -87,6 +90,12 @@ class Constraints:
         if self.triplets:
             positions[np.arange(SIZES["position"] - 1) % TRIPLET != 0] = False
         self.positions = positions
+        self.chords = np.zeros(12 * len(QUALITY_NAMES), dtype=bool)  # chord head values: root * qualities + quality
+        for degree, quality, *_ in self.harmony:
+            if quality in QUALITY_NAMES:
+                self.chords[(self.tonic + int(degree)) % 12 * len(QUALITY_NAMES) + QUALITY_NAMES.index(quality)] = True
+        if not self.chords.any():
+            self.chords[:] = True
 
     def pitches(self, track: int, chord: tuple[int, int]) -> np.ndarray:
         """The MIDI keys (128,) ``track`` may play over ``chord`` (root, quality field values)."""
@@ -140,7 +149,6 @@ class SongSampler:
         self.sampled = 0  # steps the model wrote
         self.copied = 0  # steps replayed from earlier bars
         self.draws = 0
-        self._any_chord = np.ones(HEAD_SIZES["chord"], dtype=bool)
         self._drum_how = np.zeros(HEAD_SIZES["how"], dtype=bool)
         self._drum_how[:N_VELOCITIES] = True  # a drum hit has no duration
         self._pitched_how = ~self._drum_how
@@ -238,7 +246,7 @@ class SongSampler:
 
     def _chord(self, z: np.ndarray) -> tuple[int, int]:
         """(root, quality) field values drawn by the chord head."""
-        value = self._draw("chord", z, self._any_chord)
+        value = self._draw("chord", z, self.c.chords)
         root, quality = divmod(value, N_QUALITIES)
         return 1 + root, 1 + quality
 

@@ -15,6 +15,8 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from tunesmith.compose.song_plan import (
     DERIVED_METERS,
+    DRUM_KIT_PROGRAMS,
+    PITCHED_INSTRUMENTS,
     chord_chart,
     default_tempo,
     instrument_program,
@@ -35,6 +37,7 @@ RENDER_TAIL_SECONDS = 1.5
 SONG_METERS = ("4/4", "3/4", "6/8", "2/4", "2/2", "12/8")
 PROMPT_PARAMS = ("style", "key", "tempo", "length", "bars", "meter", "energy", "tracks", "instruments", "loop")
 Role = Literal["drums", "bass", "chords", "pad", "lead"]
+SONG_INSTRUMENTS = tuple(sorted(set(PITCHED_INSTRUMENTS) | set(DRUM_KIT_PROGRAMS)))  # what `instruments` may name
 
 
 def _split_list(value: Any) -> Any:
@@ -74,7 +77,8 @@ class SongParams(BaseModel):
                                  description="0 sparse and quiet .. 1 busy; 0.5 is the style's usual")
     tracks: Annotated[list[Role], BeforeValidator(_split_list)] | None = Field(
         None, min_length=1, description="which tracks play (default all: drums, bass, chords, pad, lead)")
-    instruments: Annotated[dict[Role, Annotated[str, Field(min_length=1, max_length=40)]],
+    instruments: Annotated[dict[Role, Annotated[str, Field(min_length=1, max_length=40, json_schema_extra={
+                               "enum": list(SONG_INSTRUMENTS)})]],
                            BeforeValidator(_split_mapping)] | None = Field(
         None, description="track -> General MIDI instrument (drums: a kit such as drums_jazz)")
     chords: str | None = Field(None, max_length=2000, description="a chord chart to follow instead of the model's "

@@ -91,8 +91,8 @@ def style_table(stats: CorpusStats) -> list[dict[str, Any]]:
 
 
 def model_card(model: SongTransformer, *, styles: list[dict[str, Any]], meters: list[str],
-               role_ranges: dict[str, list[int]], drum_keys: list[int],
-               energy_quantiles: dict[str, list[float]]) -> dict[str, Any]:
+               role_ranges: dict[str, list[int]], drum_keys: list[int], energy_quantiles: dict[str, list[float]],
+               harmony: dict[str, list[list]] | None = None) -> dict[str, Any]:
     """A song model's card fields (without its data and training): what generation reads besides the weights."""
     return {
         "family": "song", "arch": model.arch, "kwargs": model.kwargs, "parameters": count_parameters(model),
@@ -102,6 +102,7 @@ def model_card(model: SongTransformer, *, styles: list[dict[str, Any]], meters: 
                    "duration_bins": list(DURATION_BINS), "velocity_bin": VELOCITY_BIN, "roles": list(ROLES),
                    "sections": list(SECTIONS), "energy_levels": ENERGY_LEVELS},
         "styles": styles, "meters": meters, "role_ranges": role_ranges, "drum_keys": drum_keys,
+        "harmony": harmony or {},
         "energy": {"measure": "a section's notes per beat as a percentile among its style family's training "
                               "sections", "levels": ENERGY_LEVELS, "quantiles": energy_quantiles},
     }
@@ -166,7 +167,7 @@ def train_song(data: Path, out: Path, config: SongTrainConfig, *, resume: bool =
     def card() -> dict[str, Any]:
         fields = model_card(model, styles=style_table(stats), meters=meters, role_ranges=stats.role_ranges(),
                             drum_keys=sorted(k for k, n in stats.drum_keys.items() if n >= 10),
-                            energy_quantiles=stats.energy.quantiles())
+                            energy_quantiles=stats.energy.quantiles(), harmony=stats.harmony())
         fields["data"] = {
             "path": str(data), "kind": dataset.kind, "manifest_sha256": dataset.manifest_sha256,
             "licences": dataset.info.get("licences", {}), "build_command": "tunesmith data build grooves --out DIR",

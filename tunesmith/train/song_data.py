@@ -24,6 +24,7 @@ import torch
 from tunesmith.data.arrange import BASS_PROGRAMS
 from tunesmith.data.corpora.grooves import SongRecord, iter_songs
 from tunesmith.progress import progress
+from tunesmith.symbolic.harmony import parse_chord
 from tunesmith.symbolic.keys import parse_key
 from tunesmith.symbolic.score import Note
 from tunesmith.symbolic.song_tokens import (
@@ -127,6 +128,17 @@ class CorpusStats:
     energy: EnergyTable
     meters: Counter
     family_meters: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))
+    chord_degrees: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))
+
+    def harmony(self, min_share: float = 0.004) -> dict[str, list[list]]:
+        """Per mode, the chords the training songs play in a key, as [degree (semitones above the tonic),
+        quality, share of the mode's chords], those of at least ``min_share``, most played first."""
+        out = {}
+        for mode, counts in self.chord_degrees.items():
+            total = sum(counts.values())
+            out[mode] = [[degree, quality, round(n / total, 4)] for (degree, quality), n in counts.most_common()
+                         if n / total >= min_share]
+        return out
 
     def role_ranges(self, low: float = 0.5, high: float = 99.5) -> dict[str, list[int]]:
         """Per pitched role, the pitch percentiles ``low`` .. ``high`` (what a generated note may play)."""
@@ -185,6 +197,10 @@ def _count(song: SongRecord, stats: CorpusStats) -> None:
         target.update(n.pitch for n in notes)
     stats.meters[song.labels["meter"]] += 1
     stats.family_meters[family][song.labels["meter"]] += 1
+    tonic, mode = parse_key(song.labels["key"])
+    for _, symbol in song.labels["chords"]:
+        chord = parse_chord(symbol)
+        stats.chord_degrees[mode][((chord.root - tonic) % 12, chord.quality)] += 1
 
 
 def record_sections(song: SongRecord, table: EnergyTable) -> list[SectionSpan]:
