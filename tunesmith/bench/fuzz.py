@@ -161,18 +161,19 @@ def _role(pid: int, root: int) -> str:
     """serve, api, worker, reader fork server (an API process's), reader (a file read in a child) or other."""
     if pid == root:
         return "serve"
-    try:
-        words = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        parent = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-    except (OSError, ValueError, IndexError):
-        return "other"
-    command = " ".join(w.decode(errors="replace") for w in words)
+    command = _command(pid)
     if "--api-child" in command:
         return "api"
     if "forkserver" in command:  # the fork server and the readers it forks share its command line
+        try:
+            parent = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            return "reader"
         return "reader" if "forkserver" in _command(parent) else "reader fork server"
     if " worker" in command:
         return "worker"
+    if "resource_tracker" in command:
+        return "resource tracker"
     return "other"
 
 

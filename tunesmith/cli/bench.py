@@ -19,10 +19,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--seconds", type=float, default=30.0, help="length of the test audio (default 30)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.add_argument("--checkpoint", help="lm: model name or training run directory (default: chorale)")
-    parser.add_argument("--clients", type=int, help="service: concurrent clients (default 32)")
-    parser.add_argument("--requests", type=int, help="service: requests per phase (default 320)")
-    parser.add_argument("--api-processes", type=int, help="service: the server's API processes (default: one per "
-                                                            "CPU core, at most 4)")
+    parser.add_argument("--clients", type=int, help="service, load: concurrent clients (default 32; load 64)")
+    parser.add_argument("--requests", type=int, help="service: requests per phase (default 320); load: in all "
+                                                     "(default 10000)")
+    parser.add_argument("--api-processes", type=int, help="service, fuzz, load: the server's API processes "
+                                                            "(default: one per CPU core, at most 4)")
+    parser.add_argument("--files", type=int, help="fuzz: hostile files to send (default 10000)")
+    parser.add_argument("--seed", type=int, help="fuzz, load: the generator's seed (default 1)")
     parser.set_defaults(func=run)
 
 
@@ -38,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     options = {"seconds": args.seconds, "json": args.json}
     if args.checkpoint:
         options["checkpoint"] = args.checkpoint
-    for name in ("clients", "requests", "api_processes"):
+    for name in ("clients", "requests", "api_processes", "files", "seed"):
         if getattr(args, name, None) is not None:
             options[name] = getattr(args, name)
     module.run(**options)

@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 from tunesmith.errors import DependencyError, InputFileError, TunesmithError
 from tunesmith.generation.catalog import Catalog, ModelEntry
 from tunesmith.generation.models import load_analyzer
-from tunesmith.service.db import Analysis, Database, utcnow
+from tunesmith.service.db import Analysis, Database, is_id, utcnow
 from tunesmith.service.errors import PayloadTooLarge
 from tunesmith.service.metrics import JOB_BUCKETS, Metrics
 
@@ -142,6 +142,8 @@ def public(analysis: Analysis) -> dict[str, Any]:
 
 
 def find_analysis(session: Session, analysis_id: str, *, key_id: int | None) -> Analysis | None:
+    if not is_id(analysis_id):
+        return None
     query = select(Analysis).where(Analysis.id == analysis_id)
     if key_id is not None:
         query = query.where(Analysis.key_id == key_id)

@@ -22,7 +22,7 @@ from sqlalchemy.engine import Connection, Row
 from sqlalchemy.orm import Session, make_transient_to_detached
 
 from tunesmith.errors import ParameterError
-from tunesmith.service.db import ApiKey, Generation, Usage, utcnow
+from tunesmith.service.db import ApiKey, Generation, Usage, is_id, utcnow
 
 KEY_PREFIX = "ts_"
 
@@ -54,6 +54,14 @@ def revoke_api_key(session: Session, key_id: int) -> ApiKey | None:
     if key is not None and key.revoked is None:
         key.revoked = utcnow()
     return key
+
+
+def revocation_mark(session: Session | Connection) -> tuple[int, str | None]:
+    """What changes whenever a key is revoked (how many are, and the latest time): the API processes compare it
+    to drop the keys they cache."""
+    count, latest = session.execute(select(func.count(ApiKey.id), func.max(ApiKey.revoked))
+                                    .where(ApiKey.revoked.is_not(None))).one()
+    return int(count), None if latest is None else str(latest)
 
 
 def list_api_keys(session: Session) -> list[ApiKey]:
@@ -141,6 +149,8 @@ def add_generation(session: Session | Connection, *, key_id: int, model: str, pa
 
 def get_generation(session: Session, generation_id: str, *, key_id: int | None) -> Generation | None:
     """A job by id; with ``key_id`` only if that key owns it (another key's job does not exist for it)."""
+    if not is_id(generation_id):
+        return None
     if key_id is None:
         return session.scalar(_GENERATION, {"id": generation_id})
     return session.scalar(_OWN_GENERATION, {"id": generation_id, "key_id": key_id})
@@ -148,6 +158,8 @@ def get_generation(session: Session, generation_id: str, *, key_id: int | None) 
 
 def generation_row(connection: Connection, generation_id: str, key_id: int) -> Row | None:
     """A key's job as a read-only row (no ORM object: the status route's cheap path), or None."""
+    if not is_id(generation_id):
+        return None
     return connection.execute(_OWN_GENERATION_ROW, {"id": generation_id, "key_id": key_id}).first()
 
 

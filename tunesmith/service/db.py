@@ -10,6 +10,7 @@ SQLite is the default; any URL SQLAlchemy understands (``postgresql+psycopg://..
 from __future__ import annotations
 
 import datetime as dt
+import re
 import threading
 import uuid
 from collections.abc import Iterator
@@ -50,6 +51,15 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
 
 class Base(DeclarativeBase):
     pass
+
+
+ID_PATTERN = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def is_id(value: object) -> bool:
+    """Whether ``value`` can be the id of a record (a UUID as the server writes it): the lookups answer "none"
+    to anything else without asking the database (PostgreSQL refuses a NUL byte in text with an error)."""
+    return isinstance(value, str) and ID_PATTERN.fullmatch(value) is not None
 
 
 class ApiKey(Base):

@@ -34,6 +34,8 @@ class ApiKeyAuth(HTTPBearer):
             raise Unauthorized("missing API key: send the header 'Authorization: Bearer <key>'")
         services: Services = request.app.state.services
         secret = secret.strip()
+        if services.revocations_due():  # a key revoked by any process is refused within a second
+            await services.run(services.check_revocations)
         key = services.cached_key(secret) or await services.run(services.find_key, secret)
         if key is None:
             raise Unauthorized("unknown API key")

@@ -37,7 +37,8 @@ from tunesmith.service.worker_process import WorkerView
 
 log = logging.getLogger("tunesmith.service")
 T = TypeVar("T")
-KEY_CACHE_SECONDS = 30.0  # an API key once found is trusted this long without asking the database again
+KEY_CACHE_SECONDS = 30.0  # an API key once found is trusted this long without asking the database again ...
+REVOCATION_CHECK_SECONDS = 0.5  # ... unless a key was revoked since: looked for this often (one small query)
 KEY_CACHE_SIZE = 10_000
 
 
@@ -62,6 +63,8 @@ class Services:
     writer_lock: FileLock = field(default_factory=lambda: FileLock(None))
 
     _keys: dict[str, tuple[ApiKey, float]] = field(default_factory=dict)  # secret's hash -> (key, expiry)
+    _revocations: tuple[int, str | None] | None = None  # crud.revocation_mark when the cache was last checked
+    _revocations_checked: float = float("-inf")
 
     def __post_init__(self) -> None:
         self.submits = SubmitBatcher(self.db, self.queue, self.writer_lock)
@@ -71,9 +74,27 @@ class Services:
         found = self._keys.get(crud.hash_secret(secret))
         return found[0] if found is not None and found[1] > time.monotonic() else None
 
+    def revocations_due(self) -> bool:
+        """Time to look whether a key was revoked (every REVOCATION_CHECK_SECONDS; the caller then calls
+        :meth:`check_revocations`). Marks the check as done, so concurrent requests do not all make it."""
+        now = time.monotonic()
+        if now - self._revocations_checked < REVOCATION_CHECK_SECONDS:
+            return False
+        self._revocations_checked = now
+        return True
+
+    def check_revocations(self) -> None:
+        """Forget every cached key when a key was revoked since the last look (by any process: `tunesmith keys
+        revoke` writes the database every API process reads), so a revocation holds within a second."""
+        with self.db.transaction() as connection:
+            mark = crud.revocation_mark(connection)
+        if self._revocations is not None and mark != self._revocations:
+            self._keys.clear()
+        self._revocations = mark
+
     def find_key(self, secret: str) -> ApiKey | None:
-        """The key of ``secret`` from the records (remembered for KEY_CACHE_SECONDS unless revoked, so a key
-        revoked while a server runs is refused within that time); None if unknown."""
+        """The key of ``secret`` from the records (remembered for KEY_CACHE_SECONDS, or until a key is revoked:
+        :meth:`check_revocations`); None if unknown."""
         with self.db.session() as session:
             key = crud.api_key_by_secret(session, secret)
         if key is not None and key.revoked is None:

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from tunesmith.errors import InputFileError, ParameterError, TunesmithError
 from tunesmith.families.params import TEMPO_RANGE
 from tunesmith.files import sha256_file
-from tunesmith.service.db import ApiKey, Database, Upload, utcnow
+from tunesmith.service.db import ApiKey, Database, Upload, is_id, utcnow
 from tunesmith.service.errors import NotFound, PayloadTooLarge
 from tunesmith.service.sandbox import Limits, run_bounded
 from tunesmith.service.storage import ArtifactStore
@@ -145,6 +145,8 @@ def public(upload: Upload) -> dict[str, Any]:
 
 def get_upload(session: Session, upload_id: str, *, key_id: int | None) -> Upload | None:
     """An upload by id; with ``key_id`` only if that key owns it."""
+    if not is_id(upload_id):
+        return None
     query = select(Upload).where(Upload.id == upload_id)
     if key_id is not None:
         query = query.where(Upload.key_id == key_id)
