@@ -56,16 +56,18 @@ def bob(server):
 
 @pytest.fixture(scope="module")
 def owned(server, alice):
-    """Alice's resources: a finished generation, an upload and an analysis; {path parameter: id}."""
+    """Alice's resources: a finished generation (with stems), an upload and an analysis; {path parameter: id}."""
     client = server[0]
-    job = client.post("/v1/generations", headers=alice, json={"model": "folk", "params": {"bars": 1}, "seed": 3})
+    job = client.post("/v1/generations", headers=alice, json={"model": "folk", "params": {"bars": 1}, "seed": 3,
+                                                                "formats": ["wav", "mid", "stems"]})
     assert job.status_code == 202, job.text
-    assert wait_until_finished(client, job.json()["id"], alice)["status"] == "succeeded"
+    record = wait_until_finished(client, job.json()["id"], alice)
+    assert record["status"] == "succeeded" and record["result"]["stems"], record
     upload = client.post("/v1/uploads", headers=alice, files={"file": ("melody.mid", midi_bytes(MELODY))})
     analysis = client.post("/v1/analyses", headers=alice, files={"file": ("tone.wav", seed_file("wav"))})
     assert upload.status_code == 201 and analysis.status_code == 200, (upload.text, analysis.text)
     return {"generation_id": job.json()["id"], "upload_id": upload.json()["id"],
-            "analysis_id": analysis.json()["id"]}
+            "analysis_id": analysis.json()["id"], "track": record["result"]["stems"][0]}
 
 
 def operations(client) -> list[tuple[str, str]]:
