@@ -32,3 +32,29 @@ def test_hostile_files_are_refused_by_name_without_5xx_and_within_memory(tmp_pat
     assert memory["api"]["peak_rss_mb"] < baseline["api"]["peak_rss_mb"] + 300, (memory, baseline)
     fork_server = memory["reader fork server"]["peak_rss_mb"]
     assert memory["reader"]["peak_rss_mb"] < fork_server + DECODE_MEGABYTES, memory
+
+
+def test_what_the_long_fuzz_found_stays_fixed(tmp_path):
+    """The 10,000-file run with the shipped weights found these 500s: a MIDI meter of 255/2^255 or notes 2^28 ticks
+    long overflowed the upload's record; the shipped analyzer's pooling ran out of frames on clips under ~0.5 s."""
+    import numpy as np
+    import pytest
+
+    from tunesmith.analyze.analyzer import Analyzer
+    from tunesmith.bench.hostile import midi_file
+    from tunesmith.errors import InputFileError
+    from tunesmith.service.errors import PayloadTooLarge
+    from tunesmith.service.uploads import check_score, read_upload
+
+    path = tmp_path / "lying.mid"
+    for extra, notes, refused in ((b"\x00\xff\x58\x04\xff\xff\x18\x08", [(60, 240)], InputFileError),
+                                  (b"\x00\xff\x58\x04\x00\x00\x18\x08", [(60, 240)], InputFileError),
+                                  (b"", [(60, 240), (62, 0x0FFFFFFF)], PayloadTooLarge)):
+        path.write_bytes(midi_file(notes, division=1, extra=extra))
+        with pytest.raises(refused) as caught:
+            check_score(read_upload(path), "lying.mid")
+        assert caught.value.field == "file" and "lying.mid" in caught.value.message
+    analyzer = Analyzer.load("analyzer")  # the shipped one
+    for seconds in (0.06, 0.3):
+        clip = (0.3 * np.sin(2 * np.pi * 440 * np.arange(round(seconds * 22050)) / 22050)).astype(np.float32)
+        assert analyzer.tag(clip, 22050)["instrument"]

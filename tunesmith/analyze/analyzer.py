@@ -117,6 +117,9 @@ class Analyzer:
                                  f"(at least {MIN_SECONDS * 1000:.0f} ms)", field="y")
         lead = np.zeros(round(ONSET_LEAD_SECONDS * sr), dtype=np.float32)
         mel = self.frontend.features(np.concatenate([lead, mono]), sr)
+        if mel.shape[-1] < self.crop:  # a clip shorter than one window: padded with silence to the window the
+            # network was trained on (shorter, its pooling ran out of frames: a crash on clips under ~0.5 s)
+            mel = np.pad(mel, ((0, 0), (0, self.crop - mel.shape[-1])), constant_values=float(mel.min()))
         hop = max(1, self.crop // 2)
         starts = np.arange(0, max(1, mel.shape[-1] - self.crop + 1), hop)
         if len(starts) > max_windows:

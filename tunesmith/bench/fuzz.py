@@ -89,6 +89,7 @@ class MemoryWatch:
         self.root = root
         self.peak: dict[int, int] = {}  # pid -> largest resident set seen, bytes
         self.roles: dict[int, str] = {}
+        self.commands: dict[str, str] = {}  # role -> a command line of that role (to tell what "other" is)
         self.total_peak = 0  # bytes: the largest sum of the tree's proportional set sizes at one moment
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="memory-watch", daemon=True)
@@ -109,6 +110,8 @@ class MemoryWatch:
     def sample(self) -> None:
         total = 0
         for pid in tree(self.root):
+            if pid not in self.roles and not _command(pid):  # gone (or going) before it could be told apart
+                continue
             status = _memory(pid)
             if status is None:
                 continue
@@ -116,6 +119,7 @@ class MemoryWatch:
             total += status.get("Pss", status.get("VmRSS", 0))
             if pid not in self.roles:
                 self.roles[pid] = _role(pid, self.root)
+                self.commands.setdefault(self.roles[pid], _command(pid)[:160])
         self.total_peak = max(self.total_peak, total)
 
     def by_role(self) -> dict[str, dict[str, float]]:
@@ -204,7 +208,10 @@ def drive(url: str, secret: str, files: int, seed: int, clients: int, attacks: t
     tally = Tally()
     slots = threading.BoundedSemaphore(clients)
     headers = {"Authorization": f"Bearer {secret}"}
-    with httpx.Client(base_url=url, headers=headers, timeout=REQUEST_TIMEOUT) as client, \
+    # a new connection for each file: a kept-alive one that the server closes when idle (uvicorn's keep-alive
+    # timeout) while the client sends on it is reset, which would count as the server's failure
+    fresh = httpx.Limits(max_keepalive_connections=0)
+    with httpx.Client(base_url=url, headers=headers, timeout=REQUEST_TIMEOUT, limits=fresh) as client, \
             ThreadPoolExecutor(max_workers=clients, thread_name_prefix="fuzz") as pool:
 
         def send(specimen: Specimen) -> None:
@@ -294,6 +301,7 @@ def run(*, files: int = 10_000, seed: int = 1, clients: int = 4, json: bool = Fa
         "slowest": [{"seconds": round(s, 2), "file": label} for s, label in tally.slowest],
         "memory_by_role": roles,
         "memory_after_warm_up": baseline.by_role(),
+        "commands_by_role": memory.commands,
         "peak_rss_mb": max((r["peak_rss_mb"] for r in roles.values()), default=None),
         "peak_total_pss_mb": round(memory.total_peak / 2**20, 1),
         "processes_replaced": sorted(before - now), "processes_new": sorted(now - before),

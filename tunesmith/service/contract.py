@@ -1,12 +1,14 @@
 """The API's contract where FastAPI's generated OpenAPI document needs help, and the methods a path answers.
 
-:func:`install_contract` makes ``app.openapi()`` return FastAPI's document refined in three ways, so that it says
+:func:`install_contract` makes ``app.openapi()`` return FastAPI's document refined, so that it says
 exactly what the server does (a contract tester, schemathesis, runs against it in the tests):
 
 - **links**: the answer of a POST that creates a resource (its ``id``) leads to every operation on that resource
   (``POST /v1/generations`` -> ``GET``/``DELETE /v1/generations/{generation_id}``, its files, its events ...);
 - **files**: a multipart ``file`` has at least one byte (an empty one is refused);
-- **models**: ``model`` of ``POST /v1/generations`` is one of the models this server serves (read after start-up).
+- **models**: ``model`` of ``POST /v1/generations`` is one of the models this server serves (read after start-up);
+- **errors**: the common errors the routers declare are kept where an operation can answer them (404 where the
+  path names a resource, 422 where there is a body or a query to refuse).
 
 :func:`allowed_methods` is what an ``Allow`` header lists: the error handlers answer OPTIONS with it and put it on
 every 405 (RFC 9110 9.3.7 and 15.5.6).
@@ -70,6 +72,7 @@ def served_models(app: FastAPI) -> list[str] | None:
 def refine(schema: dict[str, Any], models: list[str] | None) -> dict[str, Any]:
     """Add links, non-empty files and the served models to a generated OpenAPI document (in place)."""
     add_links(schema)
+    drop_impossible_errors(schema)
     require_file_content(schema)
     if models is not None:
         name_served_models(schema, models)
@@ -102,6 +105,19 @@ def add_links(schema: dict[str, Any]) -> None:
         for status, response in create.get("responses", {}).items():
             if str(status).startswith("2"):
                 response.setdefault("links", {}).update(links)
+
+
+def drop_impossible_errors(schema: dict[str, Any]) -> None:
+    """The routers declare their common errors on every operation; keep only those an operation can answer:
+    404 where the path names a resource, 422 where there is a body or a query parameter to refuse."""
+    for path, operations in schema.get("paths", {}).items():
+        for operation in operations.values():
+            responses = operation.get("responses", {})
+            if "{" not in path:
+                responses.pop("404", None)
+            checked = [p for p in operation.get("parameters", []) if p.get("in") == "query"]
+            if "requestBody" not in operation and not checked:
+                responses.pop("422", None)
 
 
 def _link_name(method: str, path: str, collection: str) -> str:

@@ -165,7 +165,7 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> Response
     code = HTTP_CODES.get(exc.status_code, "error")
     message = f"{request.method} is not allowed here; allowed: {headers['Allow']}" if exc.status_code == 405 \
         else str(exc.detail)
-    return error_response(exc.status_code, code, message, None, headers)
+    return error_response(exc.status_code, code, message, "body" if exc.status_code == 413 else None, headers)
 
 
 async def _bug(_request: Request, exc: Exception) -> JSONResponse:

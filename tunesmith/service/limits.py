@@ -245,7 +245,7 @@ class BodySizeLimit:
             return
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            response = error_response(413, "payload_too_large", self._message(int(declared)))
+            response = error_response(413, "payload_too_large", self._message(int(declared)), "body")
             await response(scope, receive, send)
             return
         seen = 0

@@ -36,6 +36,7 @@ log = logging.getLogger("tunesmith.service")
 SUFFIXES = {".mid": "midi", ".midi": "midi", ".xml": "musicxml", ".musicxml": "musicxml", ".mxl": "musicxml",
             ".abc": "abc"}
 ACCEPTED = ", ".join(SUFFIXES)
+MAX_UPLOAD_BARS = 100_000
 
 
 class UploadStore:
@@ -122,6 +123,19 @@ def read_upload(path: Path) -> Score:
     return score
 
 
+def check_score(score: Score, name: str) -> None:
+    """A score a server keeps: a time signature music has (400) and at most MAX_UPLOAD_BARS bars (413); a MIDI
+    file can declare 255/2^255 or notes 2^28 ticks long, and the record's integers would overflow."""
+    numerator, denominator = score.time_signature
+    if not (1 <= numerator <= 64 and denominator in (1, 2, 4, 8, 16, 32, 64)):
+        digits = len(str(denominator))
+        shown = f"{numerator}/{denominator}" if digits < 12 else f"{numerator}/(a {digits}-digit number)"
+        raise InputFileError(f"{name} declares a time signature of {shown}, which no score has", field="file")
+    if score.n_bars > MAX_UPLOAD_BARS:
+        raise PayloadTooLarge(f"{name} lasts {score.n_bars} bars; this server keeps scores of at most "
+                              f"{MAX_UPLOAD_BARS} bars", field="file")
+
+
 def check_archive(data: bytes, name: str, max_bytes: int) -> None:
     """A compressed MusicXML (zip) unpacks to at most ``max_bytes`` (413 naming ``file``: a zip bomb) and is a
     readable archive (400)."""
@@ -170,6 +184,7 @@ def save_upload(db: Database, store: UploadStore, key: ApiKey, filename: str, da
         path = Path(folder) / name
         path.write_bytes(data)
         score = read_upload(path) if limits is None else run_bounded(read_upload, path, limits=limits, name=name)
+        check_score(score, name)
         sha = store.put(path, suffix)
     numerator, denominator = score.time_signature
     tempo = min(max(float(score.tempo), TEMPO_RANGE[0]), TEMPO_RANGE[1])
