@@ -28,6 +28,8 @@ from tunesmith.models.song import SongStepper, SongTransformer, head_targets
 from tunesmith.symbolic.harmony import QUALITIES, parse_chord
 from tunesmith.symbolic.keys import parse_key, scale_pitch_classes
 from tunesmith.symbolic.song_tokens import (
+    CHORD,
+    COLUMN,
     DURATION_BINS,
     ROLES,
     STEPS_PER_BEAT,
@@ -132,9 +134,11 @@ def test_a_corpus_song_round_trips(corpus):
         assert [(round(b * STEPS_PER_BEAT), c.root, c.quality) for b, c in decoded.chords] == wanted
         assert [(s.name, s.start_bar, s.bars) for s in decoded.sections] == [
             (s["section"], s["start_bar"], s["bars"]) for s in labels["sections"]]
-        again = encode_song(list(decoded.notes.items()), meter=meter, bars=decoded.bars, chords=decoded.chords,
-                            sections=decoded.sections)
+        again = encode_song(list(decoded.notes.items()), meter=meter, bars=decoded.bars, tonic=example.tonic,
+                            chords=decoded.chords, sections=decoded.sections)
         assert np.array_equal(again, example.steps)
+        chords = example.steps[example.steps[:, COLUMN["kind"]] == CHORD]
+        assert np.array_equal((chords[:, COLUMN["degree"]] - 1 + example.tonic) % 12, chords[:, COLUMN["root"]] - 1)
 
 
 def test_compound_steps_are_much_shorter_than_remi(corpus):
@@ -158,7 +162,7 @@ def test_the_numpy_stepper_matches_the_torch_model():
     tracks = [("drums", [Note(36 + i % 3, i * 0.5, 0.1, 100) for i in range(12)]),
               ("bass", [Note(40 + i % 5, i * 1.0, 0.9, 80) for i in range(6)]),
               ("lead", [Note(72, 1.5, 2.0, 90)])]
-    steps = encode_song(tracks, meter=(3, 4), bars=2, chords=[(0, "Am"), (3, "E7")],
+    steps = encode_song(tracks, meter=(3, 4), bars=2, tonic=9, chords=[(0, "Am"), (3, "E7")],
                         sections=[SectionSpan("verse", 0, 2, 3)])
     cond = {"style": torch.tensor([[0.7, 0.0, 0.3, 0.0]]), "key": torch.tensor([9 + 12]), "meter": torch.tensor([1]),
             "tempo": torch.tensor([97.0]), "tracks": torch.tensor([[1.0, 1, 0, 0, 1]])}
@@ -171,9 +175,9 @@ def test_the_numpy_stepper_matches_the_torch_model():
     for t in range(len(steps) - 1):
         h = stepper.feed(steps[t])
         nxt = steps[t + 1]
-        after_when = stepper.when_input(h, int(nxt[0]), int(nxt[1]))
+        after_when = stepper.when_input(h, int(nxt[COLUMN["kind"]]), int(nxt[COLUMN["position"]]))
         inputs = {"when": h, "chord": after_when, "what": after_when,
-                  "how": stepper.note_input(after_when, int(nxt[4]), int(nxt[5]))}
+                  "how": stepper.note_input(after_when, int(nxt[COLUMN["track"]]), int(nxt[COLUMN["pitch"]]))}
         for name, z in inputs.items():
             if targets[name][0, t] >= 0:
                 assert np.allclose(stepper.logits(name, z), logits[name][0, t].numpy(), atol=1e-4), (t, name)

@@ -32,10 +32,10 @@ from tunesmith.symbolic.song_tokens import (
     CHORD,
     COLUMN,
     CONTEXT,
+    CONTEXT_START,
     DRUM_OFFSET,
     DRUMS,
     EOS,
-    FIELDS,
     NOTE,
     PHASE_CAP,
     QUALITY_NAMES,
@@ -43,6 +43,7 @@ from tunesmith.symbolic.song_tokens import (
     SIZES,
     STEPS_PER_BEAT,
     bar_steps,
+    chord_row,
     section_context,
     step_row,
 )
@@ -90,10 +91,10 @@ class Constraints:
         if self.triplets:
             positions[np.arange(SIZES["position"] - 1) % TRIPLET != 0] = False
         self.positions = positions
-        self.chords = np.zeros(12 * len(QUALITY_NAMES), dtype=bool)  # chord head values: root * qualities + quality
+        self.chords = np.zeros(12 * len(QUALITY_NAMES), dtype=bool)  # chord head: degree * qualities + quality
         for degree, quality, *_ in self.harmony:
             if quality in QUALITY_NAMES:
-                self.chords[(self.tonic + int(degree)) % 12 * len(QUALITY_NAMES) + QUALITY_NAMES.index(quality)] = True
+                self.chords[int(degree) % 12 * len(QUALITY_NAMES) + QUALITY_NAMES.index(quality)] = True
         if not self.chords.any():
             self.chords[:] = True
 
@@ -190,7 +191,7 @@ class SongSampler:
     @staticmethod
     def _with_context(block: np.ndarray, context: np.ndarray) -> np.ndarray:
         out = block.copy()
-        out[:, len(FIELDS):] = context
+        out[:, CONTEXT_START:] = context
         return out
 
     def _feed(self, row: np.ndarray, out: list[np.ndarray]) -> np.ndarray:
@@ -207,7 +208,7 @@ class SongSampler:
             _, root, quality = forced.pop(0)
         else:  # the model's own chord (also when a given change comes later in the bar)
             root, quality = self._chord(self.stepper.when_input(h, CHORD, 1))
-        h = self._feed(step_row(CHORD, context, position=1, root=root, quality=quality), out)
+        h = self._feed(chord_row(0, root, quality, tonic=self.c.tonic, context=context), out)
         chord = (root, quality)
         last_position, last_what = 1, -1  # the last note's (track, key) value at last_position, -1: none yet
         while len(out) < MAX_EVENTS_PER_BAR:
@@ -219,14 +220,13 @@ class SongSampler:
             position = 1 + value - (WHEN_CHORD if kind == CHORD else WHEN_NOTE)
             if kind == NOTE and forced and forced[0][0] + 1 <= position:  # a given chord change comes first
                 change = forced.pop(0)
-                h = self._feed(step_row(CHORD, context, position=change[0] + 1, root=change[1], quality=change[2]),
-                               out)
+                h = self._feed(chord_row(*change, tonic=self.c.tonic, context=context), out)
                 chord, last_position, last_what = change[1:], change[0] + 1, -1
                 continue
             z = self.stepper.when_input(h, kind, position)
             if kind == CHORD:
                 root, quality = self._chord(z)
-                h = self._feed(step_row(CHORD, context, position=position, root=root, quality=quality), out)
+                h = self._feed(chord_row(position - 1, root, quality, tonic=self.c.tonic, context=context), out)
                 chord, last_position, last_what = (root, quality), position, -1
                 continue
             if position != last_position:
@@ -240,15 +240,15 @@ class SongSampler:
             h = self._feed(step_row(NOTE, context, position=position, track=track, pitch=pitch, duration=duration,
                                     velocity=1 + velocity), out)
             last_position, last_what = position, what
-        for position, root, quality in forced or ():  # given changes the model did not reach
-            h = self._feed(step_row(CHORD, context, position=position + 1, root=root, quality=quality), out)
+        for change in forced or ():  # given changes the model did not reach
+            h = self._feed(chord_row(*change, tonic=self.c.tonic, context=context), out)
         return np.stack(out), h
 
     def _chord(self, z: np.ndarray) -> tuple[int, int]:
-        """(root, quality) field values drawn by the chord head."""
+        """(root, quality) field values of the chord the chord head draws (as a degree above the tonic)."""
         value = self._draw("chord", z, self.c.chords)
-        root, quality = divmod(value, N_QUALITIES)
-        return 1 + root, 1 + quality
+        degree, quality = divmod(value, N_QUALITIES)
+        return 1 + (self.c.tonic + degree) % 12, 1 + quality
 
     def _when_mask(self, last_position: int, last_what: int, chord: tuple[int, int], *,
                    chords: bool) -> np.ndarray:

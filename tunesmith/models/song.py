@@ -8,7 +8,8 @@ a song may be longer than the training windows.
 
 Output: four heads, each over the joint values of two fields (Compound Word Transformer, Hsiao et al. 2021,
 with its fields paired so a note costs three draws, not six): ``when`` (kind x position: end the bar, or a chord
-or a note at a position), ``chord`` (root x quality), ``what`` (track x pitch) and ``how`` (duration x velocity).
+or a note at a position), ``chord`` (degree above the tonic x quality: the same choice in every key; the absolute
+root it makes is an input of the step), ``what`` (track x pitch) and ``how`` (duration x velocity).
 A head reads the final hidden state plus the embeddings of the fields already chosen for the step (``chord`` and
 ``what`` know when, ``how`` also knows which note), so a pitch knows its track and a duration its pitch. Training
 is teacher-forced; sampling (`SongStepper`) draws the heads in that order.
@@ -51,8 +52,8 @@ def head_targets(steps: torch.Tensor) -> dict[str, torch.Tensor]:
     when = torch.where(kind == EOS, 1, when)
     when = torch.where(kind == CHORD, WHEN_CHORD + position, when)
     when = torch.where(kind == NOTE, WHEN_NOTE + position, when)
-    chord = torch.where(kind == CHORD, (steps[..., COLUMN["root"]] - 1) * N_QUALITIES + steps[..., COLUMN["quality"]]
-                        - 1, -1)
+    chord = torch.where(kind == CHORD, (steps[..., COLUMN["degree"]] - 1) * N_QUALITIES
+                        + steps[..., COLUMN["quality"]] - 1, -1)
     note = kind == NOTE
     what = torch.where(note, (steps[..., COLUMN["track"]] - 1) * 128 + (steps[..., COLUMN["pitch"]] - 1) % 128, -1)
     how = torch.where(note, steps[..., COLUMN["duration"]] * N_VELOCITIES + steps[..., COLUMN["velocity"]] - 1, -1)

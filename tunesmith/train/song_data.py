@@ -213,9 +213,9 @@ def encode_record(song: SongRecord, table: EnergyTable) -> SongExample:
     labels = song.labels
     meter = tuple(int(x) for x in labels["meter"].split("/"))
     tracks = band_tracks(song)
-    steps = encode_song(tracks, meter=meter, bars=int(labels["bars"]),
-                        chords=[(float(b), s) for b, s in labels["chords"]], sections=record_sections(song, table))
     tonic, mode = parse_key(labels["key"])
+    steps = encode_song(tracks, meter=meter, bars=int(labels["bars"]), tonic=tonic,
+                        chords=[(float(b), s) for b, s in labels["chords"]], sections=record_sections(song, table))
     present = np.array([any(r == role and notes for r, notes in tracks) for role in ROLES], dtype=np.float32)
     pitched = steps[(steps[:, COLUMN["kind"]] == NOTE) & (steps[:, COLUMN["track"]] != DRUMS), COLUMN["pitch"]] - 1
     low, high = (int(pitched.min()), int(pitched.max())) if pitched.size else (60, 60)
@@ -225,7 +225,8 @@ def encode_record(song: SongRecord, table: EnergyTable) -> SongExample:
 
 
 def transpose_steps(steps: np.ndarray, shift: int) -> np.ndarray:
-    """Steps moved by ``shift`` semitones: pitched notes and chord roots (drums stay)."""
+    """Steps moved by ``shift`` semitones: pitched notes and chord roots (drums stay; chord degrees count from the
+    tonic, which moves with them)."""
     if not shift:
         return steps
     out = steps.copy()
