@@ -54,6 +54,7 @@ from tunesmith.symbolic.song_tokens import (
     decode_song,
     song_score,
 )
+from tunesmith.symbolic.transform import make_monophonic
 
 MIN_BARS, MAX_SECONDS = 8, 180.0
 MAX_LOOP_BARS = 32
@@ -180,6 +181,7 @@ class SongWriter:
         programs = self._programs(weights, instruments)
         score = song_score(decoded, programs=programs, tempo=tempo, key=key_name(tonic, mode), meter=score_meter,
                            roles=[r for r in ROLES if r in tracks], title=f"Tunesmith song: {style}")
+        score.parts = [make_monophonic(p) if p.name == "lead" else p for p in score.parts]  # one line: a tune
         elapsed = time.perf_counter() - started
         sections = [{"name": "loop" if loop else s.name, "bars": [s.start_bar + 1, s.start_bar + s.bars],
                      "energy": round(s.energy / 4, 2)} for s in decoded.sections]

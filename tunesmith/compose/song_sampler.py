@@ -4,6 +4,7 @@
   grid when 12/8 is asked), events move forward in time in the order the model learned;
 * the model's own chords are those the training songs play in the key (the card's ``harmony``: degree and
   quality above the tonic, e.g. V7 or bVII in a major key), so the harmony stays in the key;
+* the lead plays one note at a time (one note per position; the facade cuts a note where the next begins);
 * each track plays only where it is asked (the ``tracks`` subset), pitched notes only inside their role's
   range and on the key's scale or the chord sounding (minor keys: also the raised sixth and seventh), drums
   only on the drum keys the model learned;
@@ -49,6 +50,7 @@ from tunesmith.symbolic.song_tokens import (
 )
 
 MAX_EVENTS_PER_BAR = 192
+LEAD = 1 + ROLES.index("lead")
 TRIPLET = STEPS_PER_BEAT // 3
 
 
@@ -261,7 +263,7 @@ class SongSampler:
         if chords:
             mask[WHEN_CHORD:WHEN_NOTE] = later
         mask[WHEN_NOTE:] = later
-        if self.c.last_what(chord) > last_what:
+        if self.c.last_what(chord) >= (self._after(last_what) if last_what >= 0 else 0):
             mask[WHEN_NOTE + last_position - 1] = True
         return mask
 
@@ -271,8 +273,15 @@ class SongSampler:
         mask = self.c.what(chord)
         if last_what >= 0:
             mask = mask.copy()
-            mask[:last_what + 1] = False
+            mask[:self._after(last_what)] = False
         return mask
+
+    @staticmethod
+    def _after(last_what: int) -> int:
+        """The first (track, key) value that may follow ``last_what`` at the same position: the next key, or the
+        next track after a lead note (the lead plays one note at a time)."""
+        track = last_what // 128 + 1
+        return track * 128 if track == LEAD else last_what + 1
 
     def _draw(self, name: str, z: np.ndarray, allowed: np.ndarray) -> int:
         self.draws += 1
