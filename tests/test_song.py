@@ -24,7 +24,7 @@ from tunesmith.families import Resolving
 from tunesmith.families.params import check_params
 from tunesmith.generation.catalog import local_entry
 from tunesmith.generation.pipeline import SAMPLE_RATE, make_work
-from tunesmith.models.song import SongStepper, SongTransformer, head_targets
+from tunesmith.models.song import SongStepper, SongTransformer
 from tunesmith.symbolic.harmony import QUALITIES, parse_chord
 from tunesmith.symbolic.keys import parse_key, scale_pitch_classes
 from tunesmith.symbolic.song_tokens import (
@@ -39,6 +39,8 @@ from tunesmith.symbolic.song_tokens import (
     decode_song,
     duration_bin,
     encode_song,
+    head_targets,
+    network_spec,
     remi_length,
 )
 from tunesmith.train.song_data import EnergyTable, band_tracks, encode_record
@@ -156,7 +158,7 @@ def test_compound_steps_are_much_shorter_than_remi(corpus):
 
 def test_the_numpy_stepper_matches_the_torch_model():
     torch.manual_seed(0)
-    model = SongTransformer(n_styles=4, n_meters=2, dim=32, layers=2, heads=4).eval()
+    model = SongTransformer(**network_spec(), n_styles=4, n_meters=2, dim=32, layers=2, heads=4).eval()
     from tunesmith.symbolic.score import Note
 
     tracks = [("drums", [Note(36 + i % 3, i * 0.5, 0.1, 100) for i in range(12)]),
@@ -169,15 +171,18 @@ def test_the_numpy_stepper_matches_the_torch_model():
     batch = torch.from_numpy(steps.astype(np.int64))[None]
     with torch.no_grad():
         logits = model(batch, cond)
-    targets = head_targets(batch[:, 1:])
+    targets = head_targets(steps[1:][None])
     stepper = SongStepper(model)
     stepper.start(cond)
     for t in range(len(steps) - 1):
         h = stepper.feed(steps[t])
         nxt = steps[t + 1]
-        after_when = stepper.when_input(h, int(nxt[COLUMN["kind"]]), int(nxt[COLUMN["position"]]))
-        inputs = {"when": h, "chord": after_when, "what": after_when,
-                  "how": stepper.note_input(after_when, int(nxt[COLUMN["track"]]), int(nxt[COLUMN["pitch"]]))}
+        inputs = {}
+        for name, reads in model.output_reads.items():
+            z = h
+            for column in reads:
+                z = stepper.add(z, column, int(nxt[COLUMN[column]]))
+            inputs[name] = z
         for name, z in inputs.items():
             if targets[name][0, t] >= 0:
                 assert np.allclose(stepper.logits(name, z), logits[name][0, t].numpy(), atol=1e-4), (t, name)

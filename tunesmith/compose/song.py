@@ -52,6 +52,7 @@ from tunesmith.symbolic.song_tokens import (
     bar_steps,
     chord_events_by_bar,
     decode_song,
+    network_spec,
     song_score,
 )
 from tunesmith.symbolic.transform import make_monophonic
@@ -114,7 +115,7 @@ class SongWriter:
         """Load a shipped model by name ("song") or a training run directory or card."""
         directory, name = resolve_checkpoint(name_or_path)
         card = load_card(directory, name)
-        model = SongTransformer(**card["kwargs"])
+        model = SongTransformer(**{**network_spec(), **card["kwargs"]})
         load_weights(directory, name, model)
         return cls(model, card, name=str(name_or_path))
 

@@ -24,7 +24,7 @@ import numpy as np
 
 from tunesmith.compose.sampling import sample_token
 from tunesmith.compose.song_plan import SongPlan
-from tunesmith.models.song import HEAD_SIZES, N_QUALITIES, N_VELOCITIES, WHEN_CHORD, WHEN_NOTE, SongStepper
+from tunesmith.models.song import SongStepper
 from tunesmith.symbolic.harmony import QUALITIES
 from tunesmith.symbolic.keys import scale_pitch_classes
 from tunesmith.symbolic.song_tokens import (
@@ -37,12 +37,17 @@ from tunesmith.symbolic.song_tokens import (
     DRUM_OFFSET,
     DRUMS,
     EOS,
+    HEAD_SIZES,
+    N_QUALITIES,
+    N_VELOCITIES,
     NOTE,
     PHASE_CAP,
     QUALITY_NAMES,
     ROLES,
     SIZES,
     STEPS_PER_BEAT,
+    WHEN_CHORD,
+    WHEN_NOTE,
     bar_steps,
     chord_row,
     section_context,
@@ -209,7 +214,7 @@ class SongSampler:
         if forced and forced[0][0] == 0:
             _, root, quality = forced.pop(0)
         else:  # the model's own chord (also when a given change comes later in the bar)
-            root, quality = self._chord(self.stepper.when_input(h, CHORD, 1))
+            root, quality = self._chord(self._when_input(h, CHORD, 1))
         h = self._feed(chord_row(0, root, quality, tonic=self.c.tonic, context=context), out)
         chord = (root, quality)
         last_position, last_what = 1, -1  # the last note's (track, key) value at last_position, -1: none yet
@@ -225,7 +230,7 @@ class SongSampler:
                 h = self._feed(chord_row(*change, tonic=self.c.tonic, context=context), out)
                 chord, last_position, last_what = change[1:], change[0] + 1, -1
                 continue
-            z = self.stepper.when_input(h, kind, position)
+            z = self._when_input(h, kind, position)
             if kind == CHORD:
                 root, quality = self._chord(z)
                 h = self._feed(chord_row(position - 1, root, quality, tonic=self.c.tonic, context=context), out)
@@ -237,7 +242,7 @@ class SongSampler:
             track, key = 1 + what // 128, what % 128
             pitch = 1 + key + (DRUM_OFFSET if track == DRUMS else 0)
             how_mask = self._drum_how if track == DRUMS else self._pitched_how
-            how = self._draw("how", self.stepper.note_input(z, track, pitch), how_mask)
+            how = self._draw("how", self.stepper.add(self.stepper.add(z, "track", track), "pitch", pitch), how_mask)
             duration, velocity = divmod(how, N_VELOCITIES)
             h = self._feed(step_row(NOTE, context, position=position, track=track, pitch=pitch, duration=duration,
                                     velocity=1 + velocity), out)
@@ -245,6 +250,10 @@ class SongSampler:
         for change in forced or ():  # given changes the model did not reach
             h = self._feed(chord_row(*change, tonic=self.c.tonic, context=context), out)
         return np.stack(out), h
+
+    def _when_input(self, h: np.ndarray, kind: int, position: int) -> np.ndarray:
+        """What the chord and what heads read: the hidden state, the kind and the position."""
+        return self.stepper.add(self.stepper.add(h, "kind", kind), "position", position)
 
     def _chord(self, z: np.ndarray) -> tuple[int, int]:
         """(root, quality) field values of the chord the chord head draws (as a degree above the tonic)."""

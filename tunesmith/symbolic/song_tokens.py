@@ -40,6 +40,7 @@ import bisect
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -81,6 +82,41 @@ PREDICTED: dict[int, tuple[str, ...]] = {
     BAR: (), CHORD: ("position", "degree", "quality"),
     NOTE: ("position", "track", "pitch", "duration", "velocity"), EOS: (), BOS: (),
 }
+
+
+# The model's output heads, each over the joint values of two fields (`tunesmith.models.song`): "when" (0 ends the
+# bar, 1 ends the song, then a chord or a note at each position), "chord" (degree x quality), "what" (track x MIDI
+# key) and "how" (duration x velocity); and the fields of the step each head reads besides the hidden state.
+N_QUALITIES = len(QUALITY_NAMES)
+N_VELOCITIES = 128 // VELOCITY_BIN
+WHEN_CHORD, WHEN_NOTE = 2, 2 + MAX_BAR_STEPS  # the "when" value of a chord / a note at position 0
+HEAD_SIZES = {"when": 2 + 2 * MAX_BAR_STEPS, "chord": 12 * N_QUALITIES, "what": len(ROLES) * 128,
+              "how": SIZES["duration"] * N_VELOCITIES}
+HEAD_READS = {"when": (), "chord": ("kind", "position"), "what": ("kind", "position"),
+              "how": ("kind", "position", "track", "pitch")}
+
+
+def network_spec() -> dict[str, Any]:
+    """What the network needs to know of the steps: column sizes in order, head sizes, what each head reads."""
+    return {"columns": dict(SIZES), "outputs": dict(HEAD_SIZES),
+            "output_reads": {name: list(reads) for name, reads in HEAD_READS.items()}, "n_tracks": len(ROLES)}
+
+
+def head_targets(steps: np.ndarray) -> dict[str, np.ndarray]:
+    """Per head, the joint value (..., T) each step asks of it, or -1 where the step does not use the head."""
+    steps = np.asarray(steps, dtype=np.int64)
+    kind, position = steps[..., COLUMN["kind"]], steps[..., COLUMN["position"]] - 1
+    when = np.full(kind.shape, -1, dtype=np.int64)
+    when[kind == BAR] = 0
+    when[kind == EOS] = 1
+    when = np.where(kind == CHORD, WHEN_CHORD + position, when)
+    when = np.where(kind == NOTE, WHEN_NOTE + position, when)
+    chord = np.where(kind == CHORD, (steps[..., COLUMN["degree"]] - 1) * N_QUALITIES + steps[..., COLUMN["quality"]]
+                     - 1, -1)
+    note = kind == NOTE
+    what = np.where(note, (steps[..., COLUMN["track"]] - 1) * 128 + (steps[..., COLUMN["pitch"]] - 1) % 128, -1)
+    how = np.where(note, steps[..., COLUMN["duration"]] * N_VELOCITIES + steps[..., COLUMN["velocity"]] - 1, -1)
+    return {"when": when, "chord": chord, "what": what, "how": how}
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ from tunesmith.symbolic.song_tokens import (
     ROLES,
     SectionSpan,
     encode_song,
+    head_targets,
     step_row,
 )
 
@@ -264,7 +265,8 @@ class SongCorpus:
                 "meter": self.meter_index[example.meter], "tempo": example.tempo, "tracks": example.tracks}
         return transpose_steps(rows, shift), cond
 
-    def batch(self, rng: np.random.Generator, *, size: int, length: int, transpose: int) -> tuple[torch.Tensor, dict]:
+    def batch(self, rng: np.random.Generator, *, size: int, length: int,
+              transpose: int) -> tuple[torch.Tensor, dict, dict]:
         """Random windows starting at bar lines (songs picked in proportion to their length), transposed."""
         weights = np.array([len(e.steps) for e in self.examples], dtype=float)
         picks = rng.choice(len(self.examples), size=size, p=weights / weights.sum())
@@ -278,7 +280,7 @@ class SongCorpus:
         return self.collate(windows)
 
     def evaluation_batches(self, length: int, *, batch_size: int = 8,
-                           max_events: int | None = None) -> list[tuple[torch.Tensor, dict]]:
+                           max_events: int | None = None) -> list[tuple[torch.Tensor, dict, dict]]:
         """Songs cut at bar lines into consecutive windows of at most ``length`` steps, each event a target
         once; with ``max_events``, songs spread evenly over the split until that many events."""
         windows = []
@@ -304,11 +306,13 @@ class SongCorpus:
                 total += len(example.steps) - 1
         return kept
 
-    def collate(self, windows: list[tuple[np.ndarray, dict[str, Any]]]) -> tuple[torch.Tensor, dict]:
+    def collate(self, windows: list[tuple[np.ndarray, dict[str, Any]]]) -> tuple[torch.Tensor, dict, dict]:
+        """(steps (B, T, columns), conditioning, each head's targets (B, T - 1)) of windows padded with zeros."""
         width = max(len(rows) for rows, _ in windows)
         steps = np.zeros((len(windows), width, windows[0][0].shape[1]), dtype=np.int64)
         for i, (rows, _) in enumerate(windows):
             steps[i, :len(rows)] = rows
+        targets = {name: torch.from_numpy(t) for name, t in head_targets(steps[:, 1:]).items()}
         styles = np.zeros((len(windows), len(self.style_index)), dtype=np.float32)
         for i, (_, cond) in enumerate(windows):
             styles[i, cond["style"]] = 1.0
@@ -317,4 +321,4 @@ class SongCorpus:
                 "meter": torch.tensor([c["meter"] for _, c in windows]),
                 "tempo": torch.tensor([c["tempo"] for _, c in windows], dtype=torch.float32),
                 "tracks": torch.from_numpy(np.stack([c["tracks"] for _, c in windows]))}
-        return torch.from_numpy(steps), cond
+        return torch.from_numpy(steps), cond, targets
