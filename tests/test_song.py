@@ -24,10 +24,12 @@ from tunesmith.families import Resolving
 from tunesmith.families.params import check_params
 from tunesmith.generation.catalog import local_entry
 from tunesmith.generation.pipeline import SAMPLE_RATE, make_work
-from tunesmith.models.song import SongStepper, SongTransformer, head_targets
+from tunesmith.models.song import SongStepper, SongTransformer
 from tunesmith.symbolic.harmony import QUALITIES, parse_chord
 from tunesmith.symbolic.keys import parse_key, scale_pitch_classes
 from tunesmith.symbolic.song_tokens import (
+    CHORD,
+    COLUMN,
     DURATION_BINS,
     ROLES,
     STEPS_PER_BEAT,
@@ -37,6 +39,8 @@ from tunesmith.symbolic.song_tokens import (
     decode_song,
     duration_bin,
     encode_song,
+    head_targets,
+    network_spec,
     remi_length,
 )
 from tunesmith.train.song_data import EnergyTable, band_tracks, encode_record
@@ -132,9 +136,11 @@ def test_a_corpus_song_round_trips(corpus):
         assert [(round(b * STEPS_PER_BEAT), c.root, c.quality) for b, c in decoded.chords] == wanted
         assert [(s.name, s.start_bar, s.bars) for s in decoded.sections] == [
             (s["section"], s["start_bar"], s["bars"]) for s in labels["sections"]]
-        again = encode_song(list(decoded.notes.items()), meter=meter, bars=decoded.bars, chords=decoded.chords,
-                            sections=decoded.sections)
+        again = encode_song(list(decoded.notes.items()), meter=meter, bars=decoded.bars, tonic=example.tonic,
+                            chords=decoded.chords, sections=decoded.sections)
         assert np.array_equal(again, example.steps)
+        chords = example.steps[example.steps[:, COLUMN["kind"]] == CHORD]
+        assert np.array_equal((chords[:, COLUMN["degree"]] - 1 + example.tonic) % 12, chords[:, COLUMN["root"]] - 1)
 
 
 def test_compound_steps_are_much_shorter_than_remi(corpus):
@@ -152,28 +158,31 @@ def test_compound_steps_are_much_shorter_than_remi(corpus):
 
 def test_the_numpy_stepper_matches_the_torch_model():
     torch.manual_seed(0)
-    model = SongTransformer(n_styles=4, n_meters=2, dim=32, layers=2, heads=4).eval()
+    model = SongTransformer(**network_spec(), n_styles=4, n_meters=2, dim=32, layers=2, heads=4).eval()
     from tunesmith.symbolic.score import Note
 
     tracks = [("drums", [Note(36 + i % 3, i * 0.5, 0.1, 100) for i in range(12)]),
               ("bass", [Note(40 + i % 5, i * 1.0, 0.9, 80) for i in range(6)]),
               ("lead", [Note(72, 1.5, 2.0, 90)])]
-    steps = encode_song(tracks, meter=(3, 4), bars=2, chords=[(0, "Am"), (3, "E7")],
+    steps = encode_song(tracks, meter=(3, 4), bars=2, tonic=9, chords=[(0, "Am"), (3, "E7")],
                         sections=[SectionSpan("verse", 0, 2, 3)])
     cond = {"style": torch.tensor([[0.7, 0.0, 0.3, 0.0]]), "key": torch.tensor([9 + 12]), "meter": torch.tensor([1]),
             "tempo": torch.tensor([97.0]), "tracks": torch.tensor([[1.0, 1, 0, 0, 1]])}
     batch = torch.from_numpy(steps.astype(np.int64))[None]
     with torch.no_grad():
         logits = model(batch, cond)
-    targets = head_targets(batch[:, 1:])
+    targets = head_targets(steps[1:][None])
     stepper = SongStepper(model)
     stepper.start(cond)
     for t in range(len(steps) - 1):
         h = stepper.feed(steps[t])
         nxt = steps[t + 1]
-        after_when = stepper.when_input(h, int(nxt[0]), int(nxt[1]))
-        inputs = {"when": h, "chord": after_when, "what": after_when,
-                  "how": stepper.note_input(after_when, int(nxt[4]), int(nxt[5]))}
+        inputs = {}
+        for name, reads in model.output_reads.items():
+            z = h
+            for column in reads:
+                z = stepper.add(z, column, int(nxt[COLUMN[column]]))
+            inputs[name] = z
         for name, z in inputs.items():
             if targets[name][0, t] >= 0:
                 assert np.allclose(stepper.logits(name, z), logits[name][0, t].numpy(), atol=1e-4), (t, name)
@@ -241,11 +250,12 @@ def test_a_song_through_the_pipeline(entry):
     # later choruses replay the first note for note
     first, *others = (s for s in sections if s["name"] == "chorus")
     for part in score.parts:
-        def bars_of(section, notes=part.notes):
+        def bars_of(section, notes=part.notes, lead=part.name == "lead"):
             start = (section["bars"][0] - 1) * score.bar_beats
             length = (section["bars"][1] - section["bars"][0] + 1) * score.bar_beats
-            return sorted((round(n.start - start, 6), n.pitch, n.duration, n.velocity) for n in notes
-                          if start <= n.start < start + length)
+            return sorted((round(n.start - start, 6), n.pitch, n.velocity,
+                           None if lead else n.duration)  # the lead's last note ends where the
+                          for n in notes if start <= n.start < start + length)  # next section's first begins
         assert len(others) == 2 and all(bars_of(first) == bars_of(other) for other in others)
     assert made.audio is not None and made.audio.shape[1] / SAMPLE_RATE >= 24 * 4 * 60 / 200
 

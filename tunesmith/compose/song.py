@@ -52,8 +52,10 @@ from tunesmith.symbolic.song_tokens import (
     bar_steps,
     chord_events_by_bar,
     decode_song,
+    network_spec,
     song_score,
 )
+from tunesmith.symbolic.transform import make_monophonic
 
 MIN_BARS, MAX_SECONDS = 8, 180.0
 MAX_LOOP_BARS = 32
@@ -113,7 +115,7 @@ class SongWriter:
         """Load a shipped model by name ("song") or a training run directory or card."""
         directory, name = resolve_checkpoint(name_or_path)
         card = load_card(directory, name)
-        model = SongTransformer(**card["kwargs"])
+        model = SongTransformer(**{**network_spec(), **card["kwargs"]})
         load_weights(directory, name, model)
         return cls(model, card, name=str(name_or_path))
 
@@ -180,6 +182,7 @@ class SongWriter:
         programs = self._programs(weights, instruments)
         score = song_score(decoded, programs=programs, tempo=tempo, key=key_name(tonic, mode), meter=score_meter,
                            roles=[r for r in ROLES if r in tracks], title=f"Tunesmith song: {style}")
+        score.parts = [make_monophonic(p) if p.name == "lead" else p for p in score.parts]  # one line: a tune
         elapsed = time.perf_counter() - started
         sections = [{"name": "loop" if loop else s.name, "bars": [s.start_bar + 1, s.start_bar + s.bars],
                      "energy": round(s.energy / 4, 2)} for s in decoded.sections]

@@ -4,6 +4,7 @@
   grid when 12/8 is asked), events move forward in time in the order the model learned;
 * the model's own chords are those the training songs play in the key (the card's ``harmony``: degree and
   quality above the tonic, e.g. V7 or bVII in a major key), so the harmony stays in the key;
+* the lead plays one note at a time (one note per position; the facade cuts a note where the next begins);
 * each track plays only where it is asked (the ``tracks`` subset), pitched notes only inside their role's
   range and on the key's scale or the chord sounding (minor keys: also the raised sixth and seventh), drums
   only on the drum keys the model learned;
@@ -23,7 +24,7 @@ import numpy as np
 
 from tunesmith.compose.sampling import sample_token
 from tunesmith.compose.song_plan import SongPlan
-from tunesmith.models.song import HEAD_SIZES, N_QUALITIES, N_VELOCITIES, WHEN_CHORD, WHEN_NOTE, SongStepper
+from tunesmith.models.song import SongStepper
 from tunesmith.symbolic.harmony import QUALITIES
 from tunesmith.symbolic.keys import scale_pitch_classes
 from tunesmith.symbolic.song_tokens import (
@@ -32,22 +33,29 @@ from tunesmith.symbolic.song_tokens import (
     CHORD,
     COLUMN,
     CONTEXT,
+    CONTEXT_START,
     DRUM_OFFSET,
     DRUMS,
     EOS,
-    FIELDS,
+    HEAD_SIZES,
+    N_QUALITIES,
+    N_VELOCITIES,
     NOTE,
     PHASE_CAP,
     QUALITY_NAMES,
     ROLES,
     SIZES,
     STEPS_PER_BEAT,
+    WHEN_CHORD,
+    WHEN_NOTE,
     bar_steps,
+    chord_row,
     section_context,
     step_row,
 )
 
 MAX_EVENTS_PER_BAR = 192
+LEAD = 1 + ROLES.index("lead")
 TRIPLET = STEPS_PER_BEAT // 3
 
 
@@ -90,10 +98,10 @@ class Constraints:
         if self.triplets:
             positions[np.arange(SIZES["position"] - 1) % TRIPLET != 0] = False
         self.positions = positions
-        self.chords = np.zeros(12 * len(QUALITY_NAMES), dtype=bool)  # chord head values: root * qualities + quality
+        self.chords = np.zeros(12 * len(QUALITY_NAMES), dtype=bool)  # chord head: degree * qualities + quality
         for degree, quality, *_ in self.harmony:
             if quality in QUALITY_NAMES:
-                self.chords[(self.tonic + int(degree)) % 12 * len(QUALITY_NAMES) + QUALITY_NAMES.index(quality)] = True
+                self.chords[int(degree) % 12 * len(QUALITY_NAMES) + QUALITY_NAMES.index(quality)] = True
         if not self.chords.any():
             self.chords[:] = True
 
@@ -190,7 +198,7 @@ class SongSampler:
     @staticmethod
     def _with_context(block: np.ndarray, context: np.ndarray) -> np.ndarray:
         out = block.copy()
-        out[:, len(FIELDS):] = context
+        out[:, CONTEXT_START:] = context
         return out
 
     def _feed(self, row: np.ndarray, out: list[np.ndarray]) -> np.ndarray:
@@ -206,8 +214,8 @@ class SongSampler:
         if forced and forced[0][0] == 0:
             _, root, quality = forced.pop(0)
         else:  # the model's own chord (also when a given change comes later in the bar)
-            root, quality = self._chord(self.stepper.when_input(h, CHORD, 1))
-        h = self._feed(step_row(CHORD, context, position=1, root=root, quality=quality), out)
+            root, quality = self._chord(self._when_input(h, CHORD, 1))
+        h = self._feed(chord_row(0, root, quality, tonic=self.c.tonic, context=context), out)
         chord = (root, quality)
         last_position, last_what = 1, -1  # the last note's (track, key) value at last_position, -1: none yet
         while len(out) < MAX_EVENTS_PER_BAR:
@@ -219,14 +227,13 @@ class SongSampler:
             position = 1 + value - (WHEN_CHORD if kind == CHORD else WHEN_NOTE)
             if kind == NOTE and forced and forced[0][0] + 1 <= position:  # a given chord change comes first
                 change = forced.pop(0)
-                h = self._feed(step_row(CHORD, context, position=change[0] + 1, root=change[1], quality=change[2]),
-                               out)
+                h = self._feed(chord_row(*change, tonic=self.c.tonic, context=context), out)
                 chord, last_position, last_what = change[1:], change[0] + 1, -1
                 continue
-            z = self.stepper.when_input(h, kind, position)
+            z = self._when_input(h, kind, position)
             if kind == CHORD:
                 root, quality = self._chord(z)
-                h = self._feed(step_row(CHORD, context, position=position, root=root, quality=quality), out)
+                h = self._feed(chord_row(position - 1, root, quality, tonic=self.c.tonic, context=context), out)
                 chord, last_position, last_what = (root, quality), position, -1
                 continue
             if position != last_position:
@@ -235,20 +242,24 @@ class SongSampler:
             track, key = 1 + what // 128, what % 128
             pitch = 1 + key + (DRUM_OFFSET if track == DRUMS else 0)
             how_mask = self._drum_how if track == DRUMS else self._pitched_how
-            how = self._draw("how", self.stepper.note_input(z, track, pitch), how_mask)
+            how = self._draw("how", self.stepper.add(self.stepper.add(z, "track", track), "pitch", pitch), how_mask)
             duration, velocity = divmod(how, N_VELOCITIES)
             h = self._feed(step_row(NOTE, context, position=position, track=track, pitch=pitch, duration=duration,
                                     velocity=1 + velocity), out)
             last_position, last_what = position, what
-        for position, root, quality in forced or ():  # given changes the model did not reach
-            h = self._feed(step_row(CHORD, context, position=position + 1, root=root, quality=quality), out)
+        for change in forced or ():  # given changes the model did not reach
+            h = self._feed(chord_row(*change, tonic=self.c.tonic, context=context), out)
         return np.stack(out), h
 
+    def _when_input(self, h: np.ndarray, kind: int, position: int) -> np.ndarray:
+        """What the chord and what heads read: the hidden state, the kind and the position."""
+        return self.stepper.add(self.stepper.add(h, "kind", kind), "position", position)
+
     def _chord(self, z: np.ndarray) -> tuple[int, int]:
-        """(root, quality) field values drawn by the chord head."""
+        """(root, quality) field values of the chord the chord head draws (as a degree above the tonic)."""
         value = self._draw("chord", z, self.c.chords)
-        root, quality = divmod(value, N_QUALITIES)
-        return 1 + root, 1 + quality
+        degree, quality = divmod(value, N_QUALITIES)
+        return 1 + (self.c.tonic + degree) % 12, 1 + quality
 
     def _when_mask(self, last_position: int, last_what: int, chord: tuple[int, int], *,
                    chords: bool) -> np.ndarray:
@@ -261,7 +272,7 @@ class SongSampler:
         if chords:
             mask[WHEN_CHORD:WHEN_NOTE] = later
         mask[WHEN_NOTE:] = later
-        if self.c.last_what(chord) > last_what:
+        if self.c.last_what(chord) >= (self._after(last_what) if last_what >= 0 else 0):
             mask[WHEN_NOTE + last_position - 1] = True
         return mask
 
@@ -271,8 +282,15 @@ class SongSampler:
         mask = self.c.what(chord)
         if last_what >= 0:
             mask = mask.copy()
-            mask[:last_what + 1] = False
+            mask[:self._after(last_what)] = False
         return mask
+
+    @staticmethod
+    def _after(last_what: int) -> int:
+        """The first (track, key) value that may follow ``last_what`` at the same position: the next key, or the
+        next track after a lead note (the lead plays one note at a time)."""
+        track = last_what // 128 + 1
+        return track * 128 if track == LEAD else last_what + 1
 
     def _draw(self, name: str, z: np.ndarray, allowed: np.ndarray) -> int:
         self.draws += 1

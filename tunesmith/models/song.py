@@ -1,5 +1,9 @@
 """The `song` model: a decoder-only Transformer over compound-word song steps (`tunesmith.symbolic.song_tokens`).
 
+The network knows the steps only through its arguments (``columns``: each column's number of values, in order;
+``outputs``: each head's number of values; ``output_reads``: the columns of the step a head reads), which the
+callers take from `tunesmith.symbolic.song_tokens.network_spec`, so this module needs nothing but torch.
+
 Input of a step: the sum of an embedding per field (kind, position, chord, track, pitch, duration, velocity and
 the plan's section, energy and place in the section) plus the song's *conditioning* vector: a learned style
 embedding (a blend of styles is the weighted sum of their embeddings), key, meter, tempo (log-spaced buckets,
@@ -8,7 +12,8 @@ a song may be longer than the training windows.
 
 Output: four heads, each over the joint values of two fields (Compound Word Transformer, Hsiao et al. 2021,
 with its fields paired so a note costs three draws, not six): ``when`` (kind x position: end the bar, or a chord
-or a note at a position), ``chord`` (root x quality), ``what`` (track x pitch) and ``how`` (duration x velocity).
+or a note at a position), ``chord`` (degree above the tonic x quality: the same choice in every key; the absolute
+root it makes is an input of the step), ``what`` (track x pitch) and ``how`` (duration x velocity).
 A head reads the final hidden state plus the embeddings of the fields already chosen for the step (``chord`` and
 ``what`` know when, ``how`` also knows which note), so a pitch knows its track and a duration its pitch. Training
 is teacher-forced; sampling (`SongStepper`) draws the heads in that order.
@@ -20,7 +25,7 @@ step per call torch's per-operation dispatch costs more than the arithmetic at t
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -30,33 +35,10 @@ from torch import nn
 from torch.nn import functional as F
 
 from tunesmith.models.lm import Block, alibi_slopes
-from tunesmith.symbolic.song_tokens import BAR, CHORD, COLUMN, COLUMNS, EOS, MAX_BAR_STEPS, NOTE, ROLES, SIZES
 
 TEMPO_RANGE = (40.0, 300.0)
 TEMPO_BUCKETS = 12
 N_KEYS = 24  # tonic + 12 * (mode == minor)
-N_QUALITIES = SIZES["quality"] - 1
-N_VELOCITIES = SIZES["velocity"] - 1
-# joint values of each head; "when": 0 ends the bar, 1 ends the song, then chords and notes at each position
-HEAD_SIZES = {"when": 2 + 2 * MAX_BAR_STEPS, "chord": 12 * N_QUALITIES, "what": len(ROLES) * 128,
-              "how": SIZES["duration"] * N_VELOCITIES}
-WHEN_CHORD, WHEN_NOTE = 2, 2 + MAX_BAR_STEPS  # first "when" value of a chord / a note at position 0
-
-
-def head_targets(steps: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Per head, the joint value (B, T) each step asks of it, or -1 where the step does not use the head."""
-    kind, position = steps[..., COLUMN["kind"]], steps[..., COLUMN["position"]] - 1
-    when = torch.full_like(kind, -1)
-    when = torch.where(kind == BAR, 0, when)
-    when = torch.where(kind == EOS, 1, when)
-    when = torch.where(kind == CHORD, WHEN_CHORD + position, when)
-    when = torch.where(kind == NOTE, WHEN_NOTE + position, when)
-    chord = torch.where(kind == CHORD, (steps[..., COLUMN["root"]] - 1) * N_QUALITIES + steps[..., COLUMN["quality"]]
-                        - 1, -1)
-    note = kind == NOTE
-    what = torch.where(note, (steps[..., COLUMN["track"]] - 1) * 128 + (steps[..., COLUMN["pitch"]] - 1) % 128, -1)
-    how = torch.where(note, steps[..., COLUMN["duration"]] * N_VELOCITIES + steps[..., COLUMN["velocity"]] - 1, -1)
-    return {"when": when, "chord": chord, "what": what, "how": how}
 
 
 def tempo_weights(tempo: torch.Tensor) -> torch.Tensor:
@@ -85,26 +67,32 @@ class FieldHead(nn.Module):
 
 
 class SongTransformer(nn.Module):
-    """The network (module docstring). ``forward(steps, cond)`` -> logits per field of each next step."""
+    """The network (module docstring). ``forward(steps, cond)`` -> logits per head of each next step."""
 
     arch = "compound-transformer"
 
-    def __init__(self, *, n_styles: int, n_meters: int, dim: int = 128, layers: int = 4, heads: int = 4,
-                 head_hidden: int | None = None, dropout: float = 0.0) -> None:
+    def __init__(self, *, columns: Mapping[str, int], outputs: Mapping[str, int],
+                 output_reads: Mapping[str, Sequence[str]], n_tracks: int, n_styles: int, n_meters: int,
+                 dim: int = 128, layers: int = 4, heads: int = 4, head_hidden: int | None = None,
+                 dropout: float = 0.0) -> None:
         super().__init__()
         head_hidden = head_hidden or dim
-        self.kwargs: dict[str, Any] = dict(n_styles=n_styles, n_meters=n_meters, dim=dim, layers=layers, heads=heads,
-                                           head_hidden=head_hidden, dropout=dropout)
-        self.embed = nn.ModuleDict({name: nn.Embedding(SIZES[name], dim, padding_idx=0) for name in COLUMNS})
+        self.kwargs: dict[str, Any] = dict(
+            columns=dict(columns), outputs=dict(outputs), output_reads={k: list(v) for k, v in output_reads.items()},
+            n_tracks=n_tracks, n_styles=n_styles, n_meters=n_meters, dim=dim, layers=layers, heads=heads,
+            head_hidden=head_hidden, dropout=dropout)
+        self.columns = list(columns)
+        self.output_reads = {k: list(v) for k, v in output_reads.items()}
+        self.embed = nn.ModuleDict({name: nn.Embedding(size, dim, padding_idx=0) for name, size in columns.items()})
         self.style = nn.Embedding(n_styles, dim)
         self.key = nn.Embedding(N_KEYS, dim)
         self.meter = nn.Embedding(n_meters, dim)
         self.tempo = nn.Embedding(TEMPO_BUCKETS, dim)
-        self.tracks = nn.Linear(len(ROLES), dim, bias=False)
+        self.tracks = nn.Linear(n_tracks, dim, bias=False)
         self.drop = nn.Dropout(dropout)
         self.blocks = nn.ModuleList(Block(dim=dim, heads=heads, dropout=dropout) for _ in range(layers))
         self.norm = nn.LayerNorm(dim)
-        self.heads = nn.ModuleDict({name: FieldHead(dim, head_hidden, size) for name, size in HEAD_SIZES.items()})
+        self.heads = nn.ModuleDict({name: FieldHead(dim, head_hidden, size) for name, size in outputs.items()})
         self.apply(self._init)
         for name, p in self.named_parameters():
             if name.endswith("proj.weight") or name.endswith("mlp.2.weight"):
@@ -124,45 +112,45 @@ class SongTransformer(nn.Module):
 
     def condition(self, cond: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """(B, dim) conditioning vectors from ``cond``: ``style`` (B, n_styles) weights, ``key`` (B,) 0..23,
-        ``meter`` (B,), ``tempo`` (B,) quarter-note BPM, ``tracks`` (B, 5) 0/1."""
+        ``meter`` (B,), ``tempo`` (B,) quarter-note BPM, ``tracks`` (B, n_tracks) 0/1."""
         return (cond["style"].float() @ self.style.weight + self.key(cond["key"]) + self.meter(cond["meter"])
                 + tempo_weights(cond["tempo"]) @ self.tempo.weight + self.tracks(cond["tracks"].float()))
 
     def hidden(self, steps: torch.Tensor, cond: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        """(B, T, dim) final hidden states of steps (B, T, len(COLUMNS))."""
-        x = sum(self.embed[name](steps[..., i]) for i, name in enumerate(COLUMNS))
+        """(B, T, dim) final hidden states of steps (B, T, columns)."""
+        x = sum(self.embed[name](steps[..., i]) for i, name in enumerate(self.columns))
         x = self.drop(x + self.condition(cond).unsqueeze(1))
         for block in self.blocks:
             x, _ = block(x)
         return self.norm(x)
 
-    def head_inputs(self, h: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Per head, what it reads: ``h`` plus the embeddings of the target step's fields chosen before it."""
-        when = h + self.embed["kind"](targets[..., COLUMN["kind"]]) + self.embed["position"](
-            targets[..., COLUMN["position"]])
-        note = when + self.embed["track"](targets[..., COLUMN["track"]]) + self.embed["pitch"](
-            targets[..., COLUMN["pitch"]])
-        return {"when": h, "chord": when, "what": when, "how": note}
-
     def forward(self, steps: torch.Tensor, cond: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Logits per head (B, T-1, values) of steps 1..T-1 given the steps before them (teacher forcing)."""
+        """Logits per head (B, T-1, values) of steps 1..T-1 given the steps before them (teacher forcing): a head
+        reads the hidden state plus the embeddings of the columns it reads, taken from the step it predicts."""
         h = self.hidden(steps[:, :-1], cond)
-        inputs = self.head_inputs(h, steps[:, 1:])
-        return {name: head(inputs[name]) for name, head in self.heads.items()}
+        targets = steps[:, 1:]
+        index = {name: i for i, name in enumerate(self.columns)}
+        out = {}
+        for name, head in self.heads.items():
+            z = h
+            for column in self.output_reads[name]:
+                z = z + self.embed[column](targets[..., index[column]])
+            out[name] = head(z)
+        return out
 
 
-def song_loss(model: SongTransformer, steps: torch.Tensor,
-              cond: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
-    """(summed negative log-likelihood in nats of every event, number of events) of a batch: each event's NLL is
-    the sum over the heads it uses; padding steps (kind 0) count nowhere."""
+def song_loss(model: SongTransformer, steps: torch.Tensor, cond: Mapping[str, torch.Tensor],
+              targets: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
+    """(summed negative log-likelihood in nats of every event, number of events) of a batch: ``targets`` per head
+    (B, T-1), the value each step 1..T-1 asks of it or -1; an event's NLL sums the heads it uses; padding steps
+    (column 0, the kind, is 0) count nowhere."""
     logits = model(steps, cond)
-    targets = head_targets(steps[:, 1:].long())
     total = torch.zeros(())
     for name, target in targets.items():
         mask = target >= 0
         if mask.any():
             total = total + F.cross_entropy(logits[name][mask], target[mask], reduction="sum")
-    return total, int((steps[:, 1:, COLUMN["kind"]] > 0).sum())
+    return total, int((steps[:, 1:, 0] > 0).sum())
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -184,19 +172,20 @@ class SongStepper:
     """The network in NumPy with a key/value cache, for sampling one step at a time.
 
     ``start(cond)`` resets the cache for a song's conditioning; ``feed(rows)`` runs one or more steps (B = 1) and
-    returns the last one's final hidden state; ``logits(head, z)`` is a head; ``when_input`` and ``note_input``
-    add the chosen fields' embeddings to what the later heads read. Attention looks back at most ``window``
-    steps, as far as in a training window (at ~40 steps a bar, a dozen bars). Each layer norm's gain and bias
-    are folded into the product after it. Logits agree with the torch model to float32 rounding.
+    returns the last one's final hidden state; ``logits(head, z)`` is a head; ``add(z, column, value)`` adds a
+    chosen value's embedding to what the later heads read (the model's ``output_reads``). Attention looks back at
+    most ``window`` steps, as far as in a training window (at ~40 steps a bar, a dozen bars). Each layer norm's
+    gain and bias are folded into the product after it. Logits agree with the torch model to float32 rounding.
     """
 
     def __init__(self, model: SongTransformer, *, window: int = 512, capacity: int = 4096) -> None:
         model = model.eval()
         self.dim, self.heads = model.kwargs["dim"], model.kwargs["heads"]
         self.head_dim = self.dim // self.heads
-        self.embed = {name: _np(model.embed[name].weight) for name in COLUMNS}
-        self.offsets = np.cumsum([0] + [SIZES[name] for name in COLUMNS[:-1]])
-        self.table = np.concatenate([self.embed[name] for name in COLUMNS])  # one gather for a step's embedding
+        self.embed = {name: _np(model.embed[name].weight) for name in model.columns}
+        sizes = [len(self.embed[name]) for name in model.columns]
+        self.offsets = np.cumsum([0, *sizes[:-1]])
+        self.table = np.concatenate([self.embed[name] for name in model.columns])  # one gather for a step
         self.blocks = [self._block(block) for block in model.blocks]
         self.norm = (_np(model.norm.weight), _np(model.norm.bias))
         self.output_heads = {name: (_np(head.fc.weight.t()), _np(head.fc.bias), _np(head.out.weight.t()),
@@ -245,7 +234,7 @@ class SongStepper:
         self.length = 0
 
     def feed(self, rows: np.ndarray) -> np.ndarray:
-        """Run steps (T, len(COLUMNS)) after those fed so far; the final hidden state of the last one (dim,)."""
+        """Run steps (T, columns) after those fed so far; the final hidden state of the last one (dim,)."""
         rows = np.atleast_2d(rows)
         t = rows.shape[0]
         if self.length + t > self.capacity:
@@ -281,13 +270,9 @@ class SongStepper:
         fc_w, fc_b, out_w, out_b = self.output_heads[name]
         return _gelu(z @ fc_w + fc_b) @ out_w + out_b
 
-    def when_input(self, h: np.ndarray, kind: int, position: int) -> np.ndarray:
-        """What the chord and what heads read once kind and position are chosen."""
-        return h + self.embed["kind"][kind] + self.embed["position"][position]
-
-    def note_input(self, z: np.ndarray, track: int, pitch: int) -> np.ndarray:
-        """What the how head reads once the note's track and pitch are chosen."""
-        return z + self.embed["track"][track] + self.embed["pitch"][pitch]
+    def add(self, z: np.ndarray, name: str, value: int) -> np.ndarray:
+        """A head's input with the chosen value of column ``name`` added (what the next heads read)."""
+        return z + self.embed[name][value]
 
 
 def _normalized(x: np.ndarray, eps: float = 1e-5) -> np.ndarray:

@@ -7,7 +7,8 @@ kind        BOS, BAR, CHORD, NOTE, EOS
 position    grid step in the bar, :data:`STEPS_PER_BEAT` = 12 per quarter beat (sixteenths *and* triplets:
             swung and 12/8 grooves put a third of their notes on triplet steps, which a sixteenth grid
             would move), CHORD and NOTE
-root        chord root pitch class (CHORD)
+degree      chord root in semitones above the song's tonic (CHORD): what the model chooses, the same in every key
+root        chord root pitch class (CHORD), derived from degree and key, so a note sees the chord it sounds over
 quality     chord quality, a key of `tunesmith.symbolic.harmony.QUALITIES` (CHORD)
 track       band role (NOTE): drums, bass, chords, pad, lead
 pitch       MIDI pitch; drums: the General MIDI drum key, offset by 128 so the two never share a value
@@ -39,6 +40,7 @@ import bisect
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -46,7 +48,7 @@ from tunesmith.errors import ParameterError
 from tunesmith.symbolic.harmony import QUALITIES, Chord, parse_chord
 from tunesmith.symbolic.score import Note, Part, Score
 
-TOKEN_FORMAT = "song-compound-v1"  # a model card names the format its model reads
+TOKEN_FORMAT = "song-compound-v2"  # a model card names the format its model reads
 STEPS_PER_BEAT = 12
 MAX_BAR_STEPS = 72  # 12/8 and 6/4: six quarter beats
 ROLES = ("drums", "bass", "chords", "pad", "lead")  # the band, in the order notes of one position are written
@@ -61,24 +63,60 @@ PHASE_CAP = 8  # bar_in_section and bars_left count up to this
 DRUM_LENGTH = 3  # grid steps a decoded drum hit lasts (a sixteenth)
 DRUM_OFFSET = 128
 
-FIELDS = ("kind", "position", "root", "quality", "track", "pitch", "duration", "velocity")
+FIELDS = ("kind", "position", "degree", "root", "quality", "track", "pitch", "duration", "velocity")
 CONTEXT = ("section", "energy", "bar_in_section", "bars_left")
 COLUMNS = FIELDS + CONTEXT
 COLUMN = {name: i for i, name in enumerate(COLUMNS)}
+CONTEXT_START = len(FIELDS)  # the columns from here on are the bar's context
 # how many values each column takes, the 0 ("does not apply") included
 SIZES: dict[str, int] = {
-    "kind": 1 + len(KINDS), "position": 1 + MAX_BAR_STEPS, "root": 13, "quality": 1 + len(QUALITY_NAMES),
+    "kind": 1 + len(KINDS), "position": 1 + MAX_BAR_STEPS, "degree": 13, "root": 13, "quality": 1 + len(QUALITY_NAMES),
     "track": 1 + len(ROLES), "pitch": 1 + 2 * 128, "duration": 1 + len(DURATION_BINS),
     "velocity": 1 + 128 // VELOCITY_BIN, "section": 1 + len(SECTIONS), "energy": 1 + ENERGY_LEVELS,
     "bar_in_section": 1 + PHASE_CAP, "bars_left": 1 + PHASE_CAP,
 }
 BOS, BAR, CHORD, NOTE, EOS = range(1, 1 + len(KINDS))
 DRUMS = 1 + ROLES.index("drums")
-# the fields a step of each kind chooses (the rest are 0); a drum note has no duration
+# the fields a step of each kind chooses (the rest are 0, or derived: a chord's root); a drum note has no duration
 PREDICTED: dict[int, tuple[str, ...]] = {
-    BAR: (), CHORD: ("position", "root", "quality"),
+    BAR: (), CHORD: ("position", "degree", "quality"),
     NOTE: ("position", "track", "pitch", "duration", "velocity"), EOS: (), BOS: (),
 }
+
+
+# The model's output heads, each over the joint values of two fields (`tunesmith.models.song`): "when" (0 ends the
+# bar, 1 ends the song, then a chord or a note at each position), "chord" (degree x quality), "what" (track x MIDI
+# key) and "how" (duration x velocity); and the fields of the step each head reads besides the hidden state.
+N_QUALITIES = len(QUALITY_NAMES)
+N_VELOCITIES = 128 // VELOCITY_BIN
+WHEN_CHORD, WHEN_NOTE = 2, 2 + MAX_BAR_STEPS  # the "when" value of a chord / a note at position 0
+HEAD_SIZES = {"when": 2 + 2 * MAX_BAR_STEPS, "chord": 12 * N_QUALITIES, "what": len(ROLES) * 128,
+              "how": SIZES["duration"] * N_VELOCITIES}
+HEAD_READS = {"when": (), "chord": ("kind", "position"), "what": ("kind", "position"),
+              "how": ("kind", "position", "track", "pitch")}
+
+
+def network_spec() -> dict[str, Any]:
+    """What the network needs to know of the steps: column sizes in order, head sizes, what each head reads."""
+    return {"columns": dict(SIZES), "outputs": dict(HEAD_SIZES),
+            "output_reads": {name: list(reads) for name, reads in HEAD_READS.items()}, "n_tracks": len(ROLES)}
+
+
+def head_targets(steps: np.ndarray) -> dict[str, np.ndarray]:
+    """Per head, the joint value (..., T) each step asks of it, or -1 where the step does not use the head."""
+    steps = np.asarray(steps, dtype=np.int64)
+    kind, position = steps[..., COLUMN["kind"]], steps[..., COLUMN["position"]] - 1
+    when = np.full(kind.shape, -1, dtype=np.int64)
+    when[kind == BAR] = 0
+    when[kind == EOS] = 1
+    when = np.where(kind == CHORD, WHEN_CHORD + position, when)
+    when = np.where(kind == NOTE, WHEN_NOTE + position, when)
+    chord = np.where(kind == CHORD, (steps[..., COLUMN["degree"]] - 1) * N_QUALITIES + steps[..., COLUMN["quality"]]
+                     - 1, -1)
+    note = kind == NOTE
+    what = np.where(note, (steps[..., COLUMN["track"]] - 1) * 128 + (steps[..., COLUMN["pitch"]] - 1) % 128, -1)
+    how = np.where(note, steps[..., COLUMN["duration"]] * N_VELOCITIES + steps[..., COLUMN["velocity"]] - 1, -1)
+    return {"when": when, "chord": chord, "what": what, "how": how}
 
 
 @dataclass(frozen=True)
@@ -163,16 +201,24 @@ def step_row(kind: int, context: np.ndarray | Sequence[int] = (0, 0, 0, 0), **va
     row[COLUMN["kind"]] = kind
     for name, value in values.items():
         row[COLUMN[name]] = value
-    row[len(FIELDS):] = context
+    row[CONTEXT_START:] = context
     return row
 
 
-def encode_song(tracks: Sequence[tuple[str, Sequence[Note]]], *, meter: tuple[int, int], bars: int,
+def chord_row(position: int, root: int, quality: int, *, tonic: int,
+              context: np.ndarray | Sequence[int] = (0, 0, 0, 0)) -> np.ndarray:
+    """A CHORD step at grid ``position`` (from 0) with root and quality field values, its degree above ``tonic``."""
+    return step_row(CHORD, context, position=1 + position, degree=1 + (root - 1 - tonic) % 12, root=root,
+                    quality=quality)
+
+
+def encode_song(tracks: Sequence[tuple[str, Sequence[Note]]], *, meter: tuple[int, int], bars: int, tonic: int = 0,
                 chords: Sequence[tuple[float, Chord | str]] = (), sections: Sequence[SectionSpan] = (),
                 end: bool = True) -> np.ndarray:
     """The steps (T, len(COLUMNS)) int16 of a song: ``tracks`` as (role, notes) pairs (several tracks may share a
-    role; they are merged), ``bars`` bars of ``meter``, chord changes as (beat, chord) and the sections.
-    Notes starting at or after the last bar's end are left out; ``end`` False leaves out the EOS."""
+    role; they are merged), ``bars`` bars of ``meter``, the key's ``tonic`` pitch class (chord degrees count from
+    it), chord changes as (beat, chord) and the sections. Notes starting at or after the last bar's end are left
+    out; ``end`` False leaves out the EOS."""
     per_bar = bar_steps(meter)
     context = section_context(sections, bars)
     events: dict[tuple[int, int, int, int], tuple[int, int]] = {}  # (bar, position, track, pitch) -> (dur, vel)
@@ -206,20 +252,15 @@ def encode_song(tracks: Sequence[tuple[str, Sequence[Note]]], *, meter: tuple[in
         chord_index = 0
         for position, track, pitch, duration, velocity in notes:
             while chord_index < len(bar_chords) and bar_chords[chord_index][0] <= position:
-                rows.append(_chord_row(bar_chords[chord_index], context[bar]))
+                rows.append(chord_row(*bar_chords[chord_index], tonic=tonic, context=context[bar]))
                 chord_index += 1
             rows.append(step_row(NOTE, context[bar], position=1 + position, track=track, pitch=pitch,
                                  duration=duration, velocity=velocity))
         for change in bar_chords[chord_index:]:
-            rows.append(_chord_row(change, context[bar]))
+            rows.append(chord_row(*change, tonic=tonic, context=context[bar]))
     if end:
         rows.append(step_row(EOS))
     return np.stack(rows)
-
-
-def _chord_row(change: tuple[int, int, int], context: np.ndarray) -> np.ndarray:
-    position, root, quality = change
-    return step_row(CHORD, context, position=1 + position, root=root, quality=quality)
 
 
 def chord_events_by_bar(chords: Sequence[tuple[float, Chord | str]], per_bar: int,
@@ -261,7 +302,7 @@ def decode_song(steps: np.ndarray, *, meter: tuple[int, int]) -> DecodedSong:
             break
         if kind == BAR:
             bar += 1
-            contexts.append(tuple(int(v) for v in row[len(FIELDS):]))
+            contexts.append(tuple(int(v) for v in row[CONTEXT_START:]))
             continue
         if bar < 0 or kind not in (CHORD, NOTE):
             continue

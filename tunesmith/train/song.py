@@ -33,6 +33,7 @@ from tunesmith.symbolic.song_tokens import (
     STEPS_PER_BEAT,
     TOKEN_FORMAT,
     VELOCITY_BIN,
+    network_spec,
 )
 from tunesmith.train.harness import Clock, Recipe, check_budget, previous_card, resumed_config, run
 from tunesmith.train.schedule import cosine_lr
@@ -65,16 +66,16 @@ class SongTrainConfig:
     model: dict[str, Any] = field(default_factory=dict)
 
     def model_kwargs(self, n_styles: int, n_meters: int) -> dict[str, Any]:
-        return {**MODEL_DEFAULTS, **self.model, "n_styles": n_styles, "n_meters": n_meters}
+        return {**network_spec(), **MODEL_DEFAULTS, **self.model, "n_styles": n_styles, "n_meters": n_meters}
 
 
 @torch.no_grad()
-def evaluate_nll(model: SongTransformer, batches: list[tuple[torch.Tensor, dict]]) -> float:
+def evaluate_nll(model: SongTransformer, batches: list[tuple[torch.Tensor, dict, dict]]) -> float:
     """Mean negative log-likelihood (nats) per event over ``batches``."""
     model.eval()
     total, count = 0.0, 0
-    for steps, cond in batches:
-        loss, events = song_loss(model, steps, cond)
+    for steps, cond, targets in batches:
+        loss, events = song_loss(model, steps, cond, targets)
         total += float(loss)
         count += events
     model.train()
@@ -115,7 +116,8 @@ def untrained_model(**kwargs: Any) -> tuple[SongTransformer, dict[str, Any]]:
                "tempo": list(f.tempo), "meter": "3/4" if "waltz" in f.id else "4/4", "programs": {}}
               for f in STYLE_FAMILIES]
     meters = ["3/4", "4/4", "6/8"]
-    model = SongTransformer(**{**MODEL_DEFAULTS, **kwargs, "n_styles": len(styles), "n_meters": len(meters)})
+    model = SongTransformer(**{**network_spec(), **MODEL_DEFAULTS, **kwargs, "n_styles": len(styles),
+                               "n_meters": len(meters)})
     card = model_card(model, styles=styles, meters=meters, role_ranges=dict(UNTRAINED_RANGES),
                       drum_keys=list(range(35, 82)), energy_quantiles={})
     return model, {**card, "data": {"kind": "none", "licences": {}}}
@@ -155,8 +157,9 @@ def train_song(data: Path, out: Path, config: SongTrainConfig, *, resume: bool =
                        fraction_done=clock.fraction)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        steps, cond = train.batch(rng, size=config.batch_size, length=config.window, transpose=config.transpose)
-        loss, events = song_loss(model, steps, cond)
+        steps, cond, targets = train.batch(rng, size=config.batch_size, length=config.window,
+                                           transpose=config.transpose)
+        loss, events = song_loss(model, steps, cond, targets)
         loss = loss / max(events, 1)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -175,7 +178,7 @@ def train_song(data: Path, out: Path, config: SongTrainConfig, *, resume: bool =
                           "progressions and melodies from MMA's example songs, Bach chorales, string quartets and "
                           "folk tunes of the music21 corpus",
             "train_songs": len(train), "valid_songs": len(valid), "train_events": train.events,
-            "valid_events_evaluated": sum(int((s[:, 1:, 0] > 0).sum()) for s, _ in evaluation)}
+            "valid_events_evaluated": sum(int((s[:, 1:, 0] > 0).sum()) for s, _, _ in evaluation)}
         return fields
 
     recipe = Recipe(model=model, config=config, step=step,

@@ -38,6 +38,7 @@ from tunesmith.symbolic.song_tokens import (
     ROLES,
     SectionSpan,
     encode_song,
+    head_targets,
     step_row,
 )
 
@@ -213,9 +214,9 @@ def encode_record(song: SongRecord, table: EnergyTable) -> SongExample:
     labels = song.labels
     meter = tuple(int(x) for x in labels["meter"].split("/"))
     tracks = band_tracks(song)
-    steps = encode_song(tracks, meter=meter, bars=int(labels["bars"]),
-                        chords=[(float(b), s) for b, s in labels["chords"]], sections=record_sections(song, table))
     tonic, mode = parse_key(labels["key"])
+    steps = encode_song(tracks, meter=meter, bars=int(labels["bars"]), tonic=tonic,
+                        chords=[(float(b), s) for b, s in labels["chords"]], sections=record_sections(song, table))
     present = np.array([any(r == role and notes for r, notes in tracks) for role in ROLES], dtype=np.float32)
     pitched = steps[(steps[:, COLUMN["kind"]] == NOTE) & (steps[:, COLUMN["track"]] != DRUMS), COLUMN["pitch"]] - 1
     low, high = (int(pitched.min()), int(pitched.max())) if pitched.size else (60, 60)
@@ -225,7 +226,8 @@ def encode_record(song: SongRecord, table: EnergyTable) -> SongExample:
 
 
 def transpose_steps(steps: np.ndarray, shift: int) -> np.ndarray:
-    """Steps moved by ``shift`` semitones: pitched notes and chord roots (drums stay)."""
+    """Steps moved by ``shift`` semitones: pitched notes and chord roots (drums stay; chord degrees count from the
+    tonic, which moves with them)."""
     if not shift:
         return steps
     out = steps.copy()
@@ -263,7 +265,8 @@ class SongCorpus:
                 "meter": self.meter_index[example.meter], "tempo": example.tempo, "tracks": example.tracks}
         return transpose_steps(rows, shift), cond
 
-    def batch(self, rng: np.random.Generator, *, size: int, length: int, transpose: int) -> tuple[torch.Tensor, dict]:
+    def batch(self, rng: np.random.Generator, *, size: int, length: int,
+              transpose: int) -> tuple[torch.Tensor, dict, dict]:
         """Random windows starting at bar lines (songs picked in proportion to their length), transposed."""
         weights = np.array([len(e.steps) for e in self.examples], dtype=float)
         picks = rng.choice(len(self.examples), size=size, p=weights / weights.sum())
@@ -277,7 +280,7 @@ class SongCorpus:
         return self.collate(windows)
 
     def evaluation_batches(self, length: int, *, batch_size: int = 8,
-                           max_events: int | None = None) -> list[tuple[torch.Tensor, dict]]:
+                           max_events: int | None = None) -> list[tuple[torch.Tensor, dict, dict]]:
         """Songs cut at bar lines into consecutive windows of at most ``length`` steps, each event a target
         once; with ``max_events``, songs spread evenly over the split until that many events."""
         windows = []
@@ -303,11 +306,13 @@ class SongCorpus:
                 total += len(example.steps) - 1
         return kept
 
-    def collate(self, windows: list[tuple[np.ndarray, dict[str, Any]]]) -> tuple[torch.Tensor, dict]:
+    def collate(self, windows: list[tuple[np.ndarray, dict[str, Any]]]) -> tuple[torch.Tensor, dict, dict]:
+        """(steps (B, T, columns), conditioning, each head's targets (B, T - 1)) of windows padded with zeros."""
         width = max(len(rows) for rows, _ in windows)
         steps = np.zeros((len(windows), width, windows[0][0].shape[1]), dtype=np.int64)
         for i, (rows, _) in enumerate(windows):
             steps[i, :len(rows)] = rows
+        targets = {name: torch.from_numpy(t) for name, t in head_targets(steps[:, 1:]).items()}
         styles = np.zeros((len(windows), len(self.style_index)), dtype=np.float32)
         for i, (_, cond) in enumerate(windows):
             styles[i, cond["style"]] = 1.0
@@ -316,4 +321,4 @@ class SongCorpus:
                 "meter": torch.tensor([c["meter"] for _, c in windows]),
                 "tempo": torch.tensor([c["tempo"] for _, c in windows], dtype=torch.float32),
                 "tracks": torch.from_numpy(np.stack([c["tracks"] for _, c in windows]))}
-        return torch.from_numpy(steps), cond
+        return torch.from_numpy(steps), cond, targets
