@@ -23,10 +23,12 @@ TARGET_LUFS = -14.0
 
 @dataclass(frozen=True)
 class MixSetting:
-    """A stem's level in dB and its pan (-1 left .. +1 right)."""
+    """A stem's level and its pan (-1 left .. +1 right). ``level_lufs``: first bring the stem to this loudness
+    (so a role sits where it should whatever its instrument's patch level), then apply ``gain_db``."""
 
     gain_db: float = 0.0
     pan: float = 0.0
+    level_lufs: float | None = None
 
 
 def balance(y: np.ndarray, pan: float) -> np.ndarray:
@@ -50,7 +52,10 @@ def mix(stems: Mapping[str, np.ndarray], settings: Mapping[str, MixSetting], *, 
         setting = settings.get(name, MixSetting())
         y = ensure_channels(np.asarray(stem, dtype=np.float32), 2)
         y = np.pad(y, ((0, 0), (0, length - y.shape[-1])))
-        placed[name] = balance(y * np.float32(10.0 ** (setting.gain_db / 20.0)), setting.pan)
+        gain_db = setting.gain_db
+        if setting.level_lufs is not None:
+            gain_db += loudness_gain_db(y, sr=sr, target_lufs=setting.level_lufs, peak_ceiling_db=None)
+        placed[name] = balance(y * np.float32(10.0 ** (gain_db / 20.0)), setting.pan)
     total = np.sum(list(placed.values()), axis=0).astype(np.float32)
     if target_lufs is None:
         return total, placed

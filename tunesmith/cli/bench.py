@@ -26,6 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                                             "(default: one per CPU core, at most 4)")
     parser.add_argument("--files", type=int, help="fuzz: hostile files to send (default 10000)")
     parser.add_argument("--seed", type=int, help="fuzz, load: the generator's seed (default 1)")
+    parser.add_argument("--no-musicgen", dest="musicgen", action="store_false",
+                        help="song: skip the side-by-side MusicGen-small-sized model (needs transformers)")
     parser.set_defaults(func=run)
 
 
@@ -44,5 +46,7 @@ def run(args: argparse.Namespace) -> int:
     for name in ("clients", "requests", "api_processes", "files", "seed"):
         if getattr(args, name, None) is not None:
             options[name] = getattr(args, name)
+    if args.name == "song":
+        options["musicgen"] = args.musicgen
     module.run(**options)
     return 0

@@ -113,6 +113,7 @@ class Family:
     default_seed: int | None = None  # the seed a local run takes when none is given (None: a random one)
     summary_line: Callable[[Mapping[str, Any]], str] | None = None  # one line on what a work is
     mix_setting: Callable[[Any], Any] | None = None  # a part -> its MixSetting in the mix of stems (None: as rendered)
+    soundfont: str | None = None  # the GM soundfont its scores render with when installed (symbolic.render's names)
     trainer: Trainer | None = None
 
     def model_id(self, card_id: str) -> str:

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
+from tunesmith.audio.mix import MixSetting
 from tunesmith.compose.song_plan import (
     DERIVED_METERS,
     DRUM_KIT_PROGRAMS,
@@ -219,6 +220,18 @@ def summary_line(result: Mapping[str, Any]) -> str:
             f" ({sections}), seed {result.get('seed')}")
 
 
+# Where each track sits in the mix: its own loudness before the sum (LUFS: the lead and the drums in front, the
+# pad behind) and its pan (chords and pad to either side of a centred rhythm section and lead).
+ROLE_MIX = {"drums": MixSetting(level_lufs=-18.0), "bass": MixSetting(level_lufs=-19.0),
+            "chords": MixSetting(level_lufs=-21.0, pan=-0.35), "pad": MixSetting(level_lufs=-24.0, pan=0.35),
+            "lead": MixSetting(level_lufs=-17.5, pan=0.1)}
+
+
+def mix_setting(part: Any) -> MixSetting:
+    """A track's place in the song's mix (a part named after a role; any other part: centred as rendered)."""
+    return ROLE_MIX.get(str(part.name), MixSetting())
+
+
 def load(card_path: Any) -> Any:
     from tunesmith.compose.song import SongWriter
 
@@ -250,6 +263,7 @@ SONG = Family(
     summary="whole songs by a multi-track band (drums, bass, chords, pad, lead) in a style, with sections",
     load=load, params=SongParams, run=run, resolve=resolve, seconds=seconds, originality="symbolic",
     describe=lambda card: f"multi-track songs in {len(styles(card))} styles",
-    summary_line=summary_line, card_defaults=defaults, card_choices=choices, prompt_params=PROMPT_PARAMS,
+    summary_line=summary_line, mix_setting=mix_setting, soundfont="full", card_defaults=defaults,
+    card_choices=choices, prompt_params=PROMPT_PARAMS,
     trainer=Trainer("song", "multi-track song model (grooves corpus)", train, train_options),
 )

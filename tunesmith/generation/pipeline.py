@@ -76,9 +76,9 @@ def make_work(entry: ModelEntry, params: Mapping[str, Any], *, source: Score | N
     step(0.5)
     want_stems = ("stems" in family.outputs) if stems is None else stems
     if want_stems and work.audio is None and work.score is not None:
-        mixed, placed = render_stems(work, sr, family.mix_setting)
+        mixed, placed = render_stems(work, sr, family.mix_setting, soundfont=family.soundfont)
         return Made(work=work, audio=mixed, originality=report, sr=sr, stems=placed)
-    rendered = render(work, sr) if audio or work.audio is not None else None
+    rendered = render(work, sr, soundfont=family.soundfont) if audio or work.audio is not None else None
     return Made(work=work, audio=rendered, originality=report, sr=sr)
 
 
@@ -94,29 +94,32 @@ def stem_names(parts: list[Any]) -> list[str]:
     return names
 
 
-def render_stems(work: Work, sr: int, setting: Callable[[Any], Any] | None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """(the mix, each part as it sits in it): every part rendered alone with FluidSynth, then placed with the
-    family's level and pan per part and loudness-normalized (a family without mix settings: summed as rendered)."""
+def render_stems(work: Work, sr: int, setting: Callable[[Any], Any] | None, *,
+                 soundfont: str | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """(the mix, each part as it sits in it): every part rendered alone with FluidSynth (``soundfont``: the
+    family's preferred one, see `preferred_soundfont`), then placed with the family's level and pan per part and
+    loudness-normalized (a family without mix settings: summed as rendered)."""
     from tunesmith.audio.mix import MixSetting, mix
-    from tunesmith.symbolic.render import get_renderer
+    from tunesmith.symbolic.render import get_renderer, preferred_soundfont
 
     parts = work.score.parts
     names = stem_names(parts)
-    alone = get_renderer(sr).render_parts(work.score)
+    alone = get_renderer(sr, soundfont=preferred_soundfont(soundfont)).render_parts(work.score)
     settings = {name: setting(part) if setting else MixSetting() for name, part in zip(names, parts, strict=True)}
     mixed, placed = mix(dict(zip(names, alone, strict=True)), settings, sr=sr,
                         **({} if setting else {"target_lufs": None}))
     return mixed, placed
 
 
-def render(work: Work, sr: int = SAMPLE_RATE) -> np.ndarray:
-    """The work's audio at ``sr``: its score rendered with FluidSynth, or its own audio resampled."""
+def render(work: Work, sr: int = SAMPLE_RATE, *, soundfont: str | None = None) -> np.ndarray:
+    """The work's audio at ``sr``: its score rendered with FluidSynth (``soundfont`` as in `render_stems`), or its
+    own audio resampled."""
     if work.audio is None:
-        from tunesmith.symbolic.render import get_renderer
+        from tunesmith.symbolic.render import get_renderer, preferred_soundfont
 
         if work.score is None:
             raise ValueError("a work with neither audio nor a score")
-        return get_renderer(sr).render(work.score)
+        return get_renderer(sr, soundfont=preferred_soundfont(soundfont)).render(work.score)
     if work.sr == sr:
         return np.asarray(work.audio, dtype=np.float32)
     from tunesmith.audio.dsp import resample

@@ -97,6 +97,16 @@ def list_soundfonts() -> list[Soundfont]:
     return [font for font in GM_SOUNDFONTS if font.path.is_file()]
 
 
+def preferred_soundfont(name: str | None) -> Path:
+    """The soundfont a family's scores render with: $TUNESMITH_SOUNDFONT when set (the user's choice wins), else
+    the known soundfont ``name`` (``full``, ...) when installed, else :func:`find_soundfont`'s."""
+    if name and not os.environ.get(SOUNDFONT_ENV, "").strip():
+        font = next((f for f in GM_SOUNDFONTS if f.name == name), None)
+        if font is not None and font.path.is_file():
+            return font.path
+    return find_soundfont()
+
+
 def resolve_soundfont(choice: str | os.PathLike[str] | None = None) -> Soundfont:
     """A soundfont by short name (``lite``, ``full``, ``fluidr3``) or path; ``None`` is :func:`find_soundfont`'s.
 
