@@ -19,6 +19,7 @@ from tunesmith.errors import ParameterError
 
 SUFFIXES = {".mid": "mid", ".midi": "mid", ".wav": "wav", ".flac": "flac", ".mp3": "mp3", ".ogg": "ogg"}
 AUDIO_INPUTS = (".wav", ".flac", ".mp3", ".ogg")  # an --input take whose melody the analyzer transcribes
+ROLES = ("drums", "bass", "chords", "pad", "lead")  # the tracks of a song (tunesmith.families.song.ROLES)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -107,6 +108,9 @@ def song_modes(args: argparse.Namespace) -> None:
         raise ParameterError(f"{' and '.join(flags)} cannot be used together", field="mode")
     if flags and args.input is None:
         raise ParameterError(f"{flags[0]} needs --input SONG (a MIDI, MusicXML or ABC file)", field="input")
+    if args.track is not None and args.track not in ROLES:
+        raise ParameterError(f"--regenerate: a song has no track {args.track!r}; its tracks are {', '.join(ROLES)}",
+                             field="regenerate")
     if args.restyle:
         if args.style is not None and args.style != args.restyle:
             raise ParameterError("--restyle STYLE names the style: drop --style", field="restyle")
