@@ -294,7 +294,8 @@ class SongWriter:
             changes = chord_chart(chart, bar_beats=numerator * 4 / denominator, bars=total)
         else:
             changes = estimate_chords(chord_notes, bars=in_bars, meter=source.time_signature, key=key,
-                                      melody=from_melody) if chord_notes else []
+                                      melody=from_melody, harmony=(self.card.get("harmony") or {}).get(key_mode, ())
+                                      ) if chord_notes else []
         seed = int(seed) if seed is not None else int(np.random.default_rng().integers(0, 2**31 - 1))
         model_in, model_total = plan_meter.model_bars(in_bars), plan_meter.model_bars(total)
         if mode == "continue":

@@ -38,6 +38,9 @@ NAME_WORDS: tuple[tuple[str, tuple[str, ...]], ...] = (  # checked in this order
 BASS_PROGRAMS = frozenset(range(32, 40)) | {43, 58}
 PAD_PROGRAMS = frozenset(range(48, 56)) | frozenset(range(88, 96))
 LEAD_PROGRAMS = frozenset(range(56, 88)) | frozenset(range(40, 42))  # brass, reeds, pipes, synth leads, violin
+PRIOR_WEIGHT = 0.3
+PRIMARY_CHORDS = {"major": [(0, "", 1.0), (5, "", 0.6), (7, "", 0.6), (7, "7", 0.5), (9, "m", 0.4), (2, "m", 0.3)],
+                  "minor": [(0, "m", 1.0), (5, "m", 0.6), (7, "", 0.6), (7, "7", 0.5), (8, "", 0.4), (3, "", 0.3)]}
 LOW_MEDIAN = 50  # a one-line track of no named role whose median pitch is below D3 is the bass
 
 
@@ -133,15 +136,27 @@ def chord_window_beats(meter: tuple[int, int]) -> float:
     return bar if numerator in (3, 1) or numerator % 2 else bar / 2
 
 
+def chord_prior(key: str, harmony: Sequence[Sequence] = ()) -> dict[tuple[int, str], float]:
+    """How much a tune's chord fit favours each chord in ``key``: :data:`PRIOR_WEIGHT` times its share among the
+    chords a model's training songs play in that mode (``harmony``: (degree, quality, share), a card's), else
+    among the primary chords (I, IV, V, V7, vi, ii). A tune's notes rarely tell I from iii or vi; songs do."""
+    tonic, mode = parse_key(key)
+    entries = [(int(d), str(q), float(share)) for d, q, share, *_ in harmony] or PRIMARY_CHORDS[mode]
+    top = max((share for *_, share in entries), default=0.0)
+    return {((tonic + d) % 12, q): PRIOR_WEIGHT * share / top for d, q, share in entries} if top > 0 else {}
+
+
 def estimate_chords(notes: Sequence[Note], *, bars: int, meter: tuple[int, int], key: str,
-                    melody: bool) -> list[tuple[float, Chord]]:
+                    melody: bool, harmony: Sequence[Sequence] = ()) -> list[tuple[float, Chord]]:
     """One chord per window (:func:`chord_window_beats`) over ``bars`` bars as (beat, chord) changes; ``melody``:
-    the notes are a tune alone (the diatonic vocabulary), else a band's pitched notes."""
+    the notes are a tune alone (the diatonic vocabulary, favouring the chords of :func:`chord_prior`), else a
+    band's pitched notes."""
     window = chord_window_beats(meter)
     bar = meter[0] * 4 / meter[1]
     count = max(1, round(bars * bar / window))
     starts = np.arange(count) * window
-    chords = fit_chords(list(notes), starts, starts + window, key, MELODY if melody else QUARTET)
+    chords = fit_chords(list(notes), starts, starts + window, key, MELODY if melody else QUARTET,
+                        prior=chord_prior(key, harmony) if melody else None)
     out: list[tuple[float, Chord]] = []
     for start, chord in zip(starts, chords, strict=True):
         if not out or (out[-1][1].root, out[-1][1].quality) != (chord.root, chord.quality):
