@@ -13,9 +13,10 @@
 * bars that replay an earlier bar (later choruses) are fed to the model in one chunk, not sampled;
 * the input modes (`tunesmith.compose.song.SongWriter.generate_from`): whole bars given (the song to continue)
   are fed as they are, and the notes of kept tracks (a melody to arrange, the tracks a regenerated one plays
-  with) are written at their places while the other tracks are sampled around them: the model may put a note of
-  a sampled track before a kept note only where the step order allows (an earlier position, or the same
-  position and a lower track/key), so every kept note is reached, note for note.
+  with) are written at their places while the other tracks are sampled around them: each draw of the model is
+  a note of a sampled track before the next kept note (an earlier position, or the same position and a lower
+  track/key), or anything after it (a later note, the end of the bar), which writes the kept note instead; so
+  the model plays as densely as it would, and every kept note is written, note for note.
 
 Each field is drawn with temperature and nucleus sampling (`tunesmith.compose.sampling.sample_token`).
 """
@@ -235,17 +236,18 @@ class SongSampler:
         last_position, last_what = 1, -1  # the last note's (track, key) value at last_position, -1: none yet
         while len(out) + len(pending) < MAX_EVENTS_PER_BAR:
             when = self._when_mask(last_position, last_what, chord, chords=forced is None)
-            if pending:  # nothing after the next kept note, which is itself a choice
+            if pending:
                 keep_position, keep_what = kept_place(pending[0])
-                when[:WHEN_CHORD] = False
-                when[WHEN_CHORD + keep_position:WHEN_NOTE] = False
-                when[WHEN_NOTE + keep_position:] = False
                 when[WHEN_NOTE + keep_position - 1] = True
             value = self._draw("when", h, when)
+            kind = CHORD if WHEN_CHORD <= value < WHEN_NOTE else NOTE
+            position = 1 + value - (WHEN_CHORD if kind == CHORD else WHEN_NOTE)
+            if pending and (value < WHEN_CHORD or position > keep_position):  # what the model would write after
+                h, chord = self._write_kept(pending.pop(0), forced, chord, context, out)  # the kept note comes first
+                last_position, last_what = keep_position, keep_what
+                continue
             if value < WHEN_CHORD:  # the bar is done
                 break
-            kind = CHORD if value < WHEN_NOTE else NOTE
-            position = 1 + value - (WHEN_CHORD if kind == CHORD else WHEN_NOTE)
             if kind == NOTE and forced and forced[0][0] + 1 <= position:  # a given chord change comes first
                 change = forced.pop(0)
                 h = self._feed(chord_row(*change, tonic=self.c.tonic, context=context), out)
@@ -261,14 +263,13 @@ class SongSampler:
                 last_what = -1
             allowed = self._what_mask(last_what, chord)
             at_kept = bool(pending) and position == keep_position
-            if at_kept:  # a sampled note goes before the kept one, or the kept one comes now
+            if at_kept:
                 allowed = allowed.copy()
-                allowed[keep_what:] = False
                 allowed[keep_what] = True
             what = self._draw("what", z, allowed)
-            if at_kept and what == keep_what:
-                h = self._keep(pending.pop(0), out)
-                last_position, last_what = position, what
+            if at_kept and what >= keep_what:  # the kept note, or one the model would write after it
+                h, chord = self._write_kept(pending.pop(0), forced, chord, context, out)
+                last_position, last_what = keep_position, keep_what
                 continue
             track, key = 1 + what // 128, what % 128
             pitch = 1 + key + (DRUM_OFFSET if track == DRUMS else 0)
@@ -279,18 +280,23 @@ class SongSampler:
                                     velocity=1 + velocity), out)
             last_position, last_what = position, what
         for row in pending:  # kept notes after the bar's room for events ran out
-            while forced and forced[0][0] + 1 <= kept_place(row)[0]:
-                h = self._feed(chord_row(*forced.pop(0), tonic=self.c.tonic, context=context), out)
-            h = self._keep(row, out)
+            h, chord = self._write_kept(row, forced, chord, context, out)
         for change in forced or ():  # given changes the model did not reach
             h = self._feed(chord_row(*change, tonic=self.c.tonic, context=context), out)
         return np.stack(out), h
 
-    def _keep(self, row: np.ndarray, out: list[np.ndarray]) -> np.ndarray:
-        """Write a kept note as it is (counted as copied, not sampled)."""
+    def _write_kept(self, row: np.ndarray, forced: list[tuple[int, int, int]] | None, chord: tuple[int, int],
+                    context: np.ndarray, out: list[np.ndarray]) -> tuple[np.ndarray, tuple[int, int]]:
+        """Write a kept note as it is (counted as copied, not sampled), after the given chord changes at or before
+        its position; (the hidden state, the chord sounding)."""
+        position = kept_place(row)[0]
+        while forced and forced[0][0] + 1 <= position:
+            change = forced.pop(0)
+            self._feed(chord_row(*change, tonic=self.c.tonic, context=context), out)
+            chord = change[1:]
         out.append(row)
         self.copied += 1
-        return self.stepper.feed(row)
+        return self.stepper.feed(row), chord
 
     def _when_input(self, h: np.ndarray, kind: int, position: int) -> np.ndarray:
         """What the chord and what heads read: the hidden state, the kind and the position."""
