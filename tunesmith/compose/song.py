@@ -314,11 +314,10 @@ class SongWriter:
                             chords=[(b * scale, c) for b, c in changes], sections=plan.sections, end=False)
         given_bars = bar_blocks(steps) if mode == "continue" else None
         kept_notes = kept_rows(steps) if mode != "continue" else None
-        free = [r for r in playing if r not in kept] if mode != "continue" else list(playing)
-        constraints = Constraints(meter=plan_meter.model, tracks=free, role_ranges=self.card["role_ranges"],
+        constraints = Constraints(meter=plan_meter.model, tracks=playing, role_ranges=self.card["role_ranges"],
                                   drum_keys=self.card["drum_keys"], tonic=tonic, mode=key_mode,
                                   harmony=(self.card.get("harmony") or {}).get(key_mode, ()),
-                                  triplets=plan_meter.conversion == "triplets")
+                                  triplets=plan_meter.conversion == "triplets", kept_tracks=tuple(kept))
         cond = self._condition(weights, tonic, key_mode, plan_meter, tempo, playing)
         with threadpool_limits(limits=1, user_api="blas"), torch.no_grad():
             self.stepper.start(cond)

@@ -15,8 +15,8 @@
   are fed as they are, and the notes of kept tracks (a melody to arrange, the tracks a regenerated one plays
   with) are written at their places while the other tracks are sampled around them: each draw of the model is
   a note of a sampled track before the next kept note (an earlier position, or the same position and a lower
-  track/key), or anything after it (a later note, the end of the bar), which writes the kept note instead; so
-  the model plays as densely as it would, and every kept note is written, note for note.
+  track/key), or anything else (a later note, the end of the bar, a note of a kept track), which writes the kept
+  note instead; so the model plays as densely as it would, and every kept note is written, note for note.
 
 Each field is drawn with temperature and nucleus sampling (`tunesmith.compose.sampling.sample_token`).
 """
@@ -77,10 +77,14 @@ class Constraints:
     mode: str
     harmony: Sequence[Sequence] = ()  # (degree, quality, share) the model may choose in this mode; () = any chord
     triplets: bool = False
+    kept_tracks: Sequence[str] = ()  # tracks of the input written as they are: the model never samples their notes
     per_bar: int = field(init=False)
 
     def __post_init__(self) -> None:
         self.per_bar = bar_steps(self.meter)
+        self.sampled_values = np.ones(len(ROLES) * 128, dtype=bool)  # (track, key) values the model may write
+        for role in self.kept_tracks:
+            self.sampled_values[ROLES.index(role) * 128:(ROLES.index(role) + 1) * 128] = False
         self.track_values = np.array(sorted(1 + ROLES.index(t) for t in self.tracks), dtype=np.int64)
         scale = set(scale_pitch_classes(self.tonic, self.mode))
         if self.mode == "minor":
@@ -266,8 +270,13 @@ class SongSampler:
             if at_kept:
                 allowed = allowed.copy()
                 allowed[keep_what] = True
+            elif not pending and self.c.kept_tracks:  # after the bar's last kept note: only the sampled tracks
+                allowed = allowed & self.c.sampled_values
+                if not allowed.any():  # no sampled note fits at this position: the bar is done
+                    break
             what = self._draw("what", z, allowed)
-            if at_kept and what >= keep_what:  # the kept note, or one the model would write after it
+            if pending and ((at_kept and what >= keep_what) or not self.c.sampled_values[what]):
+                # the kept note, one the model would write after it, or a note of a kept track: the kept note
                 h, chord = self._write_kept(pending.pop(0), forced, chord, context, out)
                 last_position, last_what = keep_position, keep_what
                 continue
