@@ -271,3 +271,20 @@ def test_bad_input_over_http_names_the_field(client, alice, files, file, params,
 def test_a_melody_without_notes_is_refused_at_upload(client, alice, files):
     response = client.post("/v1/uploads", files={"file": ("empty.mid", files["empty"].read_bytes())}, headers=alice)
     assert response.status_code == 400 and error_of(response)["field"] == "file"
+
+
+def test_an_audio_take_is_arranged_as_the_analyzer_hears_it(cli, files, tmp_path):
+    from tunesmith.analyze.take import melody_of_take
+    from tunesmith.audio.io import save
+    from tunesmith.symbolic.render import get_renderer
+
+    take = tmp_path / "take.wav"
+    save(take, get_renderer(22050).render(read_score(files["melody"])), 22050, format="wav")  # the tune, played
+    heard = melody_of_take(take).parts[0].notes
+    pitches = [p for p, *_ in MELODY]
+    assert len(heard) >= 0.7 * len(MELODY) and sum(n.pitch in pitches for n in heard) >= 0.9 * len(heard)
+    code, report = cli("--input", str(take), "--style", "bossa nova", "-o", str(tmp_path / "take.mid"))
+    assert code == 0, report
+    assert report["mode"] == "arrange" and report["key"].endswith(("major", "minor"))
+    lead = notes_of(tmp_path / "take.mid", "lead")
+    assert [(p, s) for p, s, _, _ in lead] == [(n.pitch, round(n.start, 4)) for n in heard]
