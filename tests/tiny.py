@@ -65,6 +65,19 @@ def tiny_analyzer(directory: Path, name: str = "analyzer") -> Path:
     return directory / f"{name}.json"
 
 
+def tiny_song(directory: Path, name: str = "song") -> Path:
+    """A song Transformer of width 16 (one layer, random weights) with a card of the shipped shape: every style
+    family, the meters 3/4, 4/4 and 6/8, usual role ranges, the GM drum keys, any chord."""
+    from tunesmith.train.song import untrained_model
+
+    torch.manual_seed(0)
+    model, card = untrained_model(dim=16, layers=1, heads=2, head_hidden=16)
+    card |= {"id": name, "version": "0.0.1+tiny", "description": "tiny debug song model",
+             "training": {"config": {"window": 96}}}
+    save_checkpoint(directory, name, model, card)
+    return directory / f"{name}.json"
+
+
 def tiny_weights(directory: Path) -> Path:
     """A weights directory with a tiny model of every shipped family."""
     directory.mkdir(parents=True, exist_ok=True)

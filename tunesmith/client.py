@@ -232,7 +232,9 @@ class Client:
         """Generate with ``model`` (or the model a ``prompt`` names) and ``params`` (key, bars, tempo, ...).
 
         ``input`` is a score file (MIDI, MusicXML, ABC) to continue, or with ``harmonize=True`` whose melody to
-        harmonize; it is uploaded first. With ``wait`` (default) this follows the job's progress events, calls
+        harmonize; it is uploaded first. The song model arranges its melody, or with ``mode="continue"``,
+        ``mode="regenerate", track="drums"`` or ``mode="restyle", style="house"`` makes a song of it.
+        With ``wait`` (default) this follows the job's progress events, calls
         ``progress(fraction, status)`` on each, and returns the finished Work (GenerationFailed if it failed);
         ``wait=False`` returns a :class:`Job` handle at once."""
         body: dict[str, Any] = {"params": {k: v for k, v in params.items() if v is not None}}

@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(20 * 1024 * 1024, ge=1024, description="largest request body accepted")
     max_audio_seconds: float = Field(600.0, gt=0, description="longest piece one request may ask for")
     max_bars: int = Field(MAX_BARS, ge=1, le=MAX_BARS)
+    max_input_notes: int = Field(5000, ge=1, description="most notes an input score (params.input) of a song may "
+                                 "have, to arrange, continue, regenerate a track of or restyle")
     requests_per_minute: int = Field(120, ge=1, description="per API key, sliding window")
     rate_limit_url: str | None = Field(None, description="redis://... where every API process counts the rate "
                                        "limit together; default the queue's Redis, else each process alone")

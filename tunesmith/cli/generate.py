@@ -18,6 +18,8 @@ from tunesmith.cli import generate_audio, remote
 from tunesmith.errors import ParameterError
 
 SUFFIXES = {".mid": "mid", ".midi": "mid", ".wav": "wav", ".flac": "flac", ".mp3": "mp3", ".ogg": "ogg"}
+AUDIO_INPUTS = (".wav", ".flac", ".mp3", ".ogg")  # an --input take whose melody the analyzer transcribes
+ROLES = ("drums", "bass", "chords", "pad", "lead")  # the tracks of a song (tunesmith.families.song.ROLES)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -39,7 +41,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--temperature", type=float, help="sampling temperature (0.05-3, default 1)")
     p.add_argument("--top-p", type=float, help="nucleus sampling mass (0.05-1, default 0.95)")
     p.add_argument("--seed", type=int, help="random seed: same seed and options give the same output")
-    p.add_argument("--input", type=Path, help="MIDI/MusicXML/ABC file to continue, harmonize or perform")
+    p.add_argument("--input", type=Path, help="MIDI/MusicXML/ABC file to continue, harmonize, perform or arrange "
+                                              "(song: also an audio take of a melody)")
     p.add_argument("--harmonize", action="store_true", help="harmonize the melody of --input (chorale)")
     p.add_argument("--instrument", help="GM instrument, e.g. organ, choir, violin, flute")
     p.add_argument("--prompt", help='free text in English or Chinese, e.g. "a slow chorale in D minor, 8 bars"; '
@@ -52,6 +55,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--stems", type=Path, metavar="DIR", help="also write one WAV per track (stem) into DIR")
     p.add_argument("--midi", type=Path, help="also write the score as MIDI here (besides an audio -o)")
     p.add_argument("--json", action="store_true", help="print what was made as JSON")
+    song = p.add_argument_group("song")
+    song.add_argument("--style", help='a style family or a blend, e.g. "bossa nova", "bossa_nova+house"')
+    song.add_argument("--length", type=float, help="seconds (with --continue: seconds to add)")
+    song.add_argument("--loop", type=int, help="a seamless loop of this many bars")
+    song.add_argument("--continue", dest="mode", action="store_const", const="continue",
+                      help="continue the song of --input (by --length seconds or --bars)")
+    song.add_argument("--regenerate", dest="track", metavar="TRACK",
+                      help="write a new TRACK (drums, bass, chords, pad, lead) for the song of --input, keeping "
+                           "the others")
+    song.add_argument("--restyle", metavar="STYLE", help="re-arrange the song of --input in STYLE, keeping its chords "
+                                                         "and melody")
     generate_audio.add_options(p)
     remote.add_server_options(p)
     p.set_defaults(func=run_generate)
@@ -86,11 +100,29 @@ def given_params(args: argparse.Namespace) -> dict[str, Any]:
     return params | extra_params(args.param)
 
 
+def song_modes(args: argparse.Namespace) -> None:
+    """--continue, --regenerate TRACK and --restyle STYLE as the song's params mode, track and style."""
+    flags = [f for f, given in (("--continue", args.mode == "continue"), ("--regenerate", args.track),
+                                ("--restyle", args.restyle)) if given]
+    if len(flags) > 1:
+        raise ParameterError(f"{' and '.join(flags)} cannot be used together", field="mode")
+    if flags and args.input is None:
+        raise ParameterError(f"{flags[0]} needs --input SONG (a MIDI, MusicXML or ABC file)", field="input")
+    if args.track is not None and args.track not in ROLES:
+        raise ParameterError(f"--regenerate: a song has no track {args.track!r}; its tracks are {', '.join(ROLES)}",
+                             field="regenerate")
+    if args.restyle:
+        if args.style is not None and args.style != args.restyle:
+            raise ParameterError("--restyle STYLE names the style: drop --style", field="restyle")
+        args.style, args.mode = args.restyle, "restyle"
+
+
 def run_generate(args: argparse.Namespace) -> int:
     if args.output is None and args.export_sfz is None:
         raise ParameterError("-o OUT is required (.mid, .wav, .flac, .mp3 or .ogg)", field="output")
     if args.harmonize and args.input is None:
         raise ParameterError("--harmonize needs --input MELODY", field="harmonize")
+    song_modes(args)
     if remote.server_of(args):
         if args.export_sfz is not None:
             raise ParameterError("--export-sfz writes files here: drop --server", field="export_sfz")
@@ -143,7 +175,9 @@ def run_local(args: argparse.Namespace, entry: Any) -> int:
         family.default_seed if family.default_seed is not None else secrets.randbelow(MAX_SEED + 1))
     params = family.resolve(Resolving(model_id=entry.id, card=entry.card, explicit=explicit,
                                       from_prompt=prompt_values(reading), notes=notes, seed=seed, upload=facts,
-                                      max_bars=settings.max_bars))
+                                      max_bars=settings.max_bars, max_input_notes=settings.max_input_notes))
+    if family.check_input is not None and source is not None:
+        family.check_input(params, source)
     gate = OriginalityGate(settings.data_dir / "originality", threshold=settings.originality_threshold,
                            tries=settings.originality_tries, audio_threshold=settings.audio_originality_threshold)
     work_id = new_work_id()
@@ -197,16 +231,24 @@ def local_catalog(catalog: Any, entry: Any) -> Any:
 
 
 def read_input(path: Path | None) -> tuple[Any, Any]:
-    """(score, what a job knows of it) of ``--input``, or (None, None)."""
+    """(score, what a job knows of it) of ``--input``, or (None, None); an audio take (.wav, .flac, .mp3, .ogg) is
+    its melody as the analyzer transcribes it."""
     if path is None:
         return None, None
     from tunesmith.families import InputFacts
-    from tunesmith.symbolic.io import read_score
 
-    score = read_score(path)
+    if path.suffix.lower() in AUDIO_INPUTS:
+        from tunesmith.analyze.take import melody_of_take
+
+        score = melody_of_take(path)
+    else:
+        from tunesmith.symbolic.io import read_score
+
+        score = read_score(path)
+    score.title = path.name
     numerator, denominator = score.time_signature
     return score, InputFacts(id=path.name, filename=path.name, meter=f"{numerator}/{denominator}",
-                             tempo=float(score.tempo), bars=score.n_bars)
+                             tempo=float(score.tempo), bars=score.n_bars, notes=score.n_notes)
 
 
 def summary(output: Path, family: Any, result: dict[str, Any], originality: dict[str, Any] | None) -> str:

@@ -25,7 +25,7 @@ API_KEY_ENV = "TUNESMITH_API_KEY"
 SUFFIXES = {".mid": "mid", ".midi": "mid", ".wav": "wav", ".flac": "flac", ".mp3": "mp3", ".ogg": "ogg"}
 # generate options sent as model parameters when they are given (the server checks them and names a bad one)
 PARAM_OPTIONS = ("key", "meter", "bars", "tempo", "temperature", "top_p", "instrument", "pitch", "velocity",
-                 "duration", "morph_to", "morph")
+                 "duration", "morph_to", "morph", "style", "length", "loop", "mode", "track")
 LOCAL_ONLY = {"checkpoint": "--checkpoint (a server runs its own models)"}
 
 

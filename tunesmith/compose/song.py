@@ -24,6 +24,17 @@ from threadpoolctl import threadpool_limits
 
 from tunesmith.checkpoints import load_card, load_weights, resolve_checkpoint
 from tunesmith.compose.sampling import check_sampling
+from tunesmith.compose.song_input import (
+    band_roles,
+    bar_blocks,
+    clip_notes,
+    estimate_chords,
+    input_key,
+    input_sections,
+    kept_rows,
+    melody_part,
+    role_notes,
+)
 from tunesmith.compose.song_plan import (
     MeterPlan,
     SongPlan,
@@ -42,7 +53,7 @@ from tunesmith.models.song import SongStepper, SongTransformer
 from tunesmith.symbolic.harmony import prefers_flats
 from tunesmith.symbolic.instruments import DRUM_KITS, EXTRA_PROGRAMS, INSTRUMENTS
 from tunesmith.symbolic.keys import key_name, parse_key
-from tunesmith.symbolic.score import Note, Score
+from tunesmith.symbolic.score import Note, Part, Score
 from tunesmith.symbolic.song_tokens import (
     ROLES,
     STEPS_PER_BEAT,
@@ -52,6 +63,7 @@ from tunesmith.symbolic.song_tokens import (
     bar_steps,
     chord_events_by_bar,
     decode_song,
+    encode_song,
     network_spec,
     song_score,
 )
@@ -59,6 +71,9 @@ from tunesmith.symbolic.transform import make_monophonic
 
 MIN_BARS, MAX_SECONDS = 8, 180.0
 MAX_LOOP_BARS = 32
+MAX_BARS = 256  # a song with an input: the input's bars and those added
+INPUT_MODES = ("arrange", "continue", "regenerate", "restyle")
+TEMPO_LIMITS = (40.0, 300.0)
 # drum kits (bank 128 presets) that suit a style better than the standard kit
 STYLE_KITS = {"swing": 32, "big_band": 32, "jazz": 32, "bebop": 32, "jazz_waltz": 32, "bossa_nova": 40,
               "latin_ballad": 40, "house": 25, "hip_hop": 25, "trip_hop": 25, "techno_trance": 24,
@@ -193,6 +208,150 @@ class SongWriter:
                     chords=chord_report(decoded, score_meter, key_name(tonic, mode)), seconds=elapsed,
                     steps=len(written.steps), sampled=written.sampled, copied=written.copied, tokens=written.steps)
 
+    def generate_from(self, source: Score, *, mode: str = "arrange", style: str = "pop", key: str | None = None,
+                      tempo: float | None = None, bars: int | None = None, seconds: float | None = None,
+                      energy: float = 0.5, tracks: Sequence[str] | None = None, track: str | None = None,
+                      instruments: Mapping[str, str | int] | None = None, chart: str | None = None,
+                      seed: int | None = None, temperature: float = 1.0, top_p: float = 0.95,
+                      max_notes: int | None = None) -> Song:
+        """A song made with a user's score ``source`` (`tunesmith.compose.song_input` maps its tracks to roles):
+
+        * ``arrange``: its melody kept note for note as the lead, a band in ``style`` over chords the melody
+          implies (or a ``chart``) around it;
+        * ``continue``: the whole song kept and ``bars`` (or ``seconds``) more written after it;
+        * ``regenerate``: a new part for its ``track``, every other track kept note for note;
+        * ``restyle``: its lead (melody) and its chords kept, the rest written anew in ``style``.
+
+        Meter and tempo are the input's (``tempo`` may change it), the key its own or ``key``; ``max_notes`` caps
+        the input's notes. Errors about the input name the field ``input``."""
+        started = time.perf_counter()
+        check_sampling(temperature, top_p)
+        if mode not in INPUT_MODES:
+            raise ParameterError(f"mode must be one of {', '.join(INPUT_MODES)}, got {mode!r}", field="mode")
+        weights = self.style_weights(style)
+        name = source.title or "the input"
+        if not 0.0 <= energy <= 1.0:
+            raise ParameterError(f"energy must be 0..1, got {energy}", field="energy")
+        check_input_score(source, max_notes=max_notes)
+        meter = "{}/{}".format(*source.time_signature)
+        try:
+            plan_meter = self.meter_plan(meter)
+        except ParameterError as exc:
+            raise ParameterError(f"{name} is in {meter}: {exc.message}", field="input") from None
+        key = key_name(*parse_key(key)) if key else input_key(source)
+        tonic, key_mode = parse_key(key)
+        tempo = float(tempo) if tempo is not None else min(max(float(source.tempo), TEMPO_LIMITS[0]), TEMPO_LIMITS[1])
+        roles = band_roles(source)
+        by_role = role_notes(source, roles)
+        present = [r for r in ROLES if r in by_role]
+        in_bars = max(1, source.n_bars)
+        pitched = [n for r in present if r != "drums" for n in by_role[r]]
+        notes = ["input tracks: " + ", ".join(f"{p.name or 'track ' + str(i + 1)} -> {r}" for i, (p, r)
+                                              in enumerate(zip(source.parts, roles, strict=True)) if r)]
+        kept: dict[str, list[Note]] = {}
+        total = in_bars
+        if mode == "arrange":
+            melody = melody_part(source)
+            if melody is None:
+                raise ParameterError(f"{name} has no pitched notes: a melody to arrange has notes", field="input")
+            kept = {"lead": melody.notes}
+            playing = self._tracks(tracks or ROLES)
+            chord_notes, from_melody = melody.notes, True
+            notes.append(f"the melody: {melody.name or 'track'} ({len(melody.notes)} notes)")
+        elif mode == "restyle":
+            if not pitched:
+                raise ParameterError(f"{name} has no pitched notes: no chords or melody to keep", field="input")
+            kept = {"lead": by_role["lead"]} if "lead" in by_role else {}
+            playing = self._tracks(tracks or ROLES)
+            chord_notes, from_melody = pitched, False
+        elif mode == "regenerate":
+            if track not in ROLES:
+                raise ParameterError(f"regenerate names a track: one of {', '.join(ROLES)}", field="track")
+            if track not in present:
+                raise ParameterError(f"{name} has no {track} track to regenerate; its tracks are "
+                                     f"{', '.join(present)}", field="track")
+            kept = {r: by_role[r] for r in present if r != track}
+            playing = tuple(present)
+            chord_notes, from_melody = pitched, False
+        else:  # continue
+            playing = self._tracks(tracks or present)
+            added = int(bars) if bars is not None else self.bars_for(seconds if seconds is not None else 30.0,
+                                                                     tempo, meter)
+            if added < 1:
+                raise ParameterError(f"continue adds at least one bar, got {added}",
+                                     field="bars" if bars is not None else "length")
+            total = in_bars + added
+            chord_notes, from_melody = pitched, False
+        if total > MAX_BARS:
+            raise ParameterError(f"{name} has {in_bars} bars; with those added the song would have {total}, more "
+                                 f"than {MAX_BARS}", field="input" if mode != "continue" else "length")
+        for role in kept:
+            if role not in playing:
+                raise ParameterError(f"tracks must include {role}: {mode} keeps {name}'s {role} track", field="tracks")
+        bar_beats = source.bar_beats
+        if chart:
+            numerator, denominator = source.time_signature
+            changes = chord_chart(chart, bar_beats=numerator * 4 / denominator, bars=total)
+        else:
+            changes = estimate_chords(chord_notes, bars=in_bars, meter=source.time_signature, key=key,
+                                      melody=from_melody, harmony=(self.card.get("harmony") or {}).get(key_mode, ())
+                                      ) if chord_notes else []
+        seed = int(seed) if seed is not None else int(np.random.default_rng().integers(0, 2**31 - 1))
+        model_in, model_total = plan_meter.model_bars(in_bars), plan_meter.model_bars(total)
+        if mode == "continue":
+            plan = song_plan(model_total, energy)
+            plan.copy_from = {b: a for b, a in plan.copy_from.items() if b >= model_in}
+            plan.chords_from = {b: a for b, a in plan.chords_from.items() if b >= model_in}
+        else:
+            plan = SongPlan(bars=model_total, sections=input_sections(model_total, energy))
+        scale = 1 / 1.5 if plan_meter.conversion == "triplets" else 1.0
+        given = self._given_chords(changes, plan_meter, plan) if changes else None
+        if given is not None and mode == "continue" and not chart:
+            given = {b: events for b, events in given.items() if b < model_in}
+        moved = {r: [Note(n.pitch, n.start * scale, n.duration * scale, n.velocity) for n in items]
+                 for r, items in (by_role if mode == "continue" else kept).items()}
+        steps = encode_song(list(moved.items()), meter=plan_meter.model, bars=model_in, tonic=tonic,
+                            chords=[(b * scale, c) for b, c in changes], sections=plan.sections, end=False)
+        given_bars = bar_blocks(steps) if mode == "continue" else None
+        kept_notes = kept_rows(steps) if mode != "continue" else None
+        constraints = Constraints(meter=plan_meter.model, tracks=playing, role_ranges=self.card["role_ranges"],
+                                  drum_keys=self.card["drum_keys"], tonic=tonic, mode=key_mode,
+                                  harmony=(self.card.get("harmony") or {}).get(key_mode, ()),
+                                  triplets=plan_meter.conversion == "triplets", kept_tracks=tuple(kept))
+        cond = self._condition(weights, tonic, key_mode, plan_meter, tempo, playing)
+        with threadpool_limits(limits=1, user_api="blas"), torch.no_grad():
+            self.stepper.start(cond)
+            sampler = SongSampler(self.stepper, constraints, rng=np.random.default_rng(seed),
+                                  temperature=temperature, top_p=top_p)
+            written = sampler.write(plan, given, given_bars=given_bars, kept=kept_notes)
+        decoded, score_meter = convert_meter(decode_song(written.steps, meter=plan_meter.model), plan_meter, total)
+        programs = self._programs(weights, instruments)
+        made = song_score(decoded, programs=programs, tempo=tempo, key=key, meter=score_meter,
+                          roles=[r for r in ROLES if r in playing], title=f"Tunesmith song ({mode}): {style}")
+        end = total * bar_beats
+        if mode in ("arrange", "restyle"):
+            for part in made.parts:
+                if part.name in kept:
+                    part.notes = clip_notes(kept[part.name], end)
+                elif part.name == "lead":
+                    part.notes = make_monophonic(part).notes
+            score = made
+        else:
+            score = _merged(source, roles, made, mode=mode, track=track, after=in_bars * bar_beats,
+                            instruments=instruments or {})
+            score.tempo, score.key, score.time_signature = tempo, key, score_meter
+            score.title = made.title
+        elapsed = time.perf_counter() - started
+        sections = [{"name": s.name, "bars": [s.start_bar + 1, s.start_bar + s.bars],
+                     "energy": round(s.energy / 4, 2)} for s in decoded.sections]
+        params = {"mode": mode, "track": track, "style": style,
+                  "styles": {k: round(v, 3) for k, v in weights.items()}, "key": key, "tempo": tempo, "bars": total,
+                  "input_bars": in_bars, "meter": meter, "energy": energy, "tracks": list(playing), "loop": None,
+                  "seed": seed, "temperature": temperature, "top_p": top_p}
+        return Song(score=score, params=params, sections=sections, tracks=self._track_report(score),
+                    chords=chord_report(decoded, score_meter, key), seconds=elapsed, steps=len(written.steps),
+                    sampled=written.sampled, copied=written.copied, tokens=written.steps, notes=notes)
+
     def _tracks(self, tracks: Sequence[str]) -> tuple[str, ...]:
         chosen = tuple(dict.fromkeys(tracks))
         unknown = [t for t in chosen if t not in ROLES]
@@ -261,6 +420,47 @@ class SongWriter:
         return [{"name": p.name, "role": p.name, "program": p.program,
                  "instrument": instrument_name(p.program, drum=p.is_drum), "notes": len(p.notes)}
                 for p in score.parts]
+
+
+def check_input_score(score: Score, *, max_notes: int | None = None) -> None:
+    """An input a song can be made with: notes (pitched or drums), at most ``max_notes`` of them, a meter."""
+    name = score.title or "the input"
+    if not score.n_notes:
+        raise ParameterError(f"{name} has no notes", field="input")
+    if max_notes is not None and score.n_notes > max_notes:
+        raise ParameterError(f"{name} has {score.n_notes} notes; an input has at most {max_notes} "
+                             "(setting max_input_notes, TUNESMITH_MAX_INPUT_NOTES)", field="input")
+
+
+def _merged(source: Score, roles: Sequence[str | None], made: Score, *, mode: str, track: str | None, after: float,
+            instruments: Mapping[str, str | int]) -> Score:
+    """The input's tracks note for note with what was written: ``regenerate``: the new part in place of the
+    tracks of ``track``; ``continue``: the new bars (from beat ``after``) added to the first track of each role,
+    a role the input does not have as a new track."""
+    written = {p.name: p for p in made.parts}
+    parts: list[Part] = []
+    placed: set[str] = set()
+    for part, role in zip(source.parts, roles, strict=True):
+        copy = Part(name=part.name, notes=list(part.notes), program=part.program, is_drum=part.is_drum)
+        new = written.get(role) if role else None
+        if new is not None and role not in placed and (mode == "continue" or role == track):
+            placed.add(role)
+            notes = [n for n in new.notes if n.start >= after - 1e-9] if mode == "continue" else new.notes
+            if role == "lead":
+                notes = make_monophonic(Part(role, notes)).notes
+            if mode == "regenerate":
+                copy = Part(name=part.name or role, notes=[], program=new.program if role in instruments
+                            else part.program, is_drum=role == "drums")
+            copy.notes = sorted(copy.notes + notes, key=lambda n: (n.start, n.pitch))
+        elif mode == "regenerate" and role == track:
+            continue  # a second track of the regenerated role: the new part replaces them all
+        parts.append(copy)
+    for role, new in written.items():
+        if role not in placed and mode == "continue" and role not in roles:
+            notes = [n for n in new.notes if n.start >= after - 1e-9]
+            parts.append(Part(name=role, notes=make_monophonic(Part(role, notes)).notes if role == "lead" else notes,
+                              program=new.program, is_drum=new.is_drum))
+    return Score(parts=parts, tempo=made.tempo, key=made.key, time_signature=made.time_signature, title=made.title)
 
 
 def crop_bars(song: DecodedSong, first: int, count: int, *, meter: tuple[int, int]) -> DecodedSong:

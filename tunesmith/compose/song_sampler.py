@@ -10,7 +10,13 @@
   only on the drum keys the model learned;
 * given chords (a chord per bar of a later verse, of a loop's second time, or a harmony to follow) are written
   at their places instead of the model's own;
-* bars that replay an earlier bar (later choruses) are fed to the model in one chunk, not sampled.
+* bars that replay an earlier bar (later choruses) are fed to the model in one chunk, not sampled;
+* the input modes (`tunesmith.compose.song.SongWriter.generate_from`): whole bars given (the song to continue)
+  are fed as they are, and the notes of kept tracks (a melody to arrange, the tracks a regenerated one plays
+  with) are written at their places while the other tracks are sampled around them: each draw of the model is
+  a note of a sampled track before the next kept note (an earlier position, or the same position and a lower
+  track/key), or anything else (a later note, the end of the bar, a note of a kept track), which writes the kept
+  note instead; so the model plays as densely as it would, and every kept note is written, note for note.
 
 Each field is drawn with temperature and nucleus sampling (`tunesmith.compose.sampling.sample_token`).
 """
@@ -71,10 +77,14 @@ class Constraints:
     mode: str
     harmony: Sequence[Sequence] = ()  # (degree, quality, share) the model may choose in this mode; () = any chord
     triplets: bool = False
+    kept_tracks: Sequence[str] = ()  # tracks of the input written as they are: the model never samples their notes
     per_bar: int = field(init=False)
 
     def __post_init__(self) -> None:
         self.per_bar = bar_steps(self.meter)
+        self.sampled_values = np.ones(len(ROLES) * 128, dtype=bool)  # (track, key) values the model may write
+        for role in self.kept_tracks:
+            self.sampled_values[ROLES.index(role) * 128:(ROLES.index(role) + 1) * 128] = False
         self.track_values = np.array(sorted(1 + ROLES.index(t) for t in self.tracks), dtype=np.int64)
         scale = set(scale_pitch_classes(self.tonic, self.mode))
         if self.mode == "minor":
@@ -161,21 +171,29 @@ class SongSampler:
         self._drum_how[:N_VELOCITIES] = True  # a drum hit has no duration
         self._pitched_how = ~self._drum_how
 
-    def write(self, plan: SongPlan, given_chords: dict[int, list[tuple[int, int, int]]] | None = None) -> Written:
-        """Every bar of ``plan`` (``given_chords``: bar -> chord events (position, root, quality) to follow)."""
+    def write(self, plan: SongPlan, given_chords: dict[int, list[tuple[int, int, int]]] | None = None, *,
+              given_bars: dict[int, np.ndarray] | None = None,
+              kept: dict[int, list[np.ndarray]] | None = None) -> Written:
+        """Every bar of ``plan`` (``given_chords``: bar -> chord events (position, root, quality) to follow;
+        ``given_bars``: bar -> its rows, fed as they are; ``kept``: bar -> NOTE rows of kept tracks, in step order,
+        written among the sampled ones)."""
         contexts = section_context(plan.sections, plan.bars)
         if plan.open_end:
             contexts[:, CONTEXT.index("bars_left")] = PHASE_CAP
+        given_bars, kept = given_bars or {}, kept or {}
         rows: list[np.ndarray] = [step_row(BOS)]
         h = self.stepper.feed(rows[0])
         bar_rows: dict[int, np.ndarray] = {}
         bar = 0
         while bar < plan.bars:
-            if bar in plan.copy_from:
+            if bar in given_bars or bar in plan.copy_from:
+                source = given_bars if bar in given_bars else None
                 run = [bar]
-                while run[-1] + 1 < plan.bars and run[-1] + 1 in plan.copy_from:
+                while run[-1] + 1 < plan.bars and (run[-1] + 1 in given_bars if source is not None
+                                                   else run[-1] + 1 in plan.copy_from):
                     run.append(run[-1] + 1)
-                chunk = [self._with_context(bar_rows[plan.copy_from[b]], contexts[b]) for b in run]
+                chunk = [self._with_context(given_bars[b] if source is not None else bar_rows[plan.copy_from[b]],
+                                            contexts[b]) for b in run]
                 for b, block in zip(run, chunk, strict=True):
                     bar_rows[b] = block
                 h = self.stepper.feed(np.concatenate(chunk))
@@ -188,7 +206,7 @@ class SongSampler:
                 forced = list(given_chords[bar])
             elif bar in plan.chords_from:
                 forced = chord_events(bar_rows[plan.chords_from[bar]])
-            block, h = self.bar(h, contexts[bar], forced)
+            block, h = self.bar(h, contexts[bar], forced, kept.get(bar))
             bar_rows[bar] = block
             rows.extend(block)
             bar += 1
@@ -206,10 +224,12 @@ class SongSampler:
         self.sampled += 1
         return self.stepper.feed(row)
 
-    def bar(self, h: np.ndarray, context: np.ndarray,
-            forced: list[tuple[int, int, int]] | None) -> tuple[np.ndarray, np.ndarray]:
-        """One bar: its BAR step, the chord at the bar line, then events until the model closes the bar."""
+    def bar(self, h: np.ndarray, context: np.ndarray, forced: list[tuple[int, int, int]] | None,
+            kept: list[np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """One bar: its BAR step, the chord at the bar line, then events until the model closes the bar; ``kept``:
+        NOTE rows of kept tracks (step order) written where they fall, the model's notes sampled around them."""
         out: list[np.ndarray] = []
+        pending = [self._with_context(row[None], context)[0] for row in kept or ()]
         h = self._feed(step_row(BAR, context), out)
         if forced and forced[0][0] == 0:
             _, root, quality = forced.pop(0)
@@ -218,13 +238,20 @@ class SongSampler:
         h = self._feed(chord_row(0, root, quality, tonic=self.c.tonic, context=context), out)
         chord = (root, quality)
         last_position, last_what = 1, -1  # the last note's (track, key) value at last_position, -1: none yet
-        while len(out) < MAX_EVENTS_PER_BAR:
+        while len(out) + len(pending) < MAX_EVENTS_PER_BAR:
             when = self._when_mask(last_position, last_what, chord, chords=forced is None)
+            if pending:
+                keep_position, keep_what = kept_place(pending[0])
+                when[WHEN_NOTE + keep_position - 1] = True
             value = self._draw("when", h, when)
+            kind = CHORD if WHEN_CHORD <= value < WHEN_NOTE else NOTE
+            position = 1 + value - (WHEN_CHORD if kind == CHORD else WHEN_NOTE)
+            if pending and (value < WHEN_CHORD or position > keep_position):  # what the model would write after
+                h, chord = self._write_kept(pending.pop(0), forced, chord, context, out)  # the kept note comes first
+                last_position, last_what = keep_position, keep_what
+                continue
             if value < WHEN_CHORD:  # the bar is done
                 break
-            kind = CHORD if value < WHEN_NOTE else NOTE
-            position = 1 + value - (WHEN_CHORD if kind == CHORD else WHEN_NOTE)
             if kind == NOTE and forced and forced[0][0] + 1 <= position:  # a given chord change comes first
                 change = forced.pop(0)
                 h = self._feed(chord_row(*change, tonic=self.c.tonic, context=context), out)
@@ -238,7 +265,21 @@ class SongSampler:
                 continue
             if position != last_position:
                 last_what = -1
-            what = self._draw("what", z, self._what_mask(last_what, chord))
+            allowed = self._what_mask(last_what, chord)
+            at_kept = bool(pending) and position == keep_position
+            if at_kept:
+                allowed = allowed.copy()
+                allowed[keep_what] = True
+            elif not pending and self.c.kept_tracks:  # after the bar's last kept note: only the sampled tracks
+                allowed = allowed & self.c.sampled_values
+                if not allowed.any():  # no sampled note fits at this position: the bar is done
+                    break
+            what = self._draw("what", z, allowed)
+            if pending and ((at_kept and what >= keep_what) or not self.c.sampled_values[what]):
+                # the kept note, one the model would write after it, or a note of a kept track: the kept note
+                h, chord = self._write_kept(pending.pop(0), forced, chord, context, out)
+                last_position, last_what = keep_position, keep_what
+                continue
             track, key = 1 + what // 128, what % 128
             pitch = 1 + key + (DRUM_OFFSET if track == DRUMS else 0)
             how_mask = self._drum_how if track == DRUMS else self._pitched_how
@@ -247,9 +288,24 @@ class SongSampler:
             h = self._feed(step_row(NOTE, context, position=position, track=track, pitch=pitch, duration=duration,
                                     velocity=1 + velocity), out)
             last_position, last_what = position, what
+        for row in pending:  # kept notes after the bar's room for events ran out
+            h, chord = self._write_kept(row, forced, chord, context, out)
         for change in forced or ():  # given changes the model did not reach
             h = self._feed(chord_row(*change, tonic=self.c.tonic, context=context), out)
         return np.stack(out), h
+
+    def _write_kept(self, row: np.ndarray, forced: list[tuple[int, int, int]] | None, chord: tuple[int, int],
+                    context: np.ndarray, out: list[np.ndarray]) -> tuple[np.ndarray, tuple[int, int]]:
+        """Write a kept note as it is (counted as copied, not sampled), after the given chord changes at or before
+        its position; (the hidden state, the chord sounding)."""
+        position = kept_place(row)[0]
+        while forced and forced[0][0] + 1 <= position:
+            change = forced.pop(0)
+            self._feed(chord_row(*change, tonic=self.c.tonic, context=context), out)
+            chord = change[1:]
+        out.append(row)
+        self.copied += 1
+        return self.stepper.feed(row), chord
 
     def _when_input(self, h: np.ndarray, kind: int, position: int) -> np.ndarray:
         """What the chord and what heads read: the hidden state, the kind and the position."""
@@ -296,6 +352,12 @@ class SongSampler:
         self.draws += 1
         return sample_token(self.stepper.logits(name, z), allowed=allowed, temperature=self.temperature,
                             top_p=self.top_p, rng=self.rng)
+
+
+def kept_place(row: np.ndarray) -> tuple[int, int]:
+    """(position field, "what" value (track - 1) * 128 + MIDI key) of a NOTE row."""
+    track, pitch = int(row[COLUMN["track"]]), int(row[COLUMN["pitch"]])
+    return int(row[COLUMN["position"]]), (track - 1) * 128 + (pitch - 1) % 128
 
 
 def chord_events(block: np.ndarray) -> list[tuple[int, int, int]]:

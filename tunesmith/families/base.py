@@ -38,13 +38,14 @@ class Work:
 
 @dataclass(frozen=True)
 class InputFacts:
-    """What a job knows of its input file before it runs: its id, name, meter, tempo and length in bars."""
+    """What a job knows of its input file before it runs: its id, name, meter, tempo, length in bars and notes."""
 
     id: str
     filename: str
     meter: str
     tempo: float
     bars: int
+    notes: int | None = None  # None: not counted
 
 
 @dataclass
@@ -61,6 +62,7 @@ class Resolving:
     seed: int
     upload: InputFacts | None = None
     max_bars: int = 64
+    max_input_notes: int | None = None  # the most notes an input may have (None: no limit)
 
     def merged(self, names: tuple[str, ...] | list[str]) -> dict[str, Any]:
         """The values of ``names`` from the prompt, with the explicit ones winning (each override noted)."""
@@ -114,6 +116,8 @@ class Family:
     summary_line: Callable[[Mapping[str, Any]], str] | None = None  # one line on what a work is
     mix_setting: Callable[[Any], Any] | None = None  # a part -> its MixSetting in the mix of stems (None: as rendered)
     soundfont: str | None = None  # the GM soundfont its scores render with when installed (symbolic.render's names)
+    # the resolved params checked against the input score before a job is queued (a ParameterError naming the field)
+    check_input: Callable[[dict[str, Any], Score], None] | None = None
     trainer: Trainer | None = None
 
     def model_id(self, card_id: str) -> str:

@@ -26,7 +26,7 @@ from tunesmith.compose.song_plan import (
 )
 from tunesmith.errors import ParameterError
 from tunesmith.families.base import Family, InputFacts, Resolving, Trainer, Work
-from tunesmith.families.params import TEMPERATURE_RANGE, TOP_P_RANGE, Key
+from tunesmith.families.params import TEMPERATURE_RANGE, TOP_P_RANGE, Key, UploadId
 from tunesmith.symbolic.score import Score
 
 ROLES = ("drums", "bass", "chords", "pad", "lead")  # tunesmith.symbolic.song_tokens.ROLES
@@ -38,6 +38,9 @@ RENDER_TAIL_SECONDS = 1.5
 SONG_METERS = ("4/4", "3/4", "6/8", "2/4", "2/2", "12/8")
 PROMPT_PARAMS = ("style", "key", "tempo", "length", "bars", "meter", "energy", "tracks", "instruments", "loop")
 Role = Literal["drums", "bass", "chords", "pad", "lead"]
+InputMode = Literal["arrange", "continue", "regenerate", "restyle"]
+INPUT_MODES = ("arrange", "continue", "regenerate", "restyle")  # tunesmith.compose.song.INPUT_MODES
+CONTINUE_BARS = 8  # bars `continue` adds when neither length nor bars is given
 SONG_INSTRUMENTS = tuple(sorted(set(PITCHED_INSTRUMENTS) | set(DRUM_KIT_PROGRAMS)))  # what `instruments` may name
 
 
@@ -86,6 +89,14 @@ class SongParams(BaseModel):
                                "own harmony: bars separated by |, e.g. 'Am | F | C | G7' (repeated to the end)")
     loop: int | None = Field(None, ge=1, le=MAX_LOOP, description="a seamless loop of this many bars instead of a "
                              "song (its end flows into its start)")
+    input: UploadId | None = Field(None, description="id of an uploaded MIDI, MusicXML or ABC file (POST /v1/uploads) "
+                                   "to make the song with: a melody to arrange, or a song (see mode)")
+    mode: InputMode | None = Field(None, description="what is made of input: 'arrange' its melody, kept note for note "
+                                   "as the lead, with a band in style (the default); 'continue' it by length seconds "
+                                   "or bars; 'regenerate' one track, keeping the others note for note; 'restyle' it "
+                                   "in style, keeping its chords and melody")
+    track: Role | None = Field(None, description="the track mode 'regenerate' writes anew (giving it implies that "
+                               "mode)")
     temperature: float | None = Field(None, ge=TEMPERATURE_RANGE[0], le=TEMPERATURE_RANGE[1],
                                       json_schema_extra={"default": 1.0})
     top_p: float | None = Field(None, ge=TOP_P_RANGE[0], le=TOP_P_RANGE[1], json_schema_extra={"default": 0.95})
@@ -116,10 +127,13 @@ def _field(name: str, explicit: Mapping[str, Any]) -> str:
 
 def resolve(request: Resolving) -> dict[str, Any]:
     """The params a song job runs with: the style (a blend kept as written) checked against the card, the meter
-    the card's model writes, tempo from the style, the bar count from ``bars``, ``loop`` or ``length``."""
+    the card's model writes, tempo from the style, the bar count from ``bars``, ``loop`` or ``length``; with an
+    input (or a mode) :func:`resolve_input`."""
     explicit, card = request.explicit, request.card
     params = request.merged(PROMPT_PARAMS)
     params.update({k: v for k, v in explicit.items() if v is not None})
+    if request.upload is not None or params.get("mode") or params.get("track"):
+        return resolve_input(request, params)
     style = str(params.get("style") or "pop")
     try:
         weights = resolve_style(style, styles(card))
@@ -138,15 +152,7 @@ def resolve(request: Resolving) -> dict[str, Any]:
     if unknown:
         raise ParameterError(f"unknown track {unknown[0]!r}; a song has the tracks {', '.join(ROLES)}",
                              field=_field("tracks", explicit))
-    instruments = dict(params.get("instruments") or {})
-    for role, name in instruments.items():
-        if role not in tracks:
-            raise ParameterError(f"instruments names the track {role!r}, which does not play (tracks: "
-                                 f"{', '.join(tracks)})", field=_field("instruments", explicit))
-        try:
-            instrument_program(role, name)
-        except ParameterError as exc:
-            raise ParameterError(exc.message, field=_field("instruments", explicit) + f".{role}") from None
+    instruments = _checked_instruments(params, explicit, tracks)
     if params.get("chords"):
         try:
             chord_chart(str(params["chords"]), bar_beats=4.0, bars=1)
@@ -157,6 +163,112 @@ def resolve(request: Resolving) -> dict[str, Any]:
             "loop": int(loop) if loop else None, "chords": params.get("chords") or None,
             "temperature": float(params.get("temperature", 1.0)),
             "top_p": float(params.get("top_p", 0.95)), "seed": request.seed}
+
+
+def resolve_input(request: Resolving, params: dict[str, Any]) -> dict[str, Any]:
+    """The params of a song made with an input score (``request.upload``): the mode, its track, the input's meter
+    and tempo (``tempo`` may change it), its length (``continue``: plus ``bars`` or ``length`` seconds)."""
+    explicit, card, upload = request.explicit, request.card, request.upload
+    mode = params.get("mode") or ("regenerate" if params.get("track") else "arrange")
+    if upload is None:
+        raise ParameterError(f"mode {mode!r} makes a song from an input: upload a MIDI, MusicXML or ABC file with "
+                             "POST /v1/uploads and give its id as params.input (--input FILE in the CLI)",
+                             field="params.input")
+    track = params.get("track")
+    if track and mode != "regenerate":
+        raise ParameterError(f"track names the track mode 'regenerate' writes anew; mode is {mode!r}",
+                             field=_field("track", explicit))
+    if mode == "regenerate" and not track:
+        raise ParameterError(f"mode 'regenerate' needs track: the one to write anew ({', '.join(ROLES)})",
+                             field="params.track")
+    if mode == "restyle" and not params.get("style"):
+        raise ParameterError("mode 'restyle' needs style: the style to re-arrange the input in", field="params.style")
+    if params.get("loop"):
+        raise ParameterError(f"a loop is written without an input; mode {mode!r} makes a song of the input",
+                             field=_field("loop", explicit))
+    name = upload.filename
+    if upload.notes is not None and upload.notes == 0:
+        raise ParameterError(f"{name} has no notes", field="params.input")
+    if upload.notes is not None and request.max_input_notes is not None and upload.notes > request.max_input_notes:
+        raise ParameterError(f"{name} has {upload.notes} notes; an input has at most {request.max_input_notes} "
+                             "(setting max_input_notes)", field="params.input")
+    if params.get("meter") and params["meter"] != upload.meter:
+        raise ParameterError(f"{name} is in {upload.meter}; a song made of it keeps its meter (got meter "
+                             f"{params['meter']})", field=_field("meter", explicit))
+    try:
+        meter_plan(upload.meter, card.get("meters") or ["4/4"])
+    except ParameterError as exc:
+        raise ParameterError(f"{name} is in {upload.meter}: {exc.message}", field="params.input") from None
+    style = str(params.get("style") or "pop")
+    try:
+        resolve_style(style, styles(card))
+    except ParameterError as exc:
+        raise ParameterError(exc.message, field=_field("style", explicit)) from None
+    tempo = float(params.get("tempo") or min(max(upload.tempo, SONG_TEMPO[0]), SONG_TEMPO[1]))
+    numerator, denominator = (int(x) for x in upload.meter.split("/"))
+    bar_seconds = numerator * 4 / denominator * 60.0 / tempo
+    bars = upload.bars
+    if mode == "continue":
+        added = params.get("bars") or (max(1, round(float(params["length"]) / bar_seconds)) if params.get("length")
+                                       else CONTINUE_BARS)
+        bars += int(added)
+        if bars > MAX_BARS:
+            what = "bars" if params.get("bars") else "length"
+            raise ParameterError(f"{name} has {upload.bars} bars; with {added} more the song would have {bars}, "
+                                 f"more than {MAX_BARS}", field=_field(what, explicit))
+    else:
+        for what in ("bars", "length"):
+            if what in explicit:
+                raise ParameterError(f"mode {mode!r} keeps the length of {name} ({upload.bars} bars); {what} is "
+                                     "for a new song or mode 'continue'", field=f"params.{what}")
+            if params.get(what):
+                request.notes.append(f"{what}: the input's {upload.bars} bars (mode {mode} keeps its length)")
+        if bars > MAX_BARS:
+            raise ParameterError(f"{name} has {bars} bars; a song has at most {MAX_BARS}", field="params.input")
+    tracks = list(dict.fromkeys(params["tracks"])) if params.get("tracks") else None
+    instruments = _checked_instruments(params, explicit, tracks or list(ROLES))
+    if params.get("chords"):
+        try:
+            chord_chart(str(params["chords"]), bar_beats=4.0, bars=1)
+        except ParameterError as exc:
+            raise ParameterError(exc.message, field=_field("chords", explicit)) from None
+    return {"input": upload.id, "mode": mode, "track": track, "style": style, "key": params.get("key") or None,
+            "tempo": tempo, "bars": bars, "input_bars": upload.bars, "meter": upload.meter,
+            "energy": float(params.get("energy", 0.5)), "tracks": tracks, "instruments": instruments, "loop": None,
+            "chords": params.get("chords") or None, "temperature": float(params.get("temperature", 1.0)),
+            "top_p": float(params.get("top_p", 0.95)), "seed": request.seed}
+
+
+def _checked_instruments(params: Mapping[str, Any], explicit: Mapping[str, Any], tracks: list[str]) -> dict[str, Any]:
+    """``instruments`` checked: each names a track that plays and an instrument it can play."""
+    instruments = dict(params.get("instruments") or {})
+    for role, name in instruments.items():
+        if role not in tracks:
+            raise ParameterError(f"instruments names the track {role!r}, which does not play (tracks: "
+                                 f"{', '.join(tracks)})", field=_field("instruments", explicit))
+        try:
+            instrument_program(role, name)
+        except ParameterError as exc:
+            raise ParameterError(exc.message, field=_field("instruments", explicit) + f".{role}") from None
+    return instruments
+
+
+def check_input(params: dict[str, Any], score: Score) -> None:
+    """What only the input's score tells: the track to regenerate is one it has, a melody to arrange has notes."""
+    from tunesmith.compose.song_input import band_roles, melody_part
+
+    mode, name = params.get("mode"), score.title or "the input"
+    if mode is None:
+        return
+    if not score.n_notes:
+        raise ParameterError(f"{name} has no notes", field="params.input")
+    roles = [r for r in band_roles(score) if r is not None]
+    if mode == "regenerate" and params.get("track") not in roles:
+        have = ", ".join(r for r in ROLES if r in roles) or "none"
+        raise ParameterError(f"{name} has no {params.get('track')} track to regenerate; its tracks are {have}",
+                             field="params.track")
+    if mode in ("arrange", "restyle") and melody_part(score) is None:
+        raise ParameterError(f"{name} has no pitched notes: nothing to {mode}", field="params.input")
 
 
 def _style_meter(weights: Mapping[str, float], card: Mapping[str, Any]) -> str:
@@ -195,8 +307,10 @@ def seconds(params: dict[str, Any], _upload: InputFacts | None, _card: Mapping[s
     return round(params["bars"] * numerator * 4 / denominator * 60.0 / params["tempo"] + RENDER_TAIL_SECONDS, 3)
 
 
-def run(writer: Any, params: dict[str, Any], _source: Score | None) -> Work:
-    """Write the song (the pipeline renders its score)."""
+def run(writer: Any, params: dict[str, Any], source: Score | None) -> Work:
+    """Write the song (the pipeline renders its score); with a mode, made of the input score ``source``."""
+    if params.get("mode"):
+        return _run_input(writer, params, source)
     song = writer.generate(style=params["style"], key=params["key"], tempo=params["tempo"], bars=params["bars"],
                            meter=params["meter"], energy=params["energy"], tracks=params["tracks"],
                            loop=params.get("loop"), instruments=params.get("instruments") or None,
@@ -214,8 +328,36 @@ def run(writer: Any, params: dict[str, Any], _source: Score | None) -> Work:
     return Work(score=song.score, audio=None, sr=0, result=result, signed=signed, title=title)
 
 
+def _run_input(writer: Any, params: dict[str, Any], source: Score | None) -> Work:
+    """A song made of an input score (`tunesmith.compose.song.SongWriter.generate_from`)."""
+    if source is None:
+        raise ParameterError(f"mode {params['mode']!r} needs an input score", field="params.input")
+    check_input(params, source)
+    added = params["bars"] - params["input_bars"] if params["mode"] == "continue" else None
+    song = writer.generate_from(source, mode=params["mode"], style=params["style"], key=params.get("key"),
+                                tempo=params["tempo"], bars=added, energy=params["energy"],
+                                tracks=params.get("tracks"), track=params.get("track"),
+                                instruments=params.get("instruments") or None, chart=params.get("chords"),
+                                seed=params.get("seed"), temperature=params.get("temperature", 1.0),
+                                top_p=params.get("top_p", 0.95))
+    result = {**song.params, "input": params.get("input"), "sections": song.sections, "tracks": song.tracks,
+              "chords": song.chords, "n_notes": song.score.n_notes, "compose_seconds": round(song.seconds, 3),
+              "steps": song.steps, "sampled_steps": song.sampled, "copied_steps": song.copied,
+              "steps_per_second": round(song.steps_per_second, 1), "notes": song.notes}
+    signed = {k: v for k, v in params.items() if k != "model"}
+    signed["seed"] = song.params["seed"]
+    title = {"arrange": f"melody arranged as {params['style']}", "continue": "song continued",
+             "regenerate": f"new {params.get('track')} part", "restyle": f"song restyled as {params['style']}"}
+    return Work(score=song.score, audio=None, sr=0, result=result, signed=signed, title=title[params["mode"]])
+
+
 def summary_line(result: Mapping[str, Any]) -> str:
     sections = " ".join(s["name"] for s in result.get("sections", []))
+    if result.get("mode"):
+        what = {"arrange": "melody arranged", "continue": f"continued from bar {result.get('input_bars', 0) + 1}",
+                "regenerate": f"new {result.get('track')}", "restyle": "restyled"}[result["mode"]]
+        return (f"{what}: {result.get('style')} in {result.get('key')}, {result.get('bars')} bars at "
+                f"{result.get('tempo'):g} BPM, seed {result.get('seed')}")
     return (f"{result.get('style')} in {result.get('key')}, {result.get('bars')} bars at {result.get('tempo'):g} BPM"
             f" ({sections}), seed {result.get('seed')}")
 
@@ -264,6 +406,6 @@ SONG = Family(
     load=load, params=SongParams, run=run, resolve=resolve, seconds=seconds, originality="symbolic",
     describe=lambda card: f"multi-track songs in {len(styles(card))} styles",
     summary_line=summary_line, mix_setting=mix_setting, soundfont="full", card_defaults=defaults,
-    card_choices=choices, prompt_params=PROMPT_PARAMS,
+    card_choices=choices, prompt_params=PROMPT_PARAMS, check_input=check_input,
     trainer=Trainer("song", "multi-track song model (grooves corpus)", train, train_options),
 )

@@ -233,4 +233,6 @@ def input_score(db: Database, store: UploadStore, upload_id: str) -> Score:
     if not path.is_file():
         raise ParameterError(f"the file of upload {upload_id} ({upload.filename}) is missing from the store",
                              field="params.input")
-    return read_upload(path)
+    score = read_upload(path)
+    score.title = upload.filename  # not the store's hash name (messages about the input name it)
+    return score

@@ -16,6 +16,7 @@ Chord symbols are written the way MMA reads them ("F#m7b5", "Bbmaj7", "Cdim7").
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -210,8 +211,9 @@ def window_weights(notes: list[Note], starts: np.ndarray, ends: np.ndarray) -> t
 
 
 def fit_chords(notes: list[Note], starts: np.ndarray, ends: np.ndarray, key: str,
-               settings: FitSettings = CHORALE) -> list[Chord]:
-    """One chord per window (module docstring); windows without notes keep the chord before them."""
+               settings: FitSettings = CHORALE, prior: Mapping[tuple[int, str], float] | None = None) -> list[Chord]:
+    """One chord per window (module docstring); windows without notes keep the chord before them. ``prior``:
+    a bonus per (root, quality), times the window's weight, for chords a style plays more often."""
     starts, ends = np.asarray(starts, dtype=float), np.asarray(ends, dtype=float)
     if len(starts) == 0:
         return []
@@ -239,6 +241,8 @@ def fit_chords(notes: list[Note], starts: np.ndarray, ends: np.ndarray, key: str
         tonic_chord = np.array([c.root == tonic and c.quality == ("" if mode == "major" else "m")
                                 for c in candidates], dtype=float)
         scores[-1] += settings.final_tonic_bonus * max(totals[-1], 1e-9) * tonic_chord
+    if prior:
+        scores += totals[:, None] * np.array([prior.get((c.root, c.quality), 0.0) for c in candidates])[None, :]
     scale = float(np.mean(totals[totals > 0])) if np.any(totals > 0) else 1.0
     return [candidates[i] for i in _viterbi(scores, settings.change_cost * scale)]
 

@@ -29,7 +29,7 @@ from tunesmith.service.images import IMAGES, artifact_ext, make_missing_image, w
 from tunesmith.service.schemas import GenerationCreate
 from tunesmith.service.state import Services
 from tunesmith.service.storage import CONTENT_TYPES
-from tunesmith.service.uploads import upload_for_request
+from tunesmith.service.uploads import input_score, upload_for_request, upload_store
 
 
 def input_facts(upload: Upload | None) -> InputFacts | None:
@@ -37,7 +37,7 @@ def input_facts(upload: Upload | None) -> InputFacts | None:
     if upload is None:
         return None
     return InputFacts(id=upload.id, filename=upload.filename, meter=upload.meter, tempo=upload.tempo,
-                      bars=upload.bars)
+                      bars=upload.bars, notes=upload.notes)
 
 
 def resolve_request(body: GenerationCreate, services: Services, upload: Upload | None = None
@@ -66,8 +66,11 @@ def resolve_request(body: GenerationCreate, services: Services, upload: Upload |
     explicit = {k: v for k, v in checked.model_dump(exclude_none=True).items() if k in given}
     seed = body.seed if body.seed is not None else secrets.randbelow(MAX_SEED + 1)
     request = Resolving(model_id=entry.id, card=entry.card, explicit=explicit, from_prompt=from_prompt,
-                        notes=notes, seed=seed, upload=input_facts(upload), max_bars=settings.max_bars)
+                        notes=notes, seed=seed, upload=input_facts(upload), max_bars=settings.max_bars,
+                        max_input_notes=settings.max_input_notes)
     params = family.resolve(request)
+    if family.check_input is not None and upload is not None:  # what only the score tells, before the job queues
+        family.check_input(params, input_score(services.db, upload_store(services.store), upload.id))
     if body.originality == "reject":
         params["originality"] = "reject"
     interpretation = reading.as_dict() | {"notes": notes} if reading else None
