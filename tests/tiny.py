@@ -2,6 +2,7 @@
 the pipeline, the service and the CLI run on them in seconds, without the shipped weights.
 
     weights = tiny_weights(tmp_path)     # chorale, folk, notes (+ perform) and analyzer cards with safetensors
+    tiny_song(weights)                   # and a song model
     Settings(weights_dir=weights, ...)   # a server offering them
 
 Their cards have the shipped cards' shape (the instruments, labels and front end of the shipped ones, so every
@@ -20,6 +21,7 @@ from tunesmith.models.gan import NoteGenerator, count_parameters
 from tunesmith.models.lm import build_lm
 from tunesmith.symbolic.grid import N_POSITIONS, N_SLOTS
 from tunesmith.symbolic.tokens import VOCAB
+from tunesmith.train.song import untrained_model
 
 
 def _shipped(name: str) -> dict:
@@ -73,3 +75,13 @@ def tiny_weights(directory: Path) -> Path:
     tiny_notes(directory)
     tiny_analyzer(directory)
     return directory
+
+
+def tiny_song(directory: Path, name: str = "song") -> Path:
+    """A song model of width 16 with one layer and the shipped card's shape (every style family, the GM drum keys):
+    writes whole multi-track songs with sections in a fraction of a second (random-sounding ones)."""
+    torch.manual_seed(0)
+    model, card = untrained_model(dim=16, layers=1, heads=2)
+    card |= {"id": name, "version": "0.0.1+tiny", "description": "tiny debug song model"}
+    save_checkpoint(directory, name, model, card)
+    return directory / f"{name}.json"

@@ -113,6 +113,8 @@ class Family:
     default_seed: int | None = None  # the seed a local run takes when none is given (None: a random one)
     summary_line: Callable[[Mapping[str, Any]], str] | None = None  # one line on what a work is
     mix_setting: Callable[[Any], Any] | None = None  # a part -> its MixSetting in the mix of stems (None: as rendered)
+    public_info: Callable[[Mapping[str, Any]], dict[str, Any]] = field(default=lambda card: {})  # more of a card
+    # for GET /v1/models besides its params (a song model's styles and tracks)
     trainer: Trainer | None = None
 
     def model_id(self, card_id: str) -> str:
