@@ -96,8 +96,9 @@ def styles(card: Mapping[str, Any]) -> list[Mapping[str, Any]]:
 
 def public_info(card: Mapping[str, Any]) -> dict[str, Any]:
     """What GET /v1/models shows of a song card besides its params: the style families a musician picks from (id,
-    name, one-line description, tempo range, usual meter) and the tracks with the instruments each may play."""
-    shown = ("id", "name", "description", "tempo", "meter")
+    name, one-line description, other names, tempo range, usual meter) and the tracks with the instruments each
+    may play."""
+    shown = ("id", "name", "description", "aliases", "tempo", "meter")
     kits, pitched = sorted(DRUM_KIT_PROGRAMS), list(PITCHED_INSTRUMENTS)
     return {"styles": [{k: s.get(k) for k in shown} for s in styles(card)],
             "tracks": [{"name": role, "instruments": kits if role == "drums" else pitched} for role in ROLES]}
