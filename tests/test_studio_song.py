@@ -9,11 +9,14 @@ screenshot is."""
 from __future__ import annotations
 
 import io
+import re
 import wave
 import zipfile
 
 import mido
+import numpy as np
 import pytest
+import soundfile as sf
 
 from tests.service_fixtures import live_server
 from tests.test_service_studio import browser, secret_of  # noqa: F401 (the module's browser fixture)
@@ -60,6 +63,20 @@ def open_song_panel(page, server, settings, name: str) -> dict:
     page.select_option("#model", "song")
     page.wait_for_selector("#style-list .style-option")
     return page.evaluate("state.models.find(m => m.id === 'song')")
+
+
+def test_the_studio_scripts_are_served(song_server):
+    import httpx2 as httpx
+
+    server, _ = song_server
+    page = httpx.get(f"{server.url}/").text
+    scripts = re.findall(r'<script src="/studio/([\w.-]+)"', page)
+    assert {"midi.js", "track-rolls.js", "song-panel.js", "take.js", "studio.js"} <= set(scripts), scripts
+    assert scripts[-1] == "studio.js"  # it starts the page once the modules are read (deferred, in order)
+    for name in scripts:
+        response = httpx.get(f"{server.url}/studio/{name}")
+        assert response.status_code == 200 and response.headers["content-type"].startswith("text/javascript")
+        assert "://" not in response.text  # nothing from a CDN
 
 
 def test_models_list_the_song_styles_and_tracks(song_server):
@@ -224,4 +241,28 @@ def test_a_melody_upload_is_arranged_when_the_family_takes_one(song_server, page
     record = page.evaluate("state.current")
     assert record["status"] == "succeeded", record.get("error")
     assert record["params"]["input"] == page.evaluate("state.upload.id") and "harmonize" not in record["params"]
+    assert page.problems == []
+
+
+def test_a_recorded_take_becomes_the_melody(song_server, page, tmp_path):
+    """A WAV take of five notes is transcribed by the analyzer and uploaded as a MIDI melody of five notes."""
+    server, settings = song_server
+    card = open_song_panel(page, server, settings, "song-take")
+    if "input" not in card["params"]:
+        page.select_option("#model", "folk")  # this song model takes no melody: a composer continues the take
+    sr, pitches = 22_050, [60, 62, 64, 65, 67]
+    t = np.arange(int(0.45 * sr)) / sr
+    gap = np.zeros(int(0.1 * sr))
+    take = np.concatenate([np.concatenate([0.4 * np.sin(2 * np.pi * 440 * 2 ** ((p - 69) / 12) * t) *
+                                           np.minimum(1, np.minimum(t, t[-1] - t) / 0.01), gap]) for p in pitches])
+    path = tmp_path / "take.wav"
+    sf.write(path, take.astype(np.float32), sr)
+    page.set_input_files("#melody-file", str(path))
+    page.wait_for_function("document.querySelector('#melody-summary').textContent.includes('heard in') || "
+                           "document.querySelector('[data-error-for~=\"file\"]').textContent !== ''",
+                           timeout=60_000)
+    summary = page.text_content("#melody-summary")
+    assert summary.startswith("take.mid: MIDI, 1 part, 5 notes") and "heard in take.wav at" in summary, summary
+    upload = page.evaluate("state.upload")
+    assert upload["filename"] == "take.mid" and upload["notes"] == len(pitches)
     assert page.problems == []

@@ -199,8 +199,9 @@ function showSongChoices(model) {
   if (song) stems.checked = true;
   stems.disabled = song;
   const arranges = song && "input" in model.params;
-  $("#melody-label").textContent = !song ? "Choose a MIDI, MusicXML or ABC file to continue or harmonize" :
-    "Choose a MIDI, MusicXML or ABC melody: the band arranges it, note for note";
+  $("#melody-label").textContent = !song ? "Choose a MIDI, MusicXML or ABC file, or a recorded take (WAV, FLAC, " +
+    "MP3, OGG), to continue or harmonize" : "Choose a MIDI, MusicXML or ABC melody, or a recorded take: the band " +
+    "arranges it, note for note";
   $("#melody-file").disabled = song && !arranges;
   $("#melody-song").hidden = !song;
   $("#melody-song").textContent = arranges ? "The song keeps your melody as its lead; its key and tempo follow " +
@@ -286,10 +287,17 @@ async function uploadMelody() {
     $("#melody-file").value = "";
     return;
   }
-  $("#melody-summary").textContent = `Reading ${file.name}…`;
-  const form = new FormData();
-  form.append("file", file, file.name);
+  $("#melody-summary").textContent = isTake(file) ? `Listening to ${file.name}…` : `Reading ${file.name}…`;
+  let heard = "";
   try {
+    let score = file;
+    if (isTake(file)) {  // a recording: its transcribed melody is uploaded as MIDI
+      const take = await melodyFromTake(file);
+      score = take.file;
+      heard = ` (heard in ${file.name} at ${Math.round(take.tempo)} BPM)`;
+    }
+    const form = new FormData();
+    form.append("file", score, score.name);
     state.upload = await api("/v1/uploads", { method: "POST", form });
   } catch (error) {
     $("#melody-summary").textContent = "";
@@ -300,7 +308,7 @@ async function uploadMelody() {
   const u = state.upload;
   const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
   $("#melody-summary").textContent = `${u.filename}: ${u.format.toUpperCase()}, ${plural(u.parts, "part")}, ` +
-    `${plural(u.notes, "note")}, ${plural(u.bars, "bar")}${u.key ? `, ${u.key}` : ""}`;
+    `${plural(u.notes, "note")}, ${plural(u.bars, "bar")}${u.key ? `, ${u.key}` : ""}${heard}`;
   $("#melody-mode").hidden = isSongModel(currentModel());
 }
 
