@@ -192,8 +192,13 @@ def test_generate_a_song_see_its_tracks_mute_one_and_download(song_server, page,
     assert page.get_attribute('#tracks li[data-track="drums"] .mute', "aria-pressed") == "true"
     page.click('#tracks li[data-track="bass"] .solo')
     assert page.evaluate(gains) == {name: 1 if name == "bass" else 0 for name in tracks}
-    page.wait_for_function("getComputedStyle(document.querySelector('#mixer')).getPropertyValue('--playhead') > 0",
-                           timeout=10_000)
+    playhead = "Number(getComputedStyle(document.querySelector('#mixer')).getPropertyValue('--playhead'))"
+    page.wait_for_function(f"{playhead} > 0", timeout=10_000)
+    last = float(page.get_attribute("#sections li:last-child", "data-start"))
+    assert page.evaluate(playhead) < last - 0.2  # playing from the start, far from the last section
+    page.click("#sections li:last-child")  # plays from there, with the same mute and solo
+    page.wait_for_function(f"{playhead} >= {last}", timeout=5_000)
+    assert page.evaluate(gains) == {name: 1 if name == "bass" else 0 for name in tracks}
     shot = tmp_path / "studio-song.png"
     page.screenshot(path=str(shot), full_page=True)
     print(f"studio screenshot: {shot}")

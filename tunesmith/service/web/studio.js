@@ -588,7 +588,7 @@ async function loadMedia(record) {
   await Promise.all(tasks.map(async ([name, path, show]) => {
     try {
       const blob = await fetchBlob(path);
-      if (state.current?.id !== id) return;
+      if (state.current?.id !== id) return;  // another work was opened meanwhile
       const url = URL.createObjectURL(blob);
       state.urls.push(url);
       state.media[name] = blob;
@@ -676,10 +676,11 @@ function stopTracks() {
 
 async function playOrStopTracks() {
   if (state.tracks.some((t) => t.source)) stopTracks();
-  else await playTracks();
+  else await playTracks(0);
 }
 
-async function playTracks() {
+// Every stem from ``offset`` seconds on (a click on a roll or a section starts there).
+async function playTracks(offset = 0) {
   const record = state.current;
   if (!record || !state.tracks.length) return;
   stopTracks();
@@ -704,7 +705,7 @@ async function playTracks() {
     track.source = context.createBufferSource();
     track.source.buffer = track.buffer;
     track.source.connect(track.gain);
-    track.source.start(start);
+    track.source.start(start, Math.min(offset, track.buffer.duration));
   }
   const sources = state.tracks.map((t) => t.source);
   const longest = sources.reduce((a, b) => (b.buffer.duration > a.buffer.duration ? b : a));
@@ -714,7 +715,7 @@ async function playTracks() {
   applyGains();
   $("#mixer-play").textContent = "Stop";
   document.body.dataset.tracksPlaying = String(state.tracks.length);
-  followPlayHead(context, start);
+  followPlayHead(context, start - offset);
 }
 
 async function download(kind) {

@@ -25,7 +25,9 @@ async function showTrackRolls(record) {
   if (!record.links.midi || !state.tracks.length) return;
   let midi;
   try {
-    midi = parseMidi(await (await fetchBlob(record.links.midi)).arrayBuffer());
+    const blob = state.media.mid || await fetchBlob(record.links.midi);
+    state.media.mid = blob;  // the MIDI download uses it too
+    midi = parseMidi(await blob.arrayBuffer());
   } catch (error) {
     if (state.current?.id === record.id) showRecordError(`piano rolls: ${error.message}`);
     return;
@@ -53,6 +55,7 @@ function showTimeline(layout) {
     li.style.left = `${((first - 1) / layout.bars) * 100}%`;
     li.style.width = `${((last - first + 1) / layout.bars) * 100}%`;
     li.title = `${section.name}: bars ${first}–${last}`;
+    li.dataset.start = String((first - 1) / layout.bars);  // where the section starts, 0..1 of the song
     const name = document.createElement("span");
     name.className = "section-name";
     name.textContent = section.name;
@@ -132,9 +135,27 @@ function drawRoll(canvas, track, layout, colour) {
 
 // ------------------------------------------------------------------------------------------ play head
 
+function rollSeconds() {
+  return state.rolls ? (state.rolls.layout.beats * 60) / state.rolls.layout.tempo : null;
+}
+
+// A click on a roll plays every track from that point; a click on a section, from the section's start.
+function playFromClick(event) {
+  if (!state.rolls) return;
+  const section = event.target.closest("#sections li");
+  const roll = event.target.closest(".roll");
+  let fraction;
+  if (section) fraction = Number(section.dataset.start);
+  else if (roll) {
+    const box = roll.getBoundingClientRect();
+    fraction = (event.clientX - box.left) / box.width;
+  } else return;
+  playTracks(Math.max(0, Math.min(fraction, 1)) * rollSeconds());
+}
+
 function followPlayHead(context, start) {
   const mixer = $("#mixer");
-  const seconds = state.rolls ? (state.rolls.layout.beats * 60) / state.rolls.layout.tempo : null;
+  const seconds = rollSeconds();
   const playing = state.tracks.map((t) => t.source);
   const step = () => {
     const sources = state.tracks.map((t) => t.source);
@@ -154,6 +175,7 @@ function followPlayHead(context, start) {
 }
 
 function startTrackRolls() {
+  $("#mixer").addEventListener("click", playFromClick);
   let pending = false;
   new ResizeObserver(() => {  // redraw at the new width, once a frame
     if (pending) return;
