@@ -2,6 +2,7 @@
 the pipeline, the service and the CLI run on them in seconds, without the shipped weights.
 
     weights = tiny_weights(tmp_path)     # chorale, folk, notes (+ perform) and analyzer cards with safetensors
+    tiny_song(weights)                   # and a song model
     Settings(weights_dir=weights, ...)   # a server offering them
 
 Their cards have the shipped cards' shape (the instruments, labels and front end of the shipped ones, so every
@@ -20,6 +21,7 @@ from tunesmith.models.gan import NoteGenerator, count_parameters
 from tunesmith.models.lm import build_lm
 from tunesmith.symbolic.grid import N_POSITIONS, N_SLOTS
 from tunesmith.symbolic.tokens import VOCAB
+from tunesmith.train.song import untrained_model
 
 
 def _shipped(name: str) -> dict:
@@ -68,7 +70,6 @@ def tiny_analyzer(directory: Path, name: str = "analyzer") -> Path:
 def tiny_song(directory: Path, name: str = "song") -> Path:
     """A song Transformer of width 16 (one layer, random weights) with a card of the shipped shape: every style
     family, the meters 3/4, 4/4 and 6/8, usual role ranges, the GM drum keys, any chord."""
-    from tunesmith.train.song import untrained_model
 
     torch.manual_seed(0)
     model, card = untrained_model(dim=16, layers=1, heads=2, head_hidden=16)

@@ -118,6 +118,8 @@ class Family:
     soundfont: str | None = None  # the GM soundfont its scores render with when installed (symbolic.render's names)
     # the resolved params checked against the input score before a job is queued (a ParameterError naming the field)
     check_input: Callable[[dict[str, Any], Score], None] | None = None
+    public_info: Callable[[Mapping[str, Any]], dict[str, Any]] = field(default=lambda card: {})  # more of a card
+    # for GET /v1/models besides its params (a song model's styles and tracks)
     trainer: Trainer | None = None
 
     def model_id(self, card_id: str) -> str:

@@ -106,6 +106,16 @@ def styles(card: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     return list(card.get("styles") or [])
 
 
+def public_info(card: Mapping[str, Any]) -> dict[str, Any]:
+    """What GET /v1/models shows of a song card besides its params: the style families a musician picks from (id,
+    name, one-line description, other names, tempo range, usual meter) and the tracks with the instruments each
+    may play."""
+    shown = ("id", "name", "description", "aliases", "tempo", "meter")
+    kits, pitched = sorted(DRUM_KIT_PROGRAMS), list(PITCHED_INSTRUMENTS)
+    return {"styles": [{k: s.get(k) for k in shown} for s in styles(card)],
+            "tracks": [{"name": role, "instruments": kits if role == "drums" else pitched} for role in ROLES]}
+
+
 def offered_meters(card: Mapping[str, Any]) -> list[str]:
     learned = list(card.get("meters") or ["4/4"])
     return learned + [m for m, (base, _) in DERIVED_METERS.items() if base in learned and m not in learned]
@@ -406,6 +416,6 @@ SONG = Family(
     load=load, params=SongParams, run=run, resolve=resolve, seconds=seconds, originality="symbolic",
     describe=lambda card: f"multi-track songs in {len(styles(card))} styles",
     summary_line=summary_line, mix_setting=mix_setting, soundfont="full", card_defaults=defaults,
-    card_choices=choices, prompt_params=PROMPT_PARAMS, check_input=check_input,
+    card_choices=choices, prompt_params=PROMPT_PARAMS, check_input=check_input, public_info=public_info,
     trainer=Trainer("song", "multi-track song model (grooves corpus)", train, train_options),
 )

@@ -68,6 +68,7 @@ class ModelEntry:
             "formats": list(self.formats),
             "outputs": sorted(family.outputs),
             "needs_input": family.input_needed,
+            **family.public_info(card),
         }
 
 

@@ -11,7 +11,9 @@ from tunesmith.service.errors import NotFound
 
 router = APIRouter(include_in_schema=False)
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
-FILES = {"studio.css": "text/css", "studio.js": "text/javascript", "favicon.svg": "image/svg+xml"}
+FILES = {"studio.css": "text/css", "studio.js": "text/javascript", "favicon.svg": "image/svg+xml",
+         "midi.js": "text/javascript", "track-rolls.js": "text/javascript", "song-panel.js": "text/javascript",
+         "take.js": "text/javascript"}
 NO_CACHE = {"Cache-Control": "no-cache"}  # a new version of the server serves its new page at once
 
 

@@ -7,7 +7,7 @@ const KEY_STORAGE = "tunesmith.apiKey";
 const HISTORY_PAGE = 12;
 const LABELS = {
   key: "Key", bars: "Bars", meter: "Meter", tempo: "Tempo", temperature: "Temperature", top_p: "Top-p",
-  instrument: "Instrument", seed: "Seed",
+  instrument: "Instrument", seed: "Seed", length: "Length", loop: "Loop (bars)", chords: "Chord chart",
 };
 const STATUS_TEXT = {
   queued: "Waiting in the queue", running: "Composing", succeeded: "Ready", failed: "Failed",
@@ -142,11 +142,16 @@ async function loadModels() {
     return;
   }
   const select = $("#model");
-  select.replaceChildren(...state.models.map((m) => new Option(`${m.id} (${m.kind === "composer" ?
-    (m.voices === 1 ? "melody" : `${m.voices} voices`) : m.kind})`, m.id)),
+  select.replaceChildren(...state.models.map((m) => new Option(`${m.id} (${modelKind(m)})`, m.id)),
     new Option("auto: the prompt chooses", AUTO_MODEL));
   if (!state.models.length) showError(new ApiError(0, "none", "this server offers no model", "model"));
   showModel();
+}
+
+function modelKind(model) {
+  if (isSongModel(model)) return "a band in a style";
+  if (model.kind !== "composer") return model.kind;
+  return model.voices === 1 ? "melody" : `${model.voices} voices`;
 }
 
 const AUTO_MODEL = "";  // no model in the request: the prompt chooses one
@@ -158,8 +163,13 @@ function currentModel() {
 function showModel() {
   const model = currentModel();
   const box = $("#params");
+  const more = $("#params-more");
   box.replaceChildren();
+  more.replaceChildren();
+  showSongPanel(model);
+  showSongChoices(model);
   if (!model) {
+    $("#params-more-box").hidden = true;
     $("#model-description").textContent = $("#model").value === AUTO_MODEL && state.models.length ?
       "the prompt chooses the model and its parameters (English or Chinese); the job shows how it was read" : "";
     return;
@@ -167,15 +177,36 @@ function showModel() {
   const licences = Object.keys(model.training_data?.licences || {}).join(", ");
   $("#model-description").textContent = `${model.description}, version ${model.version}` +
     (licences ? ` · trained on ${licences}` : "");
+  const song = isSongModel(model);
   for (const [name, spec] of Object.entries(model.params)) {
-    // the upload (melody) panel gives params.input and params.harmonize
-    if (name !== "input" && name !== "harmonize") box.append(paramField(name, spec));
+    // the upload (melody) panel gives params.input and params.harmonize; the Song panel its own params
+    if (name === "input" || name === "harmonize" || (song && SONG_PANEL_PARAMS.includes(name))) continue;
+    (song && SONG_MORE_PARAMS.includes(name) ? more : box).append(paramField(name, spec));
   }
+  $("#params-more-box").hidden = more.children.length === 0;
+  if (song) onStyleChange();
   const harmonize = $("#harmonize");
   harmonize.disabled = model.voices < 2;
   $("#harmonize-label").classList.toggle("disabled", harmonize.disabled);
   $("#harmonize-label").title = harmonize.disabled ? "only four-voice models (chorale) harmonize a melody" : "";
   if (harmonize.disabled && harmonize.checked) document.querySelector('[name="melody-mode"]').checked = true;
+}
+
+// A song always has stems, and arranges an uploaded melody (when its family takes one: params.input).
+function showSongChoices(model) {
+  const song = isSongModel(model);
+  const stems = $("#want-stems");
+  if (song) stems.checked = true;
+  stems.disabled = song;
+  const arranges = song && "input" in model.params;
+  $("#melody-label").textContent = !song ? "Choose a MIDI, MusicXML or ABC file, or a recorded take (WAV, FLAC, " +
+    "MP3, OGG), to continue or harmonize" : "Choose a MIDI, MusicXML or ABC melody, or a recorded take: the band " +
+    "arranges it, note for note";
+  $("#melody-file").disabled = song && !arranges;
+  $("#melody-song").hidden = !song;
+  $("#melody-song").textContent = arranges ? "The song keeps your melody as its lead; its key and tempo follow " +
+    "the file unless you set them." : "This server's song model does not arrange a melody yet.";
+  $("#melody-mode").hidden = !state.upload || song;
 }
 
 function humanize(value) {
@@ -221,7 +252,7 @@ function paramField(name, spec) {
   const range = document.createElement("span");
   range.className = "range";
   if (spec.minimum !== undefined && spec.maximum !== undefined) {
-    range.textContent = `${spec.minimum}–${spec.maximum}${spec.unit ? " BPM" : ""}`;
+    range.textContent = `${spec.minimum}–${spec.maximum}${unitOf(spec)}`;
   } else if (name === "key") {
     range.textContent = 'e.g. "D minor", "F# major"';
   }
@@ -231,6 +262,11 @@ function paramField(name, spec) {
   error.setAttribute("role", "alert");
   wrap.append(range, error);
   return wrap;
+}
+
+function unitOf(spec) {
+  if (!spec.unit) return "";
+  return spec.unit === "seconds" ? " s" : spec.unit.includes("per minute") ? " BPM" : ` ${spec.unit}`;
 }
 
 function stepOf(spec) {
@@ -251,10 +287,17 @@ async function uploadMelody() {
     $("#melody-file").value = "";
     return;
   }
-  $("#melody-summary").textContent = `Reading ${file.name}…`;
-  const form = new FormData();
-  form.append("file", file, file.name);
+  $("#melody-summary").textContent = isTake(file) ? `Listening to ${file.name}…` : `Reading ${file.name}…`;
+  let heard = "";
   try {
+    let score = file;
+    if (isTake(file)) {  // a recording: its transcribed melody is uploaded as MIDI
+      const take = await melodyFromTake(file);
+      score = take.file;
+      heard = ` (heard in ${file.name} at ${Math.round(take.tempo)} BPM)`;
+    }
+    const form = new FormData();
+    form.append("file", score, score.name);
     state.upload = await api("/v1/uploads", { method: "POST", form });
   } catch (error) {
     $("#melody-summary").textContent = "";
@@ -265,8 +308,8 @@ async function uploadMelody() {
   const u = state.upload;
   const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
   $("#melody-summary").textContent = `${u.filename}: ${u.format.toUpperCase()}, ${plural(u.parts, "part")}, ` +
-    `${plural(u.notes, "note")}, ${plural(u.bars, "bar")}${u.key ? `, ${u.key}` : ""}`;
-  $("#melody-mode").hidden = false;
+    `${plural(u.notes, "note")}, ${plural(u.bars, "bar")}${u.key ? `, ${u.key}` : ""}${heard}`;
+  $("#melody-mode").hidden = isSongModel(currentModel());
 }
 
 function clearMelody() {
@@ -293,10 +336,14 @@ function requestBody() {
     if (input.dataset.param === "seed") body.seed = value;
     else body.params[input.dataset.param] = value;
   }
+  const model = currentModel();
+  if (isSongModel(model)) Object.assign(body.params, songParams());
   if ($("#want-stems").checked) body.formats = ["wav", "mid", "stems"];
-  if (state.upload) {
+  if (state.upload && (!model || "input" in model.params)) {
     body.params.input = state.upload.id;
-    body.params.harmonize = document.querySelector('[name="melody-mode"]:checked').value === "harmonize";
+    if (!model || "harmonize" in model.params) {
+      body.params.harmonize = document.querySelector('[name="melody-mode"]:checked').value === "harmonize";
+    }
   }
   return body;
 }
@@ -398,9 +445,12 @@ function releaseMedia() {
   $("#pianoroll").removeAttribute("src");
   stopTracks();
   state.tracks = [];
+  state.rolls = null;
   $("#tracks").replaceChildren();
+  $("#sections").replaceChildren();
   $("#mixer").hidden = true;
   $("#download-stems").hidden = true;
+  $("#pianoroll").closest("figure").hidden = false;
 }
 
 function showProgress(status, progress) {
@@ -460,7 +510,9 @@ function showDetails(record) {
     ["Meter", (r.time_signature && r.time_signature.join("/")) || p.meter],
     ["Tempo", r.tempo || p.tempo ? `${r.tempo || p.tempo} BPM` : null],
     ["Bars", r.bars || p.bars],
+    ["Style", styleText(r.styles, r.style || p.style)],
     ["Instrument", humanize(p.instrument || "")],
+    ["Band", (r.tracks || []).map((t) => `${t.name}: ${humanize(t.instrument)}`).join(", ")],
     ["Pitch", p.pitch],
     ["Velocity", p.velocity],
     ["Held", p.duration !== undefined ? `${p.duration} s` : null],
@@ -483,6 +535,16 @@ function showDetails(record) {
     li.textContent = n;
     return li;
   }));
+}
+
+// A song's style as a musician reads it: "Bossa nova" or "70% Bossa nova + 30% House".
+function styleText(weights, style) {
+  if (!style) return null;
+  const model = state.models.find((m) => isSongModel(m));
+  const name = (id) => (model ? styleName(model, id) : humanize(id));
+  const parts = Object.entries(weights || {});
+  if (parts.length < 2) return parts.length ? name(parts[0][0]) : humanize(style);
+  return parts.map(([id, w]) => `${Math.round(w * 100)}% ${name(id)}`).join(" + ");
 }
 
 // How the prompt was read: each parameter with the words it came from, how, and how sure; the words not used.
@@ -522,10 +584,11 @@ async function loadMedia(record) {
   $("#pianoroll").closest("figure").hidden = !hasScore(record);
   $("#download-mid").hidden = !hasScore(record);
   showMixer(record);
+  showTrackRolls(record);
   await Promise.all(tasks.map(async ([name, path, show]) => {
     try {
       const blob = await fetchBlob(path);
-      if (state.current?.id !== id) return;
+      if (state.current?.id !== id) return;  // another work was opened meanwhile
       const url = URL.createObjectURL(blob);
       state.urls.push(url);
       state.media[name] = blob;
@@ -543,26 +606,35 @@ function showMixer(record) {
   const names = Object.keys(stems);
   $("#mixer").hidden = names.length === 0;
   $("#download-stems").hidden = names.length === 0;
-  const sections = (record.result && record.result.sections) || [];
-  $("#sections").hidden = sections.length === 0;
-  $("#sections").replaceChildren(...sections.map((s) => {
-    const li = document.createElement("li");
-    const bars = Array.isArray(s.bars) ? `bars ${s.bars[0]}–${s.bars[1]}` : "";
-    li.textContent = `${s.name || s.section} ${bars}`.trim();
-    return li;
-  }));
+  $("#download-wav").textContent = names.length ? "Download mix (WAV)" : "Download WAV";
+  $("#sections").hidden = true;  // the timeline is drawn with the rolls (track-rolls.js)
+  const instruments = new Map(((record.result && record.result.tracks) || []).map((t) => [t.name, t.instrument]));
   state.tracks = names.map((name) => ({ name, path: stems[name], muted: false, solo: false }));
-  $("#tracks").replaceChildren(...state.tracks.map((track) => {
+  $("#tracks").replaceChildren(...state.tracks.map((track, index) => {
     const li = document.createElement("li");
     li.dataset.track = track.name;
+    li.style.setProperty("--track-colour", trackColour(track.name, index));
+    const head = document.createElement("div");
+    head.className = "track-head";
     const label = document.createElement("span");
     label.className = "name";
     label.textContent = humanize(track.name);
+    const instrument = document.createElement("span");
+    instrument.className = "instrument";
+    instrument.textContent = humanize(instruments.get(track.name) || "");
     const mute = toggle("Mute", () => { track.muted = !track.muted; return track.muted; });
     const solo = toggle("Solo", () => { track.solo = !track.solo; return track.solo; });
     mute.classList.add("mute");
+    mute.title = `mute ${track.name}`;
     solo.classList.add("solo");
-    li.append(label, mute, solo);
+    solo.title = `solo ${track.name}`;
+    const buttons = document.createElement("span");
+    buttons.className = "buttons";
+    buttons.append(mute, solo);
+    head.append(label, instrument, buttons);
+    const roll = document.createElement("div");
+    roll.className = "roll";
+    li.append(head, roll);
     return li;
   }));
 }
@@ -587,6 +659,8 @@ function audible(track) {
 function applyGains() {
   for (const track of state.tracks) {
     if (track.gain) track.gain.gain.value = audible(track) ? 1 : 0;
+    document.querySelector(`#tracks li[data-track="${CSS.escape(track.name)}"]`)
+      ?.classList.toggle("silent", !audible(track));
   }
   document.body.dataset.audibleTracks = state.tracks.filter(audible).map((t) => t.name).join(",");
 }
@@ -596,9 +670,17 @@ function stopTracks() {
     try { track.source?.stop(); } catch { /* not started */ }
     track.source = null;
   }
+  $("#mixer-play").textContent = "Play tracks";
+  delete document.body.dataset.tracksPlaying;
 }
 
-async function playTracks() {
+async function playOrStopTracks() {
+  if (state.tracks.some((t) => t.source)) stopTracks();
+  else await playTracks(0);
+}
+
+// Every stem from ``offset`` seconds on (a click on a roll or a section starts there).
+async function playTracks(offset = 0) {
   const record = state.current;
   if (!record || !state.tracks.length) return;
   stopTracks();
@@ -623,10 +705,17 @@ async function playTracks() {
     track.source = context.createBufferSource();
     track.source.buffer = track.buffer;
     track.source.connect(track.gain);
-    track.source.start(start);
+    track.source.start(start, Math.min(offset, track.buffer.duration));
   }
+  const sources = state.tracks.map((t) => t.source);
+  const longest = sources.reduce((a, b) => (b.buffer.duration > a.buffer.duration ? b : a));
+  longest.addEventListener("ended", () => {
+    if (state.tracks.some((t, i) => t.source === sources[i])) stopTracks();
+  });
   applyGains();
+  $("#mixer-play").textContent = "Stop";
   document.body.dataset.tracksPlaying = String(state.tracks.length);
+  followPlayHead(context, start - offset);
 }
 
 async function download(kind) {
@@ -739,10 +828,12 @@ function start() {
   $("#download-wav").addEventListener("click", () => download("wav"));
   $("#download-mid").addEventListener("click", () => download("mid"));
   $("#download-stems").addEventListener("click", () => download("zip"));
-  $("#mixer-play").addEventListener("click", playTracks);
+  $("#mixer-play").addEventListener("click", playOrStopTracks);
   $("#delete-work").addEventListener("click", deleteWork);
   $("#history-refresh").addEventListener("click", () => loadHistory(true));
   $("#history-more").addEventListener("click", () => loadHistory(false));
+  startSongPanel();
+  startTrackRolls();
   setKey(localStorage.getItem(KEY_STORAGE) || "");
   $("#api-key").value = state.key;
   loadModels();
