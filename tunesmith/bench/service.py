@@ -87,12 +87,14 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _create_key(data_dir: Path) -> str:
-    """Migrate the bench database and create a key in it with an unreachable quota; returns the secret."""
+def _create_key(data_dir: Path, database_url: str | None = None) -> str:
+    """Migrate the bench database (default: the data directory's SQLite) and create a key in it with an
+    unreachable quota; returns the secret."""
     from tunesmith.service import crud
     from tunesmith.service.db import Database
 
-    db = Database(f"sqlite:///{data_dir.resolve() / 'tunesmith.db'}")  # what the server uses (its env is cleared)
+    # what the server uses (its env is cleared)
+    db = Database(database_url or f"sqlite:///{data_dir.resolve() / 'tunesmith.db'}")
     try:
         db.migrate()
         with db.session() as session:
@@ -102,20 +104,27 @@ def _create_key(data_dir: Path) -> str:
     return secret
 
 
+def bench_env(env_extra: dict[str, str] | None = None, models: tuple[str, ...] = (MODEL,)) -> dict[str, str]:
+    """The environment of the bench's server processes: no TUNESMITH_* setting of the caller's (but its
+    weights), limits the bench cannot reach, ``models`` loaded at start-up, one PyTorch thread; ``env_extra``."""
+    env = {name: value for name, value in os.environ.items() if not name.startswith("TUNESMITH_")}
+    env.update(TUNESMITH_REQUESTS_PER_MINUTE=str(UNLIMITED), TUNESMITH_DAILY_AUDIO_SECONDS=str(UNLIMITED),
+               TUNESMITH_PRELOAD=json_module.dumps(list(models)), OMP_NUM_THREADS="1")
+    if "TUNESMITH_WEIGHTS" in os.environ:
+        env["TUNESMITH_WEIGHTS"] = os.environ["TUNESMITH_WEIGHTS"]
+    env.update(env_extra or {})
+    return env
+
+
 @contextlib.contextmanager
 def _server(data_dir: Path, workers: int, api_processes: int | None,
             env_extra: dict[str, str] | None = None) -> Iterator[tuple[str, int]]:
     """`tunesmith serve` on 127.0.0.1:free port with the bench's settings (and ``env_extra``); yields its URL and
     process id, stops it after."""
     port = _free_port()
-    env = {name: value for name, value in os.environ.items() if not name.startswith("TUNESMITH_")}
-    env.update(TUNESMITH_REQUESTS_PER_MINUTE=str(UNLIMITED), TUNESMITH_DAILY_AUDIO_SECONDS=str(UNLIMITED),
-               TUNESMITH_PRELOAD=json_module.dumps([MODEL]), OMP_NUM_THREADS="1")
+    env = bench_env(env_extra)
     if api_processes is not None:
         env["TUNESMITH_API_PROCESSES"] = str(api_processes)
-    if "TUNESMITH_WEIGHTS" in os.environ:
-        env["TUNESMITH_WEIGHTS"] = os.environ["TUNESMITH_WEIGHTS"]
-    env.update(env_extra or {})
     log_path = data_dir / "server.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
@@ -352,8 +361,17 @@ async def _bench(url: str, pid: int, secret: str, clients: int, requests: int, s
 
 
 def run(*, seconds: float = 60.0, json: bool = False, clients: int = 32, requests: int = 320, workers: int = 1,
-        api_processes: int | None = None, **_: object) -> dict:
-    """Bench a fresh local server; ``seconds`` bounds the wait for the queue to drain. Prints a table or JSON."""
+        api_processes: int | None = None, worker_counts: str | None = None, jobs: int | None = None,
+        **_: object) -> dict:
+    """Bench a fresh local server; ``seconds`` bounds the wait for the queue to drain. Prints a table or JSON.
+
+    With ``worker_counts`` ("1,2,4", the CLI's ``--workers``) it benches generation throughput against the
+    number of worker processes instead (:mod:`tunesmith.bench.service_scaling`: ``jobs`` per count, each count
+    waited for at most 10 minutes)."""
+    if worker_counts is not None:
+        from tunesmith.bench import service_scaling
+
+        return service_scaling.run(counts=worker_counts, jobs=jobs or service_scaling.JOBS, json=json)
     if clients < 1:
         raise ParameterError(f"--clients must be at least 1, got {clients}", field="clients")
     if api_processes is not None and api_processes < 1:

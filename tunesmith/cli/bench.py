@@ -24,6 +24,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                                                      "(default 10000)")
     parser.add_argument("--api-processes", type=int, help="service, fuzz, load: the server's API processes "
                                                             "(default: one per CPU core, at most 4)")
+    parser.add_argument("--workers", help="service: worker processes to compare, e.g. 1,2,4 (generation jobs/min, "
+                                           "CPU per job, latency, queue wait for each)")
+    parser.add_argument("--jobs", type=int, help="service --workers: generation jobs per worker count (default 12)")
     parser.add_argument("--files", type=int, help="fuzz: hostile files to send (default 10000)")
     parser.add_argument("--seed", type=int, help="fuzz, load: the generator's seed (default 1)")
     parser.add_argument("--no-musicgen", dest="musicgen", action="store_false",
@@ -43,10 +46,12 @@ def run(args: argparse.Namespace) -> int:
     options = {"seconds": args.seconds, "json": args.json}
     if args.checkpoint:
         options["checkpoint"] = args.checkpoint
-    for name in ("clients", "requests", "api_processes", "files", "seed"):
+    for name in ("clients", "requests", "api_processes", "files", "seed", "jobs"):
         if getattr(args, name, None) is not None:
             options[name] = getattr(args, name)
     if args.name == "song":
         options["musicgen"] = args.musicgen
+    if args.workers is not None:
+        options["worker_counts"] = args.workers
     module.run(**options)
     return 0

@@ -160,6 +160,8 @@ def train_options(group: Any) -> None:
     group.add_argument("--dim", type=int, help="lm: model width")
     group.add_argument("--layers", type=int, help="lm: number of layers")
     group.add_argument("--window", type=int, default=384, help="lm: tokens per training window")
+    group.add_argument("--nproc", type=int, default=1, help="lm: processes sharing each batch (torch.distributed, "
+                                                            "gloo; default 1)")
 
 
 def train(args: Any) -> dict[str, Any]:
@@ -169,7 +171,8 @@ def train(args: Any) -> dict[str, Any]:
     model = {k: v for k in ("dim", "layers") if (v := getattr(args, k)) is not None}
     config = LMTrainConfig(arch=args.arch, minutes=args.minutes, max_steps=args.max_steps,
                            batch_size=args.batch_size or 16, window=args.window, lr=args.lr,
-                           eval_every=args.eval_every, seed=args.seed, threads=args.threads, model=model)
+                           eval_every=args.eval_every, seed=args.seed, threads=args.threads, nproc=args.nproc,
+                           model=model)
     return train_lm(args.data, args.out, config, resume=args.resume)
 
 

@@ -23,6 +23,7 @@ import torch
 
 from tunesmith.checkpoints import load_card, load_training_state, load_weights, save_checkpoint, save_training_state
 from tunesmith.errors import ParameterError
+from tunesmith.train.distributed import SINGLE, Group
 from tunesmith.train.metrics import MetricsLog, plot_curves
 
 STATE_FILE = "training-state.pt"
@@ -91,9 +92,12 @@ def check_budget(config: Any) -> None:
 
 
 def run(recipe: Recipe, out: Path, *, resumed: dict[str, Any] | None = None, command: str | None = None,
-        progress_bar: bool | None = None) -> dict[str, Any]:
+        progress_bar: bool | None = None, group: Group = SINGLE) -> dict[str, Any]:
     """Train until the budget is spent, evaluating and checkpointing every ``config.eval_every`` steps and at the
-    end; returns the final ``latest`` card."""
+    end; returns the final ``latest`` card.
+
+    On several ranks (``group``, :mod:`tunesmith.train.distributed`) every rank runs this loop with rank 0's
+    clock; rank 0 alone evaluates, logs and writes files (the others return its card once it is written)."""
     config = recipe.config
     out.mkdir(parents=True, exist_ok=True)
     state_path = out / STATE_FILE
@@ -107,12 +111,12 @@ def run(recipe: Recipe, out: Path, *, resumed: dict[str, Any] | None = None, com
         step, best = int(state["step"]), float(state["best"])
         totals |= {k: float(state.get("totals", state).get(k, 0.0)) for k in recipe.totals}
         runs = list(resumed["training"].get("runs", []))
-    log = MetricsLog(out / "metrics.csv", ["step", *recipe.totals, "minutes", *recipe.columns])
+    log = MetricsLog(out / "metrics.csv", ["step", *recipe.totals, "minutes", *recipe.columns]) if group.main else None
     command = command or " ".join(shlex.quote(a) for a in sys.argv)
     started, first_step = time.monotonic(), step
     budget = config.minutes * 60.0 if not config.max_steps else 0.0
     minutes_before = sum(r["minutes"] for r in runs)
-    show = sys.stderr.isatty() if progress_bar is None else progress_bar
+    show = (sys.stderr.isatty() if progress_bar is None else progress_bar) and group.main
     sums: dict[str, float] = {}
     counts: dict[str, int] = {}
 
@@ -139,6 +143,8 @@ def run(recipe: Recipe, out: Path, *, resumed: dict[str, Any] | None = None, com
 
     def evaluate_and_save(row: dict[str, Any]) -> None:
         nonlocal best
+        if log is None:  # not rank 0
+            return
         metrics = recipe.evaluate()
         log.log(**{**counted(), **row, **metrics, "step": step, "minutes": round((time.monotonic() - started) / 60, 2)})
         card = card_for(metrics)
@@ -154,7 +160,7 @@ def run(recipe: Recipe, out: Path, *, resumed: dict[str, Any] | None = None, com
     recipe.model.train()
     last_line = 0.0
     while True:
-        elapsed = time.monotonic() - started
+        elapsed = group.agree(time.monotonic() - started)
         done = step - first_step
         if (config.max_steps is not None and done >= config.max_steps) or (
                 config.max_steps is None and elapsed >= budget):
@@ -170,10 +176,10 @@ def run(recipe: Recipe, out: Path, *, resumed: dict[str, Any] | None = None, com
                 counts[key] = counts.get(key, 0) + 1
         if step % config.eval_every == 0:
             evaluate_and_save(averages())
-        elif recipe.log_every and step % recipe.log_every == 0:
+        elif recipe.log_every and step % recipe.log_every == 0 and log is not None:
             log.log(**{**counted(), **averages(), "step": step,
                        "minutes": round((time.monotonic() - started) / 60, 2)})
-        if recipe.on_step is not None:
+        if recipe.on_step is not None and group.main:
             recipe.on_step(step)
         if show and time.monotonic() - last_line > 2:
             last_line = time.monotonic()
@@ -183,6 +189,7 @@ def run(recipe: Recipe, out: Path, *, resumed: dict[str, Any] | None = None, com
         print(file=sys.stderr)
     if step == first_step or step % config.eval_every or sums:  # unless the last step was just evaluated
         evaluate_and_save(averages())
-    if recipe.on_end is not None:
+    if recipe.on_end is not None and group.main:
         recipe.on_end()
+    group.barrier()  # rank 0 has written the last checkpoint
     return load_card(out, "latest")

@@ -7,7 +7,7 @@ warm-up and a cosine decay over the run's time budget, evaluation on the valid s
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -15,11 +15,13 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from tunesmith.checkpoints import load_card
 from tunesmith.data.dataset import Dataset
 from tunesmith.errors import ParameterError
 from tunesmith.models.lm import build_lm, count_parameters
 from tunesmith.symbolic.grid import N_POSITIONS, N_SLOTS
 from tunesmith.symbolic.tokens import VOCAB
+from tunesmith.train.distributed import SINGLE, Group, check_nproc, launch
 from tunesmith.train.harness import Clock, Recipe, check_budget, previous_card, resumed_config, run
 from tunesmith.train.lm_data import IGNORE, TokenCorpus
 from tunesmith.train.schedule import cosine_lr
@@ -46,6 +48,7 @@ class LMTrainConfig:
     eval_every: int = 200
     seed: int = 0
     threads: int | None = None
+    nproc: int = 1  # processes sharing each batch (torch.distributed); the batch size is the global one
     model: dict[str, Any] = field(default_factory=dict)
 
     def model_kwargs(self) -> dict[str, Any]:
@@ -78,10 +81,33 @@ def evaluate_nll(model: torch.nn.Module, corpus: TokenCorpus, *, window: int = 2
 
 def train_lm(data: Path, out: Path, config: LMTrainConfig, *, resume: bool = False,
              command: str | None = None, progress_bar: bool | None = None) -> dict[str, Any]:
-    """Train (or resume) a language model on a tokenized dataset; returns the final card."""
+    """Train (or resume) a language model on a tokenized dataset; returns the final card.
+
+    ``config.nproc`` > 1 trains on that many processes (:mod:`tunesmith.train.distributed`), each on its share
+    of every batch: the same steps as one process on the whole batch, up to float rounding and dropout."""
     check_budget(config)
+    going_on = replace(resumed_config(LMTrainConfig, config, previous_card(out, resume)), nproc=config.nproc)
+    check_nproc(going_on.nproc, going_on.batch_size)
+    if config.nproc == 1:
+        return _train_lm(data, out, config, resume, command, progress_bar)
+    Dataset(data)  # a bad directory fails here, with its reason, rather than in every process
+    launch(_train_lm, config.nproc, data, out, config, resume, command or _command(), progress_bar,
+           threads=config.threads)
+    return load_card(out, "latest")
+
+
+def _command() -> str:
+    import shlex
+    import sys
+
+    return " ".join(shlex.quote(a) for a in sys.argv)
+
+
+def _train_lm(data: Path, out: Path, config: LMTrainConfig, resume: bool, command: str | None,
+              progress_bar: bool | None, group: Group = SINGLE) -> dict[str, Any]:
+    """One process's part of :func:`train_lm` (the whole run when ``group`` is :data:`SINGLE`)."""
     resumed = previous_card(out, resume)
-    config = resumed_config(LMTrainConfig, config, resumed)
+    config = replace(resumed_config(LMTrainConfig, config, resumed), nproc=config.nproc)
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed + (resumed["training"]["steps"] if resumed else 0))
     if config.threads:
@@ -89,22 +115,23 @@ def train_lm(data: Path, out: Path, config: LMTrainConfig, *, resume: bool = Fal
     dataset = Dataset(data)
     train, valid = TokenCorpus(dataset, "train"), TokenCorpus(dataset, "valid")
     model = build_lm(config.arch, **config.model_kwargs())
+    network = group.wrap(model)  # what the step runs: DistributedDataParallel over ``model`` on several ranks
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate(), weight_decay=config.weight_decay,
                                   betas=(0.9, 0.98))
 
     def step(clock: Clock) -> dict[str, float]:
         lr = cosine_lr(clock.step, clock.elapsed, clock.budget, base=config.learning_rate(), warmup=config.warmup,
                        fraction_done=clock.fraction)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
+        for param_group in optimizer.param_groups:
+            param_group["lr"] = lr
         batch = train.batch(rng, size=config.batch_size, length=config.window, transpose=config.transpose)
-        count = int((batch["targets"] != IGNORE).sum())
-        loss = loss_of(model, batch) / count
+        count = int((batch["targets"] != IGNORE).sum())  # of the global batch: every rank draws the same one
+        loss = loss_of(network, group.shard(batch)) / count  # this rank's part of the global mean
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        (loss * group.size).backward()  # DistributedDataParallel averages over the ranks: their sum is the mean
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
-        return {"lr": lr, "train_nll": float(loss.detach()), "tokens": count}
+        return {"lr": lr, "train_nll": group.total(float(loss.detach())), "tokens": count}
 
     def card() -> dict[str, Any]:
         return {
@@ -123,4 +150,4 @@ def train_lm(data: Path, out: Path, config: LMTrainConfig, *, resume: bool = Fal
                     curves=["train_nll", "valid_nll"], x="tokens", totals=("tokens",), ylabel="nats per token",
                     title=f"{dataset.kind} {config.arch}: next-token NLL",
                     status=lambda values: f"loss {values['train_nll']:.3f}  lr {values['lr']:.2e}")
-    return run(recipe, out, resumed=resumed, command=command, progress_bar=progress_bar)
+    return run(recipe, out, resumed=resumed, command=command, progress_bar=progress_bar, group=group)
