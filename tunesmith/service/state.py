@@ -32,7 +32,7 @@ from tunesmith.service.limits import Limiter, make_limiter
 from tunesmith.service.metrics import Metrics
 from tunesmith.service.queue import EmbeddedConsumer, JobQueue, make_huey
 from tunesmith.service.shared_files import FileLock
-from tunesmith.service.storage import ArtifactStore
+from tunesmith.service.storage import ArtifactStore, make_store
 from tunesmith.service.worker_process import WorkerView
 
 log = logging.getLogger("tunesmith.service")
@@ -143,7 +143,7 @@ def start_services(settings: Settings, metrics: Metrics | None = None, *, embedd
     metrics = metrics or Metrics()
     db = Database(settings.database_url or "")
     db.migrate()
-    store = ArtifactStore(settings.artifacts_dir)
+    store = make_store(settings)
     catalog = load_catalog(settings.resolved_weights_dir(), settings.models)
     for model_id, reason in catalog.skipped.items():
         log.warning("model %s is not served: %s", model_id, reason)
