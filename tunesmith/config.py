@@ -69,6 +69,9 @@ class Settings(BaseSettings):
                                     "boto3's (AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, else AWS S3)")
     s3_cache_megabytes: int = Field(1024, ge=1, description="local copies of stored objects kept per folder "
                                     "(<data dir>/object-cache), least recently used dropped first")
+    lease_seconds: float = Field(30.0, ge=1, le=3600, description="a worker renews the lease of each job it runs "
+                                 "every third of this; a job whose lease ran out (its worker's host died or was cut "
+                                 "off) is queued again by another worker")
     stale_seconds: float = Field(600.0, ge=0, description="a job left running this long is taken as orphaned by "
                                  "a dead process when a worker or a server on a Redis queue starts")
 
