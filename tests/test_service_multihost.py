@@ -223,9 +223,9 @@ def test_a_killed_worker_host_loses_nothing_and_its_job_runs_once_elsewhere(netw
     base = f"http://{api.address}:8000"
     client = store.call(_client, key)
     try:
-        _wait(lambda: store.call(_healthy, client, base), "the API", tmp_path)
+        _wait(lambda: store.call(_healthy, client, base), "the API", tmp_path, timeout=180)
         _wait(lambda: all("tunesmith: worker with" in w.output() for w in workers.values()), "both workers",
-              tmp_path, timeout=120)
+              tmp_path, timeout=180)
         setup = time.monotonic() - started
 
         quick = [store.call(_submit, client, base, QUICK_JOB, seed) for seed in range(2)]
