@@ -197,8 +197,10 @@ def start_redis(host: str = "127.0.0.1") -> RedisServer:
         raise RuntimeError("the redis Python package is not installed") from exc
     root = Path(tempfile.mkdtemp(prefix="tunesmith-redis-"))
     port = free_port()
-    process = subprocess.Popen([binary, "--port", str(port), "--bind", host, "--save", "", "--appendonly",
-                                "no", "--dir", str(root), "--daemonize", "no", "--logfile", str(root / "redis.log")],
+    beyond_loopback = ["--protected-mode", "no"] if host != "127.0.0.1" else []  # a private namespace
+    process = subprocess.Popen([binary, "--port", str(port), "--bind", host, *beyond_loopback, "--save", "",
+                                "--appendonly", "no", "--dir", str(root), "--daemonize", "no", "--logfile",
+                                str(root / "redis.log")],
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     server = RedisServer(root=root, port=port, process=process, host=host)
     if not _wait_for_port(port, process, host=host):
