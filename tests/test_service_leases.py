@@ -85,5 +85,7 @@ def test_start_up_takes_a_lost_lease_at_once_and_never_a_live_one(tmp_path, fres
         done = recover(services, owns_queue=False)  # as `tunesmith worker` starts on a shared queue
         assert done.requeued == 1
         assert _record(services, lost).status == "queued" and _record(services, live).status == "running"
+        done = recover(services, owns_queue=True)  # `serve` on its own SQLite queue: every running job was its own
+        assert done.requeued == 1 and _record(services, live).status == "queued"
     finally:
         services.close()

@@ -13,7 +13,9 @@ Which 'running' records are orphaned (:func:`stale_cutoff`): `tunesmith serve` w
 SQLite queue (the single-machine default) owns every job of that machine, so everything running before its
 start-up is orphaned. A `tunesmith worker`, a server without workers, or a server on a Redis queue (several
 processes share the records) only takes records started more than ``settings.stale_seconds`` ago, so it never
-steals a job a live worker is running (the setting must exceed the longest job).
+steals a job a live worker is running (the setting must exceed the longest job) - except that a record whose lease
+ran out is taken at once and one with a live lease never (:mod:`tunesmith.service.leases`; the lease's heartbeat
+also re-queues the jobs of a vanished worker while the others run, :func:`requeue_expired`).
 Succeeded, failed and cancelled records (and their artifacts) are never touched.
 """
 
@@ -48,9 +50,9 @@ class Recovered:
     submitted: int = 0
 
 
-def stale_cutoff(services: Services, *, owns_queue: bool) -> dt.datetime:
+def stale_cutoff(services: Services, *, owns_queue: bool, now: dt.datetime | None = None) -> dt.datetime:
     """Records running since before this moment are orphaned (see the module docstring)."""
-    now = utcnow()
+    now = now or utcnow()
     single_machine = (services.settings.queue_url or "").startswith("sqlite:///")
     if owns_queue and single_machine:
         return now
@@ -87,8 +89,8 @@ def requeue_expired(services: Services) -> Recovered:
 def recover(services: Services, *, owns_queue: bool) -> Recovered:
     """Re-queue (or fail) orphaned running jobs and submit every queued one; ``owns_queue``: this is
     `tunesmith serve` with embedded workers starting (on a SQLite queue it owns every job), not an extra worker."""
-    cutoff = stale_cutoff(services, owns_queue=owns_queue)
     now = utcnow()
+    cutoff = stale_cutoff(services, owns_queue=owns_queue, now=now)
     done = Recovered()
     for model in (Generation, Analysis):
         requeued, failed = _requeue_orphans(services, model, orphaned(model, cutoff, now))
