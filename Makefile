@@ -4,6 +4,7 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.stamp-install
+S3RVER := .tools/node_modules/.bin/s3rver
 DEBIAN_PACKAGES := fluidsynth musescore-general-soundfont-small musescore-general-soundfont fluid-soundfont-gm ffmpeg postgresql redis-server chromium mma hydrogen-drumkits hydrogen-data lmms-common
 
 .PHONY: run test lint setup system-deps python-deps demo clean
@@ -14,9 +15,9 @@ demo: setup
 run: setup
 	$(VENV)/bin/tunesmith serve
 
-test: setup
+test: setup $(S3RVER)
 	$(VENV)/bin/ruff check tunesmith tests
-	TUNESMITH_TEST_REQUIRE=postgresql,redis,chromium $(VENV)/bin/pytest -q
+	TUNESMITH_TEST_REQUIRE=postgresql,redis,chromium,s3,netns $(VENV)/bin/pytest -q
 
 lint: setup
 	$(VENV)/bin/ruff check tunesmith tests
@@ -47,5 +48,10 @@ $(STAMP): pyproject.toml | $(VENV)/bin/python
 
 python-deps: $(STAMP)
 
+# The tests' S3 server (s3rver, Node.js), installed once into a gitignored folder.
+$(S3RVER):
+	@command -v npm >/dev/null 2>&1 || { echo "npm is required for the tests' S3 server (Debian package npm)"; exit 1; }
+	npm install --prefix .tools --no-audit --no-fund --silent s3rver@3.7.1
+
 clean:
-	rm -rf $(VENV) out runs .pytest_cache .ruff_cache
+	rm -rf $(VENV) out runs .pytest_cache .ruff_cache .tools

@@ -80,6 +80,19 @@ def redis_server():
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def s3_server():
+    """A throwaway s3rver on 127.0.0.1 with a bucket ``tunesmith`` (skipped, or failed under make test)."""
+    from tests.service_fixtures import start_s3rver, unavailable
+
+    try:
+        server = start_s3rver()
+    except (RuntimeError, OSError) as exc:
+        unavailable("s3", str(exc))
+    yield server
+    server.stop()
+
+
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def database_kind(request) -> str:
     """Which database the service tests of a module run on (each module runs once per kind)."""

@@ -1,12 +1,15 @@
-"""Throwaway PostgreSQL and Redis servers and a live Tunesmith server for the service tests (no tests here).
+"""Throwaway PostgreSQL, Redis and S3 (s3rver) servers and a live Tunesmith server for the service tests (no tests
+here).
 
 Every server binds to 127.0.0.1 on a free port, keeps its files in a fresh temporary directory and is stopped
-at the end of the test session. PostgreSQL: the Debian binaries (``/usr/lib/postgresql/*/bin``) run a new
-cluster with ``initdb`` + ``pg_ctl``; as root (initdb refuses root) both run as the ``postgres`` system user
-through ``runuser``, in a directory that user owns. Redis: ``redis-server --save "" --appendonly no``.
+at the end of the test session (the multi-host test starts them on an address of its own network namespace).
+PostgreSQL: the Debian binaries (``/usr/lib/postgresql/*/bin``) run a new cluster with ``initdb`` + ``pg_ctl``;
+as root (initdb refuses root) both run as the ``postgres`` system user through ``runuser``, in a directory that
+user owns. Redis: ``redis-server --save "" --appendonly no``. S3: s3rver (npm; `make test` installs it into
+``.tools/``), a Node.js server speaking the S3 REST protocol over a folder, with one bucket made at start.
 
 When a server cannot be started the tests that need it are skipped with the reason, unless the environment
-variable ``TUNESMITH_TEST_REQUIRE`` names it (``make test`` sets ``postgresql,redis``): then they fail.
+variable ``TUNESMITH_TEST_REQUIRE`` names it (``make test`` sets ``postgresql,redis,s3,netns``): then they fail.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from pathlib import Path
 import pytest
 
 REQUIRE_ENV = "TUNESMITH_TEST_REQUIRE"
+ROOT = Path(__file__).resolve().parents[1]
 START_TIMEOUT = 30.0
 
 
@@ -46,12 +50,13 @@ def unavailable(name: str, reason: str) -> None:
     pytest.skip(f"{name} not available: {reason}")
 
 
-def _wait_for_port(port: int, process: subprocess.Popen | None, timeout: float = START_TIMEOUT) -> bool:
+def _wait_for_port(port: int, process: subprocess.Popen | None, timeout: float = START_TIMEOUT,
+                   host: str = "127.0.0.1") -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
             return False
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
+        with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
             return True
         time.sleep(0.05)
     return False
@@ -78,17 +83,18 @@ class PostgresCluster:
     bindir: Path
     run_as: list[str]
     user: str = "tunesmith"
+    host: str = "127.0.0.1"
     databases: list[str] = field(default_factory=list)
 
     def url(self, database: str = "postgres") -> str:
-        return f"postgresql+psycopg://{self.user}@127.0.0.1:{self.port}/{database}"
+        return f"postgresql+psycopg://{self.user}@{self.host}:{self.port}/{database}"
 
     def new_database(self) -> str:
         """A fresh empty database; returns its SQLAlchemy URL."""
         import psycopg
 
         name = f"t_{uuid.uuid4().hex[:12]}"
-        with psycopg.connect(f"host=127.0.0.1 port={self.port} user={self.user} dbname=postgres",
+        with psycopg.connect(f"host={self.host} port={self.port} user={self.user} dbname=postgres",
                              autocommit=True) as connection:
             connection.execute(f'CREATE DATABASE "{name}"')
         self.databases.append(name)
@@ -100,8 +106,8 @@ class PostgresCluster:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-def start_postgres() -> PostgresCluster:
-    """initdb + pg_ctl start on 127.0.0.1:free port; RuntimeError with the reason when that is impossible."""
+def start_postgres(host: str = "127.0.0.1") -> PostgresCluster:
+    """initdb + pg_ctl start on ``host``:free port; RuntimeError with the reason when that is impossible."""
     bindir = postgres_bindir()
     if bindir is None:
         raise RuntimeError("PostgreSQL server binaries not found (Debian package postgresql)")
@@ -125,15 +131,18 @@ def start_postgres() -> PostgresCluster:
             raise RuntimeError("running as root and runuser (util-linux) is missing: initdb refuses root")
         run_as = [runuser, "-u", "postgres", "--"]
     port = free_port()
-    cluster = PostgresCluster(root=root, port=port, bindir=bindir, run_as=run_as)
+    cluster = PostgresCluster(root=root, port=port, bindir=bindir, run_as=run_as, host=host)
     steps = [
         [str(bindir / "initdb"), "-D", str(root / "data"), "-U", cluster.user, "--auth=trust", "-E", "UTF8",
          "--no-sync", "--locale=C"],
         [str(bindir / "pg_ctl"), "start", "-D", str(root / "data"), "-l", str(root / "server.log"), "-w",
          "-t", str(int(START_TIMEOUT)), "-s", "-o",
-         f"-p {port} -h 127.0.0.1 -k {root} -c fsync=off -c synchronous_commit=off -c full_page_writes=off"],
+         f"-p {port} -h {host} -k {root} -c fsync=off -c synchronous_commit=off -c full_page_writes=off"],
     ]
     for step in steps:
+        if step[0].endswith("pg_ctl") and host != "127.0.0.1":  # initdb trusts loopback only: also the host's net
+            with (root / "data" / "pg_hba.conf").open("a") as hba:
+                hba.write(f"host all all {host}/24 trust\n")
         done = subprocess.run([*run_as, *step], capture_output=True, text=True, timeout=120, check=False)
         if done.returncode != 0:
             log = (root / "server.log").read_text() if (root / "server.log").is_file() else ""
@@ -150,10 +159,11 @@ class RedisServer:
     root: Path
     port: int
     process: subprocess.Popen
+    host: str = "127.0.0.1"
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        return f"redis://{self.host}:{self.port}/0"
 
     def flush(self) -> None:
         import redis
@@ -175,8 +185,8 @@ class RedisServer:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-def start_redis() -> RedisServer:
-    """redis-server on 127.0.0.1:free port, nothing persisted; RuntimeError with the reason when impossible."""
+def start_redis(host: str = "127.0.0.1") -> RedisServer:
+    """redis-server on ``host``:free port, nothing persisted; RuntimeError with the reason when impossible."""
     binary = shutil.which("redis-server") or ("/usr/bin/redis-server" if Path("/usr/bin/redis-server").is_file()
                                               else None)
     if binary is None:
@@ -187,15 +197,95 @@ def start_redis() -> RedisServer:
         raise RuntimeError("the redis Python package is not installed") from exc
     root = Path(tempfile.mkdtemp(prefix="tunesmith-redis-"))
     port = free_port()
-    process = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly",
-                                "no", "--dir", str(root), "--daemonize", "no", "--logfile", str(root / "redis.log")],
+    beyond_loopback = ["--protected-mode", "no"] if host != "127.0.0.1" else []  # a private namespace
+    process = subprocess.Popen([binary, "--port", str(port), "--bind", host, *beyond_loopback, "--save", "",
+                                "--appendonly", "no", "--dir", str(root), "--daemonize", "no", "--logfile",
+                                str(root / "redis.log")],
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    server = RedisServer(root=root, port=port, process=process)
-    if not _wait_for_port(port, process):
+    server = RedisServer(root=root, port=port, process=process, host=host)
+    if not _wait_for_port(port, process, host=host):
         error = process.stderr.read() if process.poll() is not None and process.stderr else "no answer"
         log = (root / "redis.log").read_text() if (root / "redis.log").is_file() else ""
         server.stop()
         raise RuntimeError(f"redis-server did not start on port {port}: {error.strip()} {log[-300:]}")
+    return server
+
+
+# ------------------------------------------------------------------------------- an S3 server: s3rver
+
+S3RVER = ROOT / ".tools" / "node_modules" / ".bin" / "s3rver"  # `make test` installs it (npm, a gitignored folder)
+S3RVER_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "S3RVER", "AWS_SECRET_ACCESS_KEY": "S3RVER"}  # s3rver's fixed pair
+
+
+@dataclass
+class S3Server:
+    """A running s3rver (a Node.js S3 server keeping objects in a folder) with one bucket."""
+
+    root: Path
+    port: int
+    process: subprocess.Popen
+    bucket: str
+    host: str = "127.0.0.1"
+    buckets: int = 0
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def environment(self, prefix: str) -> dict[str, str]:
+        """The settings of a Tunesmith whose artifacts live under ``prefix`` in this server's bucket."""
+        return {**S3RVER_CREDENTIALS, "TUNESMITH_ARTIFACTS_URL": f"s3://{self.bucket}/{prefix}",
+                "TUNESMITH_S3_ENDPOINT": self.endpoint}
+
+    def client(self):  # a boto3 client
+        from tunesmith.service.object_store import s3_client
+
+        with _environment(S3RVER_CREDENTIALS):
+            return s3_client(self.endpoint)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def start_s3rver(host: str = "127.0.0.1", bucket: str = "tunesmith") -> S3Server:
+    """s3rver on ``host``:free port with ``bucket`` made at start; RuntimeError with the reason when impossible."""
+    binary = Path(os.environ.get("TUNESMITH_S3RVER", S3RVER))
+    if not binary.is_file():
+        raise RuntimeError(f"s3rver not found at {binary} (make test installs it: npm install --prefix .tools s3rver)")
+    if shutil.which("node") is None:
+        raise RuntimeError("node (Node.js) not found; s3rver needs it (Debian package nodejs)")
+    root = Path(tempfile.mkdtemp(prefix="tunesmith-s3-"))
+    port = free_port()
+    log = (root / "s3rver.log").open("w")
+    process = subprocess.Popen([str(binary), "-d", str(root / "data"), "-a", host, "-p", str(port), "--silent",
+                                "--configure-bucket", bucket], stdout=log, stderr=subprocess.STDOUT)
+    log.close()
+    server = S3Server(root=root, port=port, process=process, bucket=bucket, host=host)
+    if not _wait_for_port(port, process, host=host):
+        output = (root / "s3rver.log").read_text(errors="replace")
+        server.stop()
+        raise RuntimeError(f"s3rver did not start on port {port}: {output[-500:]}")
     return server
 
 

@@ -65,6 +65,15 @@ class Settings(BaseSettings):
                                    "may draw before it fails")
     audio_originality_threshold: float = Field(0.02, ge=0, lt=1, description="a generated note closer than this "
                                                "cosine distance to a training note (analyzer embedding) is flagged")
+    artifacts_url: str | None = Field(None, description="s3://BUCKET/PREFIX: artifacts and uploads in an "
+                                      "S3-compatible object store every host shares; default the data directory")
+    s3_endpoint: str | None = Field(None, description="the object store's URL (MinIO, Ceph RGW, R2 ...); default "
+                                    "boto3's (AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, else AWS S3)")
+    s3_cache_megabytes: int = Field(1024, ge=1, description="local copies of stored objects kept per folder "
+                                    "(<data dir>/object-cache), least recently used dropped first")
+    lease_seconds: float = Field(30.0, ge=1, le=3600, description="a worker renews the lease of each job it runs "
+                                 "every third of this; a job whose lease ran out (its worker's host died or was cut "
+                                 "off) is queued again by another worker")
     stale_seconds: float = Field(600.0, ge=0, description="a job left running this long is taken as orphaned by "
                                  "a dead process when a worker or a server on a Redis queue starts")
 
@@ -79,6 +88,13 @@ class Settings(BaseSettings):
         if value is not None and not value.startswith(("sqlite:///", "redis://", "rediss://")):
             raise ValueError(f"must start with sqlite:/// or redis://, got {value!r}")
         return value
+
+    @field_validator("artifacts_url")
+    @classmethod
+    def _artifacts_scheme(cls, value: str | None) -> str | None:
+        if value is not None and value and not value.startswith("s3://"):
+            raise ValueError(f"must start with s3:// (or be unset: the data directory), got {value!r}")
+        return value or None
 
     @field_validator("rate_limit_url")
     @classmethod

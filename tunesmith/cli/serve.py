@@ -89,6 +89,7 @@ def run_worker(args: argparse.Namespace) -> int:
         print(f"tunesmith: worker with {args.workers} thread(s) on {settings.queue_url}; models: "
               f"{', '.join(loaded) or 'none'}", flush=True)
         consumer = services.queue.consumer(workers=args.workers, poll_seconds=settings.poll_seconds, embedded=False)
+        services.keep_leases()
         consumer.run()  # until SIGINT/SIGTERM; finishes running jobs first
     finally:
         services.close()

@@ -31,6 +31,7 @@ from tunesmith.generation.catalog import Catalog, ModelEntry
 from tunesmith.generation.models import load_analyzer
 from tunesmith.service.db import Analysis, Database, is_id, utcnow
 from tunesmith.service.errors import PayloadTooLarge
+from tunesmith.service.leases import Leases
 from tunesmith.service.metrics import JOB_BUCKETS, Metrics
 
 if TYPE_CHECKING:
@@ -150,9 +151,13 @@ def find_analysis(session: Session, analysis_id: str, *, key_id: int | None) -> 
     return session.scalar(query)
 
 
-def update_analysis(session: Session, analysis_id: str, from_statuses: tuple[str, ...], **values: Any) -> bool:
-    result = session.execute(update(Analysis).where(Analysis.id == analysis_id, Analysis.status.in_(from_statuses))
-                             .values(**values).execution_options(synchronize_session=False))
+def update_analysis(session: Session, analysis_id: str, from_statuses: tuple[str, ...], *, lease: str | None = None,
+                    **values: Any) -> bool:
+    """Change a record in one of ``from_statuses`` (and, with ``lease``, still held by that run)."""
+    query = update(Analysis).where(Analysis.id == analysis_id, Analysis.status.in_(from_statuses))
+    if lease is not None:
+        query = query.where(Analysis.lease_owner == lease)
+    result = session.execute(query.values(**values).execution_options(synchronize_session=False))
     return result.rowcount == 1
 
 
@@ -190,8 +195,10 @@ class AnalysisMetrics:
 class AnalysisRunner:
     """Runs analysis jobs: claim -> load the analyzer -> analyze -> record; the stored recording is deleted."""
 
-    def __init__(self, db: Database, catalog: Catalog, settings: Settings, metrics: Metrics | None = None) -> None:
+    def __init__(self, db: Database, catalog: Catalog, settings: Settings, metrics: Metrics | None = None,
+                 leases: Leases | None = None) -> None:
         self.db = db
+        self.leases = leases
         self.catalog = catalog
         self.settings = settings
         self.metrics = AnalysisMetrics.of(metrics) if metrics is not None else None
@@ -199,49 +206,55 @@ class AnalysisRunner:
     def run(self, analysis_id: str) -> str:
         """Run one job to its end; returns the final status (``skipped`` if it was not queued any more)."""
         started = time.perf_counter()
+        lease = self.leases.new() if self.leases is not None else None
         with self.db.session() as session:
             claimed = update_analysis(session, analysis_id, ("queued",), status="running", started=utcnow(),
-                                  progress=0.05)
+                                      progress=0.05, lease_owner=lease,
+                                      lease_expires=self.leases.expiry() if self.leases is not None else None)
             analysis = find_analysis(session, analysis_id, key_id=None) if claimed else None
         if analysis is None:
             log.info("analysis %s is no longer queued; not started", analysis_id)
             return "skipped"
+        if self.leases is not None and lease is not None:
+            self.leases.hold(lease, Analysis, analysis_id)
         path = input_path(self.settings, analysis)
         status = "failed"
         try:
-            self._analyze(analysis, path)
+            self._analyze(analysis, path, lease)
             status = "succeeded"
         except TunesmithError as exc:
-            self._fail(analysis_id, exc.code, exc.message)
+            self._fail(analysis_id, exc.code, exc.message, lease)
         except Exception as exc:  # a bug: keep the worker alive, fail the job, log the trace
             log.exception("analysis %s failed", analysis_id)
-            self._fail(analysis_id, "internal_error", f"internal error ({type(exc).__name__}); this is a bug")
+            self._fail(analysis_id, "internal_error", f"internal error ({type(exc).__name__}); this is a bug", lease)
         finally:
+            if self.leases is not None and lease is not None:
+                self.leases.release(lease)
             path.unlink(missing_ok=True)
             if self.metrics is not None:
                 self.metrics.observe("job", status, time.perf_counter() - started)
         return status
 
-    def _analyze(self, analysis: Analysis, path: Path) -> None:
+    def _analyze(self, analysis: Analysis, path: Path, lease: str | None = None) -> None:
         if not path.is_file():
             raise InputFileError(f"the recording of analysis {analysis.id} ({analysis.filename}) is missing from "
                                  "the server; send it again", field="file")
         entry = analyzer_entry(self.catalog)
         load_analyzer(entry.card_path)
-        self._progress(analysis.id, 0.2)
+        self._progress(analysis.id, 0.2, lease)
         result = analyze_path(path, analysis.filename, entry, self.settings)
         with self.db.session() as session:
-            update_analysis(session, analysis.id, ("running",), status="succeeded", progress=1.0, result=result,
-                        finished=utcnow())
+            update_analysis(session, analysis.id, ("running",), lease=lease, status="succeeded", progress=1.0,
+                            result=result, finished=utcnow(), lease_expires=None)
 
-    def _progress(self, analysis_id: str, progress: float) -> None:
+    def _progress(self, analysis_id: str, progress: float, lease: str | None = None) -> None:
         with self.db.session() as session:
-            update_analysis(session, analysis_id, ("running",), progress=progress)
+            update_analysis(session, analysis_id, ("running",), lease=lease, progress=progress)
 
-    def _fail(self, analysis_id: str, code: str, message: str) -> None:
+    def _fail(self, analysis_id: str, code: str, message: str, lease: str | None = None) -> None:
         with self.db.session() as session:
-            update_analysis(session, analysis_id, ("queued", "running"), status="failed", finished=utcnow(),
-                        error={"code": code, "message": message})
+            update_analysis(session, analysis_id, ("queued", "running"), lease=lease, status="failed",
+                            finished=utcnow(), error={"code": code, "message": message}, lease_expires=None)
 
 
 class AnalysisQueue:

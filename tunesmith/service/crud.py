@@ -175,11 +175,14 @@ def queued_count(session: Session) -> int:
     return int(session.scalar(select(func.count()).select_from(Generation).where(Generation.status == "queued")) or 0)
 
 
-def _transition(session: Session, generation_id: str, from_statuses: tuple[str, ...], **values: Any) -> bool:
-    result = session.execute(
-        update(Generation).where(Generation.id == generation_id, Generation.status.in_(from_statuses))
-        .values(**values).execution_options(synchronize_session=False)
-    )
+def _transition(session: Session, generation_id: str, from_statuses: tuple[str, ...], *, lease: str | None = None,
+                **values: Any) -> bool:
+    """Change a record in one of ``from_statuses`` (and, with ``lease``, still held by that run: a worker whose
+    lease ran out and whose job runs elsewhere writes nothing)."""
+    query = update(Generation).where(Generation.id == generation_id, Generation.status.in_(from_statuses))
+    if lease is not None:
+        query = query.where(Generation.lease_owner == lease)
+    result = session.execute(query.values(**values).execution_options(synchronize_session=False))
     return result.rowcount == 1
 
 
@@ -218,25 +221,30 @@ def add_artifact(session: Session, generation: Generation, fmt: str, sha256: str
 # ------------------------------------------------------------------------------------ worker side
 
 
-def claim_generation(session: Session, generation_id: str) -> Generation | None:
-    """Move a queued job to running; None if it was cancelled or deleted meanwhile (it is then not started)."""
-    if not _transition(session, generation_id, ("queued",), status="running", started=utcnow(), progress=0.05):
+def claim_generation(session: Session, generation_id: str, lease: str | None = None,
+                     lease_expires: dt.datetime | None = None) -> Generation | None:
+    """Move a queued job to running (held by the run ``lease`` until ``lease_expires``); None if it was cancelled
+    or deleted meanwhile (it is then not started)."""
+    if not _transition(session, generation_id, ("queued",), status="running", started=utcnow(), progress=0.05,
+                       lease_owner=lease, lease_expires=lease_expires):
         return None
     return get_generation(session, generation_id, key_id=None)
 
 
-def set_progress(session: Session, generation_id: str, progress: float) -> bool:
-    """Record progress of a running job; False when it is no longer running (cancelled or deleted)."""
-    return _transition(session, generation_id, ("running",), progress=max(0.0, min(1.0, progress)))
+def set_progress(session: Session, generation_id: str, progress: float, lease: str | None = None) -> bool:
+    """Record progress of a running job; False when it is no longer running (cancelled or deleted) or, given
+    ``lease``, no longer held by that run."""
+    return _transition(session, generation_id, ("running",), lease=lease, progress=max(0.0, min(1.0, progress)))
 
 
 def complete_generation(session: Session, generation_id: str, *, result: dict[str, Any],
                         artifacts: dict[str, Any], audio_seconds: float, provenance: dict[str, Any] | None = None,
-                        originality: dict[str, Any] | None = None) -> bool:
+                        originality: dict[str, Any] | None = None, lease: str | None = None) -> bool:
     """Record a finished job's work (and its provenance and originality reports); False (and nothing recorded)
-    when it was cancelled meanwhile."""
+    when it was cancelled meanwhile or, given ``lease``, is no longer held by that run."""
     generation = get_generation(session, generation_id, key_id=None)
-    if generation is None or not _transition(session, generation_id, ("running",), status="succeeded", progress=1.0,
+    if generation is None or not _transition(session, generation_id, ("running",), lease=lease, status="succeeded",
+                                             progress=1.0, lease_expires=None,
                                              finished=utcnow(), result=result, artifacts=artifacts,
                                              audio_seconds=audio_seconds, provenance=provenance,
                                              originality=originality):
@@ -245,10 +253,12 @@ def complete_generation(session: Session, generation_id: str, *, result: dict[st
     return True
 
 
-def fail_generation(session: Session, generation_id: str, *, code: str, message: str) -> bool:
+def fail_generation(session: Session, generation_id: str, *, code: str, message: str,
+                    lease: str | None = None) -> bool:
     generation = get_generation(session, generation_id, key_id=None)
-    if generation is None or not _transition(session, generation_id, ("queued", "running"), status="failed",
-                                             finished=utcnow(), error={"code": code, "message": message}):
+    if generation is None or not _transition(session, generation_id, ("queued", "running"), lease=lease,
+                                             status="failed", finished=utcnow(), lease_expires=None,
+                                             error={"code": code, "message": message}):
         return False
     _settle(session, generation, 0.0)
     return True

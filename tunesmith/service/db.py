@@ -101,6 +101,8 @@ class Generation(Base):
     provenance: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)  # the signed manifest
     originality: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)  # vs the training corpus
     interruptions: Mapped[int] = mapped_column(Integer, default=0)  # server stops that left it running
+    lease_owner: Mapped[str | None] = mapped_column(String(80), nullable=True)  # the run holding it (host/pid/id)
+    lease_expires: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True, index=True)
 
 
 class Upload(Base):
@@ -143,6 +145,8 @@ class Analysis(Base):
     started: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     finished: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     interruptions: Mapped[int] = mapped_column(Integer, default=0)  # server stops that left it running
+    lease_owner: Mapped[str | None] = mapped_column(String(80), nullable=True)  # the run holding it (host/pid/id)
+    lease_expires: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True, index=True)
 
 
 class Usage(Base):

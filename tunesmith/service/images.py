@@ -87,8 +87,8 @@ def make_missing_image(store: ArtifactStore, artifacts: dict[str, Any], kind: st
     if kind == "spectrogram" and "wav" in artifacts:
         from tunesmith.audio.io import load
 
-        wav = store.path(artifacts["wav"]["sha256"], "wav")
-        if not wav.is_file():
+        wav = store.local(artifacts["wav"]["sha256"], "wav")
+        if wav is None:
             return None
         audio, sr = load(wav, mono=False)
         return _store_png(store, lambda path: plot_spectrogram(audio, int(sr), path, title=title))
@@ -96,8 +96,8 @@ def make_missing_image(store: ArtifactStore, artifacts: dict[str, Any], kind: st
         from tunesmith.symbolic.io import read_score
         from tunesmith.symbolic.pianoroll import plot_piano_roll
 
-        midi = store.path(artifacts["mid"]["sha256"], "mid")
-        if not midi.is_file():
+        midi = store.local(artifacts["mid"]["sha256"], "mid")
+        if midi is None:
             return None
         return _store_png(store, lambda path: plot_piano_roll(read_score(midi), path, title=title))
     return None

@@ -28,11 +28,12 @@ from tunesmith.service.analyses import AnalysisQueue, AnalysisRunner
 from tunesmith.service.db import ApiKey, Database
 from tunesmith.service.generations.submits import SubmitBatcher
 from tunesmith.service.generations.tasks import GenerationRunner, preload, prepare_audio_originality
+from tunesmith.service.leases import LeaseKeeper, Leases
 from tunesmith.service.limits import Limiter, make_limiter
 from tunesmith.service.metrics import Metrics
 from tunesmith.service.queue import EmbeddedConsumer, JobQueue, make_huey
 from tunesmith.service.shared_files import FileLock
-from tunesmith.service.storage import ArtifactStore
+from tunesmith.service.storage import ArtifactStore, make_store
 from tunesmith.service.worker_process import WorkerView
 
 log = logging.getLogger("tunesmith.service")
@@ -61,6 +62,8 @@ class Services:
     # taken around submit transactions by the API processes of a `serve`: SQLite lets one writer in at a time,
     # and one that finds it taken sleeps in its busy handler (1 ms, 2, 5 ...) with its event loop stopped
     writer_lock: FileLock = field(default_factory=lambda: FileLock(None))
+    leases: Leases = field(default_factory=lambda: Leases(30.0))  # of the jobs this process's workers run
+    keeper: LeaseKeeper | None = None  # renews them and re-queues the jobs of lost ones (a consuming process)
 
     _keys: dict[str, tuple[ApiKey, float]] = field(default_factory=dict)  # secret's hash -> (key, expiry)
     _revocations: tuple[int, str | None] | None = None  # crud.revocation_mark when the cache was last checked
@@ -120,10 +123,19 @@ class Services:
         with self.db.session() as session:
             return crud.queued_count(session)
 
+    def keep_leases(self) -> None:
+        """Start the heartbeat of this process's leases (:mod:`tunesmith.service.leases`): a process that runs jobs."""
+        if self.keeper is None:
+            self.keeper = LeaseKeeper(self, self.leases)
+            self.keeper.start()
+
     def close(self) -> None:
         if self.consumer is not None:
             self.consumer.stop_and_wait()
             self.consumer = None
+        if self.keeper is not None:  # after the running jobs ended: their leases are renewed until then
+            self.keeper.stop()
+            self.keeper = None
         if self.queue.runner.gate is not None:  # a training-audio index still being built stops between batches
             self.queue.runner.gate.audio.close()
         self.queue.close()
@@ -143,19 +155,20 @@ def start_services(settings: Settings, metrics: Metrics | None = None, *, embedd
     metrics = metrics or Metrics()
     db = Database(settings.database_url or "")
     db.migrate()
-    store = ArtifactStore(settings.artifacts_dir)
+    store = make_store(settings)
     catalog = load_catalog(settings.resolved_weights_dir(), settings.models)
     for model_id, reason in catalog.skipped.items():
         log.warning("model %s is not served: %s", model_id, reason)
     stamper = Stamper(settings.data_dir)  # the signing key: made on first start, kept in the data directory
     gate = OriginalityGate(settings.data_dir / "originality", threshold=settings.originality_threshold,
                            tries=settings.originality_tries, audio_threshold=settings.audio_originality_threshold)
-    runner = GenerationRunner(db, store, catalog, metrics, stamper=stamper, gate=gate)
+    leases = Leases(settings.lease_seconds)
+    runner = GenerationRunner(db, store, catalog, metrics, stamper=stamper, gate=gate, leases=leases)
     queue = JobQueue(make_huey(settings.queue_url or ""), runner)
-    analyses = AnalysisQueue(queue.huey, AnalysisRunner(db, catalog, settings, metrics))
+    analyses = AnalysisQueue(queue.huey, AnalysisRunner(db, catalog, settings, metrics, leases))
     services = Services(settings=settings, db=db, store=store, catalog=catalog, queue=queue, metrics=metrics,
                         limiter=make_limiter(settings, rate_limit_table), analyses=analyses, stamper=stamper,
-                        workers=embedded_workers, writer_lock=FileLock(writer_lock))
+                        workers=embedded_workers, writer_lock=FileLock(writer_lock), leases=leases)
     metrics.watch_queue(services.queue_depth)
     # the prompt engine's embedding model loads in the background, so that the first prompt does not wait for it
     threading.Thread(target=warm_up_prompts, name="prompt-warm-up", daemon=True).start()
@@ -170,6 +183,7 @@ def start_services(settings: Settings, metrics: Metrics | None = None, *, embedd
             prepare_audio_originality(gate, catalog, services.loaded)
             services.consumer = queue.consumer(workers=embedded_workers, poll_seconds=settings.poll_seconds,
                                                embedded=True)
+            services.keep_leases()
             services.consumer.start()
     except BaseException:
         services.close()

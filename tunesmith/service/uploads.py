@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import io
 import logging
-import os
 import re
 import tempfile
 import zipfile
@@ -28,7 +27,7 @@ from tunesmith.files import sha256_file
 from tunesmith.service.db import ApiKey, Database, Upload, is_id, utcnow
 from tunesmith.service.errors import NotFound, PayloadTooLarge
 from tunesmith.service.sandbox import Limits, run_bounded
-from tunesmith.service.storage import ArtifactStore
+from tunesmith.service.storage import ArtifactStore, LocalObjects, Objects
 from tunesmith.symbolic.score import Part, Score
 
 log = logging.getLogger("tunesmith.service")
@@ -40,36 +39,34 @@ MAX_UPLOAD_BARS = 100_000
 
 
 class UploadStore:
-    """Uploaded files by content hash under ``root`` (identical files are stored once)."""
+    """Uploaded files by content hash (identical files are stored once): under ``root``, or in the object store
+    the artifacts are in (``objects``)."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, objects: Objects | None = None) -> None:
         self.root = Path(root)
         self.scratch = self.root / ".tmp"
+        self.objects: Objects = objects if objects is not None else LocalObjects(self.root, self.scratch)
 
-    def path(self, sha256: str, suffix: str) -> Path:
+    @staticmethod
+    def key(sha256: str, suffix: str) -> str:
         if not re.fullmatch(r"[0-9a-f]{64}", sha256) or suffix not in SUFFIXES:
             raise ParameterError(f"not a stored upload: {sha256!r}{suffix}", field="input")
-        return self.root / sha256[:2] / f"{sha256}{suffix}"
+        return f"{sha256[:2]}/{sha256}{suffix}"
+
+    def local(self, sha256: str, suffix: str) -> Path | None:
+        """A file on this machine with the upload's bytes; None when it is not stored."""
+        return self.objects.local(self.key(sha256, suffix))
 
     def put(self, source: Path, suffix: str) -> str:
         """Store a copy of ``source``; returns its sha256."""
         digest = sha256_file(source)
-        target = self.path(digest, suffix)
-        if not target.is_file():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            handle, name = tempfile.mkstemp(suffix=".part", dir=self.scratch)
-            os.close(handle)
-            try:
-                Path(name).write_bytes(source.read_bytes())
-                os.replace(name, target)
-            finally:
-                Path(name).unlink(missing_ok=True)
+        self.objects.put(source, self.key(digest, suffix))
         return digest
 
 
 def upload_store(artifacts: ArtifactStore) -> UploadStore:
-    """The upload store beside an artifact store (both under the data directory)."""
-    store = UploadStore(artifacts.root.parent / "uploads")
+    """The upload store beside an artifact store (in the data directory, or in the same object store)."""
+    store = UploadStore(artifacts.root.parent / "uploads", artifacts.upload_objects)
     store.scratch.mkdir(parents=True, exist_ok=True)
     return store
 
@@ -229,8 +226,8 @@ def input_score(db: Database, store: UploadStore, upload_id: str) -> Score:
         upload = get_upload(session, upload_id, key_id=None)
     if upload is None:
         raise ParameterError(f"the upload {upload_id} of this job no longer exists", field="params.input")
-    path = store.path(upload.sha256, upload.suffix)
-    if not path.is_file():
+    path = store.local(upload.sha256, upload.suffix)
+    if path is None:
         raise ParameterError(f"the file of upload {upload_id} ({upload.filename}) is missing from the store",
                              field="params.input")
     score = read_upload(path)

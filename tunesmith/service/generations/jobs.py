@@ -9,7 +9,6 @@ then checks the key's daily quota, records the job and queues it. Errors are `Tu
 from __future__ import annotations
 
 import secrets
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy.engine import Row
@@ -28,7 +27,7 @@ from tunesmith.service.generations.tasks import SAMPLE_RATE
 from tunesmith.service.images import IMAGES, artifact_ext, make_missing_image, work_title
 from tunesmith.service.schemas import GenerationCreate
 from tunesmith.service.state import Services
-from tunesmith.service.storage import CONTENT_TYPES
+from tunesmith.service.storage import CONTENT_TYPES, StoredFile
 from tunesmith.service.uploads import input_score, upload_for_request, upload_store
 
 
@@ -143,22 +142,19 @@ def cancel_or_delete(services: Services, key: ApiKey, generation_id: str) -> Gen
     return None
 
 
-def artifact(services: Services, key: ApiKey, generation_id: str, fmt: str) -> tuple[Path, str]:
-    """(file, content type) of a finished job's MIDI or audio; an audio format not made yet is made from the WAV."""
+def artifact(services: Services, key: ApiKey, generation_id: str, fmt: str) -> StoredFile:
+    """A finished job's MIDI or audio in the store; an audio format not made yet is made from the WAV."""
     generation = succeeded(services, key, generation_id)
     if fmt == "mid":
         _check_has_score(generation)
     entry = (generation.artifacts or {}).get(fmt)
     if entry is None:
         entry = _transcode(services, generation, fmt)
-    path = services.store.path(entry["sha256"], fmt)
-    if not path.is_file():
-        raise NotFound(f"the {fmt} file of generation {generation_id} is missing from the store", field="format")
-    return path, CONTENT_TYPES[fmt]
+    return StoredFile(entry["sha256"], fmt, CONTENT_TYPES[fmt])
 
 
-def image(services: Services, key: ApiKey, generation_id: str, kind: str) -> tuple[Path, str]:
-    """(file, content type) of a finished job's spectrogram or piano roll (drawn now if the job has none)."""
+def image(services: Services, key: ApiKey, generation_id: str, kind: str) -> StoredFile:
+    """A finished job's spectrogram or piano roll in the store (drawn now if the job has none)."""
     if kind not in IMAGES:
         raise NotFound(f"no image {kind!r}; there are {', '.join(IMAGES)}", field="image")
     generation = succeeded(services, key, generation_id)
@@ -174,10 +170,7 @@ def image(services: Services, key: ApiKey, generation_id: str, kind: str) -> tup
             record = crud.get_generation(session, generation.id, key_id=None)
             if record is not None:
                 crud.add_artifact(session, record, kind, entry["sha256"], entry["bytes"])
-    path = services.store.path(entry["sha256"], "png")
-    if not path.is_file():
-        raise NotFound(f"the {kind} of generation {generation_id} is missing from the store", field="id")
-    return path, CONTENT_TYPES["png"]
+    return StoredFile(entry["sha256"], "png", CONTENT_TYPES["png"])
 
 
 def succeeded(services: Services, key: ApiKey, generation_id: str) -> Generation:
@@ -201,7 +194,10 @@ def _transcode(services: Services, generation: Generation, fmt: str) -> dict[str
     wav = (generation.artifacts or {}).get("wav")
     if wav is None or fmt == "mid":
         raise NotFound(f"generation {generation.id} has no {fmt} file", field="format")
-    audio, sr = load(services.store.path(wav["sha256"], "wav"), mono=False)  # already watermarked
+    source = services.store.local(wav["sha256"], "wav")
+    if source is None:
+        raise NotFound(f"the wav file of generation {generation.id} is missing from the store", field="format")
+    audio, sr = load(source, mono=False)  # already watermarked
     contents: dict[str, str] = {}
     with services.store.scratch_file(fmt) as path:
         save(path, audio, sr or SAMPLE_RATE, format=fmt)

@@ -12,6 +12,7 @@ uploaded score; a work without a score (one note) has no MIDI and no piano roll.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from contextlib import ExitStack
 from typing import Any
@@ -23,8 +24,9 @@ from tunesmith.generation.originality import OriginalityGate
 from tunesmith.generation.pipeline import SAMPLE_RATE, STEM, Made, deliver, load_model, make_work
 from tunesmith.generation.signing import Stamper, work_payload
 from tunesmith.service import crud
-from tunesmith.service.db import Database
+from tunesmith.service.db import Database, Generation
 from tunesmith.service.images import artifact_ext, plot_spectrogram, write_images
+from tunesmith.service.leases import Leases
 from tunesmith.service.metrics import Metrics
 from tunesmith.service.storage import ArtifactStore
 from tunesmith.service.uploads import input_score, upload_store
@@ -64,12 +66,19 @@ class Cancelled(Exception):
     """The job was cancelled (or deleted) while it ran."""
 
 
+class LeaseLost(Exception):
+    """This run's lease ran out and the job was queued again (it runs elsewhere): this run stops, writing nothing."""
+
+
 class GenerationRunner:
     """Runs generation jobs against one database, artifact store and catalog."""
 
     def __init__(self, db: Database, store: ArtifactStore, catalog: Catalog, metrics: Metrics | None = None, *,
-                 stamper: Stamper | None = None, gate: OriginalityGate | None = None) -> None:
+                 stamper: Stamper | None = None, gate: OriginalityGate | None = None,
+                 leases: Leases | None = None) -> None:
         self.db = db
+        self.leases = leases  # each run holds a lease its writes name (None: runs without, as in some tests)
+        self._run = threading.local()  # the lease of the job this worker thread runs
         self.store = store
         self.catalog = catalog
         self.metrics = metrics
@@ -79,23 +88,36 @@ class GenerationRunner:
     def run(self, generation_id: str) -> str:
         """Run one job to its end; returns the final status (``skipped`` if it was not queued any more)."""
         started = time.perf_counter()
+        lease = self.leases.new() if self.leases is not None else None
         with self.db.session() as session:
-            generation = crud.claim_generation(session, generation_id)
+            generation = crud.claim_generation(session, generation_id, lease,
+                                               self.leases.expiry() if self.leases is not None else None)
         if generation is None:
             log.info("generation %s is no longer queued; not started", generation_id)
             return "skipped"
+        self._run.lease = lease
+        if self.leases is not None and lease is not None:
+            self.leases.hold(lease, Generation, generation_id)
         status, audio_seconds = "failed", 0.0
         try:
             status, audio_seconds = self._make(generation_id, generation.model, generation.params,
                                                list(generation.formats), generation.key_id)
+            log.info("generation %s succeeded (lease %s)", generation_id, lease)
         except Cancelled:
             status = "cancelled"
+        except LeaseLost:
+            status = "lost"
+            log.warning("generation %s: lease %s ran out and the job was queued again; this run stops", generation_id,
+                        lease)
         except TunesmithError as exc:
             self._fail(generation_id, exc.code, exc.message)
         except Exception as exc:  # a bug: keep the worker alive, fail the job, log the trace
             log.exception("generation %s failed", generation_id)
             self._fail(generation_id, "internal_error", f"internal error ({type(exc).__name__}); this is a bug")
         finally:
+            if self.leases is not None and lease is not None:
+                self.leases.release(lease)
+            self._run.lease = None
             if self.metrics is not None:
                 self.metrics.job_finished(generation.model, status, time.perf_counter() - started, audio_seconds)
         return status
@@ -132,10 +154,12 @@ class GenerationRunner:
         with self.db.session() as session:
             done = crud.complete_generation(session, generation_id, result=result, artifacts=artifacts,
                                             audio_seconds=audio_seconds, provenance=provenance,
-                                            originality=made.originality)
+                                            originality=made.originality, lease=self._lease())
         if not done:
-            self._discard(artifacts)
-            raise Cancelled
+            stop = self._stopped(generation_id)
+            if stop is Cancelled:  # a lost lease keeps its files: the job's new run may have stored the same bytes
+                self._discard(artifacts)
+            raise stop
         return "succeeded", audio_seconds
 
     def _write(self, generation_id: str, entry: ModelEntry, made: Made, formats: list[str],
@@ -155,11 +179,21 @@ class GenerationRunner:
                 artifacts[fmt] = {"sha256": sha, "bytes": size}
         return artifacts, provenance
 
+    def _lease(self) -> str | None:
+        return getattr(self._run, "lease", None)
+
+    def _stopped(self, generation_id: str) -> type[Cancelled] | type[LeaseLost]:
+        """Why a write of this run was refused: the job was cancelled or deleted, or this run lost its lease."""
+        with self.db.session() as session:
+            record = crud.get_generation(session, generation_id, key_id=None)
+        lost = record is not None and record.status in ("queued", "running") and record.lease_owner != self._lease()
+        return LeaseLost if lost else Cancelled
+
     def _progress(self, generation_id: str, progress: float) -> None:
         with self.db.session() as session:
-            running = crud.set_progress(session, generation_id, progress)
+            running = crud.set_progress(session, generation_id, progress, self._lease())
         if not running:
-            raise Cancelled
+            raise self._stopped(generation_id)
 
     def _discard(self, artifacts: dict[str, Any]) -> None:
         with self.db.session() as session:
@@ -170,4 +204,4 @@ class GenerationRunner:
 
     def _fail(self, generation_id: str, code: str, message: str) -> None:
         with self.db.session() as session:
-            crud.fail_generation(session, generation_id, code=code, message=message)
+            crud.fail_generation(session, generation_id, code=code, message=message, lease=self._lease())

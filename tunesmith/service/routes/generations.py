@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response, status
 from fastapi.responses import FileResponse, StreamingResponse
 from sqlalchemy.engine import Row
-from starlette.responses import MalformedRangeHeader
-from starlette.responses import RangeNotSatisfiable as StarletteRangeNotSatisfiable
-from starlette.types import Receive, Scope, Send
 
 from tunesmith.generation.catalog import AUDIO_FORMATS
 from tunesmith.service.db import Generation
 from tunesmith.service.deps import CurrentKey, JsonBody, ServicesDep
-from tunesmith.service.errors import ERROR_RESPONSES, WRONG_MEDIA_TYPE, BadRange, ErrorBody, RangeNotSatisfiable
+from tunesmith.service.errors import ERROR_RESPONSES, WRONG_MEDIA_TYPE, ErrorBody
 from tunesmith.service.generations import jobs
 from tunesmith.service.routes.common import job_events
+from tunesmith.service.routes.files import stored_response
 from tunesmith.service.schemas import AudioFormat, GenerationCreate, GenerationLinks, GenerationList, GenerationPublic
 
 router = APIRouter(prefix="/v1/generations", tags=["generations"], responses=ERROR_RESPONSES)
@@ -110,62 +107,39 @@ def follow_generation(generation_id: str, services: ServicesDep, key: CurrentKey
                        **RANGE_ERRORS, 409: NOT_READY})
 def get_audio(generation_id: str, services: ServicesDep, key: CurrentKey,
               format: Annotated[AudioFormat, Query(description="audio format")] = "wav",
-              range_header: RangeHeader = None) -> FileResponse:
-    path, content_type = jobs.artifact(services, key, generation_id, format)
-    answer = FileResponse if check_range(range_header, path) else WholeFile
-    return answer(path, media_type=content_type, filename=f"tunesmith-{generation_id[:8]}.{format}",
-                  content_disposition_type="inline")
+              range_header: RangeHeader = None) -> Response:
+    stored = jobs.artifact(services, key, generation_id, format)
+    return stored_response(services.store, stored, range_header, filename=f"tunesmith-{generation_id[:8]}.{format}",
+                           inline=True, field="format",
+                           missing=f"the {format} file of generation {generation_id} is missing from the store")
 
 
 @router.get("/{generation_id}/midi", response_class=FileResponse, summary="the MIDI file",
             responses={200: {"content": {"audio/midi": {}}}, **RANGE_ERRORS, 409: NOT_READY})
 def get_midi(generation_id: str, services: ServicesDep, key: CurrentKey,
-             range_header: RangeHeader = None) -> FileResponse:
-    path, content_type = jobs.artifact(services, key, generation_id, "mid")
-    answer = FileResponse if check_range(range_header, path) else WholeFile
-    return answer(path, media_type=content_type, filename=f"tunesmith-{generation_id[:8]}.mid")
+             range_header: RangeHeader = None) -> Response:
+    stored = jobs.artifact(services, key, generation_id, "mid")
+    return stored_response(services.store, stored, range_header, filename=f"tunesmith-{generation_id[:8]}.mid",
+                           field="format", missing=f"the mid file of generation {generation_id} is missing from the "
+                           "store")
 
 
 @router.get("/{generation_id}/spectrogram", response_class=FileResponse, summary="log-mel spectrogram (PNG)",
             responses={200: {"content": {"image/png": {}}}, 409: NOT_READY})
-def get_spectrogram(generation_id: str, services: ServicesDep, key: CurrentKey) -> FileResponse:
-    path, content_type = jobs.image(services, key, generation_id, "spectrogram")
-    return FileResponse(path, media_type=content_type, filename=f"tunesmith-{generation_id[:8]}-spectrogram.png",
-                        content_disposition_type="inline")
+def get_spectrogram(generation_id: str, services: ServicesDep, key: CurrentKey) -> Response:
+    stored = jobs.image(services, key, generation_id, "spectrogram")
+    return stored_response(services.store, stored, None, inline=True,
+                           filename=f"tunesmith-{generation_id[:8]}-spectrogram.png",
+                           missing=f"the spectrogram of generation {generation_id} is missing from the store")
 
 
 @router.get("/{generation_id}/pianoroll", response_class=FileResponse, summary="piano roll of the score (PNG)",
             responses={200: {"content": {"image/png": {}}}, 409: NOT_READY})
-def get_pianoroll(generation_id: str, services: ServicesDep, key: CurrentKey) -> FileResponse:
-    path, content_type = jobs.image(services, key, generation_id, "pianoroll")
-    return FileResponse(path, media_type=content_type, filename=f"tunesmith-{generation_id[:8]}-pianoroll.png",
-                        content_disposition_type="inline")
-
-
-def check_range(header: str | None, path: Path) -> bool:
-    """False when the Range header must be ignored (RFC 9110 14.2: a server MUST ignore a range unit it does not
-    understand); a bytes range is checked: a malformed or unsatisfiable one is a JSON error (the file response
-    then serves valid ones)."""
-    if header is None:
-        return True
-    if header.partition("=")[0].strip().lower() != "bytes":
-        return False
-    size = path.stat().st_size
-    try:
-        FileResponse._parse_range_header(header, size)
-    except MalformedRangeHeader as exc:
-        raise BadRange(f"malformed Range header {header!r}: {exc.content}", field="Range") from None
-    except StarletteRangeNotSatisfiable:
-        raise RangeNotSatisfiable(f"Range {header!r} is outside the file of {size} bytes", size=size) from None
-    return True
-
-
-class WholeFile(FileResponse):
-    """A file answered whole: the request's Range header (of a unit this server ignores) is not looked at."""
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        headers = [(name, value) for name, value in scope["headers"] if name.lower() != b"range"]
-        await super().__call__({**scope, "headers": headers}, receive, send)
+def get_pianoroll(generation_id: str, services: ServicesDep, key: CurrentKey) -> Response:
+    stored = jobs.image(services, key, generation_id, "pianoroll")
+    return stored_response(services.store, stored, None, inline=True,
+                           filename=f"tunesmith-{generation_id[:8]}-pianoroll.png",
+                           missing=f"the pianoroll of generation {generation_id} is missing from the store")
 
 
 @router.delete("/{generation_id}", status_code=status.HTTP_204_NO_CONTENT, summary="cancel or delete",
