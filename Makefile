@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.stamp-install
 S3RVER := .tools/node_modules/.bin/s3rver
-DEBIAN_PACKAGES := fluidsynth musescore-general-soundfont-small musescore-general-soundfont fluid-soundfont-gm ffmpeg postgresql redis-server chromium mma hydrogen-drumkits hydrogen-data lmms-common
+DEBIAN_PACKAGES := fluidsynth musescore-general-soundfont-small musescore-general-soundfont fluid-soundfont-gm ffmpeg postgresql redis-server chromium mma hydrogen-drumkits hydrogen-data lmms-common nodejs
 
 .PHONY: run test lint setup system-deps python-deps demo clean
 

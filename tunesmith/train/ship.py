@@ -20,7 +20,15 @@ def licence_note(licences: dict[str, int]) -> str:
                 "and its outputs is not cleared")
     if licences and all(lic.startswith("public domain") for lic in licences):
         return "trained only on public-domain data"
+    if any("GPL" in lic for lic in licences):
+        return ("trained on GPL-licensed data (e.g. MMA's style library, GPL-2+): the weights are offered under "
+                "the same licence; see training_data for each source")
     return "see training_data for the licence of each source"
+
+
+def weights_licence(licences: dict[str, int]) -> str:
+    """The licence the shipped weights are offered under: the training data's copyleft, else Apache-2.0."""
+    return "GPL-2.0-or-later" if any("GPL-2+" in lic for lic in licences) else "Apache-2.0"
 
 
 def ship(run: Path, name: str, *, weights_dir: Path, checkpoint: str = "best", version: str = "1.0.0",
@@ -40,7 +48,7 @@ def ship(run: Path, name: str, *, weights_dir: Path, checkpoint: str = "best", v
     shipped = {
         "id": name, "version": version, "description": description, **card,
         "weights_sha256": sha256_file(target),
-        "licence": {"weights": "Apache-2.0", "training_data": licences, "note": licence_note(licences)},
+        "licence": {"weights": weights_licence(licences), "training_data": licences, "note": licence_note(licences)},
         "evaluation": {"command": evaluation_command, "figures": evaluation or {}},
     }
     card_path = weights_dir / f"{name}.json"
