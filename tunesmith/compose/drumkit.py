@@ -151,13 +151,15 @@ class DrumKit:
         return DrumPerformance(audio=out, sr=out_sr, hits=played, written=written, interpretation=notes)
 
 
+def kit_installed(weights_dir: Path = WEIGHTS_DIR) -> bool:
+    """Whether the shipped neural drum kit (weights/drums.json and its weights) is here."""
+    return (weights_dir / "drums.json").is_file() and (weights_dir / "drums.safetensors").is_file()
+
+
 @functools.lru_cache(maxsize=2)
-def shipped_kit(weights_dir: str = str(WEIGHTS_DIR)) -> DrumKit | None:
+def shipped_kit(weights_dir: Path = WEIGHTS_DIR) -> DrumKit | None:
     """The shipped neural drum kit (weights/drums.json), loaded once per process; None when it is not installed."""
-    card = Path(weights_dir) / "drums.json"
-    if not card.is_file() or not card.with_suffix(".safetensors").is_file():
-        return None
-    return DrumKit.load(card)
+    return DrumKit.load(weights_dir / "drums.json") if kit_installed(weights_dir) else None
 
 
 def perform_with_kit(synth: NoteSynth, score: Score, instrument: str, *, seed: int = 0,

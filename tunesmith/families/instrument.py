@@ -114,10 +114,10 @@ def resolve_perform(request: Resolving) -> dict[str, Any]:
 
 
 def neural_drums_installed() -> bool:
-    """Whether the shipped neural drum kit (weights/drums.json) is here."""
-    from tunesmith.checkpoints import WEIGHTS_DIR
+    """Whether the shipped neural drum kit (weights/drums.json) is here (nothing is loaded)."""
+    from tunesmith.compose.drumkit import kit_installed
 
-    return (WEIGHTS_DIR / "drums.json").is_file() and (WEIGHTS_DIR / "drums.safetensors").is_file()
+    return kit_installed()
 
 
 def note_seconds(params: dict[str, Any], _upload: InputFacts | None, card: Mapping[str, Any]) -> float:
