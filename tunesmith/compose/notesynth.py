@@ -86,7 +86,7 @@ class NoteSynth:
             name_or_path = shipped if shipped.is_file() else "notes"
         directory, name = resolve_checkpoint(name_or_path)
         card = load_card(directory, name)
-        if card.get("family") != "gan":
+        if card.get("family") not in ("gan", "drums"):
             raise ParameterError(f"{name_or_path} is a {card.get('family')!r} model, not a notes GAN", field="model")
         generator = NoteGenerator(**card["kwargs"])
         load_weights(directory, name, generator)

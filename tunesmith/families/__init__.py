@@ -11,6 +11,7 @@ from __future__ import annotations
 from tunesmith.families.analyzer import ANALYZER
 from tunesmith.families.base import Family, InputFacts, Resolving, Trainer, Work
 from tunesmith.families.composer import COMPOSER
+from tunesmith.families.drums import DRUMS
 from tunesmith.families.instrument import INSTRUMENT, PERFORMER
 from tunesmith.families.song import SONG
 
@@ -51,5 +52,5 @@ def trainers() -> dict[str, Family]:
     return {f.trainer.name: f for f in _REGISTRY.values() if f.trainer is not None}
 
 
-for _family in (COMPOSER, INSTRUMENT, PERFORMER, ANALYZER, SONG):
+for _family in (COMPOSER, INSTRUMENT, PERFORMER, ANALYZER, SONG, DRUMS):
     register(_family)

@@ -5,7 +5,7 @@ plays one note (:data:`INSTRUMENT`), and `perform` plays an input score with it 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -51,6 +51,9 @@ class PerformParams(BaseModel):
     input: UploadId | None = Field(None, description="id of an uploaded MIDI or MusicXML file (POST /v1/uploads)")
     instrument: PlayedInstrument | None = Field(None, description="a pitched instrument of the neural instrument",
                                                 json_schema_extra={"default": "piano"})
+    drums: Literal["neural", "notes"] | None = Field(None, description="who plays the drum track (channel 10): the "
+                                                     "neural drum kit learned from recorded kits (`drums`, the "
+                                                     "default when installed) or this instrument's own kit")
 
 
 def instruments(card: Mapping[str, Any]) -> list[str]:
@@ -104,7 +107,17 @@ def resolve_perform(request: Resolving) -> dict[str, Any]:
                              "give its id as params.input", field="params.input")
     instrument = played(request.card, request.merged(["instrument"]).get("instrument") or "piano",
                         pitched_instruments(request.card), "params.instrument")
-    return {"input": request.upload.id, "instrument": instrument.name, "seed": request.seed}
+    drums = request.merged(["drums"]).get("drums") or ("neural" if neural_drums_installed() else "notes")
+    if drums == "neural" and not neural_drums_installed():
+        raise ParameterError("the neural drum kit (model drums) is not installed here", field="params.drums")
+    return {"input": request.upload.id, "instrument": instrument.name, "drums": drums, "seed": request.seed}
+
+
+def neural_drums_installed() -> bool:
+    """Whether the shipped neural drum kit (weights/drums.json) is here (nothing is loaded)."""
+    from tunesmith.compose.drumkit import kit_installed
+
+    return kit_installed()
 
 
 def note_seconds(params: dict[str, Any], _upload: InputFacts | None, card: Mapping[str, Any]) -> float:
@@ -136,12 +149,18 @@ def run_perform(synth: Any, params: dict[str, Any], source: Score | None) -> Wor
     """The input score played note by note; its MIDI is the score as performed, on the instrument that played."""
     if source is None:
         raise ParameterError("perform plays a score: give an input file", field="input")
-    performance = synth.perform(source, params["instrument"], seed=int(params.get("seed") or 0))
+    if params.get("drums") == "neural" and any(p.is_drum and p.notes for p in source.parts):
+        from tunesmith.compose.drumkit import perform_with_kit
+
+        performance = perform_with_kit(synth, source, params["instrument"], seed=int(params.get("seed") or 0))
+    else:
+        performance = synth.perform(source, params["instrument"], seed=int(params.get("seed") or 0))
     program = next(i["program"] for i in synth.card["instruments"] if i["name"] == params["instrument"])
     for part in source.parts:
         if not part.is_drum:
             part.program = int(program)
-    result = {"instrument": params["instrument"], "seed": params.get("seed"), "n_notes": performance.notes,
+    result = {"instrument": params["instrument"], "drums": params.get("drums"), "seed": params.get("seed"),
+              "n_notes": performance.notes,
               "notes": performance.interpretation}
     return Work(score=source, audio=np.asarray(performance.audio, dtype=np.float32)[None, :], sr=performance.sr,
                 result=result, signed={k: v for k, v in params.items() if k != "model"},

@@ -100,6 +100,8 @@ class SongParams(BaseModel):
     temperature: float | None = Field(None, ge=TEMPERATURE_RANGE[0], le=TEMPERATURE_RANGE[1],
                                       json_schema_extra={"default": 1.0})
     top_p: float | None = Field(None, ge=TOP_P_RANGE[0], le=TOP_P_RANGE[1], json_schema_extra={"default": 0.95})
+    neural_drums: bool | None = Field(None, description="play the drum track with the neural drum kit (model drums) "
+                                      "instead of the soundfont", json_schema_extra={"default": False})
 
 
 def styles(card: Mapping[str, Any]) -> list[Mapping[str, Any]]:
@@ -172,7 +174,8 @@ def resolve(request: Resolving) -> dict[str, Any]:
             "energy": float(params.get("energy", 0.5)), "tracks": tracks, "instruments": instruments,
             "loop": int(loop) if loop else None, "chords": params.get("chords") or None,
             "temperature": float(params.get("temperature", 1.0)),
-            "top_p": float(params.get("top_p", 0.95)), "seed": request.seed}
+            "top_p": float(params.get("top_p", 0.95)), "neural_drums": bool(params.get("neural_drums")),
+            "seed": request.seed}
 
 
 def resolve_input(request: Resolving, params: dict[str, Any]) -> dict[str, Any]:
@@ -335,6 +338,11 @@ def run(writer: Any, params: dict[str, Any], source: Score | None) -> Work:
     signed["seed"] = song.params["seed"]
     kind = f"{params['loop']}-bar loop" if params.get("loop") else "song"
     title = f"{params['style']} {kind} in {song.params['key']}"
+    if params.get("neural_drums"):  # the drum track by the neural kit, the rest by FluidSynth
+        from tunesmith.compose.drumkit import render_with_neural_drums
+
+        audio = render_with_neural_drums(song.score, sr=44100, seed=int(song.params["seed"] or 0))
+        return Work(score=song.score, audio=audio, sr=44100, result=result, signed=signed, title=title)
     return Work(score=song.score, audio=None, sr=0, result=result, signed=signed, title=title)
 
 
