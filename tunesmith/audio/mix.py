@@ -10,7 +10,9 @@ ceiling."""
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,15 +49,19 @@ def mix(stems: Mapping[str, np.ndarray], settings: Mapping[str, MixSetting], *, 
     if not stems:
         raise ParameterError("nothing to mix: no stems", field="stems")
     length = max(s.shape[-1] for s in stems.values())
-    placed: dict[str, np.ndarray] = {}
-    for name, stem in stems.items():
+
+    def place(name: str) -> np.ndarray:
         setting = settings.get(name, MixSetting())
-        y = ensure_channels(np.asarray(stem, dtype=np.float32), 2)
+        y = ensure_channels(np.asarray(stems[name], dtype=np.float32), 2)
         y = np.pad(y, ((0, 0), (0, length - y.shape[-1])))
         gain_db = setting.gain_db
         if setting.level_lufs is not None:
             gain_db += loudness_gain_db(y, sr=sr, target_lufs=setting.level_lufs, peak_ceiling_db=None)
-        placed[name] = balance(y * np.float32(10.0 ** (gain_db / 20.0)), setting.pan)
+        return balance(y * np.float32(10.0 ** (gain_db / 20.0)), setting.pan)
+
+    # the stems are measured side by side (the loudness filters run without the GIL)
+    with ThreadPoolExecutor(max(1, min(len(stems), os.cpu_count() or 1, 4))) as pool:
+        placed = dict(zip(stems, pool.map(place, stems), strict=True))
     total = np.sum(list(placed.values()), axis=0).astype(np.float32)
     if target_lufs is None:
         return total, placed

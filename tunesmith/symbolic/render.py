@@ -223,6 +223,7 @@ class Renderer:
         self._cursor = 0  # samples synthesized so far (for block alignment)
         self._used = False  # the synthesizer has played something (a piece then gets a fresh one)
         self._piece_played = False  # it has played a piece (a note then gets a fresh one: no reverb tail left)
+        self._helpers: list[Renderer] = []  # more synthesizers for rendering stems side by side (render_parts)
 
     def _new_synth(self) -> tuple[Any, int]:
         """A new synthesizer with the soundfont loaded (FluidSynth shares the decoded samples between them,
@@ -336,18 +337,44 @@ class Renderer:
             out *= PEAK_LIMIT / peak
         return out
 
-    def render_parts(self, score: Score, *, tail: float = 1.0, reverb: bool = True) -> list[np.ndarray]:
-        """Each part of ``score`` rendered alone (a stem), every one as long as the whole piece's render."""
+    def render_parts(self, score: Score, *, tail: float = 1.0, reverb: bool = True,
+                     threads: int | None = None) -> list[np.ndarray]:
+        """Each part of ``score`` rendered alone (a stem), every one as long as the whole piece's render.
+
+        The parts are rendered side by side on ``threads`` synthesizers (default: one per CPU core, at most 4;
+        FluidSynth runs without the GIL): each part on a fresh one, so the stems are the same however many."""
         if not isinstance(score, Score):
             raise ParameterError(f"expected a Score, got {type(score).__name__}", field="score")
         total = round(score.end_beats * 60.0 / score.tempo * self.sr) + round(tail * self.sr)
+        sounding = [part for part in score.parts if part.notes]
+        count = max(1, min(threads or min(os.cpu_count() or 1, MAX_STEM_THREADS), len(sounding)))
+        renderers = [self, *self._stem_helpers(count - 1)]
+
+        def render_share(index: int) -> dict[int, np.ndarray]:
+            share = sounding[index::count]
+            return {id(part): renderers[index].render(
+                Score(parts=[part], tempo=score.tempo, key=score.key, time_signature=score.time_signature,
+                      title=score.title), tail=tail, reverb=reverb) for part in share}
+
+        if count == 1:
+            rendered = render_share(0)
+        else:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(count, thread_name_prefix="stems") as pool:
+                rendered = {k: v for share in pool.map(render_share, range(count)) for k, v in share.items()}
         stems = []
         for part in score.parts:
-            alone = Score(parts=[part], tempo=score.tempo, key=score.key, time_signature=score.time_signature,
-                          title=score.title)
-            y = self.render(alone, tail=tail, reverb=reverb) if part.notes else np.zeros((2, 1), np.float32)
+            y = rendered.get(id(part), np.zeros((2, 1), np.float32))
             stems.append(np.pad(y, ((0, 0), (0, max(0, total - y.shape[1]))))[:, :max(total, 1)])
         return stems
+
+    def _stem_helpers(self, count: int) -> list[Renderer]:
+        """``count`` more renderers of this sample rate and soundfont (made once, then kept)."""
+        with self._lock:
+            while len(self._helpers) < count:
+                self._helpers.append(Renderer(self.sr, soundfont=self.soundfont))
+            return self._helpers[:count]
 
     def _piece_events(
         self, score: Score
@@ -446,6 +473,8 @@ class Renderer:
 
     def close(self) -> None:
         """Free the synthesizer (a closed renderer cannot render)."""
+        for helper in self._helpers:
+            helper.close()
         with self._lock:
             if not self._closed:
                 self._synth.delete()
@@ -457,6 +486,7 @@ class Renderer:
                 self._closed = True
 
 
+MAX_STEM_THREADS = 4
 _renderers: dict[tuple[int, Path], Renderer] = {}
 _renderers_lock = threading.Lock()
 
