@@ -164,7 +164,8 @@ def nll_report(writer: Any, data: Path, *, max_events: int, cache_dir: Path | No
     batches = corpora["test"].evaluation_batches(window, max_events=max_events)
     model_nll = evaluate_nll(writer.model, batches)
     digest = Dataset(data).manifest_sha256[:16]
-    cache = cache_dir / f"song-ngram-{digest}-{max_events}-{'-'.join(meters)}.json" if cache_dir else None
+    name = f"song-ngram-{digest}-{max_events}-{'-'.join(m.replace('/', '') for m in meters)}.json"
+    cache = cache_dir / name if cache_dir else None
     if cache is not None and cache.is_file():
         baseline = json.loads(cache.read_text())
     else:
