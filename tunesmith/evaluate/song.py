@@ -187,7 +187,7 @@ def nll_report(writer: Any, data: Path, *, max_events: int, cache_dir: Path | No
 def evaluate_song(checkpoint: str | Path, data: str | Path, human: str | Path | None, *, per_style: int = 3,
                   seed: int = 0, out: Path = Path("out/evaluate"), max_events: int = 60_000,
                   styles: Sequence[str] | None = None, nll: bool = True, temperature: float = 1.0,
-                  top_p: float = 0.95, writer: Any = None) -> dict[str, Any]:
+                  top_p: float = 0.95, writer: Any = None, reference: bool = True) -> dict[str, Any]:
     """Every figure of the song evaluation as one JSON-ready dict (module docstring)."""
     from tunesmith.compose.song import SongWriter
     from tunesmith.evaluate.song_originality import TrackIndex, summarize
@@ -246,6 +246,9 @@ def evaluate_song(checkpoint: str | Path, data: str | Path, human: str | Path | 
     report["drums"] = drums_report(generated, held_stats, data, human)
     report["tempo"] = tempo_report(generated)
     report["key"] = key_report(generated)
+    if reference:
+        report["tempo"]["held_out_reference"], report["key"]["held_out_reference"] = reference_report(
+            prompts, held_out, renderer)
     train_songs = ((s.record.id, _role_notes(band_tracks(s)), s.score.bar_beats, math.ceil(s.labels["bars"]))
                    for s in progress(iter_songs(data, "train"), desc="originality index", unit="song"))
     runs = TrackIndex.build(train_songs).check_many(tracks)
@@ -257,6 +260,23 @@ def evaluate_song(checkpoint: str | Path, data: str | Path, human: str | Path | 
         report["nll"] = nll_report(writer, data, max_events=max_events, cache_dir=cache_dir)
     report["goals"] = goals(report)
     return report
+
+
+def reference_report(prompts: list[dict], held_out: dict[str, list[SongRecord]],
+                     renderer: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The same tempo and key checks on the held-out songs the prompts copied (what the instruments themselves
+    score on real songs: the goal's ceiling)."""
+    by_id = {s.record.id: s for songs in held_out.values() for s in songs}
+    songs = [by_id[i] for i in dict.fromkeys(p["like"] for p in prompts)]
+    tempo, key = [], []
+    for song in progress(songs, desc="held-out reference", unit="song"):
+        heard = heard_tempo(renderer.render(song.score, tail=0.5), RENDER_SR)
+        tempo.append(tempo_verdict(heard, float(song.labels["tempo"])))
+        key.append(parse_key(pitched_key(song.score)) == parse_key(song.labels["key"]))
+    n = max(1, len(songs))
+    return ({"songs": len(songs), "share_within": sum(v["within"] for v in tempo) / n,
+             "octave_error_rate": sum(v["octave_error"] for v in tempo) / n},
+            {"songs": len(songs), "share_found": sum(key) / n})
 
 
 def _role_notes(tracks: list[tuple[str, list]]) -> dict[str, list]:
@@ -439,8 +459,13 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
     lines.append(f"[{mark(tempo['passed'])}] tempo heard within 4 % in {100 * tempo['share_within']:.0f} % of songs "
                  f"(goal 90 %); octave errors {100 * tempo['octave_error_rate']:.0f} %, 3:2 errors "
                  f"{100 * tempo['triple_error_rate']:.0f} %")
+    if "held_out_reference" in tempo:
+        ref = tempo["held_out_reference"]
+        lines.append(f"      the same tracker on {ref['songs']} held-out MMA songs: {100 * ref['share_within']:.0f} % "
+                     f"within 4 %, octave errors {100 * ref['octave_error_rate']:.0f} %")
     lines.append(f"[{mark(key['passed'])}] key found by music21 in {100 * key['share_found']:.0f} % of songs "
-                 "(goal 90 %)")
+                 "(goal 90 %)" + (f"; on the held-out MMA songs {100 * key['held_out_reference']['share_found']:.0f} %"
+                                  if "held_out_reference" in key else ""))
     if "nll" in report:
         nll = report["nll"]
         lines.append(f"[{mark(nll['passed'])}] test NLL {nll['model_test_nll']:.3f} nats/event vs "
