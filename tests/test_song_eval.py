@@ -210,6 +210,7 @@ def test_evaluate_song_end_to_end(corpus, writer, tmp_path):
                                     "key_found_by_music21", "originality", "nll_25pct_below_ngram"}
     assert not report["goals"]["nll_25pct_below_ngram"]  # random weights
     assert report["drums"]["human_patterns"] == 0 and "note" in report["drums"]
+    assert report["tempo"]["held_out_reference"]["songs"] >= 1  # the instruments on the real songs
     assert (tmp_path / "song-style-confusion.png").is_file()
     assert any(line.startswith("[") for line in summary_lines(report))
     json.dumps(report)
