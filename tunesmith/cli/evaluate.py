@@ -1,4 +1,4 @@
-"""`tunesmith evaluate {lm,gan,analyzer,watermark}`: measure a model and print its figures."""
+"""`tunesmith evaluate {lm,gan,analyzer,watermark,song,...}`: measure a model and print its figures."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tunesmith.errors import DatasetError, ParameterError
 
-TARGETS = ("lm", "gan", "analyzer", "watermark", "drums", "prompts", "grooves")
+TARGETS = ("lm", "gan", "analyzer", "watermark", "drums", "prompts", "grooves", "song")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -35,6 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="lm: fit the parallel-fifths penalty to the training split (prints it for the card)")
     p.add_argument("--human", type=Path, default=Path("datasets/human-drums"),
                    help="grooves: the human-drums dataset to compare MMA's drum tracks with")
+    p.add_argument("--songs", type=int, default=3, help="song: songs generated per style (default 3)")
     p.add_argument("--json", action="store_true", help="print every figure as JSON")
     p.set_defaults(func=run_evaluate)
 
@@ -69,6 +70,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
             f"(relative difference {v['relative_difference']:+.0%})"
             for name, v in report["overall"].items()))
         return 0
+    if args.target == "song":
+        return run_evaluate_song(args)
     if args.target == "prompts":  # the prompt engine on the labelled set (--data: another JSON-lines set)
         from tunesmith.prompting.evaluate import DEFAULT_SET, evaluate, summary_lines
 
@@ -126,6 +129,22 @@ def summary_lines(report: dict) -> list[str]:
                  f"{runs['max']} notes; {100 * orig['share_at_most_12']:.1f}% at most 12 (goal 99%)")
     lines.append(f"generation: {report['speed']['seconds_per_piece']:.2f} s per piece")
     return lines
+
+
+def run_evaluate_song(args: argparse.Namespace) -> int:
+    """`evaluate song`: style, statistics, drums, tempo, key, NLL and originality (tunesmith.evaluate.song)."""
+    if args.songs <= 0:
+        raise ParameterError(f"--songs must be positive, got {args.songs}", field="songs")
+    from tunesmith.evaluate.song import evaluate_song, summary_lines
+
+    checkpoint = args.checkpoint or "song"
+    data = model_dataset(checkpoint, args.data)
+    report = evaluate_song(checkpoint, data, args.human, per_style=args.songs, seed=args.seed, out=args.out,
+                           temperature=args.temperature, top_p=args.top_p)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "song-evaluation.json").write_text(json.dumps(report, indent=2))
+    print(json.dumps(report, indent=2) if args.json else "\n".join(summary_lines(report)))
+    return 0
 
 
 def run_evaluate_analyzer(args: argparse.Namespace) -> int:
