@@ -137,7 +137,7 @@ def play_kit(kit: DrumKit, notes: list[Note], seconds_per_beat: float, sr: int, 
         y = kit.hit(note.pitch, rng)
         if y is None:
             continue
-        start = int(round(note.start * seconds_per_beat * sr))
+        start = round(note.start * seconds_per_beat * sr)
         if start >= length:
             continue
         stop = min(length, start + len(y))
@@ -342,7 +342,7 @@ def _make(plan: Plan, songs: Dataset, renderers: dict[str, Any], sr: int,
         return f"song of {duration:.1f} s is too short for an excerpt"
     start = float(rng.uniform(0, max(0.0, duration - seconds)))
     part_score, levels = excerpt(score, start, seconds, rng)
-    length = int(round(seconds * sr))
+    length = round(seconds * sr)
     played = list(part_score.parts)
     drums = [p for p in part_score.parts if p.is_drum]
     if plan.kit is not None:
