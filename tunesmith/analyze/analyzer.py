@@ -41,7 +41,7 @@ class Predictions:
 class Analyzer:
     """A trained analyzer CNN with its front end and label names."""
 
-    def __init__(self, model: AnalyzerCNN, card: dict[str, Any], *, name: str) -> None:
+    def __init__(self, model: AnalyzerCNN, card: dict[str, Any], *, name: str, mixtures: Any = None) -> None:
         # channels-last convolutions run ~40% faster on this CPU; outputs equal the plain layout's within 1e-5
         self.model = model.eval().to(memory_format=torch.channels_last)
         self.card = card
@@ -49,19 +49,33 @@ class Analyzer:
         self.frontend = FrontEnd(**card["frontend"])
         self.labels: dict[str, list[str]] = card["labels"]
         self.crop = int(card["crop_frames"])
+        self.mixtures = mixtures  # a MixtureTagger: which families sound when (None: not on this machine)
         self._lock = threading.Lock()
 
     @classmethod
-    def load(cls, name_or_path: str | Path = "analyzer") -> Analyzer:
-        """A shipped model by id ("analyzer") or a training run directory / card path."""
+    def load(cls, name_or_path: str | Path = "analyzer", *, mixtures: str | Path | bool | None = None) -> Analyzer:
+        """A shipped model by id ("analyzer") or a training run directory / card path.
+
+        ``mixtures``: the mixture tagger heard with it (a model id or run directory); None takes the checkpoint's
+        companion ``NAME-mixtures`` beside it when there is one (the shipped "analyzer-mixtures"); False none."""
         directory, checkpoint = resolve_checkpoint(name_or_path)
         card = load_card(directory, checkpoint)
         if card.get("family") != "analyzer":
             raise ParameterError(f"{name_or_path} is a {card.get('family')!r} model, not an analyzer",
                                  field="model")
+        if card.get("arch") == "mixture-cnn":
+            raise ParameterError(f"{name_or_path} is a mixture tagger; give it as the analyzer's mixtures model "
+                                 "(--mixtures) beside a note analyzer", field="model")
         model = AnalyzerCNN(**card["kwargs"])
         load_weights(directory, checkpoint, model)
-        return cls(model, card, name=str(card.get("id", checkpoint)))
+        tagger = None
+        if mixtures is None and (directory / f"{checkpoint}-mixtures.json").is_file():
+            mixtures = directory / f"{checkpoint}-mixtures.json"
+        if mixtures:
+            from tunesmith.analyze.mixtures import MixtureTagger
+
+            tagger = MixtureTagger.load(mixtures)
+        return cls(model, card, name=str(card.get("id", checkpoint)), mixtures=tagger)
 
     @property
     def embed_dim(self) -> int:
@@ -154,8 +168,9 @@ class Analyzer:
 
     def analyze(self, y: np.ndarray, sr: int, *, melody: bool = True,
                 max_seconds: float | None = None) -> dict[str, Any]:
-        """Everything the analyzer hears in a recording: duration, loudness, tempo, key, the CNN's tags and
-        (``melody``) a monophonic melody transcription. JSON-ready; tempo and key are None in silence."""
+        """Everything the analyzer hears in a recording: duration, loudness, tempo, key, the CNN's tags, the
+        instrument families sounding when (``instruments``, with a mixture tagger) and (``melody``) a monophonic
+        melody transcription. JSON-ready; tempo and key are None in silence."""
         from tunesmith.analyze.dsp import one_blas_thread  # imported on use: embed/predict need no librosa
 
         with one_blas_thread():  # small products: a second BLAS thread only spins
@@ -174,6 +189,8 @@ class Analyzer:
             if "family" in tags:
                 report["family"] = next(iter(tags["family"]))
                 report["instrument"] = next(iter(tags["instrument"]))
+            if self.mixtures is not None:
+                report["instruments"] = self.mixtures.describe(_mono(y), sr)
         plain = heard.to_dict()
         report["tempo"], report["key"] = plain["tempo"], plain["key"]
         if melody:

@@ -13,11 +13,14 @@ DEFAULT_MAX_SECONDS = 1200.0
 
 
 def analyze_file(path: Path, *, checkpoint: str = "analyzer", melody: bool = True,
-                 max_seconds: float = DEFAULT_MAX_SECONDS, analyzer: Any = None) -> dict[str, Any]:
+                 max_seconds: float = DEFAULT_MAX_SECONDS, analyzer: Any = None,
+                 mixtures: str | Path | bool | None = None) -> dict[str, Any]:
     """Decode ``path`` (at most ``max_seconds`` long) and analyze it; the report names the file.
 
     ``analyzer`` is an already loaded `Analyzer` (the service keeps one per process); else ``checkpoint``
-    is loaded."""
+    is loaded, with the mixture tagger ``mixtures`` (None: the checkpoint's companion, when shipped; False: none).
+    The report's ``instruments`` (with a mixture tagger) lists the families heard and the segments in which the
+    same families sound, each with its confidence."""
     from tunesmith.analyze.analyzer import Analyzer
     from tunesmith.analyze.dsp import ANALYSIS_SR  # decode straight to the DSP's rate (the CNN resamples)
     from tunesmith.audio.io import info, load
@@ -29,5 +32,6 @@ def analyze_file(path: Path, *, checkpoint: str = "analyzer", melody: bool = Tru
         raise ParameterError(f"{path.name} lasts {facts.duration:.0f} s, over the limit of {max_seconds:g} s "
                              "(raise it with --max-seconds)", field="file")
     y, sr = load(path, sr=ANALYSIS_SR, mono=True)
-    report = (analyzer or Analyzer.load(checkpoint)).analyze(y, sr, melody=melody, max_seconds=max_seconds)
+    analyzer = analyzer or Analyzer.load(checkpoint, mixtures=mixtures)
+    report = analyzer.analyze(y, sr, melody=melody, max_seconds=max_seconds)
     return {"file": str(path), "format": facts.format, "channels": facts.channels, "file_sr": facts.sr, **report}

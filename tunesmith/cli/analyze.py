@@ -22,6 +22,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--midi", type=Path, help="write the transcribed melody to this MIDI file")
     p.add_argument("--no-melody", action="store_true", help="skip the melody transcription (faster)")
     p.add_argument("--checkpoint", default="analyzer", help="model id or training run directory")
+    p.add_argument("--mixtures", help="mixture tagger: model id or training run directory (default: the shipped "
+                   "analyzer-mixtures, when present)")
     p.add_argument("--max-seconds", type=float, default=DEFAULT_MAX_SECONDS,
                    help=f"refuse longer files (default {DEFAULT_MAX_SECONDS:g} s)")
     remote.add_server_options(p)
@@ -37,7 +39,7 @@ def run_analyze(args: argparse.Namespace) -> int:
         report = remote.run_analyze(args)
     else:
         report = analyze_file(args.file, checkpoint=args.checkpoint, melody=not args.no_melody,
-                              max_seconds=args.max_seconds)
+                              max_seconds=args.max_seconds, mixtures=args.mixtures)
     if args.midi is not None:
         from tunesmith.analyze.transcribe import TranscribedNote, notes_to_score
         from tunesmith.symbolic.io import write_midi
@@ -66,6 +68,8 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
         inst = report["tags"]["instrument"]
         lines.append("family: " + ", ".join(f"{k} {v:.2f}" for k, v in list(fam.items())[:3]))
         lines.append("instrument: " + ", ".join(f"{k} {v:.2f}" for k, v in list(inst.items())[:3]))
+    if "instruments" in report:
+        lines.extend(_instrument_lines(report["instruments"]))
     if "tags" in report.get("tags", {}):
         lines.append("tags: " + ", ".join(f"{k} {v:.2f}" for k, v in report["tags"]["tags"].items()))
     key, tempo = report["key"], report["tempo"]
@@ -79,6 +83,17 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
                                                         if melody else ""))
     if "midi" in report:
         lines.append(f"wrote {report['midi']}")
+    return lines
+
+
+def _instrument_lines(heard: dict[str, Any]) -> list[str]:
+    """The mixture tagger's families and segments, one line each."""
+    fams = heard.get("families", [])
+    lines = ["families heard: " + (", ".join(f"{f['family']} {f['confidence']:.2f} ({f['seconds']:.0f} s)"
+                                             for f in fams) or "none")]
+    for seg in heard.get("segments", []):
+        names = ", ".join(f"{k} {v:.2f}" for k, v in seg["families"].items()) or "nothing recognised"
+        lines.append(f"  {seg['start']:6.1f}-{seg['end']:6.1f} s: {names}")
     return lines
 
 

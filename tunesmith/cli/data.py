@@ -31,12 +31,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sources", help="samples: comma-separated subset of hydrogen,sonicpi,salamander,lmms")
     p.add_argument("--npm-cache", type=Path, help="samples: npm tarball cache (default ~/.cache/tunesmith/npm)")
     p.add_argument("--workers", type=int, help="grooves: processes for MMA and music21 (default 2)")
+    p.add_argument("--grooves", type=Path, help="mixtures: the built grooves dataset (default datasets/grooves)")
+    p.add_argument("--samples", type=Path, help="mixtures: the built samples dataset (default datasets/samples)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=run_build)
 
 
 def run_build(args: argparse.Namespace) -> int:
-    names = ("sr", "segment", "modality", "voices", "soundfont", "sources", "npm_cache", "workers")
+    names = ("sr", "segment", "modality", "voices", "soundfont", "sources", "npm_cache", "workers", "grooves",
+             "samples")
     options = {k: v for k in names if (v := getattr(args, k)) is not None}
     summary = build(args.kind, args.src, args.out, limit=args.limit, opt_out=read_opt_out(args.opt_out),
                     **options)

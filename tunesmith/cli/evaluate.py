@@ -26,6 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="analyzer: chorales dataset rendered for the key and tempo figures")
     p.add_argument("--folk", type=Path, default=Path("datasets/folk"),
                    help="analyzer: folk dataset rendered for the transcription figures")
+    p.add_argument("--mixtures", type=Path, help="analyzer: a mixtures dataset; evaluates the mixture tagger "
+                   "(--checkpoint, default analyzer-mixtures) on its held-out split instead")
     p.add_argument("--out", type=Path, default=Path("out/evaluate"), help="where pictures go (default out/evaluate)")
     p.add_argument("--items", type=int, default=400, help="gan: test conditions to generate (default 400)")
     p.add_argument("--analyzer", default="analyzer", help="gan: the analyzer that judges (name or run directory)")
@@ -149,6 +151,12 @@ def run_evaluate_song(args: argparse.Namespace) -> int:
 
 def run_evaluate_analyzer(args: argparse.Namespace) -> int:
     """`evaluate analyzer`: the CNN on held-out notes, then key, tempo and transcription on rendered pieces."""
+    if args.mixtures is not None:
+        from tunesmith.evaluate.mixtures import evaluate_mixtures, summary_lines
+
+        report = evaluate_mixtures(args.checkpoint or "analyzer-mixtures", args.mixtures)
+        print(json.dumps(report, indent=2) if args.json else "\n".join(summary_lines(report)))
+        return 0
     from tunesmith.evaluate.analyzer import evaluate_cnn
 
     checkpoint = args.checkpoint or "analyzer"

@@ -118,6 +118,9 @@ def run_analyze(args: argparse.Namespace) -> dict[str, Any]:
     if getattr(args, "checkpoint", "analyzer") != "analyzer":
         raise ParameterError("--checkpoint cannot be used with --server (a server runs its own analyzer)",
                              field="checkpoint")
+    if getattr(args, "mixtures", None):
+        raise ParameterError("--mixtures cannot be used with --server (a server runs its own analyzer)",
+                             field="mixtures")
     from tunesmith.client import ClientError
 
     with _client(args, need_key=True) as client:

@@ -52,6 +52,11 @@ def _human_drums() -> Callable[..., BuildSummary]:
     return build_human_drums
 
 
+def _mixtures() -> Callable[..., BuildSummary]:
+    from tunesmith.data.corpora.mixtures import build_mixtures
+    return build_mixtures
+
+
 def _folder() -> Callable[..., BuildSummary]:
     from tunesmith.data.sources.folder import build_folder
     return build_folder
@@ -77,6 +82,8 @@ BUILDERS: dict[str, Builder] = {
         Builder("grooves", False, "MMA's style library rendered as multi-track songs (Debian package mma)", _grooves),
         Builder("human-drums", False, "drum patterns of Hydrogen's and LMMS's demo projects (evaluation)",
                 _human_drums),
+        Builder("mixtures", False, "grooves songs rendered as recordings (soundfonts, real kits, room, MP3), "
+                "labelled with the instrument families sounding when", _mixtures),
         Builder("folder", True, "any folder of audio or MIDI files (recursive)", _folder),
         Builder("musdb", True, "MUSDB18 / MUSDB18-HQ stems as segments", _musdb),
         Builder("mtt", True, "MagnaTagATune clips with top-50 tags", _mtt),

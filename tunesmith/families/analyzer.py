@@ -15,8 +15,13 @@ def load(card_path: Any) -> Any:
 
 
 def train(args: Any) -> dict[str, Any]:
-    """`tunesmith train analyzer`: the CNN on a `notes` dataset (or MagnaTagATune tags on an `mtt` one)."""
+    """`tunesmith train analyzer`: the CNN on a `notes` dataset (or MagnaTagATune tags on an `mtt` one); on a
+    `mixtures` dataset, the mixture tagger (per-frame family presence)."""
     from tunesmith.train.analyzer import AnalyzerTrainConfig, train_analyzer
+    from tunesmith.train.mixtures import is_mixtures, train_mixture_run
+
+    if is_mixtures(args.data):
+        return train_mixture_run(args)
 
     config = AnalyzerTrainConfig(minutes=args.minutes, max_steps=args.max_steps, batch_size=args.batch_size or 32,
                                  eval_every=args.eval_every, seed=args.seed, threads=args.threads or 1,

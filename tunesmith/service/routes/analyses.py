@@ -39,7 +39,8 @@ class AnalysisPublic(BaseModel):
     bytes: int
     duration: float = Field(description="seconds, from the file's header")
     result: dict[str, Any] | None = Field(description="the analysis: duration, loudness_lufs, tempo, key, tags, "
-                                          "family, instrument, melody (notes), model")
+                                          "family, instrument, instruments (families heard and their "
+                                          "segments, with a mixture tagger), melody (notes), model")
     error: dict[str, Any] | None
     created: dt.datetime
     started: dt.datetime | None
