@@ -175,14 +175,19 @@ class RedisServer:
             client.close()
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-        shutil.rmtree(self.root, ignore_errors=True)
+        stop_server(self.process, self.root)
+
+
+def stop_server(process: subprocess.Popen, root: Path) -> None:
+    """Terminate a fixture's server (killed if it lingers) and remove its folder."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+    shutil.rmtree(root, ignore_errors=True)
 
 
 def start_redis(host: str = "127.0.0.1") -> RedisServer:
@@ -244,14 +249,7 @@ class S3Server:
             return s3_client(self.endpoint)
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-        shutil.rmtree(self.root, ignore_errors=True)
+        stop_server(self.process, self.root)
 
 
 @contextlib.contextmanager

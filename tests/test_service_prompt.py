@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.tiny import tiny_weights
+from tests.tiny import tiny_song, tiny_weights
 from tunesmith.errors import ParameterError
 from tunesmith.generation.catalog import load_catalog
 from tunesmith.generation.prompts import model_specs, prompt_values, read_prompt
@@ -46,8 +46,8 @@ def test_a_model_the_caller_chose_is_kept_and_refusals_say_what_was_understood(c
 
 def test_every_music_prompt_of_the_set_gets_a_job(tmp_path):
     """The labelled set (English and Chinese) through POST /v1/generations of a server with the tiny models: every
-    music prompt is queued (2xx), every prompt labelled as refused answers 422 on the field `prompt`. The song
-    model is not on this server: its prompts get the nearest served model, with the interpretation shown."""
+    music prompt is queued (2xx), every prompt labelled as refused answers 422 on the field `prompt`; the song
+    model is served, so "lo-fi hip hop" and "一首欢快的流行歌" are songs, and most prompts are labelled song."""
     import json
     from pathlib import Path
 
@@ -59,10 +59,13 @@ def test_every_music_prompt_of_the_set_gets_a_job(tmp_path):
     from tunesmith.service import create_app
 
     prompts = [json.loads(line) for line in (Path(__file__).parent / "data" / "prompts.jsonl").open()]
-    settings = Settings(data_dir=tmp_path / "data", weights_dir=tiny_weights(tmp_path / "weights"), workers=0,
+    weights = tiny_weights(tmp_path / "weights")
+    tiny_song(weights)
+    settings = Settings(data_dir=tmp_path / "data", weights_dir=weights, workers=0,
                         requests_per_minute=100_000, daily_audio_seconds=10**9, max_audio_seconds=10**5)
     headers = make_key(settings, "set")
     wrong: list[str] = []
+    songs = 0
     with TestClient(create_app(settings)) as client:
         melody = client.post("/v1/uploads", headers=headers, files={"file": ("m.mid", midi_bytes(MELODY))}).json()
         for item in prompts:
@@ -73,9 +76,12 @@ def test_every_music_prompt_of_the_set_gets_a_job(tmp_path):
             refused = "refused" in item["expect"]
             ok = (response.status_code == 422 and response.json()["error"]["field"] == "prompt") if refused \
                 else response.status_code == 202
+            songs += response.status_code == 202 and response.json()["model"] == "song"
             if not ok:
                 wrong.append(f"{item['id']} {item['text']!r}: {response.status_code} {response.text[:200]}")
     assert not wrong, f"{len(wrong)} of {len(prompts)}:\n" + "\n".join(wrong[:20])
+    labelled_song = sum(item["expect"].get("model") == "song" for item in prompts)
+    assert labelled_song > 100 and songs >= 0.95 * labelled_song, (songs, labelled_song)
 
 
 def test_the_reading_is_shown_a_line_per_parameter(catalog):

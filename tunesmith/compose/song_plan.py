@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tunesmith.errors import ParameterError
-from tunesmith.symbolic.instruments import DRUM_KITS, EXTRA_PROGRAMS, INSTRUMENTS, gm_program
+from tunesmith.symbolic.instruments import DRUM_KITS, EXTRA_PROGRAMS, GM_PROGRAM_NAMES, INSTRUMENTS, gm_program
 from tunesmith.symbolic.song_tokens import ENERGY_LEVELS, SectionSpan
 
 ENERGY_OFFSETS = {"intro": -1, "verse": 0, "chorus": 1, "bridge": 0, "outro": -1}
@@ -195,7 +195,7 @@ def loop_plan(bars: int, energy: float) -> SongPlan:
 
 
 DRUM_KIT_PROGRAMS = {k.name: k.program for k in DRUM_KITS} | {"drums": 0}
-PITCHED_INSTRUMENTS = tuple(sorted({i.name for i in INSTRUMENTS} | set(EXTRA_PROGRAMS)))
+PITCHED_INSTRUMENTS = tuple(sorted({i.name for i in INSTRUMENTS} | set(EXTRA_PROGRAMS) | set(GM_PROGRAM_NAMES)))
 
 
 def instrument_program(role: str, name: str | int) -> int:

@@ -158,6 +158,8 @@ def resolve(request: Resolving) -> dict[str, Any]:
         raise ParameterError(f"tempo must be {SONG_TEMPO[0]:g}-{SONG_TEMPO[1]:g} BPM, got {tempo:g}",
                              field=_field("tempo", explicit))
     loop = params.get("loop")
+    if not loop:
+        _fit_prompt_length(params, explicit, tempo, meter, request.notes)
     bars = int(loop) if loop else _song_bars(params, explicit, tempo, meter)
     tracks = list(dict.fromkeys(params.get("tracks") or ROLES))
     unknown = [t for t in tracks if t not in ROLES]
@@ -289,6 +291,24 @@ def _style_meter(weights: Mapping[str, float], card: Mapping[str, Any]) -> str:
     heaviest = max(weights, key=weights.get)
     entry = next((s for s in styles(card) if s["id"] == heaviest), {})
     return str(entry.get("meter") or "4/4")
+
+
+def _fit_prompt_length(params: dict[str, Any], explicit: Mapping[str, Any], tempo: float, meter: str,
+                       notes: list[str]) -> None:
+    """A length or bar count read from the prompt that a song cannot have ("a 15-second jingle") is brought into
+    range with a note (explicit values get a 422 instead)."""
+    numerator, denominator = (int(x) for x in meter.split("/"))
+    bar_seconds = numerator * 4 / denominator * 60.0 / tempo
+    bars, seconds = params.get("bars"), params.get("length")
+    if bars and "bars" not in explicit and not MIN_BARS <= int(bars) <= MAX_BARS:
+        params["bars"] = min(max(int(bars), MIN_BARS), MAX_BARS)
+        notes.append(f"bars: the prompt asks for {bars}; a song has {MIN_BARS} to {MAX_BARS}, so {params['bars']}")
+    elif not bars and seconds and "length" not in explicit:
+        fitted = min(max(float(seconds), MIN_BARS * bar_seconds), LENGTH_RANGE[1])
+        if round(float(seconds) / bar_seconds) < MIN_BARS or float(seconds) > LENGTH_RANGE[1]:
+            params["length"] = round(fitted, 1)
+            notes.append(f"length: the prompt asks for {float(seconds):g} s; a song at {tempo:g} BPM lasts "
+                         f"{MIN_BARS * bar_seconds:.0f} to {LENGTH_RANGE[1]:g} s, so {params['length']:g} s")
 
 
 def _song_bars(params: Mapping[str, Any], explicit: Mapping[str, Any], tempo: float, meter: str) -> int:

@@ -123,11 +123,42 @@ def check_morph(inst: Instrument, target: Instrument, pitch: int, prefix: str = 
 
 
 def gm_program(name: str) -> int:
-    """General MIDI program (0-127) for an instrument name, including render-only ones."""
+    """General MIDI program (0-127) for an instrument name: the project's instruments, render-only ones, and every
+    General MIDI program by its snake_case name ("muted_trumpet", "banjo") or a short one ("brass", "strings")."""
     key = _ALIASES.get(name.strip().lower().replace(" ", "_"), name.strip().lower().replace(" ", "_"))
     if key in EXTRA_PROGRAMS:
         return EXTRA_PROGRAMS[key]
+    if key not in _BY_NAME:
+        if key in _GM_INDEX:
+            return _GM_INDEX[key]
+        if key in GM_SHORT_NAMES:
+            return GM_SHORT_NAMES[key]
     return get_instrument(name).program
+
+
+GM_NAMES_TEXT = """
+acoustic_grand_piano bright_acoustic_piano electric_grand_piano honky_tonk_piano electric_piano_1 electric_piano_2
+harpsichord clavinet celesta glockenspiel music_box vibraphone marimba xylophone tubular_bells dulcimer drawbar_organ
+percussive_organ rock_organ church_organ reed_organ accordion harmonica tango_accordion acoustic_guitar_nylon
+acoustic_guitar_steel electric_guitar_jazz electric_guitar_clean electric_guitar_muted overdriven_guitar
+distortion_guitar guitar_harmonics acoustic_bass electric_bass_finger electric_bass_pick fretless_bass slap_bass_1
+slap_bass_2 synth_bass_1 synth_bass_2 violin viola cello contrabass tremolo_strings pizzicato_strings orchestral_harp
+timpani string_ensemble_1 string_ensemble_2 synth_strings_1 synth_strings_2 choir_aahs voice_oohs synth_voice
+orchestra_hit trumpet trombone tuba muted_trumpet french_horn brass_section synth_brass_1 synth_brass_2 soprano_sax
+alto_sax tenor_sax baritone_sax oboe english_horn bassoon clarinet piccolo flute recorder pan_flute blown_bottle
+shakuhachi whistle ocarina lead_1_square lead_2_sawtooth lead_3_calliope lead_4_chiff lead_5_charang lead_6_voice
+lead_7_fifths lead_8_bass_lead pad_1_new_age pad_2_warm pad_3_polysynth pad_4_choir pad_5_bowed pad_6_metallic
+pad_7_halo pad_8_sweep fx_1_rain fx_2_soundtrack fx_3_crystal fx_4_atmosphere fx_5_brightness fx_6_goblins
+fx_7_echoes fx_8_sci_fi sitar banjo shamisen koto kalimba bagpipe fiddle shanai tinkle_bell agogo steel_drums
+woodblock taiko_drum melodic_tom synth_drum reverse_cymbal guitar_fret_noise breath_noise seashore bird_tweet
+telephone_ring helicopter applause gunshot
+"""
+GM_PROGRAM_NAMES: tuple[str, ...] = tuple(GM_NAMES_TEXT.split())  # the 128 General MIDI programs in order
+assert len(GM_PROGRAM_NAMES) == 128
+# Short GM names people and the vocabulary use, beside the full ones above.
+GM_SHORT_NAMES = {"synth_bass": 38, "slap_bass": 36, "brass": 61, "strings": 48, "music_box": 10, "saw_lead": 81,
+                  "square_lead": 80, "warm_pad": 89, "choir": 52, "timpani": 47, "celesta": 8, "steel_drums": 114}
+_GM_INDEX = {name: i for i, name in enumerate(GM_PROGRAM_NAMES)}
 
 
 PIANO_RANGE = (21, 108)
