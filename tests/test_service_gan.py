@@ -61,7 +61,8 @@ def test_models_list_the_neural_instrument_with_ranges(client):
     assert set(notes["params"]) == {"instrument", "pitch", "velocity", "duration", "morph_to", "morph", "seed"}
     assert "violin" in notes["params"]["instrument"]["enum"] and "mid" not in notes["formats"]
     assert notes["params"]["duration"]["minimum"] == 0.05 and notes["params"]["duration"]["maximum"] == 30.0
-    assert set(perform["params"]) == {"input", "instrument", "seed"}
+    assert set(perform["params"]) == {"input", "instrument", "drums", "seed"}
+    assert set(perform["params"]["drums"]["enum"]) == {"neural", "notes"}
     assert not any(name.startswith("drums") for name in perform["params"]["instrument"]["enum"])
 
 
