@@ -1,11 +1,13 @@
 """A mix of stems: each stem's level and place in the stereo field, summed and loudness-normalized.
 
     stems = {"drums": y1, "bass": y2, ...}          # stereo (2, n) float32 stems of one length
-    mixed, applied = mix(stems, {"drums": MixSetting(0.0, 0.0), "bass": MixSetting(-2.0, 0.0)}, sr=44100)
+    mixed, applied, report = mix(stems, {"drums": MixSetting(0.0, 0.0), "bass": MixSetting(-2.0, 0.0)}, sr=44100)
 
 A stem's pan is a constant-power balance (-1 left .. +1 right) of its own stereo image, so the reverb and the
-synthesizer's width stay in it. The sum is normalized to :data:`TARGET_LUFS` (streaming loudness) under a -1 dBTP
-ceiling."""
+synthesizer's width stay in it. The sum is brought to :data:`TARGET_LUFS` (streaming loudness) under a -1 dBTP
+ceiling by a look-ahead peak limiter (`tunesmith.audio.limiter`: at most 8 dB of gain reduction, else the mix stays
+quieter and the report says so); its one gain curve is applied to every placed stem too, so the stems still add up
+to the mix."""
 
 from __future__ import annotations
 
@@ -14,10 +16,12 @@ import os
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
 from tunesmith.audio.dsp import ensure_channels, loudness_gain_db
+from tunesmith.audio.limiter import MAX_REDUCTION_DB, Limited, limit
 from tunesmith.errors import ParameterError
 
 TARGET_LUFS = -14.0
@@ -42,10 +46,20 @@ def balance(y: np.ndarray, pan: float) -> np.ndarray:
     return np.stack([y[0] * np.float32(min(left, 1.0)), y[1] * np.float32(min(right, 1.0))]).astype(np.float32)
 
 
+class Mixed(NamedTuple):
+    """The stereo mix, each stem as it sits in it (they add up to the mix) and the limiter's report (None when the
+    sum was left as summed)."""
+
+    audio: np.ndarray
+    stems: dict[str, np.ndarray]
+    report: Limited | None
+
+
 def mix(stems: Mapping[str, np.ndarray], settings: Mapping[str, MixSetting], *, sr: int,
-        target_lufs: float | None = TARGET_LUFS) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """(the stereo mix, each stem as it sits in the mix): levels and pans applied, the sum normalized to
-    ``target_lufs`` (None: left as summed), the same gain applied to the placed stems so they add up to the mix."""
+        target_lufs: float | None = TARGET_LUFS, max_reduction_db: float = MAX_REDUCTION_DB) -> Mixed:
+    """Levels and pans applied, the sum brought to ``target_lufs`` under a -1 dBTP ceiling (None: left as summed)
+    by the limiter's gain curve (``max_reduction_db`` 0: one static gain), the same curve applied to every placed
+    stem so they add up to the mix."""
     if not stems:
         raise ParameterError("nothing to mix: no stems", field="stems")
     length = max(s.shape[-1] for s in stems.values())
@@ -62,8 +76,11 @@ def mix(stems: Mapping[str, np.ndarray], settings: Mapping[str, MixSetting], *, 
     # the stems are measured side by side (the loudness filters run without the GIL)
     with ThreadPoolExecutor(max(1, min(len(stems), os.cpu_count() or 1, 4))) as pool:
         placed = dict(zip(stems, pool.map(place, stems), strict=True))
-    total = np.sum(list(placed.values()), axis=0).astype(np.float32)
+    total = np.zeros((2, length), np.float32)
+    for y in placed.values():
+        total += y
     if target_lufs is None:
-        return total, placed
-    gain = np.float32(10.0 ** (loudness_gain_db(total, sr=sr, target_lufs=target_lufs) / 20.0))
-    return (total * gain).astype(np.float32), {name: (y * gain).astype(np.float32) for name, y in placed.items()}
+        return Mixed(total, placed, None)
+    limited = limit(total, sr=sr, target_lufs=target_lufs, max_reduction_db=max_reduction_db)
+    gain = limited.envelope
+    return Mixed(total * gain, {name: y * gain for name, y in placed.items()}, limited)

@@ -98,7 +98,8 @@ def render_stems(work: Work, sr: int, setting: Callable[[Any], Any] | None, *,
                  soundfont: str | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """(the mix, each part as it sits in it): every part rendered alone with FluidSynth (``soundfont``: the
     family's preferred one, see `preferred_soundfont`), then placed with the family's level and pan per part and
-    loudness-normalized (a family without mix settings: summed as rendered)."""
+    brought to -14 LUFS by the mix's limiter, whose figures go to ``work.result["mix"]`` (a family without mix
+    settings: summed as rendered)."""
     from tunesmith.audio.mix import MixSetting, mix
     from tunesmith.symbolic.render import get_renderer, preferred_soundfont
 
@@ -106,8 +107,10 @@ def render_stems(work: Work, sr: int, setting: Callable[[Any], Any] | None, *,
     names = stem_names(parts)
     alone = get_renderer(sr, soundfont=preferred_soundfont(soundfont)).render_parts(work.score)
     settings = {name: setting(part) if setting else MixSetting() for name, part in zip(names, parts, strict=True)}
-    mixed, placed = mix(dict(zip(names, alone, strict=True)), settings, sr=sr,
-                        **({} if setting else {"target_lufs": None}))
+    mixed, placed, report = mix(dict(zip(names, alone, strict=True)), settings, sr=sr,
+                                **({} if setting else {"target_lufs": None}))
+    if report is not None:
+        work.result["mix"] = report.as_dict()
     return mixed, placed
 
 
