@@ -1,7 +1,8 @@
 """`tunesmith bench song`: a 2-minute, 5-track song at 120 BPM, generated, rendered, mixed and stemmed as a job is.
 
 Reports, median over seeds: wall-clock and CPU seconds of generation and of rendering (every track alone with
-FluidSynth and the song's soundfont, then placed and mixed to -14 LUFS by the limiter: the pipeline's `render_stems`), the steps
+FluidSynth and the song's soundfont, then placed and mixed to -14 LUFS by the limiter: the pipeline's
+`render_stems`), the steps
 sampled per second, steps per bar, and the representation measurement
 that chose compound words: the same songs as a flat REMI+ stream would take ``remi_tokens`` tokens, which at
 this model's measured time per step would take ``remi_generate_seconds`` to sample. With the model's training
