@@ -109,14 +109,15 @@ class RunIndex:
 
     def __init__(self, sequences: Sequence[tuple[str, np.ndarray, np.ndarray]]) -> None:
         first = _scramble(np.concatenate([f for _, f, _ in sequences] or [[]]).astype(np.int64))
-        rest = _scramble(np.concatenate([r for _, _, r in sequences] or [[]]).astype(np.int64))
+        rest = first if all(f is r for _, f, r in sequences) else \
+            _scramble(np.concatenate([r for _, _, r in sequences] or [[]]).astype(np.int64))
         self._set([sid for sid, _, _ in sequences], np.array([len(f) for _, f, _ in sequences], dtype=np.int64),
                   first, rest)
 
     def _set(self, ids: list[str], lengths: np.ndarray, first: np.ndarray, rest: np.ndarray) -> None:
         self.ids, self.lengths, self.first, self.rest = ids, lengths, first, rest
-        self.owner = np.repeat(np.arange(len(ids)), lengths)  # each token's sequence
-        self.end = np.repeat(np.cumsum(lengths), lengths)  # each token's sequence end
+        self.owner = np.repeat(np.arange(len(ids), dtype=np.int32), lengths)  # each token's sequence
+        self.end = np.repeat(np.cumsum(lengths).astype(np.int32), lengths)  # each token's sequence end
         self._tables: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._bound: np.ndarray | None = None  # the sorted hashes of every window of BOUND_LENGTH tokens
 
@@ -130,7 +131,7 @@ class RunIndex:
 
     def arrays(self) -> dict[str, Any]:
         """What `from_arrays` needs, for a cache file (``rest`` left out where it is ``first``)."""
-        same = len(self.first) == len(self.rest) and bool(np.array_equal(self.first, self.rest))
+        same = self.rest is self.first or bool(np.array_equal(self.first, self.rest))
         return {"ids": self.ids, "lengths": self.lengths, "first": self.first, "rest": None if same else self.rest}
 
     @property
