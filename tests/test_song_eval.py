@@ -22,9 +22,9 @@ from tunesmith.evaluate.song import (
     tempo_verdict,
 )
 from tunesmith.evaluate.song_ngram import HashedNGram, event_tokens
-from tunesmith.evaluate.song_originality import RunIndex, TrackIndex, note_tokens
 from tunesmith.evaluate.style_classifier import StyleClassifier, song_features
 from tunesmith.provenance.originality import SymbolicIndex
+from tunesmith.provenance.song_originality import RunIndex, TrackIndex, note_tokens
 from tunesmith.symbolic.render import get_renderer
 from tunesmith.symbolic.score import Note, Part, Score
 from tunesmith.train.song_data import band_tracks

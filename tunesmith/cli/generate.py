@@ -268,5 +268,23 @@ def originality_line(report: dict[str, Any]) -> str:
         verdict = "FLAGGED as a near-copy of" if report["flagged"] else "nearest training note"
         return f"{verdict} {report['nearest_item']} (cosine distance {report['distance']:.3f})"
     verdict = "FLAGGED: " if report["flagged"] else ""
+    if report.get("tracks") is not None:
+        return f"{verdict}longest runs shared with a training song, per track: {track_runs(report)}"
     return (f"{verdict}longest run shared with a training piece: {report['longest_shared_run']} notes "
             f"({report['closest_piece']}; limit {report['threshold']})")
+
+
+def track_runs(report: dict[str, Any]) -> str:
+    """A song's per-track runs, e.g. "drums 31 notes/4 bars (not gated), bass 6 notes/1 bar, lead 14 notes/3 bars
+    FLAGGED (casio-swing-003); limit 12 notes", a track kept from the input "lead: not judged (why)"."""
+    items = []
+    for t in report["tracks"]:
+        if not t["judged"]:
+            items.append(f"{t['name']}: not judged ({t['reason']})")
+            continue
+        notes, bars = t["longest_shared_run"], t["longest_shared_bars"]
+        item = f"{t['name']} {notes} note{'s' * (notes != 1)}/{bars} bar{'s' * (bars != 1)}"
+        if t["flagged"]:
+            item += f" FLAGGED ({t['closest_piece']})"
+        items.append(item + ("" if t["gated"] else " (not gated)"))
+    return ", ".join(items) + f"; limit {report['threshold']} notes"

@@ -336,9 +336,10 @@ class SongWriter:
                 elif part.name == "lead":
                     part.notes = make_monophonic(part).notes
             score = made
+            origins = [(p.name, "kept" if p.name in kept else "written") for p in made.parts]
         else:
-            score = _merged(source, roles, made, mode=mode, track=track, after=in_bars * bar_beats,
-                            instruments=instruments or {})
+            score, origins = _merged(source, roles, made, mode=mode, track=track, after=in_bars * bar_beats,
+                                     instruments=instruments or {})
             score.tempo, score.key, score.time_signature = tempo, key, score_meter
             score.title = made.title
         elapsed = time.perf_counter() - started
@@ -348,7 +349,7 @@ class SongWriter:
                   "styles": {k: round(v, 3) for k, v in weights.items()}, "key": key, "tempo": tempo, "bars": total,
                   "input_bars": in_bars, "meter": meter, "energy": energy, "tracks": list(playing), "loop": None,
                   "seed": seed, "temperature": temperature, "top_p": top_p}
-        return Song(score=score, params=params, sections=sections, tracks=self._track_report(score),
+        return Song(score=score, params=params, sections=sections, tracks=self._track_report(score, origins),
                     chords=chord_report(decoded, score_meter, key), seconds=elapsed, steps=len(written.steps),
                     sampled=written.sampled, copied=written.copied, tokens=written.steps, notes=notes)
 
@@ -416,10 +417,17 @@ class SongWriter:
         return programs
 
     @staticmethod
-    def _track_report(score: Score) -> list[dict[str, Any]]:
-        return [{"name": p.name, "role": p.name, "program": p.program,
-                 "instrument": instrument_name(p.program, drum=p.is_drum), "notes": len(p.notes)}
-                for p in score.parts]
+    def _track_report(score: Score, origins: Sequence[tuple[str | None, str]] | None = None) -> list[dict[str, Any]]:
+        """Each part's name, band role, instrument and notes; with ``origins`` (a song made with an input: each
+        part's role and what it is of the input, "kept", "continued" or "written") also ``input``."""
+        out = []
+        for i, p in enumerate(score.parts):
+            item = {"name": p.name, "role": p.name, "program": p.program,
+                    "instrument": instrument_name(p.program, drum=p.is_drum), "notes": len(p.notes)}
+            if origins is not None:
+                item["role"], item["input"] = origins[i]
+            out.append(item)
+        return out
 
 
 def check_input_score(score: Score, *, max_notes: int | None = None) -> None:
@@ -433,12 +441,14 @@ def check_input_score(score: Score, *, max_notes: int | None = None) -> None:
 
 
 def _merged(source: Score, roles: Sequence[str | None], made: Score, *, mode: str, track: str | None, after: float,
-            instruments: Mapping[str, str | int]) -> Score:
+            instruments: Mapping[str, str | int]) -> tuple[Score, list[tuple[str | None, str]]]:
     """The input's tracks note for note with what was written: ``regenerate``: the new part in place of the
     tracks of ``track``; ``continue``: the new bars (from beat ``after``) added to the first track of each role,
-    a role the input does not have as a new track."""
+    a role the input does not have as a new track. With each part's band role and what it is of the input
+    ("kept", "continued" or "written")."""
     written = {p.name: p for p in made.parts}
     parts: list[Part] = []
+    origins: list[tuple[str | None, str]] = []
     placed: set[str] = set()
     for part, role in zip(source.parts, roles, strict=True):
         copy = Part(name=part.name, notes=list(part.notes), program=part.program, is_drum=part.is_drum)
@@ -452,15 +462,20 @@ def _merged(source: Score, roles: Sequence[str | None], made: Score, *, mode: st
                 copy = Part(name=part.name or role, notes=[], program=new.program if role in instruments
                             else part.program, is_drum=role == "drums")
             copy.notes = sorted(copy.notes + notes, key=lambda n: (n.start, n.pitch))
+            origins.append((role, "continued" if mode == "continue" else "written"))
         elif mode == "regenerate" and role == track:
             continue  # a second track of the regenerated role: the new part replaces them all
+        else:
+            origins.append((role, "kept"))
         parts.append(copy)
     for role, new in written.items():
         if role not in placed and mode == "continue" and role not in roles:
             notes = [n for n in new.notes if n.start >= after - 1e-9]
             parts.append(Part(name=role, notes=make_monophonic(Part(role, notes)).notes if role == "lead" else notes,
                               program=new.program, is_drum=new.is_drum))
-    return Score(parts=parts, tempo=made.tempo, key=made.key, time_signature=made.time_signature, title=made.title)
+            origins.append((role, "written"))
+    score = Score(parts=parts, tempo=made.tempo, key=made.key, time_signature=made.time_signature, title=made.title)
+    return score, origins
 
 
 def crop_bars(song: DecodedSong, first: int, count: int, *, meter: tuple[int, int]) -> DecodedSong:

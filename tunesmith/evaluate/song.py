@@ -19,7 +19,7 @@ song of the style it is asked for, in that song's meter when the model writes it
    the same events and choices, total NLL per event);
 6. **originality**: per track, the longest run shared with a training record's track of its role, in notes
    (the composers' gate, at most 12 notes in 99 % of the tracks) and in bars
-   (`tunesmith.evaluate.song_originality`).
+   (`tunesmith.provenance.song_originality`, the gate generated songs pass through).
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ from tunesmith.evaluate.song_stats import DRUM_STATS, song_statistics
 from tunesmith.evaluate.style_classifier import accuracy_by_family, record_roles, song_features, train_style_classifier
 from tunesmith.evaluate.symbolic_stats import bootstrap_interval
 from tunesmith.progress import progress
+from tunesmith.provenance.gate import ORIGINALITY_THRESHOLD
 from tunesmith.symbolic.keys import key_name, music21_key, parse_key
 from tunesmith.symbolic.score import Score
 
@@ -190,9 +191,9 @@ def evaluate_song(checkpoint: str | Path, data: str | Path, human: str | Path | 
                   top_p: float = 0.95, writer: Any = None, reference: bool = True) -> dict[str, Any]:
     """Every figure of the song evaluation as one JSON-ready dict (module docstring)."""
     from tunesmith.compose.song import SongWriter
-    from tunesmith.evaluate.song_originality import TrackIndex, summarize
+    from tunesmith.generation.originality import song_tracks
+    from tunesmith.provenance.song_originality import TrackIndex
     from tunesmith.symbolic.render import get_renderer
-    from tunesmith.train.song_data import band_tracks
 
     data = Path(data)
     writer = writer or SongWriter.load(checkpoint)
@@ -249,9 +250,7 @@ def evaluate_song(checkpoint: str | Path, data: str | Path, human: str | Path | 
     if reference:
         report["tempo"]["held_out_reference"], report["key"]["held_out_reference"] = reference_report(
             prompts, held_out, renderer)
-    train_songs = ((s.record.id, _role_notes(band_tracks(s)), s.score.bar_beats, math.ceil(s.labels["bars"]))
-                   for s in progress(iter_songs(data, "train"), desc="originality index", unit="song"))
-    runs = TrackIndex.build(train_songs).check_many(tracks)
+    runs = TrackIndex.build(song_tracks(data, "train")).check_many(tracks)
     report["originality"] = {"per_track": {role: summarize([r for r in runs if r["role"] == role])
                                            for role in sorted({r["role"] for r in runs})},
                              "all_tracks": summarize(runs)}
@@ -279,11 +278,17 @@ def reference_report(prompts: list[dict], held_out: dict[str, list[SongRecord]],
             {"songs": len(songs), "share_found": sum(key) / n})
 
 
-def _role_notes(tracks: list[tuple[str, list]]) -> dict[str, list]:
-    out: dict[str, list] = defaultdict(list)
-    for role, notes in tracks:
-        out[role].extend(notes)
-    return out
+def summarize(runs: Sequence[dict], *, threshold: int = ORIGINALITY_THRESHOLD) -> dict:
+    """Median, 99th percentile and maximum of the runs in notes and bars, and the share within the gate."""
+    if not runs:
+        return {"tracks": 0}
+    notes = np.array([r["notes"] for r in runs])
+    bars = np.array([r["bars"] for r in runs])
+    return {"tracks": len(runs), "notes": {"median": float(np.median(notes)), "p99": float(np.percentile(notes, 99)),
+                                           "max": int(notes.max())},
+            "bars": {"median": float(np.median(bars)), "p99": float(np.percentile(bars, 99)), "max": int(bars.max())},
+            "share_at_most_threshold": float(np.mean(notes <= threshold)), "threshold_notes": threshold,
+            "goal": 0.99, "passed": bool(np.mean(notes <= threshold) >= 0.99)}
 
 
 def style_report(generated: list[dict], held_by_family: dict, held_predicted: list[str], held_truth: list[str],

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel
 
-from tunesmith.symbolic.score import Score
+from tunesmith.symbolic.score import Note, Score
 
 OUTPUTS = frozenset({"audio", "midi", "images"})  # and "stems": a WAV per part, mixed into the audio
 
@@ -103,8 +103,13 @@ class Family:
     resolve: Callable[[Resolving], dict[str, Any]] | None = None
     seconds: Callable[[dict[str, Any], InputFacts | None, Mapping[str, Any]], float] | None = None
     outputs: frozenset[str] = OUTPUTS
-    originality: str | None = None  # "symbolic" or "audio": what the work is checked as; None: not applicable
+    # what the work is checked as: "symbolic" (a score), "tracks" (a song's score, track by track, as
+    # ``originality_tracks`` gives them) or "audio"; None: not applicable
+    originality: str | None = None
     originality_note: str = ""  # why not, when ``originality`` is None
+    # originality "tracks": each part of a work as (name, band role, the notes the model wrote, why the part is not
+    # judged or None), e.g. a part kept from the user's input
+    originality_tracks: Callable[[Work], list[tuple[str, str | None, list[Note], str | None]]] | None = None
     fixed_id: str | None = None  # a model id of its own, made from the first card of its card family
     describe: Callable[[Mapping[str, Any]], str] | None = None
     card_defaults: Callable[[Mapping[str, Any]], dict[str, Any]] = field(default=lambda card: {})

@@ -27,7 +27,9 @@ from tunesmith.compose.song_plan import (
 from tunesmith.errors import ParameterError
 from tunesmith.families.base import Family, InputFacts, Resolving, Trainer, Work
 from tunesmith.families.params import TEMPERATURE_RANGE, TOP_P_RANGE, Key, UploadId
-from tunesmith.symbolic.score import Score
+from tunesmith.symbolic.score import Note, Score
+
+KEPT = "kept from the input note for note: the user's own material"
 
 ROLES = ("drums", "bass", "chords", "pad", "lead")  # tunesmith.symbolic.song_tokens.ROLES
 SONG_TEMPO = (40.0, 300.0)
@@ -389,6 +391,25 @@ def _run_input(writer: Any, params: dict[str, Any], source: Score | None) -> Wor
     return Work(score=song.score, audio=None, sr=0, result=result, signed=signed, title=title[params["mode"]])
 
 
+def originality_tracks(work: Work) -> list[tuple[str, str | None, list[Note], str | None]]:
+    """Each part of a song as the originality gate judges it: (name, band role, the notes the model wrote, why it
+    is not judged or None). A part kept from the user's input is theirs (not judged); of a continued part only
+    the bars after the input's are the model's."""
+    report = work.result.get("tracks") or []
+    after = float(work.result.get("input_bars") or 0) * work.score.bar_beats
+    out = []
+    for i, part in enumerate(work.score.parts):
+        track = report[i] if i < len(report) else {}
+        role, origin = track.get("role", part.name), track.get("input")
+        if origin == "kept":
+            out.append((part.name, role, [], KEPT))
+        elif origin == "continued":
+            out.append((part.name, role, [n for n in part.notes if n.start >= after - 1e-9], None))
+        else:
+            out.append((part.name, role, list(part.notes), None))
+    return out
+
+
 def summary_line(result: Mapping[str, Any]) -> str:
     sections = " ".join(s["name"] for s in result.get("sections", []))
     if result.get("mode"):
@@ -441,7 +462,8 @@ def train(args: Any) -> dict[str, Any]:
 SONG = Family(
     name="song", card_family="song", kind="composer",
     summary="whole songs by a multi-track band (drums, bass, chords, pad, lead) in a style, with sections",
-    load=load, params=SongParams, run=run, resolve=resolve, seconds=seconds, originality="symbolic",
+    load=load, params=SongParams, run=run, resolve=resolve, seconds=seconds, originality="tracks",
+    originality_tracks=originality_tracks,
     describe=lambda card: f"multi-track songs in {len(styles(card))} styles",
     summary_line=summary_line, mix_setting=mix_setting, soundfont="full", card_defaults=defaults,
     card_choices=choices, prompt_params=PROMPT_PARAMS, check_input=check_input, public_info=public_info,

@@ -4,7 +4,9 @@ The checks themselves are :mod:`tunesmith.provenance` (a symbolic work's longest
 training note in the analyzer's embedding space); this module builds their indexes from the built datasets
 (:mod:`tunesmith.data`) and keeps them per process. :class:`OriginalityGate` checks a symbolic work against the
 training corpus its model card names (the index is built once per process, cached under a directory); a corpus
-that is not on this machine gives an ``unchecked`` report with the reason instead of failing the work. Its
+that is not on this machine gives an ``unchecked`` report with the reason instead of failing the work. A song
+(a multi-track score, from a model trained on the grooves corpus) is checked per track instead
+(:meth:`OriginalityGate.check_tracks`, :mod:`tunesmith.provenance.song_originality`). Its
 :attr:`OriginalityGate.audio` (:class:`AudioOriginalityGate`) does the same for the neural instrument's notes:
 the nearest training note, from an index built in a background thread.
 """
@@ -12,6 +14,7 @@ the nearest training note, from an index built in a background thread.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import threading
 import time
@@ -22,13 +25,15 @@ from typing import Any
 import numpy as np
 
 from tunesmith.checkpoints import dataset_of
+from tunesmith.data.corpora.grooves import iter_songs, role_notes
 from tunesmith.data.dataset import Dataset
 from tunesmith.errors import DatasetError, DependencyError, ParameterError, TunesmithError
 from tunesmith.progress import progress
 from tunesmith.provenance.audio_gate import AUDIO_THRESHOLD, BATCH, EmbeddingIndex, check_audio
 from tunesmith.provenance.gate import check_symbolic, load_index, save_index
 from tunesmith.provenance.originality import SymbolicIndex, voice_steps
-from tunesmith.symbolic.score import Score
+from tunesmith.provenance.song_originality import HASH_TAG, SongTracks, TrackIndex, check_song
+from tunesmith.symbolic.score import Note, Score
 
 log = logging.getLogger("tunesmith.worker")
 
@@ -58,6 +63,34 @@ def index_for_dataset(dataset_dir: str | os.PathLike[str], *, splits: Sequence[s
     index = SymbolicIndex.from_voices(voices)
     if cache is not None:
         save_index(index, cache)
+    return index
+
+
+def song_tracks(dataset_dir: str | os.PathLike[str], split: str = "train") -> SongTracks:
+    """(record id, notes by band role, bar length in beats, bars) of each song in a split of a grooves dataset:
+    what `TrackIndex.build` indexes."""
+    for song in progress(iter_songs(dataset_dir, split), desc="song originality index", unit="song"):
+        yield song.record.id, role_notes(song), song.score.bar_beats, math.ceil(song.labels["bars"])
+
+
+def track_index_for_dataset(dataset_dir: str | os.PathLike[str], *, split: str = "train",
+                            cache_dir: str | os.PathLike[str] | None = None) -> TrackIndex:
+    """The per-track originality index of a grooves dataset's ``split``; read from / written to `cache_dir` if
+    given (keyed by the dataset's manifest hash)."""
+    dataset = Dataset(dataset_dir)
+    if dataset.kind != "grooves":
+        raise DatasetError(f"{dataset_dir} is a {dataset.kind!r} dataset; songs are checked against 'grooves'")
+    if not dataset.split(split):
+        raise DatasetError(f"{dataset_dir} has no '{split}' songs to index")
+    cache = None
+    if cache_dir is not None:
+        digest = dataset.manifest_sha256[:16] or "unknown"
+        cache = Path(cache_dir) / f"song-originality-{digest}-{split}-{HASH_TAG}.npz"
+        if cache.is_file():
+            return TrackIndex.load(cache)
+    index = TrackIndex.build(song_tracks(dataset_dir, split))
+    if cache is not None:
+        index.save(cache)
     return index
 
 
@@ -138,6 +171,7 @@ class OriginalityGate:
         self.tries = tries  # how many pieces a request with "originality": "reject" may draw
         self.audio = AudioOriginalityGate(self.cache_dir, threshold=audio_threshold)
         self._indexes: dict[str, SymbolicIndex | str] = {}  # model id -> index, or why there is none
+        self._track_indexes: dict[str, TrackIndex | str] = {}  # the same for song models
         self._lock = threading.Lock()
 
     def index(self, model_id: str, card: Mapping[str, Any]) -> SymbolicIndex | str:
@@ -163,6 +197,34 @@ class OriginalityGate:
             return {"status": "unchecked", "reason": index, "corpus": corpus, "threshold": self.threshold,
                     "flagged": False, "longest_shared_run": None, "closest_piece": None}
         report = check_symbolic(score, index, self.threshold).to_dict()
+        return {"status": "checked", "reason": None, "corpus": corpus, **report}
+
+    def track_index(self, model_id: str, card: Mapping[str, Any]) -> TrackIndex | str:
+        """A song model's per-track corpus index (built on first use in this process and kept), or why not."""
+        with self._lock:
+            found = self._track_indexes.get(model_id)
+            if found is None:
+                started = time.perf_counter()
+                try:
+                    found = track_index_for_dataset(dataset_of({**card, "id": model_id}), cache_dir=self.cache_dir)
+                    log.info("song originality index of model %s: %d training notes in %.1f s", model_id,
+                             found.tokens, time.perf_counter() - started)
+                except TunesmithError as exc:
+                    log.warning("originality of model %s is unchecked: %s", model_id, exc.message)
+                    found = exc.message
+                self._track_indexes[model_id] = found
+            return found
+
+    def check_tracks(self, model_id: str, card: Mapping[str, Any], score: Score,
+                     tracks: Sequence[tuple[str, str | None, Sequence[Note], str | None]]) -> dict[str, Any]:
+        """The originality report of a song, per track (`tunesmith.provenance.song_originality.check_song`):
+        ``tracks`` are (name, band role, the notes the model wrote, why the track is not judged or None)."""
+        index = self.track_index(model_id, card)
+        corpus = (card.get("data") or {}).get("path")
+        if isinstance(index, str):
+            return {"status": "unchecked", "reason": index, "corpus": corpus, "threshold": self.threshold,
+                    "flagged": False, "longest_shared_run": None, "closest_piece": None, "tracks": None}
+        report = check_song(index, tracks, score.bar_beats, threshold=self.threshold)
         return {"status": "checked", "reason": None, "corpus": corpus, **report}
 
 

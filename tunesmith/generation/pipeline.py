@@ -163,6 +163,9 @@ def _originality_check(entry: ModelEntry, params: Mapping[str, Any], gate: Origi
         return None
     if entry.family.originality == "symbolic":
         return lambda work: gate.check(entry.id, entry.card, work.score)
+    if entry.family.originality == "tracks":
+        tracks = entry.family.originality_tracks
+        return lambda work: gate.check_tracks(entry.id, entry.card, work.score, tracks(work))
     wait = index_wait if index_wait is not None else AUDIO_INDEX_WAIT if params.get("originality") == "reject" else 0.0
     return lambda work: gate.audio.check(entry.id, entry.card, analyzer_card, work.audio[0], work.sr, wait=wait)
 

@@ -22,11 +22,10 @@ import numpy as np
 import torch
 
 from tunesmith.data.arrange import BASS_PROGRAMS
-from tunesmith.data.corpora.grooves import SongRecord, iter_songs
+from tunesmith.data.corpora.grooves import SongRecord, band_tracks, iter_songs
 from tunesmith.progress import progress
 from tunesmith.symbolic.harmony import parse_chord
 from tunesmith.symbolic.keys import parse_key
-from tunesmith.symbolic.score import Note
 from tunesmith.symbolic.song_tokens import (
     BAR,
     BOS,
@@ -43,17 +42,6 @@ from tunesmith.symbolic.song_tokens import (
 )
 
 LOWEST, HIGHEST = 12, 115  # transposition keeps every pitched note inside this range
-
-
-def band_tracks(song: SongRecord) -> list[tuple[str, list[Note]]]:
-    """(band role, notes) of a record's tracks (module docstring: the lead is the melody)."""
-    out = []
-    for part, track in zip(song.score.parts, song.labels["tracks"], strict=True):
-        role = track["role"]
-        if role == "lead" and not track.get("melody"):
-            role = "chords"
-        out.append((role, part.notes))
-    return out
 
 
 def role_programs(song: SongRecord) -> dict[str, int]:

@@ -58,7 +58,7 @@ from tunesmith.data.progressions import PieceSource, Progression, accept, all_so
 from tunesmith.data.styles import EXCLUDED_FILES, STYLE_FAMILIES, family, family_of_file
 from tunesmith.errors import DatasetError, ParameterError, TunesmithError
 from tunesmith.progress import progress
-from tunesmith.symbolic.score import Part, Score
+from tunesmith.symbolic.score import Note, Part, Score
 
 MMA_LICENCE = "GPL-2+ (MMA style library, Bob van der Poel; Debian package mma)"
 SONGS_PER_FAMILY = 96
@@ -437,8 +437,6 @@ class SongRecord:
 
 def song_score(notes: np.ndarray, record: Record) -> tuple[Score, list[str]]:
     """The `Score` of a grooves record (parts in the record's track order) and the parts' roles."""
-    from tunesmith.symbolic.score import Note
-
     labels = record.labels
     tpb = float(labels.get("ticks_per_beat", TICKS_PER_BEAT))
     parts = [Part(name=t["name"], program=int(t["program"]), is_drum=bool(t["drum"])) for t in labels["tracks"]]
@@ -448,6 +446,26 @@ def song_score(notes: np.ndarray, record: Record) -> tuple[Score, list[str]]:
     score = Score(parts=parts, tempo=float(labels["tempo"]), key=labels["key"],
                   time_signature=(numerator, denominator), title=record.id)
     return score, [t["role"] for t in labels["tracks"]]
+
+
+def band_tracks(song: SongRecord) -> list[tuple[str, list[Note]]]:
+    """(band role, notes) of a record's tracks as the song model reads them: the corpus roles, except that the
+    lead is the melody (MMA's arpeggio and scale lines, role ``lead`` in the corpus, join the chords)."""
+    out = []
+    for part, track in zip(song.score.parts, song.labels["tracks"], strict=True):
+        role = track["role"]
+        if role == "lead" and not track.get("melody"):
+            role = "chords"
+        out.append((role, part.notes))
+    return out
+
+
+def role_notes(song: SongRecord) -> dict[str, list[Note]]:
+    """A record's notes by band role (`band_tracks`, the tracks of one role merged)."""
+    out: dict[str, list[Note]] = {}
+    for role, notes in band_tracks(song):
+        out.setdefault(role, []).extend(notes)
+    return out
 
 
 def iter_songs(dataset_dir: str | Path, split: str | None = None) -> Iterator[SongRecord]:
@@ -461,4 +479,4 @@ def iter_songs(dataset_dir: str | Path, split: str | None = None) -> Iterator[So
         yield SongRecord(record, score, roles)
 
 
-__all__ = ["SongRecord", "build_grooves", "iter_songs", "song_score"]
+__all__ = ["SongRecord", "band_tracks", "build_grooves", "iter_songs", "role_notes", "song_score"]

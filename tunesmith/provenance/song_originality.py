@@ -1,4 +1,4 @@
-"""Originality of generated songs, per track: the longest run shared with a training record's track of that role.
+"""Originality of songs, per track: the longest run a track shares with a training record's track of that role.
 
 Two measures, both against the training split with every record's tracks merged by band role (as the model reads
 them) and put on the song grid as the model writes it (starts on 1/12 beat, durations in the token bins, drum
@@ -12,22 +12,40 @@ hits a sixteenth long), so a line copied from a training record is found as the 
 
 Runs are found by binary search on their length over hashed windows (NumPy), like `SymbolicIndex` but fast enough
 for the corpus's millions of notes; `tests/test_song_eval.py` checks it agrees with `SymbolicIndex`.
+
+`check_song` is the gate of a generated song (`tunesmith.generation.originality.OriginalityGate.check_tracks`):
+each pitched track the model wrote is flagged over the composers' threshold, like a composer's piece; drum
+tracks are reported but not gated (`GATED_ROLES`: the training grooves are a style library's templates, so a
+drum track that plays its style shares long runs by nature); tracks kept from a user's input are not judged.
+`tunesmith evaluate song` measures many songs with the same `TrackIndex`.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from tunesmith.provenance.gate import ORIGINALITY_THRESHOLD
+from tunesmith.errors import DatasetError
+from tunesmith.provenance.gate import ORIGINALITY_THRESHOLD, check_threshold
 from tunesmith.provenance.originality import voice_steps
 from tunesmith.symbolic.score import Note, Part, Score
 from tunesmith.symbolic.song_tokens import DRUM_LENGTH, DURATION_BINS, STEPS_PER_BEAT, duration_bin
 
 MAX_RUN = 256
+BOUND_LENGTH = 4  # tokens of the windows `RunIndex.bound` keeps
+GATED_ROLES = ("bass", "chords", "pad", "lead")  # the pitched tracks; drums are reported, not gated
+CACHE_VERSION = 1
+# bar tokens are Python hashes of int tuples: the same in every process of one Python (no hash seed), not across
+# the tuple-hash changes of some Python versions, so a cache file names the version that wrote it
+HASH_TAG = f"py{sys.version_info[0]}{sys.version_info[1]}"
 _P = np.uint64(0x100000001B3)
 _M = np.uint64(0x9E3779B97F4A7C15)
 _P_INVERSE = np.uint64(pow(int(_P), -1, 2**64))
@@ -90,13 +108,35 @@ class RunIndex:
     one of them (a window's first token compared by ``first``, the others by ``rest``)."""
 
     def __init__(self, sequences: Sequence[tuple[str, np.ndarray, np.ndarray]]) -> None:
-        self.ids = [sid for sid, _, _ in sequences]
-        self.owner = np.concatenate([np.full(len(f), i) for i, (_, f, _) in enumerate(sequences)] or [[]])
-        self.first = _scramble(np.concatenate([f for _, f, _ in sequences] or [[]]).astype(np.int64))
-        self.rest = _scramble(np.concatenate([r for _, _, r in sequences] or [[]]).astype(np.int64))
-        ends = np.cumsum([len(f) for _, f, _ in sequences])
-        self.end = np.repeat(ends, [len(f) for _, f, _ in sequences])  # each token's sequence end
+        first = _scramble(np.concatenate([f for _, f, _ in sequences] or [[]]).astype(np.int64))
+        rest = first if all(f is r for _, f, r in sequences) else \
+            _scramble(np.concatenate([r for _, _, r in sequences] or [[]]).astype(np.int64))
+        self._set([sid for sid, _, _ in sequences], np.array([len(f) for _, f, _ in sequences], dtype=np.int64),
+                  first, rest)
+
+    def _set(self, ids: list[str], lengths: np.ndarray, first: np.ndarray, rest: np.ndarray) -> None:
+        self.ids, self.lengths, self.first, self.rest = ids, lengths, first, rest
+        self.owner = np.repeat(np.arange(len(ids), dtype=np.int32), lengths)  # each token's sequence
+        self.end = np.repeat(np.cumsum(lengths).astype(np.int32), lengths)  # each token's sequence end
         self._tables: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._bound: np.ndarray | None = None  # the sorted hashes of every window of BOUND_LENGTH tokens
+
+    @classmethod
+    def from_arrays(cls, ids: list[str], lengths: np.ndarray, first: np.ndarray, rest: np.ndarray) -> RunIndex:
+        """An index from the arrays `arrays` gave (sequence ids and lengths, the scrambled tokens)."""
+        index = cls.__new__(cls)
+        index._set(ids, np.asarray(lengths, dtype=np.int64), np.asarray(first, dtype=np.uint64),
+                   np.asarray(rest, dtype=np.uint64))
+        return index
+
+    def arrays(self) -> dict[str, Any]:
+        """What `from_arrays` needs, for a cache file (``rest`` left out where it is ``first``)."""
+        same = self.rest is self.first or bool(np.array_equal(self.first, self.rest))
+        return {"ids": self.ids, "lengths": self.lengths, "first": self.first, "rest": None if same else self.rest}
+
+    @property
+    def tokens(self) -> int:
+        return len(self.first)
 
     @staticmethod
     def _windows(first: np.ndarray, rest: np.ndarray, length: int, end: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -131,6 +171,25 @@ class RunIndex:
         hits = np.nonzero(table[at] == query)[0]
         return self.ids[int(self.owner[starts[at[hits[0]]]])] if len(hits) else None
 
+    def bound(self, first: np.ndarray, rest: np.ndarray, *, cap: int = MAX_RUN) -> int:
+        """An upper bound of the longest window a query shares, from one table kept for every query: the windows
+        of `BOUND_LENGTH` tokens. Each of those inside a shared run is shared, so a run of L tokens needs
+        L - BOUND_LENGTH + 1 shared ones in a row; none shared bounds the run at BOUND_LENGTH - 1. This narrows
+        the binary search of an original track (whose runs are short) to a few lengths."""
+        n = min(cap, len(first))
+        if n < BOUND_LENGTH or not len(self.first):
+            return n
+        if self._bound is None:
+            self._bound = np.sort(self._windows(self.first, self.rest, BOUND_LENGTH, self.end)[0])
+        query, _ = self._windows(_scramble(first), _scramble(rest), BOUND_LENGTH, np.full(len(first), len(first)))
+        if not len(query) or not len(self._bound):
+            return min(n, BOUND_LENGTH - 1)
+        at = np.clip(np.searchsorted(self._bound, query), 0, len(self._bound) - 1)
+        hit = np.concatenate([[False], self._bound[at] == query, [False]])
+        edges = np.flatnonzero(np.diff(hit.astype(np.int8)))  # starts and ends of the stretches of shared windows
+        stretch = int(np.max(edges[1::2] - edges[::2])) if len(edges) else 0
+        return min(n, stretch + BOUND_LENGTH - 1)
+
     def longest(self, first: np.ndarray, rest: np.ndarray, *, cap: int = MAX_RUN) -> tuple[int, str | None]:
         """The longest window the query shares with a training sequence, and that sequence's id."""
         return self.longest_many([(first, rest)], cap=cap)[0]
@@ -139,7 +198,7 @@ class RunIndex:
                      cap: int = MAX_RUN) -> list[tuple[int, str | None]]:
         """`longest` of many queries at once: their binary searches share each window length's table."""
         low = [0] * len(queries)
-        high = [min(cap, len(first)) for first, _ in queries]
+        high = [self.bound(first, rest, cap=cap) for first, rest in queries]
         source: list[str | None] = [None] * len(queries)
         while True:
             asked: dict[int, list[int]] = {}
@@ -159,6 +218,10 @@ class RunIndex:
         return list(zip(low, source, strict=True))
 
 
+
+SongTracks = Iterable[tuple[str, dict[str, list[Note]], float, int]]  # (record id, notes by role, bar beats, bars)
+
+
 @dataclass
 class TrackIndex:
     """Per band role, the training tracks as note runs and as bar runs."""
@@ -167,7 +230,7 @@ class TrackIndex:
     bars: dict[str, RunIndex]
 
     @classmethod
-    def build(cls, songs: Iterable[tuple[str, dict[str, list[Note]], float, int]]) -> TrackIndex:
+    def build(cls, songs: SongTracks) -> TrackIndex:
         """``songs``: (record id, notes by band role, bar length in beats, bars)."""
         notes: dict[str, list] = {}
         bars: dict[str, list] = {}
@@ -182,9 +245,15 @@ class TrackIndex:
                 bars.setdefault(role, []).extend((sid, f, r) for f, r in bar_tokens(items, bar_beats, count, drum=drum))
         return cls({r: RunIndex(v) for r, v in notes.items()}, {r: RunIndex(v) for r, v in bars.items()})
 
-    def check_many(self, tracks: Sequence[tuple[str, Sequence[Note], float, int]]) -> list[dict]:
+    @property
+    def tokens(self) -> int:
+        """Training notes indexed (every role's note runs)."""
+        return sum(index.tokens for index in self.notes.values())
+
+    def check_many(self, tracks: Sequence[tuple[str, Sequence[Note], float, int]], *,
+                   threshold: int = ORIGINALITY_THRESHOLD) -> list[dict]:
         """The longest runs (notes, bars) each generated track (role, notes, bar length in beats, bars) shares
-        with the training tracks of its role, and whether the composers' gate flags it."""
+        with the training tracks of its role, and whether the composers' gate (``threshold`` notes) flags it."""
         out = [{"role": role, "notes": 0, "notes_source": None, "bars": 0, "bars_source": None}
                for role, _, _, _ in tracks]
         note_queries: dict[str, list[tuple[int, np.ndarray]]] = {}
@@ -208,22 +277,84 @@ class TrackIndex:
                     if length > out[t]["bars"]:
                         out[t]["bars"], out[t]["bars_source"] = length, sid
         for item in out:
-            item["flagged"] = item["notes"] > ORIGINALITY_THRESHOLD
+            item["flagged"] = item["notes"] > threshold
         return out
 
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the index as arrays (no pickles) to an .npz file; returns its path."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        arrays: dict[str, Any] = {"version": np.array([CACHE_VERSION]), "hash": np.array(HASH_TAG)}
+        layout = {}
+        for kind, indexes in (("notes", self.notes), ("bars", self.bars)):
+            for role, index in indexes.items():
+                parts = index.arrays()
+                names = sorted(set(parts["ids"]))
+                number = {sid: i for i, sid in enumerate(names)}
+                key = f"{kind}.{role}"
+                layout[key] = names
+                arrays[f"{key}.owners"] = np.array([number[sid] for sid in parts["ids"]], dtype=np.int32)
+                arrays[f"{key}.lengths"] = parts["lengths"].astype(np.int32)
+                arrays[f"{key}.first"] = parts["first"]
+                if parts["rest"] is not None:
+                    arrays[f"{key}.rest"] = parts["rest"]
+        arrays["layout"] = np.array(json.dumps(layout))
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
+        np.savez(tmp, **arrays)
+        os.replace(tmp, path)
+        return path
 
-def summarize(runs: Sequence[dict], *, threshold: int = ORIGINALITY_THRESHOLD) -> dict:
-    """Median, 99th percentile and maximum of the runs in notes and bars, and the share within the gate."""
-    if not runs:
-        return {"tracks": 0}
-    notes = np.array([r["notes"] for r in runs])
-    bars = np.array([r["bars"] for r in runs])
-    return {"tracks": len(runs), "notes": {"median": float(np.median(notes)), "p99": float(np.percentile(notes, 99)),
-                                           "max": int(notes.max())},
-            "bars": {"median": float(np.median(bars)), "p99": float(np.percentile(bars, 99)), "max": int(bars.max())},
-            "share_at_most_threshold": float(np.mean(notes <= threshold)), "threshold_notes": threshold,
-            "goal": 0.99, "passed": bool(np.mean(notes <= threshold) >= 0.99)}
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> TrackIndex:
+        """Read an index written by `save` (DatasetError when it is not one, or one of another version)."""
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                if int(data["version"][0]) != CACHE_VERSION or str(data["hash"]) != HASH_TAG:
+                    raise DatasetError(f"{path}: a song originality index of another version; delete it to rebuild")
+                found: dict[str, dict[str, RunIndex]] = {"notes": {}, "bars": {}}
+                for key, names in json.loads(str(data["layout"])).items():
+                    kind, role = key.split(".", 1)
+                    first = data[f"{key}.first"]
+                    rest = data[f"{key}.rest"] if f"{key}.rest" in data.files else first
+                    ids = [names[i] for i in data[f"{key}.owners"].tolist()]
+                    found[kind][role] = RunIndex.from_arrays(ids, data[f"{key}.lengths"], first, rest)
+                return cls(found["notes"], found["bars"])
+        except (OSError, KeyError, ValueError) as exc:
+            raise DatasetError(f"{path}: not a readable song originality index ({exc})") from exc
 
 
 def bars_of(total_beats: float, bar_beats: float) -> int:
     return max(1, math.ceil(total_beats / bar_beats - 1e-9))
+
+
+def check_song(index: TrackIndex, tracks: Sequence[tuple[str, str | None, Sequence[Note], str | None]],
+               bar_beats: float, *, threshold: int = ORIGINALITY_THRESHOLD) -> dict[str, Any]:
+    """The originality report of a song's tracks, each (name, band role, the notes the model wrote, why it is not
+    judged or None): per track the longest run of notes and of bars it shares with a training track of its role
+    and the record it shares it with; a track of `GATED_ROLES` over ``threshold`` notes is flagged, and so is the
+    song. ``longest_shared_run`` / ``closest_piece`` are the longest run of the gated tracks (as a composer's)."""
+    threshold = check_threshold(threshold)
+    judged = [(i, role, notes) for i, (_, role, notes, skip) in enumerate(tracks) if skip is None and role]
+    total = max((n.end for _, _, notes in judged for n in notes), default=0.0)
+    bars = bars_of(total, bar_beats)
+    runs = index.check_many([(role, notes, bar_beats, bars) for _, role, notes in judged], threshold=threshold)
+    found = {i: run for (i, _, _), run in zip(judged, runs, strict=True)}
+    out = []
+    for i, (name, role, _, skip) in enumerate(tracks):
+        item: dict[str, Any] = {"name": name, "role": role, "judged": i in found, "gated": role in GATED_ROLES,
+                                "longest_shared_run": None, "closest_piece": None, "longest_shared_bars": None,
+                                "closest_piece_bars": None, "flagged": False,
+                                "reason": skip or (None if role else "a track of no band role, not judged")}
+        if i in found:
+            run = found[i]
+            item |= {"longest_shared_run": run["notes"], "closest_piece": run["notes_source"],
+                     "longest_shared_bars": run["bars"], "closest_piece_bars": run["bars_source"],
+                     "flagged": bool(run["flagged"] and role in GATED_ROLES)}
+            if role not in GATED_ROLES:
+                item["reason"] = "drums: reported, not gated (the training grooves are a style's templates)"
+        out.append(item)
+    gated = [t for t in out if t["judged"] and t["gated"]]
+    worst = max(gated, key=lambda t: t["longest_shared_run"], default=None)
+    return {"longest_shared_run": worst["longest_shared_run"] if worst else None,
+            "closest_piece": worst["closest_piece"] if worst else None, "threshold": threshold,
+            "flagged": any(t["flagged"] for t in out), "gated_roles": list(GATED_ROLES), "tracks": out}
