@@ -10,7 +10,7 @@ import shutil
 import numpy as np
 import pytest
 
-from tunesmith.compose.drumkit import DrumKit, perform_with_kit, play_key, render_with_neural_drums
+from tunesmith.compose.drumkit import DrumKit, neural_drum_performer, perform_with_kit, play_key
 from tunesmith.errors import ParameterError
 from tunesmith.symbolic.score import Note, Part, Score
 
@@ -153,15 +153,25 @@ def test_registry_serves_drums_hits_and_drum_tracks(weights, tmp_path):
 
 
 def test_song_drums_by_the_neural_kit(kit):
+    from tunesmith.families import Work
+    from tunesmith.generation.pipeline import render_stems
     from tunesmith.symbolic.render import get_renderer
 
-    score = groove(1)
-    neural = render_with_neural_drums(score, sr=16000, seed=2, kit=kit)
-    soundfont = get_renderer(16000).render(score)
-    assert neural.shape[0] == 2 and neural.shape[1] > 16000
-    n = min(neural.shape[1], soundfont.shape[1])
-    assert not np.allclose(neural[:, :n], soundfont[:, :n], atol=1e-3)
-    assert np.array_equal(neural, render_with_neural_drums(score, sr=16000, seed=2, kit=kit))
+    band = groove(1)  # drums and a bass
+    drums, bass = (Score(parts=[part], tempo=band.tempo) for part in band.parts)
+    perform = neural_drum_performer(seed=2, kit=kit)
+    neural = perform(drums, 16000)
+    assert neural.shape[0] == 2 and neural.shape[1] > 16000 and np.array_equal(neural, perform(drums, 16000))
+    by_soundfont = get_renderer(16000).render(drums)
+    n = min(neural.shape[1], by_soundfont.shape[1])
+    assert not np.allclose(neural[:, :n], by_soundfont[:, :n], atol=1e-3)
+    assert perform(bass, 16000) is None and perform(band, 16000) is None  # pitched parts are FluidSynth's
+    # in the mix the drum stem is the kit's (up to its level), the bass FluidSynth's; the stems add up to the mix
+    work = Work(score=band, audio=None, sr=0, result={}, signed={}, title="", perform_part=perform)
+    mixed, stems = render_stems(work, 16000, None)
+    assert list(stems) == ["drums", "bass"]
+    assert np.allclose(stems["drums"][:, :neural.shape[1]], neural, atol=1e-6)
+    assert np.allclose(mixed, stems["drums"] + stems["bass"], atol=1e-5)
 
 
 def test_song_takes_the_neural_drums_param():

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from tunesmith import families
+from tunesmith.audio.dsp import loudness
 from tunesmith.compose.song import SongWriter
 from tunesmith.compose.song_plan import loop_plan, plan_sections, resolve_style, song_plan
 from tunesmith.data.arrange import ROLES as CORPUS_ROLES
@@ -258,6 +259,11 @@ def test_a_song_through_the_pipeline(entry):
                           for n in notes if start <= n.start < start + length)  # next section's first begins
         assert len(others) == 2 and all(bars_of(first) == bars_of(other) for other in others)
     assert made.audio is not None and made.audio.shape[1] / SAMPLE_RATE >= 24 * 4 * 60 / 200
+    # the job reports the mix it made, and what was measured agrees with the audio
+    mix = result["mix"]
+    assert mix["true_peak_dbtp"] <= -1.0 + 0.05 and 0 <= mix["limiter_max_reduction_db"] <= 8.0 + 1e-6
+    assert abs(loudness(made.audio, sr=SAMPLE_RATE) - mix["loudness_lufs"]) < 0.1
+    assert made.stems is None  # mixed from its parts, but the stems were not asked for
 
 
 def _check_pitches(score, card, chords):

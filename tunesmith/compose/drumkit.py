@@ -16,6 +16,7 @@ time offset (normal, ``TIMING_SPREAD * humanize`` seconds); humanize 0 plays the
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -192,30 +193,19 @@ def perform_with_kit(synth: NoteSynth, score: Score, instrument: str, *, seed: i
     return Performance(audio=out, sr=synth.sr, notes=n_notes, interpretation=notes)
 
 
-def render_with_neural_drums(score: Score, *, sr: int = 44100, seed: int = 0,
-                             kit: DrumKit | None = None) -> np.ndarray:
-    """(2, n) audio of ``score``: its pitched parts rendered with FluidSynth, its drum parts by the neural drum kit
-    (default: the shipped one; humanized), the drums placed at the level FluidSynth would give them (the same peak)."""
-    import copy
-
-    from tunesmith.symbolic.render import get_renderer
-
+def neural_drum_performer(*, seed: int = 0, kit: DrumKit | None = None) -> Callable[[Score, int], np.ndarray | None]:
+    """A work's part performer (`Work.perform_part`) that plays drum parts with the neural drum kit (default: the
+    shipped one; humanized from ``seed``) as stereo (2, n) audio and leaves every pitched part to FluidSynth. The
+    mix then sets the drums' level like any other stem's."""
     kit = kit or shipped_kit()
     if kit is None:
         raise ParameterError("neural_drums needs the neural drum kit (model drums), which is not installed",
                              field="neural_drums")
-    renderer = get_renderer(sr)
-    drum_score, pitched = copy.deepcopy(score), copy.deepcopy(score)
-    drum_score.parts = [p for p in drum_score.parts if p.is_drum]
-    pitched.parts = [p for p in pitched.parts if not p.is_drum]
-    if not drum_score.n_notes:
-        return renderer.render(score)
-    reference = float(np.abs(renderer.render(drum_score)).max())  # FluidSynth's drum level
-    drums = kit.perform(drum_score, seed=seed, sr=sr).audio
-    drums *= reference / max(float(np.abs(drums).max()), 1e-9)
-    rest = renderer.render(pitched) if pitched.n_notes else np.zeros((2, 0), dtype=np.float32)
-    out = np.zeros((2, max(rest.shape[1], drums.size)), dtype=np.float32)
-    out[:, :rest.shape[1]] += rest
-    out[:, :drums.size] += drums[None, :]
-    peak = float(np.abs(out).max())
-    return out * (PEAK_LIMIT / peak) if peak > PEAK_LIMIT else out
+
+    def perform(part_score: Score, sr: int) -> np.ndarray | None:
+        if not part_score.parts or not all(p.is_drum for p in part_score.parts) or not part_score.n_notes:
+            return None
+        mono = kit.perform(part_score, seed=seed, sr=sr).audio
+        return np.stack([mono, mono]).astype(np.float32)
+
+    return perform

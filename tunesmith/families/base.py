@@ -34,6 +34,8 @@ class Work:
     result: dict[str, Any]
     signed: dict[str, Any]
     title: str
+    # plays one part itself (a one-part score, the rate) instead of FluidSynth, or None to leave that part to it
+    perform_part: Callable[[Score, int], np.ndarray | None] | None = None
 
 
 @dataclass(frozen=True)

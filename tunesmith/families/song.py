@@ -25,7 +25,7 @@ from tunesmith.compose.song_plan import (
     resolve_style,
 )
 from tunesmith.errors import ParameterError
-from tunesmith.families.base import Family, InputFacts, Resolving, Trainer, Work
+from tunesmith.families.base import OUTPUTS, Family, InputFacts, Resolving, Trainer, Work
 from tunesmith.families.params import TEMPERATURE_RANGE, TOP_P_RANGE, Key, UploadId
 from tunesmith.symbolic.score import Note, Score
 
@@ -360,12 +360,12 @@ def run(writer: Any, params: dict[str, Any], source: Score | None) -> Work:
     signed["seed"] = song.params["seed"]
     kind = f"{params['loop']}-bar loop" if params.get("loop") else "song"
     title = f"{params['style']} {kind} in {song.params['key']}"
+    performer = None
     if params.get("neural_drums"):  # the drum track by the neural kit, the rest by FluidSynth
-        from tunesmith.compose.drumkit import render_with_neural_drums
+        from tunesmith.compose.drumkit import neural_drum_performer
 
-        audio = render_with_neural_drums(song.score, sr=44100, seed=int(song.params["seed"] or 0))
-        return Work(score=song.score, audio=audio, sr=44100, result=result, signed=signed, title=title)
-    return Work(score=song.score, audio=None, sr=0, result=result, signed=signed, title=title)
+        performer = neural_drum_performer(seed=int(song.params["seed"] or 0))
+    return Work(score=song.score, audio=None, sr=0, result=result, signed=signed, title=title, perform_part=performer)
 
 
 def _run_input(writer: Any, params: dict[str, Any], source: Score | None) -> Work:
@@ -463,6 +463,7 @@ SONG = Family(
     name="song", card_family="song", kind="composer",
     summary="whole songs by a multi-track band (drums, bass, chords, pad, lead) in a style, with sections",
     load=load, params=SongParams, run=run, resolve=resolve, seconds=seconds, originality="tracks",
+    outputs=OUTPUTS | {"stems"},  # a song comes as its mix, its MIDI and a WAV per track
     originality_tracks=originality_tracks,
     describe=lambda card: f"multi-track songs in {len(styles(card))} styles",
     summary_line=summary_line, mix_setting=mix_setting, soundfont="full", card_defaults=defaults,

@@ -75,9 +75,11 @@ def make_work(entry: ModelEntry, params: Mapping[str, Any], *, source: Score | N
         report = {"status": "not_applicable", "reason": family.originality_note, "flagged": False}
     step(0.5)
     want_stems = ("stems" in family.outputs) if stems is None else stems
-    if want_stems and work.audio is None and work.score is not None:
+    mixed_family = family.mix_setting is not None or work.perform_part is not None
+    if work.audio is None and work.score is not None and (want_stems or (audio and mixed_family)):
+        # a family with a mix (levels, pans, loudness) is always mixed from its parts; the stems kept if asked for
         mixed, placed = render_stems(work, sr, family.mix_setting, soundfont=family.soundfont)
-        return Made(work=work, audio=mixed, originality=report, sr=sr, stems=placed)
+        return Made(work=work, audio=mixed, originality=report, sr=sr, stems=placed if want_stems else None)
     rendered = render(work, sr, soundfont=family.soundfont) if audio or work.audio is not None else None
     return Made(work=work, audio=rendered, originality=report, sr=sr)
 
@@ -103,15 +105,31 @@ def render_stems(work: Work, sr: int, setting: Callable[[Any], Any] | None, *,
     from tunesmith.audio.mix import MixSetting, mix
     from tunesmith.symbolic.render import get_renderer, preferred_soundfont
 
-    parts = work.score.parts
-    names = stem_names(parts)
-    alone = get_renderer(sr, soundfont=preferred_soundfont(soundfont)).render_parts(work.score)
+    score = work.score
+    names = stem_names(score.parts)
+    own: dict[int, np.ndarray] = {}  # the parts the work plays itself (e.g. drums by the neural kit)
+    if work.perform_part is not None:
+        for index, part in enumerate(score.parts):
+            played = work.perform_part(_alone(score, [part]), sr)
+            if played is not None:
+                own[index] = played
+    rest = [part for index, part in enumerate(score.parts) if index not in own]
+    by_fluidsynth = iter(get_renderer(sr, soundfont=preferred_soundfont(soundfont)).render_parts(
+        _alone(score, rest)) if rest else [])
+    alone = [own[index] if index in own else next(by_fluidsynth) for index in range(len(score.parts))]
+    parts = score.parts
     settings = {name: setting(part) if setting else MixSetting() for name, part in zip(names, parts, strict=True)}
     mixed, placed, report = mix(dict(zip(names, alone, strict=True)), settings, sr=sr,
                                 **({} if setting else {"target_lufs": None}))
     if report is not None:
         work.result["mix"] = report.as_dict()
     return mixed, placed
+
+
+def _alone(score: Score, parts: list[Any]) -> Score:
+    """``score`` with only ``parts`` (its tempo, key, meter and title kept)."""
+    return Score(parts=parts, tempo=score.tempo, key=score.key, time_signature=score.time_signature,
+                 title=score.title)
 
 
 def render(work: Work, sr: int = SAMPLE_RATE, *, soundfont: str | None = None) -> np.ndarray:
