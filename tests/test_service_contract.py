@@ -56,4 +56,4 @@ def test_schemathesis_finds_no_contract_failure(tmp_path):
         assert re.search(rf"✅\s+{phase}", out), f"phase {phase} did not pass:\n{out[-3000:]}"
     links = re.search(r"API Links:\s+(\d+) covered", out)
     assert links and int(links[1]) > 0, "the stateful phase followed no link"
-    print(out[out.find("Examples ("):][:400], out[out.find("Test cases:"):][:200])  # pytest -rP shows the figures
+    print(out[out.find("Examples ("):][:400], out[out.find("WARNINGS"):][:1500])  # pytest -rP shows the figures

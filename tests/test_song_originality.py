@@ -24,7 +24,14 @@ from tunesmith.families.song import KEPT, originality_tracks
 from tunesmith.generation.catalog import local_entry
 from tunesmith.generation.originality import OriginalityGate, OriginalityRejected, track_index_for_dataset
 from tunesmith.generation.pipeline import _originality_check, draw
-from tunesmith.provenance.song_originality import GATED_ROLES, TrackIndex, check_song, grid_notes
+from tunesmith.provenance.song_originality import (
+    BOUND_LENGTH,
+    GATED_ROLES,
+    RunIndex,
+    TrackIndex,
+    check_song,
+    grid_notes,
+)
 from tunesmith.symbolic.score import Note, Part, Score
 
 THRESHOLD = 12
@@ -231,3 +238,35 @@ def test_a_dataset_that_is_not_here_leaves_the_song_unchecked(cli, tmp_path):
     assert orig["status"] == "unchecked" and not orig["flagged"] and orig["tracks"] is None
     assert "no-such-grooves" in orig["reason"] and "not on this machine" in orig["reason"]
     assert originality_line(orig).startswith("originality unchecked (the training data of model")
+
+
+def test_the_seeded_search_finds_what_whole_tables_find():
+    """The seed-and-extend search agrees with a length-by-length search over whole tables, for near-copies,
+    random queries and queries that share no window of `BOUND_LENGTH` tokens (bar runs: first != rest)."""
+    rng = np.random.default_rng(0)
+    train = [(f"s{i}", rng.integers(0, 6, n), rng.integers(0, 4, n)) for i, n in enumerate(rng.integers(5, 200, 200))]
+    index = RunIndex(train)
+
+    def by_tables(first, rest):
+        best = (0, None)
+        for length in range(1, len(first) + 1):
+            if (hit := index.shared(first, rest, length)) is None:
+                break
+            best = (length, hit)
+        return best
+
+    lengths = set()
+    for t in range(150):
+        n = int(rng.integers(1, 40))
+        if t % 3 == 0:  # a training stretch with one token changed
+            _, first, rest = train[int(rng.integers(len(train)))]
+            at = int(rng.integers(0, max(1, len(first) - n)))
+            first, rest = first[at:at + n].copy(), rest[at:at + n].copy()
+            first[int(rng.integers(len(first)))] = rng.integers(0, 6)
+        else:  # random, from the training alphabet or a wider one
+            first, rest = rng.integers(0, 6 if t % 2 else 50, n), rng.integers(0, 4 if t % 2 else 50, n)
+        found = index.longest(first, rest)
+        assert found[0] == by_tables(first, rest)[0]
+        assert found[1] is None or index.shared(first, rest, found[0]) is not None
+        lengths.add(found[0])
+    assert min(lengths) < BOUND_LENGTH < max(lengths)  # both paths were taken

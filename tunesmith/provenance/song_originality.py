@@ -10,8 +10,9 @@ hits a sixteenth long), so a line copied from a training record is found as the 
   to the bar's lowest note, drums as they are) and the moves between them match a training track's bars, in any
   transposition; an empty bar ends a run.
 
-Runs are found by binary search on their length over hashed windows (NumPy), like `SymbolicIndex` but fast enough
-for the corpus's millions of notes; `tests/test_song_eval.py` checks it agrees with `SymbolicIndex`.
+Runs are found by binary search on their length over hashed windows (NumPy), seeded by the training windows that
+start like one of the track's 4-token windows, like `SymbolicIndex` but fast enough for the corpus's millions of
+notes; `tests/test_song_eval.py` checks it agrees with `SymbolicIndex`.
 
 `check_song` is the gate of a generated song (`tunesmith.generation.originality.OriginalityGate.check_tracks`):
 each pitched track the model wrote is flagged over the composers' threshold, like a composer's piece; drum
@@ -120,6 +121,7 @@ class RunIndex:
         self.end = np.repeat(np.cumsum(lengths).astype(np.int32), lengths)  # each token's sequence end
         self._tables: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._bound: np.ndarray | None = None  # the sorted hashes of every window of BOUND_LENGTH tokens
+        self._bound_starts: np.ndarray | None = None  # where each of them starts
 
     @classmethod
     def from_arrays(cls, ids: list[str], lengths: np.ndarray, first: np.ndarray, rest: np.ndarray) -> RunIndex:
@@ -171,21 +173,28 @@ class RunIndex:
         hits = np.nonzero(table[at] == query)[0]
         return self.ids[int(self.owner[starts[at[hits[0]]]])] if len(hits) else None
 
+    def _seeds(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every training window of `BOUND_LENGTH` tokens: their hashes sorted, and where each starts (built once
+        per index: the seeds every query's search starts from)."""
+        if self._bound is None:
+            hashes, starts = self._windows(self.first, self.rest, BOUND_LENGTH, self.end)
+            order = np.argsort(hashes)
+            self._bound, self._bound_starts = hashes[order], starts[order].astype(np.int32)
+        return self._bound, self._bound_starts
+
     def bound(self, first: np.ndarray, rest: np.ndarray, *, cap: int = MAX_RUN) -> int:
-        """An upper bound of the longest window a query shares, from one table kept for every query: the windows
-        of `BOUND_LENGTH` tokens. Each of those inside a shared run is shared, so a run of L tokens needs
-        L - BOUND_LENGTH + 1 shared ones in a row; none shared bounds the run at BOUND_LENGTH - 1. This narrows
-        the binary search of an original track (whose runs are short) to a few lengths."""
+        """An upper bound of the longest window a query shares, from the windows of `BOUND_LENGTH` tokens: each
+        of those inside a shared run is shared, so a run of L tokens needs L - BOUND_LENGTH + 1 shared ones in a
+        row; none shared bounds the run at BOUND_LENGTH - 1."""
         n = min(cap, len(first))
         if n < BOUND_LENGTH or not len(self.first):
             return n
-        if self._bound is None:
-            self._bound = np.sort(self._windows(self.first, self.rest, BOUND_LENGTH, self.end)[0])
+        seeds, _ = self._seeds()
         query, _ = self._windows(_scramble(first), _scramble(rest), BOUND_LENGTH, np.full(len(first), len(first)))
-        if not len(query) or not len(self._bound):
+        if not len(query) or not len(seeds):
             return min(n, BOUND_LENGTH - 1)
-        at = np.clip(np.searchsorted(self._bound, query), 0, len(self._bound) - 1)
-        hit = np.concatenate([[False], self._bound[at] == query, [False]])
+        at = np.clip(np.searchsorted(seeds, query), 0, len(seeds) - 1)
+        hit = np.concatenate([[False], seeds[at] == query, [False]])
         edges = np.flatnonzero(np.diff(hit.astype(np.int8)))  # starts and ends of the stretches of shared windows
         stretch = int(np.max(edges[1::2] - edges[::2])) if len(edges) else 0
         return min(n, stretch + BOUND_LENGTH - 1)
@@ -196,27 +205,64 @@ class RunIndex:
 
     def longest_many(self, queries: Sequence[tuple[np.ndarray, np.ndarray]], *,
                      cap: int = MAX_RUN) -> list[tuple[int, str | None]]:
-        """`longest` of many queries at once: their binary searches share each window length's table."""
-        low = [0] * len(queries)
-        high = [self.bound(first, rest, cap=cap) for first, rest in queries]
-        source: list[str | None] = [None] * len(queries)
-        while True:
-            asked: dict[int, list[int]] = {}
-            for q in range(len(queries)):
-                if low[q] < high[q]:
-                    asked.setdefault((low[q] + high[q] + 1) // 2, []).append(q)
-            if not asked:
-                break
-            for mid, items in sorted(asked.items()):
-                for q in items:
-                    hit = self.shared(*queries[q], mid)
-                    if hit is not None:
-                        low[q], source[q] = mid, hit
-                    else:
-                        high[q] = mid - 1
-                self._tables.pop(mid, None)
-        return list(zip(low, source, strict=True))
+        """`longest` of each query: a binary search on the run's length between `BOUND_LENGTH` and `bound` over
+        the training windows that start like one of the query's (seed and extend: only those are hashed at each
+        length, and a length that is found narrows them to its hits); a query sharing no seed is searched below
+        `BOUND_LENGTH` with whole tables, as is a query shorter than a seed."""
+        return [self._longest_seeded(first, rest, cap) for first, rest in queries]
 
+    def _longest_seeded(self, first: np.ndarray, rest: np.ndarray, cap: int) -> tuple[int, str | None]:
+        n = min(cap, len(first))
+        if n < BOUND_LENGTH or not len(self.first):
+            return self._longest_short(first, rest, n)
+        seeds, seed_starts = self._seeds()
+        qfirst, qrest = _scramble(first), _scramble(rest)
+        query, _ = self._windows(qfirst, qrest, BOUND_LENGTH, np.full(len(first), len(first)))
+        wanted = np.unique(query)
+        lo, hi = np.searchsorted(seeds, wanted, "left"), np.searchsorted(seeds, wanted, "right")
+        found = hi > lo
+        if not found.any():
+            return self._longest_short(first, rest, BOUND_LENGTH - 1)
+        lo, hi = lo[found], hi[found]  # distinct hashes: disjoint ranges of the sorted seeds
+        counts = hi - lo
+        candidates = seed_starts[np.repeat(lo - np.cumsum(counts) + counts, counts) + np.arange(counts.sum())]
+        low, high = BOUND_LENGTH, self.bound(first, rest, cap=cap)
+        source = self.ids[int(self.owner[candidates[0]])]
+        while low < high:
+            mid = (low + high + 1) // 2
+            inside = candidates[candidates.astype(np.int64) + mid <= self.end[candidates]]
+            hits = np.isin(self._hash_at(self.first, self.rest, inside, mid),
+                           self._hash_at(qfirst, qrest, np.arange(len(first) - mid + 1), mid))
+            if hits.any():
+                low, candidates = mid, inside[hits]  # a longer shared window starts where this one does
+                source = self.ids[int(self.owner[candidates[0]])]
+            else:
+                high = mid - 1
+        return low, source
+
+    @staticmethod
+    def _hash_at(first: np.ndarray, rest: np.ndarray, starts: np.ndarray, length: int) -> np.ndarray:
+        """The hash of the window of ``length`` tokens at each of ``starts`` (its first token from ``first``, the
+        others from ``rest``; every window lies inside the arrays)."""
+        starts = starts.astype(np.int64)
+        with np.errstate(over="ignore"):
+            h = first[starts].copy()
+            for k in range(1, length):
+                h = h * _P + rest[starts + k]
+            return _scramble(h ^ np.uint64(length))
+
+    def _longest_short(self, first: np.ndarray, rest: np.ndarray, high: int) -> tuple[int, str | None]:
+        """The longest shared window of at most ``high`` (< `BOUND_LENGTH`) tokens, by whole tables."""
+        low, source = 0, None
+        while low < high:
+            mid = (low + high + 1) // 2
+            hit = self.shared(first, rest, mid)
+            self._tables.pop(mid, None)
+            if hit is not None:
+                low, source = mid, hit
+            else:
+                high = mid - 1
+        return low, source
 
 
 SongTracks = Iterable[tuple[str, dict[str, list[Note]], float, int]]  # (record id, notes by role, bar beats, bars)
