@@ -211,6 +211,19 @@ def test_training_lowers_held_out_nll_and_resumes(trained, corpus):
     assert (trained / "best.json").is_file() and (trained / "curves.png").is_file()
 
 
+def test_a_run_can_start_from_a_trained_model(trained, corpus, tmp_path):
+    from tunesmith.cli import main
+
+    out = tmp_path / "warm"
+    common = ["train", "song", "--data", str(corpus), "--out", str(out), "--window", "96", "--batch-size", "4",
+              "--eval-every", "3", "--eval-events", "4000", "--threads", "1", "--max-steps", "1"]
+    assert main([*common, "--init", str(trained / "latest.json")]) == 0  # one step of warm-up: the weights barely move
+    before, after = (json.loads((d / "latest.json").read_text()) for d in (trained, out))
+    assert after["kwargs"] == before["kwargs"] and len(after["training"]["runs"]) == 3
+    assert after["metrics"]["valid_nll"] == pytest.approx(before["metrics"]["valid_nll"], rel=1e-3)
+    assert main([*common, "--init", str(trained / "latest.json"), "--resume"]) == 2  # one or the other
+
+
 # ------------------------------------------------------------------------------------------------ generation
 
 

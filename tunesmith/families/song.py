@@ -443,6 +443,8 @@ def train_options(group: Any) -> None:
     group.add_argument("--transpose", type=int, help="song: random transposition range in semitones (default 6)")
     group.add_argument("--eval-events", type=int, help="song: held-out events evaluated (default 60000)")
     group.add_argument("--heads", type=int, help="song: attention heads (default 4)")
+    group.add_argument("--init", help="song: start from the weights of a song model (a name such as song, a run "
+                                      "directory or a card) on a new schedule; its card's runs are kept")
 
 
 def train(args: Any) -> dict[str, Any]:
@@ -456,7 +458,7 @@ def train(args: Any) -> dict[str, Any]:
                              eval_every=args.eval_every, seed=args.seed, threads=args.threads, model=model,
                              transpose=args.transpose if args.transpose is not None else 6,
                              eval_events=args.eval_events or 60_000)
-    return train_song(args.data, args.out, config, resume=args.resume)
+    return train_song(args.data, args.out, config, resume=args.resume, init=getattr(args, "init", None))
 
 
 SONG = Family(

@@ -92,9 +92,11 @@ def check_budget(config: Any) -> None:
 
 
 def run(recipe: Recipe, out: Path, *, resumed: dict[str, Any] | None = None, command: str | None = None,
-        progress_bar: bool | None = None, group: Group = SINGLE) -> dict[str, Any]:
+        progress_bar: bool | None = None, group: Group = SINGLE,
+        continues: dict[str, Any] | None = None) -> dict[str, Any]:
     """Train until the budget is spent, evaluating and checkpointing every ``config.eval_every`` steps and at the
-    end; returns the final ``latest`` card.
+    end; returns the final ``latest`` card. ``continues``: the card of the model whose weights the run starts from
+    (a warm start with a schedule of its own): its runs are listed before this one's.
 
     On several ranks (``group``, :mod:`tunesmith.train.distributed`) every rank runs this loop with rank 0's
     clock; rank 0 alone evaluates, logs and writes files (the others return its card once it is written)."""
@@ -103,7 +105,7 @@ def run(recipe: Recipe, out: Path, *, resumed: dict[str, Any] | None = None, com
     state_path = out / STATE_FILE
     step, totals = 0, dict.fromkeys(recipe.totals, 0.0)
     best = math.inf if recipe.lower_is_better else -math.inf
-    runs: list[dict[str, Any]] = []
+    runs: list[dict[str, Any]] = list((continues or {}).get("training", {}).get("runs", []))
     if resumed is not None:
         load_weights(out, "latest", recipe.model)
         state = load_training_state(state_path)

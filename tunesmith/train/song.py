@@ -17,9 +17,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from tunesmith.checkpoints import load_card, load_weights, resolve_checkpoint
 from tunesmith.data.dataset import Dataset
 from tunesmith.data.styles import STYLE_FAMILIES
-from tunesmith.errors import DatasetError
+from tunesmith.errors import DatasetError, ParameterError
 from tunesmith.models.song import SongTransformer, count_parameters, song_loss
 from tunesmith.symbolic.song_tokens import (
     COLUMNS,
@@ -124,9 +125,15 @@ def untrained_model(**kwargs: Any) -> tuple[SongTransformer, dict[str, Any]]:
 
 
 def train_song(data: Path, out: Path, config: SongTrainConfig, *, resume: bool = False,
-               command: str | None = None, progress_bar: bool | None = None) -> dict[str, Any]:
-    """Train (or resume) a song model on a grooves dataset; returns the final card."""
+               command: str | None = None, progress_bar: bool | None = None,
+               init: str | Path | None = None) -> dict[str, Any]:
+    """Train (or resume) a song model on a grooves dataset; returns the final card. ``init``: start from the
+    weights of a song model (a name, run directory or card) with the same styles and meters, on a new schedule
+    (a continued training: the card lists its runs before this one)."""
     check_budget(config)
+    if init is not None and resume:
+        raise ParameterError("--init starts a new run from a model's weights; --resume continues a run: not both",
+                             field="init")
     resumed = previous_card(out, resume)
     config = resumed_config(SongTrainConfig, config, resumed)
     torch.manual_seed(config.seed)
@@ -149,6 +156,11 @@ def train_song(data: Path, out: Path, config: SongTrainConfig, *, resume: bool =
                            f"{len(valid)} in the meters {', '.join(meters)})")
     evaluation = valid.evaluation_batches(config.window, max_events=config.eval_events)
     model = SongTransformer(**config.model_kwargs(len(styles), len(meters)))
+    start = _warm_start_card(init, styles, meters)
+    if start is not None:
+        directory, name = resolve_checkpoint(init)
+        model = SongTransformer(**{**network_spec(), **start["kwargs"]})
+        load_weights(directory, name, model)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay,
                                   betas=(0.9, 0.98))
 
@@ -189,4 +201,21 @@ def train_song(data: Path, out: Path, config: SongTrainConfig, *, resume: bool =
                     curves=["train_nll", "valid_nll"], x="events", totals=("events",), ylabel="nats per event",
                     title=f"song {model.arch}: NLL per event", log_every=50,
                     status=lambda values: f"loss {values['train_nll']:.3f}  lr {values['lr']:.2e}")
-    return run(recipe, out, resumed=resumed, command=command, progress_bar=progress_bar)
+    return run(recipe, out, resumed=resumed, command=command, progress_bar=progress_bar,
+               continues=start)
+
+
+def _warm_start_card(init: str | Path | None, styles: list[str], meters: list[str]) -> dict[str, Any] | None:
+    """The card of the model a run starts from (None: from scratch); its styles and meters must be the data's."""
+    if init is None:
+        return None
+    directory, name = resolve_checkpoint(init)
+    card = load_card(directory, name)
+    if card.get("family") != "song":
+        raise ParameterError(f"--init {init}: a {card.get('family')!r} model, not a song model", field="init")
+    have = [s["id"] if isinstance(s, dict) else s for s in card.get("styles", [])]
+    if have != list(styles) or list(card.get("meters", [])) != list(meters):
+        raise ParameterError(f"--init {init}: its styles or meters are not this dataset's (it knows {len(have)} "
+                             f"styles and meters {card.get('meters')}; the data has {len(styles)} and {meters})",
+                             field="init")
+    return card
