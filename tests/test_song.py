@@ -28,6 +28,7 @@ from tunesmith.generation.pipeline import SAMPLE_RATE, make_work
 from tunesmith.models.song import SongStepper, SongTransformer
 from tunesmith.symbolic.harmony import QUALITIES, parse_chord
 from tunesmith.symbolic.keys import parse_key, scale_pitch_classes
+from tunesmith.symbolic.score import strong_beats
 from tunesmith.symbolic.song_tokens import (
     CHORD,
     COLUMN,
@@ -276,7 +277,8 @@ def test_a_song_through_the_pipeline(entry):
     mix = result["mix"]
     assert mix["true_peak_dbtp"] <= -1.0 + 0.05 and 0 <= mix["limiter_max_reduction_db"] <= 8.0 + 1e-6
     assert abs(loudness(made.audio, sr=SAMPLE_RATE) - mix["loudness_lufs"]) < 0.1
-    assert made.stems is None  # mixed from its parts, but the stems were not asked for
+    assert made.stems is not None and list(made.stems) == list(ROLES)  # a song always comes with its stems
+    assert np.allclose(sum(made.stems.values()), made.audio, atol=1e-4)  # and they add up to the mix
 
 
 def _check_pitches(score, card, chords):
@@ -294,6 +296,33 @@ def _check_pitches(score, card, chords):
             chord = [c for b, c in changes if b <= note.start + 1e-9][-1]
             tones = {(chord.root + i) % 12 for i in QUALITIES[chord.quality]}
             assert note.pitch % 12 in scale | tones, (part.name, note)
+            on_strong_beat = any(abs(note.start % score.bar_beats - beat) < 1e-6
+                                 for beat in strong_beats(score.bar_beats, score.time_signature))
+            if on_strong_beat and part.name in ("bass", "chords", "pad"):  # the accompaniment's chord tones
+                assert note.pitch % 12 in tones, (part.name, note, chord)
+
+
+@pytest.mark.parametrize(("meter", "strong"), [((4, 4), {1, 25}), ((3, 4), {1}), ((6, 8), {1, 19})])
+def test_the_accompaniment_plays_chord_tones_on_strong_beats(meter, strong):
+    from tunesmith.compose.song_sampler import Constraints
+    from tunesmith.symbolic.song_tokens import QUALITY_NAMES, STEPS_PER_BEAT
+
+    assert STEPS_PER_BEAT == 12  # the positions above: beat 3 of 4/4 is step 24, the second dotted quarter 18
+    ranges = {role: (36, 84) for role in ("bass", "chords", "pad", "lead")}
+    c = Constraints(meter=meter, tracks=list(ROLES), role_ranges=ranges, drum_keys=[36, 38], tonic=0, mode="major")
+    g7 = (1 + 7, 1 + QUALITY_NAMES.index("7"))  # G7 in C major: G B D F
+    for position in range(1, c.per_bar + 1):
+        allowed = c.what(g7, position)
+        for role in ROLES:
+            track = ROLES.index(role)
+            classes = {k % 12 for k in range(128) if allowed[track * 128 + k]}
+            if role == "drums":
+                assert classes == {36 % 12, 38 % 12}
+            elif role in ("bass", "chords", "pad") and position in strong:
+                assert classes == {7, 11, 2, 5}, (role, position)
+            else:  # the scale (and the chord's tones) between strong beats, and the lead anywhere
+                assert classes == {0, 2, 4, 5, 7, 9, 11}, (role, position)
+        assert c.last_what(g7, position) == int(np.flatnonzero(allowed)[-1])
 
 
 def test_meters_tracks_and_instruments(entry):

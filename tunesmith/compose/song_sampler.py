@@ -8,6 +8,8 @@
 * each track plays only where it is asked (the ``tracks`` subset), pitched notes only inside their role's
   range and on the key's scale or the chord sounding (minor keys: also the raised sixth and seventh), drums
   only on the drum keys the model learned;
+* the accompaniment (bass, chords, pad) starts only tones of the chord sounding on a strong beat (the downbeat,
+  and the middle of 4/4, 2/2, 6/8 and 12/8 bars), as a player does; passing tones fall between;
 * given chords (a chord per bar of a later verse, of a loop's second time, or a harmony to follow) are written
   at their places instead of the model's own;
 * bars that replay an earlier bar (later choruses) are fed to the model in one chunk, not sampled;
@@ -33,6 +35,7 @@ from tunesmith.compose.song_plan import SongPlan
 from tunesmith.models.song import SongStepper
 from tunesmith.symbolic.harmony import QUALITIES
 from tunesmith.symbolic.keys import scale_pitch_classes
+from tunesmith.symbolic.score import strong_beats
 from tunesmith.symbolic.song_tokens import (
     BAR,
     BOS,
@@ -62,6 +65,7 @@ from tunesmith.symbolic.song_tokens import (
 
 MAX_EVENTS_PER_BAR = 192
 LEAD = 1 + ROLES.index("lead")
+CHORD_TONE_ROLES = ("bass", "chords", "pad")  # play chord tones on strong beats
 TRIPLET = STEPS_PER_BEAT // 3
 
 
@@ -100,9 +104,12 @@ class Constraints:
                 low, high = self.role_ranges.get(role, (0, 127))
                 base[int(low):int(high) + 1] = True
             self._bases[int(value)] = base
-        self._cache: dict[tuple[int, int, int], np.ndarray] = {}
-        self._what: dict[tuple[int, int], np.ndarray] = {}
-        self._last_what: dict[tuple[int, int], int] = {}
+        self._cache: dict[tuple[int, int, int, bool], np.ndarray] = {}
+        self._what: dict[tuple[int, int, bool], np.ndarray] = {}
+        self._last_what: dict[tuple[int, int, bool], int] = {}
+        self.strong = np.zeros(SIZES["position"], dtype=bool)  # by position field value (1 = the downbeat)
+        for beat in strong_beats(self.per_bar / STEPS_PER_BEAT, self.meter):
+            self.strong[1 + round(beat * STEPS_PER_BEAT)] = True
         positions = np.zeros(SIZES["position"] - 1, dtype=bool)
         positions[:self.per_bar] = True
         if self.triplets:
@@ -115,33 +122,35 @@ class Constraints:
         if not self.chords.any():
             self.chords[:] = True
 
-    def pitches(self, track: int, chord: tuple[int, int]) -> np.ndarray:
-        """The MIDI keys (128,) ``track`` may play over ``chord`` (root, quality field values)."""
-        key = (track, *chord)
+    def pitches(self, track: int, chord: tuple[int, int], strong: bool = False) -> np.ndarray:
+        """The MIDI keys (128,) ``track`` may play over ``chord`` (root, quality field values); ``strong``: a
+        note starting on a strong beat (the accompaniment then plays a chord tone)."""
+        key = (track, *chord, strong)
         if key not in self._cache:
             base = self._bases[track].copy()
             if track != DRUMS:
-                classes = set(self.scale)
-                if chord[0]:
-                    classes |= {(chord[0] - 1 + i) % 12 for i in QUALITIES[QUALITY_NAMES[chord[1] - 1]]}
+                tones = {(chord[0] - 1 + i) % 12 for i in QUALITIES[QUALITY_NAMES[chord[1] - 1]]} if chord[0] else set()
+                classes = tones if strong and tones and ROLES[track - 1] in CHORD_TONE_ROLES else self.scale | tones
                 base &= np.isin(np.arange(128) % 12, list(classes))
             self._cache[key] = base
         return self._cache[key]
 
-    def what(self, chord: tuple[int, int]) -> np.ndarray:
-        """The (track, key) values (track - 1) * 128 + key the tracks may play over ``chord``."""
-        if chord not in self._what:
+    def what(self, chord: tuple[int, int], position: int = 0) -> np.ndarray:
+        """The (track, key) values (track - 1) * 128 + key the tracks may play over ``chord`` at ``position``
+        (its field value; 0: anywhere)."""
+        key = (*chord, bool(self.strong[position]))
+        if key not in self._what:
             mask = np.zeros(len(ROLES) * 128, dtype=bool)
             for track in self.track_values:
-                mask[(track - 1) * 128:track * 128] = self.pitches(int(track), chord)
-            self._what[chord] = mask
-            self._last_what[chord] = int(np.flatnonzero(mask)[-1]) if mask.any() else -1
-        return self._what[chord]
+                mask[(track - 1) * 128:track * 128] = self.pitches(int(track), chord, key[2])
+            self._what[key] = mask
+            self._last_what[key] = int(np.flatnonzero(mask)[-1]) if mask.any() else -1
+        return self._what[key]
 
-    def last_what(self, chord: tuple[int, int]) -> int:
-        """The highest (track, key) value allowed over ``chord`` (-1: none)."""
-        self.what(chord)
-        return self._last_what[chord]
+    def last_what(self, chord: tuple[int, int], position: int = 0) -> int:
+        """The highest (track, key) value allowed over ``chord`` at ``position`` (-1: none)."""
+        self.what(chord, position)
+        return self._last_what[(*chord, bool(self.strong[position]))]
 
 
 @dataclass
@@ -265,7 +274,7 @@ class SongSampler:
                 continue
             if position != last_position:
                 last_what = -1
-            allowed = self._what_mask(last_what, chord)
+            allowed = self._what_mask(last_what, chord, position)
             at_kept = bool(pending) and position == keep_position
             if at_kept:
                 allowed = allowed.copy()
@@ -328,14 +337,14 @@ class SongSampler:
         if chords:
             mask[WHEN_CHORD:WHEN_NOTE] = later
         mask[WHEN_NOTE:] = later
-        if self.c.last_what(chord) >= (self._after(last_what) if last_what >= 0 else 0):
+        if self.c.last_what(chord, last_position) >= (self._after(last_what) if last_what >= 0 else 0):
             mask[WHEN_NOTE + last_position - 1] = True
         return mask
 
-    def _what_mask(self, last_what: int, chord: tuple[int, int]) -> np.ndarray:
-        """(track, key) values a note may take: its track's keys, after the last note of this position (the
-        order of notes at one position, by track then key, is the order of the values)."""
-        mask = self.c.what(chord)
+    def _what_mask(self, last_what: int, chord: tuple[int, int], position: int) -> np.ndarray:
+        """(track, key) values a note at ``position`` may take: its track's keys, after the last note of this
+        position (the order of notes at one position, by track then key, is the order of the values)."""
+        mask = self.c.what(chord, position)
         if last_what >= 0:
             mask = mask.copy()
             mask[:self._after(last_what)] = False

@@ -34,7 +34,7 @@ import numpy as np
 from tunesmith.evaluate.symbolic_stats import compare
 from tunesmith.symbolic.harmony import parse_chord
 from tunesmith.symbolic.keys import MODES, scale_pitch_classes
-from tunesmith.symbolic.score import Part, Score
+from tunesmith.symbolic.score import Part, Score, strong_beats
 
 STEPS_PER_BEAT = 4
 ON_GRID_TOLERANCE = 1 / 64
@@ -108,14 +108,6 @@ def polyphony(part: Part, total_beats: float) -> float:
     counts = _sounding_steps(part, math.ceil(total_beats * STEPS_PER_BEAT))
     active = counts[counts > 0]
     return float(active.mean()) if active.size else 0.0
-
-
-def strong_beats(bar_beats: float, meter: tuple[int, int]) -> tuple[float, ...]:
-    """Strong beats within a bar: the downbeat, and the middle of 4/4, 2/2, 6/8 and 12/8 bars."""
-    numerator, denominator = meter
-    if (denominator == 4 and numerator % 2 == 0) or (denominator == 8 and numerator in (6, 12)) or denominator == 2:
-        return (0.0, bar_beats / 2)
-    return (0.0,)
 
 
 def chord_tone_ratio(part: Part, chords: list[tuple[float, str]], bar_beats: float, meter: tuple[int, int],

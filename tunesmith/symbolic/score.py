@@ -90,3 +90,11 @@ def channel_plan(parts: list[Part], *, channels: int = 16) -> list[int]:
             plan.append(pitched[n_pitched % len(pitched)])
             n_pitched += 1
     return plan
+
+
+def strong_beats(bar_beats: float, meter: tuple[int, int]) -> tuple[float, ...]:
+    """Strong beats within a bar: the downbeat, and the middle of 4/4, 2/2, 6/8 and 12/8 bars."""
+    numerator, denominator = meter
+    if (denominator == 4 and numerator % 2 == 0) or (denominator == 8 and numerator in (6, 12)) or denominator == 2:
+        return (0.0, bar_beats / 2)
+    return (0.0,)
