@@ -122,3 +122,12 @@ def test_other_rates(sr):
     limited = limit(y, sr=sr, target_lufs=-14.0)
     out = y * limited.envelope
     assert loudness(out, sr=sr) == pytest.approx(-14.0, abs=0.1) and peak_db(out, true_peak=True) <= -1.0
+
+
+
+@pytest.mark.parametrize(("stem", "level"), [(_hits, -18.0), (_pad, -24.0)])
+def test_a_stem_is_brought_to_its_level(stem, level):
+    placed = mix({"it": stem(), "silence": np.zeros((2, 100), np.float32)}, {"it": MixSetting(level_lufs=level)},
+                 sr=SR, target_lufs=None).stems
+    assert loudness(placed["it"], sr=SR) == pytest.approx(level, abs=0.01)
+    assert placed["silence"].shape == placed["it"].shape and not placed["silence"].any()
