@@ -128,6 +128,7 @@ def test_key_found_in_the_pitched_tracks():
     assert pitched_key(Score(parts=[melody, drums], tempo=100.0)) == "C major"
     shifted = Part("lead", [Note(p + 1, n.start, n.duration) for p, n in zip(scale, melody.notes, strict=True)], 73)
     assert pitched_key(Score(parts=[shifted], tempo=100.0)) != "C major"
+    assert pitched_key(Score(parts=[drums], tempo=100.0)) is None  # a drums-only song (MMA has some) has no key
 
 
 # ------------------------------------------------------------------------------------------------ the n-gram

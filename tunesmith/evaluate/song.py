@@ -114,11 +114,18 @@ def tempo_verdict(heard: float, asked: float) -> dict[str, Any]:
             "octave_error": octave, "triple_error": triple}
 
 
-def pitched_key(score: Score) -> str:
-    """The key music21 finds in the pitched tracks (drums left out)."""
+def pitched_key(score: Score) -> str | None:
+    """The key music21 finds in the pitched tracks (drums left out); None when they play no note (a drums-only
+    song has no key to find)."""
     pitched = Score(parts=[p for p in score.parts if not p.is_drum], tempo=score.tempo, key=score.key,
                     time_signature=score.time_signature)
+    if not any(n.duration > 0 for p in pitched.parts for n in p.notes):
+        return None
     return key_name(*music21_key(pitched))
+
+
+def same_key(found: str | None, asked: str) -> bool:
+    return found is not None and parse_key(found) == parse_key(asked)
 
 
 # ------------------------------------------------------------------------------------------------ prompts
@@ -233,7 +240,7 @@ def evaluate_song(checkpoint: str | Path, data: str | Path, human: str | Path | 
         generated.append({
             "prompt": prompt, "predicted_style": classifier.predict(song_features(score, roles, bars=bars))[0],
             "stats": flat_statistics(song_statistics(score, roles, chords=chords or None, bars=bars)),
-            "tempo": tempo, "key_found": found_key, "key_agrees": parse_key(found_key) == parse_key(prompt["key"]),
+            "tempo": tempo, "key_found": found_key, "key_agrees": same_key(found_key, prompt["key"]),
             "meter": song.params["meter"], "bars": bars})
         tracks.extend((p.name, p.notes, bar_beats, bars) for p in score.parts if p.notes)
 
@@ -271,7 +278,7 @@ def reference_report(prompts: list[dict], held_out: dict[str, list[SongRecord]],
     for song in progress(songs, desc="held-out reference", unit="song"):
         heard = heard_tempo(renderer.render(song.score, tail=0.5), RENDER_SR)
         tempo.append(tempo_verdict(heard, float(song.labels["tempo"])))
-        key.append(parse_key(pitched_key(song.score)) == parse_key(song.labels["key"]))
+        key.append(same_key(pitched_key(song.score), song.labels["key"]))
     n = max(1, len(songs))
     return ({"songs": len(songs), "share_within": sum(v["within"] for v in tempo) / n,
              "octave_error_rate": sum(v["octave_error"] for v in tempo) / n},
