@@ -34,15 +34,16 @@ from typing import Any
 
 import numpy as np
 
-from tunesmith.data.corpora.grooves import SongRecord, iter_songs
+from tunesmith.data.corpora.grooves import SongRecord, band_tracks, iter_songs
 from tunesmith.data.dataset import Dataset
 from tunesmith.evaluate.song_stats import DRUM_STATS, song_statistics
-from tunesmith.evaluate.style_classifier import accuracy_by_family, record_roles, song_features, train_style_classifier
+from tunesmith.evaluate.style_classifier import accuracy_by_family, song_features, train_style_classifier
 from tunesmith.evaluate.symbolic_stats import bootstrap_interval
 from tunesmith.progress import progress
 from tunesmith.provenance.gate import ORIGINALITY_THRESHOLD
 from tunesmith.symbolic.keys import key_name, music21_key, parse_key
 from tunesmith.symbolic.score import Score
+from tunesmith.symbolic.song_tokens import ROLES, decode_song, encode_song, song_score
 
 MIN_BARS, MAX_BARS = 8, 24
 STAT_GOAL, STYLE_RATIO, TEMPO_TOLERANCE, SHARE_GOAL, NLL_GOAL = 0.15, 0.9, 0.04, 0.9, 0.25
@@ -87,9 +88,25 @@ def compare_sparse(generated: Sequence[dict[str, float]], held_out: Sequence[dic
 
 
 def record_stats(song: SongRecord) -> dict[str, float]:
+    """The statistics of a held-out song as the model's tokens write it (`band_score`)."""
     chords = [(float(b), s) for b, s in song.labels.get("chords", [])]
-    return flat_statistics(song_statistics(song.score, record_roles(song), chords=chords or None,
+    score = band_score(song)
+    return flat_statistics(song_statistics(score, [p.name for p in score.parts], chords=chords or None,
                                            bars=math.ceil(song.labels["bars"])))
+
+
+def band_score(song: SongRecord) -> Score:
+    """A grooves record as the song model reads and writes it: one track a band role (MMA plays a role with several
+    tracks, e.g. Chord, Chord-Guitar and Chord-Sus are all chords; merged, a note doubled by two of them once), on
+    the token grid (starts on 1/12 beat, binned durations and velocities): encoded and decoded again."""
+    meter = tuple(int(x) for x in song.labels["meter"].split("/"))
+    tonic, _ = parse_key(song.labels["key"])
+    steps = encode_song(band_tracks(song), meter=meter, bars=math.ceil(song.labels["bars"]), tonic=tonic,
+                        chords=[(float(b), c) for b, c in song.labels.get("chords", [])])
+    decoded = decode_song(steps, meter=meter)
+    score = song_score(decoded, programs={}, tempo=song.score.tempo, key=song.score.key, meter=meter)
+    score.parts = [p for p in score.parts if p.notes]
+    return score
 
 
 # ------------------------------------------------------------------------------------------- tempo and key
@@ -133,8 +150,9 @@ def same_key(found: str | None, asked: str) -> bool:
 
 def song_prompts(held_out: dict[str, list[SongRecord]], styles: Sequence[str], meters: Sequence[str],
                  per_style: int, seed: int) -> list[dict[str, Any]]:
-    """``per_style`` generation requests per style, each with the key, tempo and length of a random held-out
-    song of that style (its meter when the model writes it)."""
+    """``per_style`` generation requests per style, each with the key, tempo, length and tracks of a random
+    held-out song of that style (its meter when the model writes it): the request that song answers. (The tracks
+    matter: asked for all five, the model plays the grooves that carry a pad, whose drums are a third sparser.)"""
     rng = np.random.default_rng(seed)
     prompts = []
     for style in styles:
@@ -146,7 +164,9 @@ def song_prompts(held_out: dict[str, list[SongRecord]], styles: Sequence[str], m
             labels = record.labels
             prompt = {"style": style, "key": key_name(*parse_key(labels["key"])), "tempo": float(labels["tempo"]),
                       "bars": int(min(max(math.ceil(labels["bars"]), MIN_BARS), MAX_BARS)),
-                      "seed": seed * 100_003 + len(prompts), "like": record.record.id}
+                      "seed": seed * 100_003 + len(prompts), "like": record.record.id,
+                      "tracks": [role for role in ROLES if any(notes for r, notes in band_tracks(record) if r == role)]
+                      or list(ROLES)}
             if labels["meter"] in meters:
                 prompt["meter"] = labels["meter"]
             prompts.append(prompt)
