@@ -33,13 +33,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, help="grooves: processes for MMA and music21 (default 2)")
     p.add_argument("--grooves", type=Path, help="mixtures: the built grooves dataset (default datasets/grooves)")
     p.add_argument("--samples", type=Path, help="mixtures: the built samples dataset (default datasets/samples)")
+    p.add_argument("--excerpts", type=int, help="mixtures: excerpts per grooves song (default 1)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=run_build)
 
 
 def run_build(args: argparse.Namespace) -> int:
     names = ("sr", "segment", "modality", "voices", "soundfont", "sources", "npm_cache", "workers", "grooves",
-             "samples")
+             "samples", "excerpts")
     options = {k: v for k in names if (v := getattr(args, k)) is not None}
     summary = build(args.kind, args.src, args.out, limit=args.limit, opt_out=read_opt_out(args.opt_out),
                     **options)
