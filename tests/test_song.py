@@ -191,6 +191,22 @@ def test_the_numpy_stepper_matches_the_torch_model():
     stepper.start(cond)
     assert np.allclose(stepper.feed(steps[:-1]), h, atol=1e-5)  # a chunk gives what step by step gave
 
+    # guided: both conditionings side by side, the heads answer other + strength * (cond - other)
+    other = {**cond, "style": torch.tensor([[0.25, 0.25, 0.25, 0.25]])}
+    alone = SongStepper(model)
+    alone.start(other)
+    stepper.start(cond, contrast=other, strength=2.5)
+    for t in range(len(steps) - 1):
+        h_pair, h_other = stepper.feed(steps[t]), alone.feed(steps[t])
+        assert h_pair.shape == (2, len(h))
+        z_pair = stepper.add(h_pair, "kind", int(steps[t + 1][COLUMN["kind"]]))
+        z_other = alone.add(h_other, "kind", int(steps[t + 1][COLUMN["kind"]]))
+        plain = stepper.logits("when", z_pair[0])
+        expected = alone.logits("when", z_other) + 2.5 * (plain - alone.logits("when", z_other))
+        assert np.allclose(stepper.logits("when", z_pair), expected, atol=1e-4), t
+    stepper.start(cond, contrast=other, strength=1.0)  # strength 1: plain sampling, one row
+    assert stepper.feed(steps[0]).shape == h.shape
+
 
 # ------------------------------------------------------------------------------------------------ training
 
@@ -380,6 +396,19 @@ def test_two_styles_blend(entry):
     assert song.params["styles"] == {"bossa_nova": 0.5, "house": 0.5}
 
 
+def test_style_strength_guides_the_song(entry):
+    writer = SongWriter.load(entry.card_path)
+    plain = writer.generate(style="pop", bars=8, seed=3, style_strength=1.0)
+    again = writer.generate(style="pop", bars=8, seed=3, style_strength=1.0)
+    guided = writer.generate(style="pop", bars=8, seed=3, style_strength=3.0)
+    assert plain.params["style_strength"] == 1.0 and guided.params["style_strength"] == 3.0
+    assert np.array_equal(plain.tokens, again.tokens)
+    assert not np.array_equal(plain.tokens, guided.tokens)
+    with pytest.raises(ParameterError) as info:
+        writer.generate(style="pop", bars=8, style_strength=0.5)
+    assert info.value.field == "style_strength"
+
+
 def test_the_plan():
     assert sum(s.bars for s in plan_sections(60, 0.5)) == 60
     names = [s.name for s in plan_sections(60, 0.5)]
@@ -413,6 +442,7 @@ def test_styles_resolve_like_the_corpus_table(entry):
     ({"chords": "Am | Hm7"}, "params.chords", ["Hm7"]),
     ({"instruments": {"bass": "kazoo"}}, "params.instruments.bass", ["kazoo"]),
     ({"instruments": {"drums": "drums_jazz"}, "tracks": ["bass"]}, "params.instruments", ["drums"]),
+    ({"style_strength": 9}, "params.style_strength", ["4"]),
 ])
 def test_bad_input_names_the_field(entry, explicit, field, words):
     with pytest.raises(ParameterError) as info:

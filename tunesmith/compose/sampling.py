@@ -19,6 +19,20 @@ def check_sampling(temperature: float, top_p: float) -> None:
         raise ParameterError(f"top_p must be between 0.05 and 1.0, got {top_p}", field="top_p")
 
 
+STYLE_STRENGTH = 1.5  # the song model's default style guidance (docs/models.md, "Style strength")
+STYLE_STRENGTH_RANGE = (1.0, 4.0)
+
+
+def check_style_strength(strength: float) -> None:
+    """How far a song leans into its style: 1 samples the model as trained; above 1 the song is guided away from
+    the mean of all styles (`tunesmith.models.song.SongStepper`), so what is typical of its style gets likelier,
+    at about 1.6 times the sampling time."""
+    low, high = STYLE_STRENGTH_RANGE
+    if isinstance(strength, bool) or not isinstance(strength, int | float) or not low <= strength <= high:
+        raise ParameterError(f"style_strength must be between {low:g} and {high:g}, got {strength!r}",
+                             field="style_strength")
+
+
 def sample_token(logits: np.ndarray, *, allowed: np.ndarray, bias: np.ndarray | None = None,
                  temperature: float = 1.0, top_p: float = 1.0, rng: np.random.Generator) -> int:
     """Sample one id from ``logits`` (vocab,) restricted to ``allowed`` (bool, vocab)."""

@@ -23,7 +23,7 @@ import torch
 from threadpoolctl import threadpool_limits
 
 from tunesmith.checkpoints import load_card, load_weights, resolve_checkpoint
-from tunesmith.compose.sampling import check_sampling
+from tunesmith.compose.sampling import STYLE_STRENGTH, check_sampling, check_style_strength
 from tunesmith.compose.song_input import (
     band_roles,
     bar_blocks,
@@ -50,7 +50,7 @@ from tunesmith.compose.song_plan import (
 from tunesmith.compose.song_sampler import Constraints, SongSampler
 from tunesmith.errors import ParameterError
 from tunesmith.models.song import SongStepper, SongTransformer
-from tunesmith.symbolic.harmony import prefers_flats
+from tunesmith.symbolic.harmony import Chord, prefers_flats
 from tunesmith.symbolic.instruments import DRUM_KITS, EXTRA_PROGRAMS, INSTRUMENTS
 from tunesmith.symbolic.keys import key_name, parse_key
 from tunesmith.symbolic.score import Note, Part, Score
@@ -62,6 +62,7 @@ from tunesmith.symbolic.song_tokens import (
     SectionSpan,
     bar_steps,
     chord_events_by_bar,
+    chord_fields,
     decode_song,
     encode_song,
     network_spec,
@@ -108,6 +109,14 @@ def instrument_name(program: int, *, drum: bool) -> str:
         return next((k.name for k in DRUM_KITS if k.program == program), f"drum kit {program}")
     names = {i.program: i.name for i in INSTRUMENTS} | {p: n for n, p in EXTRA_PROGRAMS.items()}
     return names.get(program, f"program {program}")
+
+
+def home_chords(tonic: int, mode: str, bars: int) -> dict[int, list[tuple[int, int, int]]]:
+    """Chord events that open and close a song of ``bars`` bars on its tonic chord, as a player would (and as a
+    listener, or a key finder, hears the key from): the first and the last bar hold it; the model writes the
+    harmony of every bar between."""
+    home = (0, *chord_fields(Chord(tonic, "m" if mode == "minor" else "")))
+    return {0: [home], bars - 1: [home]}
 
 
 class SongWriter:
@@ -158,12 +167,13 @@ class SongWriter:
                  tracks: Sequence[str] = ROLES, loop: int | None = None,
                  instruments: Mapping[str, str | int] | None = None, chords: Sequence[tuple[float, str]] | None = None,
                  chart: str | None = None, seed: int | None = None, temperature: float = 1.0,
-                 top_p: float = 0.95) -> Song:
+                 top_p: float = 0.95, style_strength: float = STYLE_STRENGTH) -> Song:
         """A song (or with ``loop`` a seamless loop of that many bars) in ``style``; ``bars`` or ``seconds`` give
         its length; ``chords`` (beat, symbol) changes or a ``chart`` ("Am | F | C | G", repeated) to follow
-        instead of the model's own harmony."""
+        instead of the model's own harmony; ``style_strength``: see `check_style_strength`."""
         started = time.perf_counter()
         check_sampling(temperature, top_p)
+        check_style_strength(style_strength)
         weights = self.style_weights(style)
         tonic, mode = parse_key(key)
         plan_meter = self.meter_plan(meter)
@@ -180,13 +190,15 @@ class SongWriter:
             covered = plan.bars * (2 if plan_meter.conversion == "halves" else 1)
             chords = chord_chart(chart, bar_beats=numerator * 4 / denominator, bars=covered)
         given = self._given_chords(chords, plan_meter, plan) if chords else None
+        if given is None and not loop:
+            given = home_chords(tonic, mode, plan.bars)
         constraints = Constraints(meter=plan_meter.model, tracks=tracks, role_ranges=self.card["role_ranges"],
                                   drum_keys=self.card["drum_keys"], tonic=tonic, mode=mode,
                                   harmony=(self.card.get("harmony") or {}).get(mode, ()),
                                   triplets=plan_meter.conversion == "triplets")
         cond = self._condition(weights, tonic, mode, plan_meter, tempo, tracks)
         with threadpool_limits(limits=1, user_api="blas"), torch.no_grad():
-            self.stepper.start(cond)
+            self._start(cond, style_strength)
             sampler = SongSampler(self.stepper, constraints, rng=np.random.default_rng(seed),
                                   temperature=temperature, top_p=top_p)
             written = sampler.write(plan, given)
@@ -203,7 +215,8 @@ class SongWriter:
                      "energy": round(s.energy / 4, 2)} for s in decoded.sections]
         params = {"style": style, "styles": {k: round(v, 3) for k, v in weights.items()}, "key": key_name(tonic, mode),
                   "tempo": tempo, "bars": bars, "meter": meter, "energy": energy, "tracks": list(tracks),
-                  "loop": loop, "seed": seed, "temperature": temperature, "top_p": top_p}
+                  "loop": loop, "seed": seed, "temperature": temperature, "top_p": top_p,
+                  "style_strength": style_strength}
         return Song(score=score, params=params, sections=sections, tracks=self._track_report(score),
                     chords=chord_report(decoded, score_meter, key_name(tonic, mode)), seconds=elapsed,
                     steps=len(written.steps), sampled=written.sampled, copied=written.copied, tokens=written.steps)
@@ -213,7 +226,7 @@ class SongWriter:
                       energy: float = 0.5, tracks: Sequence[str] | None = None, track: str | None = None,
                       instruments: Mapping[str, str | int] | None = None, chart: str | None = None,
                       seed: int | None = None, temperature: float = 1.0, top_p: float = 0.95,
-                      max_notes: int | None = None) -> Song:
+                      style_strength: float = STYLE_STRENGTH, max_notes: int | None = None) -> Song:
         """A song made with a user's score ``source`` (`tunesmith.compose.song_input` maps its tracks to roles):
 
         * ``arrange``: its melody kept note for note as the lead, a band in ``style`` over chords the melody
@@ -226,6 +239,7 @@ class SongWriter:
         the input's notes. Errors about the input name the field ``input``."""
         started = time.perf_counter()
         check_sampling(temperature, top_p)
+        check_style_strength(style_strength)
         if mode not in INPUT_MODES:
             raise ParameterError(f"mode must be one of {', '.join(INPUT_MODES)}, got {mode!r}", field="mode")
         weights = self.style_weights(style)
@@ -320,7 +334,7 @@ class SongWriter:
                                   triplets=plan_meter.conversion == "triplets", kept_tracks=tuple(kept))
         cond = self._condition(weights, tonic, key_mode, plan_meter, tempo, playing)
         with threadpool_limits(limits=1, user_api="blas"), torch.no_grad():
-            self.stepper.start(cond)
+            self._start(cond, style_strength)
             sampler = SongSampler(self.stepper, constraints, rng=np.random.default_rng(seed),
                                   temperature=temperature, top_p=top_p)
             written = sampler.write(plan, given, given_bars=given_bars, kept=kept_notes)
@@ -348,7 +362,7 @@ class SongWriter:
         params = {"mode": mode, "track": track, "style": style,
                   "styles": {k: round(v, 3) for k, v in weights.items()}, "key": key, "tempo": tempo, "bars": total,
                   "input_bars": in_bars, "meter": meter, "energy": energy, "tracks": list(playing), "loop": None,
-                  "seed": seed, "temperature": temperature, "top_p": top_p}
+                  "seed": seed, "temperature": temperature, "top_p": top_p, "style_strength": style_strength}
         return Song(score=score, params=params, sections=sections, tracks=self._track_report(score, origins),
                     chords=chord_report(decoded, score_meter, key), seconds=elapsed, steps=len(written.steps),
                     sampled=written.sampled, copied=written.copied, tokens=written.steps, notes=notes)
@@ -391,6 +405,12 @@ class SongWriter:
                 "meter": torch.tensor([self.meters.index(model_meter)]),
                 "tempo": torch.tensor([tempo * plan.tempo_factor()], dtype=torch.float32),
                 "tracks": torch.tensor([[1.0 if r in tracks else 0.0 for r in ROLES]])}
+
+    def _start(self, cond: dict[str, torch.Tensor], style_strength: float) -> None:
+        """Start the stepper on ``cond``, guided away from the same song in the mean of all styles by
+        ``style_strength`` (`SongStepper`; 1: plain sampling)."""
+        mean = {**cond, "style": torch.full_like(cond["style"], 1.0 / cond["style"].shape[1])}
+        self.stepper.start(cond, contrast=mean, strength=style_strength)
 
     def _given_chords(self, chords: Sequence[tuple[float, str]], plan_meter: MeterPlan,
                       plan: SongPlan) -> dict[int, list[tuple[int, int, int]]]:

@@ -171,11 +171,17 @@ def _gelu(x: np.ndarray) -> np.ndarray:
 class SongStepper:
     """The network in NumPy with a key/value cache, for sampling one step at a time.
 
-    ``start(cond)`` resets the cache for a song's conditioning; ``feed(rows)`` runs one or more steps (B = 1) and
+    ``start(cond)`` resets the cache for a song's conditioning; ``feed(rows)`` runs one or more steps and
     returns the last one's final hidden state; ``logits(head, z)`` is a head; ``add(z, column, value)`` adds a
     chosen value's embedding to what the later heads read (the model's ``output_reads``). Attention looks back at
     most ``window`` steps, as far as in a training window (at ~40 steps a bar, a dozen bars). Each layer norm's
     gain and bias are folded into the product after it. Logits agree with the torch model to float32 rounding.
+
+    Style guidance: ``start(cond, contrast=other, strength=s)`` runs the same steps under two conditionings side
+    by side (a batch of 2) and the heads answer ``other + s * (cond - other)`` in logits, so with ``other`` the
+    song's conditioning with the mean of all styles, s > 1 makes what is typical of the asked style more likely
+    than what every style does (classifier-free guidance, Ho & Salimans 2022, with the mean style standing in
+    for "no style"). Hidden states are then (2, dim); ``add`` broadcasts over them.
     """
 
     def __init__(self, model: SongTransformer, *, window: int = 512, capacity: int = 4096) -> None:
@@ -194,8 +200,9 @@ class SongStepper:
         self.window = window
         self._model = model
         self.length = 0
-        self.cond = np.zeros(self.dim, dtype=np.float32)
-        self.keys = np.zeros((len(self.blocks), self.heads, 0, self.head_dim), dtype=np.float32)
+        self.cond = np.zeros((1, self.dim), dtype=np.float32)  # one conditioning vector per batch row
+        self.strength = 1.0
+        self.keys = np.zeros((len(self.blocks), 1, self.heads, 0, self.head_dim), dtype=np.float32)
         self.values = self.keys
         self._allocate(capacity)
 
@@ -217,10 +224,11 @@ class SongStepper:
                 "out_w": _np(block.mlp[2].weight.t()), "out_b": _np(block.mlp[2].bias)}
 
     def _allocate(self, capacity: int) -> None:
-        keys = np.zeros((len(self.blocks), self.heads, capacity, self.head_dim), dtype=np.float32)
+        keys = np.zeros((len(self.blocks), len(self.cond), self.heads, capacity, self.head_dim), dtype=np.float32)
         values = np.zeros_like(keys)
-        keys[:, :, :self.length] = self.keys[:, :, :self.length]
-        values[:, :, :self.length] = self.values[:, :, :self.length]
+        if self.keys.shape[1] == len(self.cond):
+            keys[..., :self.length, :] = self.keys[..., :self.length, :]
+            values[..., :self.length, :] = self.values[..., :self.length, :]
         self.keys, self.values, self.capacity = keys, values, capacity
         self.bias = -(self.slopes * np.arange(capacity, dtype=np.float32)[::-1])  # (h, 1, capacity): -slope * distance
 
@@ -228,35 +236,45 @@ class SongStepper:
         with torch.no_grad():
             return _np(self._model.condition(cond)[0])
 
-    def start(self, cond: Mapping[str, torch.Tensor] | np.ndarray) -> None:
-        """Forget every step; the next song has conditioning ``cond`` (tensors of one song, or its vector)."""
-        self.cond = cond if isinstance(cond, np.ndarray) else self.condition(cond)
+    def start(self, cond: Mapping[str, torch.Tensor] | np.ndarray, *,
+              contrast: Mapping[str, torch.Tensor] | np.ndarray | None = None, strength: float = 1.0) -> None:
+        """Forget every step; the next song has conditioning ``cond`` (tensors of one song, or its vector), guided
+        away from ``contrast`` by ``strength`` (class docstring; none, or strength 1: plain sampling)."""
+        vectors = [cond if isinstance(cond, np.ndarray) else self.condition(cond)]
+        if contrast is not None and strength != 1.0:
+            vectors.append(contrast if isinstance(contrast, np.ndarray) else self.condition(contrast))
+        self.cond = np.stack(vectors).astype(np.float32)
+        self.strength = np.float32(strength)
         self.length = 0
+        if self.keys.shape[1] != len(self.cond):
+            self._allocate(self.capacity)
 
     def feed(self, rows: np.ndarray) -> np.ndarray:
-        """Run steps (T, columns) after those fed so far; the final hidden state of the last one (dim,)."""
+        """Run steps (T, columns) after those fed so far; the final hidden state of the last one: (dim,), or
+        (2, dim) when guided."""
         rows = np.atleast_2d(rows)
-        t = rows.shape[0]
+        t, b = rows.shape[0], len(self.cond)
         if self.length + t > self.capacity:
             self._allocate(max(2 * self.capacity, self.length + t))
-        x = self.table[rows.astype(np.int64) + self.offsets].sum(axis=1) + self.cond  # (T, dim)
+        x = self.table[rows.astype(np.int64) + self.offsets].sum(axis=1) + self.cond[:, None]  # (B, T, dim)
         start, end = self.length, self.length + t
         first = max(0, end - self.window) if t == 1 else 0
         d, heads, head_dim = self.dim, self.heads, self.head_dim
         bias = self.bias[:, :, self.capacity - (end - first):] if t == 1 else self._chunk_bias(start, t, end)
         for layer, w in enumerate(self.blocks):
             qkv = _normalized(x) @ w["qkv_w"] + w["qkv_b"]
-            q = qkv[:, :d].reshape(t, heads, head_dim).transpose(1, 0, 2)
-            self.keys[layer, :, start:end] = qkv[:, d:2 * d].reshape(t, heads, head_dim).transpose(1, 0, 2)
-            self.values[layer, :, start:end] = qkv[:, 2 * d:].reshape(t, heads, head_dim).transpose(1, 0, 2)
-            scores = q @ self.keys[layer, :, first:end].transpose(0, 2, 1) + bias  # (h, T, keys)
+            q = qkv[..., :d].reshape(b, t, heads, head_dim).transpose(0, 2, 1, 3)
+            self.keys[layer, :, :, start:end] = qkv[..., d:2 * d].reshape(b, t, heads, head_dim).transpose(0, 2, 1, 3)
+            self.values[layer, :, :, start:end] = qkv[..., 2 * d:].reshape(b, t, heads, head_dim).transpose(0, 2, 1, 3)
+            scores = q @ self.keys[layer, :, :, first:end].transpose(0, 1, 3, 2) + bias  # (B, h, T, keys)
             scores = np.exp(scores - scores.max(axis=-1, keepdims=True))
             scores /= scores.sum(axis=-1, keepdims=True)
-            attended = (scores @ self.values[layer, :, first:end]).transpose(1, 0, 2).reshape(t, d)
+            attended = (scores @ self.values[layer, :, :, first:end]).transpose(0, 2, 1, 3).reshape(b, t, d)
             x = x + attended @ w["proj_w"] + w["proj_b"]
             x = x + _gelu(_normalized(x) @ w["fc_w"] + w["fc_b"]) @ w["out_w"] + w["out_b"]
         self.length = end
-        return _normalized(x[-1]) * self.norm[0] + self.norm[1]
+        last = _normalized(x[:, -1]) * self.norm[0] + self.norm[1]
+        return last[0] if b == 1 else last
 
     def _chunk_bias(self, start: int, t: int, end: int) -> np.ndarray:
         """(h, T, end) ALiBi biases of a chunk's queries over every key so far; future keys and keys out of the
@@ -267,8 +285,12 @@ class SongStepper:
         return bias
 
     def logits(self, name: str, z: np.ndarray) -> np.ndarray:
+        """Head ``name``'s logits for input ``z``; guided, the two rows' logits combined by the strength."""
         fc_w, fc_b, out_w, out_b = self.output_heads[name]
-        return _gelu(z @ fc_w + fc_b) @ out_w + out_b
+        logits = _gelu(z @ fc_w + fc_b) @ out_w + out_b
+        if logits.ndim == 1:
+            return logits
+        return logits[1] + self.strength * (logits[0] - logits[1])
 
     def add(self, z: np.ndarray, name: str, value: int) -> np.ndarray:
         """A head's input with the chosen value of column ``name`` added (what the next heads read)."""
