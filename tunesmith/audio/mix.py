@@ -37,13 +37,17 @@ class MixSetting:
     level_lufs: float | None = None
 
 
-def balance(y: np.ndarray, pan: float) -> np.ndarray:
-    """A stereo signal moved towards one side with constant power (``pan`` -1 .. 1; 0 leaves it)."""
+def balance(y: np.ndarray, pan: float, gain: float = 1.0) -> np.ndarray:
+    """A stereo signal moved towards one side with constant power (``pan`` -1 .. 1; 0 leaves it) and scaled by
+    ``gain``, as a new float32 array."""
     if not -1.0 <= pan <= 1.0:
         raise ParameterError(f"pan must be -1..1, got {pan}", field="pan")
     angle = (pan + 1.0) * math.pi / 4.0  # 0 (left) .. pi/2 (right); pi/4 centre
     left, right = math.cos(angle) * math.sqrt(2.0), math.sin(angle) * math.sqrt(2.0)
-    return np.stack([y[0] * np.float32(min(left, 1.0)), y[1] * np.float32(min(right, 1.0))]).astype(np.float32)
+    out = np.empty((2, y.shape[-1]), np.float32)
+    np.multiply(y[0], np.float32(gain * min(left, 1.0)), out=out[0])
+    np.multiply(y[1], np.float32(gain * min(right, 1.0)), out=out[1])
+    return out
 
 
 class Mixed(NamedTuple):
@@ -67,11 +71,12 @@ def mix(stems: Mapping[str, np.ndarray], settings: Mapping[str, MixSetting], *, 
     def place(name: str) -> np.ndarray:
         setting = settings.get(name, MixSetting())
         y = ensure_channels(np.asarray(stems[name], dtype=np.float32), 2)
-        y = np.pad(y, ((0, 0), (0, length - y.shape[-1])))
+        if y.shape[-1] < length:
+            y = np.pad(y, ((0, 0), (0, length - y.shape[-1])))
         gain_db = setting.gain_db
         if setting.level_lufs is not None:
             gain_db += loudness_gain_db(y, sr=sr, target_lufs=setting.level_lufs, peak_ceiling_db=None)
-        return balance(y * np.float32(10.0 ** (gain_db / 20.0)), setting.pan)
+        return balance(y, setting.pan, 10.0 ** (gain_db / 20.0))
 
     # the stems are measured side by side (the loudness filters run without the GIL)
     with ThreadPoolExecutor(max(1, min(len(stems), os.cpu_count() or 1, 4))) as pool:
@@ -83,4 +88,6 @@ def mix(stems: Mapping[str, np.ndarray], settings: Mapping[str, MixSetting], *, 
         return Mixed(total, placed, None)
     limited = limit(total, sr=sr, target_lufs=target_lufs, max_reduction_db=max_reduction_db)
     gain = limited.envelope
-    return Mixed(total * gain, {name: y * gain for name, y in placed.items()}, limited)
+    for y in (total, *placed.values()):  # arrays of this call's own: scaled in place
+        y *= gain
+    return Mixed(total, placed, limited)
