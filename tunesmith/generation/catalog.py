@@ -119,6 +119,8 @@ def add_card(catalog: Catalog, model_id: str, card_path: Path, card: dict[str, A
              taken: set[str] | None = None) -> None:
     """Serve a card's models in ``catalog`` (the card's family decides which and how)."""
     card_family = str(card.get("family", "lm"))
+    if card.get("arch") == "mixture-cnn":  # the analyzer's mixture tagger: loaded beside the analyzer, not alone
+        return
     served = families.for_card_family(card_family)
     if not served:
         catalog.skipped[model_id] = f"family {card_family!r} is not served (no registered family serves it)"
