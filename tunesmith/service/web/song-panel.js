@@ -5,7 +5,7 @@
 "use strict";
 
 const SONG_PANEL_PARAMS = ["style", "energy", "tracks", "instruments"];  // drawn here, not as generic fields
-const SONG_MORE_PARAMS = ["bars", "loop", "chords", "temperature", "top_p", "seed"];  // under "More options"
+const SONG_MORE_PARAMS = ["bars", "loop", "chords", "style_strength", "neural_drums", "temperature", "top_p", "seed"];  // under "More options"
 const AUTO_STYLE = "";  // no style in the request: the prompt's, else the model's default
 
 function isSongModel(model) {

@@ -8,6 +8,7 @@ const HISTORY_PAGE = 12;
 const LABELS = {
   key: "Key", bars: "Bars", meter: "Meter", tempo: "Tempo", temperature: "Temperature", top_p: "Top-p",
   instrument: "Instrument", seed: "Seed", length: "Length", loop: "Loop (bars)", chords: "Chord chart",
+  style_strength: "Style strength", neural_drums: "Neural drums",
 };
 const STATUS_TEXT = {
   queued: "Waiting in the queue", running: "Composing", succeeded: "Ready", failed: "Failed",
