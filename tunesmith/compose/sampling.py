@@ -25,8 +25,8 @@ STYLE_STRENGTH_RANGE = (1.0, 4.0)
 
 def check_style_strength(strength: float) -> None:
     """How far a song leans into its style: 1 samples the model as trained; above 1 the song is guided away from
-    the mean of all styles (`tunesmith.models.song.SongStepper`), so what is typical of its style gets likelier,
-    at about 1.6 times the sampling time."""
+    the mean of all styles (`tunesmith.models.song.SongStepper`), so what is typical of its style gets likelier;
+    a step then costs 1.6-1.9x, and a guided song can be busier (docs/models.md, "Style strength")."""
     low, high = STYLE_STRENGTH_RANGE
     if isinstance(strength, bool) or not isinstance(strength, int | float) or not low <= strength <= high:
         raise ParameterError(f"style_strength must be between {low:g} and {high:g}, got {strength!r}",

@@ -107,7 +107,7 @@ class SongParams(BaseModel):
                                          json_schema_extra={"default": STYLE_STRENGTH},
                                          description="how far the song leans into its style: 1 the model as "
                                          "trained, higher makes the style's typical grooves likelier (guidance "
-                                         "away from the mean of all styles; about 1.6x the sampling time)")
+                                         "away from the mean of all styles; writing takes about 2-3x as long)")
     neural_drums: bool | None = Field(None, description="play the drum track with the neural drum kit (model drums) "
                                       "instead of the soundfont", json_schema_extra={"default": False})
 
