@@ -65,6 +65,21 @@ def test_stems_still_add_up_to_the_limited_mix():
     assert none is None and np.abs(sum(alone.values()) - summed).max() < 1e-5
 
 
+def test_in_place_mixing_reuses_the_stems_and_mixes_the_same():
+    stems = {"drums": _hits(), "pad": _pad(), "bass": 0.5 * _pad(amplitude=0.1)[:, : int(6 * SR)]}
+    settings = {"drums": MixSetting(level_lufs=-24.0), "pad": MixSetting(level_lufs=-18.0, pan=-0.4),
+                "bass": MixSetting(gain_db=-3.0, pan=0.3)}
+    originals = {name: y.copy() for name, y in stems.items()}
+    copied = mix(stems, settings, sr=SR)
+    assert all(np.array_equal(stems[name], originals[name]) for name in stems)  # by default the input is kept
+    given = {name: y.copy() for name, y in stems.items()}
+    reused = mix(given, settings, sr=SR, in_place=True)
+    assert reused.stems["drums"] is given["drums"] and reused.stems["pad"] is given["pad"]
+    assert reused.stems["bass"] is not given["bass"]  # shorter than the mix: padded into a new array
+    assert np.array_equal(reused.audio, copied.audio)
+    assert all(np.array_equal(reused.stems[name], copied.stems[name]) for name in stems)
+
+
 def test_gain_reduction_is_bounded_and_a_short_mix_says_so():
     """One enormous spike over a quiet bed: more than the allowed limiting would be needed, so the mix stays
     quieter than the target, under the ceiling, and the notes say why."""

@@ -40,6 +40,23 @@ def test_continuity_passes_smooth_keys_and_catches_a_jump():
     assert not bad["meets_goal"] and bad["passing"] < report["passing"] and bad["worst_mfcc_ratio"] > 1.5
 
 
+def test_smooth_pitch_code_blends_neighbouring_keys():
+    import torch
+
+    from tunesmith.models.gan import NoteGenerator, PitchBasis, pitch_code
+
+    keys = torch.arange(21, 109)
+    code = PitchBasis()(keys)
+    step = (code[1:] - code[:-1]).abs().max()
+    assert step < 0.2 and code.max(dim=1).values.min() > 0.85  # every key is near a bump; a key moves it little
+    table = pitch_code("table", 16)(keys)
+    assert (table[1:] - table[:-1]).abs().max() > 5 * step  # a table's neighbours are unrelated vectors
+    generator = NoteGenerator(n_instruments=1, hidden=16, blocks=1, n_harmonics=8, pitch_basis="smooth")
+    assert NoteGenerator(**generator.kwargs).kwargs["pitch_basis"] == "smooth"  # the card rebuilds it
+    with pytest.raises(ValueError, match="pitch_basis"):
+        pitch_code("nearest", 16)
+
+
 @pytest.mark.npm
 def test_tiny_piano_gan_is_judged_on_real_salamander_notes(tmp_path):
     from tunesmith.data.corpora.samples import build_samples
@@ -51,6 +68,7 @@ def test_tiny_piano_gan_is_judged_on_real_salamander_notes(tmp_path):
         max_steps=2, eval_every=2, grid_every=100, batch_size=2, crop_frames=16, valid_items=4, subset="piano",
         family_weights={}, model={"hidden": 16, "blocks": 1, "n_harmonics": 8}), progress_bar=False)
     assert card["data"]["subset"] == "piano" and [i["name"] for i in card["instruments"]] == ["grand_piano"]
+    assert card["kwargs"]["pitch_basis"] == "smooth" and card["discriminator"]["pitch_basis"] == "smooth"
     report = evaluate_piano(tmp_path / "run", tmp_path / "piano", max_notes=8)
     pitch = report["pitch_pyin"]
     assert pitch["notes"] >= 8 and pitch["real"] >= 0.6  # pyin reads most real Salamander notes

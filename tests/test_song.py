@@ -241,6 +241,50 @@ def test_a_run_can_start_from_a_trained_model(trained, corpus, tmp_path):
     assert main([*common, "--init", str(trained / "latest.json"), "--resume"]) == 2  # one or the other
 
 
+def test_a_model_learns_its_own_style_guidance(trained, corpus, tmp_path):
+    """`--distill`: the KL from the teacher's guided heads falls, the card says so, and the writer then samples a
+    strength in one pass (one conditioning row) where the teacher needs two."""
+    import torch
+
+    from tunesmith.checkpoints import save_checkpoint
+    from tunesmith.cli import main
+    from tunesmith.models.song import distill_loss
+
+    # the tiny trained model hardly tells its styles apart yet: from its weights, a teacher whose styles differ
+    teacher_model = SongWriter.load(trained / "latest.json").model
+    with torch.no_grad():
+        teacher_model.style.weight.mul_(20.0)
+        for head in teacher_model.heads.values():
+            head.out.weight.mul_(20.0)
+    save_checkpoint(tmp_path / "teacher", "latest", teacher_model,
+                    {k: v for k, v in json.loads((trained / "latest.json").read_text()).items()
+                     if k not in ("weights_sha256",)})
+    out = tmp_path / "distilled"
+    common = ["train", "song", "--data", str(corpus), "--out", str(out), "--window", "96", "--batch-size", "4",
+              "--eval-every", "4", "--eval-events", "4000", "--threads", "1", "--lr", "0.01"]
+    assert main([*common, "--max-steps", "12", "--init", str(tmp_path / "teacher" / "latest.json"),
+                 "--distill", "3"]) == 0
+    card = json.loads((out / "latest.json").read_text())
+    assert card["guidance"]["kind"] == "distilled" and card["guidance"]["strengths"] == [1.0, 3.0]
+    rows = [line.split(",") for line in (out / "metrics.csv").read_text().splitlines()]
+    kl = [float(r[rows[0].index("valid_kl")]) for r in rows[1:] if r[rows[0].index("valid_kl")]]
+    assert len(kl) >= 3 and kl[-1] < kl[0] and card["metrics"]["best_valid_kl"] <= kl[0]
+    student, teacher = SongWriter.load(out / "latest.json"), SongWriter.load(tmp_path / "teacher" / "latest.json")
+    student.generate(style="pop", bars=8, seed=3, style_strength=2.0)
+    teacher.generate(style="pop", bars=8, seed=3, style_strength=2.0)
+    assert len(student.stepper.cond) == 1 and len(teacher.stepper.cond) == 2
+    # the loss itself: a model is its own student at strength 1 (no divergence), not at strength 2
+    steps = torch.from_numpy(encode_record(next(iter_songs(corpus, "train")), EnergyTable({})).steps[:40][None]).long()
+    cond = {"style": torch.eye(len(STYLE_FAMILIES))[:1], "key": torch.tensor([0]), "meter": torch.tensor([0]),
+            "tempo": torch.tensor([120.0]), "tracks": torch.ones(1, len(ROLES))}
+    targets = head_targets(steps[0].numpy())
+    targets = {name: torch.from_numpy(t[1:][None]).long() for name, t in targets.items()}
+    same, _ = distill_loss(teacher.model, teacher.model, steps, cond, targets, torch.tensor([1.0]))
+    apart, _ = distill_loss(teacher.model, teacher.model, steps, cond, targets, torch.tensor([2.0]))
+    assert float(same) == pytest.approx(0.0, abs=1e-3) and float(apart) > 1e-3
+    assert main([*common, "--max-steps", "1", "--distill", "3"]) == 2  # nothing to teach without --init
+
+
 # ------------------------------------------------------------------------------------------------ generation
 
 

@@ -25,6 +25,7 @@ from scipy.ndimage import maximum_filter1d, uniform_filter1d
 
 from tunesmith.audio.dsp import (
     TRUE_PEAK_OVERSAMPLING,
+    TRUE_PEAK_QUALITY,
     check_rate,
     integrated_loudness,
     k_weighted_power,
@@ -116,7 +117,7 @@ def _chunk_peaks_db(y: np.ndarray, hop: int) -> np.ndarray:
     """The peak (dBFS, all channels) of each chunk of ``hop`` samples: of its samples and of the 4x oversampled
     signal between them (as :func:`peak_db` measures a true peak)."""
     frames = np.ascontiguousarray(np.atleast_2d(y).T)  # (n, channels)
-    over = soxr.resample(frames, 1, TRUE_PEAK_OVERSAMPLING)
+    over = soxr.resample(frames, 1, TRUE_PEAK_OVERSAMPLING, quality=TRUE_PEAK_QUALITY)
     peaks = _chunk_peak(frames, hop)
     between = _chunk_peak(over, hop * TRUE_PEAK_OVERSAMPLING)[: len(peaks)]
     peaks[: len(between)] = np.maximum(peaks[: len(between)], between)

@@ -37,14 +37,14 @@ class MixSetting:
     level_lufs: float | None = None
 
 
-def balance(y: np.ndarray, pan: float, gain: float = 1.0) -> np.ndarray:
+def balance(y: np.ndarray, pan: float, gain: float = 1.0, *, out: np.ndarray | None = None) -> np.ndarray:
     """A stereo signal moved towards one side with constant power (``pan`` -1 .. 1; 0 leaves it) and scaled by
-    ``gain``, as a new float32 array."""
+    ``gain``, as a new float32 array (or into ``out``, which may be ``y`` itself)."""
     if not -1.0 <= pan <= 1.0:
         raise ParameterError(f"pan must be -1..1, got {pan}", field="pan")
     angle = (pan + 1.0) * math.pi / 4.0  # 0 (left) .. pi/2 (right); pi/4 centre
     left, right = math.cos(angle) * math.sqrt(2.0), math.sin(angle) * math.sqrt(2.0)
-    out = np.empty((2, y.shape[-1]), np.float32)
+    out = np.empty((2, y.shape[-1]), np.float32) if out is None else out
     np.multiply(y[0], np.float32(gain * min(left, 1.0)), out=out[0])
     np.multiply(y[1], np.float32(gain * min(right, 1.0)), out=out[1])
     return out
@@ -60,10 +60,12 @@ class Mixed(NamedTuple):
 
 
 def mix(stems: Mapping[str, np.ndarray], settings: Mapping[str, MixSetting], *, sr: int,
-        target_lufs: float | None = TARGET_LUFS, max_reduction_db: float = MAX_REDUCTION_DB) -> Mixed:
+        target_lufs: float | None = TARGET_LUFS, max_reduction_db: float = MAX_REDUCTION_DB,
+        in_place: bool = False) -> Mixed:
     """Levels and pans applied, the sum brought to ``target_lufs`` under a -1 dBTP ceiling (None: left as summed)
     by the limiter's gain curve (``max_reduction_db`` 0: one static gain), the same curve applied to every placed
-    stem so they add up to the mix."""
+    stem so they add up to the mix. ``in_place``: the stems are the caller's to give up, and a float32 stereo
+    stem of the mix's length is placed in its own array (no copy of a long song's stems)."""
     if not stems:
         raise ParameterError("nothing to mix: no stems", field="stems")
     length = max(s.shape[-1] for s in stems.values())
@@ -76,7 +78,8 @@ def mix(stems: Mapping[str, np.ndarray], settings: Mapping[str, MixSetting], *, 
         gain_db = setting.gain_db
         if setting.level_lufs is not None:
             gain_db += loudness_gain_db(y, sr=sr, target_lufs=setting.level_lufs, peak_ceiling_db=None)
-        return balance(y, setting.pan, 10.0 ** (gain_db / 20.0))
+        own = in_place and y is stems[name]  # not a converted, padded or viewed one
+        return balance(y, setting.pan, 10.0 ** (gain_db / 20.0), out=y if own else None)
 
     # the stems are measured side by side (the loudness filters run without the GIL)
     with ThreadPoolExecutor(max(1, min(len(stems), os.cpu_count() or 1, 4))) as pool:

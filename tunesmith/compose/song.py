@@ -49,7 +49,7 @@ from tunesmith.compose.song_plan import (
 )
 from tunesmith.compose.song_sampler import Constraints, SongSampler
 from tunesmith.errors import ParameterError
-from tunesmith.models.song import SongStepper, SongTransformer
+from tunesmith.models.song import SongStepper, SongTransformer, guided_style
 from tunesmith.symbolic.harmony import Chord, prefers_flats
 from tunesmith.symbolic.instruments import DRUM_KITS, EXTRA_PROGRAMS, INSTRUMENTS
 from tunesmith.symbolic.keys import key_name, parse_key
@@ -133,6 +133,7 @@ class SongWriter:
         self.meters: list[str] = list(card["meters"])
         window = int(((card.get("training") or {}).get("config") or {}).get("window") or 512)
         self.stepper = SongStepper(self.model, window=window)  # attention looks back as far as in training
+        self.distilled = (card.get("guidance") or {}).get("kind") == "distilled"  # it learned its style guidance
 
     @classmethod
     def load(cls, name_or_path: str | Path) -> SongWriter:
@@ -408,7 +409,11 @@ class SongWriter:
 
     def _start(self, cond: dict[str, torch.Tensor], style_strength: float) -> None:
         """Start the stepper on ``cond``, guided away from the same song in the mean of all styles by
-        ``style_strength`` (`SongStepper`; 1: plain sampling)."""
+        ``style_strength`` (1: plain sampling): a model that learned its guidance (card ``guidance``, `train song
+        --distill`) reads the moved style in one pass; another runs both conditionings (`SongStepper`)."""
+        if self.distilled:
+            self.stepper.start({**cond, "style": guided_style(cond["style"], style_strength)})
+            return
         mean = {**cond, "style": torch.full_like(cond["style"], 1.0 / cond["style"].shape[1])}
         self.stepper.start(cond, contrast=mean, strength=style_strength)
 

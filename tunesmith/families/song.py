@@ -455,6 +455,9 @@ def train_options(group: Any) -> None:
     group.add_argument("--heads", type=int, help="song: attention heads (default 4)")
     group.add_argument("--init", help="song: start from the weights of a song model (a name such as song, a run "
                                       "directory or a card) on a new schedule; its card's runs are kept")
+    group.add_argument("--distill", type=float, metavar="S",
+                       help="song: teach the --init model its own style guidance for strengths 1..S, so sampling "
+                            "at any strength runs one pass a step instead of two (docs/models.md)")
 
 
 def train(args: Any) -> dict[str, Any]:
@@ -467,7 +470,7 @@ def train(args: Any) -> dict[str, Any]:
                              window=getattr(args, "window", None) or 512, lr=args.lr or 1.5e-3,
                              eval_every=args.eval_every, seed=args.seed, threads=args.threads, model=model,
                              transpose=args.transpose if args.transpose is not None else 6,
-                             eval_events=args.eval_events or 60_000)
+                             eval_events=args.eval_events or 60_000, distill=getattr(args, "distill", None))
     return train_song(args.data, args.out, config, resume=args.resume, init=getattr(args, "init", None))
 
 

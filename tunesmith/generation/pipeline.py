@@ -119,7 +119,7 @@ def render_stems(work: Work, sr: int, setting: Callable[[Any], Any] | None, *,
     alone = [own[index] if index in own else next(by_fluidsynth) for index in range(len(score.parts))]
     parts = score.parts
     settings = {name: setting(part) if setting else MixSetting() for name, part in zip(names, parts, strict=True)}
-    mixed, placed, report = mix(dict(zip(names, alone, strict=True)), settings, sr=sr,
+    mixed, placed, report = mix(dict(zip(names, alone, strict=True)), settings, sr=sr, in_place=True,
                                 **({} if setting else {"target_lufs": None}))
     if report is not None:
         work.result["mix"] = report.as_dict()

@@ -14,6 +14,10 @@ coarser frame rate (e.g. 2: 16 ms frames) and linearly upsamples its outputs to 
 while an ``onset`` layer adds condition-weighted fast time features (5..60 ms decays) to the loudness of the
 harmonic and noise parts at the fine rate, so attacks stay sharp. ``sub_partials`` adds partials at
 half-integer multiples of f0 (0.5, 1.5, ...): organ stops such as 16' and 5 1/3' sound there.
+``pitch_basis="smooth"`` replaces the table of 128 learned pitch vectors with overlapping Gaussian bumps over
+the keyboard (:class:`PitchBasis`): an instrument recorded every few keys (the Salamander piano: every third)
+then has keys between its recordings that are a smooth blend of their neighbours, where a table would hold
+vectors that training never touched.
 
 The synthesizer is fixed DSP with no parameters: f0 comes from the MIDI pitch, so a note's pitch is right
 by construction; harmonics are summed sinusoids of the integrated f0, and the noise is white noise shaped
@@ -64,6 +68,33 @@ def time_features(n_frames: int, *, hop: int, sr: int, note_off: float,
     return torch.stack(feats)  # (F, T)
 
 
+PITCH_BASES = ("table", "smooth")
+
+
+class PitchBasis(nn.Module):
+    """(B,) MIDI pitch -> (B, n) Gaussian bumps centred evenly from A0 to C8, each as wide as their spacing: a
+    code that changes smoothly with pitch, so whatever is learned of the recorded keys carries over to the keys
+    between them (elementwise only: cheap in ONNX)."""
+
+    def __init__(self, n: int = 16, low: float = 21.0, high: float = 108.0) -> None:
+        super().__init__()
+        self.register_buffer("centres", torch.linspace(low, high, n), persistent=False)
+        self.width = (high - low) / (n - 1)
+
+    def forward(self, pitch: torch.Tensor) -> torch.Tensor:
+        d = (pitch.float().unsqueeze(1) - self.centres) / self.width
+        return torch.exp(-0.5 * d * d)
+
+
+def pitch_code(basis: str, dim: int) -> nn.Module:
+    """A pitch -> (B, dim) module: a learned table of 128 vectors, or a learned map of the smooth basis."""
+    if basis not in PITCH_BASES:
+        raise ValueError(f"pitch_basis must be one of {PITCH_BASES}, not {basis!r}")
+    if basis == "table":
+        return nn.Embedding(128, dim)
+    return nn.Sequential(PitchBasis(), nn.Linear(16, dim))
+
+
 class FiLMBlock(nn.Module):
     """Residual dilated conv over frames, modulated by the condition vector (scale and shift)."""
 
@@ -104,13 +135,15 @@ class NoteGenerator(nn.Module):
     def __init__(self, *, n_instruments: int, embed_dim: int = 16, z_dim: int = 16, hidden: int = 128,
                  blocks: int = 4, n_harmonics: int = 64, sr: int = SR, hop: int = HOP, n_frames: int = 250,
                  note_off: float = 1.5, noise_fft: int = NOISE_FFT, frame_stride: int = 1,
-                 sub_partials: int = 0) -> None:
+                 sub_partials: int = 0, pitch_basis: str = "table") -> None:
         super().__init__()
         self.kwargs: dict[str, Any] = dict(
             n_instruments=n_instruments, embed_dim=embed_dim, z_dim=z_dim, hidden=hidden, blocks=blocks,
             n_harmonics=n_harmonics, sr=sr, hop=hop, n_frames=n_frames, note_off=note_off, noise_fft=noise_fft)
         if frame_stride != 1 or sub_partials:  # v2 options; v1 cards do not carry them
             self.kwargs.update(frame_stride=frame_stride, sub_partials=sub_partials)
+        if pitch_basis != "table":  # older cards do not carry it
+            self.kwargs["pitch_basis"] = pitch_basis
         self.sr, self.hop, self.n_frames, self.note_off = sr, hop, n_frames, note_off
         self.z_dim, self.n_harmonics, self.noise_fft = z_dim, n_harmonics, noise_fft
         self.stride = frame_stride
@@ -119,7 +152,7 @@ class NoteGenerator(nn.Module):
         self.register_buffer("ratios", torch.tensor(ratios), persistent=False)  # partial frequencies / f0
         self.n_partials = len(ratios)
         self.instrument = nn.Embedding(n_instruments, embed_dim)
-        self.pitch = nn.Embedding(128, 16)
+        self.pitch = pitch_code(pitch_basis, 16)
         cond_in = embed_dim + 16 + 2 + 1 + z_dim
         self.cond = nn.Sequential(nn.Linear(cond_in, hidden), nn.LeakyReLU(0.2), nn.Linear(hidden, hidden),
                                   nn.LeakyReLU(0.2))
@@ -416,12 +449,13 @@ class NoteDiscriminator(nn.Module):
     """Multi-resolution STFT discriminator, conditioned by projection on instrument, pitch and velocity."""
 
     def __init__(self, *, n_instruments: int, channels: int = 64, cond_dim: int = 64,
-                 resolutions: tuple[tuple[int, int], ...] = ((256, 64), (512, 128), (1024, 256))) -> None:
+                 resolutions: tuple[tuple[int, int], ...] = ((256, 64), (512, 128), (1024, 256)),
+                 pitch_basis: str = "table") -> None:
         super().__init__()
         self.kwargs: dict[str, Any] = dict(n_instruments=n_instruments, channels=channels, cond_dim=cond_dim,
-                                           resolutions=[list(r) for r in resolutions])
+                                           resolutions=[list(r) for r in resolutions], pitch_basis=pitch_basis)
         self.instrument = nn.Embedding(n_instruments, cond_dim)
-        self.pitch = nn.Embedding(128, cond_dim)
+        self.pitch = pitch_code(pitch_basis, cond_dim)
         self.velocity = nn.Linear(1, cond_dim)
         self.critics = nn.ModuleList(SpectrogramCritic(n_fft=n, hop=h, channels=channels, cond_dim=cond_dim)
                                      for n, h in resolutions)

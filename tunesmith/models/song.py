@@ -153,6 +153,35 @@ def song_loss(model: SongTransformer, steps: torch.Tensor, cond: Mapping[str, to
     return total, int((steps[:, 1:, 0] > 0).sum())
 
 
+def guided_style(style: torch.Tensor, strength: float | torch.Tensor) -> torch.Tensor:
+    """Style weights (B, n_styles) moved away from the mean of all styles by ``strength`` (a number or (B,); 1: as
+    given): what a model that learned its own style guidance (`distill_loss`) is conditioned on for a strength."""
+    mean = torch.full_like(style, 1.0 / style.shape[-1])
+    return mean + torch.as_tensor(strength, dtype=style.dtype).reshape(-1, 1) * (style - mean)
+
+
+def distill_loss(student: SongTransformer, teacher: SongTransformer, steps: torch.Tensor,
+                 cond: Mapping[str, torch.Tensor], targets: Mapping[str, torch.Tensor],
+                 strength: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """(summed KL divergence in nats, number of events) from the teacher's style-guided heads to the student's
+    plain ones: the teacher answers ``mean + s * (own - mean)`` in logits (`SongStepper`'s guidance, two passes),
+    the student reads the song's style moved by ``s`` (`guided_style`) in one pass. ``strength`` (B,): s per
+    song; ``targets`` as in `song_loss` (which fields an event uses)."""
+    with torch.no_grad():
+        own = teacher(steps, cond)
+        base = teacher(steps, {**cond, "style": torch.full_like(cond["style"], 1.0 / cond["style"].shape[-1])})
+    student_logits = student(steps, {**cond, "style": guided_style(cond["style"], strength)})
+    s = strength.reshape(-1, 1, 1).to(student_logits[next(iter(student_logits))].dtype)
+    total = torch.zeros(())
+    for name, target in targets.items():
+        mask = target >= 0
+        if mask.any():
+            guided = F.log_softmax((base[name] + s * (own[name] - base[name]))[mask], dim=-1)
+            learned = F.log_softmax(student_logits[name][mask], dim=-1)
+            total = total + (guided.exp() * (guided - learned)).sum()
+    return total, int((steps[:, 1:, 0] > 0).sum())
+
+
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 

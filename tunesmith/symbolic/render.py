@@ -303,8 +303,10 @@ class Renderer:
 
     # ---------------------------------------------------------------- pieces
 
-    def render(self, score: Score, *, tail: float = 1.0, reverb: bool = True) -> np.ndarray:
-        """Render ``score`` to stereo float32 ``(2, n)`` at ``self.sr``: its duration plus ``tail`` seconds.
+    def render(self, score: Score, *, tail: float = 1.0, reverb: bool = True,
+               frames: int | None = None) -> np.ndarray:
+        """Render ``score`` to stereo float32 ``(2, n)`` at ``self.sr``: its duration plus ``tail`` seconds, or
+        exactly ``frames`` samples (cut or followed by silence: a stem as long as its whole song).
 
         Each pitched part gets its own channel and GM program; drum parts play the GM kit (bank 128)
         on channel 10. ``reverb=False`` renders dry.
@@ -318,7 +320,7 @@ class Renderer:
         total = round(score.end_beats * seconds_per_beat * self.sr) + round(tail * self.sr)
         if total > self.sr * 3600:
             raise ParameterError(f"score lasts {total / self.sr:.0f} s; rendering is limited to one hour")
-        out = np.zeros((2, max(total, 1)), dtype=np.float32)
+        out = np.zeros((2, max(total if frames is None else frames, 1)), dtype=np.float32)
         with self._lock:
             self._ensure_open()
             if self._used:
@@ -332,7 +334,7 @@ class Renderer:
             self._play(events, out)
             self._silence(set(channels))
             self._make_spare()
-        peak = float(np.abs(out).max())
+        peak = max(float(out.max()), -float(out.min()))  # no |out| copy of a long piece
         if peak > PEAK_LIMIT:
             out *= PEAK_LIMIT / peak
         return out
@@ -342,7 +344,8 @@ class Renderer:
         """Each part of ``score`` rendered alone (a stem), every one as long as the whole piece's render.
 
         The parts are rendered side by side on ``threads`` synthesizers (default: one per CPU core, at most 4;
-        FluidSynth runs without the GIL): each part on a fresh one, so the stems are the same however many."""
+        FluidSynth runs without the GIL), each taking the next part when it is free, the busiest parts first: each
+        part on a fresh synthesizer, so the stems are the same however many."""
         if not isinstance(score, Score):
             raise ParameterError(f"expected a Score, got {type(score).__name__}", field="score")
         total = round(score.end_beats * 60.0 / score.tempo * self.sr) + round(tail * self.sr)
@@ -350,11 +353,19 @@ class Renderer:
         count = max(1, min(threads or min(os.cpu_count() or 1, MAX_STEM_THREADS), len(sounding)))
         renderers = [self, *self._stem_helpers(count - 1)]
 
+        queue = iter(sorted(sounding, key=lambda part: -len(part.notes)))
+        taking = threading.Lock()
+
         def render_share(index: int) -> dict[int, np.ndarray]:
-            share = sounding[index::count]
-            return {id(part): renderers[index].render(
-                Score(parts=[part], tempo=score.tempo, key=score.key, time_signature=score.time_signature,
-                      title=score.title), tail=tail, reverb=reverb) for part in share}
+            done: dict[int, np.ndarray] = {}
+            while True:
+                with taking:
+                    part = next(queue, None)
+                if part is None:
+                    return done
+                done[id(part)] = renderers[index].render(
+                    Score(parts=[part], tempo=score.tempo, key=score.key, time_signature=score.time_signature,
+                          title=score.title), tail=tail, reverb=reverb, frames=max(total, 1))
 
         if count == 1:
             rendered = render_share(0)
@@ -363,11 +374,8 @@ class Renderer:
 
             with ThreadPoolExecutor(count, thread_name_prefix="stems") as pool:
                 rendered = {k: v for share in pool.map(render_share, range(count)) for k, v in share.items()}
-        stems = []
-        for part in score.parts:
-            y = rendered.get(id(part), np.zeros((2, 1), np.float32))
-            stems.append(np.pad(y, ((0, 0), (0, max(0, total - y.shape[1]))))[:, :max(total, 1)])
-        return stems
+        return [rendered[id(part)] if id(part) in rendered else np.zeros((2, max(total, 1)), np.float32)
+                for part in score.parts]
 
     def _stem_helpers(self, count: int) -> list[Renderer]:
         """``count`` more renderers of this sample rate and soundfont (made once, then kept)."""

@@ -74,6 +74,9 @@ class GANTrainConfig:
 
 
 SUBSETS = {"drums": "drum_hit", "piano": "piano_note"}  # a samples dataset's subset -> its records' kind
+# per subset, model options a run gets unless it names them: the piano is recorded every third key, so its pitch
+# code is smooth (the keys between blend their neighbours; a table would leave them untrained)
+SUBSET_OPTIONS: dict[str, dict[str, Any]] = {"piano": {"pitch_basis": "smooth"}}
 PIANO = {"name": "grand_piano", "family": "keyboard", "program": 0, "drum": False}
 
 
@@ -241,6 +244,9 @@ def train_gan(data: Path, out: Path, config: GANTrainConfig, *, resume: bool = F
     check_budget(config)
     resumed = previous_card(out, resume)
     config = resumed_config(GANTrainConfig, config, resumed)
+    for part in (config.model, config.discriminator):
+        for key, value in SUBSET_OPTIONS.get(config.subset or "", {}).items():
+            part.setdefault(key, value)
     train, valid = NoteData(data, "train", config.subset), NoteData(data, "valid", config.subset)
     if config.threads:
         torch.set_num_threads(config.threads)

@@ -18,10 +18,11 @@ import numpy as np
 import torch
 
 from tunesmith.checkpoints import load_card, load_weights, resolve_checkpoint
+from tunesmith.compose.sampling import STYLE_STRENGTH
 from tunesmith.data.dataset import Dataset
 from tunesmith.data.styles import STYLE_FAMILIES
 from tunesmith.errors import DatasetError, ParameterError
-from tunesmith.models.song import SongTransformer, count_parameters, song_loss
+from tunesmith.models.song import SongTransformer, count_parameters, distill_loss, song_loss
 from tunesmith.symbolic.song_tokens import (
     COLUMNS,
     CONTEXT,
@@ -65,6 +66,8 @@ class SongTrainConfig:
     threads: int | None = None
     limit: int | None = None  # read at most this many records (quick runs, tests)
     model: dict[str, Any] = field(default_factory=dict)
+    distill: float | None = None  # teach the --init model its own style guidance for strengths 1..distill
+    teacher: str | None = None  # the model whose guidance is taught (set from --init; a resumed run reloads it)
 
     def model_kwargs(self, n_styles: int, n_meters: int) -> dict[str, Any]:
         return {**network_spec(), **MODEL_DEFAULTS, **self.model, "n_styles": n_styles, "n_meters": n_meters}
@@ -81,6 +84,27 @@ def evaluate_nll(model: SongTransformer, batches: list[tuple[torch.Tensor, dict,
         count += events
     model.train()
     return total / max(count, 1)
+
+
+@torch.no_grad()
+def evaluate_distill(student: SongTransformer, teacher: SongTransformer,
+                     batches: list[tuple[torch.Tensor, dict, dict]], strength: float = STYLE_STRENGTH) -> float:
+    """Mean KL divergence (nats) per event from the teacher's guided heads to the student's at ``strength``."""
+    student.eval()
+    total, count = 0.0, 0
+    for steps, cond, targets in batches:
+        loss, events = distill_loss(student, teacher, steps, cond, targets,
+                                    torch.full((len(steps),), float(strength)))
+        total += float(loss)
+        count += events
+    student.train()
+    return total / max(count, 1)
+
+
+def draw_strengths(rng: np.random.Generator, size: int, highest: float) -> torch.Tensor:
+    """Style strengths 1..``highest`` for a batch, denser near 1 (1 + span * u^2: half of them under a quarter of
+    the span), where users ask most."""
+    return torch.from_numpy(1.0 + (highest - 1.0) * rng.random(size) ** 2).float()
 
 
 def style_table(stats: CorpusStats) -> list[dict[str, Any]]:
@@ -134,8 +158,16 @@ def train_song(data: Path, out: Path, config: SongTrainConfig, *, resume: bool =
     if init is not None and resume:
         raise ParameterError("--init starts a new run from a model's weights; --resume continues a run: not both",
                              field="init")
+    if config.distill is not None and not 1.0 < config.distill <= 8.0:
+        raise ParameterError(f"--distill is the highest style strength to teach, 1 < S <= 8, not {config.distill}",
+                             field="distill")
     resumed = previous_card(out, resume)
     config = resumed_config(SongTrainConfig, config, resumed)
+    if config.distill is not None and config.teacher is None:
+        if init is None:
+            raise ParameterError("--distill teaches a trained model its own guidance: name it with --init",
+                                 field="init")
+        config.teacher = str(init)
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed + (resumed["training"]["steps"] if resumed else 0))
     if config.threads:
@@ -163,6 +195,7 @@ def train_song(data: Path, out: Path, config: SongTrainConfig, *, resume: bool =
         load_weights(directory, name, model)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay,
                                   betas=(0.9, 0.98))
+    teacher = _teacher(config.teacher, styles, meters) if config.distill is not None else None
 
     def step(clock: Clock) -> dict[str, float]:
         lr = cosine_lr(clock.step, clock.elapsed, clock.budget, base=config.lr, warmup=config.warmup,
@@ -171,7 +204,11 @@ def train_song(data: Path, out: Path, config: SongTrainConfig, *, resume: bool =
             group["lr"] = lr
         steps, cond, targets = train.batch(rng, size=config.batch_size, length=config.window,
                                            transpose=config.transpose)
-        loss, events = song_loss(model, steps, cond, targets)
+        if teacher is not None:
+            strength = draw_strengths(rng, len(steps), float(config.distill or 1.0))
+            loss, events = distill_loss(model, teacher, steps, cond, targets, strength)
+        else:
+            loss, events = song_loss(model, steps, cond, targets)
         loss = loss / max(events, 1)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -191,18 +228,51 @@ def train_song(data: Path, out: Path, config: SongTrainConfig, *, resume: bool =
                           "folk tunes of the music21 corpus",
             "train_songs": len(train), "valid_songs": len(valid), "train_events": train.events,
             "valid_events_evaluated": sum(int((s[:, 1:, 0] > 0).sum()) for s, _, _ in evaluation)}
+        if config.distill is not None:
+            fields["guidance"] = {
+                "kind": "distilled", "strengths": [1.0, config.distill], "teacher": config.teacher,
+                "contrast": "the mean of all styles",
+                "how": "the teacher's guided heads (mean + s * (own - mean), two passes) taught to this model read "
+                       "with its style moved by s from the mean of all styles (one pass); sampling conditions on "
+                       "that moved style and runs one pass a step"}
         return fields
 
-    recipe = Recipe(model=model, config=config, step=step,
-                    evaluate=lambda: {"valid_nll": evaluate_nll(model, evaluation)},
+    def evaluate() -> dict[str, float]:
+        figures = {"valid_nll": evaluate_nll(model, evaluation)}
+        if teacher is not None:
+            figures["valid_kl"] = evaluate_distill(model, teacher, evaluation)
+        return figures
+
+    distilling = teacher is not None
+    score = "valid_kl" if distilling else "valid_nll"
+    recipe = Recipe(model=model, config=config, step=step, evaluate=evaluate,
                     card=card, state=lambda: {"optimizer": optimizer.state_dict()},
                     load_state=lambda state: optimizer.load_state_dict(state["optimizer"]),
-                    score="valid_nll", best_key="best_valid_nll", columns=["lr", "train_nll", "valid_nll"],
-                    curves=["train_nll", "valid_nll"], x="events", totals=("events",), ylabel="nats per event",
-                    title=f"song {model.arch}: NLL per event", log_every=50,
+                    score=score, best_key=f"best_{score}",
+                    columns=["lr", "train_nll", "valid_nll", *(["valid_kl"] if distilling else [])],
+                    curves=["train_nll", score], x="events", totals=("events",), ylabel="nats per event",
+                    title=f"song {model.arch}: " + ("KL to its guided teacher (train_nll: the KL)" if distilling
+                                                     else "NLL per event"), log_every=50,
                     status=lambda values: f"loss {values['train_nll']:.3f}  lr {values['lr']:.2e}")
     return run(recipe, out, resumed=resumed, command=command, progress_bar=progress_bar,
                continues=start)
+
+
+def _teacher(name: str | None, styles: list[str], meters: list[str]) -> SongTransformer:
+    """The frozen model whose guidance a distilling run teaches (its styles and meters must be the data's)."""
+    card = _warm_start_card(name, styles, meters)
+    if card is None:
+        raise ParameterError("--distill needs --init: the model whose guidance is taught", field="init")
+    if card.get("guidance"):
+        raise ParameterError(f"--init {name} has learned its guidance already; distill from the model it was taught "
+                             f"by ({card['guidance'].get('teacher')})", field="init")
+    directory, card_name = resolve_checkpoint(name)
+    teacher = SongTransformer(**{**network_spec(), **card["kwargs"]})
+    load_weights(directory, card_name, teacher)
+    teacher.eval()
+    for parameter in teacher.parameters():
+        parameter.requires_grad_(False)
+    return teacher
 
 
 def _warm_start_card(init: str | Path | None, styles: list[str], meters: list[str]) -> dict[str, Any] | None:
