@@ -42,6 +42,7 @@ MARGIN_DB = 0.1  # under the ceiling: the 4x oversampled estimate and the interp
 TOLERANCE_LU = 0.05  # the static gain is refined until the loudness is this close to the target
 SHORT_LU = 0.1  # a mix further below the target than this says so in its notes
 MAX_ROUNDS = 8
+STREAM_CHUNKS = 2048  # chunks of the gain curve oversampled at a time for the true peaks (~1 s at 44.1 kHz)
 
 
 @dataclass(frozen=True)
@@ -115,12 +116,27 @@ def limit(y: np.ndarray, *, sr: float, target_lufs: float, ceiling_db: float = C
 
 def _chunk_peaks_db(y: np.ndarray, hop: int) -> np.ndarray:
     """The peak (dBFS, all channels) of each chunk of ``hop`` samples: of its samples and of the 4x oversampled
-    signal between them (as :func:`peak_db` measures a true peak)."""
+    signal between them (as :func:`peak_db` measures a true peak). The oversampled signal is made and read in
+    blocks by a streaming resampler (the same samples as one call; a long mix's 4x copy is never held whole)."""
     frames = np.ascontiguousarray(np.atleast_2d(y).T)  # (n, channels)
-    over = soxr.resample(frames, 1, TRUE_PEAK_OVERSAMPLING, quality=TRUE_PEAK_QUALITY)
     peaks = _chunk_peak(frames, hop)
-    between = _chunk_peak(over, hop * TRUE_PEAK_OVERSAMPLING)[: len(peaks)]
-    peaks[: len(between)] = np.maximum(peaks[: len(between)], between)
+    size = hop * TRUE_PEAK_OVERSAMPLING  # a chunk of the oversampled signal
+    stream = soxr.ResampleStream(1, TRUE_PEAK_OVERSAMPLING, frames.shape[1], dtype="float32",
+                                 quality=TRUE_PEAK_QUALITY)
+    between = np.zeros(len(peaks))
+    done, pending = 0, frames[:0]
+    block = hop * STREAM_CHUNKS
+    for start in range(0, len(frames), block):
+        out = stream.resample_chunk(frames[start:start + block], last=start + block >= len(frames))
+        out = np.concatenate([pending, out]) if len(pending) else out
+        whole = min(len(out) // size, len(peaks) - done) * size
+        if whole:
+            between[done:done + whole // size] = _chunk_peak(out[:whole], size)
+            done += whole // size
+        pending = out[whole:]
+    if len(pending) and done < len(peaks):  # the last, short chunk
+        between[done] = float(np.abs(pending).max())
+    peaks = np.maximum(peaks, between)
     with np.errstate(divide="ignore"):
         return 20.0 * np.log10(peaks)
 

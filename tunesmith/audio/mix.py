@@ -59,38 +59,59 @@ class Mixed(NamedTuple):
     report: Limited | None
 
 
+def place(y: np.ndarray, setting: MixSetting, *, sr: int, length: int | None = None,
+          in_place: bool = False) -> np.ndarray:
+    """A stem as it sits in the mix: stereo, ``length`` samples (padded with silence; default its own), brought to
+    its setting's loudness, gained and panned. ``in_place``: a float32 stereo stem of that length is the caller's
+    to give up, and is placed in its own array (no copy of a long song's stem)."""
+    given = y
+    y = ensure_channels(np.asarray(y, dtype=np.float32), 2)
+    length = y.shape[-1] if length is None else length
+    if y.shape[-1] < length:
+        y = np.pad(y, ((0, 0), (0, length - y.shape[-1])))
+    gain_db = setting.gain_db
+    if setting.level_lufs is not None:
+        gain_db += loudness_gain_db(y, sr=sr, target_lufs=setting.level_lufs, peak_ceiling_db=None)
+    own = in_place and y is given  # not a converted, padded or viewed one
+    return balance(y, setting.pan, 10.0 ** (gain_db / 20.0), out=y if own else None)
+
+
 def mix(stems: Mapping[str, np.ndarray], settings: Mapping[str, MixSetting], *, sr: int,
         target_lufs: float | None = TARGET_LUFS, max_reduction_db: float = MAX_REDUCTION_DB,
         in_place: bool = False) -> Mixed:
-    """Levels and pans applied, the sum brought to ``target_lufs`` under a -1 dBTP ceiling (None: left as summed)
-    by the limiter's gain curve (``max_reduction_db`` 0: one static gain), the same curve applied to every placed
-    stem so they add up to the mix. ``in_place``: the stems are the caller's to give up, and a float32 stereo
-    stem of the mix's length is placed in its own array (no copy of a long song's stems)."""
+    """Levels and pans applied (`place`), the sum brought to ``target_lufs`` under a -1 dBTP ceiling (None: left as
+    summed) by the limiter's gain curve (``max_reduction_db`` 0: one static gain), the same curve applied to every
+    placed stem so they add up to the mix. ``in_place``: the stems are the caller's to give up (`place`)."""
     if not stems:
         raise ParameterError("nothing to mix: no stems", field="stems")
     length = max(s.shape[-1] for s in stems.values())
 
-    def place(name: str) -> np.ndarray:
-        setting = settings.get(name, MixSetting())
-        y = ensure_channels(np.asarray(stems[name], dtype=np.float32), 2)
-        if y.shape[-1] < length:
-            y = np.pad(y, ((0, 0), (0, length - y.shape[-1])))
-        gain_db = setting.gain_db
-        if setting.level_lufs is not None:
-            gain_db += loudness_gain_db(y, sr=sr, target_lufs=setting.level_lufs, peak_ceiling_db=None)
-        own = in_place and y is stems[name]  # not a converted, padded or viewed one
-        return balance(y, setting.pan, 10.0 ** (gain_db / 20.0), out=y if own else None)
+    def placed_stem(name: str) -> np.ndarray:
+        return place(stems[name], settings.get(name, MixSetting()), sr=sr, length=length, in_place=in_place)
 
     # the stems are measured side by side (the loudness filters run without the GIL)
     with ThreadPoolExecutor(max(1, min(len(stems), os.cpu_count() or 1, 4))) as pool:
-        placed = dict(zip(stems, pool.map(place, stems), strict=True))
-    total = np.zeros((2, length), np.float32)
+        placed = dict(zip(stems, pool.map(placed_stem, stems), strict=True))
+    return mix_placed(placed, sr=sr, target_lufs=target_lufs, max_reduction_db=max_reduction_db)
+
+
+def mix_placed(placed: dict[str, np.ndarray], *, sr: int, target_lufs: float | None = TARGET_LUFS,
+               max_reduction_db: float = MAX_REDUCTION_DB) -> Mixed:
+    """Stems already placed (`place`, all stereo float32 of one length, given up by the caller) summed and limited
+    as `mix` does; the limiter's curve scales them in place."""
+    if not placed:
+        raise ParameterError("nothing to mix: no stems", field="stems")
+    lengths = {y.shape for y in placed.values()}
+    if len(lengths) != 1 or next(iter(lengths))[0] != 2:
+        raise ParameterError(f"placed stems must be stereo and of one length, got shapes {sorted(lengths)}",
+                             field="stems")
+    total = np.zeros(next(iter(lengths)), np.float32)
     for y in placed.values():
         total += y
     if target_lufs is None:
-        return Mixed(total, placed, None)
+        return Mixed(total, dict(placed), None)
     limited = limit(total, sr=sr, target_lufs=target_lufs, max_reduction_db=max_reduction_db)
     gain = limited.envelope
     for y in (total, *placed.values()):  # arrays of this call's own: scaled in place
         y *= gain
-    return Mixed(total, placed, limited)
+    return Mixed(total, dict(placed), limited)

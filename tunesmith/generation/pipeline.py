@@ -30,6 +30,7 @@ from tunesmith.symbolic.score import Score
 
 SAMPLE_RATE = 44100
 STEM = "stem/"  # files[STEM + name]: the WAV of one stem
+RENDER_TAIL = 1.0  # s of a rendered score after its last beat (the reverb's tail; `Renderer.render`'s default)
 AUDIO_INDEX_WAIT = 300.0  # s a note asked to be rejected when flagged waits for the training-audio index
 Progress = Callable[[float], None]
 
@@ -99,31 +100,37 @@ def stem_names(parts: list[Any]) -> list[str]:
 def render_stems(work: Work, sr: int, setting: Callable[[Any], Any] | None, *,
                  soundfont: str | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """(the mix, each part as it sits in it): every part rendered alone with FluidSynth (``soundfont``: the
-    family's preferred one, see `preferred_soundfont`), then placed with the family's level and pan per part and
-    brought to -14 LUFS by the mix's limiter, whose figures go to ``work.result["mix"]`` (a family without mix
-    settings: summed as rendered)."""
-    from tunesmith.audio.mix import MixSetting, mix
+    family's preferred one, see `preferred_soundfont`) and placed with the family's level and pan per part as soon
+    as it is rendered (while the others still render), then brought to -14 LUFS by the mix's limiter, whose figures
+    go to ``work.result["mix"]`` (a family without mix settings: summed as rendered)."""
+    from tunesmith.audio.mix import MixSetting, mix_placed, place
     from tunesmith.symbolic.render import get_renderer, preferred_soundfont
 
     score = work.score
     names = stem_names(score.parts)
-    own: dict[int, np.ndarray] = {}  # the parts the work plays itself (e.g. drums by the neural kit)
+    settings = [setting(part) if setting else MixSetting() for part in score.parts]
+    renderer = get_renderer(sr, soundfont=preferred_soundfont(soundfont))
+    length = max(1, round(score.end_beats * 60.0 / score.tempo * sr) + round(RENDER_TAIL * sr))
+    performed: dict[int, np.ndarray] = {}  # the parts the work plays itself (e.g. drums by the neural kit)
     if work.perform_part is not None:
         for index, part in enumerate(score.parts):
             played = work.perform_part(_alone(score, [part]), sr)
             if played is not None:
-                own[index] = played
-    rest = [part for index, part in enumerate(score.parts) if index not in own]
-    by_fluidsynth = iter(get_renderer(sr, soundfont=preferred_soundfont(soundfont)).render_parts(
-        _alone(score, rest)) if rest else [])
-    alone = [own[index] if index in own else next(by_fluidsynth) for index in range(len(score.parts))]
-    parts = score.parts
-    settings = {name: setting(part) if setting else MixSetting() for name, part in zip(names, parts, strict=True)}
-    mixed, placed, report = mix(dict(zip(names, alone, strict=True)), settings, sr=sr, in_place=True,
-                                **({} if setting else {"target_lufs": None}))
+                performed[index] = played
+                length = max(length, played.shape[-1])  # a hit's decay may outlast the rendered tail
+    placed = {index: place(y, settings[index], sr=sr, length=length, in_place=True) for index, y in performed.items()}
+    rest = [index for index in range(len(score.parts)) if index not in placed]
+    if rest:
+        tail = (length - round(score.end_beats * 60.0 / score.tempo * sr)) / sr
+        stems = renderer.render_parts(_alone(score, [score.parts[i] for i in rest]), tail=tail,
+                                      finish=lambda k, y: place(y, settings[rest[k]], sr=sr, length=length,
+                                                                in_place=True))
+        placed.update(zip(rest, stems, strict=True))
+    mixed, stems_placed, report = mix_placed({names[i]: placed[i] for i in range(len(score.parts))}, sr=sr,
+                                             **({} if setting else {"target_lufs": None}))
     if report is not None:
         work.result["mix"] = report.as_dict()
-    return mixed, placed
+    return mixed, stems_placed
 
 
 def _alone(score: Score, parts: list[Any]) -> Score:

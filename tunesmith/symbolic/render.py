@@ -21,6 +21,7 @@ import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -339,43 +340,50 @@ class Renderer:
             out *= PEAK_LIMIT / peak
         return out
 
-    def render_parts(self, score: Score, *, tail: float = 1.0, reverb: bool = True,
-                     threads: int | None = None) -> list[np.ndarray]:
+    def render_parts(self, score: Score, *, tail: float = 1.0, reverb: bool = True, threads: int | None = None,
+                     finish: Callable[[int, np.ndarray], np.ndarray] | None = None) -> list[np.ndarray]:
         """Each part of ``score`` rendered alone (a stem), every one as long as the whole piece's render.
 
-        The parts are rendered side by side on ``threads`` synthesizers (default: one per CPU core, at most 4;
-        FluidSynth runs without the GIL), each taking the next part when it is free, the busiest parts first: each
-        part on a fresh synthesizer, so the stems are the same however many."""
+        The parts are rendered side by side on ``threads`` threads (default: one per CPU core, at most 4; FluidSynth
+        runs without the GIL), each taking the next part when it is free, the busiest parts first. Each part has a
+        synthesizer of its own, kept from call to call, whose fresh successor is made in the background after it
+        plays (so it is ready for the next song): the stems are the same however many threads.
+        ``finish(index, stem)``, if given, runs on each stem in its thread as soon as it is rendered (e.g. measuring
+        and placing it in a mix while other parts still render); its result is the stem returned."""
         if not isinstance(score, Score):
             raise ParameterError(f"expected a Score, got {type(score).__name__}", field="score")
-        total = round(score.end_beats * 60.0 / score.tempo * self.sr) + round(tail * self.sr)
-        sounding = [part for part in score.parts if part.notes]
+        total = max(1, round(score.end_beats * 60.0 / score.tempo * self.sr) + round(tail * self.sr))
+        sounding = [index for index, part in enumerate(score.parts) if part.notes]
         count = max(1, min(threads or min(os.cpu_count() or 1, MAX_STEM_THREADS), len(sounding)))
-        renderers = [self, *self._stem_helpers(count - 1)]
-
-        queue = iter(sorted(sounding, key=lambda part: -len(part.notes)))
+        renderers = dict(zip(sounding, [self, *self._stem_helpers(len(sounding) - 1)], strict=False))
+        queue = iter(sorted(sounding, key=lambda index: -len(score.parts[index].notes)))
         taking = threading.Lock()
 
-        def render_share(index: int) -> dict[int, np.ndarray]:
+        def render_some(_: int) -> dict[int, np.ndarray]:
             done: dict[int, np.ndarray] = {}
             while True:
                 with taking:
-                    part = next(queue, None)
-                if part is None:
+                    index = next(queue, None)
+                if index is None:
                     return done
-                done[id(part)] = renderers[index].render(
-                    Score(parts=[part], tempo=score.tempo, key=score.key, time_signature=score.time_signature,
-                          title=score.title), tail=tail, reverb=reverb, frames=max(total, 1))
+                part = score.parts[index]
+                y = renderers[index].render(Score(parts=[part], tempo=score.tempo, key=score.key,
+                                                  time_signature=score.time_signature, title=score.title),
+                                            tail=tail, reverb=reverb, frames=total)
+                done[index] = finish(index, y) if finish else y
 
         if count == 1:
-            rendered = render_share(0)
+            rendered = render_some(0)
         else:
             from concurrent.futures import ThreadPoolExecutor
 
             with ThreadPoolExecutor(count, thread_name_prefix="stems") as pool:
-                rendered = {k: v for share in pool.map(render_share, range(count)) for k, v in share.items()}
-        return [rendered[id(part)] if id(part) in rendered else np.zeros((2, max(total, 1)), np.float32)
-                for part in score.parts]
+                rendered = {k: v for share in pool.map(render_some, range(count)) for k, v in share.items()}
+        for index in range(len(score.parts)):
+            if index not in rendered:  # a part with no notes: a silent stem
+                silent = np.zeros((2, total), np.float32)
+                rendered[index] = finish(index, silent) if finish else silent
+        return [rendered[index] for index in range(len(score.parts))]
 
     def _stem_helpers(self, count: int) -> list[Renderer]:
         """``count`` more renderers of this sample rate and soundfont (made once, then kept)."""
