@@ -191,7 +191,7 @@ def test_cli_notes_perform_and_bad_input(run_dir, tmp_path, capsys):
            ["--instrument", "drums_standard", "--pitch", "60", "-o", str(out)],
            ["--instrument", "flute", "--pitch", "72", "-o", str(tmp_path / "note.txt")],
            ["--instrument", "flute", "--pitch", "72"],
-           ["--pitch", "72", "-o", str(out)]]
+           ["--instrument", "flute", "-o", str(out)]]
     for args in bad:
         assert main(["generate", "notes", "--checkpoint", str(run_dir), *args]) == 2, args
         assert capsys.readouterr().err.count("\n") == 1
@@ -200,6 +200,9 @@ def test_cli_notes_perform_and_bad_input(run_dir, tmp_path, capsys):
     assert main(["generate", "notes", "--checkpoint", str(run_dir), "--instrument", "flute",
                  "--export-sfz", str(sfz_dir), "--sfz-step", "12"]) == 0
     assert (sfz_dir / "flute.sfz").is_file()
+    first = tmp_path / "first.wav"  # no --instrument: the model's first, as the API's default
+    assert main(["generate", "notes", "--checkpoint", str(run_dir), "--pitch", "60", "--sr", "16000",
+                 "-o", str(first)]) == 0 and first.is_file()
 
 
 def test_frechet_distance_and_ndb_on_synthetic_embeddings():

@@ -90,3 +90,34 @@ def test_shipped_piano_credits_salamander():
     public = json.dumps(entry.public(max_bars=64)["licence"])
     assert "Salamander Grand Piano, Alexander Holm, CC-BY 3.0" in public
     assert entry.card["weights_sha256"] and (WEIGHTS_DIR / "piano.safetensors").stat().st_size < 25 * 2**20
+
+
+def test_the_shipped_piano_plays_notes_and_performs_a_score(tmp_path):
+    """The shipped piano from the CLI: one note at a key between two recordings, a whole score performed (its
+    checkpoint given to `generate perform`), and a score with drums refused with the field named, as the piano
+    plays no kit."""
+    if not (WEIGHTS_DIR / "piano.json").is_file():
+        pytest.skip("the neural piano is not shipped in this checkout")
+    import soundfile as sf
+
+    from tunesmith.cli import main
+    from tunesmith.compose.notesynth import NoteSynth
+    from tunesmith.errors import ParameterError
+    from tunesmith.evaluate.gan import cents_off, pyin_pitch
+    from tunesmith.symbolic import Note, Part, Score
+
+    synth = NoteSynth.load("piano")
+    note = synth.note("grand_piano", 61, velocity=80, seed=1)  # C#4: between the recorded C4 and D#4
+    assert abs(cents_off(pyin_pitch(note, synth.sr), 61)) <= 30
+    melody = Score(parts=[Part("Melody", [Note(60 + i, i * 0.5, 0.5, 90) for i in range(6)])], tempo=120.0)
+    played = synth.perform(melody, "grand_piano", seed=2)
+    assert played.notes == 6 and np.abs(played.audio).max() > 0.01
+    with_drums = Score(parts=[*melody.parts, Part("Kit", [Note(36, 0.0, 0.5, 100)], is_drum=True)], tempo=120.0)
+    with pytest.raises(ParameterError) as info:
+        synth.perform(with_drums, "grand_piano")
+    assert info.value.field == "drums"
+    assert main(["generate", "piano", "--pitch", "58", "--velocity", "50", "-o", str(tmp_path / "note.wav")]) == 0
+    audio, sr = sf.read(tmp_path / "note.wav")
+    assert sr == 44100 and np.abs(audio).max() > 0.01  # written at the delivery rate
+    assert main(["generate", "piano", "--pitch", "130", "-o", str(tmp_path / "bad.wav")]) == 2
+    assert not (tmp_path / "bad.wav").exists()

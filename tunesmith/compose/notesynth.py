@@ -252,9 +252,14 @@ class NoteSynth:
         if inst.is_drum:
             raise ParameterError(f"{inst.name} is a drum kit; perform needs a pitched instrument "
                                  "(drum parts play the drum kit)", field="instrument")
-        kit = self.instrument(drum_kit)
-        if not kit.is_drum:
-            raise ParameterError(f"{kit.name} is not a drum kit", field="drum_kit")
+        kit = None  # looked up only for a score with drums: a model may play no kit (the piano)
+        if any(part.is_drum and part.notes for part in score.parts):
+            if not any(i.get("drum") for i in self.card["instruments"]):
+                raise ParameterError(f"{self.name} plays no drum kit, and the score has drum parts: play them with "
+                                     "the neural drum kit (drums=neural) or leave them out", field="drums")
+            kit = self.instrument(drum_kit)
+            if not kit.is_drum:
+                raise ParameterError(f"{kit.name} is not a drum kit", field="drum_kit")
         n_notes = score.n_notes
         if n_notes == 0:
             raise ParameterError("the score has no notes to perform", field="input")
@@ -268,7 +273,9 @@ class NoteSynth:
         notes: list[tuple[str, int, int, float, float, bool]] = []
         moved, remapped = 0, 0
         for part in score.parts:
-            player = kit if part.is_drum else inst
+            player = kit if part.is_drum and kit is not None else inst
+            if part.is_drum and kit is None:  # a drum part with no notes
+                continue
             for n in part.notes:
                 pitch = n.pitch
                 if player.is_drum:

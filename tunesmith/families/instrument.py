@@ -206,7 +206,7 @@ INSTRUMENT = Family(
     outputs=frozenset({"audio", "images"}), originality="audio",
     card_choices=lambda card: {"instrument": sorted(instruments(card)), "morph_to": sorted(instruments(card))},
     card_defaults=lambda card: {"instrument": instruments(card)[0] if instruments(card) else None},
-    cli_required=("instrument", "pitch"), default_seed=0,
+    cli_required=("pitch",), default_seed=0,
     summary_line=lambda r: (f"{r.get('instrument')} pitch {r.get('pitch')} velocity {r.get('velocity')}, "
                             f"{r.get('seconds_of_audio')} s, seed {r.get('seed')}"),
     trainer=Trainer("gan", "the neural instrument (a GAN)", train, train_options),

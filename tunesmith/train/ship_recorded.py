@@ -14,7 +14,7 @@ from collections import Counter
 from pathlib import Path
 
 from tunesmith.data.dataset import Dataset
-from tunesmith.train.ship import ship
+from tunesmith.train.ship import ship, weights_licence
 
 CREDIT = "Salamander Grand Piano, Alexander Holm, CC-BY 3.0"
 SHIP_COMMAND = "python -m tunesmith.train.ship_recorded {name} RUN EVALUATION.json datasets/samples"
@@ -73,11 +73,13 @@ def ship_piano(run: Path, evaluation_file: Path, data: Path, weights: Path = Pat
     card["credit"] = CREDIT
     card["licence"]["credit"] = CREDIT
     card["licence"]["training_data"] = {k: v for k, v in card["licence"]["training_data"].items() if "Salamander" in k}
+    card["licence"]["weights"] = weights_licence(card["licence"]["training_data"])  # the kits' GPL is not in it
+    card["data"]["licences"] = {k: v for k, v in card["data"]["licences"].items() if "Salamander" in k}
     card["licence"]["note"] = f"trained only on the Salamander notes: credit \"{CREDIT}\" when using the model or its "\
         "sounds"
     card["reproduce"] = [
         "tunesmith data build samples --out datasets/samples",
-        *[("nice -n 10 " + r["command"]) for r in card["training"]["runs"]],
+        *[r["command"].replace(".venv/bin/", "") for r in card["training"]["runs"]],
         SHIP_COMMAND.format(name="piano"),
     ]
     card_path.write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n")
