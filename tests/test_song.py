@@ -495,3 +495,10 @@ def test_bad_input_names_the_field(entry, explicit, field, words):
     message = str(info.value)
     assert all(w in message for w in words), message
     assert info.value.field.startswith(field), info.value.field
+
+
+def test_distillation_is_judged_at_the_default_strength():
+    from tunesmith.compose.sampling import STYLE_STRENGTH
+    from tunesmith.train.song import DISTILL_EVAL_STRENGTH
+
+    assert DISTILL_EVAL_STRENGTH == STYLE_STRENGTH
