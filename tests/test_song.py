@@ -281,7 +281,7 @@ def test_a_model_learns_its_own_style_guidance(trained, corpus, tmp_path):
     targets = {name: torch.from_numpy(t[1:][None]).long() for name, t in targets.items()}
     same, _ = distill_loss(teacher.model, teacher.model, steps, cond, targets, torch.tensor([1.0]))
     apart, _ = distill_loss(teacher.model, teacher.model, steps, cond, targets, torch.tensor([2.0]))
-    assert float(same) == pytest.approx(0.0, abs=1e-3) and float(apart) > 1e-3
+    assert float(same.detach()) == pytest.approx(0.0, abs=1e-3) and float(apart.detach()) > 1e-3
     assert main([*common, "--max-steps", "1", "--distill", "3"]) == 2  # nothing to teach without --init
 
 

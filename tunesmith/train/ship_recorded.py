@@ -42,6 +42,7 @@ def ship_drums(run: Path, evaluation_file: Path, data: Path, weights: Path = Pat
     card["licence"]["training_data"] = {licence: sum(n for (_, lic), n in per_kit.items() if lic == licence)
                                         for licence in sorted({lic for _, lic in per_kit})}
     card["licence"]["per_kit"] = {kit: {"licence": lic, "hits": n} for (kit, lic), n in sorted(per_kit.items())}
+    card["data"]["licences"] = dict(card["licence"]["training_data"])  # the kits' hits, not the whole dataset's
     card["licence"]["note"] = ("weights trained on drum kits under GPL-2/GPL-2+, CC-BY-SA 3.0, CC-BY 3.0 and CC0 "
                                "(per_kit names each kit's author and licence): credit the CC-BY and CC-BY-SA kits' "
                                "authors; whether the GPL and share-alike terms reach the weights and their sounds "
@@ -74,7 +75,7 @@ def ship_piano(run: Path, evaluation_file: Path, data: Path, weights: Path = Pat
     card["licence"]["credit"] = CREDIT
     card["licence"]["training_data"] = {k: v for k, v in card["licence"]["training_data"].items() if "Salamander" in k}
     card["licence"]["weights"] = weights_licence(card["licence"]["training_data"])  # the kits' GPL is not in it
-    card["data"]["licences"] = {k: v for k, v in card["data"]["licences"].items() if "Salamander" in k}
+    card["data"]["licences"] = dict(card["licence"]["training_data"])
     card["licence"]["note"] = f"trained only on the Salamander notes: credit \"{CREDIT}\" when using the model or its "\
         "sounds"
     card["reproduce"] = [
