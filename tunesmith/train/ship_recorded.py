@@ -2,7 +2,7 @@
 :func:`tunesmith.train.ship.ship` plus what their cards need beyond it (the drum kit's card family and licences per
 kit, the Salamander credit, the commands that reproduce them).
 
-    python -m tunesmith.train.ship_recorded drums runs/drums-gan drums-evaluation.json datasets/samples
+    python -m tunesmith.train.ship_recorded drums runs/drums-gan drums-evaluation.json datasets/samples [latest 1.1.0]
     python -m tunesmith.train.ship_recorded piano runs/piano-gan piano-evaluation.json datasets/samples
 """
 
@@ -20,10 +20,12 @@ CREDIT = "Salamander Grand Piano, Alexander Holm, CC-BY 3.0"
 SHIP_COMMAND = "python -m tunesmith.train.ship_recorded {name} RUN EVALUATION.json datasets/samples"
 
 
-def ship_drums(run: Path, evaluation_file: Path, data: Path, weights: Path = Path("weights")) -> Path:
-    """weights/drums.json (card family "drums", licences per kit) and its weights from a drums GAN run."""
+def ship_drums(run: Path, evaluation_file: Path, data: Path, weights: Path = Path("weights"), *,
+               checkpoint: str = "best", version: str = "1.0.0") -> Path:
+    """weights/drums.json (card family "drums", licences per kit) and its weights from a drums GAN run's
+    ``checkpoint`` (best or latest)."""
     evaluation = json.loads(evaluation_file.read_text())
-    card_path = ship(run, "drums", weights_dir=weights, version="1.0.0",
+    card_path = ship(run, "drums", weights_dir=weights, version=version, checkpoint=checkpoint,
                      description="neural drum kit learned from recorded kits (Hydrogen, Sonic Pi, LMMS): one hit "
                                  "by drum sound, kit and velocity, kits morph; performs drum tracks humanized",
                      evaluation=evaluation,
@@ -49,10 +51,8 @@ def ship_drums(run: Path, evaluation_file: Path, data: Path, weights: Path = Pat
                                "is not settled here")
     card["reproduce"] = [
         "tunesmith data build samples --out datasets/samples",
-        "nice -n 10 tunesmith train gan --data datasets/samples --subset drums --out runs/drums-gan --minutes 40 "
-        "--threads 1",
-        *[r["command"] for r in card["training"]["runs"][1:]],
-        SHIP_COMMAND.format(name="drums"),
+        *[r["command"].replace(".venv/bin/", "") for r in card["training"]["runs"]],
+        SHIP_COMMAND.format(name="drums") + ("" if checkpoint == "best" else f" {checkpoint} {version}"),
     ]
     card_path.write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n")
     return card_path
@@ -89,5 +89,8 @@ def ship_piano(run: Path, evaluation_file: Path, data: Path, weights: Path = Pat
 
 if __name__ == "__main__":
     name, run_dir, evaluation_path, data_dir = sys.argv[1:5]
-    shipper = {"drums": ship_drums, "piano": ship_piano}[name]
-    print(shipper(Path(run_dir), Path(evaluation_path), Path(data_dir)))
+    if name == "drums":  # optionally: CHECKPOINT (best or latest) VERSION
+        options = dict(zip(("checkpoint", "version"), sys.argv[5:7], strict=False))
+        print(ship_drums(Path(run_dir), Path(evaluation_path), Path(data_dir), **options))
+    else:
+        print(ship_piano(Path(run_dir), Path(evaluation_path), Path(data_dir)))
