@@ -273,9 +273,9 @@ class NoteSynth:
         notes: list[tuple[str, int, int, float, float, bool]] = []
         moved, remapped = 0, 0
         for part in score.parts:
-            player = kit if part.is_drum and kit is not None else inst
             if part.is_drum and kit is None:  # a drum part with no notes
                 continue
+            player = kit if part.is_drum else inst
             for n in part.notes:
                 pitch = n.pitch
                 if player.is_drum:

@@ -49,7 +49,7 @@ from tunesmith.compose.song_plan import (
 )
 from tunesmith.compose.song_sampler import Constraints, SongSampler
 from tunesmith.errors import ParameterError
-from tunesmith.models.song import SongStepper, SongTransformer, guided_style
+from tunesmith.models.song import SongStepper, SongTransformer, guided_style, mean_style
 from tunesmith.symbolic.harmony import Chord, prefers_flats
 from tunesmith.symbolic.instruments import DRUM_KITS, EXTRA_PROGRAMS, INSTRUMENTS
 from tunesmith.symbolic.keys import key_name, parse_key
@@ -414,8 +414,7 @@ class SongWriter:
         if self.distilled:
             self.stepper.start({**cond, "style": guided_style(cond["style"], style_strength)})
             return
-        mean = {**cond, "style": torch.full_like(cond["style"], 1.0 / cond["style"].shape[1])}
-        self.stepper.start(cond, contrast=mean, strength=style_strength)
+        self.stepper.start(cond, contrast={**cond, "style": mean_style(cond["style"])}, strength=style_strength)
 
     def _given_chords(self, chords: Sequence[tuple[float, str]], plan_meter: MeterPlan,
                       plan: SongPlan) -> dict[int, list[tuple[int, int, int]]]:

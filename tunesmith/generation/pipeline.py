@@ -110,7 +110,8 @@ def render_stems(work: Work, sr: int, setting: Callable[[Any], Any] | None, *,
     names = stem_names(score.parts)
     settings = [setting(part) if setting else MixSetting() for part in score.parts]
     renderer = get_renderer(sr, soundfont=preferred_soundfont(soundfont))
-    length = max(1, round(score.end_beats * 60.0 / score.tempo * sr) + round(RENDER_TAIL * sr))
+    body = round(score.end_beats * 60.0 / score.tempo * sr)  # samples up to the last beat
+    length = max(1, body + round(RENDER_TAIL * sr))
     performed: dict[int, np.ndarray] = {}  # the parts the work plays itself (e.g. drums by the neural kit)
     if work.perform_part is not None:
         for index, part in enumerate(score.parts):
@@ -121,8 +122,7 @@ def render_stems(work: Work, sr: int, setting: Callable[[Any], Any] | None, *,
     placed = {index: place(y, settings[index], sr=sr, length=length, in_place=True) for index, y in performed.items()}
     rest = [index for index in range(len(score.parts)) if index not in placed]
     if rest:
-        tail = (length - round(score.end_beats * 60.0 / score.tempo * sr)) / sr
-        stems = renderer.render_parts(_alone(score, [score.parts[i] for i in rest]), tail=tail,
+        stems = renderer.render_parts(_alone(score, [score.parts[i] for i in rest]), tail=(length - body) / sr,
                                       finish=lambda k, y: place(y, settings[rest[k]], sr=sr, length=length,
                                                                 in_place=True))
         placed.update(zip(rest, stems, strict=True))

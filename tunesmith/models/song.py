@@ -153,10 +153,15 @@ def song_loss(model: SongTransformer, steps: torch.Tensor, cond: Mapping[str, to
     return total, int((steps[:, 1:, 0] > 0).sum())
 
 
+def mean_style(style: torch.Tensor) -> torch.Tensor:
+    """Style weights (B, n_styles) of the mean of all styles: style guidance's stand-in for "no style"."""
+    return torch.full_like(style, 1.0 / style.shape[-1])
+
+
 def guided_style(style: torch.Tensor, strength: float | torch.Tensor) -> torch.Tensor:
     """Style weights (B, n_styles) moved away from the mean of all styles by ``strength`` (a number or (B,); 1: as
     given): what a model that learned its own style guidance (`distill_loss`) is conditioned on for a strength."""
-    mean = torch.full_like(style, 1.0 / style.shape[-1])
+    mean = mean_style(style)
     return mean + torch.as_tensor(strength, dtype=style.dtype).reshape(-1, 1) * (style - mean)
 
 
@@ -169,9 +174,9 @@ def distill_loss(student: SongTransformer, teacher: SongTransformer, steps: torc
     song; ``targets`` as in `song_loss` (which fields an event uses)."""
     with torch.no_grad():
         own = teacher(steps, cond)
-        base = teacher(steps, {**cond, "style": torch.full_like(cond["style"], 1.0 / cond["style"].shape[-1])})
+        base = teacher(steps, {**cond, "style": mean_style(cond["style"])})
     student_logits = student(steps, {**cond, "style": guided_style(cond["style"], strength)})
-    s = strength.reshape(-1, 1, 1).to(student_logits[next(iter(student_logits))].dtype)
+    s = strength.reshape(-1, 1, 1)
     total = torch.zeros(())
     for name, target in targets.items():
         mask = target >= 0

@@ -355,7 +355,7 @@ class Renderer:
         total = max(1, round(score.end_beats * 60.0 / score.tempo * self.sr) + round(tail * self.sr))
         sounding = [index for index, part in enumerate(score.parts) if part.notes]
         count = max(1, min(threads or min(os.cpu_count() or 1, MAX_STEM_THREADS), len(sounding)))
-        renderers = dict(zip(sounding, [self, *self._stem_helpers(len(sounding) - 1)], strict=False))
+        renderers = dict(zip(sounding, [self, *self._stem_helpers(max(0, len(sounding) - 1))], strict=False))
         queue = iter(sorted(sounding, key=lambda index: -len(score.parts[index].notes)))
         taking = threading.Lock()
 

@@ -12,12 +12,18 @@ import json
 import sys
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 from tunesmith.data.dataset import Dataset
 from tunesmith.train.ship import ship, weights_licence
 
 CREDIT = "Salamander Grand Piano, Alexander Holm, CC-BY 3.0"
 SHIP_COMMAND = "python -m tunesmith.train.ship_recorded {name} RUN EVALUATION.json datasets/samples"
+
+
+def run_commands(card: dict[str, Any]) -> list[str]:
+    """The training commands of a card's runs as a user types them (without the virtualenv's path)."""
+    return [r["command"].replace(".venv/bin/", "") for r in card["training"]["runs"]]
 
 
 def ship_drums(run: Path, evaluation_file: Path, data: Path, weights: Path = Path("weights"), *,
@@ -51,7 +57,7 @@ def ship_drums(run: Path, evaluation_file: Path, data: Path, weights: Path = Pat
                                "is not settled here")
     card["reproduce"] = [
         "tunesmith data build samples --out datasets/samples",
-        *[r["command"].replace(".venv/bin/", "") for r in card["training"]["runs"]],
+        *run_commands(card),
         SHIP_COMMAND.format(name="drums") + ("" if checkpoint == "best" else f" {checkpoint} {version}"),
     ]
     card_path.write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n")
@@ -80,7 +86,7 @@ def ship_piano(run: Path, evaluation_file: Path, data: Path, weights: Path = Pat
         "sounds"
     card["reproduce"] = [
         "tunesmith data build samples --out datasets/samples",
-        *[r["command"].replace(".venv/bin/", "") for r in card["training"]["runs"]],
+        *run_commands(card),
         SHIP_COMMAND.format(name="piano"),
     ]
     card_path.write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n")
