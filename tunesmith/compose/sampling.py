@@ -19,7 +19,7 @@ def check_sampling(temperature: float, top_p: float) -> None:
         raise ParameterError(f"top_p must be between 0.05 and 1.0, got {top_p}", field="top_p")
 
 
-STYLE_STRENGTH = 1.5  # the song model's default style guidance (docs/models.md, "Style strength")
+STYLE_STRENGTH = 1.25  # the song model's default style guidance (docs/models.md, "Style strength")
 STYLE_STRENGTH_RANGE = (1.0, 4.0)
 
 
