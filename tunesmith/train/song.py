@@ -18,7 +18,6 @@ import numpy as np
 import torch
 
 from tunesmith.checkpoints import load_card, load_weights, resolve_checkpoint
-from tunesmith.compose.sampling import STYLE_STRENGTH
 from tunesmith.data.dataset import Dataset
 from tunesmith.data.styles import STYLE_FAMILIES
 from tunesmith.errors import DatasetError, ParameterError
@@ -44,7 +43,7 @@ from tunesmith.train.song_data import CorpusStats, SongCorpus, read_corpus
 # small and without dropout: on this CPU a 60-minute run sees ~7 M events (about two passes over the corpus),
 # where a bigger model would see too few for its size, and a step of it costs less when generating
 MODEL_DEFAULTS: dict[str, Any] = {"dim": 128, "layers": 4, "heads": 4, "dropout": 0.0}
-DISTILL_EVAL_STRENGTH = STYLE_STRENGTH  # a distilling run is judged at the song model's default strength
+DISTILL_EVAL_STRENGTH = 1.25  # the strength a distilling run is judged at: the song model's default (compose.sampling)
 MIN_METER_SONGS = 20  # a meter with fewer training songs (and under 5 % of them) is not offered: too little learned
 UNTRAINED_RANGES = {"bass": [28, 67], "chords": [40, 88], "pad": [45, 96], "lead": [55, 90]}
 
