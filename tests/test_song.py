@@ -339,6 +339,8 @@ def test_a_song_through_the_pipeline(entry):
     assert abs(loudness(made.audio, sr=SAMPLE_RATE) - mix["loudness_lufs"]) < 0.1
     assert made.stems is not None and list(made.stems) == list(ROLES)  # a song always comes with its stems
     assert np.allclose(sum(made.stems.values()), made.audio, atol=1e-4)  # and they add up to the mix
+    sounding = sum(bool(p.notes) for p in score.parts)  # played while the song was written (a silent one too)
+    assert sounding >= 3 and result["stems_streamed"] == len(ROLES)
 
 
 def _check_pitches(score, card, chords):

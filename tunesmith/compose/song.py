@@ -13,7 +13,7 @@ key/value cache, constraints enforced while sampling), then the steps decoded in
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,6 +68,7 @@ from tunesmith.symbolic.song_tokens import (
     network_spec,
     song_score,
 )
+from tunesmith.symbolic.stream import StemStream
 from tunesmith.symbolic.transform import make_monophonic
 
 MIN_BARS, MAX_SECONDS = 8, 180.0
@@ -168,10 +169,12 @@ class SongWriter:
                  tracks: Sequence[str] = ROLES, loop: int | None = None,
                  instruments: Mapping[str, str | int] | None = None, chords: Sequence[tuple[float, str]] | None = None,
                  chart: str | None = None, seed: int | None = None, temperature: float = 1.0,
-                 top_p: float = 0.95, style_strength: float = STYLE_STRENGTH) -> Song:
+                 top_p: float = 0.95, style_strength: float = STYLE_STRENGTH, stream: StemStream | None = None) -> Song:
         """A song (or with ``loop`` a seamless loop of that many bars) in ``style``; ``bars`` or ``seconds`` give
         its length; ``chords`` (beat, symbol) changes or a ``chart`` ("Am | F | C | G", repeated) to follow
-        instead of the model's own harmony; ``style_strength``: see `check_style_strength`."""
+        instead of the model's own harmony; ``style_strength``: see `check_style_strength`. ``stream``: each
+        bar's notes go to it as soon as the bar is written, to be rendered on another core meanwhile (a song
+        written in its own meter and not cut from a longer one; else the stream is left unstarted)."""
         started = time.perf_counter()
         check_sampling(temperature, top_p)
         check_style_strength(style_strength)
@@ -198,18 +201,23 @@ class SongWriter:
                                   harmony=(self.card.get("harmony") or {}).get(mode, ()),
                                   triplets=plan_meter.conversion == "triplets")
         cond = self._condition(weights, tonic, mode, plan_meter, tempo, tracks)
+        programs = self._programs(weights, instruments)
+        roles, title = [r for r in ROLES if r in tracks], f"Tunesmith song: {style}"
+        on_bar = None
+        if stream is not None and plan.keep is None and plan_meter.conversion in ("native", "cut"):
+            on_bar = _stream_bars(stream, roles, programs, plan_meter.model, tempo, plan.bars,
+                                  key=key_name(tonic, mode), title=title)
         with threadpool_limits(limits=1, user_api="blas"), torch.no_grad():
             self._start(cond, style_strength)
             sampler = SongSampler(self.stepper, constraints, rng=np.random.default_rng(seed),
                                   temperature=temperature, top_p=top_p)
-            written = sampler.write(plan, given)
+            written = sampler.write(plan, given, on_bar=on_bar)
         decoded = decode_song(written.steps, meter=plan_meter.model)
         if plan.keep is not None:
             decoded = crop_bars(decoded, *plan.keep, meter=plan_meter.model)
         decoded, score_meter = convert_meter(decoded, plan_meter, bars)
-        programs = self._programs(weights, instruments)
         score = song_score(decoded, programs=programs, tempo=tempo, key=key_name(tonic, mode), meter=score_meter,
-                           roles=[r for r in ROLES if r in tracks], title=f"Tunesmith song: {style}")
+                           roles=roles, title=title)
         score.parts = [make_monophonic(p) if p.name == "lead" else p for p in score.parts]  # one line: a tune
         elapsed = time.perf_counter() - started
         sections = [{"name": "loop" if loop else s.name, "bars": [s.start_bar + 1, s.start_bar + s.bars],
@@ -452,6 +460,22 @@ class SongWriter:
                 item["role"], item["input"] = origins[i]
             out.append(item)
         return out
+
+
+def _stream_bars(stream: StemStream, roles: list[str], programs: Mapping[str, int], meter: tuple[int, int],
+                 tempo: float, bars: int, *, key: str, title: str) -> Callable[[int, np.ndarray], None]:
+    """Start ``stream`` with the song's parts and return what gives it each written bar's notes (the lead kept
+    to one line, as the score will have it)."""
+    bar_beats = bar_steps(meter) / STEPS_PER_BEAT
+    stream.start([Part(name=role, notes=[], program=int(programs.get(role, 0)), is_drum=role == "drums")
+                  for role in roles], tempo=tempo, time_signature=meter, key=key, end_beat=bars * bar_beats,
+                 lines={"lead"}, title=title)
+
+    def on_bar(bar: int, rows: np.ndarray) -> None:
+        notes = decode_song(rows, meter=meter, first_bar=bar).notes
+        stream.add_bar((bar + 1) * bar_beats, {role: notes[role] for role in roles})
+
+    return on_bar
 
 
 def check_input_score(score: Score, *, max_notes: int | None = None) -> None:

@@ -25,7 +25,7 @@ Each field is drawn with temperature and nucleus sampling (`tunesmith.compose.sa
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -182,10 +182,11 @@ class SongSampler:
 
     def write(self, plan: SongPlan, given_chords: dict[int, list[tuple[int, int, int]]] | None = None, *,
               given_bars: dict[int, np.ndarray] | None = None,
-              kept: dict[int, list[np.ndarray]] | None = None) -> Written:
+              kept: dict[int, list[np.ndarray]] | None = None,
+              on_bar: Callable[[int, np.ndarray], None] | None = None) -> Written:
         """Every bar of ``plan`` (``given_chords``: bar -> chord events (position, root, quality) to follow;
         ``given_bars``: bar -> its rows, fed as they are; ``kept``: bar -> NOTE rows of kept tracks, in step order,
-        written among the sampled ones)."""
+        written among the sampled ones; ``on_bar(bar, rows)`` is told of each bar as soon as it is written)."""
         contexts = section_context(plan.sections, plan.bars)
         if plan.open_end:
             contexts[:, CONTEXT.index("bars_left")] = PHASE_CAP
@@ -205,6 +206,8 @@ class SongSampler:
                                             contexts[b]) for b in run]
                 for b, block in zip(run, chunk, strict=True):
                     bar_rows[b] = block
+                    if on_bar is not None:
+                        on_bar(b, block)
                 h = self.stepper.feed(np.concatenate(chunk))
                 self.copied += sum(len(block) for block in chunk)
                 rows.extend(np.concatenate(chunk))
@@ -217,6 +220,8 @@ class SongSampler:
                 forced = chord_events(bar_rows[plan.chords_from[bar]])
             block, h = self.bar(h, contexts[bar], forced, kept.get(bar))
             bar_rows[bar] = block
+            if on_bar is not None:
+                on_bar(bar, block)
             rows.extend(block)
             bar += 1
         rows.append(step_row(EOS))

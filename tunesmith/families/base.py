@@ -18,6 +18,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from tunesmith.symbolic.score import Note, Score
+from tunesmith.symbolic.stream import StemStream
 
 OUTPUTS = frozenset({"audio", "midi", "images"})  # and "stems": a WAV per part, mixed into the audio
 
@@ -36,6 +37,8 @@ class Work:
     title: str
     # plays one part itself (a one-part score, the rate) instead of FluidSynth, or None to leave that part to it
     perform_part: Callable[[Score, int], np.ndarray | None] | None = None
+    # the parts being rendered while the work was written (`Family.streams`), for the pipeline to finish
+    stream: StemStream | None = None
 
 
 @dataclass(frozen=True)
@@ -102,6 +105,7 @@ class Family:
     load: Callable[[Any], Any]
     params: type[BaseModel] | None = None  # None: not a generation model (the analyzer)
     run: Callable[[Any, dict[str, Any], Score | None], Work] | None = None
+    streams: bool = False  # its run takes ``stream=``: a StemStream to render the parts on while it writes
     resolve: Callable[[Resolving], dict[str, Any]] | None = None
     seconds: Callable[[dict[str, Any], InputFacts | None, Mapping[str, Any]], float] | None = None
     outputs: frozenset[str] = OUTPUTS

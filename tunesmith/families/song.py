@@ -29,6 +29,7 @@ from tunesmith.errors import ParameterError
 from tunesmith.families.base import OUTPUTS, Family, InputFacts, Resolving, Trainer, Work
 from tunesmith.families.params import TEMPERATURE_RANGE, TOP_P_RANGE, Key, UploadId
 from tunesmith.symbolic.score import Note, Score
+from tunesmith.symbolic.stream import StemStream
 
 KEPT = "kept from the input note for note: the user's own material"
 
@@ -350,17 +351,20 @@ def seconds(params: dict[str, Any], _upload: InputFacts | None, _card: Mapping[s
     return round(params["bars"] * numerator * 4 / denominator * 60.0 / params["tempo"] + RENDER_TAIL_SECONDS, 3)
 
 
-def run(writer: Any, params: dict[str, Any], source: Score | None) -> Work:
-    """Write the song (the pipeline renders its score); with a mode, made of the input score ``source``."""
+def run(writer: Any, params: dict[str, Any], source: Score | None, stream: StemStream | None = None) -> Work:
+    """Write the song (the pipeline renders its score; with ``stream``, the parts the FluidSynth plays are
+    rendered on it while the song is written); with a mode, made of the input score ``source``."""
     if params.get("mode"):
         return _run_input(writer, params, source)
+    if params.get("neural_drums"):  # the drums are not FluidSynth's: the song's parts are rendered after it
+        stream = None
     song = writer.generate(style=params["style"], key=params["key"], tempo=params["tempo"], bars=params["bars"],
                            meter=params["meter"], energy=params["energy"], tracks=params["tracks"],
                            loop=params.get("loop"), instruments=params.get("instruments") or None,
                            chart=params.get("chords"),
                            seed=params.get("seed"), temperature=params.get("temperature", 1.0),
                            top_p=params.get("top_p", 0.95),
-                           style_strength=params.get("style_strength", STYLE_STRENGTH))
+                           style_strength=params.get("style_strength", STYLE_STRENGTH), stream=stream)
     result = {**song.params, "sections": song.sections, "tracks": song.tracks, "chords": song.chords,
               "n_notes": song.score.n_notes, "compose_seconds": round(song.seconds, 3), "steps": song.steps,
               "sampled_steps": song.sampled, "copied_steps": song.copied,
@@ -374,7 +378,8 @@ def run(writer: Any, params: dict[str, Any], source: Score | None) -> Work:
         from tunesmith.compose.drumkit import neural_drum_performer
 
         performer = neural_drum_performer(seed=int(song.params["seed"] or 0))
-    return Work(score=song.score, audio=None, sr=0, result=result, signed=signed, title=title, perform_part=performer)
+    return Work(score=song.score, audio=None, sr=0, result=result, signed=signed, title=title, perform_part=performer,
+                stream=stream)
 
 
 def _run_input(writer: Any, params: dict[str, Any], source: Score | None) -> Work:
@@ -477,7 +482,7 @@ def train(args: Any) -> dict[str, Any]:
 SONG = Family(
     name="song", card_family="song", kind="composer",
     summary="whole songs by a multi-track band (drums, bass, chords, pad, lead) in a style, with sections",
-    load=load, params=SongParams, run=run, resolve=resolve, seconds=seconds, originality="tracks",
+    load=load, params=SongParams, run=run, streams=True, resolve=resolve, seconds=seconds, originality="tracks",
     outputs=OUTPUTS | {"stems"},  # a song comes as its mix, its MIDI and a WAV per track
     originality_tracks=originality_tracks,
     describe=lambda card: f"multi-track songs in {len(styles(card))} styles",

@@ -27,6 +27,7 @@ from tunesmith.generation.models import load_once
 from tunesmith.generation.originality import OriginalityGate, OriginalityRejected
 from tunesmith.generation.signing import Stamper, watermark_audio
 from tunesmith.symbolic.score import Score
+from tunesmith.symbolic.stream import StemStream
 
 SAMPLE_RATE = 44100
 STEM = "stem/"  # files[STEM + name]: the WAV of one stem
@@ -68,21 +69,48 @@ def make_work(entry: ModelEntry, params: Mapping[str, Any], *, source: Score | N
     step(0.1)
     check = _originality_check(entry, params, gate, analyzer_card, index_wait)
 
-    def make(seed: int | None) -> Work:
-        return family.run(model, {**params, "model": entry.id, "seed": seed}, copy.deepcopy(source))
+    want_stems = ("stems" in family.outputs) if stems is None else stems
+    streaming = family.streams and (want_stems or (audio and family.mix_setting is not None))
+    made: list[Work] = []
 
-    work, report = draw(params, make, check, tries=gate.tries if gate is not None else 1)
+    def make(seed: int | None) -> Work:
+        p = {**params, "model": entry.id, "seed": seed}
+        if not streaming:
+            return family.run(model, p, copy.deepcopy(source))
+        stream = open_stem_stream(family, sr)
+        try:
+            made.append(family.run(model, p, copy.deepcopy(source), stream=stream))  # type: ignore[call-arg]
+        except BaseException:
+            stream.cancel()
+            raise
+        return made[-1]
+
+    try:
+        work, report = draw(params, make, check, tries=gate.tries if gate is not None else 1)
+    finally:
+        for other in made[:-1] if "work" in locals() else made:  # tries the check refused, or a failed draw
+            if other.stream is not None:
+                other.stream.cancel()
     if report is None and family.originality is None and family.originality_note:
         report = {"status": "not_applicable", "reason": family.originality_note, "flagged": False}
     step(0.5)
-    want_stems = ("stems" in family.outputs) if stems is None else stems
     mixed_family = family.mix_setting is not None or work.perform_part is not None
     if work.audio is None and work.score is not None and (want_stems or (audio and mixed_family)):
         # a family with a mix (levels, pans, loudness) is always mixed from its parts; the stems kept if asked for
         mixed, placed = render_stems(work, sr, family.mix_setting, soundfont=family.soundfont)
         return Made(work=work, audio=mixed, originality=report, sr=sr, stems=placed if want_stems else None)
+    if work.stream is not None:
+        work.stream.cancel()
     rendered = render(work, sr, soundfont=family.soundfont) if audio or work.audio is not None else None
     return Made(work=work, audio=rendered, originality=report, sr=sr)
+
+
+def open_stem_stream(family: Any, sr: int) -> StemStream:
+    """A stream to render a work's parts on while it is written (`tunesmith.symbolic.stream`), on the renderer
+    `render_stems` uses; `render_stems` finishes it."""
+    from tunesmith.symbolic.render import get_renderer, preferred_soundfont
+
+    return StemStream(get_renderer(sr, soundfont=preferred_soundfont(family.soundfont)), tail=RENDER_TAIL)
 
 
 def stem_names(parts: list[Any]) -> list[str]:
@@ -102,7 +130,9 @@ def render_stems(work: Work, sr: int, setting: Callable[[Any], Any] | None, *,
     """(the mix, each part as it sits in it): every part rendered alone with FluidSynth (``soundfont``: the
     family's preferred one, see `preferred_soundfont`) and placed with the family's level and pan per part as soon
     as it is rendered (while the others still render), then brought to -14 LUFS by the mix's limiter, whose figures
-    go to ``work.result["mix"]`` (a family without mix settings: summed as rendered)."""
+    go to ``work.result["mix"]`` (a family without mix settings: summed as rendered). The parts of a work rendered
+    while it was written (``work.stream``) are taken from it when they match the score (how many:
+    ``work.result["stems_streamed"]``); the rest are rendered here."""
     from tunesmith.audio.mix import MixSetting, mix_placed, place
     from tunesmith.symbolic.render import get_renderer, preferred_soundfont
 
@@ -120,6 +150,15 @@ def render_stems(work: Work, sr: int, setting: Callable[[Any], Any] | None, *,
                 performed[index] = played
                 length = max(length, played.shape[-1])  # a hit's decay may outlast the rendered tail
     placed = {index: place(y, settings[index], sr=sr, length=length, in_place=True) for index, y in performed.items()}
+    if work.stream is not None:  # the parts played while the work was written (those that match the score)
+        if performed:
+            work.stream.cancel()
+        else:
+            streamed = work.stream.finish(score, length, lambda index, y: place(y, settings[index], sr=sr,
+                                                                                  length=length, in_place=True))
+            placed.update(streamed)
+            work.result["stems_streamed"] = len(streamed)
+        work.stream = None
     rest = [index for index in range(len(score.parts)) if index not in placed]
     if rest:
         stems = renderer.render_parts(_alone(score, [score.parts[i] for i in rest]), tail=(length - body) / sr,

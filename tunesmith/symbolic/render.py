@@ -30,6 +30,7 @@ from tunesmith.errors import DependencyError, ParameterError
 from tunesmith.symbolic.score import DRUM_CHANNEL, Score, channel_plan
 
 SOUNDFONT_ENV = "TUNESMITH_SOUNDFONT"
+Event = tuple[int, int, int, int, int]  # (sample, 0 = off / 1 = on, channel, pitch, velocity), sorted as tuples
 
 
 @dataclass(frozen=True)
@@ -316,13 +317,27 @@ class Renderer:
             raise ParameterError(f"expected a Score, got {type(score).__name__}", field="score")
         tail = _check_number(tail, "tail", 0.0, 60.0)
         _check_number(score.tempo, "tempo", 1.0, 1000.0)
-        events, channels = self._piece_events(score)
+        events, channels = self.piece_events(score)
         seconds_per_beat = 60.0 / score.tempo
         total = round(score.end_beats * seconds_per_beat * self.sr) + round(tail * self.sr)
         if total > self.sr * 3600:
             raise ParameterError(f"score lasts {total / self.sr:.0f} s; rendering is limited to one hour")
         out = np.zeros((2, max(total if frames is None else frames, 1)), dtype=np.float32)
-        with self._lock:
+        piece = self.open_piece(channels, reverb=reverb)
+        try:
+            piece.play(events, out)
+            piece.advance(out, out.shape[1])
+        finally:
+            piece.close()
+        return limit_peak(out)
+
+    def open_piece(self, channels: dict[int, tuple[int, bool]], *, reverb: bool = True) -> Piece:
+        """Start a piece on this renderer's synthesizer (a fresh one; the renderer is held until the piece is
+        closed): ``channels`` (channel -> (program, is_drum)) selected, reverb and chorus on unless ``reverb`` is
+        False. `render` plays a whole score through one; a `tunesmith.symbolic.stream.StemStream` a part bar by
+        bar as it is written."""
+        self._lock.acquire()
+        try:
             self._ensure_open()
             if self._used:
                 self._fresh_synth()
@@ -332,13 +347,10 @@ class Renderer:
                 self._select(channel, program, is_drum=is_drum)
             self._note_program = None
             self._clean_start(set(channels))
-            self._play(events, out)
-            self._silence(set(channels))
-            self._make_spare()
-        peak = max(float(out.max()), -float(out.min()))  # no |out| copy of a long piece
-        if peak > PEAK_LIMIT:
-            out *= PEAK_LIMIT / peak
-        return out
+        except BaseException:
+            self._lock.release()
+            raise
+        return Piece(self, set(channels))
 
     def render_parts(self, score: Score, *, tail: float = 1.0, reverb: bool = True, threads: int | None = None,
                      finish: Callable[[int, np.ndarray], np.ndarray] | None = None) -> list[np.ndarray]:
@@ -392,12 +404,10 @@ class Renderer:
                 self._helpers.append(Renderer(self.sr, soundfont=self.soundfont))
             return self._helpers[:count]
 
-    def _piece_events(
-        self, score: Score
-    ) -> tuple[list[tuple[int, int, int, int, int]], dict[int, tuple[int, bool]]]:
+    def piece_events(self, score: Score) -> tuple[list[Event], dict[int, tuple[int, bool]]]:
         """Sample-timed events ``(sample, 0=off/1=on, channel, pitch, velocity)`` and channel programs."""
         channels: dict[int, tuple[int, bool]] = {}
-        events: list[tuple[int, int, int, int, int]] = []
+        events: list[Event] = []
         scale = 60.0 / score.tempo * self.sr
         for part, channel in zip(score.parts, channel_plan(score.parts, channels=N_CHANNELS), strict=True):
             channels.setdefault(channel, (_check_int(part.program, "program", 0, 127), part.is_drum))
@@ -412,23 +422,6 @@ class Renderer:
                 events.append((end, 0, channel, pitch, 0))
         events.sort()
         return events, channels
-
-    def _play(self, events: list[tuple[int, int, int, int, int]], out: np.ndarray) -> None:
-        """Synthesize between events; a note-off only sounds when no other copy of that key is held."""
-        held: dict[tuple[int, int], int] = {}
-        position = 0
-        for sample, is_on, channel, pitch, velocity in events:
-            self._write(out, position, min(sample, out.shape[1]))
-            position = max(position, min(sample, out.shape[1]))
-            key = (channel, pitch)
-            if is_on:
-                held[key] = held.get(key, 0) + 1
-                self._synth.noteon(channel, pitch, velocity)
-            else:
-                held[key] -= 1
-                if held[key] == 0:
-                    self._synth.noteoff(channel, pitch)
-        self._write(out, position, out.shape[1])
 
     # ---------------------------------------------------------------- single notes
 
@@ -500,6 +493,59 @@ class Renderer:
                         self._spare.synth[0].delete()
                     self._spare = None
                 self._closed = True
+
+
+class Piece:
+    """A piece being played on a renderer's synthesizer (`Renderer.open_piece`), event by event, into a buffer the
+    caller owns; a note-off only sounds when no other copy of that key is held. Writing in steps gives the same
+    samples as writing at once (FluidSynth renders in fixed blocks whatever the length asked)."""
+
+    def __init__(self, renderer: Renderer, channels: set[int]) -> None:
+        self._renderer = renderer
+        self._channels = channels
+        self._held: dict[tuple[int, int], int] = {}
+        self.position = 0  # samples of the buffer written so far
+        self._closed = False
+
+    def play(self, events: list[Event], out: np.ndarray) -> None:
+        """Synthesize up to each event (sorted, none before `position`) and apply it."""
+        synth, held = self._renderer._synth, self._held
+        for sample, is_on, channel, pitch, velocity in events:
+            self.advance(out, sample)
+            key = (channel, pitch)
+            if is_on:
+                held[key] = held.get(key, 0) + 1
+                synth.noteon(channel, pitch, velocity)
+            else:
+                held[key] -= 1
+                if held[key] == 0:
+                    synth.noteoff(channel, pitch)
+
+    def advance(self, out: np.ndarray, sample: int) -> None:
+        """Synthesize up to ``sample`` (at most the buffer's end)."""
+        stop = min(sample, out.shape[1])
+        if stop > self.position:
+            self._renderer._write(out, self.position, stop)
+            self.position = stop
+
+    def close(self) -> None:
+        """Stop every sound, start the renderer's next fresh synthesizer and let other pieces have it."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._renderer._silence(self._channels)
+            self._renderer._make_spare()
+        finally:
+            self._renderer._lock.release()
+
+
+def limit_peak(out: np.ndarray) -> np.ndarray:
+    """``out`` scaled down in place as a whole when it would peak above :data:`PEAK_LIMIT` (never clipped)."""
+    peak = max(float(out.max()), -float(out.min())) if out.size else 0.0  # no |out| copy of a long piece
+    if peak > PEAK_LIMIT:
+        out *= PEAK_LIMIT / peak
+    return out
 
 
 MAX_STEM_THREADS = 4

@@ -289,13 +289,15 @@ def chord_events_by_bar(chords: Sequence[tuple[float, Chord | str]], per_bar: in
     return out
 
 
-def decode_song(steps: np.ndarray, *, meter: tuple[int, int]) -> DecodedSong:
-    """Notes by role, chord changes, bar count and sections of a step sequence (it may stop anywhere)."""
+def decode_song(steps: np.ndarray, *, meter: tuple[int, int], first_bar: int = 0) -> DecodedSong:
+    """Notes by role, chord changes, bar count and sections of a step sequence (it may stop anywhere);
+    ``first_bar``: the song's bar its first BAR step opens (its notes placed there; counts and sections are of
+    the steps given)."""
     per_bar = bar_steps(meter)
     notes: dict[str, list[Note]] = {role: [] for role in ROLES}
     chords: list[tuple[float, Chord]] = []
     contexts: list[tuple[int, ...]] = []
-    bar = -1
+    bar = first_bar - 1
     for row in np.asarray(steps):
         kind = int(row[COLUMN["kind"]])
         if kind == EOS:
@@ -320,7 +322,7 @@ def decode_song(steps: np.ndarray, *, meter: tuple[int, int]) -> DecodedSong:
                                 velocity_value(int(row[COLUMN["velocity"]]) - 1)))
     for items in notes.values():
         items.sort(key=lambda n: (n.start, n.pitch))
-    return DecodedSong(notes=notes, chords=chords, bars=bar + 1, sections=sections_of(contexts))
+    return DecodedSong(notes=notes, chords=chords, bars=bar + 1 - first_bar, sections=sections_of(contexts))
 
 
 def sections_of(contexts: Sequence[Sequence[int]]) -> list[SectionSpan]:

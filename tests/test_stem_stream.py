@@ -1,0 +1,114 @@
+"""Stems rendered while the song is written (tunesmith.symbolic.stream) are the stems rendered after it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tunesmith import families
+from tunesmith.compose.song import SongWriter
+from tunesmith.families.base import Work
+from tunesmith.generation.pipeline import RENDER_TAIL, open_stem_stream, render_stems
+from tunesmith.symbolic import Note, Part, Score
+from tunesmith.symbolic.render import get_renderer
+from tunesmith.symbolic.stream import StemStream
+from tunesmith.symbolic.transform import make_monophonic
+
+SR = 16000
+
+
+@pytest.fixture(scope="module")
+def writer() -> SongWriter:
+    return SongWriter.load("song")  # the shipped weights
+
+
+def _frames(score: Score, sr: int) -> int:
+    return round(score.end_beats * 60.0 / score.tempo * sr) + round(RENDER_TAIL * sr)
+
+
+def _usual(score: Score, sr: int) -> list[np.ndarray]:
+    return get_renderer(sr).render_parts(score, tail=_frames(score, sr) / sr - score.end_beats * 60 / score.tempo)
+
+
+def _free(renderer) -> bool:
+    """The renderer is not held by a piece (a stream that was finished or cancelled lets it go)."""
+    if not renderer._lock.acquire(timeout=5):
+        return False
+    renderer._lock.release()
+    return True
+
+
+@pytest.mark.parametrize("meter", ["4/4", "2/2", "3/4"])
+def test_a_streamed_song_has_the_same_stems_sample_for_sample(writer, meter):
+    stream = StemStream(get_renderer(SR), tail=RENDER_TAIL)
+    song = writer.generate(style="bossa nova", key="A minor", tempo=128, bars=10, meter=meter, seed=7, stream=stream)
+    assert stream.started
+    score = song.score
+    streamed = stream.finish(score, _frames(score, SR))
+    assert sorted(streamed) == list(range(len(score.parts)))  # every part was played while the song was written
+    usual = _usual(score, SR)
+    assert sum(bool(part.notes) for part in score.parts) >= 4
+    for index, part in enumerate(score.parts):
+        assert np.array_equal(streamed[index], usual[index]), part.name
+    assert _free(get_renderer(SR))
+
+
+def test_a_line_is_cut_as_make_monophonic_cuts_it_across_bar_lines():
+    """A lead kept to one line: simultaneous onsets, a note held over two bar lines and cut by the next one, a
+    note ending exactly on a bar line, one at the song's end ringing past it."""
+    bars = {
+        4.0: [Note(60, 0.0, 1.0, 90), Note(64, 0.0, 1.0, 70), Note(67, 1.0, 9.0, 100), Note(62, 3.5, 0.25, 60)],
+        8.0: [],  # the note of beat 1 still sounds
+        12.0: [Note(65, 9.5, 2.5, 80), Note(69, 11.0, 0.5, 80), Note(71, 11.0, 1.5, 85)],  # cut by the next bar
+        16.0: [Note(72, 12.25, 1.0, 90), Note(74, 15.0, 3.0, 90)],
+    }
+    part = Part(name="lead", notes=[], program=73)
+    stream = StemStream(get_renderer(SR), tail=RENDER_TAIL)
+    stream.start([part], tempo=100.0, time_signature=(4, 4), key="C major", end_beat=16.0, lines={"lead"})
+    for end, notes in bars.items():
+        stream.add_bar(end, {"lead": notes})
+    written = Part(name="lead", notes=[n for notes in bars.values() for n in notes], program=73)
+    written.notes = [n if n.end <= 16.0 else Note(n.pitch, n.start, 16.0 - n.start, n.velocity) for n in written.notes]
+    score = Score(parts=[make_monophonic(written)], tempo=100.0, key="C major")
+    streamed = stream.finish(score, _frames(score, SR))
+    assert list(streamed) == [0]
+    assert np.array_equal(streamed[0], _usual(score, SR)[0])
+
+
+def test_a_part_that_differs_from_what_was_played_is_left_out_and_its_synthesizer_freed(writer):
+    stream = StemStream(get_renderer(SR), tail=RENDER_TAIL)
+    song = writer.generate(style="pop", tempo=120, bars=8, seed=3, stream=stream)
+    score = song.score
+    bass = next(i for i, p in enumerate(score.parts) if p.name == "bass")
+    note = score.parts[bass].notes[0]
+    score.parts[bass].notes[0] = Note(note.pitch + 1, note.start, note.duration, note.velocity)
+    streamed = stream.finish(score, _frames(score, SR))
+    assert bass not in streamed and len(streamed) == len(score.parts) - 1
+    assert _free(get_renderer(SR)) and all(_free(helper) for helper in get_renderer(SR)._helpers)
+
+
+def test_a_loop_is_not_streamed_and_a_cancelled_stream_frees_its_synthesizers(writer):
+    stream = StemStream(get_renderer(SR), tail=RENDER_TAIL)
+    writer.generate(style="house", loop=4, tempo=124, seed=1, stream=stream)  # cut from a longer song
+    assert not stream.started
+    stream = StemStream(get_renderer(SR), tail=RENDER_TAIL)
+    writer.generate(style="house", bars=8, tempo=124, seed=1, stream=stream)
+    stream.cancel()
+    assert _free(get_renderer(SR)) and all(_free(helper) for helper in get_renderer(SR)._helpers)
+    assert stream.finish(Score(parts=[], tempo=124.0), 1) == {}
+
+
+def test_the_pipeline_mixes_a_streamed_song_as_it_mixes_one_rendered_after(writer):
+    family = families.get("song")
+    stream = open_stem_stream(family, SR)
+    song = writer.generate(style="funk", tempo=104, bars=8, seed=11, stream=stream)
+
+    def mixed(stream: StemStream | None):
+        work = Work(score=song.score, audio=None, sr=0, result={}, signed={}, title="t", stream=stream)
+        return render_stems(work, SR, family.mix_setting, soundfont=family.soundfont), work
+
+    (mix, stems), work = mixed(stream)
+    assert work.stream is None and work.result["mix"]["loudness_lufs"] == pytest.approx(-14.0, abs=1.0)
+    (mix_after, stems_after), _ = mixed(None)
+    assert np.array_equal(mix, mix_after) and stems.keys() == stems_after.keys()
+    assert all(np.array_equal(stems[name], stems_after[name]) for name in stems)
