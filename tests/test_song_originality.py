@@ -270,3 +270,31 @@ def test_the_seeded_search_finds_what_whole_tables_find():
         assert found[1] is None or index.shared(first, rest, found[0]) is not None
         lengths.add(found[0])
     assert min(lengths) < BOUND_LENGTH < max(lengths)  # both paths were taken
+
+
+def test_refused_tries_free_the_synthesizers_they_were_rendering_on(weights, record, tmp_path):
+    """Each try of a song is rendered while it is written; the tries the gate refuses are cancelled, so the
+    renderer is free for the next job (else it would wait for them forever)."""
+    from tunesmith.compose.song import SongWriter
+    from tunesmith.families import get
+    from tunesmith.generation.pipeline import open_stem_stream
+
+    entry = local_entry("song", weights / "song.json")
+    writer = SongWriter.load(entry.card_path)
+    gate = OriginalityGate(tmp_path / "cache", threshold=THRESHOLD, tries=2)
+    check = _originality_check(entry, {"originality": "reject"}, gate, None, None)
+    streams = []
+
+    def make(seed):  # a song written and rendered meanwhile, whose score is then a training record's copy
+        streams.append(open_stem_stream(get("song"), 16000))
+        writer.generate(style="pop", bars=8, seed=seed, stream=streams[-1])
+        assert streams[-1].started  # it holds a synthesizer per track
+        return Work(score=_copied_score(record), audio=None, sr=0, result={}, signed={}, title="copy",
+                    stream=streams[-1])
+    with pytest.raises(OriginalityRejected):
+        draw({"originality": "reject", "seed": 5}, make, check, tries=2)
+    assert len(streams) == 2 and not any(s.started for s in streams)
+    renderer = streams[0].renderer
+    for held in (renderer, *renderer._helpers):
+        assert held._lock.acquire(timeout=5), "a refused try still holds a synthesizer"
+        held._lock.release()

@@ -112,3 +112,16 @@ def test_the_pipeline_mixes_a_streamed_song_as_it_mixes_one_rendered_after(write
     (mix_after, stems_after), _ = mixed(None)
     assert np.array_equal(mix, mix_after) and stems.keys() == stems_after.keys()
     assert all(np.array_equal(stems[name], stems_after[name]) for name in stems)
+
+
+def test_a_stream_whose_synthesizer_is_busy_is_left_unstarted_and_the_song_still_written(writer):
+    renderer = get_renderer(SR)
+    held = renderer.open_piece({0: (0, False)})  # another piece plays on it
+    try:
+        stream = StemStream(renderer, tail=RENDER_TAIL)
+        song = writer.generate(style="pop", tempo=120, bars=8, seed=2, stream=stream)
+        assert not stream.started and song.score.n_notes > 0
+        assert all(_free(helper) for helper in renderer._helpers)  # what it had taken it gave back
+    finally:
+        held.close()
+    assert _free(renderer)

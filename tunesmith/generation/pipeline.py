@@ -71,7 +71,6 @@ def make_work(entry: ModelEntry, params: Mapping[str, Any], *, source: Score | N
 
     want_stems = ("stems" in family.outputs) if stems is None else stems
     streaming = family.streams and (want_stems or (audio and family.mix_setting is not None))
-    made: list[Work] = []
 
     def make(seed: int | None) -> Work:
         p = {**params, "model": entry.id, "seed": seed}
@@ -79,18 +78,12 @@ def make_work(entry: ModelEntry, params: Mapping[str, Any], *, source: Score | N
             return family.run(model, p, copy.deepcopy(source))
         stream = open_stem_stream(family, sr)
         try:
-            made.append(family.run(model, p, copy.deepcopy(source), stream=stream))  # type: ignore[call-arg]
+            return family.run(model, p, copy.deepcopy(source), stream=stream)  # type: ignore[call-arg]
         except BaseException:
             stream.cancel()
             raise
-        return made[-1]
 
-    try:
-        work, report = draw(params, make, check, tries=gate.tries if gate is not None else 1)
-    finally:
-        for other in made[:-1] if "work" in locals() else made:  # tries the check refused, or a failed draw
-            if other.stream is not None:
-                other.stream.cancel()
+    work, report = draw(params, make, check, tries=gate.tries if gate is not None else 1)
     if report is None and family.originality is None and family.originality_note:
         report = {"status": "not_applicable", "reason": family.originality_note, "flagged": False}
     step(0.5)
@@ -99,8 +92,7 @@ def make_work(entry: ModelEntry, params: Mapping[str, Any], *, source: Score | N
         # a family with a mix (levels, pans, loudness) is always mixed from its parts; the stems kept if asked for
         mixed, placed = render_stems(work, sr, family.mix_setting, soundfont=family.soundfont)
         return Made(work=work, audio=mixed, originality=report, sr=sr, stems=placed if want_stems else None)
-    if work.stream is not None:
-        work.stream.cancel()
+    _discard(work)
     rendered = render(work, sr, soundfont=family.soundfont) if audio or work.audio is not None else None
     return Made(work=work, audio=rendered, originality=report, sr=sr)
 
@@ -144,6 +136,7 @@ def render_stems(work: Work, sr: int, setting: Callable[[Any], Any] | None, *,
     length = max(1, body + round(RENDER_TAIL * sr))
     performed: dict[int, np.ndarray] = {}  # the parts the work plays itself (e.g. drums by the neural kit)
     if work.perform_part is not None:
+        _discard(work)  # the stems' lengths follow the performed parts: nothing streamed is used
         for index, part in enumerate(score.parts):
             played = work.perform_part(_alone(score, [part]), sr)
             if played is not None:
@@ -151,14 +144,11 @@ def render_stems(work: Work, sr: int, setting: Callable[[Any], Any] | None, *,
                 length = max(length, played.shape[-1])  # a hit's decay may outlast the rendered tail
     placed = {index: place(y, settings[index], sr=sr, length=length, in_place=True) for index, y in performed.items()}
     if work.stream is not None:  # the parts played while the work was written (those that match the score)
-        if performed:
-            work.stream.cancel()
-        else:
-            streamed = work.stream.finish(score, length, lambda index, y: place(y, settings[index], sr=sr,
-                                                                                  length=length, in_place=True))
-            placed.update(streamed)
-            work.result["stems_streamed"] = len(streamed)
-        work.stream = None
+        stream, work.stream = work.stream, None
+        streamed = stream.finish(score, length, lambda index, y: place(y, settings[index], sr=sr, length=length,
+                                                                       in_place=True))
+        placed.update(streamed)
+        work.result["stems_streamed"] = len(streamed)
     rest = [index for index in range(len(score.parts)) if index not in placed]
     if rest:
         stems = renderer.render_parts(_alone(score, [score.parts[i] for i in rest]), tail=(length - body) / sr,
@@ -209,14 +199,27 @@ def draw(params: Mapping[str, Any], make: Callable[[int | None], Work],
         made = make(seeds[-1])
         if check is None:
             return made, None
-        report = check(made)
+        try:
+            report = check(made)
+        except BaseException:
+            _discard(made)
+            raise
         if not report["flagged"]:
             break
+        if reject:  # drawn again, or refused: this one is not rendered
+            _discard(made)
     made.signed["seed"] = made.signed.get("seed", seeds[-1])
     report |= {"tries": len(seeds), "seeds": seeds, "mode": "reject" if reject else "report"}
     if reject and report["flagged"]:
         raise OriginalityRejected(_refusal(len(seeds), report), field="originality")
     return made, report
+
+
+def _discard(work: Work) -> None:
+    """Free what a work that will not be delivered holds (the synthesizers rendering it while it was written)."""
+    if work.stream is not None:
+        work.stream.cancel()
+        work.stream = None
 
 
 def _originality_check(entry: ModelEntry, params: Mapping[str, Any], gate: OriginalityGate | None,

@@ -22,7 +22,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 
@@ -226,6 +226,7 @@ class Renderer:
         self._used = False  # the synthesizer has played something (a piece then gets a fresh one)
         self._piece_played = False  # it has played a piece (a note then gets a fresh one: no reverb tail left)
         self._helpers: list[Renderer] = []  # more synthesizers for rendering stems side by side (render_parts)
+        self._helpers_lock = threading.Lock()  # (not the synthesizer's: a piece may hold that one for a song)
 
     def _new_synth(self) -> tuple[Any, int]:
         """A new synthesizer with the soundfont loaded (FluidSynth shares the decoded samples between them,
@@ -331,12 +332,24 @@ class Renderer:
             piece.close()
         return limit_peak(out)
 
-    def open_piece(self, channels: dict[int, tuple[int, bool]], *, reverb: bool = True) -> Piece:
+    @overload
+    def open_piece(self, channels: dict[int, tuple[int, bool]], *, reverb: bool = True, wait: None = None) -> Piece:
+        ...
+
+    @overload
+    def open_piece(self, channels: dict[int, tuple[int, bool]], *, reverb: bool = True,
+                   wait: float) -> Piece | None:
+        ...
+
+    def open_piece(self, channels: dict[int, tuple[int, bool]], *, reverb: bool = True,
+                   wait: float | None = None) -> Piece | None:
         """Start a piece on this renderer's synthesizer (a fresh one; the renderer is held until the piece is
         closed): ``channels`` (channel -> (program, is_drum)) selected, reverb and chorus on unless ``reverb`` is
-        False. `render` plays a whole score through one; a `tunesmith.symbolic.stream.StemStream` a part bar by
-        bar as it is written."""
-        self._lock.acquire()
+        False; None if another piece still holds the renderer after ``wait`` seconds (default: wait for it).
+        `render` plays a whole score through one; a `tunesmith.symbolic.stream.StemStream` a part bar by bar as
+        it is written."""
+        if not self._lock.acquire(timeout=-1 if wait is None else wait):
+            return None
         try:
             self._ensure_open()
             if self._used:
@@ -399,7 +412,7 @@ class Renderer:
 
     def _stem_helpers(self, count: int) -> list[Renderer]:
         """``count`` more renderers of this sample rate and soundfont (made once, then kept)."""
-        with self._lock:
+        with self._helpers_lock:
             while len(self._helpers) < count:
                 self._helpers.append(Renderer(self.sr, soundfont=self.soundfont))
             return self._helpers[:count]

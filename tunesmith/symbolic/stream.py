@@ -11,6 +11,7 @@ arrives, up to the bar line: every note-on before it is known, and so is every n
     ...
     stems = stream.finish(score, frames)                            # index -> stem, the parts that match
 
+A track whose synthesizer another piece still holds after `WAIT_FOR_SYNTHESIZER` leaves the stream unstarted.
 `finish` compares every part's events with those of the finished score and keeps only stems whose every event
 was played as `Renderer.render` would have played it (then they are the same samples); a part that differs, or
 any failure in the thread, leaves that part out, for the caller to render the usual way. `cancel` frees the
@@ -35,6 +36,11 @@ from tunesmith.symbolic.score import Note, Part, Score
 log = logging.getLogger(__name__)
 
 FINISH_THREADS = 2
+WAIT_FOR_SYNTHESIZER = 2.0  # s a stream waits for a track's synthesizer held by another piece; then it renders after
+
+
+class _Busy(Exception):
+    """A synthesizer is held by another piece: the song is rendered after it is written."""
 
 
 class _PartStream:
@@ -46,8 +52,11 @@ class _PartStream:
         self.score = score  # tempo, key, meter and title of the song
         self.line = line
         _, channels = renderer.piece_events(self._alone([]))
+        piece = renderer.open_piece(channels, wait=WAIT_FOR_SYNTHESIZER)
+        if piece is None:
+            raise _Busy(part.name)
+        self.piece: Piece = piece
         self.out = np.zeros((2, max(frames, 1)), np.float32)
-        self.piece: Piece = renderer.open_piece(channels)
         self.pending: list[Event] = []  # events known but not yet played (a heap)
         self.fed: list[Event] = []  # events played, in order
         self.tail: Note | None = None  # a line's last note, whose end the next note may still cut
@@ -143,6 +152,10 @@ class StemStream:
         try:
             for renderer, part in zip(renderers, parts, strict=False):
                 self._streams.append(_PartStream(renderer, part, skeleton, frames, line=part.name in lines))
+        except _Busy as busy:
+            log.info("the synthesizer of %s is busy: the song is rendered after it is written", busy)
+            self.cancel()
+            return
         except BaseException:
             self.cancel()
             raise
