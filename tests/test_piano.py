@@ -121,3 +121,35 @@ def test_the_shipped_piano_plays_notes_and_performs_a_score(tmp_path):
     assert sr == 44100 and np.abs(audio).max() > 0.01  # written at the delivery rate
     assert main(["generate", "piano", "--pitch", "130", "-o", str(tmp_path / "bad.wav")]) == 2
     assert not (tmp_path / "bad.wav").exists()
+
+
+def test_perform_plays_the_grand_piano_with_the_piano_card_and_signs_it_as_that_card(tmp_path):
+    """`perform` joins every neural instrument's card: an instrument is played, and the work signed, by its card."""
+    from tunesmith.families import Resolving
+    from tunesmith.families.base import InputFacts
+    from tunesmith.generation.catalog import load_catalog
+    from tunesmith.generation.pipeline import deliver, make_work
+    from tunesmith.generation.signing import Stamper, new_work_id, work_payload
+    from tunesmith.provenance.verify import verify_file
+    from tunesmith.symbolic.score import Note, Part, Score
+
+    entry = load_catalog(WEIGHTS_DIR).get("perform")
+    assert {"notes", "piano"} <= set(entry.members)
+    shown = entry.public(max_bars=64)
+    assert shown["played_by"]["grand_piano"] == "piano" and shown["played_by"]["piano"] == "notes"
+    assert "grand_piano" in shown["params"]["instrument"]["enum"]
+    melody = Score(parts=[Part("m", [Note(48 + 7 * i, i * 0.5, 0.5, 90) for i in range(4)], program=0)])
+    upload = InputFacts(id="m", filename="m.mid", meter="4/4", tempo=120.0, bars=1)
+    stamper = Stamper(tmp_path / "key")
+    for instrument, card in (("grand_piano", "piano"), ("violin", "notes")):
+        params = entry.family.resolve(Resolving(model_id="perform", card=entry.card, from_prompt={}, notes=[],
+                                                explicit={"instrument": instrument, "drums": "notes"}, seed=1,
+                                                upload=upload))
+        made = make_work(entry, params, source=melody)
+        assert made.entry is not None and made.entry.card_path.stem == card and made.entry.id == "perform"
+        assert made.work.result["instrument"] == instrument and float(np.abs(made.audio).max()) > 0.01
+        path = tmp_path / f"{instrument}.wav"
+        deliver(made, entry, {"wav": path}, payload=work_payload(new_work_id()), stamper=stamper)
+        manifest = verify_file(path, stamper.key.public_key()).manifest
+        expected = json.loads((WEIGHTS_DIR / f"{card}.json").read_text())
+        assert manifest["model_id"] == "perform" and manifest["model_version"] == expected["version"]

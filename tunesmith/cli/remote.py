@@ -206,6 +206,13 @@ def print_models(cards: list[dict[str, Any]], args: argparse.Namespace, *, where
         print(f"{card['id']:10s} v{card.get('version', '?'):7s} {card.get('architecture') or '':12s} "
               f"{f'{count:,}' if isinstance(count, int) else '?':>10s} params  {card.get('description', '')}")
         print(f"{'':10s} trained on {data.get('kind') or '?'}: {licences}")
+        players: dict[str, list[str]] = {}
+        for instrument, model in (card.get("played_by") or {}).items():
+            players.setdefault(model, []).append(instrument)
+        if len(players) > 1:  # a model made of several cards: which plays what
+            print(f"{'':10s} played by: " + "; ".join(
+                f"{model} ({', '.join(names) if len(names) <= 3 else f'{len(names)} instruments'})"
+                for model, names in players.items()))
         ranges = ", ".join(_describe(name, spec) for name, spec in (card.get("params") or {}).items())
         if ranges:
             print(f"{'':10s} params: {ranges}")

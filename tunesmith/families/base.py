@@ -117,6 +117,9 @@ class Family:
     # judged or None), e.g. a part kept from the user's input
     originality_tracks: Callable[[Work], list[tuple[str, str | None, list[Note], str | None]]] | None = None
     fixed_id: str | None = None  # a model id of its own, made from the first card of its card family
+    # with a fixed id, made of every card of its card family instead: (the joined card, a job's params) -> the id of
+    # the card that runs the job (`tunesmith.generation.catalog.ModelEntry.members`)
+    member_for: Callable[[Mapping[str, Any], Mapping[str, Any]], str | None] | None = None
     describe: Callable[[Mapping[str, Any]], str] | None = None
     card_defaults: Callable[[Mapping[str, Any]], dict[str, Any]] = field(default=lambda card: {})
     card_choices: Callable[[Mapping[str, Any]], dict[str, list[str]]] = field(default=lambda card: {})

@@ -113,6 +113,11 @@ def resolve_perform(request: Resolving) -> dict[str, Any]:
     return {"input": request.upload.id, "instrument": instrument.name, "drums": drums, "seed": request.seed}
 
 
+def player(card: Mapping[str, Any], instrument: str | None) -> str | None:
+    """The id of the card whose neural instrument plays ``instrument`` (`perform` joins every card's)."""
+    return next((i.get("model") for i in card.get("instruments", []) if i["name"] == instrument), None)
+
+
 def neural_drums_installed() -> bool:
     """Whether the shipped neural drum kit (weights/drums.json) is here (nothing is loaded)."""
     from tunesmith.compose.drumkit import kit_installed
@@ -216,6 +221,9 @@ PERFORMER = Family(
     summary="an uploaded score performed by the neural instrument",
     load=load, params=PerformParams, run=run_perform, resolve=resolve_perform, seconds=perform_seconds,
     originality=None, originality_note=PERFORM_ORIGINALITY, fixed_id=PERFORM_MODEL, input_needed=True,
+    member_for=lambda card, params: player(card, params.get("instrument")),
+    public_info=lambda card: {"played_by": {i["name"]: i["model"] for i in card.get("instruments", [])
+                                            if not i.get("drum") and "model" in i}},
     card_choices=lambda card: {"instrument": sorted(pitched_instruments(card))},
     cli_required=("instrument", "input"), default_seed=0,
     summary_line=lambda r: (f"{r.get('n_notes')} notes played by the neural {r.get('instrument')}, "

@@ -10,7 +10,7 @@ family no entry serves is listed in :attr:`Catalog.skipped` with the reason.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,15 @@ class ModelEntry:
     card_path: Path
     card: dict[str, Any]
     family: Family
+    # a model of its own id (`perform`) made of several cards: each card's own entry, by card id; the entry's card
+    # is the first card's, with every member's instruments (each tagged with its card's id, "model")
+    members: dict[str, ModelEntry] = field(default_factory=dict)
+
+    def for_params(self, params: dict[str, Any]) -> ModelEntry:
+        """The entry that runs a job with ``params``: the member card that plays what they ask for, or itself."""
+        if not self.members or self.family.member_for is None:
+            return self
+        return self.members.get(self.family.member_for(self.card, params) or "", self)
 
     @property
     def version(self) -> str:
@@ -131,9 +140,28 @@ def add_card(catalog: Catalog, model_id: str, card_path: Path, card: dict[str, A
                 catalog.analyzer = ModelEntry(id=model_id, card_path=card_path, card=card, family=family)
             continue
         served_id = family.model_id(model_id)
-        if family.fixed_id is not None and (served_id in (taken or set()) or served_id in catalog.models):
-            continue  # a derived model (perform) comes from the first card of its family only
-        catalog.models[served_id] = ModelEntry(id=served_id, card_path=card_path, card=card, family=family)
+        entry = ModelEntry(id=served_id, card_path=card_path, card=card, family=family)
+        if family.fixed_id is not None and served_id in (taken or set()):
+            continue  # a card of that name is served instead
+        if family.fixed_id is not None and family.member_for is not None:
+            first = catalog.models.get(served_id)
+            catalog.models[served_id] = _joined(first, model_id, entry)
+            continue
+        if family.fixed_id is not None and served_id in catalog.models:
+            continue  # a derived model comes from the first card of its family only
+        catalog.models[served_id] = entry
+
+
+def _joined(first: ModelEntry | None, card_id: str, entry: ModelEntry) -> ModelEntry:
+    """A model of its own id made of several cards (`ModelEntry.members`): ``entry`` (card ``card_id``) added to
+    ``first``; an instrument a member before it has already plays on that member."""
+    tagged = [{**instrument, "model": card_id} for instrument in entry.card.get("instruments", [])]
+    if first is None:
+        return replace(entry, card={**entry.card, "instruments": tagged}, members={card_id: entry})
+    have = {instrument["name"] for instrument in first.card.get("instruments", [])}
+    card = {**first.card, "instruments": [*first.card.get("instruments", []),
+                                          *(i for i in tagged if i["name"] not in have)]}
+    return replace(first, card=card, members={**first.members, card_id: entry})
 
 
 def local_entry(model: str, checkpoint: Path | None = None) -> ModelEntry:

@@ -46,6 +46,7 @@ class Made:
     originality: dict[str, Any] | None
     sr: int = SAMPLE_RATE
     stems: dict[str, np.ndarray] | None = None  # each part as it sits in the mix (name -> (2, n)), when asked for
+    entry: ModelEntry | None = None  # the model that made it (of a model made of several cards, the card's)
 
 
 def load_model(entry: ModelEntry) -> Any:
@@ -61,6 +62,7 @@ def make_work(entry: ModelEntry, params: Mapping[str, Any], *, source: Score | N
     score; ``audio`` False: only a score is wanted (no rendering); ``index_wait``: seconds a sound's check may
     wait for the training-audio index (default: only a request that rejects near-copies waits); ``stems``: render
     each part alone and mix them (default: when the family's outputs include stems)."""
+    entry = entry.for_params(dict(params))  # of a model made of several cards, the card that plays this
     family = entry.family
     if family.run is None:
         raise ValueError(f"family {family.name!r} does not generate")
@@ -91,10 +93,11 @@ def make_work(entry: ModelEntry, params: Mapping[str, Any], *, source: Score | N
     if work.audio is None and work.score is not None and (want_stems or (audio and mixed_family)):
         # a family with a mix (levels, pans, loudness) is always mixed from its parts; the stems kept if asked for
         mixed, placed = render_stems(work, sr, family.mix_setting, soundfont=family.soundfont)
-        return Made(work=work, audio=mixed, originality=report, sr=sr, stems=placed if want_stems else None)
+        return Made(work=work, audio=mixed, originality=report, sr=sr, stems=placed if want_stems else None,
+                    entry=entry)
     _discard(work)
     rendered = render(work, sr, soundfont=family.soundfont) if audio or work.audio is not None else None
-    return Made(work=work, audio=rendered, originality=report, sr=sr)
+    return Made(work=work, audio=rendered, originality=report, sr=sr, entry=entry)
 
 
 def open_stem_stream(family: Any, sr: int) -> StemStream:
@@ -255,6 +258,7 @@ def deliver(made: Made, entry: ModelEntry, files: Mapping[str, Path], *, payload
     from tunesmith.audio.io import save
     from tunesmith.symbolic.io import write_midi
 
+    entry = made.entry or entry  # signed as the card that played it
     audio = made.audio
     if stamper is not None and audio is not None:  # the mark goes into the samples before any format is encoded
         audio = watermark_audio(audio, made.sr, payload)
