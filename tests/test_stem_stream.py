@@ -38,9 +38,13 @@ def _free(renderer) -> bool:
     return True
 
 
+def _all_free(renderer) -> bool:
+    return _free(renderer) and all(_free(helper) for helper in renderer._helpers)
+
+
 @pytest.mark.parametrize("meter", ["4/4", "2/2", "3/4"])
 def test_a_streamed_song_has_the_same_stems_sample_for_sample(writer, meter):
-    stream = StemStream(get_renderer(SR), tail=RENDER_TAIL)
+    stream = StemStream(get_renderer(SR, pool="stream"), tail=RENDER_TAIL)
     song = writer.generate(style="bossa nova", key="A minor", tempo=128, bars=10, meter=meter, seed=7, stream=stream)
     assert stream.started
     score = song.score
@@ -50,7 +54,7 @@ def test_a_streamed_song_has_the_same_stems_sample_for_sample(writer, meter):
     assert sum(bool(part.notes) for part in score.parts) >= 4
     for index, part in enumerate(score.parts):
         assert np.array_equal(streamed[index], usual[index]), part.name
-    assert _free(get_renderer(SR))
+    assert _free(get_renderer(SR, pool="stream"))
 
 
 def test_a_line_is_cut_as_make_monophonic_cuts_it_across_bar_lines():
@@ -63,7 +67,7 @@ def test_a_line_is_cut_as_make_monophonic_cuts_it_across_bar_lines():
         16.0: [Note(72, 12.25, 1.0, 90), Note(74, 15.0, 3.0, 90)],
     }
     part = Part(name="lead", notes=[], program=73)
-    stream = StemStream(get_renderer(SR), tail=RENDER_TAIL)
+    stream = StemStream(get_renderer(SR, pool="stream"), tail=RENDER_TAIL)
     stream.start([part], tempo=100.0, time_signature=(4, 4), key="C major", end_beat=16.0, lines={"lead"})
     for end, notes in bars.items():
         stream.add_bar(end, {"lead": notes})
@@ -76,7 +80,7 @@ def test_a_line_is_cut_as_make_monophonic_cuts_it_across_bar_lines():
 
 
 def test_a_part_that_differs_from_what_was_played_is_left_out_and_its_synthesizer_freed(writer):
-    stream = StemStream(get_renderer(SR), tail=RENDER_TAIL)
+    stream = StemStream(get_renderer(SR, pool="stream"), tail=RENDER_TAIL)
     song = writer.generate(style="pop", tempo=120, bars=8, seed=3, stream=stream)
     score = song.score
     bass = next(i for i, p in enumerate(score.parts) if p.name == "bass")
@@ -84,17 +88,17 @@ def test_a_part_that_differs_from_what_was_played_is_left_out_and_its_synthesize
     score.parts[bass].notes[0] = Note(note.pitch + 1, note.start, note.duration, note.velocity)
     streamed = stream.finish(score, _frames(score, SR))
     assert bass not in streamed and len(streamed) == len(score.parts) - 1
-    assert _free(get_renderer(SR)) and all(_free(helper) for helper in get_renderer(SR)._helpers)
+    assert _all_free(get_renderer(SR, pool="stream"))
 
 
 def test_a_loop_is_not_streamed_and_a_cancelled_stream_frees_its_synthesizers(writer):
-    stream = StemStream(get_renderer(SR), tail=RENDER_TAIL)
+    stream = StemStream(get_renderer(SR, pool="stream"), tail=RENDER_TAIL)
     writer.generate(style="house", loop=4, tempo=124, seed=1, stream=stream)  # cut from a longer song
     assert not stream.started
-    stream = StemStream(get_renderer(SR), tail=RENDER_TAIL)
+    stream = StemStream(get_renderer(SR, pool="stream"), tail=RENDER_TAIL)
     writer.generate(style="house", bars=8, tempo=124, seed=1, stream=stream)
     stream.cancel()
-    assert _free(get_renderer(SR)) and all(_free(helper) for helper in get_renderer(SR)._helpers)
+    assert _all_free(get_renderer(SR, pool="stream"))
     assert stream.finish(Score(parts=[], tempo=124.0), 1) == {}
 
 
@@ -115,7 +119,7 @@ def test_the_pipeline_mixes_a_streamed_song_as_it_mixes_one_rendered_after(write
 
 
 def test_a_stream_whose_synthesizer_is_busy_is_left_unstarted_and_the_song_still_written(writer):
-    renderer = get_renderer(SR)
+    renderer = get_renderer(SR, pool="stream")
     held = renderer.open_piece({0: (0, False)})  # another piece plays on it
     try:
         stream = StemStream(renderer, tail=RENDER_TAIL)
@@ -125,3 +129,29 @@ def test_a_stream_whose_synthesizer_is_busy_is_left_unstarted_and_the_song_still
     finally:
         held.close()
     assert _free(renderer)
+
+
+def test_a_job_cancelled_after_its_song_is_written_frees_the_synthesizers(writer):
+    """The worker's progress call raises when a job is cancelled: the song's stream must not keep its renderers."""
+    from tunesmith.families import Resolving
+    from tunesmith.families.params import check_params
+    from tunesmith.generation.catalog import local_entry
+    from tunesmith.generation.pipeline import make_work
+
+    entry = local_entry("song")
+    explicit = check_params(entry.family.params, {"style": "pop", "bars": 8}, model_id="song")
+    params = entry.family.resolve(Resolving(model_id="song", card=entry.card, from_prompt={}, notes=[], seed=4,
+                                            explicit=explicit.model_dump(exclude_none=True)))
+
+    class Cancelled(Exception):
+        pass
+
+    def progress(fraction: float) -> None:
+        if fraction >= 0.5:
+            raise Cancelled
+
+    with pytest.raises(Cancelled):
+        make_work(entry, params, sr=SR, progress=progress)
+    assert _all_free(open_stem_stream(families.get("song"), SR).renderer)
+    made = make_work(entry, params, sr=SR)  # and the next job streams again
+    assert made.work.result["stems_streamed"] == len(made.work.score.parts)

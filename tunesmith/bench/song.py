@@ -42,8 +42,9 @@ def run(*, checkpoint: str = "song", repeats: int = 3, json: bool = False, music
     writer = SongWriter.load(checkpoint)
     family = get("song")
     get_renderer(SR, soundfont=preferred_soundfont(family.soundfont))  # loaded once per process, as in a worker
-    warm = writer.generate(style=STYLE, tempo=TEMPO, bars=8, seed=0)
-    render_stems(_work(warm.score), SR, family.mix_setting, soundfont=family.soundfont)
+    stream = open_stem_stream(family, SR)  # its synthesizers made once per process too
+    warm = writer.generate(style=STYLE, tempo=TEMPO, bars=8, seed=0, stream=stream)
+    render_stems(_work(warm.score, stream), SR, family.mix_setting, soundfont=family.soundfont)
     rows = [_one(writer, family, seed) for seed in range(1, repeats + 1)]
     figures: dict[str, Any] = {"checkpoint": checkpoint, "parameters": writer.card.get("parameters"),
                                "style": STYLE, "tempo": TEMPO, "seconds_of_music": SECONDS, "repeats": repeats}

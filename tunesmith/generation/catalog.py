@@ -54,6 +54,10 @@ class ModelEntry:
         """The model card as the API shows it: id, version, kind, parameters with ranges and defaults, licences."""
         card, family = self.card, self.family
         data = card.get("data", {})
+        licences = dict(data.get("licences", {}))
+        for member in list(self.members.values())[1:]:  # a model made of several cards learned from all their data
+            for licence, count in member.card.get("data", {}).get("licences", {}).items():
+                licences[licence] = licences.get(licence, 0) + count
         params: dict[str, Any] = {}
         if family.params is not None:
             maxima = {"bars": max_bars} if "bars" in family.params.model_fields else {}
@@ -71,8 +75,8 @@ class ModelEntry:
             "parameter_count": card.get("parameters"),
             "weights_sha256": card.get("weights_sha256"),
             "training_data": {"kind": data.get("kind"), "manifest_sha256": data.get("manifest_sha256"),
-                              "licences": data.get("licences", {})},
-            "licence": card.get("licence") or {"weights": "Apache-2.0", "training_data": data.get("licences", {})},
+                              "licences": licences},
+            "licence": card.get("licence") or {"weights": "Apache-2.0", "training_data": licences},
             "params": params,
             "formats": list(self.formats),
             "outputs": sorted(family.outputs),

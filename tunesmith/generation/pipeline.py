@@ -86,16 +86,18 @@ def make_work(entry: ModelEntry, params: Mapping[str, Any], *, source: Score | N
             raise
 
     work, report = draw(params, make, check, tries=gate.tries if gate is not None else 1)
-    if report is None and family.originality is None and family.originality_note:
-        report = {"status": "not_applicable", "reason": family.originality_note, "flagged": False}
-    step(0.5)
-    mixed_family = family.mix_setting is not None or work.perform_part is not None
-    if work.audio is None and work.score is not None and (want_stems or (audio and mixed_family)):
-        # a family with a mix (levels, pans, loudness) is always mixed from its parts; the stems kept if asked for
-        mixed, placed = render_stems(work, sr, family.mix_setting, soundfont=family.soundfont)
-        return Made(work=work, audio=mixed, originality=report, sr=sr, stems=placed if want_stems else None,
-                    entry=entry)
-    _discard(work)
+    try:
+        if report is None and family.originality is None and family.originality_note:
+            report = {"status": "not_applicable", "reason": family.originality_note, "flagged": False}
+        step(0.5)  # a job cancelled meanwhile stops here
+        mixed_family = family.mix_setting is not None or work.perform_part is not None
+        if work.audio is None and work.score is not None and (want_stems or (audio and mixed_family)):
+            # a family with a mix (levels, pans, loudness) is always mixed from its parts; the stems kept if asked
+            mixed, placed = render_stems(work, sr, family.mix_setting, soundfont=family.soundfont)
+            return Made(work=work, audio=mixed, originality=report, sr=sr, stems=placed if want_stems else None,
+                        entry=entry)
+    finally:
+        _discard(work)  # whatever was not finished (a cancelled job, a failed render) frees its synthesizers
     rendered = render(work, sr, soundfont=family.soundfont) if audio or work.audio is not None else None
     return Made(work=work, audio=rendered, originality=report, sr=sr, entry=entry)
 
@@ -105,7 +107,8 @@ def open_stem_stream(family: Any, sr: int) -> StemStream:
     `render_stems` uses; `render_stems` finishes it."""
     from tunesmith.symbolic.render import get_renderer, preferred_soundfont
 
-    return StemStream(get_renderer(sr, soundfont=preferred_soundfont(family.soundfont)), tail=RENDER_TAIL)
+    return StemStream(get_renderer(sr, soundfont=preferred_soundfont(family.soundfont), pool="stream"),
+                      tail=RENDER_TAIL)
 
 
 def stem_names(parts: list[Any]) -> list[str]:
@@ -128,6 +131,16 @@ def render_stems(work: Work, sr: int, setting: Callable[[Any], Any] | None, *,
     go to ``work.result["mix"]`` (a family without mix settings: summed as rendered). The parts of a work rendered
     while it was written (``work.stream``) are taken from it when they match the score (how many:
     ``work.result["stems_streamed"]``); the rest are rendered here."""
+    stream, work.stream = work.stream, None
+    try:
+        return _render_stems(work, sr, setting, soundfont, stream)
+    finally:
+        if stream is not None:
+            stream.cancel()  # (a finished stream has nothing left to free)
+
+
+def _render_stems(work: Work, sr: int, setting: Callable[[Any], Any] | None, soundfont: str | None,
+                  stream: StemStream | None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     from tunesmith.audio.mix import MixSetting, mix_placed, place
     from tunesmith.symbolic.render import get_renderer, preferred_soundfont
 
@@ -135,19 +148,23 @@ def render_stems(work: Work, sr: int, setting: Callable[[Any], Any] | None, *,
     names = stem_names(score.parts)
     settings = [setting(part) if setting else MixSetting() for part in score.parts]
     renderer = get_renderer(sr, soundfont=preferred_soundfont(soundfont))
+    if stream is not None and (stream.renderer.sr, stream.renderer.soundfont) != (sr, renderer.soundfont):
+        stream.cancel()  # played at another rate or with another soundfont: not these stems
+        stream = None
     body = round(score.end_beats * 60.0 / score.tempo * sr)  # samples up to the last beat
     length = max(1, body + round(RENDER_TAIL * sr))
     performed: dict[int, np.ndarray] = {}  # the parts the work plays itself (e.g. drums by the neural kit)
     if work.perform_part is not None:
-        _discard(work)  # the stems' lengths follow the performed parts: nothing streamed is used
+        if stream is not None:  # the stems' lengths follow the performed parts: nothing streamed is used
+            stream.cancel()
+            stream = None
         for index, part in enumerate(score.parts):
             played = work.perform_part(_alone(score, [part]), sr)
             if played is not None:
                 performed[index] = played
                 length = max(length, played.shape[-1])  # a hit's decay may outlast the rendered tail
     placed = {index: place(y, settings[index], sr=sr, length=length, in_place=True) for index, y in performed.items()}
-    if work.stream is not None:  # the parts played while the work was written (those that match the score)
-        stream, work.stream = work.stream, None
+    if stream is not None:  # the parts played while the work was written (those that match the score)
         streamed = stream.finish(score, length, lambda index, y: place(y, settings[index], sr=sr, length=length,
                                                                        in_place=True))
         placed.update(streamed)

@@ -562,20 +562,21 @@ def limit_peak(out: np.ndarray) -> np.ndarray:
 
 
 MAX_STEM_THREADS = 4
-_renderers: dict[tuple[int, Path], Renderer] = {}
+_renderers: dict[tuple[int, Path, str], Renderer] = {}
 _renderers_lock = threading.Lock()
 
 
-def get_renderer(sr: int = 44100, *, soundfont: str | Path | None = None) -> Renderer:
+def get_renderer(sr: int = 44100, *, soundfont: str | Path | None = None, pool: str = "render") -> Renderer:
     """The process-wide `Renderer` for sample rate ``sr`` and ``soundfont`` (default :func:`find_soundfont`),
-    created on first use, then reused."""
+    created on first use, then reused. ``pool``: renderers of another pool are other synthesizers (the stems
+    rendered while a song is written hold theirs for the whole song: `tunesmith.symbolic.stream`)."""
     sr = _check_int(sr, "sr", MIN_SR, MAX_SR)
     soundfont = Path(soundfont) if soundfont is not None else find_soundfont()
     with _renderers_lock:
-        renderer = _renderers.get((sr, soundfont))
+        renderer = _renderers.get((sr, soundfont, pool))
         if renderer is None or renderer._closed:
             renderer = Renderer(sr, soundfont=soundfont)
-            _renderers[(sr, soundfont)] = renderer
+            _renderers[(sr, soundfont, pool)] = renderer
         return renderer
 
 

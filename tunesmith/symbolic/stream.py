@@ -5,7 +5,7 @@ A song model writes a bar at a time on one core; FluidSynth can play each finish
 arrives, up to the bar line: every note-on before it is known, and so is every note-off (a part kept to one line,
 ``lines``, has a note cut where the next one starts, which is never before the next bar line)::
 
-    stream = StemStream(get_renderer(44100), tail=1.0)
+    stream = StemStream(get_renderer(44100, pool="stream"), tail=1.0)
     stream.start(parts, tempo=120.0, time_signature=(4, 4), key="C major", end_beat=256.0, lines={"lead"})
     stream.add_bar(4.0, {"drums": [...], "bass": [...]})          # each bar's notes, in beats, as it is written
     ...
@@ -52,11 +52,11 @@ class _PartStream:
         self.score = score  # tempo, key, meter and title of the song
         self.line = line
         _, channels = renderer.piece_events(self._alone([]))
-        piece = renderer.open_piece(channels, wait=WAIT_FOR_SYNTHESIZER)
+        self.out = np.zeros((2, max(frames, 1)), np.float32)
+        piece = renderer.open_piece(channels, wait=WAIT_FOR_SYNTHESIZER)  # nothing after it may fail
         if piece is None:
             raise _Busy(part.name)
         self.piece: Piece = piece
-        self.out = np.zeros((2, max(frames, 1)), np.float32)
         self.pending: list[Event] = []  # events known but not yet played (a heap)
         self.fed: list[Event] = []  # events played, in order
         self.tail: Note | None = None  # a line's last note, whose end the next note may still cut
@@ -73,6 +73,8 @@ class _PartStream:
         due: list[Event] = []
         while self.pending and self.pending[0][0] < until:
             due.append(heapq.heappop(self.pending))
+        if due and due[0][0] < self.piece.position:  # a note of a bar already played: it would sound late
+            raise ValueError(f"{self.part.name}: an event at sample {due[0][0]}, after {self.piece.position}")
         self.piece.play(due, self.out)
         self.fed.extend(due)
         self.piece.advance(self.out, until)
@@ -135,6 +137,7 @@ class StemStream:
         self._bars: queue.Queue[tuple[float, Mapping[str, list[Note]]] | None] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._failed: BaseException | None = None
+        self._cancelled = False
         self._beat_samples = 0.0
 
     @property
@@ -170,7 +173,7 @@ class StemStream:
 
     def _play_bars(self) -> None:
         while (item := self._bars.get()) is not None:
-            if self._failed is not None:
+            if self._failed is not None or self._cancelled:  # the bars still queued are not played
                 continue
             end_beat, notes = item
             until = round(end_beat * self._beat_samples)
@@ -208,6 +211,7 @@ class StemStream:
 
     def cancel(self) -> None:
         """Stop and free the synthesizers (a song that will not be rendered)."""
+        self._cancelled = True
         self._stop()
         streams, self._streams = self._streams, []
         for stream in streams:

@@ -43,7 +43,9 @@ def preload(catalog: Catalog, model_ids: list[str] | None) -> list[str]:
     analyzer = catalog.analyzer.id if catalog.analyzer is not None else None
     ids = [m for m in (list(catalog.models) if model_ids is None else model_ids) if m != analyzer]
     for model_id in ids:
-        load_model(catalog.get(model_id))
+        entry = catalog.get(model_id)
+        for member in entry.members.values() or (entry,):  # a model made of several cards: each card's
+            load_model(member)
     if any("midi" in catalog.get(m).family.outputs for m in ids):
         get_renderer(SAMPLE_RATE)
     if catalog.analyzer is not None and (model_ids is None or analyzer in model_ids):
@@ -148,7 +150,7 @@ class GenerationRunner:
                 sha, size = self.store.put_file(path, "png")
             artifacts["spectrogram"] = {"sha256": sha, "bytes": size}
         audio_seconds = round(audio.shape[1] / SAMPLE_RATE, 3)
-        result = {**work.result, "model_version": entry.version, "sample_rate": SAMPLE_RATE}
+        result = {**work.result, "model_version": (made.entry or entry).version, "sample_rate": SAMPLE_RATE}
         if made.stems:
             result["stems"] = list(made.stems)
         with self.db.session() as session:
