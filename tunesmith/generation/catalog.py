@@ -2,7 +2,8 @@
 extra checkpoints, each served by the registry's family for the card's ``family`` field.
 
 Only cards are read here (small JSON files); weights are loaded on first use (:mod:`tunesmith.generation.models`).
-A card may give several models (a neural instrument's card: its own id plays notes, `perform` plays a score).
+A card may give several models (a neural instrument's card: its own id plays notes, `perform` plays a score), and a
+model of its own id may be made of several cards (`perform`: every neural instrument's; `ModelEntry.members`).
 The analyzer's card is kept apart in :attr:`Catalog.analyzer` (it serves analyses, not generations); a card whose
 family no entry serves is listed in :attr:`Catalog.skipped` with the reason.
 """
