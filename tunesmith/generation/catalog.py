@@ -146,14 +146,14 @@ def add_card(catalog: Catalog, model_id: str, card_path: Path, card: dict[str, A
             continue
         served_id = family.model_id(model_id)
         entry = ModelEntry(id=served_id, card_path=card_path, card=card, family=family)
-        if family.fixed_id is not None and served_id in (taken or set()):
-            continue  # a card of that name is served instead
-        if family.fixed_id is not None and family.member_for is not None:
-            first = catalog.models.get(served_id)
-            catalog.models[served_id] = _joined(first, model_id, entry)
-            continue
-        if family.fixed_id is not None and served_id in catalog.models:
-            continue  # a derived model comes from the first card of its family only
+        if family.fixed_id is not None:
+            if served_id in (taken or set()):
+                continue  # a card of that name is served instead
+            if family.member_for is not None:  # made of every card of its family
+                catalog.models[served_id] = _joined(catalog.models.get(served_id), model_id, entry)
+                continue
+            if served_id in catalog.models:
+                continue  # a derived model comes from the first card of its family only
         catalog.models[served_id] = entry
 
 

@@ -148,16 +148,14 @@ def _render_stems(work: Work, sr: int, setting: Callable[[Any], Any] | None, sou
     names = stem_names(score.parts)
     settings = [setting(part) if setting else MixSetting() for part in score.parts]
     renderer = get_renderer(sr, soundfont=preferred_soundfont(soundfont))
-    if stream is not None and (stream.renderer.sr, stream.renderer.soundfont) != (sr, renderer.soundfont):
-        stream.cancel()  # played at another rate or with another soundfont: not these stems
+    if stream is not None and (work.perform_part is not None
+                               or (stream.renderer.sr, stream.renderer.soundfont) != (sr, renderer.soundfont)):
+        stream.cancel()  # performed parts set the stems' length, or another rate or soundfont: nothing streamed fits
         stream = None
     body = round(score.end_beats * 60.0 / score.tempo * sr)  # samples up to the last beat
     length = max(1, body + round(RENDER_TAIL * sr))
     performed: dict[int, np.ndarray] = {}  # the parts the work plays itself (e.g. drums by the neural kit)
     if work.perform_part is not None:
-        if stream is not None:  # the stems' lengths follow the performed parts: nothing streamed is used
-            stream.cancel()
-            stream = None
         for index, part in enumerate(score.parts):
             played = work.perform_part(_alone(score, [part]), sr)
             if played is not None:

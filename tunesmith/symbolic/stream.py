@@ -195,11 +195,10 @@ class StemStream:
         """Stems of ``score``'s parts (index -> ``frames`` samples, through ``place`` if given) for the parts
         that were played exactly as `Renderer.render` plays them; the others are left out."""
         self._stop()
-        streams, self._streams = self._streams, []
-        if self._failed is not None or len(streams) != len(score.parts):
-            for stream in streams:
-                stream.close()
+        if self._failed is not None or len(self._streams) != len(score.parts):
+            self.cancel()
             return {}
+        streams, self._streams = self._streams, []
 
         def one(index: int) -> tuple[int, np.ndarray | None]:
             y = streams[index].finish(score.parts[index], frames)
