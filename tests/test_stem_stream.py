@@ -57,6 +57,24 @@ def test_a_streamed_song_has_the_same_stems_sample_for_sample(writer, meter):
     assert _free(get_renderer(SR, pool="stream"))
 
 
+def test_a_song_that_ends_before_its_last_bar_line_is_streamed_all_the_same():
+    """The stream plays every bar up to its bar line; a song whose last note ends earlier is shorter than that,
+    and its stems are what was played up to its own end."""
+    bars = {4.0: [Note(48, 0.0, 2.0, 90), Note(55, 2.0, 2.0, 80)], 8.0: [Note(50, 4.0, 1.5, 100)]}  # ends at 5.5
+    part = Part(name="bass", notes=[], program=33)
+    stream = StemStream(get_renderer(SR, pool="stream"), tail=RENDER_TAIL)
+    stream.start([part], tempo=120.0, time_signature=(4, 4), key="C major", end_beat=8.0)
+    for end, notes in bars.items():
+        stream.add_bar(end, {"bass": notes})
+    score = Score(parts=[Part(name="bass", notes=[n for notes in bars.values() for n in notes], program=33)],
+                  tempo=120.0, key="C major")
+    assert _frames(score, SR) < 8.0 * 0.5 * SR  # shorter than the bars the stream played
+    streamed = stream.finish(score, _frames(score, SR))
+    assert list(streamed) == [0]
+    assert np.array_equal(streamed[0], _usual(score, SR)[0])
+    assert _free(get_renderer(SR, pool="stream"))
+
+
 def test_a_line_is_cut_as_make_monophonic_cuts_it_across_bar_lines():
     """A lead kept to one line: simultaneous onsets, a note held over two bar lines and cut by the next one, a
     note ending exactly on a bar line, one at the song's end ringing past it."""

@@ -146,3 +146,41 @@ def test_stems_are_the_same_however_many_threads_and_are_finished_in_place(r16: 
     # the stems add up to the piece played at once, up to the chorus's and reverb's modulation (measured: 5 %)
     together = r16.render(score, tail=0.5)
     assert np.abs(sum(one) - together).max() < 0.1 * np.abs(together).max()
+
+
+def test_a_piece_never_waits_for_a_spare_synthesizer_still_being_made() -> None:
+    """The next piece's synthesizer is made in a thread at a low CPU priority (it takes little from a job still
+    finishing); a piece that starts before it is ready makes its own at once and keeps the spare for the next."""
+    import os
+    import sys
+    import threading
+
+    from tunesmith.symbolic.render import SPARE_NICE, _Spare
+
+    renderer = Renderer(16000)
+    score = Score(parts=[Part("m", [Note(69, 0.0, 0.5, 100)], program=0)], tempo=120.0)
+    first = renderer.render(score)
+    release, priority = threading.Event(), []
+
+    def slow_synth():
+        if sys.platform == "linux":
+            priority.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        release.wait(30)
+        return renderer._new_synth()
+
+    made_after_the_first = renderer._spare
+    renderer._spare = _Spare(slow_synth)
+    pending = renderer._spare
+    try:
+        assert np.array_equal(renderer.render(score), first)  # did not wait for the spare
+        assert renderer._spare is pending and not pending.ready
+    finally:
+        release.set()
+    pending.join()
+    assert np.array_equal(renderer.render(score), first)  # played on the spare, now ready
+    assert renderer._spare is not pending
+    niced = min(19, os.getpriority(os.PRIO_PROCESS, 0) + SPARE_NICE)
+    assert priority == [niced] or (sys.platform != "linux" and not priority)
+    renderer.close()
+    made_after_the_first.join()
+    made_after_the_first.synth[0].delete()

@@ -18,6 +18,7 @@ import contextlib
 import ctypes
 import io
 import os
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -186,8 +187,13 @@ def _check_int(value: object, name: str, low: int, high: int) -> int:
     return int(value)
 
 
+SPARE_NICE = 10  # niceness added: a tenth of a core's share beside a busy thread
+
+
 class _Spare:
-    """A synthesizer being made in a background thread (``synth`` once :meth:`join` returns; None if it failed)."""
+    """A synthesizer being made in a background thread at a low CPU priority (:data:`SPARE_NICE` more niceness,
+    on Linux, where a thread has a nice value of its own), so it takes little from the job that is still
+    finishing; ``synth`` once :meth:`join` returns (None if it failed)."""
 
     def __init__(self, make: Any) -> None:
         self.synth: tuple[Any, int] | None = None
@@ -196,10 +202,18 @@ class _Spare:
         self._thread.start()
 
     def _run(self) -> None:
+        if sys.platform == "linux":
+            with contextlib.suppress(OSError):
+                thread = threading.get_native_id()  # this thread only
+                os.setpriority(os.PRIO_PROCESS, thread, min(19, os.getpriority(os.PRIO_PROCESS, thread) + SPARE_NICE))
         try:
             self.synth = self._make()
         except DependencyError:
             self.synth = None
+
+    @property
+    def ready(self) -> bool:
+        return not self._thread.is_alive()
 
     def join(self) -> None:
         self._thread.join()
@@ -247,12 +261,13 @@ class Renderer:
     def _fresh_synth(self) -> None:
         """Render the next piece on a synthesizer that has played nothing: the reverb's modulated delay lines and
         the chorus keep their phase from one piece to the next, so a reused synthesizer renders the same score a
-        little differently each time (up to 0.02 of full scale). The spare made after the last piece is used
-        (waiting for it if it is still being made); else one is made now. The used synthesizer is freed."""
-        spare, self._spare = self._spare, None
-        if spare is not None:
-            spare.join()
-        fresh = spare.synth if spare is not None and spare.synth is not None else self._new_synth()
+        little differently each time (up to 0.02 of full scale). The spare made after the last piece is used if
+        it is ready; else one is made now (a spare still being made, on time the cores had spare, is kept for the
+        piece after). The used synthesizer is freed."""
+        spare = self._spare
+        if spare is not None and spare.ready:
+            self._spare = None
+        fresh = spare.synth if spare is not None and spare.ready and spare.synth is not None else self._new_synth()
         self._synth.delete()
         self._synth, self._sfid = fresh
         self._fx_on = self._gain = self._note_program = None
@@ -260,8 +275,10 @@ class Renderer:
         self._used = self._piece_played = False
 
     def _make_spare(self) -> None:
-        """Start making the next piece's synthesizer in a thread (it is ready long before the next job)."""
-        self._spare = _Spare(self._new_synth)
+        """Start making the next piece's synthesizer in a thread, unless one is being made already (it is
+        usually ready long before the next job)."""
+        if self._spare is None:
+            self._spare = _Spare(self._new_synth)
 
     # ---------------------------------------------------------------- low level
 

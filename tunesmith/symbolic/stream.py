@@ -113,10 +113,11 @@ class _PartStream:
                 return np.zeros((2, max(frames, 1)), np.float32)
             events, _ = self.renderer.piece_events(self._alone(part.notes))
             played = len(self.fed)
-            if events[:played] != self.fed or frames > self.out.shape[1] or self.piece.position > frames:
+            if events[:played] != self.fed or frames > self.out.shape[1]:
                 return None
             if played < len(events) and events[played][0] < self.piece.position:
-                return None
+                return None  # (also when the last bar line, played up to, lies beyond ``frames``: then every
+                # event must have been played, and what was written after ``frames`` is cut off)
             self.piece.play(events[played:], self.out)
             self.piece.advance(self.out, frames)
             return limit_peak(self.out[:, :frames])
