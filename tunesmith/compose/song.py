@@ -76,6 +76,11 @@ MAX_LOOP_BARS = 32
 MAX_BARS = 256  # a song with an input: the input's bars and those added
 INPUT_MODES = ("arrange", "continue", "regenerate", "restyle")
 TEMPO_LIMITS = (40.0, 300.0)
+# steps a sampled step attends to (at most the training window): every step of a training window's first half
+# saw as few, so this is within what the model learned; a step costs a third less (the keys and values of a
+# longer look-back do not fit the core's cache), and songs kept their style, statistics and key (docs/models.md,
+# "Speed")
+SAMPLING_WINDOW = 256
 # drum kits (bank 128 presets) that suit a style better than the standard kit
 STYLE_KITS = {"swing": 32, "big_band": 32, "jazz": 32, "bebop": 32, "jazz_waltz": 32, "bossa_nova": 40,
               "latin_ballad": 40, "house": 25, "hip_hop": 25, "trip_hop": 25, "techno_trance": 24,
@@ -133,7 +138,7 @@ class SongWriter:
         self.styles: list[dict[str, Any]] = list(card["styles"])
         self.meters: list[str] = list(card["meters"])
         window = int(((card.get("training") or {}).get("config") or {}).get("window") or 512)
-        self.stepper = SongStepper(self.model, window=window)  # attention looks back as far as in training
+        self.stepper = SongStepper(self.model, window=min(window, SAMPLING_WINDOW))
         self.distilled = (card.get("guidance") or {}).get("kind") == "distilled"  # it learned its style guidance
 
     @classmethod
