@@ -220,6 +220,25 @@ def test_coarse_power_curve_measures_nearly_the_same():
                                                                                            abs=0.01)
 
 
+@pytest.mark.parametrize("sr", [44100, 48000])
+def test_a_long_signal_is_measured_in_chunks_as_a_whole(sr):
+    """k_weighted_sums filters a chunk at a time, carrying the filters' state: its sums are the per-sample power's,
+    and a long signal (not a whole number of chunks or hops, with silence and a quiet stretch) measures as
+    pyloudnorm measures it."""
+    from tunesmith.audio.dsp import LOUDNESS_CHUNK, k_weighted_power, k_weighted_sums
+
+    rng = np.random.default_rng(3)
+    n = 3 * LOUDNESS_CHUNK + 12345
+    y = (0.1 * rng.standard_normal((2, n))).astype(np.float32)
+    y[:, n // 3:n // 2] = 0.0
+    y[:, :n // 5] *= np.float32(0.01)
+    hop = sr // 10
+    sums = k_weighted_sums(y, sr=sr, hop=hop)
+    power = k_weighted_power(y, sr=sr)
+    np.testing.assert_allclose(sums, np.add.reduceat(power.astype(np.float64), np.arange(0, n, hop)), rtol=1e-5)
+    assert loudness(y, sr=sr) == pytest.approx(_pyloudnorm(y, sr), abs=1e-4)
+
+
 def test_silence_is_returned_unchanged():
     y = np.zeros(SR, np.float32)
     assert np.array_equal(normalize_loudness(y, sr=SR), y)

@@ -28,7 +28,7 @@ from tunesmith.audio.dsp import (
     TRUE_PEAK_QUALITY,
     check_rate,
     integrated_loudness,
-    k_weighted_power,
+    k_weighted_sums,
     validate_audio,
 )
 from tunesmith.errors import ParameterError
@@ -83,15 +83,16 @@ def limit(y: np.ndarray, *, sr: float, target_lufs: float, ceiling_db: float = C
     if n < 2 or not np.any(y):
         return Limited(np.ones(n, np.float32), 0.0, 0.0, -math.inf, -math.inf, ["silence: left as it is"])
     hop = max(1, round(HOP * sr))
-    with ThreadPoolExecutor(1) as pool:  # the oversampling and the K-weighting filters run without the GIL
-        oversampled = pool.submit(_chunk_peaks_db, y, hop)
-        power = k_weighted_power(y, sr=sr)
-        peaks = oversampled.result()
-    start = integrated_loudness(power, sr=sr)
+    channels = np.atleast_2d(y)
+    # each channel oversampled in a thread beside the K-weighting filters (all run without the GIL)
+    with ThreadPoolExecutor(len(channels)) as pool:
+        oversampled = [pool.submit(_chunk_peaks_db, channel, hop) for channel in channels]
+        chunk_power = k_weighted_sums(y, sr=sr, hop=hop)
+        peaks = np.maximum.reduce([future.result() for future in oversampled])
+    start = integrated_loudness(chunk_power, sr=sr, hop=hop, length=n)
     if math.isinf(start):  # under the absolute gate
         return Limited(np.ones(n, np.float32), 0.0, 0.0, start, float(peaks.max()), ["too quiet to measure: left as"
                                                                                      " it is"])
-    chunk_power = _chunk_sums(power, hop)
     threshold = ceiling_db - MARGIN_DB
     cap = threshold + max_reduction_db - float(peaks.max())  # the most static gain the reduction allows
     width = 2 * max(1, round(lookahead * sr / hop / 2)) + 1 if lookahead > 0 else 1
@@ -149,12 +150,6 @@ def _chunk_peak(frames: np.ndarray, size: int) -> np.ndarray:
     if whole < len(frames):
         peak = np.append(peak, np.abs(frames[whole:]).max())
     return peak.astype(np.float64)
-
-
-def _chunk_sums(power: np.ndarray, hop: int) -> np.ndarray:
-    whole = len(power) // hop * hop
-    sums = power[:whole].reshape(-1, hop).sum(axis=1)
-    return np.append(sums, power[whole:].sum()) if whole < len(power) else sums
 
 
 def _reduction(needed: np.ndarray, width: int, decay: float) -> np.ndarray:
