@@ -220,23 +220,34 @@ def test_coarse_power_curve_measures_nearly_the_same():
                                                                                            abs=0.01)
 
 
-@pytest.mark.parametrize("sr", [44100, 48000])
-def test_a_long_signal_is_measured_in_chunks_as_a_whole(sr):
+@pytest.mark.parametrize(("sr", "n", "channels"), [
+    (44100, 3 * 65536 + 12345, 2),  # not a whole number of chunks or hops
+    (44100, 81585, 2),  # 18.5 hops: the last block ends with a half hop
+    (48000, 4 * 65536, 1),  # mono, a whole number of chunks
+    (22050, 102532, 2),
+    (8000, 85200, 2),  # 106.5 hops
+])
+def test_a_long_signal_is_measured_in_chunks_as_a_whole(monkeypatch, sr, n, channels):
     """k_weighted_sums filters a chunk at a time, carrying the filters' state: its sums are the per-sample power's,
-    and a long signal (not a whole number of chunks or hops, with silence and a quiet stretch) measures as
-    pyloudnorm measures it."""
-    from tunesmith.audio.dsp import LOUDNESS_CHUNK, k_weighted_power, k_weighted_sums
+    and a long signal (with silence, a quiet stretch and its loudest part at the end) measures as pyloudnorm
+    measures it, through the chunks."""
+    from tunesmith.audio import dsp
+    from tunesmith.audio.dsp import k_weighted_power, k_weighted_sums
 
     rng = np.random.default_rng(3)
-    n = 3 * LOUDNESS_CHUNK + 12345
-    y = (0.1 * rng.standard_normal((2, n))).astype(np.float32)
+    y = (0.1 * rng.standard_normal((channels, n))).astype(np.float32)
     y[:, n // 3:n // 2] = 0.0
     y[:, :n // 5] *= np.float32(0.01)
+    y[:, -sr // 20:] *= np.float32(8.0)
     hop = sr // 10
     sums = k_weighted_sums(y, sr=sr, hop=hop)
     power = k_weighted_power(y, sr=sr)
     np.testing.assert_allclose(sums, np.add.reduceat(power.astype(np.float64), np.arange(0, n, hop)), rtol=1e-5)
-    assert loudness(y, sr=sr) == pytest.approx(_pyloudnorm(y, sr), abs=1e-4)
+    chunked, in_chunks = [], dsp._k_weighted_sums
+    monkeypatch.setattr(dsp, "_k_weighted_sums", lambda *a, **k: chunked.append(1) or in_chunks(*a, **k))
+    signal = y[0] if channels == 1 else y
+    assert loudness(signal, sr=sr) == pytest.approx(_pyloudnorm(signal, sr), abs=1e-4)
+    assert chunked == [1]
 
 
 def test_silence_is_returned_unchanged():

@@ -73,6 +73,14 @@ def test_a_song_that_ends_before_its_last_bar_line_is_streamed_all_the_same():
     assert list(streamed) == [0]
     assert np.array_equal(streamed[0], _usual(score, SR)[0])
     assert _free(get_renderer(SR, pool="stream"))
+    # a finished score with a note the stream never played (before the last bar line it played up to): no stem
+    stream = StemStream(get_renderer(SR, pool="stream"), tail=RENDER_TAIL)
+    stream.start([part], tempo=120.0, time_signature=(4, 4), key="C major", end_beat=8.0)
+    for end, notes in bars.items():
+        stream.add_bar(end, {"bass": notes})
+    score.parts[0].notes.append(Note(43, 6.0, 0.5, 90))
+    assert stream.finish(score, _frames(score, SR)) == {}
+    assert _free(get_renderer(SR, pool="stream"))
 
 
 def test_a_line_is_cut_as_make_monophonic_cuts_it_across_bar_lines():

@@ -184,3 +184,20 @@ def test_a_piece_never_waits_for_a_spare_synthesizer_still_being_made() -> None:
     renderer.close()
     made_after_the_first.join()
     made_after_the_first.synth[0].delete()
+
+
+def test_a_spare_that_becomes_ready_while_a_piece_starts_is_used_once(monkeypatch) -> None:
+    """The spare's thread may finish between two looks at it: the piece either takes it (and it is no longer the
+    spare) or makes its own (and the spare stays spare), never both."""
+    from tunesmith.symbolic.render import _Spare
+
+    renderer = Renderer(16000)
+    score = Score(parts=[Part("m", [Note(69, 0.0, 0.5, 100)], program=0)], tempo=120.0)
+    renderer.render(score)
+    renderer._spare.join()
+    looks = iter([False, True, True, True])
+    monkeypatch.setattr(_Spare, "ready", property(lambda self: next(looks, True)))
+    renderer.render(score)
+    assert renderer._spare is None or renderer._spare.synth is not renderer._synth
+    renderer.render(score)
+    renderer.close()

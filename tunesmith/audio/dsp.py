@@ -246,7 +246,8 @@ def _k_weighting(sr: float) -> np.ndarray:
     return np.array([np.concatenate([stage.b, stage.a]) for stage in pyloudnorm.Meter(sr)._filters.values()])
 
 
-def _loudness_channels(y: np.ndarray) -> np.ndarray:
+def check_loudness_channels(y: np.ndarray) -> np.ndarray:
+    """``y`` if loudness can measure it (at most 5 channels, BS.1770's L, R, C, Ls, Rs), else a ParameterError."""
     if y.ndim == 2 and y.shape[0] > 5:
         raise ParameterError(
             f"loudness supports at most 5 channels (L, R, C, Ls, Rs), got {y.shape[0]}; mix down first"
@@ -257,16 +258,24 @@ def _loudness_channels(y: np.ndarray) -> np.ndarray:
 def k_weighted_power(y: np.ndarray, *, sr: float) -> np.ndarray:
     """The K-weighted power of each sample, the channels summed with their BS.1770 weights (float32, (n,)): what
     :func:`integrated_loudness` averages. At most 5 channels (L, R, C, Ls, Rs)."""
-    y = _loudness_channels(validate_audio(y))
-    sr = check_rate(sr)
+    y = np.atleast_2d(check_loudness_channels(validate_audio(y)))
+    power, _ = _k_weighted(y, _k_weighting(check_rate(sr)).astype(np.float32))
+    return power
+
+
+def _k_weighted(y: np.ndarray, sos: np.ndarray, state: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(the K-weighted power of each sample of (channels, n) ``y``, the filters' state after it); ``state``: the
+    filters' state before it (None: at rest)."""
     # a DC offset far below hearing that the high pass removes: its decaying tails in silence would otherwise fall
     # into denormal numbers, which make the filter ten times slower
     # filtered in float32 (twice as fast as float64; within 1e-4 LU of pyloudnorm, `tests/test_audio_dsp.py`), summed in
     # float64 by `integrated_loudness`
-    data = np.add(np.atleast_2d(y), np.float32(DENORMAL_GUARD), dtype=np.float32)  # one new array
-    weighted = scipy.signal.sosfilt(_k_weighting(sr).astype(np.float32), data, axis=-1)
+    data = np.add(y, np.float32(DENORMAL_GUARD), dtype=np.float32)  # one new array
+    if state is None:
+        state = np.zeros((len(sos), len(y), 2), np.float32)
+    weighted, state = scipy.signal.sosfilt(sos, data, axis=-1, zi=state)
     np.square(weighted, out=weighted)
-    return np.asarray(LOUDNESS_CHANNEL_GAINS[: len(weighted)], dtype=np.float32) @ weighted
+    return np.asarray(LOUDNESS_CHANNEL_GAINS[: len(y)], dtype=np.float32) @ weighted, state
 
 
 def integrated_loudness(power: np.ndarray, *, sr: float, hop: int = 1, length: int | None = None) -> float:
@@ -282,8 +291,9 @@ def integrated_loudness(power: np.ndarray, *, sr: float, hop: int = 1, length: i
     starts = np.arange(count) * 0.25
     lower = (block * starts * sr).astype(np.int64)
     upper = np.minimum((block * (starts + 1.0) * sr).astype(np.int64), n)
-    if hop > 1:
-        lower, upper = np.rint(lower / hop).astype(np.int64), np.rint(upper / hop).astype(np.int64)
+    if hop > 1:  # a block that ends with the signal takes its last, short hop whole
+        lower = np.rint(lower / hop).astype(np.int64)
+        upper = np.where(upper >= n, len(power), np.rint(upper / hop)).astype(np.int64)
     sums = np.zeros(len(power) + 1)
     np.cumsum(power, dtype=np.float64, out=sums[1:])
     mean_square = np.maximum(sums[upper] - sums[lower], 0.0) / (block * sr)
@@ -299,19 +309,20 @@ def integrated_loudness(power: np.ndarray, *, sr: float, hop: int = 1, length: i
 
 def k_weighted_sums(y: np.ndarray, *, sr: float, hop: int) -> np.ndarray:
     """The K-weighted power (:func:`k_weighted_power`) summed over each run of ``hop`` samples (the last may be
-    short), filtered a few blocks at a time: no long temporary arrays, so a long signal stays in the cache."""
-    y = np.atleast_2d(_loudness_channels(validate_audio(y)))
-    sos = _k_weighting(check_rate(sr)).astype(np.float32)
-    gains = np.asarray(LOUDNESS_CHANNEL_GAINS[: len(y)], dtype=np.float32)
+    short), filtered a chunk at a time (:data:`LOUDNESS_CHUNK`): no long temporary arrays, so a long signal
+    stays in the cache."""
+    y = np.atleast_2d(check_loudness_channels(validate_audio(y)))
+    return _k_weighted_sums(y, sr=check_rate(sr), hop=check_int(hop, "hop"))
+
+
+def _k_weighted_sums(y: np.ndarray, *, sr: float, hop: int) -> np.ndarray:
+    sos = _k_weighting(sr).astype(np.float32)
     n = y.shape[-1]
     sums = np.zeros(-(-n // hop))
-    state = np.zeros((len(sos), len(y), 2), np.float32)
+    state = None
     chunk = hop * max(1, LOUDNESS_CHUNK // hop)
     for start in range(0, n, chunk):
-        data = np.add(y[:, start:start + chunk], np.float32(DENORMAL_GUARD), dtype=np.float32)  # (see above)
-        weighted, state = scipy.signal.sosfilt(sos, data, axis=-1, zi=state)
-        np.square(weighted, out=weighted)
-        power = gains @ weighted
+        power, state = _k_weighted(y[:, start:start + chunk], sos, state)
         whole = len(power) // hop * hop
         first = start // hop
         sums[first:first + whole // hop] = power[:whole].reshape(-1, hop).sum(axis=1, dtype=np.float64)
@@ -330,14 +341,14 @@ def loudness(y: np.ndarray, *, sr: int) -> float:
     tenth of a second is whole samples (where the gating blocks' edges fall) is filtered and summed in chunks
     (:func:`k_weighted_sums`: the same figure, twice as fast).
     """
-    y = _loudness_channels(validate_audio(y))
+    y = check_loudness_channels(validate_audio(y))
     sr = check_rate(sr)
     n = y.shape[-1]
     if n < 2 or not np.any(y):
         return float("-inf")
     hop = round(sr * LOUDNESS_BLOCK / 4)
     if hop == sr * LOUDNESS_BLOCK / 4 and n >= LOUDNESS_CHUNK:
-        return integrated_loudness(k_weighted_sums(y, sr=sr, hop=hop), sr=sr, hop=hop, length=n)
+        return integrated_loudness(_k_weighted_sums(np.atleast_2d(y), sr=sr, hop=hop), sr=sr, hop=hop, length=n)
     return integrated_loudness(k_weighted_power(y, sr=sr), sr=sr)
 
 

@@ -26,6 +26,7 @@ from scipy.ndimage import maximum_filter1d, uniform_filter1d
 from tunesmith.audio.dsp import (
     TRUE_PEAK_OVERSAMPLING,
     TRUE_PEAK_QUALITY,
+    check_loudness_channels,
     check_rate,
     integrated_loudness,
     k_weighted_sums,
@@ -83,7 +84,7 @@ def limit(y: np.ndarray, *, sr: float, target_lufs: float, ceiling_db: float = C
     if n < 2 or not np.any(y):
         return Limited(np.ones(n, np.float32), 0.0, 0.0, -math.inf, -math.inf, ["silence: left as it is"])
     hop = max(1, round(HOP * sr))
-    channels = np.atleast_2d(y)
+    channels = np.atleast_2d(check_loudness_channels(y))  # (at most 5: checked before any thread starts)
     # each channel oversampled in a thread beside the K-weighting filters (all run without the GIL)
     with ThreadPoolExecutor(len(channels)) as pool:
         oversampled = [pool.submit(_chunk_peaks_db, channel, hop) for channel in channels]

@@ -77,9 +77,9 @@ MAX_BARS = 256  # a song with an input: the input's bars and those added
 INPUT_MODES = ("arrange", "continue", "regenerate", "restyle")
 TEMPO_LIMITS = (40.0, 300.0)
 # steps a sampled step attends to (at most the training window): every step of a training window's first half
-# saw as few, so this is within what the model learned; a step costs a third less (the keys and values of a
+# saw as few, so this is within what the model learned; a step costs a quarter less (the keys and values of a
 # longer look-back do not fit the core's cache), and songs kept their style, statistics and key (docs/models.md,
-# "Speed")
+# "Attention window")
 SAMPLING_WINDOW = 256
 # drum kits (bank 128 presets) that suit a style better than the standard kit
 STYLE_KITS = {"swing": 32, "big_band": 32, "jazz": 32, "bebop": 32, "jazz_waltz": 32, "bossa_nova": 40,

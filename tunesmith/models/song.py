@@ -208,8 +208,8 @@ class SongStepper:
     ``start(cond)`` resets the cache for a song's conditioning; ``feed(rows)`` runs one or more steps and
     returns the last one's final hidden state; ``logits(head, z)`` is a head; ``add(z, column, value)`` adds a
     chosen value's embedding to what the later heads read (the model's ``output_reads``). Attention looks back at
-    most ``window`` steps (at most a training window; the song writer uses half of one, ~5 bars at ~50 steps a
-    bar: `tunesmith.compose.song.SAMPLING_WINDOW`). Each layer norm's gain and bias are folded into the product
+    most ``window`` steps (at most a training window; the song writer uses 256, 4-5 bars of a song:
+    `tunesmith.compose.song.SAMPLING_WINDOW`). Each layer norm's gain and bias are folded into the product
     after it. Logits agree with the torch model to float32 rounding.
 
     Style guidance: ``start(cond, contrast=other, strength=s)`` runs the same steps under two conditionings side

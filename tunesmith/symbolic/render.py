@@ -193,7 +193,7 @@ SPARE_NICE = 10  # niceness added: a tenth of a core's share beside a busy threa
 class _Spare:
     """A synthesizer being made in a background thread at a low CPU priority (:data:`SPARE_NICE` more niceness,
     on Linux, where a thread has a nice value of its own), so it takes little from the job that is still
-    finishing; ``synth`` once :meth:`join` returns (None if it failed)."""
+    finishing; ``synth`` once it is :attr:`ready` or :meth:`join` returns (None if it failed)."""
 
     def __init__(self, make: Any) -> None:
         self.synth: tuple[Any, int] | None = None
@@ -265,9 +265,11 @@ class Renderer:
         it is ready; else one is made now (a spare still being made, on time the cores had spare, is kept for the
         piece after). The used synthesizer is freed."""
         spare = self._spare
-        if spare is not None and spare.ready:
-            self._spare = None
-        fresh = spare.synth if spare is not None and spare.ready and spare.synth is not None else self._new_synth()
+        fresh = None
+        if spare is not None and spare.ready:  # read once: the thread may finish at any moment
+            self._spare, fresh = None, spare.synth
+        if fresh is None:
+            fresh = self._new_synth()
         self._synth.delete()
         self._synth, self._sfid = fresh
         self._fx_on = self._gain = self._note_program = None
@@ -275,8 +277,8 @@ class Renderer:
         self._used = self._piece_played = False
 
     def _make_spare(self) -> None:
-        """Start making the next piece's synthesizer in a thread, unless one is being made already (it is
-        usually ready long before the next job)."""
+        """Start making the next piece's synthesizer in a thread, unless a spare is pending already (being made,
+        or made and not yet used); it is usually ready long before the next job."""
         if self._spare is None:
             self._spare = _Spare(self._new_synth)
 
