@@ -180,3 +180,21 @@ def test_song_takes_the_neural_drums_param():
     assert SongParams(neural_drums=True).neural_drums is True
     with pytest.raises(ValueError):
         SongParams(neural_drums="sometimes")
+
+
+def test_the_kit_trains_with_the_drum_recipe(drum_run):
+    """A drums run gets the kit's options and losses unless it names its own (tunesmith.train.gan)."""
+    from tunesmith.data.dataset import Dataset
+    from tunesmith.train.gan import drum_variants
+
+    card = json.loads((drum_run / "latest.json").read_text())
+    assert card["kwargs"]["partials"] == "log" and card["kwargs"]["noise_max"] == 8.0
+    config = card["training"]["config"]
+    assert config["mel_weight"] == 5.0 and config["envelope_weight"] == 1.0
+    header = (drum_run / "metrics.csv").read_text().splitlines()[0].split(",")
+    assert {"mel", "envelope"} <= set(header)
+    hits = [r for r in Dataset(drum_run.parent / "samples").split("train")
+            if r.labels.get("kind") == "drum_hit" and r.labels.get("gm_note") is not None]
+    _, counts = drum_variants(hits)
+    assert {i["kit"]: i.get("variants") for i in card["instruments"] if i.get("variants")} == counts
+    assert card["kwargs"].get("variants", 0) == max((c for kit in counts.values() for c in kit.values()), default=0)

@@ -67,6 +67,7 @@ class NoteSynth:
                  backend: str | None = None, onnx_path: Path | None = None) -> None:
         self.generator = generator.eval()
         self.card = card
+        self._variant_counts = {i["name"]: i["variants"] for i in card.get("instruments", []) if i.get("variants")}
         self.name = name
         self.sr = int(card.get("sr", generator.sr))
         self.instrument_names: list[str] = [i["name"] for i in card["instruments"]]
@@ -210,15 +211,20 @@ class NoteSynth:
 
     def _controls(self, conditions: list[tuple[str, int, int]], *, seed: int, morph_to: str | None = None,
                   morph: float = 0.0) -> dict[str, torch.Tensor]:
-        """Controls of whole corpus notes for (instrument, pitch, velocity) rows; z drawn from ``seed``."""
+        """Controls of whole corpus notes for (instrument, pitch, velocity) rows; z and, where a kit has several
+        recordings of a key, which of them it plays (its variant) drawn from ``seed``."""
         g = self.generator
         inst = torch.tensor([self.instrument_names.index(n) for n, _, _ in conditions])
         pitch = torch.tensor([p for _, p, _ in conditions])
         vel = torch.tensor([v for _, _, v in conditions])
         z = torch.randn(len(conditions), g.z_dim, generator=torch.Generator().manual_seed(seed))
         target = None if morph_to is None else torch.full_like(inst, self.instrument_names.index(morph_to))
+        variant = None
+        if g.variants:
+            counts = [self._variant_counts.get(n, {}).get(str(p), 1) for n, p, _ in conditions]
+            variant = torch.from_numpy(np.random.default_rng(seed).integers(0, counts))
         with torch.inference_mode():
-            emb = g.embed(inst, target, morph)
+            emb = g.embed(inst, target, morph, variant)
         return self.run_controls(emb, pitch, vel, z)
 
     def _render(self, controls: dict[str, torch.Tensor], row: int, duration: float, *, drum: bool,

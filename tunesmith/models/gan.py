@@ -14,6 +14,14 @@ coarser frame rate (e.g. 2: 16 ms frames) and linearly upsamples its outputs to 
 while an ``onset`` layer adds condition-weighted fast time features (5..60 ms decays) to the loudness of the
 harmonic and noise parts at the fine rate, so attacks stay sharp. ``sub_partials`` adds partials at
 half-integer multiples of f0 (0.5, 1.5, ...): organ stops such as 16' and 5 1/3' sound there.
+``partials="log"`` (the drum kit) puts the partials on a fixed grid of
+``LOG_PARTIALS_PER_OCTAVE`` per octave from ``LOG_PARTIALS_RANGE[0]`` to ``[1]`` times the key's frequency
+instead of at its harmonics: a drum's body rings at its own frequency (a kick at 50 Hz, a tom's falling pitch),
+not at its GM key's, so only a grid it can fade across holds it. ``noise_max`` raises the cap of the noise
+filter's gain per bin (1.0 by default): a kick's low end is loud in a few bins, more than a gain of 1 can make
+of white noise. ``variants`` (the drum kit) adds a table of variant vectors to the instrument embedding: a kit
+that has several recordings of one key (a sample collection's 17 kicks) learns each as its own variant, where
+one condition would have learned their average; a player picks one (a drum sampler's round robin).
 ``pitch_basis="smooth"`` replaces the table of 128 learned pitch vectors with overlapping Gaussian bumps over
 the keyboard (:class:`PitchBasis`): an instrument recorded every few keys (the Salamander piano: every third)
 then has keys between its recordings that are a smooth blend of their neighbours, where a table would hold
@@ -44,6 +52,10 @@ HOP = 128
 NOISE_FFT = 512
 TIME_FEATURES = 14
 SMALL_BATCH = 8  # up to this batch size the frame network's dilated convs run as matmuls (faster on CPU)
+PARTIALS = ("harmonic", "log")
+LOG_PARTIALS_RANGE = (0.35, 24.0)  # the log grid's partials, as multiples of the key's frequency
+LOG_PARTIALS_PER_OCTAVE = 16
+NOISE_START_LOGIT = -4.0  # the noise head's starting bias at a cap of 1 (a gain of 1e-4: little noise)
 
 
 def exp_sigmoid(x: torch.Tensor, *, exponent: float = 10.0, max_value: float = 2.0) -> torch.Tensor:
@@ -121,6 +133,16 @@ class FiLMBlock(nn.Module):
         return torch.matmul(weight, cols) + self.conv.bias.unsqueeze(-1)
 
 
+def partial_ratios(partials: str, n_harmonics: int, sub_partials: int) -> list[float]:
+    """The partials' frequencies over the key's: harmonics 1..n_harmonics and ``sub_partials`` half-integer ones
+    (0.5, 1.5, ...), or the log grid (``partials="log"``, which ignores the counts)."""
+    if partials == "log":
+        low, high = LOG_PARTIALS_RANGE
+        count = math.floor(math.log2(high / low) * LOG_PARTIALS_PER_OCTAVE) + 1
+        return [low * 2.0 ** (k / LOG_PARTIALS_PER_OCTAVE) for k in range(count)]
+    return [float(k) for k in range(1, n_harmonics + 1)] + [k + 0.5 for k in range(sub_partials)]
+
+
 def upsample_linear(x: torch.Tensor, stride: int) -> torch.Tensor:
     """(B, C, T) -> (B, C, T * stride): frame j lands on fine frame j * stride, the fine frames between two
     coarse ones are interpolated linearly, those after the last repeat it. (Elementwise only: cheap in ONNX.)"""
@@ -135,7 +157,8 @@ class NoteGenerator(nn.Module):
     def __init__(self, *, n_instruments: int, embed_dim: int = 16, z_dim: int = 16, hidden: int = 128,
                  blocks: int = 4, n_harmonics: int = 64, sr: int = SR, hop: int = HOP, n_frames: int = 250,
                  note_off: float = 1.5, noise_fft: int = NOISE_FFT, frame_stride: int = 1,
-                 sub_partials: int = 0, pitch_basis: str = "table") -> None:
+                 sub_partials: int = 0, pitch_basis: str = "table", partials: str = "harmonic",
+                 noise_max: float = 1.0, variants: int = 0) -> None:
         super().__init__()
         self.kwargs: dict[str, Any] = dict(
             n_instruments=n_instruments, embed_dim=embed_dim, z_dim=z_dim, hidden=hidden, blocks=blocks,
@@ -144,14 +167,27 @@ class NoteGenerator(nn.Module):
             self.kwargs.update(frame_stride=frame_stride, sub_partials=sub_partials)
         if pitch_basis != "table":  # older cards do not carry it
             self.kwargs["pitch_basis"] = pitch_basis
+        if partials not in PARTIALS:
+            raise ValueError(f"partials must be one of {PARTIALS}, not {partials!r}")
+        if noise_max <= 0:
+            raise ValueError(f"noise_max must be positive, not {noise_max}")
+        if partials != "harmonic" or noise_max != 1.0:  # older cards do not carry them
+            self.kwargs.update(partials=partials, noise_max=noise_max)
+        self.noise_max = float(noise_max)
+        self.variants = int(variants)
+        if variants:  # older cards do not carry it
+            self.kwargs["variants"] = self.variants
         self.sr, self.hop, self.n_frames, self.note_off = sr, hop, n_frames, note_off
         self.z_dim, self.n_harmonics, self.noise_fft = z_dim, n_harmonics, noise_fft
         self.stride = frame_stride
         self.n_coarse = -(-n_frames // frame_stride)  # frames of the frame network
-        ratios = [float(k) for k in range(1, n_harmonics + 1)] + [k + 0.5 for k in range(sub_partials)]
+        ratios = partial_ratios(partials, n_harmonics, sub_partials)
         self.register_buffer("ratios", torch.tensor(ratios), persistent=False)  # partial frequencies / f0
         self.n_partials = len(ratios)
         self.instrument = nn.Embedding(n_instruments, embed_dim)
+        if variants:
+            self.variant = nn.Embedding(variants, embed_dim)
+            nn.init.normal_(self.variant.weight, std=0.1)
         self.pitch = pitch_code(pitch_basis, 16)
         cond_in = embed_dim + 16 + 2 + 1 + z_dim
         self.cond = nn.Sequential(nn.Linear(cond_in, hidden), nn.LeakyReLU(0.2), nn.Linear(hidden, hidden),
@@ -160,8 +196,9 @@ class NoteGenerator(nn.Module):
         self.blocks = nn.ModuleList(FiLMBlock(hidden, hidden, 2 ** (i % 4)) for i in range(blocks))
         n_bins = noise_fft // 2 + 1
         self.head = nn.Conv1d(hidden, 1 + self.n_partials + n_bins, 1)
-        with torch.no_grad():  # start with little noise
-            self.head.bias[1 + self.n_partials:] = -4.0
+        with torch.no_grad():  # start with little noise, the same gain whatever the cap
+            share = torch.sigmoid(torch.tensor(NOISE_START_LOGIT)) * self.noise_max ** (-1.0 / math.log(10.0))
+            self.head.bias[1 + self.n_partials:] = torch.logit(share)
         self.register_buffer("times", time_features(self.n_coarse, hop=hop * frame_stride, sr=sr,
                                                     note_off=note_off), persistent=False)
         if frame_stride > 1:  # fine-rate loudness of the harmonic and the noise part: weights of fast features
@@ -174,12 +211,15 @@ class NoteGenerator(nn.Module):
     # ----------------------------------------------------------------- conditioning
 
     def embed(self, instrument: torch.Tensor, morph_to: torch.Tensor | None = None,
-              morph: torch.Tensor | float = 0.0) -> torch.Tensor:
-        """(B, E) instrument embedding, linearly interpolated towards ``morph_to`` by ``morph``."""
+              morph: torch.Tensor | float = 0.0, variant: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, E) instrument embedding, linearly interpolated towards ``morph_to`` by ``morph``, plus the vector
+        of each row's ``variant`` (B,) when the model has variants (variant 0 when none is given)."""
         e = self.instrument(instrument)
         if morph_to is not None:
             m = torch.as_tensor(morph, dtype=e.dtype).reshape(-1, 1)
             e = (1.0 - m) * e + m * self.instrument(morph_to)
+        if self.variants:
+            e = e + self.variant(torch.zeros_like(instrument) if variant is None else variant)
         return e
 
     def condition(self, emb: torch.Tensor, pitch: torch.Tensor, velocity: torch.Tensor,
@@ -226,15 +266,17 @@ class NoteGenerator(nn.Module):
         dist = torch.softmax(harm_logits.transpose(1, 2), dim=-1) * audible  # (B, T, K)
         dist = dist / dist.sum(-1, keepdim=True).clamp(min=1e-7)
         return {"amp": exp_sigmoid(amp_logit), "harm": dist, "f0": f0,
-                "noise": exp_sigmoid(noise_logits.transpose(1, 2), max_value=1.0)}  # (B, T, F)
+                "noise": exp_sigmoid(noise_logits.transpose(1, 2), max_value=self.noise_max)}  # (B, T, F)
 
     def forward(self, instrument: torch.Tensor, pitch: torch.Tensor, velocity: torch.Tensor, z: torch.Tensor,
                 *, noise_seed: int | None = None, start: int = 0, frames: int | None = None,
-                morph_to: torch.Tensor | None = None, morph: torch.Tensor | float = 0.0) -> torch.Tensor:
+                morph_to: torch.Tensor | None = None, morph: torch.Tensor | float = 0.0,
+                variant: torch.Tensor | None = None) -> torch.Tensor:
         """Audio (B, frames * hop) of the frames [start, start + frames) of the corpus-length note."""
         frames = self.n_frames - start if frames is None else frames
         last = min(self.n_frames, start + frames + 1)  # one frame more: the interpolation's right end
-        c = self.controls(self.embed(instrument, morph_to, morph), pitch, velocity, z, first=start, last=last)
+        emb = self.embed(instrument, morph_to, morph, variant)
+        c = self.controls(emb, pitch, velocity, z, first=start, last=last)
         return synthesize(c, sr=self.sr, hop=self.hop, noise_fft=self.noise_fft, frames=frames,
                           noise_seed=noise_seed, phase_start=start, ratios=self.ratios)
 
@@ -486,6 +528,43 @@ def multi_resolution_stft_loss(fake: torch.Tensor, real: torch.Tensor,
         sr_ = torch.stft(real, n_fft, n_fft // 4, window=window, return_complex=True).abs()
         total = total + (sf - sr_).abs().mean() + (torch.log(sf + 1e-5) - torch.log(sr_ + 1e-5)).abs().mean()
     return total
+
+
+def log_mel_loss(fake: torch.Tensor, real: torch.Tensor, *, sr: int, n_fft: int = 1024, hop: int = 128,
+                 n_mels: int = 80) -> torch.Tensor:
+    """L1 distance of log-mel magnitudes (Slaney filters): the spectrum as the analyzer, whose embedding judges
+    the drum kit (FAD, NDB), hears it, with bands as narrow at the low end as a drum's body needs."""
+    window = _hann(n_fft, fake.device)
+    filters = _mel_matrix(sr, n_fft, n_mels, fake.device)
+
+    def mel(y: torch.Tensor) -> torch.Tensor:
+        return torch.log(filters @ torch.stft(y, n_fft, hop, window=window, return_complex=True).abs() + 1e-5)
+
+    return (mel(fake) - mel(real)).abs().mean()
+
+
+def envelope_loss(fake: torch.Tensor, real: torch.Tensor, *, frame: int = 256, hop: int = 128,
+                  floor: float = 1e-7) -> torch.Tensor:
+    """L1 distance of the log power of each frame (``frame`` samples every ``hop``; ``floor`` -70 dB): the level
+    of a hit over time, which the spectral losses spread over hundreds of bins and weigh little."""
+
+    def level(y: torch.Tensor) -> torch.Tensor:
+        return torch.log(y.unfold(-1, frame, hop).pow(2).mean(-1) + floor)
+
+    return (level(fake) - level(real)).abs().mean()
+
+
+def _mel_matrix(sr: int, n_fft: int, n_mels: int, device: torch.device) -> torch.Tensor:
+    key = (sr, n_fft, n_mels, device)
+    if key not in _MELS:
+        from tunesmith.audio.features import mel_filters
+
+        with torch.inference_mode(False):
+            _MELS[key] = torch.tensor(mel_filters(float(sr), n_fft, n_mels, 0.0, None), device=device)
+    return _MELS[key]
+
+
+_MELS: dict[tuple, torch.Tensor] = {}
 
 
 def count_parameters(model: nn.Module) -> int:

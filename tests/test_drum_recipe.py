@@ -1,0 +1,127 @@
+"""The drum kit's recipe (session 13): partials on a log grid, a higher noise cap, log-mel and envelope losses, and
+numbered variants of one key. Each answers a fault measured on the v1.1.0 kit (docs/models.md, "Neural drum kit")."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from tunesmith.compose.notesynth import NoteSynth
+from tunesmith.data.manifest import Record
+from tunesmith.models.gan import (
+    LOG_PARTIALS_PER_OCTAVE,
+    LOG_PARTIALS_RANGE,
+    NoteGenerator,
+    envelope_loss,
+    exp_sigmoid,
+    log_mel_loss,
+    midi_to_hz,
+    multi_resolution_stft_loss,
+    partial_ratios,
+)
+from tunesmith.train.gan import drum_variants
+
+SR = 16000
+
+
+def tiny(**options) -> NoteGenerator:
+    return NoteGenerator(n_instruments=2, hidden=16, blocks=1, n_harmonics=8, n_frames=40, note_off=0.2,
+                         noise_fft=256, **options)
+
+
+def nearest_octaves(ratios: list[float], f0: float, hz: float) -> float:
+    """How far (in octaves) the partial nearest ``hz`` is from it."""
+    return min(abs(math.log2(r * f0 / hz)) for r in ratios)
+
+
+def test_log_partials_reach_a_drum_body_between_the_keys_harmonics():
+    kick = float(midi_to_hz(torch.tensor(36.0)))  # GM key 36: 65.4 Hz, but a kick's body rings near 50 Hz
+    harmonic, log = partial_ratios("harmonic", 64, 8), partial_ratios("log", 64, 8)
+    assert nearest_octaves(harmonic, kick, 50.0) > 0.35  # 65.4 Hz or its half: a third of an octave off
+    assert nearest_octaves(log, kick, 50.0) <= 0.5 / LOG_PARTIALS_PER_OCTAVE
+    steps = np.diff(np.log2(log))
+    assert np.allclose(steps, 1 / LOG_PARTIALS_PER_OCTAVE)
+    assert log[0] == pytest.approx(LOG_PARTIALS_RANGE[0]) and log[-1] <= LOG_PARTIALS_RANGE[1]
+    generator = tiny(partials="log")
+    assert generator.n_partials == len(log) and NoteGenerator(**generator.kwargs).kwargs["partials"] == "log"
+    assert "partials" not in tiny().kwargs  # older cards rebuild unchanged
+    with pytest.raises(ValueError, match="partials"):
+        tiny(partials="inharmonic")
+
+
+def test_a_higher_noise_cap_starts_as_quiet_and_reaches_further():
+    low, high = tiny(), tiny(noise_max=8.0)
+    bias = (low.head.bias[-1].detach(), high.head.bias[-1].detach())
+    assert float(exp_sigmoid(bias[1], max_value=8.0)) == pytest.approx(float(exp_sigmoid(bias[0], max_value=1.0)),
+                                                                         rel=1e-3)
+    z = torch.zeros(1, low.z_dim)
+    with torch.no_grad():
+        for generator in (low, high):
+            generator.head.bias[1 + generator.n_partials:] = 20.0  # the filter fully open
+        loud = [g.controls(g.embed(torch.tensor([0])), torch.tensor([36]), torch.tensor([100]), z)["noise"].max()
+                for g in (low, high)]
+    assert float(loud[0]) <= 1.0 + 1e-6 and float(loud[1]) > 7.0
+    assert NoteGenerator(**high.kwargs).noise_max == 8.0
+    with pytest.raises(ValueError, match="noise_max"):
+        tiny(noise_max=0.0)
+
+
+def test_the_envelope_loss_weighs_a_quiet_kick_body_more_than_the_spectral_losses_do():
+    t = np.arange(SR) / SR
+    rng = np.random.default_rng(0)
+    body = np.sin(2 * np.pi * 50 * t) * np.exp(-t / 0.15)
+    hiss = rng.standard_normal(SR) * 0.05 * np.exp(-t / 0.05)
+
+    def tensor(y: np.ndarray) -> torch.Tensor:
+        return torch.tensor(y, dtype=torch.float32).unsqueeze(0)
+
+    real = tensor(body + hiss)
+    quiet_body, quiet_hiss = tensor(body / 4 + hiss), tensor(body + hiss / 4)  # each 12 dB too quiet
+    ratios = {}
+    for name, loss in (("stft", multi_resolution_stft_loss), ("mel", lambda a, b: log_mel_loss(a, b, sr=SR)),
+                       ("envelope", envelope_loss)):
+        assert float(loss(real, real)) == 0.0
+        ratios[name] = float(loss(quiet_body, real)) / float(loss(quiet_hiss, real))
+    assert ratios["envelope"] > 3 * max(ratios["stft"], ratios["mel"])
+    half = tensor(body / 2 + hiss)  # 6 dB too quiet: every loss grows with the error
+    for loss in (multi_resolution_stft_loss, envelope_loss, lambda a, b: log_mel_loss(a, b, sr=SR)):
+        assert 0 < float(loss(half, real)) < float(loss(quiet_body, real))
+
+
+def hit(kit: str, key: int, velocity: int | None, n: int) -> Record:
+    labels = {"kind": "drum_hit", "kit": kit, "gm_note": key, "velocity": velocity, "drum_class": "kick"}
+    return Record(id=f"{kit}-{key}-{velocity}-{n}", source="test", licence="CC0", sha256="", split="train",
+                  duration=2.0, labels=labels)
+
+
+def test_recordings_of_one_key_are_numbered_as_variants():
+    hits = [hit("lmms", 36, None, 0), hit("lmms", 38, None, 0), hit("lmms", 36, None, 1),
+            hit("kit", 36, 40, 0), hit("kit", 36, 90, 0), hit("lmms", 36, None, 2), hit("kit", 36, 90, 1)]
+    numbers, counts = drum_variants(hits)
+    assert numbers == [0, 0, 1, 0, 0, 2, 1]
+    assert counts == {"lmms": {"36": 3}, "kit": {"36": 2}}  # velocity layers are not variants
+
+
+def test_a_kit_plays_the_variant_its_seed_draws():
+    generator = NoteGenerator(n_instruments=1, hidden=16, blocks=1, n_harmonics=8, n_frames=40, note_off=0.2,
+                              noise_fft=256, variants=5)
+    assert NoteGenerator(**generator.kwargs).variants == 5
+    card = {"sr": SR, "instruments": [{"name": "kit_test", "kit": "test", "family": "drums", "program": 0,
+                                       "drum": True, "variants": {"36": 5}}]}
+    synth = NoteSynth(generator, card, name="drums", backend="torch")
+    emb = generator.instrument(torch.tensor([0]))  # without a variant
+    drawn = set()
+    for seed in range(12):
+        c = synth._controls([("kit_test", 36, 100)], seed=seed)
+        z = torch.randn(1, generator.z_dim, generator=torch.Generator().manual_seed(seed))
+        matches = [v for v in range(5) if torch.allclose(c["amp"], generator.controls(
+            emb + generator.variant(torch.tensor([v])), torch.tensor([36]), torch.tensor([100]), z)["amp"])]
+        assert len(matches) == 1
+        drawn.add(matches[0])
+        once = synth._controls([("kit_test", 38, 100)], seed=seed)  # a key recorded once: always variant 0
+        assert torch.allclose(once["amp"], generator.controls(emb + generator.variant(torch.tensor([0])),
+                                                              torch.tensor([38]), torch.tensor([100]), z)["amp"])
+    assert len(drawn) >= 3  # the seed spreads the hits over the recordings
