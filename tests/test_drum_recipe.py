@@ -101,8 +101,8 @@ def test_recordings_of_one_key_are_numbered_as_variants():
     hits = [hit("lmms", 36, None, 0), hit("lmms", 38, None, 0), hit("lmms", 36, None, 1),
             hit("kit", 36, 40, 0), hit("kit", 36, 90, 0), hit("lmms", 36, None, 2), hit("kit", 36, 90, 1)]
     numbers, counts = drum_variants(hits)
-    assert numbers == [0, 0, 1, 0, 0, 2, 1]
-    assert counts == {"lmms": {"36": 3}, "kit": {"36": 2}}  # velocity layers are not variants
+    assert numbers == [0, 0, 1, 0, 0, 2, 1]  # velocity layers are not variants
+    assert counts == {"lmms": {"36": {"100": 3}}, "kit": {"36": {"40": 1, "90": 2}}}
 
 
 def test_a_kit_plays_the_variant_its_seed_draws():
@@ -110,7 +110,7 @@ def test_a_kit_plays_the_variant_its_seed_draws():
                               noise_fft=256, variants=5)
     assert NoteGenerator(**generator.kwargs).variants == 5
     card = {"sr": SR, "instruments": [{"name": "kit_test", "kit": "test", "family": "drums", "program": 0,
-                                       "drum": True, "variants": {"36": 5}}]}
+                                       "drum": True, "variants": {"36": {"60": 1, "100": 5}}}]}
     synth = NoteSynth(generator, card, name="drums", backend="torch")
     emb = generator.instrument(torch.tensor([0]))  # without a variant
     drawn = set()
@@ -125,3 +125,90 @@ def test_a_kit_plays_the_variant_its_seed_draws():
         assert torch.allclose(once["amp"], generator.controls(emb + generator.variant(torch.tensor([0])),
                                                               torch.tensor([38]), torch.tensor([100]), z)["amp"])
     assert len(drawn) >= 3  # the seed spreads the hits over the recordings
+    for seed in range(8):  # near the layer recorded once, every seed plays its one recording
+        z = torch.randn(1, generator.z_dim, generator=torch.Generator().manual_seed(seed))
+        soft = synth._controls([("kit_test", 36, 50)], seed=seed)
+        assert torch.allclose(soft["amp"], generator.controls(emb + generator.variant(torch.tensor([0])),
+                                                              torch.tensor([36]), torch.tensor([50]), z)["amp"])
+
+
+TINY = {"hidden": 16, "blocks": 1, "n_harmonics": 8}
+
+
+def tiny_run(data, out, *, steps: int = 2, model: dict | None = None, **options):
+    from tunesmith.train.gan import GANTrainConfig, train_gan
+
+    return train_gan(data, out, GANTrainConfig(
+        max_steps=steps, eval_every=2, grid_every=100, batch_size=2, crop_frames=16, valid_items=4, subset="drums",
+        family_weights={}, model=dict(model or TINY), **options), progress_bar=False, resume=out.exists())
+
+
+@pytest.fixture(scope="module")
+def lmms_samples(tmp_path_factory):
+    """LMMS's drum samples: a collection with many kicks and snares under one key (no velocity layers)."""
+    from tunesmith.data.corpora.samples import build_samples
+
+    root = tmp_path_factory.mktemp("lmms") / "samples"
+    build_samples(root, sources=["lmms"])
+    return root
+
+
+def test_a_collection_learns_each_recording_of_a_key_as_a_variant(lmms_samples, tmp_path):
+    from collections import Counter
+
+    from tunesmith.data.dataset import Dataset
+    from tunesmith.train.gan import NoteData
+
+    hits = [r for r in Dataset(lmms_samples).split("train") if r.labels.get("kind") == "drum_hit"
+            and r.labels.get("gm_note") is not None]
+    per_layer = Counter((int(r.labels["gm_note"]), r.labels.get("velocity") or 100) for r in hits)
+    repeated = {key for (key, _), n in per_layer.items() if n > 1}
+    assert repeated, "LMMS has several kicks under one key"
+    card = tiny_run(lmms_samples, tmp_path / "run")
+    (kit,) = card["instruments"]
+    assert kit["variants"] == {str(key): {str(v): n for (k, v), n in per_layer.items() if k == key}
+                               for key in repeated}
+    assert card["kwargs"]["variants"] == max(per_layer.values())
+    train, valid = NoteData(lmms_samples, "train", "drums"), NoteData(lmms_samples, "valid", "drums")
+    assert np.array_equal(valid.variant, train.variant[::10])
+    synth = NoteSynth.load(tmp_path / "run")
+    assert synth.generator.variant.num_embeddings == card["kwargs"]["variants"]
+    key = max(repeated, key=lambda k: per_layer[(k, 100)])
+    assert synth._variant_count(kit["name"], key, 64) == per_layer[(key, 100)]
+    hits_by_seed = {seed: synth.note(kit["name"], key, velocity=100, seed=seed) for seed in range(2)}
+    assert not np.array_equal(hits_by_seed[0][:2000], hits_by_seed[1][:2000])
+
+
+def test_a_run_from_before_the_drum_recipe_resumes_as_it_was(tmp_path):
+    """A drums run whose card predates the recipe (no partials, noise cap, variants or loss weights) goes on with
+    the model it was built with, and its metrics keep their own columns."""
+    import csv
+    import json
+
+    from tunesmith.data.corpora.samples import build_samples
+
+    build_samples(tmp_path / "samples", sources=["hydrogen"], limit=60)
+    run = tmp_path / "run"
+    tiny_run(tmp_path / "samples", run, model={**TINY, "partials": "harmonic", "noise_max": 1.0},
+             mel_weight=0.0, envelope_weight=0.0)
+    card = json.loads((run / "latest.json").read_text())
+    assert "variants" not in card["kwargs"]  # this data has one recording per key and layer
+    for part in (card["kwargs"], card["training"]["config"]["model"]):
+        part.pop("partials", None)
+        part.pop("noise_max", None)
+    for name in ("mel_weight", "envelope_weight"):
+        card["training"]["config"].pop(name)
+    (run / "latest.json").write_text(json.dumps(card))
+    with open(run / "metrics.csv", newline="") as handle:
+        rows = [{k: v for k, v in row.items() if k not in ("mel", "envelope")} for row in csv.DictReader(handle)]
+    with open(run / "metrics.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    resumed = tiny_run(tmp_path / "samples", run)  # two more steps
+    assert resumed["training"]["steps"] == 4 and "partials" not in resumed["kwargs"]
+    config = resumed["training"]["config"]
+    assert config["mel_weight"] == 0.0 and config["envelope_weight"] == 0.0
+    with open(run / "metrics.csv", newline="") as handle:
+        last = list(csv.DictReader(handle))[-1]
+    assert last["step"] == "4" and float(last["valid_spec"]) > 0 and None not in last  # no cells spilled over

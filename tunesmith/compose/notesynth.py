@@ -221,11 +221,20 @@ class NoteSynth:
         target = None if morph_to is None else torch.full_like(inst, self.instrument_names.index(morph_to))
         variant = None
         if g.variants:
-            counts = [self._variant_counts.get(n, {}).get(str(p), 1) for n, p, _ in conditions]
+            counts = [self._variant_count(n, p, v) for n, p, v in conditions]
             variant = torch.from_numpy(np.random.default_rng(seed).integers(0, counts))
         with torch.inference_mode():
             emb = g.embed(inst, target, morph, variant)
         return self.run_controls(emb, pitch, vel, z)
+
+    def _variant_count(self, instrument: str, pitch: int, velocity: int) -> int:
+        """How many recordings of this key the kit learned at the velocity layer nearest ``velocity`` (1 for a key
+        recorded once per layer)."""
+        layers = self._variant_counts.get(instrument, {}).get(str(pitch))
+        if not layers:
+            return 1
+        nearest = min(layers, key=lambda layer: (abs(int(layer) - velocity), int(layer)))
+        return int(layers[nearest])
 
     def _render(self, controls: dict[str, torch.Tensor], row: int, duration: float, *, drum: bool,
                 seed: int) -> np.ndarray:

@@ -9,12 +9,19 @@ from tunesmith.plotting import pyplot, save_figure
 
 
 class MetricsLog:
-    """Append rows of named values to a CSV (columns fixed by the first row); keeps an existing log."""
+    """Append rows of named values to a CSV (columns fixed by the first row); keeps an existing log, whose own
+    header then names the columns (a run resumed after a trainer's columns changed keeps its rows aligned)."""
 
     def __init__(self, path: Path, columns: list[str]) -> None:
         self.path = path
         self.columns = columns
-        if not path.exists():
+        header = None
+        if path.exists():
+            with open(path, newline="") as handle:
+                header = next(csv.reader(handle), None)
+        if header:
+            self.columns = header
+        else:
             path.parent.mkdir(parents=True, exist_ok=True)
             with open(path, "w", newline="") as handle:
                 csv.writer(handle).writerow(columns)
