@@ -14,7 +14,9 @@ TARGETS = ("lm", "gan", "analyzer", "watermark", "drums", "prompts", "grooves", 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="evaluate a model (figures as text or JSON)",
                        description="Evaluate a model against held-out data and baselines.")
-    p.add_argument("target", choices=TARGETS, help="what to evaluate (available now: lm)")
+    p.add_argument("target", choices=TARGETS,
+                   help="what to evaluate: lm (chorale, folk), gan (notes), analyzer, watermark, drums (the neural "
+                        "kit), prompts (the prompt parser), grooves (the grooves corpus), song")
     p.add_argument("--checkpoint", default=None,
                    help="model name (e.g. chorale, folk) or a training run directory (default: chorale)")
     p.add_argument("--data", type=Path, help="the dataset the model was trained on (default: from its card)")
