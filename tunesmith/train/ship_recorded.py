@@ -58,7 +58,7 @@ def ship_drums(run: Path, evaluation_file: Path, data: Path, weights: Path = Pat
     card["reproduce"] = [
         "tunesmith data build samples --out datasets/samples",
         *run_commands(card),
-        SHIP_COMMAND.format(name="drums") + ("" if checkpoint == "best" else f" {checkpoint} {version}"),
+        SHIP_COMMAND.format(name="drums") + f" {checkpoint} {version}",
     ]
     card_path.write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n")
     return card_path
