@@ -11,6 +11,7 @@ import torch
 
 from tunesmith.compose.notesynth import NoteSynth
 from tunesmith.data.manifest import Record
+from tunesmith.errors import ParameterError
 from tunesmith.models.gan import (
     LOG_PARTIALS_PER_OCTAVE,
     LOG_PARTIALS_RANGE,
@@ -174,7 +175,7 @@ def test_a_collection_learns_each_recording_of_a_key_as_a_variant(lmms_samples, 
     synth = NoteSynth.load(tmp_path / "run")
     assert synth.generator.variant.num_embeddings == card["kwargs"]["variants"]
     key = max(repeated, key=lambda k: per_layer[(k, 100)])
-    assert synth._variant_count(kit["name"], key, 64) == per_layer[(key, 100)]
+    assert synth.variant_count(kit["name"], key, 64) == per_layer[(key, 100)]
     hits_by_seed = {seed: synth.note(kit["name"], key, velocity=100, seed=seed) for seed in range(2)}
     assert not np.array_equal(hits_by_seed[0][:2000], hits_by_seed[1][:2000])
 
@@ -212,3 +213,37 @@ def test_a_run_from_before_the_drum_recipe_resumes_as_it_was(tmp_path):
     with open(run / "metrics.csv", newline="") as handle:
         last = list(csv.DictReader(handle))[-1]
     assert last["step"] == "4" and float(last["valid_spec"]) > 0 and None not in last  # no cells spilled over
+
+
+class RecordingSynth(NoteSynth):
+    """The real NoteSynth, noting which variant each rendered hit asked for."""
+
+    asked: list
+
+    def note(self, instrument, pitch, *args, variant=None, **kwargs):
+        self.asked.append((pitch, variant))
+        return super().note(instrument, pitch, *args, variant=variant, **kwargs)
+
+
+def test_a_drum_track_plays_a_keys_recordings_in_turn():
+    from tunesmith.compose.drumkit import DrumKit
+    from tunesmith.symbolic.score import Note, Part, Score
+
+    generator = NoteGenerator(n_instruments=1, hidden=16, blocks=1, n_harmonics=8, n_frames=40, note_off=0.2,
+                              noise_fft=256, variants=3)
+    card = {"sr": SR, "instruments": [{"name": "kit_test", "kit": "test", "family": "drums", "program": 0,
+                                       "drum": True, "variants": {"36": {"100": 3}}}]}
+    synth = RecordingSynth(generator, card, name="drums", backend="torch")
+    synth.asked = []
+    kicks = Score(parts=[Part("drums", [Note(36, float(beat), 0.25, 100) for beat in range(7)]
+                              + [Note(38, 7.5, 0.25, 100)], is_drum=True)], tempo=120.0)
+    played = DrumKit(synth).perform(kicks, seed=5, humanize=0.0)
+    assert len(played.hits) == 8 and played.audio.size
+    assert sorted(v for key, v in synth.asked if key == 36) == [0, 1, 2]  # each recording rendered once, reused
+    assert [v for key, v in synth.asked if key == 38] == [0]  # the snare, recorded once
+    starts = [round(start * SR) for start, key, _ in played.hits if key == 36]
+    hits = [played.audio[at:at + 4000] for at in starts]
+    assert all(np.array_equal(hits[i], hits[i + 3]) for i in range(4))  # in turn: every third kick the same
+    assert not np.array_equal(hits[1], hits[2]) and not np.array_equal(hits[2], hits[3])
+    with pytest.raises(ParameterError, match=r"variant must be 0\.\.2"):
+        synth.note("kit_test", 36, velocity=100, seed=0, variant=3)

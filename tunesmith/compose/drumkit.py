@@ -10,7 +10,9 @@ The generator is a drums GAN (`tunesmith train gan --subset drums`): conditioned
 key and a velocity. A score's drum key that the kits never recorded plays the nearest learned key of its drum
 class (a low floor tom 43 plays 41, a crash 57 plays 49, an unknown hand drum the nearest learned percussion key).
 Humanizing draws, per hit and from the seed, a velocity offset (normal, ``VELOCITY_SPREAD * humanize``) and a
-time offset (normal, ``TIMING_SPREAD * humanize`` seconds); humanize 0 plays the score exactly.
+time offset (normal, ``TIMING_SPREAD * humanize`` seconds); humanize 0 plays the score exactly. A kit that
+learned several recordings of a key (a sample collection's kicks) plays them in turn, as a sampler's round robin
+does, from a place the seed picks.
 """
 
 from __future__ import annotations
@@ -125,15 +127,21 @@ class DrumKit:
             shift = rng.normal(0.0, TIMING_SPREAD * humanize) if humanize else 0.0
             loud = rng.normal(0.0, VELOCITY_SPREAD * humanize) if humanize else 0.0
             played.append((max(0.0, start + float(shift)), play_key(key), int(np.clip(round(velocity + loud), 1, 127))))
-        sounds: dict[tuple[int, int], np.ndarray] = {}
-        for index, (_, key, velocity) in enumerate(played):
-            if (key, velocity) not in sounds:
-                sounds[(key, velocity)] = self.synth.note(kit_name, key, velocity=velocity, seed=seed + 7919 * index)
-        total = max(round(s * self.sr) + len(sounds[(k, v)]) for s, k, v in played)
-        out = np.zeros(total, dtype=np.float32)
-        for start, key, velocity in played:
-            y = sounds[(key, velocity)]
-            at = round(start * self.sr)
+        sounds: dict[tuple[int, int, int], np.ndarray] = {}
+        turns: dict[int, int] = {}  # round robin: a key's recordings in turn (written order), from where the seed says
+        placed = []
+        for index, (start, key, velocity) in enumerate(played):
+            count = self.synth.variant_count(kit_name, key, velocity)
+            turn = turns.setdefault(key, int(rng.integers(0, 1 << 16)))
+            turns[key] += 1
+            variant = turn % count
+            if (key, velocity, variant) not in sounds:
+                sounds[(key, velocity, variant)] = self.synth.note(
+                    kit_name, key, velocity=velocity, seed=seed + 7919 * index,
+                    variant=variant if self.synth.generator.variants else None)
+            placed.append((round(start * self.sr), sounds[(key, velocity, variant)]))
+        out = np.zeros(max(at + len(y) for at, y in placed), dtype=np.float32)
+        for at, y in placed:
             out[at:at + len(y)] += y
         peak = float(np.abs(out).max())
         if peak > PEAK_LIMIT:

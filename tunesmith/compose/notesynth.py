@@ -196,23 +196,31 @@ class NoteSynth:
     # ------------------------------------------------------------------ notes
 
     def note(self, instrument: str, pitch: int, velocity: int = 100, duration: float | None = None,
-             seed: int | None = None, morph_to: str | None = None, morph: float = 0.0) -> np.ndarray:
+             seed: int | None = None, morph_to: str | None = None, morph: float = 0.0,
+             variant: int | None = None) -> np.ndarray:
         """One note (n,) float32 at ``self.sr``: ``duration`` seconds held (default: the corpus's 1.5 s), then
-        its release; ``morph`` in 0..1 interpolates the instrument embedding towards ``morph_to``."""
+        its release; ``morph`` in 0..1 interpolates the instrument embedding towards ``morph_to``; ``variant``
+        (0 .. ``variant_count`` - 1) picks which recording of a kit's key it plays (default: drawn from the seed)."""
         inst = self.instrument(instrument)
         pitch = self.check_pitch(inst, pitch)
         velocity = self.check_velocity(velocity)
         duration = self.generator.note_off if duration is None else self.check_duration(duration)
         target = self._check_morph(inst, pitch, morph_to, morph)
+        if variant is not None:
+            count = self.variant_count(inst.name, pitch, velocity)
+            if isinstance(variant, bool) or not isinstance(variant, int | np.integer) or not 0 <= variant < count:
+                raise ParameterError(f"variant must be 0..{count - 1} for key {pitch} of {inst.name}, got {variant!r}",
+                                     field="variant")
         seed = secrets.randbelow(2**31) if seed is None else int(seed)
         controls = self._controls([(inst.name, pitch, velocity)], seed=seed,
-                                  morph_to=target.name if target else None, morph=float(morph))
+                                  morph_to=target.name if target else None, morph=float(morph),
+                                  variants=None if variant is None else [int(variant)])
         return self._render(controls, 0, duration, drum=inst.is_drum, seed=seed)
 
     def _controls(self, conditions: list[tuple[str, int, int]], *, seed: int, morph_to: str | None = None,
-                  morph: float = 0.0) -> dict[str, torch.Tensor]:
+                  morph: float = 0.0, variants: list[int] | None = None) -> dict[str, torch.Tensor]:
         """Controls of whole corpus notes for (instrument, pitch, velocity) rows; z and, where a kit has several
-        recordings of a key, which of them it plays (its variant) drawn from ``seed``."""
+        recordings of a key, which of them it plays (its variant; ``variants`` per row, else drawn from ``seed``)."""
         g = self.generator
         inst = torch.tensor([self.instrument_names.index(n) for n, _, _ in conditions])
         pitch = torch.tensor([p for _, p, _ in conditions])
@@ -220,14 +228,16 @@ class NoteSynth:
         z = torch.randn(len(conditions), g.z_dim, generator=torch.Generator().manual_seed(seed))
         target = None if morph_to is None else torch.full_like(inst, self.instrument_names.index(morph_to))
         variant = None
-        if g.variants:
-            counts = [self._variant_count(n, p, v) for n, p, v in conditions]
+        if g.variants and variants is not None:
+            variant = torch.tensor(variants)
+        elif g.variants:
+            counts = [self.variant_count(n, p, v) for n, p, v in conditions]
             variant = torch.from_numpy(np.random.default_rng(seed).integers(0, counts))
         with torch.inference_mode():
             emb = g.embed(inst, target, morph, variant)
         return self.run_controls(emb, pitch, vel, z)
 
-    def _variant_count(self, instrument: str, pitch: int, velocity: int) -> int:
+    def variant_count(self, instrument: str, pitch: int, velocity: int) -> int:
         """How many recordings of this key the kit learned at the velocity layer nearest ``velocity`` (1 for a key
         recorded once per layer)."""
         layers = self._variant_counts.get(instrument, {}).get(str(pitch))
