@@ -129,6 +129,13 @@ def test_mma_example_chart_is_read_as_mma_plays_it():
     assert prog.chords[0][0] == 0.0 and prog.chords[1][0] == 4.0
 
 
+def test_an_mma_example_with_random_chords_reads_the_same_every_time():
+    paths = [p for p in mma_example_paths() if p.name == "rndchords.mma"]
+    assert paths, "MMA's example songs are missing (Debian package mma)"
+    charts = {tuple(load_mma_example(paths[0]).chords) for _ in range(3)}
+    assert len(charts) == 1  # unseeded, MMA drew 13 new chords from C C C C F G7 on every run
+
+
 def test_folk_tunes_get_a_melody_and_chords_on_its_bars():
     source = next(s for s in folk_sources() if s.id.startswith("oneill-"))
     progs = source.load()   # one per run of bars in one meter (this tune's ABC has a stray 1/16 bar)

@@ -381,11 +381,14 @@ def mma_example_sources() -> list[PieceSource]:
 
 
 def load_mma_example(path: Path) -> Progression:
-    """The chord chart of one MMA song, bar by bar as MMA plays it (``mma -r``), in the song's meter."""
+    """The chord chart of one MMA song, bar by bar as MMA plays it (``mma -r``), in the song's meter. MMA's random
+    generator is seeded first (an init file holding ``RndSeed 1``): an example that draws its chords at random
+    (rndset/rndchords) then gives the same chart every build."""
     with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "song.mid"
-        proc = subprocess.run([mma_executable(), "-r", "-w", "-f", str(out), str(path)], cwd=path.parent,
-                              capture_output=True, text=True, timeout=120, errors="replace")
+        out, seeded = Path(tmp) / "song.mid", Path(tmp) / "mmarc"
+        seeded.write_text("RndSeed 1\n")
+        proc = subprocess.run([mma_executable(), "-i", str(seeded), "-r", "-w", "-f", str(out), str(path)],
+                              cwd=path.parent, capture_output=True, text=True, timeout=120, errors="replace")
         if proc.returncode != 0 or not out.is_file():
             raise DatasetError("MMA could not play it")
         rendered = read_rendered(out)
