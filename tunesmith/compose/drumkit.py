@@ -136,9 +136,8 @@ class DrumKit:
             turns[key] += 1
             variant = turn % count
             if (key, velocity, variant) not in sounds:
-                sounds[(key, velocity, variant)] = self.synth.note(
-                    kit_name, key, velocity=velocity, seed=seed + 7919 * index,
-                    variant=variant if self.synth.generator.variants else None)
+                sounds[(key, velocity, variant)] = self.synth.note(kit_name, key, velocity=velocity,
+                                                                   seed=seed + 7919 * index, variant=variant)
             placed.append((round(start * self.sr), sounds[(key, velocity, variant)]))
         out = np.zeros(max(at + len(y) for at, y in placed), dtype=np.float32)
         for at, y in placed:

@@ -311,7 +311,7 @@ def train_gan(data: Path, out: Path, config: GANTrainConfig, *, resume: bool = F
     variants = train.n_variants if resumed is None else int(resumed["kwargs"].get("variants", 0))  # older: none
     if variants and train.n_variants > variants:
         raise DatasetError(f"{data} has {train.n_variants} recordings of one drum key and velocity; the resumed run "
-                           f"learned {variants or 'no'} variants: train a new run on this data")
+                           f"learned {variants} variants: train a new run on this data")
     if variants:
         gen_kwargs["variants"] = variants
     else:  # a model without variants: the card lists none
