@@ -57,6 +57,38 @@ def test_smooth_pitch_code_blends_neighbouring_keys():
         pitch_code("nearest", 16)
 
 
+def test_curvature_loss_measures_how_sharply_the_sound_bends_from_key_to_key():
+    import torch
+
+    from tunesmith.models.gan import NoteGenerator, pitch_curvature_loss
+
+    torch.manual_seed(0)
+    keys, velocity = torch.arange(30, 100, 7), torch.full((10,), 80)
+    z = torch.randn(10, 16)
+
+    def curvature(generator: NoteGenerator) -> torch.Tensor:
+        emb = generator.embed(torch.zeros(10, dtype=torch.long))
+        return pitch_curvature_loss(generator, emb, keys, velocity, z, first=0, last=32)
+
+    smooth = NoteGenerator(n_instruments=1, hidden=32, blocks=2, n_harmonics=16, pitch_basis="smooth")
+    table = NoteGenerator(n_instruments=1, hidden=32, blocks=2, n_harmonics=16)  # unrelated vectors per key
+    with torch.no_grad():
+        table.pitch.weight.mul_(3.0)
+        smooth_loss, table_loss = float(curvature(smooth)), float(curvature(table))
+    assert table_loss > 10 * smooth_loss > 0.0
+    # a few steps of gradient descent on it smooth the table's keys (the loss has a useful gradient)
+    optimizer = torch.optim.Adam(table.parameters(), lr=1e-2)
+    for _ in range(20):
+        optimizer.zero_grad()
+        curvature(table).backward()
+        optimizer.step()
+    assert float(curvature(table).detach()) < 0.5 * table_loss
+    # the partials above Nyquist at pitch + 1 do not count: a top key's loss stays as small as a middle key's
+    top = pitch_curvature_loss(smooth, smooth.embed(torch.zeros(2, dtype=torch.long)), torch.tensor([106, 107]),
+                               velocity[:2], z[:2], first=0, last=32)
+    assert float(top) < 10 * smooth_loss
+
+
 @pytest.mark.npm
 def test_tiny_piano_gan_is_judged_on_real_salamander_notes(tmp_path):
     from tunesmith.data.corpora.samples import build_samples

@@ -67,6 +67,9 @@ MAX_EVENTS_PER_BAR = 192
 LEAD = 1 + ROLES.index("lead")
 CHORD_TONE_ROLES = ("bass", "chords", "pad")  # play chord tones on strong beats
 TRIPLET = STEPS_PER_BEAT // 3
+# heads whose nucleus is taken per group of values (`sample_token`'s group_size): a note's (track, key) per track,
+# so each track plays as often as the model says and only its unlikely keys are cut
+NUCLEUS_GROUPS = {"what": 128}
 
 
 @dataclass
@@ -365,7 +368,7 @@ class SongSampler:
     def _draw(self, name: str, z: np.ndarray, allowed: np.ndarray) -> int:
         self.draws += 1
         return sample_token(self.stepper.logits(name, z), allowed=allowed, temperature=self.temperature,
-                            top_p=self.top_p, rng=self.rng)
+                            top_p=self.top_p, group_size=NUCLEUS_GROUPS.get(name), rng=self.rng)
 
 
 def kept_place(row: np.ndarray) -> tuple[int, int]:

@@ -237,9 +237,10 @@ class NoteGenerator(nn.Module):
         """Frames of context on each side that one output frame of the frame network sees."""
         return sum(block.conv.dilation[0] for block in self.blocks)
 
-    def controls(self, emb: torch.Tensor, pitch: torch.Tensor, velocity: torch.Tensor,
-                 z: torch.Tensor, *, first: int = 0, last: int | None = None) -> dict[str, torch.Tensor]:
-        """Synthesizer controls of frames [first, last) of the corpus note (default: all n_frames).
+    def control_logits(self, emb: torch.Tensor, pitch: torch.Tensor, velocity: torch.Tensor, z: torch.Tensor, *,
+                       first: int = 0, last: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The frame network's raw outputs for frames [first, last): amplitude (B, T), partials (B, K, T) and noise
+        bands (B, F, T) as logits, before the output nonlinearities and the mask of partials above Nyquist.
 
         Frames are computed with their full receptive field, so a window equals that part of the whole."""
         last = self.n_frames if last is None else last
@@ -261,9 +262,19 @@ class NoteGenerator(nn.Module):
             fine = torch.matmul(w, self.fine_times[:, first:last])  # (B, 2, T)
             amp_logit = amp_logit + fine[:, 0]
             noise_logits = noise_logits + fine[:, 1:2]
+        return amp_logit, harm_logits, noise_logits
+
+    def audible(self, pitch: torch.Tensor) -> torch.Tensor:
+        """(B, 1, K) 1 for the partials of each pitch below Nyquist (less a margin), else 0."""
+        f0 = midi_to_hz(pitch.float()).view(-1, 1, 1)
+        return (f0 * self.ratios.view(1, 1, -1) < self.sr / 2 - 200).float()
+
+    def controls(self, emb: torch.Tensor, pitch: torch.Tensor, velocity: torch.Tensor,
+                 z: torch.Tensor, *, first: int = 0, last: int | None = None) -> dict[str, torch.Tensor]:
+        """Synthesizer controls of frames [first, last) of the corpus note (default: all n_frames)."""
+        amp_logit, harm_logits, noise_logits = self.control_logits(emb, pitch, velocity, z, first=first, last=last)
         f0 = midi_to_hz(pitch.float()).unsqueeze(1)  # (B, 1): the note's pitch, exactly
-        audible = (f0.unsqueeze(-1) * self.ratios.view(1, 1, k) < self.sr / 2 - 200).float()  # (B, 1, K)
-        dist = torch.softmax(harm_logits.transpose(1, 2), dim=-1) * audible  # (B, T, K)
+        dist = torch.softmax(harm_logits.transpose(1, 2), dim=-1) * self.audible(pitch)  # (B, T, K)
         dist = dist / dist.sum(-1, keepdim=True).clamp(min=1e-7)
         return {"amp": exp_sigmoid(amp_logit), "harm": dist, "f0": f0,
                 "noise": exp_sigmoid(noise_logits.transpose(1, 2), max_value=self.noise_max)}  # (B, T, F)
@@ -552,6 +563,31 @@ def envelope_loss(fake: torch.Tensor, real: torch.Tensor, *, frame: int = 256, h
         return torch.log(y.unfold(-1, frame, hop).pow(2).mean(-1) + floor)
 
     return (level(fake) - level(real)).abs().mean()
+
+
+def pitch_curvature_loss(generator: NoteGenerator, emb: torch.Tensor, pitch: torch.Tensor, velocity: torch.Tensor,
+                         z: torch.Tensor, *, first: int = 0, last: int | None = None) -> torch.Tensor:
+    """How sharply the generator's sound bends from key to key: the mean squared second difference over pitch - 1,
+    pitch, pitch + 1 (the same embedding, velocity and z) of the log amplitude, of the log share of each partial
+    (weighted by its share at ``pitch``, so that partials too quiet to hear count little) and of the log noise bands,
+    over frames [first, last). A timbre that changes smoothly across the keyboard has none; one key brighter than
+    both its neighbours has much (the neural piano's keys between its recordings, docs/models.md)."""
+    b = pitch.shape[0]
+    keys = torch.cat([pitch - 1, pitch, pitch + 1])
+    amp, harm, noise = generator.control_logits(emb.repeat(3, 1), keys, velocity.repeat(3), z.repeat(3, 1),
+                                                first=first, last=last)
+    audible = generator.audible(pitch + 1).transpose(1, 2).repeat(3, 1, 1)  # (3B, K, 1): audible at all three
+    log_share = torch.log_softmax(harm.masked_fill(audible == 0, -1e4), dim=1)
+    log_amp = torch.log(exp_sigmoid(amp))
+    log_noise = torch.log(exp_sigmoid(noise, max_value=generator.noise_max))
+
+    def curvature(x: torch.Tensor) -> torch.Tensor:
+        low, mid, high = x.view(3, b, *x.shape[1:])
+        return high - 2.0 * mid + low
+
+    weight = (log_share.view(3, b, *harm.shape[1:])[1].exp() * audible[:b]).detach()  # (B, K, T) shares at pitch
+    harm_term = (weight * curvature(log_share).pow(2)).sum(1).mean()
+    return curvature(log_amp).pow(2).mean() + harm_term + curvature(log_noise).pow(2).mean()
 
 
 def _mel_matrix(sr: int, n_fft: int, n_mels: int, device: torch.device) -> torch.Tensor:

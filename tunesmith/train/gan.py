@@ -6,8 +6,9 @@ conditions, then:
 
 1. discriminator step (once the warm-up is over): hinge loss on real vs generated windows;
 2. generator step: multi-resolution STFT loss against the real note of the same condition (and, for the drum
-   kit, a log-mel loss and a loss on each frame's level), plus, after the warm-up, the hinge generator loss and
-   feature matching on the discriminator's hidden layers.
+   kit, a log-mel loss and a loss on each frame's level; for the piano, a loss on how sharply the sound bends from
+   key to key), plus, after the warm-up, the hinge generator loss and feature matching on the discriminator's
+   hidden layers.
 
 Losses and gradient norms go to metrics.csv (and curves.png); every ``grid_every`` steps a PNG grid of
 generated vs real spectrograms; every ``eval_every`` steps a validation figure (the spectral distance of
@@ -38,6 +39,7 @@ from tunesmith.models.gan import (
     envelope_loss,
     log_mel_loss,
     multi_resolution_stft_loss,
+    pitch_curvature_loss,
 )
 from tunesmith.plotting import pyplot, save_figure
 from tunesmith.train.harness import Clock, Recipe, check_budget, previous_card, resumed_config, run
@@ -51,8 +53,8 @@ V2_MODEL: dict[str, Any] = {"hidden": 96, "frame_stride": 2, "sub_partials": 8, 
 # recognised least in the v1 model's notes (brass 0.53, flute 0.60, organ 0.70, synth lead 0.82, guitar 0.87)
 FAMILY_WEIGHTS: dict[str, float] = {"brass": 3.0, "flute": 2.5, "organ": 2.0, "synth_lead": 1.5, "guitar": 1.5}
 
-COLUMNS = ["lr_g", "spec", "mel", "envelope", "adv_g", "fm", "loss_d", "d_real", "d_fake", "grad_g", "grad_d",
-           "valid_spec"]
+COLUMNS = ["lr_g", "spec", "mel", "envelope", "curvature", "adv_g", "fm", "loss_d", "d_real", "d_fake", "grad_g",
+           "grad_d", "valid_spec"]
 
 
 @dataclass
@@ -72,6 +74,7 @@ class GANTrainConfig:
     spec_weight: float = 1.0
     mel_weight: float | None = None  # the log-mel loss's weight; None: the subset's (SUBSET_LOSS_WEIGHTS; else 0)
     envelope_weight: float | None = None  # the weight of the loss on each frame's level (log power); likewise
+    curvature_weight: float | None = None  # the weight of the pitch curvature loss (keys between keys); likewise
     log_every: int = 25
     eval_every: int = 250
     grid_every: int = 500
@@ -96,7 +99,11 @@ SUBSET_OPTIONS: dict[str, dict[str, dict[str, Any]]] = {
 # per subset, the weights of the losses beside the STFT loss (a config's None takes them): the drum kit v1.1.0's
 # hits came out 6-12 dB too quiet at the onset, which the STFT loss barely weighs (docs/models.md, "Neural drum
 # kit"); a 1,000-step check: onset bias -8.2 dB with neither, -4.9 with the log-mel loss, -2.2 with both
-SUBSET_LOSS_WEIGHTS: dict[str, dict[str, float]] = {"drums": {"mel_weight": 5.0, "envelope_weight": 1.0}}
+# the piano v1.0.0 (without it) made key 73 brighter than both 72 and 74 (its worst continuity step, 1.75 times the
+# recordings' largest step there): the curvature loss of keys drawn from the whole keyboard, recorded or not
+SUBSET_LOSS_WEIGHTS: dict[str, dict[str, float]] = {"drums": {"mel_weight": 5.0, "envelope_weight": 1.0},
+                                                    "piano": {"curvature_weight": 20.0}}
+LOWEST_KEY, HIGHEST_KEY = 21, 108  # the piano's keyboard, A0..C8
 PIANO = {"name": "grand_piano", "family": "keyboard", "program": 0, "drum": False}
 
 
@@ -296,7 +303,8 @@ def train_gan(data: Path, out: Path, config: GANTrainConfig, *, resume: bool = F
     resumed = previous_card(out, resume)
     config = resumed_config(GANTrainConfig, config, resumed)
     weights = {} if resumed else SUBSET_LOSS_WEIGHTS.get(config.subset or "", {})  # older runs go on without
-    config = dataclasses.replace(config, **{name: weights.get(name, 0.0) for name in ("mel_weight", "envelope_weight")
+    config = dataclasses.replace(config, **{name: weights.get(name, 0.0) for name in ("mel_weight", "envelope_weight",
+                                                                                "curvature_weight")
                                             if getattr(config, name) is None})
     if resumed is None:  # a resumed run's config holds the options it was built with
         for part, options in SUBSET_OPTIONS.get(config.subset or "", {}).items():
@@ -379,6 +387,12 @@ def train_gan(data: Path, out: Path, config: GANTrainConfig, *, resume: bool = F
             envelope = envelope_loss(fake, real)
             loss_g = loss_g + config.envelope_weight * envelope
             values["envelope"] = float(envelope.detach())
+        if config.curvature_weight:  # keys from the whole keyboard, each with its neighbours (same z and velocity)
+            keys = torch.randint(LOWEST_KEY + 1, HIGHEST_KEY, (config.batch_size,), generator=torch_gen)
+            curvature = pitch_curvature_loss(generator, generator.embed(inst, variant=train.variants(idx)), keys, vel,
+                                             z, first=start, last=start + crop)
+            loss_g = loss_g + config.curvature_weight * curvature
+            values["curvature"] = float(curvature.detach())
         if adversarial:
             fake_scores, fake_features = discriminator(fake, inst, pitch, vel)
             adv = -sum(s.mean() for s in fake_scores) / len(fake_scores)
@@ -423,7 +437,7 @@ def train_gan(data: Path, out: Path, config: GANTrainConfig, *, resume: bool = F
                     state=lambda: {"discriminator": discriminator.state_dict(), "opt_g": opt_g.state_dict(),
                                    "opt_d": opt_d.state_dict()},
                     load_state=load_state, score="valid_spec", best_key="best_valid_spec",
-                    columns=COLUMNS, curves=["spec", "mel", "valid_spec", "fm", "loss_d", "adv_g"],
+                    columns=COLUMNS, curves=["spec", "mel", "curvature", "valid_spec", "fm", "loss_d", "adv_g"],
                     title="notes GAN: losses (spec, valid_spec = multi-resolution STFT distance)",
                     log_every=config.log_every,
                     on_step=lambda done: draw_grid() if done % config.grid_every == 0 else None, on_end=draw_grid,

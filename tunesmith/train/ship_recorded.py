@@ -3,12 +3,13 @@
 kit, the Salamander credit, the commands that reproduce them).
 
     python -m tunesmith.train.ship_recorded drums runs/drums-gan drums-evaluation.json datasets/samples [latest 1.1.0]
-    python -m tunesmith.train.ship_recorded piano runs/piano-gan piano-evaluation.json datasets/samples
+    python -m tunesmith.train.ship_recorded piano runs/piano-gan piano-evaluation.json datasets/samples [best 1.1.0]
 """
 
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections import Counter
 from pathlib import Path
@@ -23,7 +24,7 @@ SHIP_COMMAND = "python -m tunesmith.train.ship_recorded {name} RUN EVALUATION.js
 
 def run_commands(card: dict[str, Any]) -> list[str]:
     """The training commands of a card's runs as a user types them (without the virtualenv's path)."""
-    return [r["command"].replace(".venv/bin/", "") for r in card["training"]["runs"]]
+    return [re.sub(r"^\S*/tunesmith ", "tunesmith ", r["command"]) for r in card["training"]["runs"]]
 
 
 def ship_drums(run: Path, evaluation_file: Path, data: Path, weights: Path = Path("weights"), *,
@@ -64,11 +65,12 @@ def ship_drums(run: Path, evaluation_file: Path, data: Path, weights: Path = Pat
     return card_path
 
 
-def ship_piano(run: Path, evaluation_file: Path, data: Path, weights: Path = Path("weights")) -> Path:
-    """weights/piano.json (with the Salamander credit) and its weights from a piano GAN run."""
+def ship_piano(run: Path, evaluation_file: Path, data: Path, weights: Path = Path("weights"), *,
+               checkpoint: str = "best", version: str = "1.0.0") -> Path:
+    """weights/piano.json (with the Salamander credit) and its weights from a piano GAN run's ``checkpoint``."""
     del data  # the card names its dataset already
     evaluation = json.loads(evaluation_file.read_text())
-    card_path = ship(run, "piano", weights_dir=weights, version="1.0.0",
+    card_path = ship(run, "piano", weights_dir=weights, version=version, checkpoint=checkpoint,
                      description="neural grand piano learned from the Salamander Grand Piano recordings (every key "
                                  "A0-C8, any velocity and length)",
                      evaluation=evaluation,
@@ -87,7 +89,7 @@ def ship_piano(run: Path, evaluation_file: Path, data: Path, weights: Path = Pat
     card["reproduce"] = [
         "tunesmith data build samples --out datasets/samples",
         *run_commands(card),
-        SHIP_COMMAND.format(name="piano"),
+        SHIP_COMMAND.format(name="piano") + f" {checkpoint} {version}",
     ]
     card_path.write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n")
     return card_path
@@ -95,8 +97,6 @@ def ship_piano(run: Path, evaluation_file: Path, data: Path, weights: Path = Pat
 
 if __name__ == "__main__":
     name, run_dir, evaluation_path, data_dir = sys.argv[1:5]
-    if name == "drums":  # optionally: CHECKPOINT (best or latest) VERSION
-        options = dict(zip(("checkpoint", "version"), sys.argv[5:7], strict=False))
-        print(ship_drums(Path(run_dir), Path(evaluation_path), Path(data_dir), **options))
-    else:
-        print(ship_piano(Path(run_dir), Path(evaluation_path), Path(data_dir)))
+    options = dict(zip(("checkpoint", "version"), sys.argv[5:7], strict=False))  # optionally: best|latest VERSION
+    ship_one = ship_drums if name == "drums" else ship_piano
+    print(ship_one(Path(run_dir), Path(evaluation_path), Path(data_dir), **options))
