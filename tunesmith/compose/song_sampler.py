@@ -13,6 +13,11 @@
 * given chords (a chord per bar of a later verse, of a loop's second time, or a harmony to follow) are written
   at their places instead of the model's own;
 * bars that replay an earlier bar (later choruses) are fed to the model in one chunk, not sampled;
+* the rhythm section does not drop out: in a verse, chorus or bridge, a bar in which an asked drum or bass track
+  stays silent for the second bar running is drawn again (up to `REDRAWS` times, the draw with the fewest silent
+  tracks kept). In the training songs' body sections these two are almost never silent two bars running (0.0 %
+  and 0.4 % of bars); sampled freely, a track that misses one bar can stay out for the rest of the song, because
+  the model then continues a song without it (docs/models.md);
 * the input modes (`tunesmith.compose.song.SongWriter.generate_from`): whole bars given (the song to continue)
   are fed as they are, and the notes of kept tracks (a melody to arrange, the tracks a regenerated one plays
   with) are written at their places while the other tracks are sampled around them: each draw of the model is
@@ -67,9 +72,9 @@ MAX_EVENTS_PER_BAR = 192
 LEAD = 1 + ROLES.index("lead")
 CHORD_TONE_ROLES = ("bass", "chords", "pad")  # play chord tones on strong beats
 TRIPLET = STEPS_PER_BEAT // 3
-# heads whose nucleus is taken per group of values (`sample_token`'s group_size): a note's (track, key) per track,
-# so each track plays as often as the model says and only its unlikely keys are cut
-NUCLEUS_GROUPS = {"what": 128}
+STEADY_TRACKS = tuple(1 + ROLES.index(role) for role in ("drums", "bass"))  # never silent two body bars running
+BODY_SECTIONS = ("verse", "chorus", "bridge")
+REDRAWS = 2
 
 
 @dataclass
@@ -191,6 +196,9 @@ class SongSampler:
         ``given_bars``: bar -> its rows, fed as they are; ``kept``: bar -> NOTE rows of kept tracks, in step order,
         written among the sampled ones; ``on_bar(bar, rows)`` is told of each bar as soon as it is written)."""
         contexts = section_context(plan.sections, plan.bars)
+        body = {span.start_bar + k for span in plan.sections if span.name in BODY_SECTIONS for k in range(span.bars)}
+        steady = [t for t in STEADY_TRACKS if t in self.c.track_values and ROLES[t - 1] not in self.c.kept_tracks]
+        silent_before: set[int] = set()  # steady tracks silent in the bar before
         if plan.open_end:
             contexts[:, CONTEXT.index("bars_left")] = PHASE_CAP
         given_bars, kept = given_bars or {}, kept or {}
@@ -215,13 +223,16 @@ class SongSampler:
                 self.copied += sum(len(block) for block in chunk)
                 rows.extend(np.concatenate(chunk))
                 bar = run[-1] + 1
+                silent_before = set(steady) - played_tracks(chunk[-1])
                 continue
             forced = None
             if given_chords is not None and bar in given_chords:
                 forced = list(given_chords[bar])
             elif bar in plan.chords_from:
                 forced = chord_events(bar_rows[plan.chords_from[bar]])
-            block, h = self.bar(h, contexts[bar], forced, kept.get(bar))
+            expected = silent_before if bar in body and bar - 1 in body else set()
+            block, h = self._steady_bar(h, contexts[bar], forced, kept.get(bar), expected)
+            silent_before = set(steady) - played_tracks(block)
             bar_rows[bar] = block
             if on_bar is not None:
                 on_bar(bar, block)
@@ -229,6 +240,27 @@ class SongSampler:
             bar += 1
         rows.append(step_row(EOS))
         return Written(np.stack(rows), bar_rows, self.sampled, self.copied)
+
+    def _steady_bar(self, h: np.ndarray, context: np.ndarray, forced: list[tuple[int, int, int]] | None,
+                    kept: list[np.ndarray] | None, expected: set[int]) -> tuple[np.ndarray, np.ndarray]:
+        """`bar`, drawn again (up to `REDRAWS` times) while a track of ``expected`` (silent in the bar before)
+        plays nothing in it; the draw with the fewest such silent tracks is kept."""
+        start_length, start_sampled = self.stepper.length, self.sampled
+        draws: list[tuple[int, np.ndarray, np.ndarray, int]] = []  # (silent expected tracks, rows, state, sampled)
+        for attempt in range(1 + (REDRAWS if expected else 0)):
+            if attempt:
+                self.stepper.rewind(start_length)
+                self.sampled = start_sampled
+            block, h_after = self.bar(h, context, list(forced) if forced is not None else None, kept)
+            draws.append((len(expected - played_tracks(block)), block, h_after, self.sampled))
+            if not draws[-1][0]:
+                break
+        best = min(range(len(draws)), key=lambda i: draws[i][0])  # the first of the fewest
+        _, block, h_after, self.sampled = draws[best]
+        if best != len(draws) - 1:  # the model's cache holds the last draw: feed the kept one instead
+            self.stepper.rewind(start_length)
+            h_after = self.stepper.feed(block)
+        return block, h_after
 
     @staticmethod
     def _with_context(block: np.ndarray, context: np.ndarray) -> np.ndarray:
@@ -368,7 +400,12 @@ class SongSampler:
     def _draw(self, name: str, z: np.ndarray, allowed: np.ndarray) -> int:
         self.draws += 1
         return sample_token(self.stepper.logits(name, z), allowed=allowed, temperature=self.temperature,
-                            top_p=self.top_p, group_size=NUCLEUS_GROUPS.get(name), rng=self.rng)
+                            top_p=self.top_p, rng=self.rng)
+
+
+def played_tracks(block: np.ndarray) -> set[int]:
+    """The track values with a note in a bar's rows."""
+    return {int(t) for t in block[block[:, COLUMN["kind"]] == NOTE, COLUMN["track"]]}
 
 
 def kept_place(row: np.ndarray) -> tuple[int, int]:

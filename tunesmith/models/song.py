@@ -311,6 +311,12 @@ class SongStepper:
         last = _normalized(x[:, -1]) * self.norm[0] + self.norm[1]
         return last[0] if b == 1 else last
 
+    def rewind(self, length: int) -> None:
+        """Forget every step fed after the first ``length`` (the next feed writes over their keys and values)."""
+        if not 0 <= length <= self.length:
+            raise ValueError(f"cannot rewind to step {length} of {self.length}")
+        self.length = length
+
     def _chunk_bias(self, start: int, t: int, end: int) -> np.ndarray:
         """(h, T, end) ALiBi biases of a chunk's queries over every key so far; future keys and keys out of the
         window get -inf."""
