@@ -23,8 +23,11 @@ SHIP_COMMAND = "python -m tunesmith.train.ship_recorded {name} RUN EVALUATION.js
 
 
 def run_commands(card: dict[str, Any]) -> list[str]:
-    """The training commands of a card's runs as a user types them (without the virtualenv's path)."""
-    return [re.sub(r"^\S*/tunesmith ", "tunesmith ", r["command"]) for r in card["training"]["runs"]]
+    """The training commands of a card's runs as a user types them (without the virtualenv's path), written back
+    to the card's runs so that it names no path of the machine that trained it."""
+    for r in card["training"]["runs"]:
+        r["command"] = re.sub(r"^\S*/tunesmith ", "tunesmith ", r["command"])
+    return [r["command"] for r in card["training"]["runs"]]
 
 
 def ship_drums(run: Path, evaluation_file: Path, data: Path, weights: Path = Path("weights"), *,
