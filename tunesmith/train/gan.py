@@ -42,6 +42,7 @@ from tunesmith.models.gan import (
     pitch_curvature_loss,
 )
 from tunesmith.plotting import pyplot, save_figure
+from tunesmith.symbolic.instruments import PIANO_RANGE
 from tunesmith.train.harness import Clock, Recipe, check_budget, previous_card, resumed_config, run
 from tunesmith.train.schedule import cosine_lr
 
@@ -103,7 +104,6 @@ SUBSET_OPTIONS: dict[str, dict[str, dict[str, Any]]] = {
 # recordings' largest step there): the curvature loss of keys drawn from the whole keyboard, recorded or not
 SUBSET_LOSS_WEIGHTS: dict[str, dict[str, float]] = {"drums": {"mel_weight": 5.0, "envelope_weight": 1.0},
                                                     "piano": {"curvature_weight": 20.0}}
-LOWEST_KEY, HIGHEST_KEY = 21, 108  # the piano's keyboard, A0..C8
 PIANO = {"name": "grand_piano", "family": "keyboard", "program": 0, "drum": False}
 
 
@@ -388,7 +388,8 @@ def train_gan(data: Path, out: Path, config: GANTrainConfig, *, resume: bool = F
             loss_g = loss_g + config.envelope_weight * envelope
             values["envelope"] = float(envelope.detach())
         if config.curvature_weight:  # keys from the whole keyboard, each with its neighbours (same z and velocity)
-            keys = torch.randint(LOWEST_KEY + 1, HIGHEST_KEY, (config.batch_size,), generator=torch_gen)
+            lowest, highest = PIANO_RANGE  # A0..C8; each key drawn has both neighbours on the keyboard
+            keys = torch.randint(lowest + 1, highest, (config.batch_size,), generator=torch_gen)
             curvature = pitch_curvature_loss(generator, generator.embed(inst, variant=train.variants(idx)), keys, vel,
                                              z, first=start, last=start + crop)
             loss_g = loss_g + config.curvature_weight * curvature
