@@ -45,6 +45,7 @@ from tunesmith.symbolic.song_tokens import (
     network_spec,
     remi_length,
 )
+from tunesmith.train.song import SongTrainConfig, train_song
 from tunesmith.train.song_data import EnergyTable, band_tracks, encode_record
 
 LIMIT = 6  # songs of the tiny corpus: the first families in turn (swing, big band, jazz, bebop, jazz waltz, blues)
@@ -232,6 +233,14 @@ def test_training_lowers_held_out_nll_and_resumes(trained, corpus):
     assert card["data"]["licences"] and "MMA" in card["data"]["trained_on"]
     assert card["data"]["train_songs"] == LIMIT // 2 and card["data"]["valid_songs"] == LIMIT - LIMIT // 2
     assert [s["id"] for s in card["styles"]] == [f.id for f in STYLE_FAMILIES]
+    # each training song's style file has an embedding of its own, the family's files in the family's order
+    files = card["style_files"]
+    assert card["kwargs"]["n_style_files"] == len(files) >= 1
+    records = [json.loads(line) for line in (corpus / "manifest.jsonl").read_text().splitlines() if line.strip()]
+    trained_files = {r["labels"]["style_file"] for r in records if r["split"] == "train"}
+    assert {f["id"] for f in files} == trained_files and sum(f["songs"] for f in files) == LIMIT // 2
+    families = [s["id"] for s in card["styles"]]
+    assert [families.index(f["family"]) for f in files] == sorted(families.index(f["family"]) for f in files)
     assert "4/4" in card["meters"] and set(card["role_ranges"]) <= set(ROLES) - {"drums"}
     assert card["harmony"] and all(0 <= degree < 12 and quality in QUALITIES for entries in card["harmony"].values()
                                    for degree, quality, _ in entries)
@@ -249,6 +258,32 @@ def test_a_run_can_start_from_a_trained_model(trained, corpus, tmp_path):
     assert after["kwargs"] == before["kwargs"] and len(after["training"]["runs"]) == 3
     assert after["metrics"]["valid_nll"] == pytest.approx(before["metrics"]["valid_nll"], rel=1e-3)
     assert main([*common, "--init", str(trained / "latest.json"), "--resume"]) == 2  # one or the other
+
+
+def test_style_files_start_as_their_family(tmp_path):
+    """A model trained without style files, started with them (`--init`), answers as before: every style file's
+    embedding starts at zero; once it moves, the style file changes what the model says."""
+    import torch
+
+    from tunesmith.checkpoints import save_checkpoint
+    from tunesmith.train.song import _warm_start
+
+    torch.manual_seed(0)
+    plain = SongTransformer(**network_spec(), n_styles=4, n_meters=2, dim=16, layers=1, heads=2).eval()
+    save_checkpoint(tmp_path / "plain", "latest", plain, {"family": "song", "kwargs": plain.kwargs})
+    card = json.loads((tmp_path / "plain" / "latest.json").read_text())
+    model = _warm_start(tmp_path / "plain" / "latest.json", card, 3).eval()
+    steps = torch.from_numpy(encode_song([("bass", [])], meter=(4, 4), bars=2, tonic=0, chords=[(0, "C")],
+                                         sections=[SectionSpan("verse", 0, 2, 2)]).astype(np.int64))[None]
+    cond = {"style": torch.tensor([[0.0, 1.0, 0.0, 0.0]]), "key": torch.tensor([0]), "meter": torch.tensor([1]),
+            "tempo": torch.tensor([120.0]), "tracks": torch.ones(1, len(ROLES))}
+    with torch.no_grad():
+        before = plain(steps, cond)["when"]
+        assert torch.allclose(model(steps, {**cond, "style_file": torch.tensor([[0.0, 1.0, 0.0]])})["when"], before)
+        model.style_file.weight.normal_()
+        assert not torch.allclose(model(steps, {**cond, "style_file": torch.tensor([[0.0, 1.0, 0.0]])})["when"],
+                                  before)
+    assert model.kwargs["n_style_files"] == 3 and "n_style_files" not in plain.kwargs
 
 
 def test_a_model_learns_its_own_style_guidance(trained, corpus, tmp_path):
@@ -272,8 +307,10 @@ def test_a_model_learns_its_own_style_guidance(trained, corpus, tmp_path):
     out = tmp_path / "distilled"
     common = ["train", "song", "--data", str(corpus), "--out", str(out), "--window", "96", "--batch-size", "4",
               "--eval-every", "4", "--eval-events", "4000", "--threads", "1", "--lr", "0.01"]
-    assert main([*common, "--max-steps", "12", "--init", str(tmp_path / "teacher" / "latest.json"),
-                 "--distill", "3"]) == 0
+    # the harness's API, for a warm-up of one step: in 12 steps of the usual 200-step warm-up nothing is taught
+    config = SongTrainConfig(max_steps=12, window=96, batch_size=4, eval_every=4, eval_events=4000, threads=1,
+                             lr=0.01, warmup=1, distill=3.0)
+    train_song(corpus, out, config, init=tmp_path / "teacher" / "latest.json", progress_bar=False)
     card = json.loads((out / "latest.json").read_text())
     assert card["guidance"]["kind"] == "distilled" and card["guidance"]["strengths"] == [1.0, 3.0]
     rows = [line.split(",") for line in (out / "metrics.csv").read_text().splitlines()]
@@ -468,12 +505,40 @@ def test_two_styles_blend(entry):
     plan = writer.meter_plan("4/4")
 
     def condition(w):
-        return writer.stepper.condition(writer._condition(w, 0, "major", plan, 120.0, ROLES))
+        return writer.stepper.condition(writer._condition(w, 0, "major", plan, 120.0, ROLES, {}))
 
     blend = condition(weights)
     assert np.allclose(blend, 0.7 * condition({"bossa_nova": 1.0}) + 0.3 * condition({"house": 1.0}), atol=1e-5)
     song = writer.generate(style="bossa_nova+house", bars=8, seed=4)
     assert song.params["styles"] == {"bossa_nova": 0.5, "house": 0.5}
+
+
+def test_a_song_keeps_to_one_style_file_of_its_family(entry):
+    """A family stands for its style files: a song plays one, in the song's meter when the family has one there,
+    drawn by the seed in proportion to the training songs; each family of a blend brings its own."""
+    writer = SongWriter.load(entry.card_path)
+    song = writer.generate(style="swing", bars=8, seed=4)
+    files = {f["id"]: f for f in writer.card["style_files"]}
+    assert len(song.params["style_files"]) == 1 and files[next(iter(song.params["style_files"]))]["family"] == "swing"
+    writer.card = {**writer.card, "style_files": [
+        {"id": "a", "family": "swing", "meter": "4/4", "songs": 1, "tempo": [90, 120, 150]},
+        {"id": "b", "family": "swing", "meter": "3/4", "songs": 3, "tempo": [90, 120, 150]},
+        {"id": "c", "family": "swing", "meter": "4/4", "songs": 3, "tempo": [100, 130, 160]},
+        {"id": "d", "family": "house", "meter": "4/4", "songs": 2, "tempo": [120, 125, 130]},
+        {"id": "e", "family": "swing", "meter": "4/4", "songs": 3, "tempo": [200, 220, 240]}]}
+
+    def draws(meter: str, tempo: float = 120.0, seeds: int = 400) -> list[str]:
+        return [next(iter(writer.style_files_for({"swing": 1.0}, meter, tempo, seed))) for seed in range(seeds)]
+
+    at_120 = draws("4/4")
+    assert set(at_120) <= {"a", "c", "e"} and 0.65 < at_120.count("c") / len(at_120) < 0.85
+    assert at_120.count("e") <= 2  # a fast swing file is not drawn for a song at 120
+    assert draws("4/4", 230.0).count("e") / 400 > 0.9  # ... but is for one at 230
+    assert set(draws("6/8", seeds=60)) == {"a", "b", "c"}
+    assert draws("4/4", seeds=5) == draws("4/4", seeds=5)
+    blend = writer.style_files_for({"swing": 0.7, "house": 0.3}, "4/4", 120.0, 1)
+    assert blend["d"] == 0.3 and sum(blend.values()) == pytest.approx(1.0)
+    assert writer.style_files_for({"jazz": 1.0}, "4/4", 120.0, 1) == {}  # a family without files: the family alone
 
 
 def test_style_strength_guides_the_song(entry):

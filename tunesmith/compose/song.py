@@ -12,6 +12,7 @@ key/value cache, constraints enforced while sampling), then the steps decoded in
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -49,7 +50,7 @@ from tunesmith.compose.song_plan import (
 )
 from tunesmith.compose.song_sampler import Constraints, SongSampler
 from tunesmith.errors import ParameterError
-from tunesmith.models.song import SongStepper, SongTransformer, guided_style, mean_style
+from tunesmith.models.song import SongStepper, SongTransformer, guided_conditioning, without_style
 from tunesmith.symbolic.harmony import Chord, prefers_flats
 from tunesmith.symbolic.instruments import DRUM_KITS, EXTRA_PROGRAMS, INSTRUMENTS
 from tunesmith.symbolic.keys import key_name, parse_key
@@ -115,6 +116,17 @@ def instrument_name(program: int, *, drum: bool) -> str:
         return next((k.name for k in DRUM_KITS if k.program == program), f"drum kit {program}")
     names = {i.program: i.name for i in INSTRUMENTS} | {p: n for n, p in EXTRA_PROGRAMS.items()}
     return names.get(program, f"program {program}")
+
+
+def tempo_fit(tempo: float, span: Sequence[float] | None) -> float:
+    """How usual ``tempo`` is for a style file whose training songs span (lowest, median, highest): 1 within the
+    span, falling off by a normal curve in log tempo (a fifth of an octave per standard deviation) outside it;
+    never below 1e-3, so a tempo no file plays still draws among all."""
+    if not span:
+        return 1.0
+    low, _, high = span
+    outside = max(math.log2(low / tempo), math.log2(tempo / high), 0.0)
+    return max(math.exp(-0.5 * (outside / 0.2) ** 2), 1e-3)
 
 
 def home_chords(tonic: int, mode: str, bars: int) -> dict[int, list[tuple[int, int, int]]]:
@@ -205,7 +217,9 @@ class SongWriter:
                                   drum_keys=self.card["drum_keys"], tonic=tonic, mode=mode,
                                   harmony=(self.card.get("harmony") or {}).get(mode, ()),
                                   triplets=plan_meter.conversion == "triplets")
-        cond = self._condition(weights, tonic, mode, plan_meter, tempo, tracks)
+        style_files = self.style_files_for(weights, "{}/{}".format(*plan_meter.model),
+                                           tempo * plan_meter.tempo_factor(), seed)
+        cond = self._condition(weights, tonic, mode, plan_meter, tempo, tracks, style_files)
         programs = self._programs(weights, instruments)
         roles, title = [r for r in ROLES if r in tracks], f"Tunesmith song: {style}"
         on_bar = None
@@ -227,7 +241,8 @@ class SongWriter:
         elapsed = time.perf_counter() - started
         sections = [{"name": "loop" if loop else s.name, "bars": [s.start_bar + 1, s.start_bar + s.bars],
                      "energy": round(s.energy / 4, 2)} for s in decoded.sections]
-        params = {"style": style, "styles": {k: round(v, 3) for k, v in weights.items()}, "key": key_name(tonic, mode),
+        params = {"style": style, "styles": {k: round(v, 3) for k, v in weights.items()},
+                  "style_files": {k: round(v, 3) for k, v in style_files.items()}, "key": key_name(tonic, mode),
                   "tempo": tempo, "bars": bars, "meter": meter, "energy": energy, "tracks": list(tracks),
                   "loop": loop, "seed": seed, "temperature": temperature, "top_p": top_p,
                   "style_strength": style_strength}
@@ -346,7 +361,9 @@ class SongWriter:
                                   drum_keys=self.card["drum_keys"], tonic=tonic, mode=key_mode,
                                   harmony=(self.card.get("harmony") or {}).get(key_mode, ()),
                                   triplets=plan_meter.conversion == "triplets", kept_tracks=tuple(kept))
-        cond = self._condition(weights, tonic, key_mode, plan_meter, tempo, playing)
+        style_files = self.style_files_for(weights, "{}/{}".format(*plan_meter.model),
+                                           tempo * plan_meter.tempo_factor(), seed)
+        cond = self._condition(weights, tonic, key_mode, plan_meter, tempo, playing, style_files)
         with threadpool_limits(limits=1, user_api="blas"), torch.no_grad():
             self._start(cond, style_strength)
             sampler = SongSampler(self.stepper, constraints, rng=np.random.default_rng(seed),
@@ -374,8 +391,10 @@ class SongWriter:
         sections = [{"name": s.name, "bars": [s.start_bar + 1, s.start_bar + s.bars],
                      "energy": round(s.energy / 4, 2)} for s in decoded.sections]
         params = {"mode": mode, "track": track, "style": style,
-                  "styles": {k: round(v, 3) for k, v in weights.items()}, "key": key, "tempo": tempo, "bars": total,
-                  "input_bars": in_bars, "meter": meter, "energy": energy, "tracks": list(playing), "loop": None,
+                  "styles": {k: round(v, 3) for k, v in weights.items()},
+                  "style_files": {k: round(v, 3) for k, v in style_files.items()}, "key": key, "tempo": tempo,
+                  "bars": total, "input_bars": in_bars, "meter": meter, "energy": energy, "tracks": list(playing),
+                  "loop": None,
                   "seed": seed, "temperature": temperature, "top_p": top_p, "style_strength": style_strength}
         return Song(score=score, params=params, sections=sections, tracks=self._track_report(score, origins),
                     chords=chord_report(decoded, score_meter, key), seconds=elapsed, steps=len(written.steps),
@@ -408,26 +427,50 @@ class SongWriter:
                                  f"{MAX_SECONDS:g} s", field="bars" if seconds is None else "length")
         return int(bars)
 
+    def style_files_for(self, weights: Mapping[str, float], meter: str, tempo: float, seed: int) -> dict[str, float]:
+        """Per style family of the blend, one of its style files (a file in the model's ``meter`` when the family
+        has one), drawn by ``seed`` in proportion to its training songs and to how usual ``tempo`` is for it, with
+        the family's weight; empty for a model without style files. Like a player who picks one of the style's
+        grooves that suits the tempo, and keeps to it."""
+        files = self.card.get("style_files") or []
+        rng = np.random.default_rng([seed, 7])
+        chosen: dict[str, float] = {}
+        for family, weight in weights.items():
+            own = [f for f in files if f["family"] == family]
+            fitting = [f for f in own if f["meter"] == meter] or own
+            if not fitting:
+                continue
+            odds = np.array([float(f["songs"]) * tempo_fit(tempo, f.get("tempo")) for f in fitting])
+            pick = fitting[int(rng.choice(len(fitting), p=odds / odds.sum()))]["id"]
+            chosen[pick] = chosen.get(pick, 0.0) + weight
+        return chosen
+
     def _condition(self, weights: Mapping[str, float], tonic: int, mode: str, plan: MeterPlan, tempo: float,
-                   tracks: Sequence[str]) -> dict[str, torch.Tensor]:
+                   tracks: Sequence[str], style_files: Mapping[str, float]) -> dict[str, torch.Tensor]:
         index = {s["id"]: i for i, s in enumerate(self.styles)}
         style = torch.zeros(1, len(self.styles))
         for style_id, weight in weights.items():
             style[0, index[style_id]] = weight
         model_meter = "{}/{}".format(*plan.model)
-        return {"style": style, "key": torch.tensor([tonic + (12 if mode == "minor" else 0)]),
+        cond = {"style": style, "key": torch.tensor([tonic + (12 if mode == "minor" else 0)]),
                 "meter": torch.tensor([self.meters.index(model_meter)]),
                 "tempo": torch.tensor([tempo * plan.tempo_factor()], dtype=torch.float32),
                 "tracks": torch.tensor([[1.0 if r in tracks else 0.0 for r in ROLES]])}
+        files = [f["id"] for f in self.card.get("style_files") or []]
+        if files:
+            cond["style_file"] = torch.zeros(1, len(files))
+            for name, weight in style_files.items():
+                cond["style_file"][0, files.index(name)] = weight
+        return cond
 
     def _start(self, cond: dict[str, torch.Tensor], style_strength: float) -> None:
         """Start the stepper on ``cond``, guided away from the same song in the mean of all styles by
         ``style_strength`` (1: plain sampling): a model that learned its guidance (card ``guidance``, `train song
         --distill`) reads the moved style in one pass; another runs both conditionings (`SongStepper`)."""
         if self.distilled:
-            self.stepper.start({**cond, "style": guided_style(cond["style"], style_strength)})
+            self.stepper.start(guided_conditioning(cond, style_strength))
             return
-        self.stepper.start(cond, contrast={**cond, "style": mean_style(cond["style"])}, strength=style_strength)
+        self.stepper.start(cond, contrast=without_style(cond), strength=style_strength)
 
     def _given_chords(self, chords: Sequence[tuple[float, str]], plan_meter: MeterPlan,
                       plan: SongPlan) -> dict[int, list[tuple[int, int, int]]]:

@@ -6,9 +6,11 @@ callers take from `tunesmith.symbolic.song_tokens.network_spec`, so this module 
 
 Input of a step: the sum of an embedding per field (kind, position, chord, track, pitch, duration, velocity and
 the plan's section, energy and place in the section) plus the song's *conditioning* vector: a learned style
-embedding (a blend of styles is the weighted sum of their embeddings), key, meter, tempo (log-spaced buckets,
-linearly interpolated) and which tracks play. Blocks are the ALiBi pre-norm blocks of `tunesmith.models.lm`, so
-a song may be longer than the training windows.
+embedding (a blend of styles is the weighted sum of their embeddings), optionally a learned embedding of the
+style file within the family (``n_style_files``: one of MMA's files, e.g. ``stdlib/blues128``, whose grooves
+the song plays; it starts at zero, so a model trained without it is its starting point), key, meter, tempo
+(log-spaced buckets, linearly interpolated) and which tracks play. Blocks are the ALiBi pre-norm blocks of
+`tunesmith.models.lm`, so a song may be longer than the training windows.
 
 Output: four heads, each over the joint values of two fields (Compound Word Transformer, Hsiao et al. 2021,
 with its fields paired so a note costs three draws, not six): ``when`` (kind x position: end the bar, or a chord
@@ -73,18 +75,21 @@ class SongTransformer(nn.Module):
 
     def __init__(self, *, columns: Mapping[str, int], outputs: Mapping[str, int],
                  output_reads: Mapping[str, Sequence[str]], n_tracks: int, n_styles: int, n_meters: int,
-                 dim: int = 128, layers: int = 4, heads: int = 4, head_hidden: int | None = None,
-                 dropout: float = 0.0) -> None:
+                 n_style_files: int = 0, dim: int = 128, layers: int = 4, heads: int = 4,
+                 head_hidden: int | None = None, dropout: float = 0.0) -> None:
         super().__init__()
         head_hidden = head_hidden or dim
         self.kwargs: dict[str, Any] = dict(
             columns=dict(columns), outputs=dict(outputs), output_reads={k: list(v) for k, v in output_reads.items()},
             n_tracks=n_tracks, n_styles=n_styles, n_meters=n_meters, dim=dim, layers=layers, heads=heads,
             head_hidden=head_hidden, dropout=dropout)
+        if n_style_files:
+            self.kwargs["n_style_files"] = n_style_files
         self.columns = list(columns)
         self.output_reads = {k: list(v) for k, v in output_reads.items()}
         self.embed = nn.ModuleDict({name: nn.Embedding(size, dim, padding_idx=0) for name, size in columns.items()})
         self.style = nn.Embedding(n_styles, dim)
+        self.style_file = nn.Embedding(n_style_files, dim) if n_style_files else None
         self.key = nn.Embedding(N_KEYS, dim)
         self.meter = nn.Embedding(n_meters, dim)
         self.tempo = nn.Embedding(TEMPO_BUCKETS, dim)
@@ -97,6 +102,8 @@ class SongTransformer(nn.Module):
         for name, p in self.named_parameters():
             if name.endswith("proj.weight") or name.endswith("mlp.2.weight"):
                 nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * layers))
+        if self.style_file is not None:
+            nn.init.zeros_(self.style_file.weight)  # a style file starts as its family
 
     @staticmethod
     def _init(module: nn.Module) -> None:
@@ -111,10 +118,14 @@ class SongTransformer(nn.Module):
                     module.weight[module.padding_idx].zero_()
 
     def condition(self, cond: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        """(B, dim) conditioning vectors from ``cond``: ``style`` (B, n_styles) weights, ``key`` (B,) 0..23,
-        ``meter`` (B,), ``tempo`` (B,) quarter-note BPM, ``tracks`` (B, n_tracks) 0/1."""
-        return (cond["style"].float() @ self.style.weight + self.key(cond["key"]) + self.meter(cond["meter"])
-                + tempo_weights(cond["tempo"]) @ self.tempo.weight + self.tracks(cond["tracks"].float()))
+        """(B, dim) conditioning vectors from ``cond``: ``style`` (B, n_styles) weights, ``style_file`` (B,
+        n_style_files) weights (a model with style files; left out: none), ``key`` (B,) 0..23, ``meter`` (B,),
+        ``tempo`` (B,) quarter-note BPM, ``tracks`` (B, n_tracks) 0/1."""
+        vector = (cond["style"].float() @ self.style.weight + self.key(cond["key"]) + self.meter(cond["meter"])
+                  + tempo_weights(cond["tempo"]) @ self.tempo.weight + self.tracks(cond["tracks"].float()))
+        if self.style_file is not None and "style_file" in cond:
+            vector = vector + cond["style_file"].float() @ self.style_file.weight
+        return vector
 
     def hidden(self, steps: torch.Tensor, cond: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """(B, T, dim) final hidden states of steps (B, T, columns)."""
@@ -165,6 +176,19 @@ def guided_style(style: torch.Tensor, strength: float | torch.Tensor) -> torch.T
     return mean + torch.as_tensor(strength, dtype=style.dtype).reshape(-1, 1) * (style - mean)
 
 
+STYLE_KEYS = ("style", "style_file")  # the conditioning that style guidance moves
+
+
+def without_style(cond: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``cond`` with its style (and style file) replaced by the mean of all: what style guidance contrasts with."""
+    return {**cond, **{k: mean_style(cond[k]) for k in STYLE_KEYS if k in cond}}
+
+
+def guided_conditioning(cond: Mapping[str, torch.Tensor], strength: float | torch.Tensor) -> dict[str, torch.Tensor]:
+    """``cond`` with its style (and style file) moved away from the mean by ``strength`` (`guided_style`)."""
+    return {**cond, **{k: guided_style(cond[k], strength) for k in STYLE_KEYS if k in cond}}
+
+
 def distill_loss(student: SongTransformer, teacher: SongTransformer, steps: torch.Tensor,
                  cond: Mapping[str, torch.Tensor], targets: Mapping[str, torch.Tensor],
                  strength: torch.Tensor) -> tuple[torch.Tensor, int]:
@@ -174,8 +198,8 @@ def distill_loss(student: SongTransformer, teacher: SongTransformer, steps: torc
     song; ``targets`` as in `song_loss` (which fields an event uses)."""
     with torch.no_grad():
         own = teacher(steps, cond)
-        base = teacher(steps, {**cond, "style": mean_style(cond["style"])})
-    student_logits = student(steps, {**cond, "style": guided_style(cond["style"], strength)})
+        base = teacher(steps, without_style(cond))
+    student_logits = student(steps, guided_conditioning(cond, strength))
     s = strength.reshape(-1, 1, 1)
     total = torch.zeros(())
     for name, target in targets.items():

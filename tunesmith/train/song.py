@@ -68,9 +68,11 @@ class SongTrainConfig:
     model: dict[str, Any] = field(default_factory=dict)
     distill: float | None = None  # teach the --init model its own style guidance for strengths 1..distill
     teacher: str | None = None  # the model whose guidance is taught (set from --init; a resumed run reloads it)
+    style_files: bool = True  # condition on the song's style file within its family too (not only the family)
 
-    def model_kwargs(self, n_styles: int, n_meters: int) -> dict[str, Any]:
-        return {**network_spec(), **MODEL_DEFAULTS, **self.model, "n_styles": n_styles, "n_meters": n_meters}
+    def model_kwargs(self, n_styles: int, n_meters: int, n_style_files: int = 0) -> dict[str, Any]:
+        return {**network_spec(), **MODEL_DEFAULTS, **self.model, "n_styles": n_styles, "n_meters": n_meters,
+                "n_style_files": n_style_files}
 
 
 @torch.no_grad()
@@ -117,9 +119,21 @@ def style_table(stats: CorpusStats) -> list[dict[str, Any]]:
             for f in STYLE_FAMILIES]
 
 
+def style_file_table(stats: CorpusStats, meters: list[str]) -> list[dict[str, Any]]:
+    """The style files of the training split in the offered meters, in embedding order (family order, then file):
+    id, family, meter, training songs and their tempo (lowest, median, highest); a song asking for a family plays
+    one of them."""
+    order = {f.id: i for i, f in enumerate(STYLE_FAMILIES)}
+    rows = [{"id": name, "family": family, "meter": meter, "songs": len(tempi),
+             "tempo": [min(tempi), float(np.median(tempi)), max(tempi)]}
+            for (family, name, meter), tempi in stats.style_files.items() if meter in meters and family in order]
+    return sorted(rows, key=lambda r: (order[r["family"]], r["id"]))
+
+
 def model_card(model: SongTransformer, *, styles: list[dict[str, Any]], meters: list[str],
                role_ranges: dict[str, list[int]], drum_keys: list[int], energy_quantiles: dict[str, list[float]],
-               harmony: dict[str, list[list]] | None = None) -> dict[str, Any]:
+               harmony: dict[str, list[list]] | None = None,
+               style_files: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """A song model's card fields (without its data and training): what generation reads besides the weights."""
     return {
         "family": "song", "arch": model.arch, "kwargs": model.kwargs, "parameters": count_parameters(model),
@@ -128,8 +142,8 @@ def model_card(model: SongTransformer, *, styles: list[dict[str, Any]], meters: 
                    "context": list(CONTEXT), "columns": list(COLUMNS), "sizes": SIZES,
                    "duration_bins": list(DURATION_BINS), "velocity_bin": VELOCITY_BIN, "roles": list(ROLES),
                    "sections": list(SECTIONS), "energy_levels": ENERGY_LEVELS},
-        "styles": styles, "meters": meters, "role_ranges": role_ranges, "drum_keys": drum_keys,
-        "harmony": harmony or {},
+        "styles": styles, "style_files": style_files or [], "meters": meters, "role_ranges": role_ranges,
+        "drum_keys": drum_keys, "harmony": harmony or {},
         "energy": {"measure": "a section's notes per beat as a percentile among its style family's training "
                               "sections", "levels": ENERGY_LEVELS, "quantiles": energy_quantiles},
     }
@@ -182,18 +196,21 @@ def train_song(data: Path, out: Path, config: SongTrainConfig, *, resume: bool =
     meters = resumed["meters"] if resumed else sorted(
         m for m, n in stats.meters.items() if n >= min(MIN_METER_SONGS, 0.05 * songs))
     styles = [s["id"] for s in style_table(stats)]
-    train = SongCorpus([e for e in examples if e.split == "train"], styles=styles, meters=meters)
-    valid = SongCorpus([e for e in examples if e.split == "valid"], styles=styles, meters=meters)
+    files = (resumed.get("style_files") or []) if resumed else (
+        style_file_table(stats, meters) if config.style_files else [])
+    file_ids = [f["id"] for f in files]
+    train = SongCorpus([e for e in examples if e.split == "train"], styles=styles, meters=meters,
+                       style_files=file_ids)
+    valid = SongCorpus([e for e in examples if e.split == "valid"], styles=styles, meters=meters,
+                       style_files=file_ids)
     if not len(train) or not len(valid):
         raise DatasetError(f"{data} needs songs in both its train and valid splits (has {len(train)} and "
                            f"{len(valid)} in the meters {', '.join(meters)})")
     evaluation = valid.evaluation_batches(config.window, max_events=config.eval_events)
-    model = SongTransformer(**config.model_kwargs(len(styles), len(meters)))
-    start = _warm_start_card(init, styles, meters)
+    model = SongTransformer(**config.model_kwargs(len(styles), len(meters), len(file_ids)))
+    start = _warm_start_card(init, styles, meters, file_ids)
     if start is not None:
-        directory, name = resolve_checkpoint(init)
-        model = SongTransformer(**{**network_spec(), **start["kwargs"]})
-        load_weights(directory, name, model)
+        model = _warm_start(init, start, len(file_ids))
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay,
                                   betas=(0.9, 0.98))
     teacher = _teacher(config.teacher, styles, meters) if config.distill is not None else None
@@ -220,7 +237,7 @@ def train_song(data: Path, out: Path, config: SongTrainConfig, *, resume: bool =
     def card() -> dict[str, Any]:
         fields = model_card(model, styles=style_table(stats), meters=meters, role_ranges=stats.role_ranges(),
                             drum_keys=sorted(k for k, n in stats.drum_keys.items() if n >= 10),
-                            energy_quantiles=stats.energy.quantiles(), harmony=stats.harmony())
+                            energy_quantiles=stats.energy.quantiles(), harmony=stats.harmony(), style_files=files)
         fields["data"] = {
             "path": str(data), "kind": dataset.kind, "manifest_sha256": dataset.manifest_sha256,
             "licences": dataset.info.get("licences", {}), "build_command": "tunesmith data build grooves --out DIR",
@@ -261,7 +278,7 @@ def train_song(data: Path, out: Path, config: SongTrainConfig, *, resume: bool =
 
 def _teacher(name: str | None, styles: list[str], meters: list[str]) -> SongTransformer:
     """The frozen model whose guidance a distilling run teaches (its styles and meters must be the data's)."""
-    card = _warm_start_card(name, styles, meters)
+    card = _warm_start_card(name, styles, meters, None)
     if card is None:
         raise ParameterError("--distill needs --init: the model whose guidance is taught", field="init")
     if card.get("guidance"):
@@ -276,8 +293,24 @@ def _teacher(name: str | None, styles: list[str], meters: list[str]) -> SongTran
     return teacher
 
 
-def _warm_start_card(init: str | Path | None, styles: list[str], meters: list[str]) -> dict[str, Any] | None:
-    """The card of the model a run starts from (None: from scratch); its styles and meters must be the data's."""
+def _warm_start(init: str | Path, card: dict[str, Any], n_style_files: int) -> SongTransformer:
+    """The model a run starts from, with ``n_style_files`` style-file embeddings: a model trained without them
+    gets them at zero (each style file starts as its family)."""
+    directory, name = resolve_checkpoint(init)
+    loaded = load_weights(directory, name, SongTransformer(**{**network_spec(), **card["kwargs"]}))
+    if int(card["kwargs"].get("n_style_files", 0)) == n_style_files:
+        return loaded
+    model = SongTransformer(**{**network_spec(), **card["kwargs"], "n_style_files": n_style_files})
+    missing, unexpected = model.load_state_dict(loaded.state_dict(), strict=False)
+    if unexpected or set(missing) - {"style_file.weight"}:
+        raise ParameterError(f"--init {init}: its weights do not fit a model with style files", field="init")
+    return model
+
+
+def _warm_start_card(init: str | Path | None, styles: list[str], meters: list[str],
+                     style_files: list[str] | None) -> dict[str, Any] | None:
+    """The card of the model a run starts from (None: from scratch); its styles and meters must be the data's,
+    and its style files, when it has them, those of ``style_files`` (None: not checked)."""
     if init is None:
         return None
     directory, name = resolve_checkpoint(init)
@@ -288,5 +321,9 @@ def _warm_start_card(init: str | Path | None, styles: list[str], meters: list[st
     if have != list(styles) or list(card.get("meters", [])) != list(meters):
         raise ParameterError(f"--init {init}: its styles or meters are not this dataset's (it knows {len(have)} "
                              f"styles and meters {card.get('meters')}; the data has {len(styles)} and {meters})",
+                             field="init")
+    known = [f["id"] for f in card.get("style_files") or []]
+    if style_files is not None and known and known != list(style_files):
+        raise ParameterError(f"--init {init}: it knows {len(known)} style files, not this run's {len(style_files)}",
                              field="init")
     return card

@@ -91,6 +91,7 @@ class SongExample:
     id: str
     split: str
     family: str
+    style_file: str  # the MMA style file whose grooves it plays, e.g. "stdlib/blues128"
     tonic: int
     mode: str
     meter: str
@@ -117,6 +118,8 @@ class CorpusStats:
     energy: EnergyTable
     meters: Counter
     family_meters: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))
+    # (family, style file, meter) -> the tempi of its training songs
+    style_files: dict[tuple[str, str, str], list[float]] = field(default_factory=lambda: defaultdict(list))
     chord_degrees: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))
 
     def harmony(self, min_share: float = 0.004) -> dict[str, list[list]]:
@@ -186,6 +189,7 @@ def _count(song: SongRecord, stats: CorpusStats) -> None:
         target.update(n.pitch for n in notes)
     stats.meters[song.labels["meter"]] += 1
     stats.family_meters[family][song.labels["meter"]] += 1
+    stats.style_files[(family, song.labels["style_file"], song.labels["meter"])].append(float(song.labels["tempo"]))
     tonic, mode = parse_key(song.labels["key"])
     for _, symbol in song.labels["chords"]:
         chord = parse_chord(symbol)
@@ -208,7 +212,8 @@ def encode_record(song: SongRecord, table: EnergyTable) -> SongExample:
     present = np.array([any(r == role and notes for r, notes in tracks) for role in ROLES], dtype=np.float32)
     pitched = steps[(steps[:, COLUMN["kind"]] == NOTE) & (steps[:, COLUMN["track"]] != DRUMS), COLUMN["pitch"]] - 1
     low, high = (int(pitched.min()), int(pitched.max())) if pitched.size else (60, 60)
-    return SongExample(id=song.record.id, split=song.record.split, family=labels["family"], tonic=tonic, mode=mode,
+    return SongExample(id=song.record.id, split=song.record.split, family=labels["family"],
+                       style_file=labels["style_file"], tonic=tonic, mode=mode,
                        meter=labels["meter"], tempo=float(labels["tempo"]), steps=steps, tracks=present, low=low,
                        high=high, bar_rows=np.flatnonzero(steps[:, COLUMN["kind"]] == BAR))
 
@@ -230,9 +235,13 @@ def transpose_steps(steps: np.ndarray, shift: int) -> np.ndarray:
 class SongCorpus:
     """The examples of one split, cut into windows and batched with their conditioning."""
 
-    def __init__(self, examples: Sequence[SongExample], *, styles: Sequence[str], meters: Sequence[str]) -> None:
+    def __init__(self, examples: Sequence[SongExample], *, styles: Sequence[str], meters: Sequence[str],
+                 style_files: Sequence[str] = ()) -> None:
+        """``style_files``: the style files a model with them knows (embedding order; a song of another one
+        gets none); empty: the model conditions on the family alone."""
         self.examples = [e for e in examples if e.meter in meters and e.family in styles]
         self.style_index = {s: i for i, s in enumerate(styles)}
+        self.style_file_index = {s: i for i, s in enumerate(style_files)}
         self.meter_index = {m: i for i, m in enumerate(meters)}
         self.events = int(sum(len(e.steps) - 1 for e in self.examples))
 
@@ -249,7 +258,8 @@ class SongCorpus:
         if start > 0:
             rows = np.concatenate([step_row(BOS)[None], rows])
         key = (example.tonic + shift) % 12 + 12 * (example.mode == "minor")
-        cond = {"style": self.style_index[example.family], "key": key,
+        cond = {"style": self.style_index[example.family], "style_file": self.style_file_index.get(example.style_file),
+                "key": key,
                 "meter": self.meter_index[example.meter], "tempo": example.tempo, "tracks": example.tracks}
         return transpose_steps(rows, shift), cond
 
@@ -309,4 +319,10 @@ class SongCorpus:
                 "meter": torch.tensor([c["meter"] for _, c in windows]),
                 "tempo": torch.tensor([c["tempo"] for _, c in windows], dtype=torch.float32),
                 "tracks": torch.from_numpy(np.stack([c["tracks"] for _, c in windows]))}
+        if self.style_file_index:
+            files = np.zeros((len(windows), len(self.style_file_index)), dtype=np.float32)
+            for i, (_, c) in enumerate(windows):
+                if c["style_file"] is not None:
+                    files[i, c["style_file"]] = 1.0
+            cond["style_file"] = torch.from_numpy(files)
         return torch.from_numpy(steps), cond, targets
