@@ -31,6 +31,9 @@ from tunesmith.provenance.song_originality import (
     TrackIndex,
     check_song,
     grid_notes,
+    note_tokens,
+    onset_tokens,
+    role_tokens,
 )
 from tunesmith.symbolic.score import Note, Part, Score
 
@@ -137,6 +140,23 @@ def test_the_cached_index_answers_as_the_built_one(corpus, record, tmp_path):
         TrackIndex.load(tmp_path / "old.npz")
 
 
+def test_a_chord_part_is_counted_in_onsets():
+    """Chords and pad are measured a chord at a time: 12 block chords are 11 steps after the first (36 notes would
+    be 35), the same progression in another key gives the same steps, another voicing or rhythm does not."""
+    progression = [(60, 64, 67), (57, 60, 64), (53, 57, 60), (55, 59, 62)] * 3
+    chords = [Note(p, 2.0 * i, 2.0, 80) for i, shape in enumerate(progression) for p in shape]
+    assert len(onset_tokens(chords)) == 11 and len(note_tokens(chords)) == 35
+    assert len(role_tokens("chords", chords)) == len(role_tokens("pad", chords)) == 11
+    assert len(role_tokens("bass", chords)) == 35
+    moved = [Note(n.pitch + 5, n.start, n.duration, n.velocity) for n in chords]
+    assert np.array_equal(onset_tokens(moved), onset_tokens(chords))
+    revoiced = [Note(n.pitch + (12 if n.pitch == min(shape) else 0), n.start, n.duration, n.velocity)
+                for n, shape in zip(chords, [s for s in progression for _ in s], strict=True)]
+    assert not np.array_equal(onset_tokens(revoiced), onset_tokens(chords))
+    faster = [Note(n.pitch, n.start / 2, n.duration / 2, n.velocity) for n in chords]
+    assert not np.array_equal(onset_tokens(faster), onset_tokens(chords))
+
+
 # ------------------------------------------------------------------------------------------ a copied track
 
 
@@ -149,7 +169,7 @@ def test_a_track_copied_from_a_training_record_fails_the_gate(weights, record, t
     report = gate.check_tracks(entry.id, entry.card, score, originality_tracks(_work(score)))
     assert report["status"] == "checked" and report["flagged"]
     copied = [t for t in report["tracks"][:-1] if t["gated"]
-              and len(grid_notes(by_role[t["role"]], drum=False)) > 2 * THRESHOLD]
+              and len(role_tokens(t["role"], grid_notes(by_role[t["role"]], drum=False))) > 2 * THRESHOLD]
     assert copied, "the record has a long pitched track"
     for t in copied:
         assert t["flagged"] and t["longest_shared_run"] > THRESHOLD and t["closest_piece"] == song.record.id, t

@@ -275,15 +275,16 @@ def originality_line(report: dict[str, Any]) -> str:
 
 
 def track_runs(report: dict[str, Any]) -> str:
-    """A song's per-track runs, e.g. "drums 31 notes/4 bars (not gated), bass 6 notes/1 bar, lead 14 notes/3 bars
-    FLAGGED (casio-swing-003); limit 12 notes", a track kept from the input "lead: not judged (why)"."""
+    """A song's per-track runs, e.g. "drums 31 notes/4 bars (not gated), bass 6 notes/1 bar, chords 5 onsets/2
+    bars, lead 14 notes/3 bars FLAGGED (casio-swing-003); limit 12 notes", a track kept from the input "lead: not
+    judged (why)"."""
     items = []
     for t in report["tracks"]:
         if not t["judged"]:
             items.append(f"{t['name']}: not judged ({t['reason']})")
             continue
-        notes, bars = t["longest_shared_run"], t["longest_shared_bars"]
-        item = f"{t['name']} {notes} note{'s' * (notes != 1)}/{bars} bar{'s' * (bars != 1)}"
+        notes, bars, unit = t["longest_shared_run"], t["longest_shared_bars"], t.get("unit", "notes")[:-1]
+        item = f"{t['name']} {notes} {unit}{'s' * (notes != 1)}/{bars} bar{'s' * (bars != 1)}"
         if t["flagged"]:
             item += f" FLAGGED ({t['closest_piece']})"
         items.append(item + ("" if t["gated"] else " (not gated)"))

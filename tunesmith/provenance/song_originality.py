@@ -5,7 +5,10 @@ them) and put on the song grid as the model writes it (starts on 1/12 beat, dura
 hits a sixteenth long), so a line copied from a training record is found as the model would write it:
 
 * **notes**: the composers' measure and gate (`tunesmith.provenance.originality`: a voice as (interval, duration)
-  steps, so in any key; flagged over `ORIGINALITY_THRESHOLD` notes), here per track;
+  steps, so in any key; flagged over `ORIGINALITY_THRESHOLD` notes), here per track. The chords and the pad
+  play several notes at once, so for them a step is an *onset* (`onset_tokens`: the notes that start together,
+  as the move of their top note, their length and the chord's shape below the top): a melody's 12 notes are 12
+  steps, and so are 12 chords, where counting their notes would make 12 steps of three block chords;
 * **bars**: the longest run of consecutive bars whose contents (onset positions, durations and pitches relative
   to the bar's lowest note, drums as they are) and the moves between them match a training track's bars, in any
   transposition; an empty bar ends a run.
@@ -43,7 +46,8 @@ from tunesmith.symbolic.song_tokens import DRUM_LENGTH, DURATION_BINS, STEPS_PER
 MAX_RUN = 256
 BOUND_LENGTH = 4  # tokens of the windows `RunIndex.bound` keeps
 GATED_ROLES = ("bass", "chords", "pad", "lead")  # the pitched tracks; drums are reported, not gated
-CACHE_VERSION = 1
+CHORD_ROLES = ("chords", "pad")  # measured in onsets (a chord is one step), not notes
+CACHE_VERSION = 2  # 2: the chord roles in onsets
 # bar tokens are Python hashes of int tuples: the same in every process of one Python (no hash seed), not across
 # the tuple-hash changes of some Python versions, so a cache file names the version that wrote it
 HASH_TAG = f"py{sys.version_info[0]}{sys.version_info[1]}"
@@ -73,6 +77,28 @@ def note_tokens(notes: Sequence[Note]) -> np.ndarray:
     """A voice's (interval, duration) steps after the first note (`voice_steps`) as integers."""
     steps = voice_steps(Score(parts=[Part(name="v", notes=list(notes))]))[0][1:]
     return np.array([(iv + 512) * 1_000_003 + round(d * 1000) for iv, d in steps], dtype=np.int64)
+
+
+def onset_tokens(notes: Sequence[Note]) -> np.ndarray:
+    """A chord part's steps after its first onset as integers: per onset (the notes starting together), the
+    interval its top note moved from the last onset's top note, the onset's length (its longest note) and the
+    chord's shape (each note's distance below the top), so in any key, as `note_tokens` is for a voice."""
+    groups: dict[float, list[Note]] = {}
+    for n in notes:
+        groups.setdefault(n.start, []).append(n)
+    onsets = [groups[start] for start in sorted(groups)]
+    tops = [max(n.pitch for n in group) for group in onsets]
+    tokens = []
+    for i in range(1, len(onsets)):
+        shape = tuple(sorted(tops[i] - n.pitch for n in onsets[i]))
+        length = round(max(n.duration for n in onsets[i]) * 1000)
+        tokens.append(hash((tops[i] - tops[i - 1], length, shape)))
+    return np.array(tokens, dtype=np.int64)
+
+
+def role_tokens(role: str, notes: Sequence[Note]) -> np.ndarray:
+    """The steps the notes measure counts for a track of ``role``: onsets for `CHORD_ROLES`, else notes."""
+    return onset_tokens(notes) if role in CHORD_ROLES else note_tokens(notes)
 
 
 def bar_tokens(notes: Sequence[Note], bar_beats: float, bars: int, *,
@@ -286,8 +312,9 @@ class TrackIndex:
                 items = grid_notes(items, drum=drum)
                 if len(items) < 2:
                     continue
-                tokens = note_tokens(items)
-                notes.setdefault(role, []).append((sid, tokens, tokens))
+                tokens = role_tokens(role, items)
+                if len(tokens):
+                    notes.setdefault(role, []).append((sid, tokens, tokens))
                 bars.setdefault(role, []).extend((sid, f, r) for f, r in bar_tokens(items, bar_beats, count, drum=drum))
         return cls({r: RunIndex(v) for r, v in notes.items()}, {r: RunIndex(v) for r, v in bars.items()})
 
@@ -299,16 +326,18 @@ class TrackIndex:
     def check_many(self, tracks: Sequence[tuple[str, Sequence[Note], float, int]], *,
                    threshold: int = ORIGINALITY_THRESHOLD) -> list[dict]:
         """The longest runs (notes, bars) each generated track (role, notes, bar length in beats, bars) shares
-        with the training tracks of its role, and whether the composers' gate (``threshold`` notes) flags it."""
-        out = [{"role": role, "notes": 0, "notes_source": None, "bars": 0, "bars_source": None}
-               for role, _, _, _ in tracks]
+        with the training tracks of its role, and whether the composers' gate (``threshold`` notes) flags it;
+        ``notes`` counts onsets for `CHORD_ROLES` (``unit`` says which)."""
+        out = [{"role": role, "notes": 0, "unit": "onsets" if role in CHORD_ROLES else "notes",
+                "notes_source": None, "bars": 0, "bars_source": None} for role, _, _, _ in tracks]
         note_queries: dict[str, list[tuple[int, np.ndarray]]] = {}
         bar_queries: dict[str, list[tuple[int, np.ndarray, np.ndarray]]] = {}
         for t, (role, items, bar_beats, bars) in enumerate(tracks):
             drum = role == "drums"
             items = grid_notes(items, drum=drum)
-            if len(items) >= 2:
-                note_queries.setdefault(role, []).append((t, note_tokens(items)))
+            tokens = role_tokens(role, items) if len(items) >= 2 else np.zeros(0, dtype=np.int64)
+            if len(tokens):
+                note_queries.setdefault(role, []).append((t, tokens))
             for first, rest in bar_tokens(items, bar_beats, bars, drum=drum):
                 bar_queries.setdefault(role, []).append((t, first, rest))
         for role, queries in note_queries.items():
@@ -393,7 +422,7 @@ def check_song(index: TrackIndex, tracks: Sequence[tuple[str, str | None, Sequen
                                 "reason": skip or (None if role else "a track of no band role, not judged")}
         if i in found:
             run = found[i]
-            item |= {"longest_shared_run": run["notes"], "closest_piece": run["notes_source"],
+            item |= {"longest_shared_run": run["notes"], "unit": run["unit"], "closest_piece": run["notes_source"],
                      "longest_shared_bars": run["bars"], "closest_piece_bars": run["bars_source"],
                      "flagged": bool(run["flagged"] and role in GATED_ROLES)}
             if role not in GATED_ROLES:
