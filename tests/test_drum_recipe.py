@@ -22,6 +22,8 @@ from tunesmith.models.gan import (
     midi_to_hz,
     multi_resolution_stft_loss,
     partial_ratios,
+    sweep_synth,
+    synthesize,
 )
 from tunesmith.train.gan import drum_variants
 
@@ -96,6 +98,60 @@ def hit(kit: str, key: int, velocity: int | None, n: int) -> Record:
     labels = {"kind": "drum_hit", "kit": kit, "gm_note": key, "velocity": velocity, "drum_class": "kick"}
     return Record(id=f"{kit}-{key}-{velocity}-{n}", source="test", licence="CC0", sha256="", split="train",
                   duration=2.0, labels=labels)
+
+
+def zero_crossing_hz(y: np.ndarray) -> float:
+    """A tone's frequency from its rising zero crossings."""
+    rising = np.flatnonzero((y[:-1] < 0) & (y[1:] >= 0))
+    return (len(rising) - 1) * SR / (rising[-1] - rising[0])
+
+
+def test_a_sweep_glides_from_its_start_to_its_end_frequency():
+    """The drum head's falling pitch: f(t) = end + (start - end) e^(-t / tau), loudness per frame."""
+    frames, hop = 125, 128  # 1 s
+    amp = torch.ones(1, frames + 1, 1)
+    hz, tau = torch.tensor([[[160.0], [50.0]]]), torch.tensor([[0.03]])
+    y = sweep_synth(amp, hz, tau, sr=SR, hop=hop, frames=frames)[0].numpy()
+    assert abs(y[0]) < 1e-6 and np.abs(y).max() == pytest.approx(1.0, abs=1e-3)  # from sine phase 0, loudness 1
+    crossings = np.count_nonzero(np.diff(np.signbit(y[1:int(0.02 * SR)])))
+    assert crossings / 2 / 0.02 > 110  # the first 20 ms: from 160 Hz, falling (a mean of 130 Hz)
+    assert zero_crossing_hz(y[int(0.4 * SR):]) == pytest.approx(50.0, rel=0.02)  # then the body
+    steady = sweep_synth(amp, torch.tensor([[[440.0], [440.0]]]), tau, sr=SR, hop=hop, frames=frames)[0].numpy()
+    assert zero_crossing_hz(steady) == pytest.approx(440.0, rel=0.005)
+    # a window of the hit is that part of the whole (frames [40, 90)), and a sweep above Nyquist is silent
+    part = sweep_synth(amp[:, 40:], hz, tau, sr=SR, hop=hop, frames=50, phase_start=40)[0].numpy()
+    np.testing.assert_allclose(part, y[40 * hop:90 * hop], atol=1e-5)
+    high = sweep_synth(amp, torch.tensor([[[9000.0], [9000.0]]]), tau, sr=SR, hop=hop, frames=frames)
+    assert float(high.abs().max()) == 0.0
+    quieter = sweep_synth(amp * torch.linspace(1, 0, frames + 1).view(1, -1, 1), hz, tau, sr=SR, hop=hop,
+                          frames=frames)[0].numpy()
+    assert np.abs(quieter[-hop:]).max() < 0.02 < np.abs(quieter[:SR // 10]).max()
+
+
+def test_a_kit_with_sweeps_starts_quiet_and_serves_them_by_both_backends():
+    generator = tiny(partials="log", noise_max=8.0, sweeps=3, variants=2)
+    assert NoteGenerator(**generator.kwargs).sweeps == 3 and "sweeps" not in tiny().kwargs
+    z = torch.zeros(1, generator.z_dim)
+    with torch.no_grad():
+        c = generator.controls(generator.embed(torch.tensor([0])), torch.tensor([36]), torch.tensor([100]), z)
+    assert c["sweep_amp"].shape == (1, 40, 3) and c["sweep_hz"].shape == (1, 2, 3) and c["sweep_tau"].shape == (1, 3)
+    assert float(c["sweep_amp"].max()) < 0.01  # quiet at the start, like the noise
+    assert torch.allclose(c["sweep_hz"], midi_to_hz(torch.tensor(36.0)), rtol=0.1)  # near the key's frequency
+    plain = {k: v for k, v in c.items() if not k.startswith("sweep")}
+    with torch.no_grad():
+        generator.head.bias[-3:] = 3.0  # sweeps audible
+        c = generator.controls(generator.embed(torch.tensor([0])), torch.tensor([36]), torch.tensor([100]), z)
+        loud = synthesize(c, sr=SR, hop=generator.hop, noise_fft=256, noise_seed=1)
+        alone = synthesize({k: c[k] for k in plain}, sr=SR, hop=generator.hop, noise_fft=256, noise_seed=1)
+    assert float((loud - alone).abs().max()) > 0.1
+    card = {"sr": SR, "instruments": [{"name": "kit_test", "kit": "test", "family": "drums", "program": 0,
+                                       "drum": True}]}
+    eager = NoteSynth(generator, card, name="drums", backend="torch").note("kit_test", 36, 100, seed=3)
+    onnx = NoteSynth(generator, card, name="drums", backend="onnxruntime").note("kit_test", 36, 100, seed=3)
+    np.testing.assert_allclose(eager, onnx, atol=1e-5, rtol=0)
+    held = NoteSynth(generator, {**card, "instruments": [{**card["instruments"][0], "drum": False}]},
+                     backend="torch").note("kit_test", 36, 100, duration=1.5, seed=3)  # held past its release
+    assert np.isfinite(held).all() and len(held) > len(eager) / 2
 
 
 def test_recordings_of_one_key_are_numbered_as_variants():
@@ -190,13 +246,13 @@ def test_a_run_from_before_the_drum_recipe_resumes_as_it_was(tmp_path):
 
     build_samples(tmp_path / "samples", sources=["hydrogen"], limit=60)
     run = tmp_path / "run"
-    tiny_run(tmp_path / "samples", run, model={**TINY, "partials": "harmonic", "noise_max": 1.0},
+    tiny_run(tmp_path / "samples", run, model={**TINY, "partials": "harmonic", "noise_max": 1.0, "sweeps": 0},
              mel_weight=0.0, envelope_weight=0.0)
     card = json.loads((run / "latest.json").read_text())
     assert "variants" not in card["kwargs"]  # this data has one recording per key and layer
     for part in (card["kwargs"], card["training"]["config"]["model"]):
-        part.pop("partials", None)
-        part.pop("noise_max", None)
+        for option in ("partials", "noise_max", "sweeps"):
+            part.pop(option, None)
     for name in ("mel_weight", "envelope_weight"):
         card["training"]["config"].pop(name)
     (run / "latest.json").write_text(json.dumps(card))
@@ -207,7 +263,7 @@ def test_a_run_from_before_the_drum_recipe_resumes_as_it_was(tmp_path):
         writer.writeheader()
         writer.writerows(rows)
     resumed = tiny_run(tmp_path / "samples", run)  # two more steps
-    assert resumed["training"]["steps"] == 4 and "partials" not in resumed["kwargs"]
+    assert resumed["training"]["steps"] == 4 and not {"partials", "sweeps"} & set(resumed["kwargs"])
     config = resumed["training"]["config"]
     assert config["mel_weight"] == 0.0 and config["envelope_weight"] == 0.0
     with open(run / "metrics.csv", newline="") as handle:

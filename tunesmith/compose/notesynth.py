@@ -33,7 +33,7 @@ import torch
 
 from tunesmith.checkpoints import WEIGHTS_DIR, load_card, load_weights, resolve_checkpoint
 from tunesmith.errors import DependencyError, ParameterError
-from tunesmith.models.gan import ONNX_OUTPUTS, NoteGenerator, export_onnx, midi_to_hz, synthesize
+from tunesmith.models.gan import NoteGenerator, export_onnx, midi_to_hz, onnx_outputs, synthesize
 from tunesmith.progress import progress
 from tunesmith.symbolic.instruments import DRUM_KEYS, Instrument, check_morph, find_instrument, instrument_table
 from tunesmith.symbolic.score import Score
@@ -144,8 +144,9 @@ class NoteSynth:
                 return g.controls(emb, pitch, velocity, z)
         feed = {"emb": emb.detach().numpy().astype(np.float32), "pitch": pitch.numpy().astype(np.int64),
                 "velocity": velocity.numpy().astype(np.int64), "z": z.numpy().astype(np.float32)}
-        outputs = self._onnx_session().run(list(ONNX_OUTPUTS), feed)
-        c = {name: torch.from_numpy(value) for name, value in zip(ONNX_OUTPUTS, outputs, strict=True)}
+        names = onnx_outputs(g)
+        outputs = self._onnx_session().run(list(names), feed)
+        c = {name: torch.from_numpy(value) for name, value in zip(names, outputs, strict=True)}
         c["f0"] = midi_to_hz(pitch.float()).unsqueeze(1)
         return c
 
@@ -458,10 +459,16 @@ def fit_duration(c: dict[str, torch.Tensor], off: int, held: int) -> dict[str, t
     # release frames, scaled so they continue from the level the held part ended at
     ratio_a = (body_amp[0, -1] / amp[0, off - 1].clamp(min=1e-7)).clamp(max=4.0)
     ratio_n = (body_noise[0, -1].mean() / noise_level[0, off - 1].clamp(min=1e-7)).clamp(max=4.0)
-    return {"f0": c["f0"],
-            "amp": torch.cat([body_amp, amp[:, off:] * ratio_a], dim=1),
-            "harm": torch.cat([body_harm, harm[:, off:]], dim=1),
-            "noise": torch.cat([body_noise, noise[:, off:] * ratio_n], dim=1)}
+    fitted = {"f0": c["f0"],
+              "amp": torch.cat([body_amp, amp[:, off:] * ratio_a], dim=1),
+              "harm": torch.cat([body_harm, harm[:, off:]], dim=1),
+              "noise": torch.cat([body_noise, noise[:, off:] * ratio_n], dim=1)}
+    if "sweep_amp" in c:  # swept sinusoids die within a hit: a longer note holds them silent
+        sweep = c["sweep_amp"]
+        silent = sweep.new_zeros(1, max(0, held - off), sweep.shape[-1])
+        fitted |= {"sweep_amp": torch.cat([sweep[:, :min(held, off)], silent, sweep[:, off:]], dim=1),
+                   "sweep_hz": c["sweep_hz"], "sweep_tau": c["sweep_tau"]}
+    return fitted
 
 
 def _slope(t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

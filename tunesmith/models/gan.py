@@ -22,6 +22,10 @@ filter's gain per bin (1.0 by default): a kick's low end is loud in a few bins, 
 of white noise. ``variants`` (the drum kit) adds a table of variant vectors to the instrument embedding: a kit
 that has several recordings of one key (a sample collection's 17 kicks) learns each as its own variant, where
 one condition would have learned their average; a player picks one (a drum sampler's round robin).
+``sweeps`` (the drum kit) adds that many swept sinusoids: each has a start and an end frequency (multiples
+of the key's, up to ``SWEEP_OCTAVES`` octaves either way) and a time constant, per hit, and a loudness per frame:
+a drum head's pitch falls right after the stroke (a kick from ~150 Hz to its 50 Hz body, a snare's head near
+200 Hz), which a fixed grid of partials can only approximate by fading across it.
 ``pitch_basis="smooth"`` replaces the table of 128 learned pitch vectors with overlapping Gaussian bumps over
 the keyboard (:class:`PitchBasis`): an instrument recorded every few keys (the Salamander piano: every third)
 then has keys between its recordings that are a smooth blend of their neighbours, where a table would hold
@@ -56,6 +60,8 @@ PARTIALS = ("harmonic", "log")
 LOG_PARTIALS_RANGE = (0.35, 24.0)  # the log grid's partials, as multiples of the key's frequency
 LOG_PARTIALS_PER_OCTAVE = 16
 NOISE_START_LOGIT = -4.0  # the noise head's starting bias at a cap of 1 (a gain of 1e-4: little noise)
+SWEEP_OCTAVES = 4.0  # a sweep's frequencies span this many octaves either side of the key's
+SWEEP_TAU = (0.001, 0.15)  # a sweep's time constant, seconds (lowest, lowest + span)
 
 
 def exp_sigmoid(x: torch.Tensor, *, exponent: float = 10.0, max_value: float = 2.0) -> torch.Tensor:
@@ -158,7 +164,7 @@ class NoteGenerator(nn.Module):
                  blocks: int = 4, n_harmonics: int = 64, sr: int = SR, hop: int = HOP, n_frames: int = 250,
                  note_off: float = 1.5, noise_fft: int = NOISE_FFT, frame_stride: int = 1,
                  sub_partials: int = 0, pitch_basis: str = "table", partials: str = "harmonic",
-                 noise_max: float = 1.0, variants: int = 0) -> None:
+                 noise_max: float = 1.0, variants: int = 0, sweeps: int = 0) -> None:
         super().__init__()
         self.kwargs: dict[str, Any] = dict(
             n_instruments=n_instruments, embed_dim=embed_dim, z_dim=z_dim, hidden=hidden, blocks=blocks,
@@ -177,6 +183,9 @@ class NoteGenerator(nn.Module):
         self.variants = int(variants)
         if variants:  # older cards do not carry it
             self.kwargs["variants"] = self.variants
+        self.sweeps = int(sweeps)
+        if sweeps:  # older cards do not carry it
+            self.kwargs["sweeps"] = self.sweeps
         self.sr, self.hop, self.n_frames, self.note_off = sr, hop, n_frames, note_off
         self.z_dim, self.n_harmonics, self.noise_fft = z_dim, n_harmonics, noise_fft
         self.stride = frame_stride
@@ -195,10 +204,16 @@ class NoteGenerator(nn.Module):
         self.inp = nn.Conv1d(TIME_FEATURES, hidden, 1)
         self.blocks = nn.ModuleList(FiLMBlock(hidden, hidden, 2 ** (i % 4)) for i in range(blocks))
         n_bins = noise_fft // 2 + 1
-        self.head = nn.Conv1d(hidden, 1 + self.n_partials + n_bins, 1)
+        self.n_bins = n_bins
+        self.head = nn.Conv1d(hidden, 1 + self.n_partials + n_bins + self.sweeps, 1)
         with torch.no_grad():  # start with little noise, the same gain whatever the cap
             share = torch.sigmoid(torch.tensor(NOISE_START_LOGIT)) * self.noise_max ** (-1.0 / math.log(10.0))
-            self.head.bias[1 + self.n_partials:] = torch.logit(share)
+            self.head.bias[1 + self.n_partials:1 + self.n_partials + n_bins] = torch.logit(share)
+            self.head.bias[1 + self.n_partials + n_bins:] = NOISE_START_LOGIT  # sweeps start quiet
+        if sweeps:  # per hit: start and end frequency, time constant of each sweep
+            self.sweep = nn.Linear(hidden, 3 * self.sweeps)
+            nn.init.normal_(self.sweep.weight, std=0.01)
+            nn.init.zeros_(self.sweep.bias)
         self.register_buffer("times", time_features(self.n_coarse, hop=hop * frame_stride, sr=sr,
                                                     note_off=note_off), persistent=False)
         if frame_stride > 1:  # fine-rate loudness of the harmonic and the noise part: weights of fast features
@@ -243,6 +258,13 @@ class NoteGenerator(nn.Module):
         bands (B, F, T) as logits, before the output nonlinearities and the mask of partials above Nyquist.
 
         Frames are computed with their full receptive field, so a window equals that part of the whole."""
+        amp_logit, harm_logits, noise_logits, _, _ = self._logits(emb, pitch, velocity, z, first=first, last=last)
+        return amp_logit, harm_logits, noise_logits
+
+    def _logits(self, emb: torch.Tensor, pitch: torch.Tensor, velocity: torch.Tensor, z: torch.Tensor, *,
+                first: int = 0, last: int | None = None) -> tuple[torch.Tensor, ...]:
+        """`control_logits` plus the sweeps' loudness logits (B, S, T) and per-hit parameters (B, 3S) (None
+        without sweeps)."""
         last = self.n_frames if last is None else last
         s = self.stride
         c_first, c_last = first // s, last if s == 1 else min(self.n_coarse, (last - 1) // s + 2)  # interpolated
@@ -255,14 +277,16 @@ class NoteGenerator(nn.Module):
         out = self.head(F.leaky_relu(x, 0.2))  # (B, 1 + K + F, coarse frames)
         if s > 1:
             out = upsample_linear(out, s)[..., first - c_first * s:last - c_first * s]  # fine frames [first, last)
-        k = self.n_partials
-        amp_logit, harm_logits, noise_logits = out[:, 0], out[:, 1:1 + k], out[:, 1 + k:]
+        k, f = self.n_partials, self.n_bins
+        amp_logit, harm_logits, noise_logits = out[:, 0], out[:, 1:1 + k], out[:, 1 + k:1 + k + f]
         if s > 1:
             w = self.onset(cond).view(-1, 2, TIME_FEATURES)  # (B, 2, F)
             fine = torch.matmul(w, self.fine_times[:, first:last])  # (B, 2, T)
             amp_logit = amp_logit + fine[:, 0]
             noise_logits = noise_logits + fine[:, 1:2]
-        return amp_logit, harm_logits, noise_logits
+        if not self.sweeps:
+            return amp_logit, harm_logits, noise_logits, None, None
+        return amp_logit, harm_logits, noise_logits, out[:, 1 + k + f:], self.sweep(cond)
 
     def audible(self, pitch: torch.Tensor) -> torch.Tensor:
         """(B, 1, K) 1 for the partials of each pitch below Nyquist (less a margin), else 0."""
@@ -272,12 +296,20 @@ class NoteGenerator(nn.Module):
     def controls(self, emb: torch.Tensor, pitch: torch.Tensor, velocity: torch.Tensor,
                  z: torch.Tensor, *, first: int = 0, last: int | None = None) -> dict[str, torch.Tensor]:
         """Synthesizer controls of frames [first, last) of the corpus note (default: all n_frames)."""
-        amp_logit, harm_logits, noise_logits = self.control_logits(emb, pitch, velocity, z, first=first, last=last)
+        amp_logit, harm_logits, noise_logits, sweep_logits, sweep = self._logits(emb, pitch, velocity, z,
+                                                                                 first=first, last=last)
         f0 = midi_to_hz(pitch.float()).unsqueeze(1)  # (B, 1): the note's pitch, exactly
         dist = torch.softmax(harm_logits.transpose(1, 2), dim=-1) * self.audible(pitch)  # (B, T, K)
         dist = dist / dist.sum(-1, keepdim=True).clamp(min=1e-7)
-        return {"amp": exp_sigmoid(amp_logit), "harm": dist, "f0": f0,
-                "noise": exp_sigmoid(noise_logits.transpose(1, 2), max_value=self.noise_max)}  # (B, T, F)
+        c = {"amp": exp_sigmoid(amp_logit), "harm": dist, "f0": f0,
+             "noise": exp_sigmoid(noise_logits.transpose(1, 2), max_value=self.noise_max)}  # (B, T, F)
+        if sweep is not None:
+            start, end, tau = sweep.view(-1, 3, self.sweeps).unbind(1)  # (B, S) each
+            c["sweep_amp"] = exp_sigmoid(sweep_logits.transpose(1, 2))  # (B, T, S)
+            c["sweep_hz"] = torch.stack([f0 * 2.0 ** (SWEEP_OCTAVES * torch.tanh(start)),
+                                         f0 * 2.0 ** (SWEEP_OCTAVES * torch.tanh(end))], dim=1)  # (B, 2, S)
+            c["sweep_tau"] = SWEEP_TAU[0] + SWEEP_TAU[1] * torch.sigmoid(tau)  # (B, S) seconds
+        return c
 
     def forward(self, instrument: torch.Tensor, pitch: torch.Tensor, velocity: torch.Tensor, z: torch.Tensor,
                 *, noise_seed: int | None = None, start: int = 0, frames: int | None = None,
@@ -457,7 +489,32 @@ def synthesize(c: dict[str, torch.Tensor], *, sr: int, hop: int, noise_fft: int,
     frames = c["amp"].shape[1] if frames is None else frames
     harmonic = harmonic_synth(c["f0"], c["amp"], c["harm"], sr=sr, hop=hop, frames=frames,
                               phase_start=phase_start, phase0=phase0, ratios=ratios)
-    return harmonic + noise_synth(c["noise"], hop=hop, n_fft=noise_fft, frames=frames, seed=noise_seed)
+    y = harmonic + noise_synth(c["noise"], hop=hop, n_fft=noise_fft, frames=frames, seed=noise_seed)
+    if "sweep_amp" in c:
+        y = y + sweep_synth(c["sweep_amp"], c["sweep_hz"], c["sweep_tau"], sr=sr, hop=hop, frames=frames,
+                            phase_start=phase_start)
+    return y
+
+
+def sweep_synth(amp: torch.Tensor, hz: torch.Tensor, tau: torch.Tensor, *, sr: int, hop: int, frames: int,
+                phase_start: int = 0) -> torch.Tensor:
+    """Swept sinusoids: each glides from its start to its end frequency, f(t) = end + (start - end) e^(-t / tau),
+    from sine phase 0 at the hit's start, its loudness per frame linearly interpolated; a sweep above Nyquist is
+    silent there. amp (B, T >= frames, S), hz (B, 2, S) start and end in Hz, tau (B, S) seconds; ``phase_start``:
+    the first frame's index in the whole hit (for windows of it). Returns (B, frames * hop)."""
+    n = frames * hop
+    t = ((torch.arange(n, dtype=torch.float64, device=amp.device) + phase_start * hop) / sr).view(1, -1, 1)
+    start, end = hz[:, 0:1].double(), hz[:, 1:2].double()  # (B, 1, S)
+    tau = tau.unsqueeze(1).double()
+    decay = torch.exp(-t / tau)
+    phase = 2.0 * math.pi * (end * t + (start - end) * tau * (1.0 - decay))  # the integral of f(t)
+    audible = (end + (start - end) * decay < sr / 2 - 200).to(amp.dtype)
+    loud = amp[:, :frames + 1]
+    if loud.shape[1] < frames + 1:
+        loud = torch.cat([loud, loud[:, -1:].expand(-1, frames + 1 - loud.shape[1], -1)], dim=1)
+    alpha = (torch.arange(hop, dtype=amp.dtype, device=amp.device) / hop).view(1, 1, hop, 1)
+    per_sample = (loud[:, :-1, None] + (loud[:, 1:, None] - loud[:, :-1, None]) * alpha).reshape(amp.shape[0], n, -1)
+    return (per_sample * audible * torch.sin(phase).to(amp.dtype)).sum(-1)
 
 
 # --------------------------------------------------------------------------- discriminator
@@ -619,13 +676,19 @@ class ControlNetwork(nn.Module):
         self.generator = generator
 
     def forward(self, emb: torch.Tensor, pitch: torch.Tensor, velocity: torch.Tensor,
-                z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                z: torch.Tensor) -> tuple[torch.Tensor, ...]:
         c = self.generator.controls(emb, pitch, velocity, z)
-        return c["amp"], c["harm"], c["noise"]
+        return tuple(c[name] for name in onnx_outputs(self.generator))
 
 
 ONNX_INPUTS = ("emb", "pitch", "velocity", "z")
 ONNX_OUTPUTS = ("amp", "harm", "noise")
+SWEEP_OUTPUTS = ("sweep_amp", "sweep_hz", "sweep_tau")
+
+
+def onnx_outputs(generator: NoteGenerator) -> tuple[str, ...]:
+    """The controls the exported frame network returns, in order (f0 is computed outside it)."""
+    return ONNX_OUTPUTS + (SWEEP_OUTPUTS if generator.sweeps else ())
 
 
 def export_onnx(generator: NoteGenerator) -> bytes:
@@ -641,7 +704,8 @@ def export_onnx(generator: NoteGenerator) -> bytes:
     buffer = io.BytesIO()
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
-        torch.onnx.export(network, example, buffer, input_names=list(ONNX_INPUTS), output_names=list(ONNX_OUTPUTS),
-                          dynamic_axes={name: {0: "batch"} for name in (*ONNX_INPUTS, *ONNX_OUTPUTS)},
+        outputs = onnx_outputs(generator)
+        torch.onnx.export(network, example, buffer, input_names=list(ONNX_INPUTS), output_names=list(outputs),
+                          dynamic_axes={name: {0: "batch"} for name in (*ONNX_INPUTS, *outputs)},
                           opset_version=17, dynamo=False)
     return buffer.getvalue()
