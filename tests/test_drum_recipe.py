@@ -136,7 +136,10 @@ def test_a_kit_with_sweeps_starts_quiet_and_serves_them_by_both_backends():
         c = generator.controls(generator.embed(torch.tensor([0])), torch.tensor([36]), torch.tensor([100]), z)
     assert c["sweep_amp"].shape == (1, 40, 3) and c["sweep_hz"].shape == (1, 2, 3) and c["sweep_tau"].shape == (1, 3)
     assert float(c["sweep_amp"].max()) < 0.01  # quiet at the start, like the noise
-    assert torch.allclose(c["sweep_hz"], midi_to_hz(torch.tensor(36.0)), rtol=0.1)  # near the key's frequency
+    key = float(midi_to_hz(torch.tensor(36.0)))  # they start spread over the octaves around the key, falling
+    ends = key * 2.0 ** torch.linspace(-1.0, 2.0, 3)
+    torch.testing.assert_close(c["sweep_hz"][0, 1], ends, rtol=0.05, atol=0)
+    torch.testing.assert_close(c["sweep_hz"][0, 0], 2 * ends, rtol=0.05, atol=0)
     plain = {k: v for k, v in c.items() if not k.startswith("sweep")}
     with torch.no_grad():
         generator.head.bias[-3:] = 3.0  # sweeps audible
@@ -148,7 +151,8 @@ def test_a_kit_with_sweeps_starts_quiet_and_serves_them_by_both_backends():
                                        "drum": True}]}
     eager = NoteSynth(generator, card, name="drums", backend="torch").note("kit_test", 36, 100, seed=3)
     onnx = NoteSynth(generator, card, name="drums", backend="onnxruntime").note("kit_test", 36, 100, seed=3)
-    np.testing.assert_allclose(eager, onnx, atol=1e-5, rtol=0)
+    # the same within float32: a sweep's phase is its frequency times up to 0.3 s (hundreds of radians)
+    np.testing.assert_allclose(eager, onnx, atol=2e-4 * np.abs(eager).max(), rtol=0)
     held = NoteSynth(generator, {**card, "instruments": [{**card["instruments"][0], "drum": False}]},
                      backend="torch").note("kit_test", 36, 100, duration=1.5, seed=3)  # held past its release
     assert np.isfinite(held).all() and len(held) > len(eager) / 2

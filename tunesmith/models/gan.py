@@ -213,7 +213,12 @@ class NoteGenerator(nn.Module):
         if sweeps:  # per hit: start and end frequency, time constant of each sweep
             self.sweep = nn.Linear(hidden, 3 * self.sweeps)
             nn.init.normal_(self.sweep.weight, std=0.01)
-            nn.init.zeros_(self.sweep.bias)
+            with torch.no_grad():  # spread over the octaves around the key, each falling an octave at first:
+                # a frequency is learned by gradient only near where it starts
+                ends = torch.linspace(-1.0, 2.0, self.sweeps) if self.sweeps > 1 else torch.zeros(1)
+                self.sweep.bias.view(3, self.sweeps)[0] = torch.atanh((ends + 1.0) / SWEEP_OCTAVES)
+                self.sweep.bias.view(3, self.sweeps)[1] = torch.atanh(ends / SWEEP_OCTAVES)
+                self.sweep.bias.view(3, self.sweeps)[2] = 0.0
         self.register_buffer("times", time_features(self.n_coarse, hop=hop * frame_stride, sr=sr,
                                                     note_off=note_off), persistent=False)
         if frame_stride > 1:  # fine-rate loudness of the harmonic and the noise part: weights of fast features
