@@ -258,6 +258,18 @@ def test_a_run_can_start_from_a_trained_model(trained, corpus, tmp_path):
     assert after["kwargs"] == before["kwargs"] and len(after["training"]["runs"]) == 3
     assert after["metrics"]["valid_nll"] == pytest.approx(before["metrics"]["valid_nll"], rel=1e-3)
     assert main([*common, "--init", str(trained / "latest.json"), "--resume"]) == 2  # one or the other
+    # a family-only model (--no-style-files) started with style files: the files start at zero, so the run's first
+    # evaluation is the family-only model's
+    plain = tmp_path / "plain"
+    assert main([*common[:5], str(plain), *common[6:], "--dim", "16", "--layers", "1", "--heads", "2",
+                 "--no-style-files"]) == 0
+    family_only = json.loads((plain / "latest.json").read_text())
+    assert family_only["style_files"] == [] and "n_style_files" not in family_only["kwargs"]
+    assert main([*common[:5], str(tmp_path / "with-files"), *common[6:], "--init", str(plain / "latest.json"),
+                 "--lr", "1e-9"]) == 0
+    with_files = json.loads((tmp_path / "with-files" / "latest.json").read_text())
+    assert with_files["kwargs"]["n_style_files"] == len(with_files["style_files"]) >= 1
+    assert with_files["metrics"]["valid_nll"] == pytest.approx(family_only["metrics"]["valid_nll"], rel=1e-5)
 
 
 def test_style_files_start_as_their_family(tmp_path):

@@ -463,6 +463,9 @@ def train_options(group: Any) -> None:
     group.add_argument("--distill", type=float, metavar="S",
                        help="song: teach the --init model its own style guidance for strengths 1..S, so sampling "
                             "at any strength runs one pass a step instead of two (docs/models.md)")
+    group.add_argument("--no-style-files", dest="style_files", action="store_false", default=True,
+                       help="song: condition on the style family alone, not also on the style file of each "
+                            "training song (before session 16's models)")
 
 
 def train(args: Any) -> dict[str, Any]:
@@ -475,7 +478,8 @@ def train(args: Any) -> dict[str, Any]:
                              window=getattr(args, "window", None) or 512, lr=args.lr or 1.5e-3,
                              eval_every=args.eval_every, seed=args.seed, threads=args.threads, model=model,
                              transpose=args.transpose if args.transpose is not None else 6,
-                             eval_events=args.eval_events or 60_000, distill=getattr(args, "distill", None))
+                             eval_events=args.eval_events or 60_000, distill=getattr(args, "distill", None),
+                             style_files=getattr(args, "style_files", True))
     return train_song(args.data, args.out, config, resume=args.resume, init=getattr(args, "init", None))
 
 
