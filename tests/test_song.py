@@ -532,6 +532,10 @@ def test_a_song_keeps_to_one_style_file_of_its_family(entry):
     song = writer.generate(style="swing", bars=8, seed=4)
     files = {f["id"]: f for f in writer.card["style_files"]}
     assert len(song.params["style_files"]) == 1 and files[next(iter(song.params["style_files"]))]["family"] == "swing"
+    from tunesmith.families.song import summary_line
+
+    assert f"grooves of MMA's {next(iter(song.params['style_files']))}" in summary_line(
+        {**song.params, "sections": song.sections})
     writer.card = {**writer.card, "style_files": [
         {"id": "a", "family": "swing", "meter": "4/4", "songs": 1, "tempo": [90, 120, 150]},
         {"id": "b", "family": "swing", "meter": "3/4", "songs": 3, "tempo": [90, 120, 150]},

@@ -432,8 +432,10 @@ def summary_line(result: Mapping[str, Any]) -> str:
                 "regenerate": f"new {result.get('track')}", "restyle": "restyled"}[result["mode"]]
         return (f"{what}: {result.get('style')} in {result.get('key')}, {result.get('bars')} bars at "
                 f"{result.get('tempo'):g} BPM, seed {result.get('seed')}")
+    files = " + ".join(result.get("style_files") or {})
+    grooves = f", grooves of MMA's {files}" if files else ""
     return (f"{result.get('style')} in {result.get('key')}, {result.get('bars')} bars at {result.get('tempo'):g} BPM"
-            f" ({sections}), seed {result.get('seed')}")
+            f" ({sections}){grooves}, seed {result.get('seed')}")
 
 
 # Where each track sits in the mix: its own loudness before the sum (LUFS: the lead and the drums in front, the
