@@ -184,11 +184,13 @@ def train_options(group: Any) -> None:
     group.add_argument("--grid-every", type=int, help="gan: steps between spectrogram grid PNGs (default 500)")
     group.add_argument("--subset", choices=["drums", "piano"],
                        help="gan on a `samples` dataset of real recordings: its drum hits or its piano notes")
+    group.add_argument("--sweeps", type=int, metavar="S",
+                       help="gan: S swept sinusoids besides the partials (a drum head's falling pitch; default 0)")
 
 
 def train(args: Any) -> dict[str, Any]:
     """`tunesmith train gan`: the neural instrument on a `notes` dataset (tunesmith.train.gan)."""
-    from tunesmith.train.gan import GANTrainConfig, train_gan
+    from tunesmith.train.gan import V2_MODEL, GANTrainConfig, train_gan
 
     for name in ("adv_start", "crop_frames", "grid_every"):
         value = getattr(args, name)
@@ -198,6 +200,10 @@ def train(args: Any) -> dict[str, Any]:
                "batch_size": args.batch_size, "lr_g": args.lr, "subset": args.subset}
     if args.subset:  # real recordings: every instrument family weighs the same
         options["family_weights"] = {}
+    if args.sweeps is not None:
+        if not 0 <= args.sweeps <= 16:
+            raise ParameterError(f"--sweeps must be 0..16, got {args.sweeps}", field="sweeps")
+        options["model"] = {**V2_MODEL, "sweeps": args.sweeps}
     config = GANTrainConfig(minutes=args.minutes, max_steps=args.max_steps, seed=args.seed,
                             eval_every=args.eval_every, threads=args.threads or 1,
                             **{k: v for k, v in options.items() if v is not None})
