@@ -161,6 +161,28 @@ def test_untrained_model_is_not_below_the_ngram(corpus, writer, tmp_path):
     assert report["improvement_over_ngram"] < 0.25 and not report["passed"]
 
 
+def test_the_test_nll_reads_each_songs_style_file(corpus, tmp_path):
+    """A model with style files is scored on the test songs with their own style files, as it was trained."""
+    import torch
+
+    from tunesmith.compose.song import SongWriter
+    from tunesmith.train.song import untrained_model
+
+    records = [json.loads(line) for line in (corpus / "manifest.jsonl").read_text().splitlines() if line.strip()]
+    files = sorted({(r["labels"]["family"], r["labels"]["style_file"], r["labels"]["meter"]) for r in records})
+    model, card = untrained_model(dim=16, layers=1, heads=2, n_style_files=len(files))
+    card = {**card, "style_files": [{"id": name, "family": family, "meter": meter, "songs": 1, "tempo": [60, 120, 180]}
+                                    for family, name, meter in files]}
+    with torch.no_grad():
+        model.style_file.weight.normal_(0.0, 1.0)  # style files that matter
+    read = nll_report(SongWriter(model, card, name="tiny"), corpus, max_events=3000, cache_dir=tmp_path)
+    unread = nll_report(SongWriter(model, {**card, "style_files": []}, name="tiny"), corpus, max_events=3000,
+                        cache_dir=tmp_path)
+    # unread, the same computation gives the same number to the last bit; read, the style files move it
+    assert abs(read["model_test_nll"] - unread["model_test_nll"]) > 1e-5
+    assert read["ngram"] == unread["ngram"]
+
+
 # ------------------------------------------------------------------------------------------------ originality
 
 

@@ -186,8 +186,9 @@ def nll_report(writer: Any, data: Path, *, max_events: int, cache_dir: Path | No
     examples, _ = read_corpus(data)
     styles = [s["id"] for s in writer.card["styles"]]
     meters = list(writer.card["meters"])
-    corpora = {split: SongCorpus([e for e in examples if e.split == split], styles=styles, meters=meters)
-               for split in ("train", "valid", "test")}
+    files = [f["id"] for f in writer.card.get("style_files") or []]  # a model with style files reads its songs'
+    corpora = {split: SongCorpus([e for e in examples if e.split == split], styles=styles, meters=meters,
+                                 style_files=files) for split in ("train", "valid", "test")}
     test_songs = corpora["test"].spread(max_events)
     window = int(((writer.card.get("training") or {}).get("config") or {}).get("window") or 512)
     batches = corpora["test"].evaluation_batches(window, max_events=max_events)
@@ -507,7 +508,7 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
                      f"{nll['ngram']['order']}-gram {nll['ngram']['test_nll']:.3f}: "
                      f"{100 * nll['improvement_over_ngram']:.1f} % lower (goal 25 %)")
     gated, every = orig.get("gated_tracks", orig["all_tracks"]), orig["all_tracks"]
-    if every.get("tracks"):
+    if gated.get("tracks"):
         lines.append(f"[{mark(orig['passed'])}] originality: {100 * gated['share_at_most_threshold']:.1f} % of "
                      f"{gated['tracks']} pitched tracks share at most {gated['threshold_notes']} notes (chords and "
                      f"pad: onsets) with a training track (goal 99 %); with the drums, {every['tracks']} tracks: "

@@ -201,6 +201,8 @@ def train(args: Any) -> dict[str, Any]:
     if args.subset:  # real recordings: every instrument family weighs the same
         options["family_weights"] = {}
     if args.sweeps is not None:
+        if args.resume:
+            raise ParameterError("--sweeps shapes a new run; a resumed run keeps its model", field="sweeps")
         if not 0 <= args.sweeps <= 16:
             raise ParameterError(f"--sweeps must be 0..16, got {args.sweeps}", field="sweeps")
         options["model"] = {**V2_MODEL, "sweeps": args.sweeps}

@@ -475,6 +475,8 @@ def train(args: Any) -> dict[str, Any]:
     --window are shared with the lm trainer's options."""
     from tunesmith.train.song import SongTrainConfig, train_song
 
+    if args.resume and not getattr(args, "style_files", True):
+        raise ParameterError("--no-style-files shapes a new run; a resumed run keeps its model", field="style_files")
     model = {k: v for k in ("dim", "layers", "heads") if (v := getattr(args, k, None)) is not None}
     config = SongTrainConfig(minutes=args.minutes, max_steps=args.max_steps, batch_size=args.batch_size or 16,
                              window=getattr(args, "window", None) or 512, lr=args.lr or 1.5e-3,

@@ -32,7 +32,7 @@ from tunesmith.progress import progress
 from tunesmith.provenance.audio_gate import AUDIO_THRESHOLD, BATCH, EmbeddingIndex, check_audio
 from tunesmith.provenance.gate import check_symbolic, load_index, save_index
 from tunesmith.provenance.originality import SymbolicIndex, voice_steps
-from tunesmith.provenance.song_originality import HASH_TAG, SongTracks, TrackIndex, check_song
+from tunesmith.provenance.song_originality import CACHE_VERSION, HASH_TAG, SongTracks, TrackIndex, check_song
 from tunesmith.symbolic.score import Note, Score
 
 log = logging.getLogger("tunesmith.worker")
@@ -85,7 +85,8 @@ def track_index_for_dataset(dataset_dir: str | os.PathLike[str], *, split: str =
     cache = None
     if cache_dir is not None:
         digest = dataset.manifest_sha256[:16] or "unknown"
-        cache = Path(cache_dir) / f"song-originality-{digest}-{split}-{HASH_TAG}.npz"
+        # the index's version in the name: an index of an older measure is not read (nor in the way)
+        cache = Path(cache_dir) / f"song-originality-{digest}-{split}-v{CACHE_VERSION}-{HASH_TAG}.npz"
         if cache.is_file():
             return TrackIndex.load(cache)
     index = TrackIndex.build(song_tracks(dataset_dir, split))

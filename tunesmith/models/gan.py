@@ -279,7 +279,7 @@ class NoteGenerator(nn.Module):
         for block in self.blocks:
             x = block(x, cond)
         x = x[..., c_first - lo:c_last - lo]
-        out = self.head(F.leaky_relu(x, 0.2))  # (B, 1 + K + F, coarse frames)
+        out = self.head(F.leaky_relu(x, 0.2))  # (B, 1 + K + F + S, coarse frames)
         if s > 1:
             out = upsample_linear(out, s)[..., first - c_first * s:last - c_first * s]  # fine frames [first, last)
         k, f = self.n_partials, self.n_bins
@@ -674,7 +674,8 @@ def count_parameters(model: nn.Module) -> int:
 
 class ControlNetwork(nn.Module):
     """The generator's learned part alone, for ONNX export: (embedding, pitch, velocity, z) -> the synthesizer
-    controls amp (B, T), harm (B, T, K), noise (B, T, F) of a whole corpus note. The fixed DSP stays outside."""
+    controls amp (B, T), harm (B, T, K), noise (B, T, F) of a whole corpus note, and with sweeps sweep_amp
+    (B, T, S), sweep_hz (B, 2, S), sweep_tau (B, S) (`onnx_outputs`). The fixed DSP stays outside."""
 
     def __init__(self, generator: NoteGenerator) -> None:
         super().__init__()

@@ -165,12 +165,12 @@ def song_loss(model: SongTransformer, steps: torch.Tensor, cond: Mapping[str, to
 
 
 def mean_style(style: torch.Tensor) -> torch.Tensor:
-    """Style weights (B, n_styles) of the mean of all styles: style guidance's stand-in for "no style"."""
+    """Weights (B, n) of the mean of all n styles (or style files): style guidance's stand-in for "no style"."""
     return torch.full_like(style, 1.0 / style.shape[-1])
 
 
 def guided_style(style: torch.Tensor, strength: float | torch.Tensor) -> torch.Tensor:
-    """Style weights (B, n_styles) moved away from the mean of all styles by ``strength`` (a number or (B,); 1: as
+    """Weights (B, n) of styles (or style files) moved away from their mean by ``strength`` (a number or (B,); 1: as
     given): what a model that learned its own style guidance (`distill_loss`) is conditioned on for a strength."""
     mean = mean_style(style)
     return mean + torch.as_tensor(strength, dtype=style.dtype).reshape(-1, 1) * (style - mean)

@@ -48,8 +48,8 @@ BOUND_LENGTH = 4  # tokens of the windows `RunIndex.bound` keeps
 GATED_ROLES = ("bass", "chords", "pad", "lead")  # the pitched tracks; drums are reported, not gated
 CHORD_ROLES = ("chords", "pad")  # measured in onsets (a chord is one step), not notes
 CACHE_VERSION = 2  # 2: the chord roles in onsets
-# bar tokens are Python hashes of int tuples: the same in every process of one Python (no hash seed), not across
-# the tuple-hash changes of some Python versions, so a cache file names the version that wrote it
+# bar and onset tokens are Python hashes of int tuples: the same in every process of one Python (no hash seed), not
+# across the tuple-hash changes of some Python versions, so a cache file names the version that wrote it
 HASH_TAG = f"py{sys.version_info[0]}{sys.version_info[1]}"
 _P = np.uint64(0x100000001B3)
 _M = np.uint64(0x9E3779B97F4A7C15)

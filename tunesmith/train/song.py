@@ -196,6 +196,8 @@ def train_song(data: Path, out: Path, config: SongTrainConfig, *, resume: bool =
     meters = resumed["meters"] if resumed else sorted(
         m for m, n in stats.meters.items() if n >= min(MIN_METER_SONGS, 0.05 * songs))
     styles = [s["id"] for s in style_table(stats)]
+    if config.distill is not None:  # the student is its teacher's shape: style files if and only if it has them
+        config.style_files = bool(load_card(*resolve_checkpoint(config.teacher)).get("style_files"))
     files = (resumed.get("style_files") or []) if resumed else (
         style_file_table(stats, meters) if config.style_files else [])
     file_ids = [f["id"] for f in files]
@@ -251,8 +253,8 @@ def train_song(data: Path, out: Path, config: SongTrainConfig, *, resume: bool =
                 "kind": "distilled", "strengths": [1.0, config.distill], "teacher": config.teacher,
                 "contrast": "the mean of all styles",
                 "how": "the teacher's guided heads (mean + s * (own - mean), two passes) taught to this model read "
-                       "with its style moved by s from the mean of all styles (one pass); sampling conditions on "
-                       "that moved style and runs one pass a step"}
+                       "with its style (and style file) moved by s from the mean of all (one pass); sampling "
+                       "conditions on that moved style and runs one pass a step"}
         return fields
 
     def evaluate() -> dict[str, float]:
@@ -323,6 +325,9 @@ def _warm_start_card(init: str | Path | None, styles: list[str], meters: list[st
                              f"styles and meters {card.get('meters')}; the data has {len(styles)} and {meters})",
                              field="init")
     known = [f["id"] for f in card.get("style_files") or []]
+    if style_files is not None and known and not style_files:
+        raise ParameterError(f"--init {init}: it has style files; a run from it keeps them (leave out "
+                             "--no-style-files)", field="init")
     if style_files is not None and known and known != list(style_files):
         raise ParameterError(f"--init {init}: it knows {len(known)} style files, not this run's {len(style_files)}",
                              field="init")
