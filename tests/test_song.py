@@ -16,7 +16,7 @@ import torch
 from tunesmith import families
 from tunesmith.audio.dsp import loudness
 from tunesmith.compose.song import SongWriter
-from tunesmith.compose.song_plan import loop_plan, plan_sections, resolve_style, song_plan
+from tunesmith.compose.song_plan import MeterPlan, loop_plan, plan_sections, resolve_style, song_plan
 from tunesmith.data.arrange import ROLES as CORPUS_ROLES
 from tunesmith.data.corpora.grooves import build_grooves, iter_songs
 from tunesmith.data.styles import STYLE_FAMILIES, resolve_family
@@ -544,7 +544,9 @@ def test_a_song_keeps_to_one_style_file_of_its_family(entry):
         {"id": "e", "family": "swing", "meter": "4/4", "songs": 3, "tempo": [200, 220, 240]}]}
 
     def draws(meter: str, tempo: float = 120.0, seeds: int = 400) -> list[str]:
-        return [next(iter(writer.style_files_for({"swing": 1.0}, meter, tempo, seed))) for seed in range(seeds)]
+        plan = MeterPlan(asked=(int(meter[0]), int(meter[2])), model=(int(meter[0]), int(meter[2])),
+                         conversion="native")
+        return [next(iter(writer.style_files_for({"swing": 1.0}, plan, tempo, seed))) for seed in range(seeds)]
 
     at_120 = draws("4/4")
     assert set(at_120) <= {"a", "c", "e"} and 0.65 < at_120.count("c") / len(at_120) < 0.85
@@ -552,9 +554,10 @@ def test_a_song_keeps_to_one_style_file_of_its_family(entry):
     assert draws("4/4", 230.0).count("e") / 400 > 0.9  # ... but is for one at 230
     assert set(draws("6/8", seeds=60)) == {"a", "b", "c"}
     assert draws("4/4", seeds=6) == ["a", "c", "a", "c", "c", "c"]  # the seed's draw, in every process
-    blend = writer.style_files_for({"swing": 0.7, "house": 0.3}, "4/4", 120.0, 1)
+    common = MeterPlan(asked=(4, 4), model=(4, 4), conversion="native")
+    blend = writer.style_files_for({"swing": 0.7, "house": 0.3}, common, 120.0, 1)
     assert blend["d"] == 0.3 and sum(blend.values()) == pytest.approx(1.0)
-    assert writer.style_files_for({"jazz": 1.0}, "4/4", 120.0, 1) == {}  # a family without files: the family alone
+    assert writer.style_files_for({"jazz": 1.0}, common, 120.0, 1) == {}  # a family without files: the family alone
 
 
 def test_style_strength_guides_the_song(entry):

@@ -217,8 +217,7 @@ class SongWriter:
                                   drum_keys=self.card["drum_keys"], tonic=tonic, mode=mode,
                                   harmony=(self.card.get("harmony") or {}).get(mode, ()),
                                   triplets=plan_meter.conversion == "triplets")
-        style_files = self.style_files_for(weights, "{}/{}".format(*plan_meter.model),
-                                           tempo * plan_meter.tempo_factor(), seed)
+        style_files = self.style_files_for(weights, plan_meter, tempo, seed)
         cond = self._condition(weights, tonic, mode, plan_meter, tempo, tracks, style_files)
         programs = self._programs(weights, instruments)
         roles, title = [r for r in ROLES if r in tracks], f"Tunesmith song: {style}"
@@ -361,8 +360,7 @@ class SongWriter:
                                   drum_keys=self.card["drum_keys"], tonic=tonic, mode=key_mode,
                                   harmony=(self.card.get("harmony") or {}).get(key_mode, ()),
                                   triplets=plan_meter.conversion == "triplets", kept_tracks=tuple(kept))
-        style_files = self.style_files_for(weights, "{}/{}".format(*plan_meter.model),
-                                           tempo * plan_meter.tempo_factor(), seed)
+        style_files = self.style_files_for(weights, plan_meter, tempo, seed)
         cond = self._condition(weights, tonic, key_mode, plan_meter, tempo, playing, style_files)
         with threadpool_limits(limits=1, user_api="blas"), torch.no_grad():
             self._start(cond, style_strength)
@@ -427,11 +425,13 @@ class SongWriter:
                                  f"{MAX_SECONDS:g} s", field="bars" if seconds is None else "length")
         return int(bars)
 
-    def style_files_for(self, weights: Mapping[str, float], meter: str, tempo: float, seed: int) -> dict[str, float]:
-        """Per style family of the blend, one of its style files (a file in the model's ``meter`` when the family
-        has one), drawn by ``seed`` in proportion to its training songs and to how usual ``tempo`` is for it, with
-        the family's weight; empty for a model without style files. Like a player who picks one of the style's
-        grooves that suits the tempo, and keeps to it."""
+    def style_files_for(self, weights: Mapping[str, float], plan: MeterPlan, tempo: float,
+                        seed: int) -> dict[str, float]:
+        """Per style family of the blend, one of its style files (a file in the meter the model writes when the
+        family has one), drawn by ``seed`` in proportion to its training songs and to how usual ``tempo`` (the
+        song's) is for it in that meter, with the family's weight; empty for a model without style files. Like a
+        player who picks one of the style's grooves that suits the tempo, and keeps to it."""
+        meter, tempo = "{}/{}".format(*plan.model), tempo * plan.tempo_factor()
         files = self.card.get("style_files") or []
         rng = np.random.default_rng([seed, 7])
         chosen: dict[str, float] = {}

@@ -514,11 +514,7 @@ def sweep_synth(amp: torch.Tensor, hz: torch.Tensor, tau: torch.Tensor, *, sr: i
     decay = torch.exp(-t / tau)
     phase = 2.0 * math.pi * (end * t + (start - end) * tau * (1.0 - decay))  # the integral of f(t)
     audible = (end + (start - end) * decay < sr / 2 - 200).to(amp.dtype)
-    loud = amp[:, :frames + 1]
-    if loud.shape[1] < frames + 1:
-        loud = torch.cat([loud, loud[:, -1:].expand(-1, frames + 1 - loud.shape[1], -1)], dim=1)
-    alpha = (torch.arange(hop, dtype=amp.dtype, device=amp.device) / hop).view(1, 1, hop, 1)
-    per_sample = (loud[:, :-1, None] + (loud[:, 1:, None] - loud[:, :-1, None]) * alpha).reshape(amp.shape[0], n, -1)
+    per_sample = upsample_linear(amp[:, :frames + 1].transpose(1, 2), hop)[..., :n].transpose(1, 2)  # (B, n, S)
     return (per_sample * audible * torch.sin(phase).to(amp.dtype)).sum(-1)
 
 
