@@ -160,7 +160,7 @@ def test_a_kit_with_sweeps_starts_quiet_and_serves_them_by_both_backends():
     assert np.isfinite(held).all() and len(held) > len(eager) / 2
 
 
-def test_sweeps_are_asked_for_by_name(tmp_path, capsys):
+def test_sweeps_and_the_noise_size_are_asked_for_by_name(tmp_path, capsys):
     from tunesmith.cli import main
     from tunesmith.data.corpora.samples import build_samples
 
@@ -172,6 +172,15 @@ def test_sweeps_are_asked_for_by_name(tmp_path, capsys):
                  "1000", "--batch-size", "2"]) == 0
     card = json.loads((tmp_path / "run" / "latest.json").read_text())
     assert card["kwargs"]["sweeps"] == 2 and card["kwargs"]["partials"] == "log"
+    assert card["kwargs"]["noise_fft"] == 256  # the kit's default noise
+    # the noise's FFT size likewise: one of three, a new run's choice
+    assert main([*common, "--out", str(tmp_path / "bad"), "--noise-fft", "300"]) == 2
+    assert main([*common, "--out", str(tmp_path / "run"), "--noise-fft", "512", "--resume", "--max-steps", "2"]) == 2
+    assert "--noise-fft shapes a new run" in capsys.readouterr().err
+    assert main([*common, "--out", str(tmp_path / "fine"), "--noise-fft", "1024", "--max-steps", "1", "--grid-every",
+                 "1000", "--batch-size", "2"]) == 0
+    card = json.loads((tmp_path / "fine" / "latest.json").read_text())
+    assert card["kwargs"]["noise_fft"] == 1024 and "sweeps" not in card["kwargs"]
 
 
 def test_recordings_of_one_key_are_numbered_as_variants():

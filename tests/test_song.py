@@ -622,3 +622,33 @@ def test_distillation_is_judged_at_the_default_strength():
     from tunesmith.train.song import DISTILL_EVAL_STRENGTH
 
     assert DISTILL_EVAL_STRENGTH == STYLE_STRENGTH
+
+
+def test_file_balance_evens_out_how_often_each_style_file_is_drawn():
+    """Songs are drawn in proportion to their length; ``file_balance`` divides that by the songs of their style
+    file to a power: at 1 a file of one song is drawn as often as a file of nine (songs of equal length)."""
+    from tunesmith.train.song_data import SongCorpus, SongExample
+
+    def example(i: int, style_file: str) -> SongExample:
+        return SongExample(id=str(i), split="train", family="swing", style_file=style_file, tonic=0, mode="major",
+                           meter="4/4", tempo=120.0, steps=np.zeros((100, len(COLUMN)), dtype=np.int16),
+                           tracks=np.ones(len(ROLES), dtype=np.float32), low=40, high=80)
+
+    examples = [example(i, "big") for i in range(9)] + [example(9, "small")]
+
+    def share_of_small(balance: float) -> float:
+        weights = SongCorpus(examples, styles=["swing"], meters=["4/4"], file_balance=balance).draw_weights
+        return float(weights[-1] / weights.sum())
+
+    assert share_of_small(0.0) == pytest.approx(0.1)
+    assert share_of_small(0.5) == pytest.approx(1 / (1 + 3))  # sqrt(9) songs' worth against one
+    assert share_of_small(1.0) == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="file_balance"):
+        SongCorpus(examples, styles=["swing"], meters=["4/4"], file_balance=1.5)
+
+
+def test_file_balance_is_checked_before_a_run_starts(tmp_path, capsys):
+    from tunesmith.cli import main
+
+    assert main(["train", "song", "--data", str(tmp_path), "--out", str(tmp_path / "run"), "--file-balance", "2"]) == 2
+    assert "--file-balance is 0..1" in capsys.readouterr().err and not (tmp_path / "run").exists()

@@ -20,6 +20,7 @@ from tunesmith.symbolic.score import Score
 NOTE_DURATION_RANGE = (0.05, 30.0)  # seconds held: tunesmith.compose.notesynth MIN_DURATION, MAX_DURATION
 NOTE_RELEASE_SECONDS = 0.5  # the release after the key is let go (the corpus note: 2.0 s, released at 1.5 s)
 DRUM_NOTE_SECONDS = 2.0  # a drum hit rings out fully: at most the corpus note
+NOISE_FFTS = (256, 512, 1024)  # `train gan --noise-fft` choices
 PERFORM_MODEL = "perform"
 PERFORM_ORIGINALITY = ("the music is the requester's uploaded score, not generated; the sound is the neural "
                        "instrument note by note, whose single notes `notes` works check against the training notes "
@@ -186,6 +187,9 @@ def train_options(group: Any) -> None:
                        help="gan on a `samples` dataset of real recordings: its drum hits or its piano notes")
     group.add_argument("--sweeps", type=int, metavar="S",
                        help="gan: S swept sinusoids besides the partials (a drum head's falling pitch; default 0)")
+    group.add_argument("--noise-fft", type=int, metavar="N", choices=NOISE_FFTS,
+                       help="gan: FFT size of the filtered noise, 256 (default), 512 or 1024: a longer one shapes "
+                            "the low end more finely and smears attacks more")
 
 
 def train(args: Any) -> dict[str, Any]:
@@ -200,12 +204,19 @@ def train(args: Any) -> dict[str, Any]:
                "batch_size": args.batch_size, "lr_g": args.lr, "subset": args.subset}
     if args.subset:  # real recordings: every instrument family weighs the same
         options["family_weights"] = {}
+    model: dict[str, Any] = {}
     if args.sweeps is not None:
-        if args.resume:
-            raise ParameterError("--sweeps shapes a new run; a resumed run keeps its model", field="sweeps")
         if not 0 <= args.sweeps <= 16:
             raise ParameterError(f"--sweeps must be 0..16, got {args.sweeps}", field="sweeps")
-        options["model"] = {**V2_MODEL, "sweeps": args.sweeps}
+        model["sweeps"] = args.sweeps
+    if getattr(args, "noise_fft", None) is not None:
+        model["noise_fft"] = args.noise_fft
+    if model:
+        if args.resume:
+            option = "--sweeps" if "sweeps" in model else "--noise-fft"
+            raise ParameterError(f"{option} shapes a new run; a resumed run keeps its model",
+                                 field=option[2:].replace("-", "_"))
+        options["model"] = {**V2_MODEL, **model}
     config = GANTrainConfig(minutes=args.minutes, max_steps=args.max_steps, seed=args.seed,
                             eval_every=args.eval_every, threads=args.threads or 1,
                             **{k: v for k, v in options.items() if v is not None})

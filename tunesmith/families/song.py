@@ -468,6 +468,9 @@ def train_options(group: Any) -> None:
     group.add_argument("--no-style-files", dest="style_files", action="store_false", default=True,
                        help="song: condition on the style family alone, not also on the style file of each "
                             "training song (before session 16's models)")
+    group.add_argument("--file-balance", type=float, metavar="B",
+                       help="song: even out how often each style file's songs are drawn, 0..1 (0, the default: "
+                            "in proportion to its songs; 1: every file equally often)")
 
 
 def train(args: Any) -> dict[str, Any]:
@@ -483,7 +486,8 @@ def train(args: Any) -> dict[str, Any]:
                              eval_every=args.eval_every, seed=args.seed, threads=args.threads, model=model,
                              transpose=args.transpose if args.transpose is not None else 6,
                              eval_events=args.eval_events or 60_000, distill=getattr(args, "distill", None),
-                             style_files=getattr(args, "style_files", True))
+                             style_files=getattr(args, "style_files", True),
+                             file_balance=getattr(args, "file_balance", None) or 0.0)
     return train_song(args.data, args.out, config, resume=args.resume, init=getattr(args, "init", None))
 
 

@@ -69,6 +69,7 @@ class SongTrainConfig:
     distill: float | None = None  # teach the --init model its own style guidance for strengths 1..distill
     teacher: str | None = None  # the model whose guidance is taught (set from --init; a resumed run reloads it)
     style_files: bool = True  # condition on the song's style file within its family too (not only the family)
+    file_balance: float = 0.0  # 0: songs drawn in proportion to their length; 1: every style file equally often
 
     def model_kwargs(self, n_styles: int, n_meters: int, n_style_files: int = 0) -> dict[str, Any]:
         return {**network_spec(), **MODEL_DEFAULTS, **self.model, "n_styles": n_styles, "n_meters": n_meters,
@@ -176,6 +177,8 @@ def train_song(data: Path, out: Path, config: SongTrainConfig, *, resume: bool =
     if config.distill is not None and not 1.0 < config.distill <= 8.0:
         raise ParameterError(f"--distill is the highest style strength to teach, 1 < S <= 8, not {config.distill}",
                              field="distill")
+    if not 0.0 <= config.file_balance <= 1.0:
+        raise ParameterError(f"--file-balance is 0..1, not {config.file_balance:g}", field="file_balance")
     resumed = previous_card(out, resume)
     config = resumed_config(SongTrainConfig, config, resumed)
     if config.distill is not None and config.teacher is None:
@@ -202,7 +205,7 @@ def train_song(data: Path, out: Path, config: SongTrainConfig, *, resume: bool =
         style_file_table(stats, meters) if config.style_files else [])
     file_ids = [f["id"] for f in files]
     train = SongCorpus([e for e in examples if e.split == "train"], styles=styles, meters=meters,
-                       style_files=file_ids)
+                       style_files=file_ids, file_balance=config.file_balance)
     valid = SongCorpus([e for e in examples if e.split == "valid"], styles=styles, meters=meters,
                        style_files=file_ids)
     if not len(train) or not len(valid):

@@ -236,10 +236,17 @@ class SongCorpus:
     """The examples of one split, cut into windows and batched with their conditioning."""
 
     def __init__(self, examples: Sequence[SongExample], *, styles: Sequence[str], meters: Sequence[str],
-                 style_files: Sequence[str] = ()) -> None:
+                 style_files: Sequence[str] = (), file_balance: float = 0.0) -> None:
         """``style_files``: the style files a model with them knows (embedding order; a song of another one
-        gets none); empty: the model conditions on the family alone."""
+        gets none); empty: the model conditions on the family alone. ``file_balance`` (0..1): how much `batch`
+        evens out the style files (0: songs drawn in proportion to their length, so a file in proportion to its
+        songs; 1: every file as often as any other)."""
+        if not 0.0 <= file_balance <= 1.0:
+            raise ValueError(f"file_balance is 0..1, not {file_balance}")
         self.examples = [e for e in examples if e.meter in meters and e.family in styles]
+        songs_of_file = Counter(e.style_file for e in self.examples)
+        self.draw_weights = np.array([len(e.steps) / songs_of_file[e.style_file] ** file_balance
+                                      for e in self.examples], dtype=float)
         self.style_index = {s: i for i, s in enumerate(styles)}
         self.style_file_index = {s: i for i, s in enumerate(style_files)}
         self.meter_index = {m: i for i, m in enumerate(meters)}
@@ -265,9 +272,9 @@ class SongCorpus:
 
     def batch(self, rng: np.random.Generator, *, size: int, length: int,
               transpose: int) -> tuple[torch.Tensor, dict, dict]:
-        """Random windows starting at bar lines (songs picked in proportion to their length), transposed."""
-        weights = np.array([len(e.steps) for e in self.examples], dtype=float)
-        picks = rng.choice(len(self.examples), size=size, p=weights / weights.sum())
+        """Random windows starting at bar lines (songs picked in proportion to their length, evened out over the
+        style files by ``file_balance``), transposed."""
+        picks = rng.choice(len(self.examples), size=size, p=self.draw_weights / self.draw_weights.sum())
         windows = []
         for i in picks:
             example = self.examples[i]
