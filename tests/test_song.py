@@ -485,6 +485,30 @@ def test_the_rhythm_section_does_not_drop_out(entry, monkeypatch):
     assert dropped_bars(2) < free / 2
 
 
+def test_the_lead_enters_with_the_intros_last_bar_and_rests_in_the_outro(entry, monkeypatch):
+    from tunesmith.compose import song_sampler
+    from tunesmith.compose.song_sampler import lead_resting_bars
+
+    plan = song_plan(24, 0.5)  # intro of 2 bars, outro of 2
+    assert [(s.name, s.start_bar, s.bars) for s in plan.sections][::len(plan.sections) - 1] == [
+        ("intro", 0, 2), ("outro", 22, 2)]
+    assert lead_resting_bars(plan) == {0, 22, 23}
+
+    def lead_bars(resting: bool) -> set[int]:
+        """Bars in which the lead plays, over a few songs of 24 bars."""
+        if not resting:
+            monkeypatch.setattr(song_sampler, "lead_resting_bars", lambda plan: set())
+        writer, bars = SongWriter.load(entry.card_path), set()
+        for seed in range(3):
+            song = writer.generate(style="pop", bars=24, tempo=110, seed=seed)
+            lead = next(p for p in song.score.parts if p.name == "lead")
+            bars |= {int(n.start // song.score.bar_beats) for n in lead.notes}
+        return bars
+
+    assert lead_bars(True) and not lead_bars(True) & {0, 22, 23}
+    assert lead_bars(False) & {0, 22, 23}  # the tiny model plays its lead anywhere
+
+
 def test_a_loop_flows_into_its_start(entry):
     params = _resolve(entry, style="house", loop=4, tempo=124)
     work = make_work(entry, params, audio=False).work

@@ -4,7 +4,9 @@
   grid when 12/8 is asked), events move forward in time in the order the model learned;
 * the model's own chords are those the training songs play in the key (the card's ``harmony``: degree and
   quality above the tonic, e.g. V7 or bVII in a major key), so the harmony stays in the key;
-* the lead plays one note at a time (one note per position; the facade cuts a note where the next begins);
+* the lead plays one note at a time (one note per position; the facade cuts a note where the next begins), and,
+  as in every training song, enters with the intro's last bar (a melody's pickup) and rests in the outro
+  (`lead_resting_bars`); a kept lead (a melody to arrange) plays where it is given;
 * each track plays only where it is asked (the ``tracks`` subset), pitched notes only inside their role's
   range and on the key's scale or the chord sounding (minor keys: also the raised sixth and seventh), drums
   only on the drum keys the model learned;
@@ -113,8 +115,8 @@ class Constraints:
                 base[int(low):int(high) + 1] = True
             self._bases[int(value)] = base
         self._cache: dict[tuple[int, int, int, bool], np.ndarray] = {}
-        self._what: dict[tuple[int, int, bool], np.ndarray] = {}
-        self._last_what: dict[tuple[int, int, bool], int] = {}
+        self._what: dict[tuple[int, int, bool, frozenset[int]], np.ndarray] = {}
+        self._last_what: dict[tuple[int, int, bool, frozenset[int]], int] = {}
         self.strong = np.zeros(SIZES["position"], dtype=bool)  # by position field value (1 = the downbeat)
         for beat in strong_beats(self.per_bar / STEPS_PER_BEAT, self.meter):
             self.strong[1 + round(beat * STEPS_PER_BEAT)] = True
@@ -143,22 +145,23 @@ class Constraints:
             self._cache[key] = base
         return self._cache[key]
 
-    def what(self, chord: tuple[int, int], position: int = 0) -> np.ndarray:
+    def what(self, chord: tuple[int, int], position: int = 0, resting: frozenset[int] = frozenset()) -> np.ndarray:
         """The (track, key) values (track - 1) * 128 + key the tracks may play over ``chord`` at ``position``
-        (its field value; 0: anywhere)."""
-        key = (*chord, bool(self.strong[position]))
+        (its field value; 0: anywhere), the ``resting`` track values left out."""
+        key = (*chord, bool(self.strong[position]), resting)
         if key not in self._what:
             mask = np.zeros(len(ROLES) * 128, dtype=bool)
             for track in self.track_values:
-                mask[(track - 1) * 128:track * 128] = self.pitches(int(track), chord, key[2])
+                if int(track) not in resting:
+                    mask[(track - 1) * 128:track * 128] = self.pitches(int(track), chord, key[2])
             self._what[key] = mask
             self._last_what[key] = int(np.flatnonzero(mask)[-1]) if mask.any() else -1
         return self._what[key]
 
-    def last_what(self, chord: tuple[int, int], position: int = 0) -> int:
+    def last_what(self, chord: tuple[int, int], position: int = 0, resting: frozenset[int] = frozenset()) -> int:
         """The highest (track, key) value allowed over ``chord`` at ``position`` (-1: none)."""
-        self.what(chord, position)
-        return self._last_what[(*chord, bool(self.strong[position]))]
+        self.what(chord, position, resting)
+        return self._last_what[(*chord, bool(self.strong[position]), resting)]
 
 
 @dataclass
@@ -184,6 +187,7 @@ class SongSampler:
         self.sampled = 0  # steps the model wrote
         self.copied = 0  # steps replayed from earlier bars
         self.draws = 0
+        self.resting: frozenset[int] = frozenset()  # track values the bar being written leaves silent
         self._drum_how = np.zeros(HEAD_SIZES["how"], dtype=bool)
         self._drum_how[:N_VELOCITIES] = True  # a drum hit has no duration
         self._pitched_how = ~self._drum_how
@@ -197,6 +201,8 @@ class SongSampler:
         written among the sampled ones; ``on_bar(bar, rows)`` is told of each bar as soon as it is written)."""
         contexts = section_context(plan.sections, plan.bars)
         body = {span.start_bar + k for span in plan.sections if span.name in BODY_SECTIONS for k in range(span.bars)}
+        lead_rests = lead_resting_bars(plan) if LEAD in self.c.track_values and "lead" not in self.c.kept_tracks \
+            else set()
         steady = [t for t in STEADY_TRACKS if t in self.c.track_values and ROLES[t - 1] not in self.c.kept_tracks]
         silent_before: set[int] = set()  # steady tracks silent in the bar before
         if plan.open_end:
@@ -231,6 +237,7 @@ class SongSampler:
             elif bar in plan.chords_from:
                 forced = chord_events(bar_rows[plan.chords_from[bar]])
             expected = silent_before if bar in body and bar - 1 in body else set()
+            self.resting = frozenset({LEAD}) if bar in lead_rests else frozenset()
             block, h = self._steady_bar(h, contexts[bar], forced, kept.get(bar), expected)
             silent_before = set(steady) - played_tracks(block)
             bar_rows[bar] = block
@@ -238,6 +245,7 @@ class SongSampler:
                 on_bar(bar, block)
             rows.extend(block)
             bar += 1
+        self.resting = frozenset()
         rows.append(step_row(EOS))
         return Written(np.stack(rows), bar_rows, self.sampled, self.copied)
 
@@ -377,14 +385,14 @@ class SongSampler:
         if chords:
             mask[WHEN_CHORD:WHEN_NOTE] = later
         mask[WHEN_NOTE:] = later
-        if self.c.last_what(chord, last_position) >= (self._after(last_what) if last_what >= 0 else 0):
+        if self.c.last_what(chord, last_position, self.resting) >= (self._after(last_what) if last_what >= 0 else 0):
             mask[WHEN_NOTE + last_position - 1] = True
         return mask
 
     def _what_mask(self, last_what: int, chord: tuple[int, int], position: int) -> np.ndarray:
         """(track, key) values a note at ``position`` may take: its track's keys, after the last note of this
         position (the order of notes at one position, by track then key, is the order of the values)."""
-        mask = self.c.what(chord, position)
+        mask = self.c.what(chord, position, self.resting)
         if last_what >= 0:
             mask = mask.copy()
             mask[:self._after(last_what)] = False
@@ -401,6 +409,19 @@ class SongSampler:
         self.draws += 1
         return sample_token(self.stepper.logits(name, z), allowed=allowed, temperature=self.temperature,
                             top_p=self.top_p, rng=self.rng)
+
+
+def lead_resting_bars(plan: SongPlan) -> set[int]:
+    """The bars in which the lead stays silent, as it does in every training song: the intro but its last bar
+    (where a melody's pickup may start) and the outro. In the grooves corpus's held-out songs the lead plays in
+    none of the earlier intro bars (0 of 909) and in no outro beat, and in most last intro bars (196 of 271)."""
+    bars: set[int] = set()
+    for span in plan.sections:
+        if span.name == "intro":
+            bars.update(range(span.start_bar, span.start_bar + span.bars - 1))
+        elif span.name == "outro":
+            bars.update(range(span.start_bar, span.start_bar + span.bars))
+    return bars
 
 
 def played_tracks(block: np.ndarray) -> set[int]:
