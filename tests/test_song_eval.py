@@ -27,6 +27,7 @@ from tunesmith.provenance.originality import SymbolicIndex
 from tunesmith.provenance.song_originality import RunIndex, TrackIndex, note_tokens
 from tunesmith.symbolic.render import get_renderer
 from tunesmith.symbolic.score import Note, Part, Score
+from tunesmith.symbolic.song_tokens import ROLES
 from tunesmith.train.song_data import band_tracks
 
 SPLITS = ("train", "valid", "test")
@@ -234,6 +235,10 @@ def test_evaluate_song_end_to_end(corpus, writer, tmp_path):
     assert not report["goals"]["nll_25pct_below_ngram"]  # random weights
     assert report["drums"]["human_patterns"] == 0 and "note" in report["drums"]
     assert report["tempo"]["held_out_reference"]["songs"] >= 1  # the instruments on the real songs
+    reference = report["originality"]["held_out_reference"]  # the real songs against the same training tracks
+    assert reference["songs"] == report["tempo"]["held_out_reference"]["songs"]
+    assert reference["all_tracks"]["tracks"] >= reference["songs"] and set(reference["per_track"]) <= set(ROLES)
+    assert any("held-out MMA songs" in line for line in summary_lines(report))
     assert (tmp_path / "song-style-confusion.png").is_file()
     assert any(line.startswith("[") for line in summary_lines(report))
     json.dumps(report)

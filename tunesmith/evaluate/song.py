@@ -20,7 +20,9 @@ song of the style it is asked for, in that song's meter when the model writes it
 6. **originality**: per track, the longest run shared with a training record's track of its role, in notes
    (chords and pad: onsets) and in bars (`tunesmith.provenance.song_originality`, the gate generated songs pass
    through); the goal is the composers' gate, at most 12 notes, in 99 % of the gated (pitched) tracks. Drum
-   tracks are reported beside them, not gated, as in the service.
+   tracks are reported beside them, not gated, as in the service. The held-out songs the prompts copied are
+   measured the same way against the same training tracks (``held_out_reference``): MMA's own renders of
+   unseen chord charts share far longer runs with the training songs than the model does.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from tunesmith.data.corpora.grooves import SongRecord, band_tracks, iter_songs
+from tunesmith.data.corpora.grooves import SongRecord, band_tracks, iter_songs, role_notes
 from tunesmith.data.dataset import Dataset
 from tunesmith.evaluate.song_stats import DRUM_STATS, song_statistics
 from tunesmith.evaluate.style_classifier import accuracy_by_family, song_features, train_style_classifier
@@ -279,25 +281,42 @@ def evaluate_song(checkpoint: str | Path, data: str | Path, human: str | Path | 
     if reference:
         report["tempo"]["held_out_reference"], report["key"]["held_out_reference"] = reference_report(
             prompts, held_out, renderer)
-    runs = TrackIndex.build(song_tracks(data, "train")).check_many(tracks)
-    report["originality"] = {"per_track": {role: summarize([r for r in runs if r["role"] == role])
-                                           for role in sorted({r["role"] for r in runs})},
-                             "gated_tracks": summarize([r for r in runs if r["role"] in GATED_ROLES]),
-                             "all_tracks": summarize(runs), "gated_roles": list(GATED_ROLES),
+    index = TrackIndex.build(song_tracks(data, "train"))
+    report["originality"] = {**originality_summary(index.check_many(tracks)), "gated_roles": list(GATED_ROLES),
                              "onsets_for": list(CHORD_ROLES)}
     report["originality"]["passed"] = report["originality"]["gated_tracks"].get("passed", False)
+    if reference:  # the held-out songs the prompts copied, against the same training tracks
+        songs = held_out_songs(prompts, held_out)
+        real = [(role, notes, song.score.bar_beats, math.ceil(song.labels["bars"]))
+                for song in songs for role, notes in role_notes(song).items() if notes]
+        report["originality"]["held_out_reference"] = {"songs": len(songs),
+                                                       **originality_summary(index.check_many(real))}
     if nll:
         report["nll"] = nll_report(writer, data, max_events=max_events, cache_dir=cache_dir)
     report["goals"] = goals(report)
     return report
 
 
+def held_out_songs(prompts: list[dict], held_out: dict[str, list[SongRecord]]) -> list[SongRecord]:
+    """The held-out songs the prompts copied (each once, in prompt order)."""
+    by_id = {s.record.id: s for songs in held_out.values() for s in songs}
+    return [by_id[i] for i in dict.fromkeys(p["like"] for p in prompts)]
+
+
+def originality_summary(runs: Sequence[dict]) -> dict[str, Any]:
+    """The longest shared runs summarized per track role, over the gated (pitched) roles and over all."""
+    from tunesmith.provenance.song_originality import GATED_ROLES
+
+    return {"per_track": {role: summarize([r for r in runs if r["role"] == role])
+                          for role in sorted({r["role"] for r in runs})},
+            "gated_tracks": summarize([r for r in runs if r["role"] in GATED_ROLES]), "all_tracks": summarize(runs)}
+
+
 def reference_report(prompts: list[dict], held_out: dict[str, list[SongRecord]],
                      renderer: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     """The same tempo and key checks on the held-out songs the prompts copied (what the instruments themselves
     score on real songs: the goal's ceiling)."""
-    by_id = {s.record.id: s for songs in held_out.values() for s in songs}
-    songs = [by_id[i] for i in dict.fromkeys(p["like"] for p in prompts)]
+    songs = held_out_songs(prompts, held_out)
     tempo, key = [], []
     for song in progress(songs, desc="held-out reference", unit="song"):
         heard = heard_tempo(renderer.render(song.score, tail=0.5), RENDER_SR)
@@ -513,8 +532,11 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
                      f"{gated['tracks']} pitched tracks share at most {gated['threshold_notes']} notes (chords and "
                      f"pad: onsets) with a training track (goal 99 %); with the drums, {every['tracks']} tracks: "
                      f"{100 * every['share_at_most_threshold']:.1f} %")
+        reference = (orig.get("held_out_reference") or {}).get("per_track", {})
         for role, s in orig["per_track"].items():
+            real = f" (held-out MMA songs: {100 * reference[role]['share_at_most_threshold']:.0f} %)" \
+                if role in reference else ""
             lines.append(f"      {role:7s} longest shared run: notes median {s['notes']['median']:.0f} max "
                          f"{s['notes']['max']}; bars median {s['bars']['median']:.0f} max {s['bars']['max']}; "
-                         f"{100 * s['share_at_most_threshold']:.0f} % within the gate")
+                         f"{100 * s['share_at_most_threshold']:.0f} % within the gate{real}")
     return lines
