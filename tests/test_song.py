@@ -493,11 +493,12 @@ def test_the_lead_enters_with_the_intros_last_bar_and_rests_in_the_outro(entry, 
     assert [(s.name, s.start_bar, s.bars) for s in plan.sections][::len(plan.sections) - 1] == [
         ("intro", 0, 2), ("outro", 22, 2)]
     assert lead_resting_bars(plan) == {0, 22, 23}
+    assert lead_resting_bars(plan, given={0}) == {22, 23}  # a song being continued: its intro is the user's
 
     def lead_bars(resting: bool) -> set[int]:
         """Bars in which the lead plays, over a few songs of 24 bars."""
         if not resting:
-            monkeypatch.setattr(song_sampler, "lead_resting_bars", lambda plan: set())
+            monkeypatch.setattr(song_sampler, "lead_resting_bars", lambda plan, given=(): set())
         writer, bars = SongWriter.load(entry.card_path), set()
         for seed in range(3):
             song = writer.generate(style="pop", bars=24, tempo=110, seed=seed)
@@ -506,6 +507,8 @@ def test_the_lead_enters_with_the_intros_last_bar_and_rests_in_the_outro(entry, 
         return bars
 
     assert lead_bars(True) and not lead_bars(True) & {0, 22, 23}
+    alone = SongWriter.load(entry.card_path).generate(style="pop", bars=24, tempo=110, tracks=["lead"], seed=0)
+    assert [p.name for p in alone.score.parts] == ["lead"] and alone.score.parts[0].notes  # a lead alone plays on
     assert lead_bars(False) & {0, 22, 23}  # the tiny model plays its lead anywhere
 
 
@@ -676,3 +679,6 @@ def test_file_balance_is_checked_before_a_run_starts(tmp_path, capsys):
 
     assert main(["train", "song", "--data", str(tmp_path), "--out", str(tmp_path / "run"), "--file-balance", "2"]) == 2
     assert "--file-balance is 0..1" in capsys.readouterr().err and not (tmp_path / "run").exists()
+    assert main(["train", "song", "--data", str(tmp_path), "--out", str(tmp_path / "run"), "--file-balance", "0.5",
+                 "--resume"]) == 2
+    assert "--file-balance shapes a new run" in capsys.readouterr().err

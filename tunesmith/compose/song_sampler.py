@@ -201,13 +201,14 @@ class SongSampler:
         written among the sampled ones; ``on_bar(bar, rows)`` is told of each bar as soon as it is written)."""
         contexts = section_context(plan.sections, plan.bars)
         body = {span.start_bar + k for span in plan.sections if span.name in BODY_SECTIONS for k in range(span.bars)}
-        lead_rests = lead_resting_bars(plan) if LEAD in self.c.track_values and "lead" not in self.c.kept_tracks \
-            else set()
+        given_bars, kept = given_bars or {}, kept or {}
+        sampled_lead = LEAD in self.c.track_values and "lead" not in self.c.kept_tracks
+        lead_rests = lead_resting_bars(plan, given=set(given_bars)) \
+            if sampled_lead and len(self.c.track_values) > 1 else set()  # a lead alone plays throughout
         steady = [t for t in STEADY_TRACKS if t in self.c.track_values and ROLES[t - 1] not in self.c.kept_tracks]
         silent_before: set[int] = set()  # steady tracks silent in the bar before
         if plan.open_end:
             contexts[:, CONTEXT.index("bars_left")] = PHASE_CAP
-        given_bars, kept = given_bars or {}, kept or {}
         rows: list[np.ndarray] = [step_row(BOS)]
         h = self.stepper.feed(rows[0])
         bar_rows: dict[int, np.ndarray] = {}
@@ -384,7 +385,8 @@ class SongSampler:
         later[:last_position] = False  # positions after the last one (index = value - 1)
         if chords:
             mask[WHEN_CHORD:WHEN_NOTE] = later
-        mask[WHEN_NOTE:] = later
+        if self.c.last_what(chord, 0, self.resting) >= 0:  # some track may play (not all of them resting)
+            mask[WHEN_NOTE:] = later
         if self.c.last_what(chord, last_position, self.resting) >= (self._after(last_what) if last_what >= 0 else 0):
             mask[WHEN_NOTE + last_position - 1] = True
         return mask
@@ -411,13 +413,15 @@ class SongSampler:
                             top_p=self.top_p, rng=self.rng)
 
 
-def lead_resting_bars(plan: SongPlan) -> set[int]:
+def lead_resting_bars(plan: SongPlan, given: frozenset[int] | set[int] = frozenset()) -> set[int]:
     """The bars in which the lead stays silent, as it does in every training song: the intro but its last bar
-    (where a melody's pickup may start) and the outro. In the grooves corpus's held-out songs the lead plays in
-    none of the earlier intro bars (0 of 909) and in no outro beat, and in most last intro bars (196 of 271)."""
+    (where a melody's pickup may start) and the outro (bars of the plan: the model's 4/4 bars of a 2/4 song). In
+    the grooves corpus's held-out songs the lead plays in none of the earlier intro bars (0 of 909) and in no
+    outro beat, and in most last intro bars (196 of 271). An intro with ``given`` bars (a song being continued)
+    is the user's: the lead plays on in it."""
     bars: set[int] = set()
     for span in plan.sections:
-        if span.name == "intro":
+        if span.name == "intro" and not given & set(range(span.start_bar, span.start_bar + span.bars)):
             bars.update(range(span.start_bar, span.start_bar + span.bars - 1))
         elif span.name == "outro":
             bars.update(range(span.start_bar, span.start_bar + span.bars))

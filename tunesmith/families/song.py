@@ -470,7 +470,8 @@ def train_options(group: Any) -> None:
                             "training song (before session 16's models)")
     group.add_argument("--file-balance", type=float, metavar="B",
                        help="song: even out how often each style file's songs are drawn, 0..1 (0, the default: "
-                            "in proportion to its songs; 1: every file equally often)")
+                            "songs in proportion to their length; 1: each file about equally often, whatever "
+                            "its number of songs)")
 
 
 def train(args: Any) -> dict[str, Any]:
@@ -480,6 +481,8 @@ def train(args: Any) -> dict[str, Any]:
 
     if args.resume and not getattr(args, "style_files", True):
         raise ParameterError("--no-style-files shapes a new run; a resumed run keeps its model", field="style_files")
+    if args.resume and getattr(args, "file_balance", None) is not None:
+        raise ParameterError("--file-balance shapes a new run; a resumed run keeps its own", field="file_balance")
     model = {k: v for k in ("dim", "layers", "heads") if (v := getattr(args, k, None)) is not None}
     config = SongTrainConfig(minutes=args.minutes, max_steps=args.max_steps, batch_size=args.batch_size or 16,
                              window=getattr(args, "window", None) or 512, lr=args.lr or 1.5e-3,

@@ -69,7 +69,7 @@ class SongTrainConfig:
     distill: float | None = None  # teach the --init model its own style guidance for strengths 1..distill
     teacher: str | None = None  # the model whose guidance is taught (set from --init; a resumed run reloads it)
     style_files: bool = True  # condition on the song's style file within its family too (not only the family)
-    file_balance: float = 0.0  # 0: songs drawn in proportion to their length; 1: every style file equally often
+    file_balance: float = 0.0  # 0: songs drawn in proportion to their length; 1: each style file about equally often
 
     def model_kwargs(self, n_styles: int, n_meters: int, n_style_files: int = 0) -> dict[str, Any]:
         return {**network_spec(), **MODEL_DEFAULTS, **self.model, "n_styles": n_styles, "n_meters": n_meters,

@@ -239,8 +239,9 @@ class SongCorpus:
                  style_files: Sequence[str] = (), file_balance: float = 0.0) -> None:
         """``style_files``: the style files a model with them knows (embedding order; a song of another one
         gets none); empty: the model conditions on the family alone. ``file_balance`` (0..1): how much `batch`
-        evens out the style files (0: songs drawn in proportion to their length, so a file in proportion to its
-        songs; 1: every file as often as any other)."""
+        evens out the style files: a song's odds are its length over its file's songs to that power (0: a file
+        drawn in proportion to its songs' length; 1: each file about as often as any other, more as its songs
+        are longer)."""
         if not 0.0 <= file_balance <= 1.0:
             raise ValueError(f"file_balance is 0..1, not {file_balance}")
         self.examples = [e for e in examples if e.meter in meters and e.family in styles]
