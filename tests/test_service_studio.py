@@ -121,6 +121,21 @@ def test_generate_a_chorale_and_play_it(shipped_server, page, tmp_path):
     assert page.problems == []
 
 
+def test_the_result_card_is_finished_only_when_its_record_is_here(shipped_server, page):
+    """A progress event saying the job finished moves the badge, but the result card's status (what scripts and
+    tests wait on) stays its record's until the finished record itself arrives."""
+    server, settings = shipped_server
+    open_studio(page, server, secret_of(make_key(settings, "studio-race")))
+    shown = page.evaluate("""() => {
+        showRecord({id: "job-1", status: "running", progress: 0.5, model: "chorale", params: {}});
+        onEvent("job-1", 'event: progress\\ndata: {"status": "succeeded", "progress": 1}');
+        return [document.querySelector('#result').dataset.status, document.querySelector('#status').className,
+                state.current.status];
+    }""")
+    assert shown == ["running", "badge succeeded", "running"]
+    assert page.problems == []
+
+
 def test_errors_appear_next_to_their_fields(shipped_server, page, tmp_path):
     server, settings = shipped_server
     open_studio(page, server, None)

@@ -10,6 +10,7 @@ const LABELS = {
   instrument: "Instrument", seed: "Seed", length: "Length", loop: "Loop (bars)", chords: "Chord chart",
   style_strength: "Style strength", neural_drums: "Neural drums",
 };
+const FINISHED = ["succeeded", "failed", "cancelled"];  // a job in one of these is done
 const STATUS_TEXT = {
   queued: "Waiting in the queue", running: "Composing", succeeded: "Ready", failed: "Failed",
   cancelled: "Cancelled", deleted: "Deleted",
@@ -411,7 +412,7 @@ function onEvent(id, block) {
   if (!data.length || state.current?.id !== id) return false;
   const payload = JSON.parse(data.join("\n"));
   if (name === "progress") {
-    showProgress(payload.status, payload.progress);
+    showProgress(payload.status, payload.progress, { record: false });
     return false;
   }
   if (name === "done") {
@@ -429,7 +430,7 @@ async function pollUntilDone(id, controller) {
   for (let i = 0; i < 600 && !controller.signal.aborted && state.current?.id === id; i++) {
     const record = await api(`/v1/generations/${id}`);
     showRecord(record);
-    if (["succeeded", "failed", "cancelled"].includes(record.status)) return;
+    if (FINISHED.includes(record.status)) return;
     await new Promise((resolve) => setTimeout(resolve, 1000));
   }
 }
@@ -454,11 +455,13 @@ function releaseMedia() {
   $("#pianoroll").closest("figure").hidden = false;
 }
 
-function showProgress(status, progress) {
+// The badge and the bar follow the job; the result card's own status is its record's, so a job a progress event
+// reports finished is shown finished once its record (result, media) is here (`showRecord`).
+function showProgress(status, progress, { record = true } = {}) {
   const badge = $("#status");
   badge.textContent = STATUS_TEXT[status] || status;
   badge.className = `badge ${status}`;
-  $("#result").dataset.status = status;
+  if (record || !FINISHED.includes(status)) $("#result").dataset.status = status;
   $("#progress").value = progress ?? 0;
 }
 
@@ -804,7 +807,7 @@ async function openWork(id) {
   try {
     const record = await api(`/v1/generations/${id}`);
     showRecord(record);
-    if (!["succeeded", "failed", "cancelled"].includes(record.status)) await follow(record);
+    if (!FINISHED.includes(record.status)) await follow(record);
   } catch (error) {
     showError(error);
   }
