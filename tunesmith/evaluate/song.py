@@ -278,18 +278,18 @@ def evaluate_song(checkpoint: str | Path, data: str | Path, human: str | Path | 
     report["drums"] = drums_report(generated, held_stats, data, human)
     report["tempo"] = tempo_report(generated)
     report["key"] = key_report(generated)
+    references = held_out_songs(prompts, held_out) if reference else []  # the real songs the prompts copied
     if reference:
         report["tempo"]["held_out_reference"], report["key"]["held_out_reference"] = reference_report(
-            prompts, held_out, renderer)
+            references, renderer)
     index = TrackIndex.build(song_tracks(data, "train"))
     report["originality"] = {**originality_summary(index.check_many(tracks)), "gated_roles": list(GATED_ROLES),
                              "onsets_for": list(CHORD_ROLES)}
     report["originality"]["passed"] = report["originality"]["gated_tracks"].get("passed", False)
-    if reference:  # the held-out songs the prompts copied, against the same training tracks
-        songs = held_out_songs(prompts, held_out)
+    if reference:  # the held-out songs against the same training tracks
         real = [(role, notes, song.score.bar_beats, math.ceil(song.labels["bars"]))
-                for song in songs for role, notes in role_notes(song).items() if notes]
-        report["originality"]["held_out_reference"] = {"songs": len(songs),
+                for song in references for role, notes in role_notes(song).items() if notes]
+        report["originality"]["held_out_reference"] = {"songs": len(references),
                                                        **originality_summary(index.check_many(real))}
     if nll:
         report["nll"] = nll_report(writer, data, max_events=max_events, cache_dir=cache_dir)
@@ -312,11 +312,9 @@ def originality_summary(runs: Sequence[dict]) -> dict[str, Any]:
             "gated_tracks": summarize([r for r in runs if r["role"] in GATED_ROLES]), "all_tracks": summarize(runs)}
 
 
-def reference_report(prompts: list[dict], held_out: dict[str, list[SongRecord]],
-                     renderer: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+def reference_report(songs: list[SongRecord], renderer: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     """The same tempo and key checks on the held-out songs the prompts copied (what the instruments themselves
     score on real songs: the goal's ceiling)."""
-    songs = held_out_songs(prompts, held_out)
     tempo, key = [], []
     for song in progress(songs, desc="held-out reference", unit="song"):
         heard = heard_tempo(renderer.render(song.score, tail=0.5), RENDER_SR)
