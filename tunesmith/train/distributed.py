@@ -16,7 +16,9 @@ The ranks meet through a file in a fresh temporary directory, and gloo's connect
 
 from __future__ import annotations
 
+import gc
 import os
+import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -103,7 +105,13 @@ def launch(train: Callable[..., Any], nproc: int, *args: Any, threads: int | Non
 
 def _rank_main(rank: int, size: int, store: str, threads: int, train: Callable[..., Any],
                args: tuple[Any, ...]) -> None:
-    """One rank (in its own process): join the group, train, leave."""
+    """One rank (in its own process): join the group, train, leave.
+
+    A rank that trained to the end leaves with ``os._exit(0)`` once the group is destroyed: the interpreter's
+    own shutdown would tear down objects still holding gloo's native threads (DistributedDataParallel's
+    reducer keeps the process group alive), which aborted a finished rank now and then ("terminate called
+    without an active exception", SIGABRT, after its work was done and saved). A rank that fails raises as
+    before, so :func:`launch` reports its exception."""
     os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")  # the ranks share this machine: loopback only
     torch.set_num_threads(threads)
     torch.distributed.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=size)
@@ -111,4 +119,8 @@ def _rank_main(rank: int, size: int, store: str, threads: int, train: Callable[.
         train(*args, group=Group(rank, size))
         torch.distributed.barrier()
     finally:
+        gc.collect()  # the wrapped model and its reducer go before their process group
         torch.distributed.destroy_process_group()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
