@@ -95,6 +95,9 @@ def test_moods_and_scenes_map_to_what_a_musician_chooses():
     assert sad.model == "song" and sad.values()["key"].endswith("minor") and sad.values()["tempo"] <= 90
     assert sad.params["key"].source == "vocabulary" and "mood 'sad'" in sad.params["key"].detail
     assert set(sad.values()["instruments"].values()) == {"piano"}
+    orchestral = interpret("epic cinematic orchestral music", FAMILIES, settings=EXACT, model="song")
+    assert orchestral.values()["instruments"]["lead"] == "french_horn"  # the ensemble plays the song's roles
+    assert not orchestral.notes  # so no note says the ensemble went unused
     boss = values("video game boss fight")
     assert boss["energy"] >= 0.7 and boss["key"].endswith("minor") and boss["tempo"] >= 120
 

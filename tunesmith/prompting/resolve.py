@@ -30,7 +30,7 @@ PARAMS_OF_FACT: dict[str, tuple[str, ...]] = {
     "loop": ("loop",),
     "pitch": ("pitch",), "velocity": ("velocity",), "dynamics": ("velocity", "energy"), "duration": ("duration",),
     "energy": ("energy",), "density": ("density",), "instrument": ("instrument", "instruments"),
-    "generic": ("instrument", "instruments"), "ensemble_instrument": ("instrument",),
+    "generic": ("instrument", "instruments"), "ensemble_instrument": ("instrument", "instruments"),
     "instrument_on": ("instruments",), "tracks": ("tracks",), "track_only": ("tracks",),
     "track_without": ("tracks",), "track_with": ("tracks", "instrument"), "drum": ("pitch", "instrument"),
 }
