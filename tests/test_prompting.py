@@ -95,6 +95,9 @@ def test_moods_and_scenes_map_to_what_a_musician_chooses():
     assert sad.model == "song" and sad.values()["key"].endswith("minor") and sad.values()["tempo"] <= 90
     assert sad.params["key"].source == "vocabulary" and "mood 'sad'" in sad.params["key"].detail
     assert set(sad.values()["instruments"].values()) == {"piano"}
+    for alone in ("a sad piano piece", "solo piano", "一首悲伤的钢琴曲"):  # a piano piece is a piano alone
+        assert values(alone)["tracks"] == ["bass", "chords", "lead"], alone
+    assert "tracks" not in values("jazz with piano and drums")  # a piano in a band: the whole band plays
     orchestral = interpret("epic cinematic orchestral music", FAMILIES, settings=EXACT, model="song")
     assert orchestral.values()["instruments"]["lead"] == "french_horn"  # the ensemble plays the song's roles
     assert not orchestral.notes  # so no note says the ensemble went unused
