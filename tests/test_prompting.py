@@ -101,6 +101,8 @@ def test_moods_and_scenes_map_to_what_a_musician_chooses():
     orchestral = interpret("epic cinematic orchestral music", FAMILIES, settings=EXACT, model="song")
     assert orchestral.values()["instruments"]["lead"] == "french_horn"  # the ensemble plays the song's roles
     assert not orchestral.notes  # so no note says the ensemble went unused
+    chinese = values("中国风古筝音乐")  # "Chinese style" is a scene, not the stray characters of "中国"
+    assert chinese["style"] == "folk" and chinese["instruments"]["lead"] == "koto" and chinese["tempo"] <= 100
     boss = values("video game boss fight")
     assert boss["energy"] >= 0.7 and boss["key"].endswith("minor") and boss["tempo"] >= 120
 
