@@ -1,6 +1,6 @@
 // Tunesmith Studio: a sung or played take (WAV, FLAC, MP3, OGG) as a melody. The analyzer transcribes it
 // (POST /v1/analyses: its melody's notes in seconds and its tempo) and the notes become a one-track MIDI file,
-// which is then uploaded like any melody file (studio.js uploadMelody). Uses api from studio.js.
+// which is then uploaded like any melody file (studio.js uploadMelody). Uses api and FINISHED from studio.js.
 "use strict";
 
 const TAKE_SUFFIXES = [".wav", ".wave", ".flac", ".mp3", ".ogg", ".oga"];
@@ -17,7 +17,7 @@ async function melodyFromTake(file) {
   const form = new FormData();
   form.append("file", file, file.name);
   let analysis = await api("/v1/analyses", { method: "POST", form });
-  for (let i = 0; i < 300 && !["succeeded", "failed", "cancelled"].includes(analysis.status); i++) {
+  for (let i = 0; i < 300 && !FINISHED.includes(analysis.status); i++) {
     await new Promise((resolve) => setTimeout(resolve, 1000));  // a long take is a job: wait for it
     analysis = await api(analysis.links.self);
   }
