@@ -5,6 +5,7 @@ a copied track flagged)."""
 from __future__ import annotations
 
 import json
+from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -18,8 +19,10 @@ from tunesmith.evaluate.song import (
     heard_tempo,
     nll_report,
     pitched_key,
+    record_stats,
     summary_lines,
     tempo_verdict,
+    valid_reference,
 )
 from tunesmith.evaluate.song_ngram import HashedNGram, event_tokens
 from tunesmith.evaluate.style_classifier import StyleClassifier, song_features
@@ -239,6 +242,7 @@ def test_evaluate_song_end_to_end(corpus, writer, tmp_path):
     assert reference["songs"] == report["tempo"]["held_out_reference"]["songs"]
     assert reference["all_tracks"]["tracks"] >= reference["songs"] and set(reference["per_track"]) <= set(ROLES)
     assert any("held-out MMA songs" in line for line in summary_lines(report))
+    assert report["statistics"]["valid_reference"] is None or "real songs" in "".join(summary_lines(report))
     assert (tmp_path / "song-style-confusion.png").is_file()
     assert any(line.startswith("[") for line in summary_lines(report))
     json.dumps(report)
@@ -249,3 +253,18 @@ def test_cli_rejects_no_songs(capsys):
 
     assert main(["evaluate", "song", "--songs", "0"]) == 2
     assert "--songs" in capsys.readouterr().err
+
+
+def test_real_songs_scored_as_generated_ones(corpus):
+    """The statistics goal on real valid songs: against their own statistics every one is within; against the
+    same statistics doubled none is."""
+    valid = defaultdict(list)
+    for song in iter_songs(corpus, "valid"):
+        valid[song.labels["family"]].append(record_stats(song))
+    styles = sorted(valid)
+    same = valid_reference(corpus, valid, styles, 1, seed=0)
+    assert same["songs"] == sum(len(v) for v in valid.values())
+    assert same["family_statistics_within"] == same["family_statistics_graded"] > 0 and not same["off_overall"]
+    doubled = {fam: [{k: 2 * v + 1 for k, v in s.items()} for s in songs] for fam, songs in valid.items()}
+    other = valid_reference(corpus, doubled, styles, 1, seed=0)
+    assert other["family_statistics_within"] == 0 and other["families_passed"] == 0

@@ -275,6 +275,8 @@ def evaluate_song(checkpoint: str | Path, data: str | Path, human: str | Path | 
     report["style"] = style_report(generated, held_by_family, held_predicted, list(family[test]), classifier,
                                    picture=out / "song-style-confusion.png")
     report["statistics"] = statistics_report(generated, held_stats)
+    if reference:
+        report["statistics"]["valid_reference"] = valid_reference(data, held_stats, wanted, per_style, seed)
     report["drums"] = drums_report(generated, held_stats, data, human)
     report["tempo"] = tempo_report(generated)
     report["key"] = key_report(generated)
@@ -416,6 +418,27 @@ def statistics_report(generated: list[dict], held_stats: dict[str, list[dict]]) 
             "passed": bool(families) and all(f["passed"] for f in families.values()), "by_family": families}
 
 
+def valid_reference(data: Path, held_stats: dict[str, list[dict]], styles: Sequence[str], per_style: int,
+                    seed: int) -> dict[str, Any] | None:
+    """The statistics goal scored on real songs: ``per_style`` songs of each style's valid split (drawn as the
+    prompts are, without repeats where the split has enough) measured as generated songs are, against the same
+    held-out (test) songs. What real music of the style reaches when judged with as few songs as the model is."""
+    valid: dict[str, list[SongRecord]] = defaultdict(list)
+    for song in iter_songs(data, "valid"):
+        valid[song.labels["family"]].append(song)
+    rng = np.random.default_rng(seed)
+    real = [{"prompt": {"style": style}, "stats": record_stats(valid[style][int(i)])}
+            for style in styles if valid.get(style)
+            for i in rng.choice(len(valid[style]), per_style, replace=len(valid[style]) < per_style)]
+    if not real:
+        return None
+    report = statistics_report(real, held_stats)
+    keep = ("overall_within", "overall_graded", "family_statistics_within", "family_statistics_graded", "share_within",
+            "families_passed", "families")
+    return {"songs": len(real), **{k: report[k] for k in keep},
+            "off_overall": sorted(k for k, v in report["overall"].items() if v.get("within_goal") is False)}
+
+
 def drums_report(generated: list[dict], held_stats: dict[str, list[dict]], data: Path,
                  human: Path | None) -> dict[str, Any]:
     """Each drum statistic of the model's songs, MMA's held-out songs and the human-written drums."""
@@ -500,6 +523,12 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
              f"{stats['overall_within']}/{stats['overall_graded']}; per family {stats['family_statistics_within']}/"
              f"{stats['family_statistics_graded']} ({100 * stats['share_within']:.0f} %), families passing "
              f"{stats['families_passed']}/{stats['families']}"]
+    if stats.get("valid_reference"):
+        ref = stats["valid_reference"]
+        lines.append(f"      real songs ({ref['songs']} of the valid split) scored the same way: overall "
+                     f"{ref['overall_within']}/{ref['overall_graded']}; per family {ref['family_statistics_within']}/"
+                     f"{ref['family_statistics_graded']} ({100 * ref['share_within']:.0f} %), families passing "
+                     f"{ref['families_passed']}/{ref['families']}")
     for name, v in stats["overall"].items():
         flag = "" if "within_goal" not in v else ("ok " if v["within_goal"] else "off")
         lines.append(f"      {flag:3s} {name:32s} generated {v['generated']:8.3f}  held-out {v['held_out']:8.3f}  "
