@@ -271,3 +271,16 @@ def test_missing_mma_is_a_dependency_error(tmp_path, monkeypatch):
                            str(tmp_path / "g"), "--limit", "1"], capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 2 and "mma" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "g").exists()
+
+
+def test_songs_per_family_from_the_cli_is_checked(tmp_path, capsys):
+    """`--songs-per-family` reaches the builder; a count below one is exit 2 with one line naming the field, and
+    nothing is written."""
+    from tunesmith.cli import main
+
+    assert main(["data", "build", "grooves", "--out", str(tmp_path / "g"), "--songs-per-family", "0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "songs_per_family" in err[0]
+    assert not (tmp_path / "g").exists()
+    assert main(["data", "build", "notes", "--out", str(tmp_path / "n"), "--songs-per-family", "8"]) == 2
+    assert "does not apply to 'notes'" in capsys.readouterr().err

@@ -284,7 +284,7 @@ def test_style_files_start_as_their_family(tmp_path):
     plain = SongTransformer(**network_spec(), n_styles=4, n_meters=2, dim=16, layers=1, heads=2).eval()
     save_checkpoint(tmp_path / "plain", "latest", plain, {"family": "song", "kwargs": plain.kwargs})
     card = json.loads((tmp_path / "plain" / "latest.json").read_text())
-    model = _warm_start(tmp_path / "plain" / "latest.json", card, 3).eval()
+    model = _warm_start(tmp_path / "plain" / "latest.json", card, ["a", "b", "c"]).eval()
     steps = torch.from_numpy(encode_song([("bass", [])], meter=(4, 4), bars=2, tonic=0, chords=[(0, "C")],
                                          sections=[SectionSpan("verse", 0, 2, 2)]).astype(np.int64))[None]
     cond = {"style": torch.tensor([[0.0, 1.0, 0.0, 0.0]]), "key": torch.tensor([0]), "meter": torch.tensor([1]),
@@ -296,6 +296,28 @@ def test_style_files_start_as_their_family(tmp_path):
         assert not torch.allclose(model(steps, {**cond, "style_file": torch.tensor([[0.0, 1.0, 0.0]])})["when"],
                                   before)
     assert model.kwargs["n_style_files"] == 3 and "n_style_files" not in plain.kwargs
+
+
+def test_style_files_are_matched_by_id_on_a_new_dataset(tmp_path):
+    """Started on a dataset whose style files differ (a bigger build), a model keeps the embedding of each file
+    it knows, wherever the file now sits in the table, and a new file starts at zero (as its family)."""
+    import torch
+
+    from tunesmith.checkpoints import save_checkpoint
+    from tunesmith.train.song import _warm_start
+
+    torch.manual_seed(0)
+    old = SongTransformer(**network_spec(), n_styles=4, n_meters=2, n_style_files=2, dim=16, layers=1, heads=2)
+    torch.nn.init.normal_(old.style_file.weight)
+    save_checkpoint(tmp_path / "old", "latest", old, {"family": "song", "kwargs": old.kwargs,
+                                                      "style_files": [{"id": "x/a"}, {"id": "x/b"}]})
+    card = json.loads((tmp_path / "old" / "latest.json").read_text())
+    model = _warm_start(tmp_path / "old" / "latest.json", card, ["x/b", "x/new", "x/a"])
+    assert model.kwargs["n_style_files"] == 3
+    assert torch.equal(model.style_file.weight[0], old.style_file.weight[1])
+    assert torch.equal(model.style_file.weight[2], old.style_file.weight[0])
+    assert not model.style_file.weight[1].any()
+    assert torch.equal(model.style.weight, old.style.weight)
 
 
 def test_a_model_learns_its_own_style_guidance(trained, corpus, tmp_path):

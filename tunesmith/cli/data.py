@@ -31,6 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sources", help="samples: comma-separated subset of hydrogen,sonicpi,salamander,lmms")
     p.add_argument("--npm-cache", type=Path, help="samples: npm tarball cache (default ~/.cache/tunesmith/npm)")
     p.add_argument("--workers", type=int, help="grooves: processes for MMA and music21 (default 2)")
+    p.add_argument("--songs-per-family", type=int,
+                   help="grooves: songs per style family, spread over its style files (default 96)")
     p.add_argument("--grooves", type=Path, help="mixtures: the built grooves dataset (default datasets/grooves)")
     p.add_argument("--samples", type=Path, help="mixtures: the built samples dataset (default datasets/samples)")
     p.add_argument("--excerpts", type=int, help="mixtures: excerpts per grooves song (default 1)")
@@ -39,8 +41,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_build(args: argparse.Namespace) -> int:
-    names = ("sr", "segment", "modality", "voices", "soundfont", "sources", "npm_cache", "workers", "grooves",
-             "samples", "excerpts")
+    names = ("sr", "segment", "modality", "voices", "soundfont", "sources", "npm_cache", "workers",
+             "songs_per_family", "grooves", "samples", "excerpts")
     options = {k: v for k in names if (v := getattr(args, k)) is not None}
     summary = build(args.kind, args.src, args.out, limit=args.limit, opt_out=read_opt_out(args.opt_out),
                     **options)

@@ -215,7 +215,7 @@ def train_song(data: Path, out: Path, config: SongTrainConfig, *, resume: bool =
     model = SongTransformer(**config.model_kwargs(len(styles), len(meters), len(file_ids)))
     start = _warm_start_card(init, styles, meters, file_ids)
     if start is not None:
-        model = _warm_start(init, start, len(file_ids))
+        model = _warm_start(init, start, file_ids)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay,
                                   betas=(0.9, 0.98))
     teacher = _teacher(config.teacher, styles, meters) if config.distill is not None else None
@@ -298,24 +298,33 @@ def _teacher(name: str | None, styles: list[str], meters: list[str]) -> SongTran
     return teacher
 
 
-def _warm_start(init: str | Path, card: dict[str, Any], n_style_files: int) -> SongTransformer:
-    """The model a run starts from, with ``n_style_files`` style-file embeddings: a model trained without them
-    gets them at zero (each style file starts as its family)."""
+def _warm_start(init: str | Path, card: dict[str, Any], style_files: list[str]) -> SongTransformer:
+    """The model a run starts from, with an embedding for each of ``style_files``: a file the starting model
+    knows keeps its embedding, any other starts at zero (as its family; a model trained without style files
+    gets them all at zero)."""
     directory, name = resolve_checkpoint(init)
     loaded = load_weights(directory, name, SongTransformer(**{**network_spec(), **card["kwargs"]}))
-    if int(card["kwargs"].get("n_style_files", 0)) == n_style_files:
+    known = [f["id"] for f in card.get("style_files") or []]
+    if known == list(style_files):
         return loaded
-    model = SongTransformer(**{**network_spec(), **card["kwargs"], "n_style_files": n_style_files})
-    missing, unexpected = model.load_state_dict(loaded.state_dict(), strict=False)
+    model = SongTransformer(**{**network_spec(), **card["kwargs"], "n_style_files": len(style_files)})
+    state = {k: v for k, v in loaded.state_dict().items() if k != "style_file.weight"}
+    missing, unexpected = model.load_state_dict(state, strict=False)
     if unexpected or set(missing) - {"style_file.weight"}:
         raise ParameterError(f"--init {init}: its weights do not fit a model with style files", field="init")
+    if loaded.style_file is not None and model.style_file is not None:
+        row = {file_id: i for i, file_id in enumerate(known)}
+        with torch.no_grad():
+            for i, file_id in enumerate(style_files):
+                if file_id in row:
+                    model.style_file.weight[i] = loaded.style_file.weight[row[file_id]]
     return model
 
 
 def _warm_start_card(init: str | Path | None, styles: list[str], meters: list[str],
                      style_files: list[str] | None) -> dict[str, Any] | None:
     """The card of the model a run starts from (None: from scratch); its styles and meters must be the data's,
-    and its style files, when it has them, those of ``style_files`` (None: not checked)."""
+    and a model with style files starts a run with style files (`_warm_start` matches them by id)."""
     if init is None:
         return None
     directory, name = resolve_checkpoint(init)
@@ -331,7 +340,4 @@ def _warm_start_card(init: str | Path | None, styles: list[str], meters: list[st
     if style_files is not None and known and not style_files:
         raise ParameterError(f"--init {init}: it has style files; a run from it keeps them (leave out "
                              "--no-style-files)", field="init")
-    if style_files is not None and known and known != list(style_files):
-        raise ParameterError(f"--init {init}: it knows {len(known)} style files, not this run's {len(style_files)}",
-                             field="init")
     return card
