@@ -40,6 +40,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--human", type=Path, default=Path("datasets/human-drums"),
                    help="grooves: the human-drums dataset to compare MMA's drum tracks with")
     p.add_argument("--songs", type=int, default=3, help="song: songs generated per style (default 3)")
+    p.add_argument("--no-copy-guard", action="store_true",
+                   help="song: write the songs with the model alone, without the sampler's copy guard")
     p.add_argument("--json", action="store_true", help="print every figure as JSON")
     p.set_defaults(func=run_evaluate)
 
@@ -144,7 +146,7 @@ def run_evaluate_song(args: argparse.Namespace) -> int:
     checkpoint = args.checkpoint or "song"
     data = model_dataset(checkpoint, args.data)
     report = evaluate_song(checkpoint, data, args.human, per_style=args.songs, seed=args.seed, out=args.out,
-                           temperature=args.temperature, top_p=args.top_p)
+                           temperature=args.temperature, top_p=args.top_p, copy_guard=not args.no_copy_guard)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "song-evaluation.json").write_text(json.dumps(report, indent=2))
     print(json.dumps(report, indent=2) if args.json else "\n".join(summary_lines(report)))

@@ -104,6 +104,7 @@ class Song:
     copied: int
     tokens: np.ndarray | None = None  # the steps the sampler wrote (the loop's two times, a 2/4 song's 4/4 bars)
     notes: list[str] = field(default_factory=list)
+    copy_redraws: int = 0  # bars drawn again because a track ran on along a training track (the copy guard)
 
     @property
     def steps_per_second(self) -> float:
@@ -147,6 +148,9 @@ class SongWriter:
         self.model = model.eval()
         self.card = card
         self.name = name
+        # the training tracks the sampled tracks must not run along past the originality gate (a `TrackIndex`,
+        # given by whoever has it: the service's gate, the evaluation); None: no copy guard
+        self.copy_index: Any = None
         self.styles: list[dict[str, Any]] = list(card["styles"])
         self.meters: list[str] = list(card["meters"])
         window = int(((card.get("training") or {}).get("config") or {}).get("window") or 512)
@@ -227,8 +231,9 @@ class SongWriter:
                                   key=key_name(tonic, mode), title=title)
         with threadpool_limits(limits=1, user_api="blas"), torch.no_grad():
             self._start(cond, style_strength)
+            guard = self._copy_guard(plan_meter.model, tracks)
             sampler = SongSampler(self.stepper, constraints, rng=np.random.default_rng(seed),
-                                  temperature=temperature, top_p=top_p)
+                                  temperature=temperature, top_p=top_p, guard=guard)
             written = sampler.write(plan, given, on_bar=on_bar)
         decoded = decode_song(written.steps, meter=plan_meter.model)
         if plan.keep is not None:
@@ -244,10 +249,11 @@ class SongWriter:
                   "style_files": {k: round(v, 3) for k, v in style_files.items()}, "key": key_name(tonic, mode),
                   "tempo": tempo, "bars": bars, "meter": meter, "energy": energy, "tracks": list(tracks),
                   "loop": loop, "seed": seed, "temperature": temperature, "top_p": top_p,
-                  "style_strength": style_strength}
+                  "style_strength": style_strength, "copy_guard": guard is not None}
         return Song(score=score, params=params, sections=sections, tracks=self._track_report(score),
                     chords=chord_report(decoded, score_meter, key_name(tonic, mode)), seconds=elapsed,
-                    steps=len(written.steps), sampled=written.sampled, copied=written.copied, tokens=written.steps)
+                    steps=len(written.steps), sampled=written.sampled, copied=written.copied, tokens=written.steps,
+                    copy_redraws=guard.redrawn if guard is not None else 0)
 
     def generate_from(self, source: Score, *, mode: str = "arrange", style: str = "pop", key: str | None = None,
                       tempo: float | None = None, bars: int | None = None, seconds: float | None = None,
@@ -364,8 +370,9 @@ class SongWriter:
         cond = self._condition(weights, tonic, key_mode, plan_meter, tempo, playing, style_files)
         with threadpool_limits(limits=1, user_api="blas"), torch.no_grad():
             self._start(cond, style_strength)
+            guard = self._copy_guard(plan_meter.model, [r for r in playing if r not in kept])
             sampler = SongSampler(self.stepper, constraints, rng=np.random.default_rng(seed),
-                                  temperature=temperature, top_p=top_p)
+                                  temperature=temperature, top_p=top_p, guard=guard)
             written = sampler.write(plan, given, given_bars=given_bars, kept=kept_notes)
         decoded, score_meter = convert_meter(decode_song(written.steps, meter=plan_meter.model), plan_meter, total)
         programs = self._programs(weights, instruments)
@@ -393,10 +400,12 @@ class SongWriter:
                   "style_files": {k: round(v, 3) for k, v in style_files.items()}, "key": key, "tempo": tempo,
                   "bars": total, "input_bars": in_bars, "meter": meter, "energy": energy, "tracks": list(playing),
                   "loop": None,
-                  "seed": seed, "temperature": temperature, "top_p": top_p, "style_strength": style_strength}
+                  "seed": seed, "temperature": temperature, "top_p": top_p, "style_strength": style_strength,
+                  "copy_guard": guard is not None}
         return Song(score=score, params=params, sections=sections, tracks=self._track_report(score, origins),
                     chords=chord_report(decoded, score_meter, key), seconds=elapsed, steps=len(written.steps),
-                    sampled=written.sampled, copied=written.copied, tokens=written.steps, notes=notes)
+                    sampled=written.sampled, copied=written.copied, tokens=written.steps, notes=notes,
+                    copy_redraws=guard.redrawn if guard is not None else 0)
 
     def _tracks(self, tracks: Sequence[str]) -> tuple[str, ...]:
         chosen = tuple(dict.fromkeys(tracks))
@@ -462,6 +471,14 @@ class SongWriter:
             for name, weight in style_files.items():
                 cond["style_file"][0, files.index(name)] = weight
         return cond
+
+    def _copy_guard(self, meter: tuple[int, int], roles: Sequence[str]) -> Any:
+        """A copy guard over the sampled ``roles`` when the writer has the training tracks' index, else None."""
+        if self.copy_index is None:
+            return None
+        from tunesmith.provenance.song_copy_guard import CopyGuard
+
+        return CopyGuard(self.copy_index, meter, roles)
 
     def _start(self, cond: dict[str, torch.Tensor], style_strength: float) -> None:
         """Start the stepper on ``cond``, guided away from the same song in the mean of all styles by

@@ -20,6 +20,9 @@
   tracks kept). In the training songs' body sections these two are almost never silent two bars running (0.0 %
   and 0.4 % of bars); sampled freely, a track that misses one bar can stay out for the rest of the song, because
   the model then continues a song without it (docs/models.md);
+* with a copy guard (`tunesmith.provenance.song_copy_guard.CopyGuard`, given when the training tracks are
+  indexed), a bar that makes a sampled pitched track run on along a training track past the originality gate is
+  drawn again the same way (the draw with the fewest silent and copying tracks kept);
 * the input modes (`tunesmith.compose.song.SongWriter.generate_from`): whole bars given (the song to continue)
   are fed as they are, and the notes of kept tracks (a melody to arrange, the tracks a regenerated one plays
   with) are written at their places while the other tracks are sampled around them: each draw of the model is
@@ -34,6 +37,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
@@ -164,6 +168,16 @@ class Constraints:
         return self._last_what[(*chord, bool(self.strong[position]), resting)]
 
 
+class BarGuard(Protocol):
+    """What the sampler asks of a copy guard: the tracks a bar would make copy, and each bar as written."""
+
+    def copied(self, bar: int, block: np.ndarray) -> set[int]: ...
+
+    def accept(self, bar: int, block: np.ndarray) -> None: ...
+
+    def redrew(self) -> None: ...
+
+
 @dataclass
 class Written:
     """The steps of a song as sampled, the rows of each bar, and how many steps were sampled and copied."""
@@ -178,8 +192,9 @@ class SongSampler:
     """Writes a `SongPlan` with a `SongStepper` (already started with the song's conditioning)."""
 
     def __init__(self, stepper: SongStepper, constraints: Constraints, *, rng: np.random.Generator,
-                 temperature: float = 1.0, top_p: float = 0.95) -> None:
+                 temperature: float = 1.0, top_p: float = 0.95, guard: BarGuard | None = None) -> None:
         self.stepper = stepper
+        self.guard = guard
         self.c = constraints
         self.rng = rng
         self.temperature = temperature
@@ -224,6 +239,8 @@ class SongSampler:
                                             contexts[b]) for b in run]
                 for b, block in zip(run, chunk, strict=True):
                     bar_rows[b] = block
+                    if self.guard is not None and source is None:  # a user's bars start no run
+                        self.guard.accept(b, block)
                     if on_bar is not None:
                         on_bar(b, block)
                 h = self.stepper.feed(np.concatenate(chunk))
@@ -239,9 +256,11 @@ class SongSampler:
                 forced = chord_events(bar_rows[plan.chords_from[bar]])
             expected = silent_before if bar in body and bar - 1 in body else set()
             self.resting = frozenset({LEAD}) if bar in lead_rests else frozenset()
-            block, h = self._steady_bar(h, contexts[bar], forced, kept.get(bar), expected)
+            block, h = self._steady_bar(h, bar, contexts[bar], forced, kept.get(bar), expected)
             silent_before = set(steady) - played_tracks(block)
             bar_rows[bar] = block
+            if self.guard is not None:
+                self.guard.accept(bar, block)
             if on_bar is not None:
                 on_bar(bar, block)
             rows.extend(block)
@@ -250,20 +269,24 @@ class SongSampler:
         rows.append(step_row(EOS))
         return Written(np.stack(rows), bar_rows, self.sampled, self.copied)
 
-    def _steady_bar(self, h: np.ndarray, context: np.ndarray, forced: list[tuple[int, int, int]] | None,
+    def _steady_bar(self, h: np.ndarray, bar: int, context: np.ndarray, forced: list[tuple[int, int, int]] | None,
                     kept: list[np.ndarray] | None, expected: set[int]) -> tuple[np.ndarray, np.ndarray]:
         """`bar`, drawn again (up to `REDRAWS` times) while a track of ``expected`` (silent in the bar before)
-        plays nothing in it; the draw with the fewest such silent tracks is kept."""
+        plays nothing in it or, with a guard, a track copies a training track past the gate; the draw with the
+        fewest such tracks is kept."""
         start_length, start_sampled = self.stepper.length, self.sampled
-        draws: list[tuple[int, np.ndarray, np.ndarray, int]] = []  # (silent expected tracks, rows, state, sampled)
-        for attempt in range(1 + (REDRAWS if expected else 0)):
+        draws: list[tuple[int, np.ndarray, np.ndarray, int]] = []  # (tracks amiss, rows, state, sampled)
+        for attempt in range(1 + REDRAWS):
             if attempt:
                 self.stepper.rewind(start_length)
                 self.sampled = start_sampled
             block, h_after = self.bar(h, context, list(forced) if forced is not None else None, kept)
-            draws.append((len(expected - played_tracks(block)), block, h_after, self.sampled))
+            copying = guard.copied(bar, block) if (guard := self.guard) is not None else set()
+            draws.append((len(expected - played_tracks(block)) + len(copying), block, h_after, self.sampled))
             if not draws[-1][0]:
                 break
+            if guard is not None and copying and attempt < REDRAWS:
+                guard.redrew()
         best = min(range(len(draws)), key=lambda i: draws[i][0])  # the first of the fewest
         _, block, h_after, self.sampled = draws[best]
         if best != len(draws) - 1:  # the model's cache holds the last draw: feed the kept one instead

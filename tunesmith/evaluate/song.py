@@ -219,8 +219,11 @@ def nll_report(writer: Any, data: Path, *, max_events: int, cache_dir: Path | No
 def evaluate_song(checkpoint: str | Path, data: str | Path, human: str | Path | None, *, per_style: int = 3,
                   seed: int = 0, out: Path = Path("out/evaluate"), max_events: int = 60_000,
                   styles: Sequence[str] | None = None, nll: bool = True, temperature: float = 1.0,
-                  top_p: float = 0.95, writer: Any = None, reference: bool = True) -> dict[str, Any]:
-    """Every figure of the song evaluation as one JSON-ready dict (module docstring)."""
+                  top_p: float = 0.95, writer: Any = None, reference: bool = True,
+                  copy_guard: bool = True) -> dict[str, Any]:
+    """Every figure of the song evaluation as one JSON-ready dict (module docstring). ``copy_guard``: the songs
+    are written as the service writes them, the sampler steering clear of the training tracks
+    (`tunesmith.provenance.song_copy_guard`); False: the model alone."""
     from tunesmith.compose.song import SongWriter
     from tunesmith.generation.originality import song_tracks
     from tunesmith.provenance.song_originality import CHORD_ROLES, GATED_ROLES, TrackIndex
@@ -248,12 +251,14 @@ def evaluate_song(checkpoint: str | Path, data: str | Path, human: str | Path | 
     prompts = song_prompts(held_out, wanted, offered_meters(writer.card), per_style, seed)
 
     renderer = get_renderer(RENDER_SR)
-    generated, tracks, seconds = [], [], 0.0
+    index = TrackIndex.build(song_tracks(data, "train"))
+    generated, tracks, seconds, redraws = [], [], 0.0, 0
     for prompt in progress(prompts, desc="songs", unit="song"):
         started = time.perf_counter()
-        song = writer.generate(**{k: v for k, v in prompt.items() if k != "like"}, temperature=temperature,
-                               top_p=top_p)
+        song = _written(writer, index if copy_guard else None, **{k: v for k, v in prompt.items() if k != "like"},
+                        temperature=temperature, top_p=top_p)
         seconds += time.perf_counter() - started
+        redraws += song.copy_redraws
         score, bars = song.score, song.params["bars"]
         roles = [p.name for p in score.parts]
         bar_beats = score.bar_beats
@@ -271,7 +276,8 @@ def evaluate_song(checkpoint: str | Path, data: str | Path, human: str | Path | 
     report: dict[str, Any] = {"checkpoint": str(checkpoint), "data": str(data), "seed": seed,
                               "parameters": writer.card.get("parameters"),
                               "songs": len(generated), "songs_per_style": per_style, "styles": len(wanted),
-                              "generation_seconds_per_song": seconds / max(1, len(generated))}
+                              "generation_seconds_per_song": seconds / max(1, len(generated)),
+                              "copy_guard": copy_guard, "copy_redraws": redraws}
     report["style"] = style_report(generated, held_by_family, held_predicted, list(family[test]), classifier,
                                    picture=out / "song-style-confusion.png")
     report["statistics"] = statistics_report(generated, held_stats)
@@ -284,7 +290,6 @@ def evaluate_song(checkpoint: str | Path, data: str | Path, human: str | Path | 
     if reference:
         report["tempo"]["held_out_reference"], report["key"]["held_out_reference"] = reference_report(
             references, renderer)
-    index = TrackIndex.build(song_tracks(data, "train"))
     report["originality"] = {**originality_summary(index.check_many(tracks)), "gated_roles": list(GATED_ROLES),
                              "onsets_for": list(CHORD_ROLES)}
     report["originality"]["passed"] = report["originality"]["gated_tracks"].get("passed", False)
@@ -416,6 +421,15 @@ def statistics_report(generated: list[dict], held_stats: dict[str, list[dict]]) 
             "share_within": within / total if total else 0.0,
             "families_passed": sum(f["passed"] for f in families.values()), "families": len(families),
             "passed": bool(families) and all(f["passed"] for f in families.values()), "by_family": families}
+
+
+def _written(writer: Any, copy_index: Any, **request: Any) -> Any:
+    """``writer.generate(**request)`` with ``copy_index`` as its copy guard's index (None: no guard)."""
+    before, writer.copy_index = writer.copy_index, copy_index
+    try:
+        return writer.generate(**request)
+    finally:
+        writer.copy_index = before
 
 
 def valid_reference(data: Path, held_stats: dict[str, list[dict]], styles: Sequence[str], per_style: int,
@@ -555,10 +569,12 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
                      f"{100 * nll['improvement_over_ngram']:.1f} % lower (goal 25 %)")
     gated, every = orig.get("gated_tracks", orig["all_tracks"]), orig["all_tracks"]
     if gated.get("tracks"):
+        guard = (f"written with the copy guard ({report['copy_redraws']} bars drawn again)"
+                 if report.get("copy_guard") else "the model alone (no copy guard)")
         lines.append(f"[{mark(orig['passed'])}] originality: {100 * gated['share_at_most_threshold']:.1f} % of "
                      f"{gated['tracks']} pitched tracks share at most {gated['threshold_notes']} notes (chords and "
                      f"pad: onsets) with a training track (goal 99 %); with the drums, {every['tracks']} tracks: "
-                     f"{100 * every['share_at_most_threshold']:.1f} %")
+                     f"{100 * every['share_at_most_threshold']:.1f} %; {guard}")
         reference = (orig.get("held_out_reference") or {}).get("per_track", {})
         for role, s in orig["per_track"].items():
             real = f" (held-out MMA songs: {100 * reference[role]['share_at_most_threshold']:.0f} %)" \

@@ -368,9 +368,9 @@ def run(writer: Any, params: dict[str, Any], source: Score | None, stream: StemS
     result = {**song.params, "sections": song.sections, "tracks": song.tracks, "chords": song.chords,
               "n_notes": song.score.n_notes, "compose_seconds": round(song.seconds, 3), "steps": song.steps,
               "sampled_steps": song.sampled, "copied_steps": song.copied,
-              "steps_per_second": round(song.steps_per_second, 1)}
+              "steps_per_second": round(song.steps_per_second, 1), "copy_redraws": song.copy_redraws}
     signed = {k: v for k, v in params.items() if k != "model"}
-    signed["seed"] = song.params["seed"]
+    signed["seed"], signed["copy_guard"] = song.params["seed"], song.params["copy_guard"]
     kind = f"{params['loop']}-bar loop" if params.get("loop") else "song"
     title = f"{params['style']} {kind} in {song.params['key']}"
     performer = None
@@ -398,9 +398,10 @@ def _run_input(writer: Any, params: dict[str, Any], source: Score | None) -> Wor
     result = {**song.params, "input": params.get("input"), "sections": song.sections, "tracks": song.tracks,
               "chords": song.chords, "n_notes": song.score.n_notes, "compose_seconds": round(song.seconds, 3),
               "steps": song.steps, "sampled_steps": song.sampled, "copied_steps": song.copied,
-              "steps_per_second": round(song.steps_per_second, 1), "notes": song.notes}
+              "steps_per_second": round(song.steps_per_second, 1), "notes": song.notes,
+              "copy_redraws": song.copy_redraws}
     signed = {k: v for k, v in params.items() if k != "model"}
-    signed["seed"] = song.params["seed"]
+    signed["seed"], signed["copy_guard"] = song.params["seed"], song.params["copy_guard"]
     title = {"arrange": f"melody arranged as {params['style']}", "continue": "song continued",
              "regenerate": f"new {params.get('track')} part", "restyle": f"song restyled as {params['style']}"}
     return Work(score=song.score, audio=None, sr=0, result=result, signed=signed, title=title[params["mode"]])
@@ -423,6 +424,12 @@ def originality_tracks(work: Work) -> list[tuple[str, str | None, list[Note], st
         else:
             out.append((part.name, role, list(part.notes), None))
     return out
+
+
+def use_track_index(writer: Any, index: Any) -> None:
+    """The sampler's copy guard (`tunesmith.provenance.song_copy_guard`) reads the gate's index of the training
+    tracks; None: the model's card names no corpus here, so no guard (the gate reports the song unchecked)."""
+    writer.copy_index = index
 
 
 def summary_line(result: Mapping[str, Any]) -> str:
@@ -499,7 +506,7 @@ SONG = Family(
     summary="whole songs by a multi-track band (drums, bass, chords, pad, lead) in a style, with sections",
     load=load, params=SongParams, run=run, streams=True, resolve=resolve, seconds=seconds, originality="tracks",
     outputs=OUTPUTS | {"stems"},  # a song comes as its mix, its MIDI and a WAV per track
-    originality_tracks=originality_tracks,
+    originality_tracks=originality_tracks, use_track_index=use_track_index,
     describe=lambda card: f"multi-track songs in {len(styles(card))} styles",
     summary_line=summary_line, mix_setting=mix_setting, soundfont="full", card_defaults=defaults,
     card_choices=choices, prompt_params=PROMPT_PARAMS, check_input=check_input, public_info=public_info,

@@ -70,6 +70,9 @@ def make_work(entry: ModelEntry, params: Mapping[str, Any], *, source: Score | N
     model = load_model(entry)
     step(0.1)
     check = _originality_check(entry, params, gate, analyzer_card, index_wait)
+    if gate is not None and family.use_track_index is not None:  # the sampler steers clear of what the gate flags
+        index = gate.track_index(entry.id, entry.card)
+        family.use_track_index(model, None if isinstance(index, str) else index)
 
     want_stems = ("stems" in family.outputs) if stems is None else stems
     streaming = family.streams and (want_stems or (audio and family.mix_setting is not None))

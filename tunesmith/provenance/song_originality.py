@@ -195,6 +195,8 @@ class RunIndex:
         if not len(query) or not len(self.first):
             return None
         table, starts = self._table(length)
+        if not len(table):  # no training sequence is that long
+            return None
         at = np.clip(np.searchsorted(table, query), 0, len(table) - 1)
         hits = np.nonzero(table[at] == query)[0]
         return self.ids[int(self.owner[starts[at[hits[0]]]])] if len(hits) else None

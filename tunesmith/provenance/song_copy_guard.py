@@ -1,0 +1,77 @@
+"""A copy guard for the song sampler: no sampled track runs on along a training track past the gate.
+
+The originality gate (`tunesmith.provenance.song_originality.check_song`) judges a finished song: a pitched
+track sharing more than `ORIGINALITY_THRESHOLD` steps (notes; onsets for the chords and the pad) with a training
+track of its role is flagged, and a request that rejects near-copies draws the whole song again. The guard
+applies the same measure while the song is written: after each sampled bar, the windows of its tracks that end
+in that bar are looked up in the same training index (`RunIndex.shared`), and the sampler draws a bar that makes
+a track share a run longer than the gate again (`tunesmith.compose.song_sampler.SongSampler`, up to its
+`REDRAWS`, keeping the draw with the fewest such tracks). The rest of the song is left alone: a bar is only
+redrawn for what it adds, and bars the song replays (a later chorus) or that a user gave are taken as they are.
+
+It works on the model's grid (`grid_notes`) in the meter the model writes, so for a song the model writes in
+another meter (2/4 as halves of 4/4 bars) and for the lead, which is made one line after sampling, the gate's
+final word may differ by a note; the gate still judges every song.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+from tunesmith.provenance.gate import ORIGINALITY_THRESHOLD, check_threshold
+from tunesmith.provenance.song_originality import CHORD_ROLES, GATED_ROLES, TrackIndex, grid_notes, role_tokens
+from tunesmith.symbolic.score import Note
+from tunesmith.symbolic.song_tokens import ROLES, decode_song
+
+
+class CopyGuard:
+    """Tracks the sampled pitched tracks of one song and tells the sampler which of them a new bar would make
+    share more than ``threshold`` steps with a training track of their role."""
+
+    def __init__(self, index: TrackIndex, meter: tuple[int, int], roles: Iterable[str], *,
+                 threshold: int = ORIGINALITY_THRESHOLD) -> None:
+        self.index = index
+        self.meter = meter
+        self.threshold = check_threshold(threshold)
+        self.roles = [r for r in roles if r in GATED_ROLES and r in index.notes]
+        self.notes: dict[str, list[Note]] = {role: [] for role in self.roles}
+        self.redrawn = 0  # bars the sampler drew again for a copy (told by `redrew`)
+
+    def copied(self, bar: int, block: np.ndarray) -> set[int]:
+        """The track values (1 + role index) whose run would pass the gate with ``block`` as bar ``bar``."""
+        if not self.roles:
+            return set()
+        new = decode_song(block, meter=self.meter, first_bar=bar).notes
+        return {1 + ROLES.index(role) for role in self.roles if new[role] and self._runs_on(role, new[role])}
+
+    def accept(self, bar: int, block: np.ndarray) -> None:
+        """Bar ``bar`` is written as ``block``: its notes join the song's tracks."""
+        if self.roles:
+            new = decode_song(block, meter=self.meter, first_bar=bar).notes
+            for role in self.roles:
+                self.notes[role].extend(new[role])
+
+    def redrew(self) -> None:
+        self.redrawn += 1
+
+    def _runs_on(self, role: str, new: list[Note]) -> bool:
+        """Whether a window of ``threshold + 1`` steps ending among ``new``'s steps is a training track's."""
+        before = _last_onsets(self.notes[role], self.threshold + 1)
+        tokens = role_tokens(role, grid_notes([*before, *new], drum=False))
+        added = grid_notes(new, drum=False)
+        fresh = len({n.start for n in added}) if role in CHORD_ROLES else len(added)  # the steps ``new`` adds
+        tail = tokens[max(0, len(tokens) - fresh - self.threshold):]
+        if len(tail) <= self.threshold:
+            return False
+        return self.index.notes[role].shared(tail, tail, self.threshold + 1) is not None
+
+
+def _last_onsets(notes: list[Note], count: int) -> list[Note]:
+    """The notes of the last ``count`` onsets of ``notes`` (in time order)."""
+    if not notes:
+        return []
+    starts = sorted({n.start for n in notes})
+    cut = starts[-count] if len(starts) >= count else starts[0]
+    return [n for n in notes if n.start >= cut]
