@@ -7,7 +7,8 @@ sampled per second, steps per bar, and the representation measurement
 that chose compound words: the same songs as a flat REMI+ stream would take ``remi_tokens`` tokens, which at
 this model's measured time per step would take ``remi_generate_seconds`` to sample. With the model's training
 data on this machine, steps and REMI tokens per bar of its held-out songs too. Goal: generate + render + stems
-under 5 s.
+under 5 s. With the training data here, the songs are written as the service writes them, with the sampler's copy
+guard over the training tracks (`tunesmith.provenance.song_copy_guard`; ``copy_guard`` in the figures).
 
 Side by side, unless ``musicgen`` is False: a MusicGen-small-sized model (`tunesmith.bench.musicgen`) generating
 5 s of audio; seconds of music per CPU second of both and their ratio.
@@ -40,6 +41,7 @@ def run(*, checkpoint: str = "song", repeats: int = 3, json: bool = False, music
         **_: object) -> dict[str, Any]:
     """Time ``repeats`` songs (and the MusicGen-sized model); print a table or JSON; return the figures."""
     writer = SongWriter.load(checkpoint)
+    writer.copy_index = _copy_index(writer.card)  # built (or read from the service's cache) before the clock runs
     family = get("song")
     get_renderer(SR, soundfont=preferred_soundfont(family.soundfont))  # loaded once per process, as in a worker
     stream = open_stem_stream(family, SR)  # its synthesizers made once per process too
@@ -47,7 +49,8 @@ def run(*, checkpoint: str = "song", repeats: int = 3, json: bool = False, music
     render_stems(_work(warm.score, stream), SR, family.mix_setting, soundfont=family.soundfont)
     rows = [_one(writer, family, seed) for seed in range(1, repeats + 1)]
     figures: dict[str, Any] = {"checkpoint": checkpoint, "parameters": writer.card.get("parameters"),
-                               "style": STYLE, "tempo": TEMPO, "seconds_of_music": SECONDS, "repeats": repeats}
+                               "style": STYLE, "tempo": TEMPO, "seconds_of_music": SECONDS, "repeats": repeats,
+                               "copy_guard": writer.copy_index is not None}
     for key in rows[0]:
         figures[key] = statistics.median(r[key] for r in rows)
     figures["total_seconds"] = figures["generate_seconds"] + figures["render_seconds"]
@@ -63,8 +66,9 @@ def run(*, checkpoint: str = "song", repeats: int = 3, json: bool = False, music
     if json:
         print(json_module.dumps(figures, indent=2))
     else:
+        guard = "with the copy guard" if figures["copy_guard"] else "no copy guard (the training data is not here)"
         print(f"a {SECONDS:g} s song, 5 tracks, {TEMPO:g} BPM ({figures['parameters']} parameters, median of "
-              f"{repeats}):")
+              f"{repeats}; {guard}):")
         print(f"  generate {figures['generate_seconds']:.3f} s ({figures['generate_cpu_seconds']:.3f} s CPU with the "
               f"stems rendered meanwhile; {figures['sampled_steps']:.0f} steps sampled, "
               f"{figures['copied_steps']:.0f} replayed, {figures['steps_per_second']:.0f} steps/s, "
@@ -102,7 +106,19 @@ def _one(writer: SongWriter, family: Any, seed: int) -> dict[str, float]:
             "total_cpu_seconds": generate_cpu + render_cpu, "sampled_steps": song.sampled, "copied_steps": song.copied,
             "steps_per_second": song.sampled / generate, "steps_per_bar": song.steps / bars,
             "remi_tokens_per_bar": remi / bars, "remi_generate_seconds": per_step * remi * song.sampled / song.steps,
-            "bars": bars, "stems_streamed": work.result.get("stems_streamed", 0)}
+            "bars": bars, "stems_streamed": work.result.get("stems_streamed", 0), "copy_redraws": song.copy_redraws}
+
+
+def _copy_index(card: dict[str, Any]) -> Any:
+    """The training tracks' index the service's copy guard reads (its cache under the data directory), or None
+    when the card's training data is not on this machine."""
+    from tunesmith.config import load_settings
+    from tunesmith.generation.originality import track_index_for_dataset
+
+    try:
+        return track_index_for_dataset(dataset_of(card), cache_dir=load_settings().data_dir / "originality")
+    except DatasetError:
+        return None
 
 
 def _work(score: Any, stream: StemStream | None = None) -> Work:
