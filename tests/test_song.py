@@ -550,6 +550,21 @@ def test_a_loop_flows_into_its_start(entry):
     assert song.chords == result["chords"] and song.chords[0]["bar"] == 1 and song.chords[0]["beat"] == 1.0
 
 
+def test_a_loop_sounds_exactly_its_bars_with_its_ring_out_on_its_start(entry):
+    """Its audio (mix and every stem) is 4 bars long to the sample, so played on repeat it has no gap; what rings on
+    past its end sounds over its start, as it would when it loops; the job's estimate of its length agrees."""
+    from tunesmith.generation.pipeline import wrap_tail
+
+    params = _resolve(entry, style="house", loop=4, tempo=124, tracks=["pad", "chords"])
+    made = make_work(entry, params, sr=16000, stems=True)
+    loop = round(4 * 4 * 60 / 124 * 16000)
+    assert made.audio.shape[-1] == loop and all(y.shape[-1] == loop for y in made.stems.values())
+    assert families.get("song").seconds(params, None, entry.card) == pytest.approx(loop / 16000, abs=1e-3)
+    y = np.arange(10, dtype=np.float32)[None].repeat(2, axis=0)
+    assert wrap_tail(y, 4).tolist() == [[0 + 4 + 8, 1 + 5 + 9, 2 + 6, 3 + 7]] * 2
+    assert wrap_tail(y[:, :3], 4).tolist() == [[0, 1, 2, 0]] * 2
+
+
 def test_a_given_chord_chart_is_followed(entry):
     params = _resolve(entry, style="pop", bars=8, chords="Am | F | C G7", key="C major")
     work = make_work(entry, params, audio=False).work

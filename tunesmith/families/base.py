@@ -39,6 +39,9 @@ class Work:
     perform_part: Callable[[Score, int], np.ndarray | None] | None = None
     # the parts being rendered while the work was written (`Family.streams`), for the pipeline to finish
     stream: StemStream | None = None
+    # a loop of this many beats: its audio is exactly that long, the ring-out past its end added onto its start,
+    # so that played over and over it has no gap (`tunesmith.generation.pipeline.render_stems`); None: not a loop
+    loop_beats: float | None = None
 
 
 @dataclass(frozen=True)

@@ -346,9 +346,11 @@ def _song_bars(params: Mapping[str, Any], explicit: Mapping[str, Any], tempo: fl
 
 
 def seconds(params: dict[str, Any], _upload: InputFacts | None, _card: Mapping[str, Any]) -> float:
-    """Length of the audio a job will make: its bars at its tempo plus the reverb tail."""
+    """Length of the audio a job will make: its bars at its tempo plus the reverb tail (a loop: its bars, the
+    tail wrapped onto its start)."""
     numerator, denominator = (int(x) for x in params["meter"].split("/"))
-    return round(params["bars"] * numerator * 4 / denominator * 60.0 / params["tempo"] + RENDER_TAIL_SECONDS, 3)
+    tail = 0.0 if params.get("loop") else RENDER_TAIL_SECONDS
+    return round(params["bars"] * numerator * 4 / denominator * 60.0 / params["tempo"] + tail, 3)
 
 
 def run(writer: Any, params: dict[str, Any], source: Score | None, stream: StemStream | None = None) -> Work:
@@ -379,7 +381,7 @@ def run(writer: Any, params: dict[str, Any], source: Score | None, stream: StemS
 
         performer = neural_drum_performer(seed=int(song.params["seed"] or 0))
     return Work(score=song.score, audio=None, sr=0, result=result, signed=signed, title=title, perform_part=performer,
-                stream=stream)
+                stream=stream, loop_beats=song.score.bar_beats * params["loop"] if params.get("loop") else None)
 
 
 def _run_input(writer: Any, params: dict[str, Any], source: Score | None) -> Work:

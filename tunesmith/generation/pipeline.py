@@ -176,11 +176,27 @@ def _render_stems(work: Work, sr: int, setting: Callable[[Any], Any] | None, sou
                                       finish=lambda k, y: place(y, settings[rest[k]], sr=sr, length=length,
                                                                 in_place=True))
         placed.update(zip(rest, stems, strict=True))
+    if work.loop_beats:  # exactly its bars, the ring-out past its end played over its start, as when it loops
+        loop = round(work.loop_beats * 60.0 / score.tempo * sr)
+        placed = {index: wrap_tail(y, loop) for index, y in placed.items()}
     mixed, stems_placed, report = mix_placed({names[i]: placed[i] for i in range(len(score.parts))}, sr=sr,
                                              **({} if setting else {"target_lufs": None}))
     if report is not None:
         work.result["mix"] = report.as_dict()
     return mixed, stems_placed
+
+
+def wrap_tail(y: np.ndarray, body: int) -> np.ndarray:
+    """``y`` (channels, samples) cut to its first ``body`` samples, what lies past them added onto its start (a
+    tail longer than the body wraps round again)."""
+    out = np.zeros((*y.shape[:-1], body), dtype=np.float32)
+    out[..., :min(body, y.shape[-1])] = y[..., :body]
+    tail = y[..., body:]
+    while tail.shape[-1]:
+        k = min(body, tail.shape[-1])
+        out[..., :k] += tail[..., :k]
+        tail = tail[..., k:]
+    return out
 
 
 def _alone(score: Score, parts: list[Any]) -> Score:
