@@ -168,6 +168,8 @@ def test_continue_keeps_the_given_bars(cli, files, tmp_path):
     code, report = cli("--input", str(files["band"]), "--continue", "--length", "9.6", "-o", str(out))  # 4 bars at 100
     assert code == 0, report
     assert report["mode"] == "continue" and report["bars"] == 8 and report["input_bars"] == 4
+    assert any("the style the input sounds like" in note for note in report["notes"])  # none asked: the input's
+    assert report["params"]["style"] == report["style"]
     added = 0
     for track in ("Drums", "Bass", "Piano", "Flute"):
         given, now = notes_of(files["band"], track), notes_of(out, track)
@@ -288,3 +290,18 @@ def test_an_audio_take_is_arranged_as_the_analyzer_hears_it(cli, files, tmp_path
     assert report["mode"] == "arrange" and report["key"].endswith(("major", "minor"))
     lead = notes_of(tmp_path / "take.mid", "lead")
     assert [(p, s) for p, s, _, _ in lead] == [(n.pitch, round(n.start, 4)) for n in heard]
+
+
+@pytest.mark.parametrize("style", ["bossa nova", "house", "waltz"])
+def test_a_song_goes_on_in_its_own_style_when_none_is_asked(style):
+    """Continued or given a new part without a style, a song keeps the style it sounds like to the model, not a
+    default: songs of the shipped model in three styles are read back as those styles."""
+    from tunesmith.compose.song import SongWriter
+    from tunesmith.data.styles import resolve_family
+
+    writer = SongWriter.load("song")  # the shipped weights
+    song = writer.generate(style=style, bars=16, seed=3)
+    longer = writer.generate_from(song.score, mode="continue", style=None, bars=4, seed=1)
+    assert longer.params["style"] == resolve_family(style).id
+    drums = writer.generate_from(song.score, mode="regenerate", track="drums", style=None, seed=1)
+    assert drums.params["style"] == resolve_family(style).id

@@ -56,7 +56,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--midi", type=Path, help="also write the score as MIDI here (besides an audio -o)")
     p.add_argument("--json", action="store_true", help="print what was made as JSON")
     song = p.add_argument_group("song")
-    song.add_argument("--style", help='a style family or a blend, e.g. "bossa nova", "bossa_nova+house"')
+    song.add_argument("--style", help='a style family or a blend, e.g. "bossa nova", "bossa_nova+house" (with '
+                      "--continue or --regenerate, default: the style the input sounds like)")
     song.add_argument("--length", type=float, help="seconds (with --continue: seconds to add)")
     song.add_argument("--loop", type=int, help="a seamless loop of this many bars")
     song.add_argument("--continue", dest="mode", action="store_const", const="continue",

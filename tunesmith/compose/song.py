@@ -66,6 +66,7 @@ from tunesmith.symbolic.song_tokens import (
     chord_fields,
     decode_song,
     encode_song,
+    head_targets,
     network_spec,
     song_score,
 )
@@ -255,7 +256,7 @@ class SongWriter:
                     steps=len(written.steps), sampled=written.sampled, copied=written.copied, tokens=written.steps,
                     copy_redraws=guard.redrawn if guard is not None else 0)
 
-    def generate_from(self, source: Score, *, mode: str = "arrange", style: str = "pop", key: str | None = None,
+    def generate_from(self, source: Score, *, mode: str = "arrange", style: str | None = "pop", key: str | None = None,
                       tempo: float | None = None, bars: int | None = None, seconds: float | None = None,
                       energy: float = 0.5, tracks: Sequence[str] | None = None, track: str | None = None,
                       instruments: Mapping[str, str | int] | None = None, chart: str | None = None,
@@ -269,14 +270,15 @@ class SongWriter:
         * ``regenerate``: a new part for its ``track``, every other track kept note for note;
         * ``restyle``: its lead (melody) and its chords kept, the rest written anew in ``style``.
 
-        Meter and tempo are the input's (``tempo`` may change it), the key its own or ``key``; ``max_notes`` caps
-        the input's notes. Errors about the input name the field ``input``."""
+        Meter and tempo are the input's (``tempo`` may change it), the key its own or ``key``, the style ``style``
+        or (None) the one the input sounds like to the model (`likeliest_style`); ``max_notes`` caps the input's
+        notes. Errors about the input name the field ``input``."""
         started = time.perf_counter()
         check_sampling(temperature, top_p)
         check_style_strength(style_strength)
         if mode not in INPUT_MODES:
             raise ParameterError(f"mode must be one of {', '.join(INPUT_MODES)}, got {mode!r}", field="mode")
-        weights = self.style_weights(style)
+        weights = self.style_weights(style) if style is not None else None  # None: the input's, read below
         name = source.title or "the input"
         if not 0.0 <= energy <= 1.0:
             raise ParameterError(f"energy must be 0..1, got {energy}", field="energy")
@@ -356,16 +358,24 @@ class SongWriter:
         given = self._given_chords(changes, plan_meter, plan) if changes else None
         if given is not None and mode == "continue" and not chart:
             given = {b: events for b, events in given.items() if b < model_in}
-        moved = {r: [Note(n.pitch, n.start * scale, n.duration * scale, n.velocity) for n in items]
-                 for r, items in (by_role if mode == "continue" else kept).items()}
-        steps = encode_song(list(moved.items()), meter=plan_meter.model, bars=model_in, tonic=tonic,
-                            chords=[(b * scale, c) for b, c in changes], sections=plan.sections, end=False)
+        def encoded(tracks: Mapping[str, list[Note]]) -> np.ndarray:
+            moved = [(r, [Note(n.pitch, n.start * scale, n.duration * scale, n.velocity) for n in items])
+                     for r, items in tracks.items()]
+            return encode_song(moved, meter=plan_meter.model, bars=model_in, tonic=tonic,
+                               chords=[(b * scale, c) for b, c in changes], sections=plan.sections, end=False)
+
+        steps = encoded(by_role if mode == "continue" else kept)
         given_bars = bar_blocks(steps) if mode == "continue" else None
         kept_notes = kept_rows(steps) if mode != "continue" else None
         constraints = Constraints(meter=plan_meter.model, tracks=playing, role_ranges=self.card["role_ranges"],
                                   drum_keys=self.card["drum_keys"], tonic=tonic, mode=key_mode,
                                   harmony=(self.card.get("harmony") or {}).get(key_mode, ()),
                                   triplets=plan_meter.conversion == "triplets", kept_tracks=tuple(kept))
+        if weights is None:  # read from every track the input has (a regenerated one's old part too)
+            style = self.likeliest_style(steps if mode == "continue" else encoded(by_role), tonic=tonic,
+                                         mode=key_mode, plan=plan_meter, tempo=tempo, tracks=list(by_role))
+            weights = self.style_weights(style)
+            notes.append(f"style: {style}, the style the input sounds like to the model")
         style_files = self.style_files_for(weights, plan_meter, tempo, seed)
         cond = self._condition(weights, tonic, key_mode, plan_meter, tempo, playing, style_files)
         with threadpool_limits(limits=1, user_api="blas"), torch.no_grad():
@@ -433,6 +443,38 @@ class SongWriter:
             raise ParameterError(f"{bars} bars at {tempo:g} BPM last {length:.0f} s; a song lasts at most "
                                  f"{MAX_SECONDS:g} s", field="bars" if seconds is None else "length")
         return int(bars)
+
+    def likeliest_style(self, steps: np.ndarray, *, tonic: int, mode: str, plan: MeterPlan, tempo: float,
+                        tracks: Sequence[str]) -> str:
+        """The style family under which the model finds ``steps`` (a song as it reads one; its first training
+        window) likeliest: the style a song a user gives sounds like to the model. Each family is read with its
+        style files blended as `style_files_for` would draw them."""
+        window = int(((self.card.get("training") or {}).get("config") or {}).get("window") or 512)
+        steps = np.asarray(steps[:window], dtype=np.int64)
+        families = [s["id"] for s in self.styles]
+        conds = [self._condition({family: 1.0}, tonic, mode, plan, tempo, tracks,
+                                 self._file_blend(family, plan, tempo)) for family in families]
+        cond = {k: torch.cat([c[k] for c in conds]) for k in conds[0]}
+        batch = torch.from_numpy(steps)[None].expand(len(families), -1, -1)
+        targets = head_targets(steps[1:])
+        with torch.no_grad():
+            logits = self.model(batch, cond)
+            nll = torch.zeros(len(families))
+            for head, target in targets.items():
+                at = np.flatnonzero(target >= 0)
+                if len(at):
+                    picked = torch.log_softmax(logits[head][:, at], dim=-1)[:, np.arange(len(at)), target[at]]
+                    nll -= picked.sum(dim=1)
+        return families[int(torch.argmin(nll))]
+
+    def _file_blend(self, family: str, plan: MeterPlan, tempo: float) -> dict[str, float]:
+        """A family's style files (in the meter the model writes, when it has some there), weighted as
+        `style_files_for` draws them: by training songs and by how usual ``tempo`` is for each."""
+        meter, tempo = "{}/{}".format(*plan.model), tempo * plan.tempo_factor()
+        own = [f for f in self.card.get("style_files") or [] if f["family"] == family]
+        fitting = [f for f in own if f["meter"] == meter] or own
+        odds = np.array([float(f["songs"]) * tempo_fit(tempo, f.get("tempo")) for f in fitting])
+        return {f["id"]: float(w) for f, w in zip(fitting, odds / odds.sum(), strict=True)} if fitting else {}
 
     def style_files_for(self, weights: Mapping[str, float], plan: MeterPlan, tempo: float,
                         seed: int) -> dict[str, float]:

@@ -224,11 +224,13 @@ def resolve_input(request: Resolving, params: dict[str, Any]) -> dict[str, Any]:
         meter_plan(upload.meter, card.get("meters") or ["4/4"])
     except ParameterError as exc:
         raise ParameterError(f"{name} is in {upload.meter}: {exc.message}", field="params.input") from None
-    style = str(params.get("style") or "pop")
-    try:
-        resolve_style(style, styles(card))
-    except ParameterError as exc:
-        raise ParameterError(exc.message, field=_field("style", explicit)) from None
+    # continue and regenerate keep writing the input's own style (read by the model when it writes) unless asked
+    style = params.get("style") or (None if mode in ("continue", "regenerate") else "pop")
+    if style is not None:
+        try:
+            resolve_style(str(style), styles(card))
+        except ParameterError as exc:
+            raise ParameterError(exc.message, field=_field("style", explicit)) from None
     tempo = float(params.get("tempo") or min(max(upload.tempo, SONG_TEMPO[0]), SONG_TEMPO[1]))
     numerator, denominator = (int(x) for x in upload.meter.split("/"))
     bar_seconds = numerator * 4 / denominator * 60.0 / tempo
@@ -404,6 +406,7 @@ def _run_input(writer: Any, params: dict[str, Any], source: Score | None) -> Wor
               "copy_redraws": song.copy_redraws}
     signed = {k: v for k, v in params.items() if k != "model"}
     signed["seed"], signed["copy_guard"] = song.params["seed"], song.params["copy_guard"]
+    signed["style"] = song.params["style"]  # the input's own, when none was asked
     title = {"arrange": f"melody arranged as {params['style']}", "continue": "song continued",
              "regenerate": f"new {params.get('track')} part", "restyle": f"song restyled as {params['style']}"}
     return Work(score=song.score, audio=None, sr=0, result=result, signed=signed, title=title[params["mode"]])
