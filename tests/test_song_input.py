@@ -305,3 +305,27 @@ def test_a_song_goes_on_in_its_own_style_when_none_is_asked(style):
     assert longer.params["style"] == resolve_family(style).id
     drums = writer.generate_from(song.score, mode="regenerate", track="drums", style=None, seed=1)
     assert drums.params["style"] == resolve_family(style).id
+
+
+def test_a_chord_held_past_the_change_does_not_hide_the_next_one():
+    """A band's comping rings on: Dm ringing on under E7 on beat 3 is read Dm then E7 (held notes counted fully,
+    the Dm swallowed the E7), and a clean change is read as before."""
+    from tunesmith.compose.song_input import estimate_chords
+    from tunesmith.symbolic.harmony import QUARTET, fit_chords
+    from tunesmith.symbolic.score import Note
+
+    dm = [(62, 0.0, 1.5), (65, 0.0, 1.5), (69, 0.0, 1.5), (62, 1.0, 2.5), (65, 1.0, 1.42), (69, 1.0, 1.42),
+          (62, 1.42, 1.0), (65, 1.42, 1.58), (69, 1.42, 1.58), (62, 1.5, 2.0), (65, 1.5, 2.0), (69, 1.5, 2.0)]
+    e7 = [(71, 2.0, 1.83), (62, 2.0, 1.0), (64, 2.0, 1.0), (68, 2.0, 1.0), (71, 2.5, 1.0), (62, 2.5, 1.0),
+          (64, 2.5, 1.0), (68, 2.5, 0.5), (64, 3.08, 0.9)]  # a bar of the shipped model's bossa nova comping
+    held = [Note(p, start, length, 80) for p, start, length in dm + e7]
+    read = estimate_chords(held, bars=1, meter=(4, 4), key="A minor", melody=False)
+    assert [(beat, chord.root, chord.quality) for beat, chord in read] == [(0.0, 2, "m"), (2.0, 4, "7")]
+    import numpy as np
+
+    starts = np.array([0.0, 2.0])
+    before = fit_chords(held, starts, starts + 2, "A minor", QUARTET)  # held notes counted fully
+    assert [(c.root, c.quality) for c in before] != [(2, "m"), (4, "7")]
+    clean = [Note(p, 0.0, 2.0, 80) for p in (57, 60, 64)] + [Note(p, 2.0, 2.0, 80) for p in (62, 65, 69)]
+    assert [(c.root, c.quality) for _, c in estimate_chords(clean, bars=1, meter=(4, 4), key="A minor",
+                                                              melody=False)] == [(9, "m"), (2, "m")]

@@ -11,7 +11,8 @@ chords it implies.
 * **Key** (:func:`input_key`): the file's own key signature, else the Aarden-Essen estimate of its notes.
 * **Chords** (:func:`estimate_chords`): one per half bar (a bar in 3/4 and 3/8), by the project's chord fit
   (`tunesmith.symbolic.harmony.fit_chords`): from a melody alone with the small diatonic vocabulary and a
-  higher change cost (``MELODY``), from a band's pitched tracks with the full vocabulary (``QUARTET``).
+  higher change cost (``MELODY``), from a band's pitched tracks with the full vocabulary (``BAND``: held notes count
+  half, changes come cheaper).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from tunesmith.symbolic.harmony import MELODY, QUARTET, Chord, fit_chords
+from tunesmith.symbolic.harmony import BAND, MELODY, Chord, fit_chords
 from tunesmith.symbolic.keys import aarden_key, key_name, parse_key
 from tunesmith.symbolic.score import Note, Part, Score
 from tunesmith.symbolic.song_tokens import BAR, COLUMN, EOS, NOTE, SectionSpan
@@ -155,7 +156,7 @@ def estimate_chords(notes: Sequence[Note], *, bars: int, meter: tuple[int, int],
     bar = meter[0] * 4 / meter[1]
     count = max(1, round(bars * bar / window))
     starts = np.arange(count) * window
-    chords = fit_chords(list(notes), starts, starts + window, key, MELODY if melody else QUARTET,
+    chords = fit_chords(list(notes), starts, starts + window, key, MELODY if melody else BAND,
                         prior=chord_prior(key, harmony) if melody else None)
     out: list[tuple[float, Chord]] = []
     for start, chord in zip(starts, chords, strict=True):

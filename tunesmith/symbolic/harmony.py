@@ -134,7 +134,7 @@ def prefers_flats(key: str) -> bool:
 
 @dataclass(frozen=True)
 class FitSettings:
-    """Weights of the chord fit (module docstring); `CHORALE`, `QUARTET` and `MELODY` are the presets."""
+    """Weights of the chord fit (module docstring); `CHORALE`, `QUARTET`, `BAND` and `MELODY` are the presets."""
 
     vocabulary: str = "full"        # "full": 12 roots x FIT_QUALITIES; "diatonic": the melody set
     outside_weight: float = 0.7
@@ -144,10 +144,14 @@ class FitSettings:
     diatonic_bonus: float = 0.1
     change_cost: float = 0.15
     final_tonic_bonus: float = 0.0
+    carried: float = 1.0            # weight of notes held on into a window from before it (`window_weights`)
 
 
 CHORALE = FitSettings()
 QUARTET = FitSettings(change_cost=0.25)
+# a band's pitched tracks (a song given to restyle, regenerate or continue): comping rings on past its chord's
+# change, so held notes count half and changes come cheaper (docs/models.md, "Songs made with an input")
+BAND = FitSettings(change_cost=0.1, carried=0.5)
 MELODY = FitSettings(vocabulary="diatonic", outside_weight=0.5, root_bonus=0.2, bass_bonus=0.0, tetrad_cost=0.12,
                      diatonic_bonus=0.0, change_cost=0.35, final_tonic_bonus=0.3)
 
@@ -185,8 +189,10 @@ def _candidates(key: str, settings: FitSettings) -> list[Chord]:
     return list(dict.fromkeys(chords))
 
 
-def window_weights(notes: list[Note], starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, list[int | None]]:
-    """Pitch-class weights (windows x 12) and the bass pitch class of each window ``[starts[i], ends[i])``."""
+def window_weights(notes: list[Note], starts: np.ndarray, ends: np.ndarray, *,
+                   carried: float = 1.0) -> tuple[np.ndarray, list[int | None]]:
+    """Pitch-class weights (windows x 12) and the bass pitch class of each window ``[starts[i], ends[i])``;
+    ``carried``: the weight of a note sounding on from before a window (a held note of the chord before)."""
     weights = np.zeros((len(starts), 12))
     lowest: list[int | None] = [None] * len(starts)
     lowest_pitch = [999] * len(starts)
@@ -199,7 +205,7 @@ def window_weights(notes: list[Note], starts: np.ndarray, ends: np.ndarray) -> t
             overlap = min(b, note.end) - max(a, note.start)
             if overlap <= 0:
                 continue
-            accent = 1.5 if abs(note.start - a) < 1e-6 else 1.0
+            accent = 1.5 if abs(note.start - a) < 1e-6 else carried if note.start < a else 1.0
             weights[index, note.pitch % 12] += overlap * accent
             if note.start <= a + 1e-6 and note.pitch < lowest_pitch[index]:
                 lowest_pitch[index], lowest[index] = note.pitch, note.pitch % 12
@@ -217,7 +223,7 @@ def fit_chords(notes: list[Note], starts: np.ndarray, ends: np.ndarray, key: str
     starts, ends = np.asarray(starts, dtype=float), np.asarray(ends, dtype=float)
     if len(starts) == 0:
         return []
-    weights, basses = window_weights(notes, starts, ends)
+    weights, basses = window_weights(notes, starts, ends, carried=settings.carried)
     candidates = _candidates(key, settings)
     n = len(candidates)
     member = np.zeros((n, 12))
