@@ -329,3 +329,12 @@ def test_a_chord_held_past_the_change_does_not_hide_the_next_one():
     clean = [Note(p, 0.0, 2.0, 80) for p in (57, 60, 64)] + [Note(p, 2.0, 2.0, 80) for p in (62, 65, 69)]
     assert [(c.root, c.quality) for _, c in estimate_chords(clean, bars=1, meter=(4, 4), key="A minor",
                                                               melody=False)] == [(9, "m"), (2, "m")]
+
+
+def test_every_general_midi_program_has_a_name():
+    """An input track's program the project has no instrument for is named by General MIDI, not "program 5"."""
+    from tunesmith.compose.song import instrument_name
+
+    assert instrument_name(5, drum=False) == "electric_piano_2"
+    assert instrument_name(51, drum=False) == "synth_strings_2"
+    assert not any(instrument_name(p, drum=False).startswith("program") for p in range(128))

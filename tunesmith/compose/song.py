@@ -52,7 +52,7 @@ from tunesmith.compose.song_sampler import Constraints, SongSampler
 from tunesmith.errors import ParameterError
 from tunesmith.models.song import SongStepper, SongTransformer, guided_conditioning, without_style
 from tunesmith.symbolic.harmony import Chord, prefers_flats
-from tunesmith.symbolic.instruments import DRUM_KITS, EXTRA_PROGRAMS, INSTRUMENTS
+from tunesmith.symbolic.instruments import DRUM_KITS, EXTRA_PROGRAMS, GM_PROGRAM_NAMES, INSTRUMENTS
 from tunesmith.symbolic.keys import key_name, parse_key
 from tunesmith.symbolic.score import Note, Part, Score
 from tunesmith.symbolic.song_tokens import (
@@ -113,11 +113,13 @@ class Song:
 
 
 def instrument_name(program: int, *, drum: bool) -> str:
-    """A name for a GM program (a kit name for drums), or "program N"."""
+    """A name for a GM program (a kit name for drums): the project's instrument name, else General MIDI's."""
     if drum:
         return next((k.name for k in DRUM_KITS if k.program == program), f"drum kit {program}")
     names = {i.program: i.name for i in INSTRUMENTS} | {p: n for n, p in EXTRA_PROGRAMS.items()}
-    return names.get(program, f"program {program}")
+    if program in names:
+        return names[program]
+    return GM_PROGRAM_NAMES[program] if 0 <= program < len(GM_PROGRAM_NAMES) else f"program {program}"
 
 
 def tempo_fit(tempo: float, span: Sequence[float] | None) -> float:
