@@ -719,3 +719,15 @@ def test_file_balance_is_checked_before_a_run_starts(tmp_path, capsys):
     assert main(["train", "song", "--data", str(tmp_path), "--out", str(tmp_path / "run"), "--file-balance", "0.5",
                  "--resume"]) == 2
     assert "--file-balance shapes a new run" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("style", "note"), [("zydeco", "style 'zydeco': played as Country (country)"),
+                                             ("lo-fi", "style 'lo-fi': played as Hip hop (hip_hop)"),
+                                             ("bossa nova", None), ("Bossa Nova", None), ("bossa_nova", None),
+                                             ("bossa_nova+house", None)])
+def test_a_style_asked_by_another_name_says_which_family_plays_it(style, note):
+    card = json.loads((Path(__file__).resolve().parents[1] / "weights" / "song.json").read_text())
+    notes: list[str] = []
+    families.get("song").resolve(Resolving(model_id="song", card=card, explicit={"style": style}, from_prompt={},
+                                           notes=notes, seed=1))
+    assert notes == ([note] if note else [])

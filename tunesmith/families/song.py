@@ -161,6 +161,7 @@ def resolve(request: Resolving) -> dict[str, Any]:
         plan = meter_plan(str(params.get("meter") or _style_meter(weights, card)), card.get("meters") or ["4/4"])
     except ParameterError as exc:
         raise ParameterError(exc.message, field=_field(exc.field or "style", explicit)) from None
+    _say_family(style, weights, card, request.notes)
     meter = "{}/{}".format(*plan.asked)
     tempo = float(params.get("tempo") or default_tempo(weights, styles(card)))
     if not SONG_TEMPO[0] <= tempo <= SONG_TEMPO[1]:
@@ -188,6 +189,17 @@ def resolve(request: Resolving) -> dict[str, Any]:
             "top_p": float(params.get("top_p", 0.95)), "neural_drums": bool(params.get("neural_drums")),
             "style_strength": float(params.get("style_strength", STYLE_STRENGTH)),
             "seed": request.seed}
+
+
+def _say_family(style: str, weights: Mapping[str, float], card: Mapping[str, Any], notes: list[str]) -> None:
+    """A note when a style was asked by an alias ("zydeco") or a near name: the family that plays it."""
+    if len(weights) != 1:
+        return
+    (family,) = weights
+    name = next((str(s.get("name") or family) for s in styles(card) if s["id"] == family), family)
+    asked = style.strip().lower().replace("_", " ")
+    if asked not in (family.replace("_", " "), name.lower()):
+        notes.append(f"style {style!r}: played as {name} ({family})")
 
 
 def resolve_input(request: Resolving, params: dict[str, Any]) -> dict[str, Any]:
