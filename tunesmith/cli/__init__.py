@@ -22,7 +22,8 @@ class ArgumentParser(argparse.ArgumentParser):
     """An argparse parser whose usage errors are one line (and exit code 2 via `main`)."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{self.prog}: {message} (see --help)")
+        command = self.prog.split(" ", 1)[1] if " " in self.prog else ""  # "tunesmith generate" -> "generate"
+        raise UsageError(f"{command + ': ' if command else ''}{message} (see {self.prog} --help)")
 
 
 def build_parser() -> ArgumentParser:
