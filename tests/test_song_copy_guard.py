@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 
@@ -77,11 +79,11 @@ def test_the_guard_steers_a_song_off_a_training_copy(writer):
         return check_song(index, [(p.name, p.name, p.notes, None) for p in song.score.parts], song.score.bar_beats)
 
     assert report(first)["flagged"] and first.params["copy_guard"] is False
-    writer.copy_index = index
+    writer.copy_guard = functools.partial(CopyGuard, index)
     try:
         again = writer.generate(style="swing", bars=16, tempo=140, tracks=tracks, seed=5)
     finally:
-        writer.copy_index = None
+        writer.copy_guard = None
     checked = report(again)
     assert again.params["copy_guard"] is True and again.copy_redraws >= 1
     assert not checked["flagged"], [(t["name"], t["longest_shared_run"]) for t in checked["tracks"]]

@@ -245,7 +245,7 @@ def test_evaluate_song_end_to_end(corpus, writer, tmp_path):
     assert report["statistics"]["valid_reference"] is None or "real songs" in "".join(summary_lines(report))
     assert (tmp_path / "song-style-confusion.png").is_file()
     assert any(line.startswith("[") for line in summary_lines(report))
-    assert report["copy_guard"] is True and report["copy_redraws"] >= 0 and writer.copy_index is None
+    assert report["copy_guard"] is True and report["copy_redraws"] >= 0 and writer.copy_guard is None
     assert any("written with the copy guard" in line for line in summary_lines(report))
     json.dumps(report)
 

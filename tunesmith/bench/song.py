@@ -16,6 +16,7 @@ Side by side, unless ``musicgen`` is False: a MusicGen-small-sized model (`tunes
 
 from __future__ import annotations
 
+import functools
 import json as json_module
 import statistics
 import time
@@ -27,6 +28,7 @@ from tunesmith.errors import DatasetError
 from tunesmith.families import get
 from tunesmith.families.base import Work
 from tunesmith.generation.pipeline import open_stem_stream, render_stems
+from tunesmith.provenance.song_copy_guard import CopyGuard
 from tunesmith.symbolic.render import get_renderer, preferred_soundfont
 from tunesmith.symbolic.song_tokens import remi_length
 from tunesmith.symbolic.stream import StemStream
@@ -41,7 +43,8 @@ def run(*, checkpoint: str = "song", repeats: int = 3, json: bool = False, music
         **_: object) -> dict[str, Any]:
     """Time ``repeats`` songs (and the MusicGen-sized model); print a table or JSON; return the figures."""
     writer = SongWriter.load(checkpoint)
-    writer.copy_index = _copy_index(writer.card)  # built (or read from the service's cache) before the clock runs
+    index = _copy_index(writer.card)  # built (or read from the service's cache) before the clock runs
+    writer.copy_guard = functools.partial(CopyGuard, index) if index is not None else None
     family = get("song")
     get_renderer(SR, soundfont=preferred_soundfont(family.soundfont))  # loaded once per process, as in a worker
     stream = open_stem_stream(family, SR)  # its synthesizers made once per process too
@@ -50,7 +53,7 @@ def run(*, checkpoint: str = "song", repeats: int = 3, json: bool = False, music
     rows = [_one(writer, family, seed) for seed in range(1, repeats + 1)]
     figures: dict[str, Any] = {"checkpoint": checkpoint, "parameters": writer.card.get("parameters"),
                                "style": STYLE, "tempo": TEMPO, "seconds_of_music": SECONDS, "repeats": repeats,
-                               "copy_guard": writer.copy_index is not None}
+                               "copy_guard": writer.copy_guard is not None}
     for key in rows[0]:
         figures[key] = statistics.median(r[key] for r in rows)
     figures["total_seconds"] = figures["generate_seconds"] + figures["render_seconds"]

@@ -48,7 +48,7 @@ from tunesmith.compose.song_plan import (
     resolve_style,
     song_plan,
 )
-from tunesmith.compose.song_sampler import Constraints, SongSampler
+from tunesmith.compose.song_sampler import BarGuard, Constraints, SongSampler
 from tunesmith.errors import ParameterError
 from tunesmith.models.song import SongStepper, SongTransformer, guided_conditioning, without_style
 from tunesmith.symbolic.harmony import Chord, prefers_flats
@@ -151,9 +151,10 @@ class SongWriter:
         self.model = model.eval()
         self.card = card
         self.name = name
-        # the training tracks the sampled tracks must not run along past the originality gate (a `TrackIndex`,
-        # given by whoever has it: the service's gate, the evaluation); None: no copy guard
-        self.copy_index: Any = None
+        # makes the copy guard of a song, (meter, sampled roles) -> a `BarGuard` that keeps its tracks from running
+        # along a training track past the originality gate; given by whoever has the training tracks' index (the
+        # pipeline from the service's gate, the evaluation, the bench); None: no copy guard
+        self.copy_guard: Callable[[tuple[int, int], Sequence[str]], BarGuard] | None = None
         self.styles: list[dict[str, Any]] = list(card["styles"])
         self.meters: list[str] = list(card["meters"])
         window = int(((card.get("training") or {}).get("config") or {}).get("window") or 512)
@@ -516,13 +517,9 @@ class SongWriter:
                 cond["style_file"][0, files.index(name)] = weight
         return cond
 
-    def _copy_guard(self, meter: tuple[int, int], roles: Sequence[str]) -> Any:
-        """A copy guard over the sampled ``roles`` when the writer has the training tracks' index, else None."""
-        if self.copy_index is None:
-            return None
-        from tunesmith.provenance.song_copy_guard import CopyGuard
-
-        return CopyGuard(self.copy_index, meter, roles)
+    def _copy_guard(self, meter: tuple[int, int], roles: Sequence[str]) -> BarGuard | None:
+        """A copy guard over the sampled ``roles`` when the writer was given one (`copy_guard`), else None."""
+        return self.copy_guard(meter, roles) if self.copy_guard is not None else None
 
     def _start(self, cond: dict[str, torch.Tensor], style_strength: float) -> None:
         """Start the stepper on ``cond``, guided away from the same song in the mean of all styles by

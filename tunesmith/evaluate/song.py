@@ -27,6 +27,7 @@ song of the style it is asked for, in that song's meter when the model writes it
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import time
@@ -424,12 +425,15 @@ def statistics_report(generated: list[dict], held_stats: dict[str, list[dict]]) 
 
 
 def _written(writer: Any, copy_index: Any, **request: Any) -> Any:
-    """``writer.generate(**request)`` with ``copy_index`` as its copy guard's index (None: no guard)."""
-    before, writer.copy_index = writer.copy_index, copy_index
+    """``writer.generate(**request)`` with a copy guard over ``copy_index`` (None: no guard)."""
+    from tunesmith.provenance.song_copy_guard import CopyGuard
+
+    before = writer.copy_guard
+    writer.copy_guard = functools.partial(CopyGuard, copy_index) if copy_index is not None else None
     try:
         return writer.generate(**request)
     finally:
-        writer.copy_index = before
+        writer.copy_guard = before
 
 
 def valid_reference(data: Path, held_stats: dict[str, list[dict]], styles: Sequence[str], per_style: int,

@@ -119,9 +119,10 @@ class Family:
     # originality "tracks": each part of a work as (name, band role, the notes the model wrote, why the part is not
     # judged or None), e.g. a part kept from the user's input
     originality_tracks: Callable[[Work], list[tuple[str, str | None, list[Note], str | None]]] | None = None
-    # originality "tracks": (the loaded model, the training tracks' index or None) -> None, so that its sampler
-    # steers clear of runs the gate would flag (the song family's copy guard); None: the gate only judges
-    use_track_index: Callable[[Any, Any], None] | None = None
+    # originality "tracks": (the loaded model, a copy-guard maker over the training tracks' index, or None) -> None,
+    # so that its sampler steers clear of runs the gate would flag (the song family's copy guard); None: the gate
+    # only judges
+    use_copy_guard: Callable[[Any, Any], None] | None = None
     fixed_id: str | None = None  # a model id of its own, made from the first card of its card family
     # with a fixed id, made of every card of its card family instead: (the joined card, a job's params) -> the id of
     # the card that runs the job (`tunesmith.generation.catalog.ModelEntry.members`)

@@ -443,10 +443,11 @@ def originality_tracks(work: Work) -> list[tuple[str, str | None, list[Note], st
     return out
 
 
-def use_track_index(writer: Any, index: Any) -> None:
-    """The sampler's copy guard (`tunesmith.provenance.song_copy_guard`) reads the gate's index of the training
-    tracks; None: the model's card names no corpus here, so no guard (the gate reports the song unchecked)."""
-    writer.copy_index = index
+def use_copy_guard(writer: Any, make_guard: Any) -> None:
+    """The sampler's copy guard: ``make_guard(meter, roles)`` (`tunesmith.provenance.song_copy_guard.CopyGuard`
+    over the gate's index of the training tracks); None: the model's card names no corpus here, so no guard (the
+    gate reports the song unchecked)."""
+    writer.copy_guard = make_guard
 
 
 def summary_line(result: Mapping[str, Any]) -> str:
@@ -523,7 +524,7 @@ SONG = Family(
     summary="whole songs by a multi-track band (drums, bass, chords, pad, lead) in a style, with sections",
     load=load, params=SongParams, run=run, streams=True, resolve=resolve, seconds=seconds, originality="tracks",
     outputs=OUTPUTS | {"stems"},  # a song comes as its mix, its MIDI and a WAV per track
-    originality_tracks=originality_tracks, use_track_index=use_track_index,
+    originality_tracks=originality_tracks, use_copy_guard=use_copy_guard,
     describe=lambda card: f"multi-track songs in {len(styles(card))} styles",
     summary_line=summary_line, mix_setting=mix_setting, soundfont="full", card_defaults=defaults,
     card_choices=choices, prompt_params=PROMPT_PARAMS, check_input=check_input, public_info=public_info,

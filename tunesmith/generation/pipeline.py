@@ -12,6 +12,7 @@ both with job state, progress and cancel (:mod:`tunesmith.service.generations.ta
 from __future__ import annotations
 
 import copy
+import functools
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from tunesmith.generation.catalog import ModelEntry
 from tunesmith.generation.models import load_once
 from tunesmith.generation.originality import OriginalityGate, OriginalityRejected
 from tunesmith.generation.signing import Stamper, watermark_audio
+from tunesmith.provenance.song_copy_guard import CopyGuard
 from tunesmith.symbolic.score import Score
 from tunesmith.symbolic.stream import StemStream
 
@@ -70,9 +72,10 @@ def make_work(entry: ModelEntry, params: Mapping[str, Any], *, source: Score | N
     model = load_model(entry)
     step(0.1)
     check = _originality_check(entry, params, gate, analyzer_card, index_wait)
-    if gate is not None and family.use_track_index is not None:  # the sampler steers clear of what the gate flags
+    if gate is not None and family.use_copy_guard is not None:  # the sampler steers clear of what the gate flags
         index = gate.track_index(entry.id, entry.card)
-        family.use_track_index(model, None if isinstance(index, str) else index)
+        family.use_copy_guard(model, None if isinstance(index, str) else
+                              functools.partial(CopyGuard, index, threshold=gate.threshold))
 
     want_stems = ("stems" in family.outputs) if stems is None else stems
     streaming = family.streams and (want_stems or (audio and family.mix_setting is not None))
