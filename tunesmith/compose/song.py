@@ -471,13 +471,17 @@ class SongWriter:
         return families[int(torch.argmin(nll))]
 
     def _file_blend(self, family: str, plan: MeterPlan, tempo: float) -> dict[str, float]:
-        """A family's style files (in the meter the model writes, when it has some there), weighted as
-        `style_files_for` draws them: by training songs and by how usual ``tempo`` is for each."""
+        """A family's style files weighted as `style_files_for` draws them (`_file_odds`)."""
+        return dict(self._file_odds(family, plan, tempo))
+
+    def _file_odds(self, family: str, plan: MeterPlan, tempo: float) -> list[tuple[str, float]]:
+        """A family's style files (in the meter the model writes, when it has some there) and the odds of each,
+        summing to 1: by its training songs and by how usual ``tempo`` (the song's) is for it in that meter."""
         meter, tempo = "{}/{}".format(*plan.model), tempo * plan.tempo_factor()
         own = [f for f in self.card.get("style_files") or [] if f["family"] == family]
         fitting = [f for f in own if f["meter"] == meter] or own
         odds = np.array([float(f["songs"]) * tempo_fit(tempo, f.get("tempo")) for f in fitting])
-        return {f["id"]: float(w) for f, w in zip(fitting, odds / odds.sum(), strict=True)} if fitting else {}
+        return [(f["id"], float(w)) for f, w in zip(fitting, odds / odds.sum(), strict=True)] if fitting else []
 
     def style_files_for(self, weights: Mapping[str, float], plan: MeterPlan, tempo: float,
                         seed: int) -> dict[str, float]:
@@ -485,17 +489,13 @@ class SongWriter:
         family has one), drawn by ``seed`` in proportion to its training songs and to how usual ``tempo`` (the
         song's) is for it in that meter, with the family's weight; empty for a model without style files. Like a
         player who picks one of the style's grooves that suits the tempo, and keeps to it."""
-        meter, tempo = "{}/{}".format(*plan.model), tempo * plan.tempo_factor()
-        files = self.card.get("style_files") or []
         rng = np.random.default_rng([seed, 7])
         chosen: dict[str, float] = {}
         for family, weight in weights.items():
-            own = [f for f in files if f["family"] == family]
-            fitting = [f for f in own if f["meter"] == meter] or own
-            if not fitting:
+            files = self._file_odds(family, plan, tempo)
+            if not files:
                 continue
-            odds = np.array([float(f["songs"]) * tempo_fit(tempo, f.get("tempo")) for f in fitting])
-            pick = fitting[int(rng.choice(len(fitting), p=odds / odds.sum()))]["id"]
+            pick = files[int(rng.choice(len(files), p=np.array([odds for _, odds in files])))][0]
             chosen[pick] = chosen.get(pick, 0.0) + weight
         return chosen
 
