@@ -16,7 +16,6 @@ Side by side, unless ``musicgen`` is False: a MusicGen-small-sized model (`tunes
 
 from __future__ import annotations
 
-import functools
 import json as json_module
 import statistics
 import time
@@ -28,7 +27,6 @@ from tunesmith.errors import DatasetError
 from tunesmith.families import get
 from tunesmith.families.base import Work
 from tunesmith.generation.pipeline import open_stem_stream, render_stems
-from tunesmith.provenance.song_copy_guard import CopyGuard
 from tunesmith.symbolic.render import get_renderer, preferred_soundfont
 from tunesmith.symbolic.song_tokens import remi_length
 from tunesmith.symbolic.stream import StemStream
@@ -43,8 +41,7 @@ def run(*, checkpoint: str = "song", repeats: int = 3, json: bool = False, music
         **_: object) -> dict[str, Any]:
     """Time ``repeats`` songs (and the MusicGen-sized model); print a table or JSON; return the figures."""
     writer = SongWriter.load(checkpoint)
-    index = _copy_index(writer.card)  # built (or read from the service's cache) before the clock runs
-    writer.copy_guard = functools.partial(CopyGuard, index) if index is not None else None
+    writer.copy_guard = _copy_guard(writer.card)  # its index built (or read from the cache) before the clock runs
     family = get("song")
     get_renderer(SR, soundfont=preferred_soundfont(family.soundfont))  # loaded once per process, as in a worker
     stream = open_stem_stream(family, SR)  # its synthesizers made once per process too
@@ -112,16 +109,16 @@ def _one(writer: SongWriter, family: Any, seed: int) -> dict[str, float]:
             "bars": bars, "stems_streamed": work.result.get("stems_streamed", 0), "copy_redraws": song.copy_redraws}
 
 
-def _copy_index(card: dict[str, Any]) -> Any:
-    """The training tracks' index the service's copy guard reads (its cache under the data directory), or None
-    when the card's training data is not on this machine."""
+def _copy_guard(card: dict[str, Any]) -> Any:
+    """The copy guard the service's originality gate gives a song job (its index cached under the data
+    directory), or None when the card's training data is not on this machine."""
     from tunesmith.config import load_settings
-    from tunesmith.generation.originality import track_index_for_dataset
+    from tunesmith.generation.originality import OriginalityGate
 
-    try:
-        return track_index_for_dataset(dataset_of(card), cache_dir=load_settings().data_dir / "originality")
-    except DatasetError:
-        return None
+    settings = load_settings()
+    gate = OriginalityGate(settings.data_dir / "originality", threshold=settings.originality_threshold,
+                           tries=settings.originality_tries)
+    return gate.copy_guard(str(card.get("id") or "song"), card)
 
 
 def _work(score: Any, stream: StemStream | None = None) -> Work:

@@ -13,12 +13,13 @@ the nearest training note, from an index built in a background thread.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ from tunesmith.progress import progress
 from tunesmith.provenance.audio_gate import AUDIO_THRESHOLD, BATCH, EmbeddingIndex, check_audio
 from tunesmith.provenance.gate import check_symbolic, load_index, save_index
 from tunesmith.provenance.originality import SymbolicIndex, voice_steps
+from tunesmith.provenance.song_copy_guard import CopyGuard
 from tunesmith.provenance.song_originality import CACHE_VERSION, HASH_TAG, SongTracks, TrackIndex, check_song
 from tunesmith.symbolic.score import Note, Score
 
@@ -215,6 +217,12 @@ class OriginalityGate:
                     found = exc.message
                 self._track_indexes[model_id] = found
             return found
+
+    def copy_guard(self, model_id: str, card: Mapping[str, Any]) -> Callable[..., CopyGuard] | None:
+        """What makes a song's copy guard (meter, sampled roles) over this gate's index and threshold, so that
+        the sampler steers clear of what `check_tracks` would flag; None without the index."""
+        index = self.track_index(model_id, card)
+        return None if isinstance(index, str) else functools.partial(CopyGuard, index, threshold=self.threshold)
 
     def check_tracks(self, model_id: str, card: Mapping[str, Any], score: Score,
                      tracks: Sequence[tuple[str, str | None, Sequence[Note], str | None]]) -> dict[str, Any]:

@@ -12,7 +12,6 @@ both with job state, progress and cancel (:mod:`tunesmith.service.generations.ta
 from __future__ import annotations
 
 import copy
-import functools
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -27,7 +26,6 @@ from tunesmith.generation.catalog import ModelEntry
 from tunesmith.generation.models import load_once
 from tunesmith.generation.originality import OriginalityGate, OriginalityRejected
 from tunesmith.generation.signing import Stamper, watermark_audio
-from tunesmith.provenance.song_copy_guard import CopyGuard
 from tunesmith.symbolic.score import Score
 from tunesmith.symbolic.stream import StemStream
 
@@ -73,9 +71,7 @@ def make_work(entry: ModelEntry, params: Mapping[str, Any], *, source: Score | N
     step(0.1)
     check = _originality_check(entry, params, gate, analyzer_card, index_wait)
     if gate is not None and family.use_copy_guard is not None:  # the sampler steers clear of what the gate flags
-        index = gate.track_index(entry.id, entry.card)
-        family.use_copy_guard(model, None if isinstance(index, str) else
-                              functools.partial(CopyGuard, index, threshold=gate.threshold))
+        family.use_copy_guard(model, gate.copy_guard(entry.id, entry.card))
 
     want_stems = ("stems" in family.outputs) if stems is None else stems
     streaming = family.streams and (want_stems or (audio and family.mix_setting is not None))
