@@ -227,6 +227,7 @@ def evaluate_song(checkpoint: str | Path, data: str | Path, human: str | Path | 
     (`tunesmith.provenance.song_copy_guard`); False: the model alone."""
     from tunesmith.compose.song import SongWriter
     from tunesmith.generation.originality import song_tracks
+    from tunesmith.provenance.song_copy_guard import CopyGuard
     from tunesmith.provenance.song_originality import CHORD_ROLES, GATED_ROLES, TrackIndex
     from tunesmith.symbolic.render import get_renderer
 
@@ -254,25 +255,29 @@ def evaluate_song(checkpoint: str | Path, data: str | Path, human: str | Path | 
     renderer = get_renderer(RENDER_SR)
     index = TrackIndex.build(song_tracks(data, "train"))
     generated, tracks, seconds, redraws = [], [], 0.0, 0
-    for prompt in progress(prompts, desc="songs", unit="song"):
-        started = time.perf_counter()
-        song = _written(writer, index if copy_guard else None, **{k: v for k, v in prompt.items() if k != "like"},
-                        temperature=temperature, top_p=top_p)
-        seconds += time.perf_counter() - started
-        redraws += song.copy_redraws
-        score, bars = song.score, song.params["bars"]
-        roles = [p.name for p in score.parts]
-        bar_beats = score.bar_beats
-        chords = [((c["bar"] - 1) * bar_beats + c["beat"] - 1, c["chord"]) for c in song.chords]
-        audio = renderer.render(score, tail=0.5)
-        tempo = tempo_verdict(heard_tempo(audio, RENDER_SR), prompt["tempo"])
-        found_key = pitched_key(score)
-        generated.append({
-            "prompt": prompt, "predicted_style": classifier.predict(song_features(score, roles, bars=bars))[0],
-            "stats": flat_statistics(song_statistics(score, roles, chords=chords or None, bars=bars)),
-            "tempo": tempo, "key_found": found_key, "key_agrees": same_key(found_key, prompt["key"]),
-            "meter": song.params["meter"], "bars": bars})
-        tracks.extend((p.name, p.notes, bar_beats, bars) for p in score.parts if p.notes)
+    before, writer.copy_guard = writer.copy_guard, functools.partial(CopyGuard, index) if copy_guard else None
+    try:
+        for prompt in progress(prompts, desc="songs", unit="song"):
+            started = time.perf_counter()
+            song = writer.generate(**{k: v for k, v in prompt.items() if k != "like"}, temperature=temperature,
+                                   top_p=top_p)
+            seconds += time.perf_counter() - started
+            redraws += song.copy_redraws
+            score, bars = song.score, song.params["bars"]
+            roles = [p.name for p in score.parts]
+            bar_beats = score.bar_beats
+            chords = [((c["bar"] - 1) * bar_beats + c["beat"] - 1, c["chord"]) for c in song.chords]
+            audio = renderer.render(score, tail=0.5)
+            tempo = tempo_verdict(heard_tempo(audio, RENDER_SR), prompt["tempo"])
+            found_key = pitched_key(score)
+            generated.append({
+                "prompt": prompt, "predicted_style": classifier.predict(song_features(score, roles, bars=bars))[0],
+                "stats": flat_statistics(song_statistics(score, roles, chords=chords or None, bars=bars)),
+                "tempo": tempo, "key_found": found_key, "key_agrees": same_key(found_key, prompt["key"]),
+                "meter": song.params["meter"], "bars": bars})
+            tracks.extend((p.name, p.notes, bar_beats, bars) for p in score.parts if p.notes)
+    finally:
+        writer.copy_guard = before
 
     report: dict[str, Any] = {"checkpoint": str(checkpoint), "data": str(data), "seed": seed,
                               "parameters": writer.card.get("parameters"),
@@ -422,18 +427,6 @@ def statistics_report(generated: list[dict], held_stats: dict[str, list[dict]]) 
             "share_within": within / total if total else 0.0,
             "families_passed": sum(f["passed"] for f in families.values()), "families": len(families),
             "passed": bool(families) and all(f["passed"] for f in families.values()), "by_family": families}
-
-
-def _written(writer: Any, copy_index: Any, **request: Any) -> Any:
-    """``writer.generate(**request)`` with a copy guard over ``copy_index`` (None: no guard)."""
-    from tunesmith.provenance.song_copy_guard import CopyGuard
-
-    before = writer.copy_guard
-    writer.copy_guard = functools.partial(CopyGuard, copy_index) if copy_index is not None else None
-    try:
-        return writer.generate(**request)
-    finally:
-        writer.copy_guard = before
 
 
 def valid_reference(data: Path, held_stats: dict[str, list[dict]], styles: Sequence[str], per_style: int,
