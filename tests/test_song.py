@@ -15,7 +15,7 @@ import torch
 
 from tunesmith import families
 from tunesmith.audio.dsp import loudness
-from tunesmith.compose.song import SongWriter
+from tunesmith.compose.song import SongWriter, band_fit
 from tunesmith.compose.song_plan import MeterPlan, loop_plan, plan_sections, resolve_style, song_plan
 from tunesmith.data.arrange import ROLES as CORPUS_ROLES
 from tunesmith.data.corpora.grooves import build_grooves, iter_songs
@@ -239,12 +239,36 @@ def test_training_lowers_held_out_nll_and_resumes(trained, corpus):
     records = [json.loads(line) for line in (corpus / "manifest.jsonl").read_text().splitlines() if line.strip()]
     trained_files = {r["labels"]["style_file"] for r in records if r["split"] == "train"}
     assert {f["id"] for f in files} == trained_files and sum(f["songs"] for f in files) == LIMIT // 2
+    # ... and says which bands its songs play (the resumed run read them off the data again)
+    from tunesmith.data.corpora.grooves import iter_songs
+    from tunesmith.train.song_data import song_band
+
+    bands = Counter((s.labels["style_file"], song_band(s)) for s in iter_songs(corpus, "train"))
+    assert {(f["id"], band): n for f in files for band, n in f["bands"].items()} == dict(bands)
+    assert all(set(band.split("+")) <= set(ROLES) for f in files for band in f["bands"])
     families = [s["id"] for s in card["styles"]]
     assert [families.index(f["family"]) for f in files] == sorted(families.index(f["family"]) for f in files)
     assert "4/4" in card["meters"] and set(card["role_ranges"]) <= set(ROLES) - {"drums"}
     assert card["harmony"] and all(0 <= degree < 12 and quality in QUALITIES for entries in card["harmony"].values()
                                    for degree, quality, _ in entries)
     assert (trained / "best.json").is_file() and (trained / "curves.png").is_file()
+
+
+def test_an_older_card_gets_its_style_files_bands_from_its_own_data(trained, corpus, tmp_path, capsys):
+    from tunesmith.train.song_card import main as song_card
+
+    card = json.loads((trained / "latest.json").read_text())
+    older = {**card, "style_files": [{k: v for k, v in f.items() if k != "bands"} for f in card["style_files"]]}
+    path = tmp_path / "song.json"
+    path.write_text(json.dumps(older))
+    assert song_card([str(path), str(corpus)]) == 0
+    refreshed = json.loads(path.read_text())
+    assert refreshed["style_files"] == card["style_files"]
+    assert refreshed["card_updates"][-1]["command"].startswith("python -m tunesmith.train.song_card")
+    path.write_text(json.dumps({**older, "data": {**older["data"], "manifest_sha256": "0" * 64}}))
+    assert song_card([str(path), str(corpus)]) == 2  # another build: refused, the card left as it was
+    assert "is not the build" in capsys.readouterr().err
+    assert all("bands" not in f for f in json.loads(path.read_text())["style_files"])
 
 
 def test_a_run_can_start_from_a_trained_model(trained, corpus, tmp_path):
@@ -622,6 +646,34 @@ def test_a_song_keeps_to_one_style_file_of_its_family(entry):
     blend = writer.style_files_for({"swing": 0.7, "house": 0.3}, common, 120.0, 1)
     assert blend["d"] == 0.3 and sum(blend.values()) == pytest.approx(1.0)
     assert writer.style_files_for({"jazz": 1.0}, common, 120.0, 1) == {}  # a family without files: the family alone
+
+
+def test_a_song_plays_a_style_file_whose_songs_have_the_band_asked(entry):
+    """A file is drawn also by how well its training songs' bands suit the tracks asked (`band_fit`): a groove
+    the model only ever heard with a full band is not the one it plays for drums and lead alone."""
+    writer = SongWriter.load(entry.card_path)
+    writer.card = {**writer.card, "style_files": [
+        {"id": "full", "family": "funk", "meter": "4/4", "songs": 18, "tempo": [90, 110, 130],
+         "bands": {"drums+bass+chords+pad+lead": 17, "drums+bass+chords+pad": 1}},
+        {"id": "machine", "family": "funk", "meter": "4/4", "songs": 6, "tempo": [90, 110, 130],
+         "bands": {"drums+lead": 6}},
+        {"id": "unsaid", "family": "funk", "meter": "4/4", "songs": 6, "tempo": [90, 110, 130]}]}
+    plan = MeterPlan(asked=(4, 4), model=(4, 4), conversion="native")
+
+    def shares(tracks: tuple[str, ...]) -> Counter:
+        drawn = Counter(next(iter(writer.style_files_for({"funk": 1.0}, plan, 110.0, seed, tracks=tracks)))
+                        for seed in range(300))
+        return Counter({k: n / 300 for k, n in drawn.items()})
+
+    duo, band = shares(("drums", "lead")), shares(ROLES)
+    assert duo["machine"] > 0.4 and duo["full"] < 0.1  # 6 songs with just this band beat 18 with another
+    assert band["full"] > 0.6 and band["machine"] < 0.05
+    assert 0.1 < duo["unsaid"] < 0.6 and 0.1 < band["unsaid"] < 0.4  # a card that does not say: as before
+    assert band_fit(("drums", "lead"), {"drums+lead": 3}) == 1.0
+    assert band_fit(ROLES, None) == 1.0 and band_fit(("pad",), {"drums": 2}) == 1e-3
+    assert band_fit(("drums", "bass", "chords", "lead"), {"drums+bass+chords+pad+lead": 1}) == pytest.approx(0.8 ** 4)
+    song = writer.generate(style="funk", bars=8, seed=2, tracks=["drums", "lead"])
+    assert next(iter(song.params["style_files"])) in {"machine", "unsaid"}
 
 
 def test_style_strength_guides_the_song(entry):

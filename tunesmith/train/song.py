@@ -122,13 +122,20 @@ def style_table(stats: CorpusStats) -> list[dict[str, Any]]:
 
 def style_file_table(stats: CorpusStats, meters: list[str]) -> list[dict[str, Any]]:
     """The style files of the training split in the offered meters, in embedding order (family order, then file):
-    id, family, meter, training songs and their tempo (lowest, median, highest); a song asking for a family plays
-    one of them."""
+    id, family, meter, training songs, their tempo (lowest, median, highest) and the bands they play (roles joined
+    by "+" -> songs); a song asking for a family plays one of them."""
     order = {f.id: i for i, f in enumerate(STYLE_FAMILIES)}
     rows = [{"id": name, "family": family, "meter": meter, "songs": len(tempi),
-             "tempo": [min(tempi), float(np.median(tempi)), max(tempi)]}
+             "tempo": [min(tempi), float(np.median(tempi)), max(tempi)],
+             "bands": dict(stats.style_file_bands[(family, name, meter)].most_common())}
             for (family, name, meter), tempi in stats.style_files.items() if meter in meters and family in order]
     return sorted(rows, key=lambda r: (order[r["family"]], r["id"]))
+
+
+def with_bands(files: list[dict[str, Any]], stats: CorpusStats) -> list[dict[str, Any]]:
+    """A card's style-file table (order kept) with each file's bands read from ``stats`` (`style_file_table`)."""
+    return [{**f, "bands": dict(stats.style_file_bands[(f["family"], f["id"], f["meter"])].most_common())}
+            for f in files]
 
 
 def model_card(model: SongTransformer, *, styles: list[dict[str, Any]], meters: list[str],
@@ -201,7 +208,7 @@ def train_song(data: Path, out: Path, config: SongTrainConfig, *, resume: bool =
     styles = [s["id"] for s in style_table(stats)]
     if config.distill is not None:  # the student is its teacher's shape: style files if and only if it has them
         config.style_files = bool(load_card(*resolve_checkpoint(config.teacher)).get("style_files"))
-    files = (resumed.get("style_files") or []) if resumed else (
+    files = with_bands(resumed.get("style_files") or [], stats) if resumed else (
         style_file_table(stats, meters) if config.style_files else [])
     file_ids = [f["id"] for f in files]
     train = SongCorpus([e for e in examples if e.split == "train"], styles=styles, meters=meters,

@@ -120,6 +120,8 @@ class CorpusStats:
     family_meters: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))
     # (family, style file, meter) -> the tempi of its training songs
     style_files: dict[tuple[str, str, str], list[float]] = field(default_factory=lambda: defaultdict(list))
+    # (family, style file, meter) -> the bands its training songs play ("drums+bass+lead") and how many songs each
+    style_file_bands: dict[tuple[str, str, str], Counter] = field(default_factory=lambda: defaultdict(Counter))
     chord_degrees: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))
 
     def harmony(self, min_share: float = 0.004) -> dict[str, list[list]]:
@@ -190,10 +192,17 @@ def _count(song: SongRecord, stats: CorpusStats) -> None:
     stats.meters[song.labels["meter"]] += 1
     stats.family_meters[family][song.labels["meter"]] += 1
     stats.style_files[(family, song.labels["style_file"], song.labels["meter"])].append(float(song.labels["tempo"]))
+    stats.style_file_bands[(family, song.labels["style_file"], song.labels["meter"])][song_band(song)] += 1
     tonic, mode = parse_key(song.labels["key"])
     for _, symbol in song.labels["chords"]:
         chord = parse_chord(symbol)
         stats.chord_degrees[mode][((chord.root - tonic) % 12, chord.quality)] += 1
+
+
+def song_band(song: SongRecord) -> str:
+    """The roles a song plays (those with notes), in `ROLES` order, joined by "+": "drums+bass+chords+lead"."""
+    played = {role for role, notes in band_tracks(song) if notes}
+    return "+".join(role for role in ROLES if role in played)
 
 
 def record_sections(song: SongRecord, table: EnergyTable) -> list[SectionSpan]:
