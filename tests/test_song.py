@@ -508,6 +508,34 @@ def test_meters_tracks_and_instruments(entry):
     assert march.sections[-1]["bars"][1] == 9 and all(n.start < 18 for p in march.score.parts for n in p.notes)
 
 
+def test_a_bar_that_keeps_copying_is_drawn_up_to_copy_redraws_times(entry):
+    """A style's ostinato is copied by most draws of a bar, so a copying bar gets more tries (`COPY_REDRAWS`)
+    than a silent one (`REDRAWS`); when every draw copies, the first is kept and the song goes on."""
+    from tunesmith.compose.song_sampler import COPY_REDRAWS, REDRAWS
+
+    class AlwaysCopying:  # a guard that finds every bar's bass copied
+        def __init__(self, meter, roles) -> None:
+            self.redrawn, self.asked = 0, Counter()
+
+        def copied(self, bar, block) -> set[int]:
+            self.asked[bar] += 1
+            return {1 + ROLES.index("bass")}
+
+        def accept(self, bar, block) -> None:
+            pass
+
+        def redrew(self) -> None:
+            self.redrawn += 1
+
+    writer, guards = SongWriter.load(entry.card_path), []
+    writer.copy_guard = lambda meter, roles: guards.append(AlwaysCopying(meter, roles)) or guards[-1]
+    again = writer.generate(style="rock", bars=8, seed=1, tracks=["drums", "bass"])
+    asked = guards[0].asked
+    assert COPY_REDRAWS > REDRAWS and asked and set(asked.values()) == {1 + COPY_REDRAWS}
+    assert again.copy_redraws == COPY_REDRAWS * len(asked)
+    assert again.sections[-1]["bars"][1] == 8 and any(n.start >= 6 * 4 for p in again.score.parts for n in p.notes)
+
+
 def test_the_rhythm_section_does_not_drop_out(entry, monkeypatch):
     from tunesmith.compose import song_sampler
     from tunesmith.compose.song_sampler import STEADY_TRACKS

@@ -22,7 +22,8 @@
   the model then continues a song without it (docs/models.md);
 * with a copy guard (`tunesmith.provenance.song_copy_guard.CopyGuard`, given when the training tracks are
   indexed), a bar that makes a sampled pitched track run on along a training track past the originality gate is
-  drawn again the same way (the draw with the fewest silent and copying tracks kept);
+  drawn again the same way, up to `COPY_REDRAWS` times (the draw with the fewest silent and copying tracks
+  kept): a style's ostinato (a techno bass pumping one note) is copied by most draws, so it takes more tries;
 * the input modes (`tunesmith.compose.song.SongWriter.generate_from`): whole bars given (the song to continue)
   are fed as they are, and the notes of kept tracks (a melody to arrange, the tracks a regenerated one plays
   with) are written at their places while the other tracks are sampled around them: each draw of the model is
@@ -80,7 +81,8 @@ CHORD_TONE_ROLES = ("bass", "chords", "pad")  # play chord tones on strong beats
 TRIPLET = STEPS_PER_BEAT // 3
 STEADY_TRACKS = tuple(1 + ROLES.index(role) for role in ("drums", "bass"))  # never silent two body bars running
 BODY_SECTIONS = ("verse", "chorus", "bridge")
-REDRAWS = 2
+REDRAWS = 2  # draws again of a bar in which a steady track stays silent a second bar running
+COPY_REDRAWS = 6  # ... and of a bar that makes a track copy a training track (styles' ostinatos need more)
 
 
 @dataclass
@@ -272,20 +274,20 @@ class SongSampler:
     def _steady_bar(self, h: np.ndarray, bar: int, context: np.ndarray, forced: list[tuple[int, int, int]] | None,
                     kept: list[np.ndarray] | None, expected: set[int]) -> tuple[np.ndarray, np.ndarray]:
         """`bar`, drawn again (up to `REDRAWS` times) while a track of ``expected`` (silent in the bar before)
-        plays nothing in it or, with a guard, a track copies a training track past the gate; the draw with the
-        fewest such tracks is kept."""
+        plays nothing in it or (up to `COPY_REDRAWS` times), with a guard, a track copies a training track past
+        the gate; the draw with the fewest such tracks is kept."""
         start_length, start_sampled = self.stepper.length, self.sampled
         draws: list[tuple[int, np.ndarray, np.ndarray, int]] = []  # (tracks amiss, rows, state, sampled)
-        for attempt in range(1 + REDRAWS):
+        for attempt in range(1 + max(REDRAWS, COPY_REDRAWS)):
             if attempt:
                 self.stepper.rewind(start_length)
                 self.sampled = start_sampled
             block, h_after = self.bar(h, context, list(forced) if forced is not None else None, kept)
             copying = guard.copied(bar, block) if (guard := self.guard) is not None else set()
             draws.append((len(expected - played_tracks(block)) + len(copying), block, h_after, self.sampled))
-            if not draws[-1][0]:
+            if not draws[-1][0] or attempt >= (COPY_REDRAWS if copying else REDRAWS):
                 break
-            if guard is not None and copying and attempt < REDRAWS:
+            if guard is not None and copying:
                 guard.redrew()
         best = min(range(len(draws)), key=lambda i: draws[i][0])  # the first of the fewest
         _, block, h_after, self.sampled = draws[best]
