@@ -170,6 +170,10 @@ def test_continue_keeps_the_given_bars(cli, files, tmp_path):
     assert report["mode"] == "continue" and report["bars"] == 8 and report["input_bars"] == 4
     assert any("the style the input sounds like" in note for note in report["notes"])  # none asked: the input's
     assert report["params"]["style"] == report["style"]
+    sections = report["sections"]  # the input is one section, the plan's sections follow it
+    assert sections[0]["name"] == "input" and sections[0]["bars"] == [1, 4]
+    assert [s["bars"][0] for s in sections[1:]] == [s["bars"][1] + 1 for s in sections[:-1]]
+    assert sections[-1]["bars"][1] == 8 and "input" not in {s["name"] for s in sections[1:]}
     added = 0
     for track in ("Drums", "Bass", "Piano", "Flute"):
         given, now = notes_of(files["band"], track), notes_of(out, track)

@@ -422,6 +422,8 @@ class SongWriter:
         elapsed = time.perf_counter() - started
         sections = [{"name": s.name, "bars": [s.start_bar + 1, s.start_bar + s.bars],
                      "energy": round(s.energy / 4, 2)} for s in decoded.sections]
+        if mode == "continue":
+            sections = continued_sections(sections, in_bars)
         params = {"mode": mode, "track": track, "style": style,
                   "styles": {k: round(v, 3) for k, v in weights.items()},
                   "style_files": {k: round(v, 3) for k, v in style_files.items()}, "key": key, "tempo": tempo,
@@ -600,6 +602,16 @@ def _stream_bars(stream: StemStream, roles: list[str], programs: Mapping[str, in
         stream.add_bar((bar + 1) * bar_beats, {role: notes[role] for role in roles})
 
     return on_bar
+
+
+def continued_sections(sections: list[dict[str, Any]], in_bars: int) -> list[dict[str, Any]]:
+    """The sections of a continued song as a user reads them: its first ``in_bars`` bars are the input (one
+    section, "input"), then the planned sections of the bars written after it (one that began in the input starts
+    after it)."""
+    after = [{**s, "bars": [max(s["bars"][0], in_bars + 1), s["bars"][1]]} for s in sections
+             if s["bars"][1] > in_bars]
+    energy = next((s["energy"] for s in sections if s["bars"][0] <= in_bars <= s["bars"][1]), 0.5)
+    return [{"name": "input", "bars": [1, in_bars], "energy": energy}, *after]
 
 
 def check_input_score(score: Score, *, max_notes: int | None = None) -> None:
