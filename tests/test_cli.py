@@ -73,6 +73,10 @@ def test_bad_usage_and_input_exit_2_with_one_line(tmp_path):
                           "not a directory")
     assert_one_line_error(tunesmith("data", "build", "chorales", "--out", "x", "--limit", "-1"), "--limit")
     assert_one_line_error(tunesmith("bench", "render"), "not available")
+    # an error raised past the parser still names its option
+    assert_one_line_error(tunesmith("generate", "song", "--style", "zzz", "-o", str(tmp_path / "x.wav")),
+                          "error: --style: unknown style 'zzz'")
+    assert not (tmp_path / "x.wav").exists()
     (tmp_path / "foreign").mkdir()
     (tmp_path / "foreign" / "thesis.txt").write_text("mine")
     assert_one_line_error(tunesmith("data", "build", "chorales", "--out", str(tmp_path / "foreign")),

@@ -39,8 +39,23 @@ def build_parser() -> ArgumentParser:
     return parser
 
 
+def with_option(error: TunesmithError, parser: ArgumentParser | None, args: argparse.Namespace | None) -> str:
+    """An error's message led by the option it is about ("--style: unknown style ..."), when its field is an
+    option of the command that was run and the message does not already name it."""
+    message = str(error)
+    if not error.field or parser is None or args is None or getattr(args, "command", None) is None:
+        return message
+    option = "--" + error.field.removeprefix("params.").removeprefix("--").replace("_", "-")
+    commands = next((a.choices for a in parser._actions if isinstance(a, argparse._SubParsersAction)), {})
+    command = commands.get(args.command)
+    if command is None or option in message or option not in command._option_string_actions:
+        return message
+    return f"{option}: {message}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the process exit code."""
+    parser, args = None, None
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
@@ -50,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"tunesmith: error: {exc}", file=sys.stderr)
         return 2
     except TunesmithError as exc:
-        print(f"tunesmith: error: {exc}", file=sys.stderr)
+        print(f"tunesmith: error: {with_option(exc, parser, args)}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # the reader went away (`| head`): not an error of ours
         import os
