@@ -126,10 +126,9 @@ def style_file_table(stats: CorpusStats, meters: list[str]) -> list[dict[str, An
     by "+" -> songs); a song asking for a family plays one of them."""
     order = {f.id: i for i, f in enumerate(STYLE_FAMILIES)}
     rows = [{"id": name, "family": family, "meter": meter, "songs": len(tempi),
-             "tempo": [min(tempi), float(np.median(tempi)), max(tempi)],
-             "bands": dict(stats.style_file_bands[(family, name, meter)].most_common())}
+             "tempo": [min(tempi), float(np.median(tempi)), max(tempi)]}
             for (family, name, meter), tempi in stats.style_files.items() if meter in meters and family in order]
-    return sorted(rows, key=lambda r: (order[r["family"]], r["id"]))
+    return with_bands(sorted(rows, key=lambda r: (order[r["family"]], r["id"])), stats)
 
 
 def with_bands(files: list[dict[str, Any]], stats: CorpusStats) -> list[dict[str, Any]]:
