@@ -41,14 +41,15 @@ def build_parser() -> ArgumentParser:
 
 def with_option(error: TunesmithError, parser: ArgumentParser | None, args: argparse.Namespace | None) -> str:
     """An error's message led by the option it is about ("--style: unknown style ..."), when its field is an
-    option of the command that was run and the message does not already name it."""
+    option of the command that was run and the message does not already name it (nor its field: a server's
+    "422 invalid_parameter: params.bars: ...")."""
     message = str(error)
     if not error.field or parser is None or args is None or getattr(args, "command", None) is None:
         return message
     option = "--" + error.field.removeprefix("params.").removeprefix("--").replace("_", "-")
     commands = next((a.choices for a in parser._actions if isinstance(a, argparse._SubParsersAction)), {})
     command = commands.get(args.command)
-    if command is None or option in message or option not in command._option_string_actions:
+    if command is None or option in message or error.field in message or option not in command._option_string_actions:
         return message
     return f"{option}: {message}"
 
