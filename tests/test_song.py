@@ -240,10 +240,10 @@ def test_training_lowers_held_out_nll_and_resumes(trained, corpus):
     trained_files = {r["labels"]["style_file"] for r in records if r["split"] == "train"}
     assert {f["id"] for f in files} == trained_files and sum(f["songs"] for f in files) == LIMIT // 2
     # ... and says which bands its songs play (the resumed run read them off the data again)
-    from tunesmith.data.corpora.grooves import iter_songs
+    from tunesmith.data.corpora.grooves import band_tracks, iter_songs
     from tunesmith.train.song_data import song_band
 
-    bands = Counter((s.labels["style_file"], song_band(s)) for s in iter_songs(corpus, "train"))
+    bands = Counter((s.labels["style_file"], song_band(band_tracks(s))) for s in iter_songs(corpus, "train"))
     assert {(f["id"], band): n for f in files for band, n in f["bands"].items()} == dict(bands)
     assert all(set(band.split("+")) <= set(ROLES) for f in files for band in f["bands"])
     families = [s["id"] for s in card["styles"]]

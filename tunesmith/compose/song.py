@@ -141,9 +141,10 @@ def band_fit(tracks: Sequence[str], bands: Mapping[str, int] | None) -> float:
     card does not say. The model only ever heard a file's grooves with the bands its songs have."""
     if not bands:
         return 1.0
-    asked = set(tracks)
-    overlap = sum(n * (len(asked & set(band.split("+"))) / len(asked | set(band.split("+")))) ** 4
-                  for band, n in bands.items())
+    asked, overlap = set(tracks), 0.0
+    for band, songs in bands.items():
+        roles = set(band.split("+"))
+        overlap += songs * (len(asked & roles) / len(asked | roles)) ** 4
     return max(overlap / max(1, sum(bands.values())), 1e-3)
 
 
@@ -472,7 +473,7 @@ class SongWriter:
         steps = np.asarray(steps[:window], dtype=np.int64)
         families = [s["id"] for s in self.styles]
         conds = [self._condition({family: 1.0}, tonic, mode, plan, tempo, tracks,
-                                 self._file_blend(family, plan, tempo, tracks)) for family in families]
+                                 dict(self._file_odds(family, plan, tempo, tracks))) for family in families]
         cond = {k: torch.cat([c[k] for c in conds]) for k in conds[0]}
         batch = torch.from_numpy(steps)[None].expand(len(families), -1, -1)
         targets = head_targets(steps[1:])
@@ -485,10 +486,6 @@ class SongWriter:
                     picked = torch.log_softmax(logits[head][:, at], dim=-1)[:, np.arange(len(at)), target[at]]
                     nll -= picked.sum(dim=1)
         return families[int(torch.argmin(nll))]
-
-    def _file_blend(self, family: str, plan: MeterPlan, tempo: float, tracks: Sequence[str]) -> dict[str, float]:
-        """A family's style files weighted as `style_files_for` draws them (`_file_odds`)."""
-        return dict(self._file_odds(family, plan, tempo, tracks))
 
     def _file_odds(self, family: str, plan: MeterPlan, tempo: float,
                    tracks: Sequence[str]) -> list[tuple[str, float]]:

@@ -186,23 +186,29 @@ def _count(song: SongRecord, stats: CorpusStats) -> None:
     family = song.labels["family"]
     for role, program in role_programs(song).items():
         stats.programs[family][role][program] += 1
-    for role, notes in band_tracks(song):
+    tracks = band_tracks(song)
+    for role, notes in tracks:
         target = stats.drum_keys if role == "drums" else stats.pitches[role]
         target.update(n.pitch for n in notes)
     stats.meters[song.labels["meter"]] += 1
     stats.family_meters[family][song.labels["meter"]] += 1
-    stats.style_files[(family, song.labels["style_file"], song.labels["meter"])].append(float(song.labels["tempo"]))
-    stats.style_file_bands[(family, song.labels["style_file"], song.labels["meter"])][song_band(song)] += 1
+    style_file = (family, song.labels["style_file"], song.labels["meter"])
+    stats.style_files[style_file].append(float(song.labels["tempo"]))
+    stats.style_file_bands[style_file][song_band(tracks)] += 1
     tonic, mode = parse_key(song.labels["key"])
     for _, symbol in song.labels["chords"]:
         chord = parse_chord(symbol)
         stats.chord_degrees[mode][((chord.root - tonic) % 12, chord.quality)] += 1
 
 
-def song_band(song: SongRecord) -> str:
-    """The roles a song plays (those with notes), in `ROLES` order, joined by "+": "drums+bass+chords+lead"."""
-    played = {role for role, notes in band_tracks(song) if notes}
-    return "+".join(role for role in ROLES if role in played)
+def played_roles(tracks: Sequence[tuple[str, Sequence]]) -> list[str]:
+    """The roles of a song's band tracks (`band_tracks`) that have notes, in `ROLES` order."""
+    return [role for role in ROLES if any(r == role and notes for r, notes in tracks)]
+
+
+def song_band(tracks: Sequence[tuple[str, Sequence]]) -> str:
+    """The band a song plays (its band tracks' roles with notes) joined by "+": "drums+bass+chords+lead"."""
+    return "+".join(played_roles(tracks))
 
 
 def record_sections(song: SongRecord, table: EnergyTable) -> list[SectionSpan]:
@@ -218,7 +224,8 @@ def encode_record(song: SongRecord, table: EnergyTable) -> SongExample:
     tonic, mode = parse_key(labels["key"])
     steps = encode_song(tracks, meter=meter, bars=int(labels["bars"]), tonic=tonic,
                         chords=[(float(b), s) for b, s in labels["chords"]], sections=record_sections(song, table))
-    present = np.array([any(r == role and notes for r, notes in tracks) for role in ROLES], dtype=np.float32)
+    played = played_roles(tracks)
+    present = np.array([role in played for role in ROLES], dtype=np.float32)
     pitched = steps[(steps[:, COLUMN["kind"]] == NOTE) & (steps[:, COLUMN["track"]] != DRUMS), COLUMN["pitch"]] - 1
     low, high = (int(pitched.min()), int(pitched.max())) if pitched.size else (60, 60)
     return SongExample(id=song.record.id, split=song.record.split, family=labels["family"],
