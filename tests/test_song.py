@@ -159,7 +159,7 @@ def test_compound_steps_are_much_shorter_than_remi(corpus):
 # ------------------------------------------------------------------------------------------------ network
 
 
-def test_the_numpy_stepper_matches_the_torch_model():
+def test_the_stepper_matches_the_torch_model():
     torch.manual_seed(0)
     model = SongTransformer(**network_spec(), n_styles=4, n_meters=2, dim=32, layers=2, heads=4).eval()
     from tunesmith.symbolic.score import Note
@@ -217,6 +217,35 @@ def test_the_numpy_stepper_matches_the_torch_model():
                                                     fresh.feed(steps[:10]), fresh.feed(steps[20:25]))[-1], atol=1e-5)
     with pytest.raises(ValueError, match="rewind"):
         stepper.rewind(16)
+    # attention limited to a window shorter than the song: a chunk fed after some steps sees the keys each of its
+    # steps would have seen fed alone
+    short = SongStepper(model, window=6)
+    short.start(cond)
+    for row in steps[:20]:
+        h_step = short.feed(row)
+    short.start(cond)
+    short.feed(steps[:10])
+    assert np.allclose(short.feed(steps[10:20]), h_step, atol=1e-5)
+    short.start(cond)
+    assert not np.allclose(short.feed(steps[:20]), h, atol=1e-3)  # (h: 20 steps seen with the whole window)
+
+
+def test_nucleus_sampling_draws_only_the_likeliest_tokens_in_proportion():
+    from tunesmith.compose.sampling import sample_token
+
+    probs = np.array([0.05, 0.5, 0.01, 0.3, 0.14])
+    logits, allowed = np.log(probs).astype(np.float32), np.ones(5, dtype=bool)
+    rng = np.random.default_rng(0)
+    draws = np.bincount([sample_token(logits, allowed=allowed, top_p=0.75, rng=rng) for _ in range(2000)],
+                        minlength=5)
+    assert draws[[0, 2, 4]].sum() == 0  # 0.5 + 0.3 reach 0.75: the rest is cut
+    assert abs(draws[1] / draws.sum() - 0.5 / 0.8) < 0.04
+    allowed[1] = False  # a token not allowed is never drawn; the nucleus is taken over the allowed ones
+    draws = np.bincount([sample_token(logits, allowed=allowed, top_p=0.75, rng=rng) for _ in range(2000)],
+                        minlength=5)
+    assert draws[[0, 1, 2]].sum() == 0 and draws[3] > 0 and draws[4] > 0  # 0.6 + 0.28 of the allowed
+    bias = np.array([0.0, 0.0, 0.0, -np.inf, 0.0])
+    assert {sample_token(logits, allowed=allowed, bias=bias, top_p=1.0, rng=rng) for _ in range(200)} <= {0, 2, 4}
 
 
 # ------------------------------------------------------------------------------------------------ training

@@ -20,8 +20,9 @@ A head reads the final hidden state plus the embeddings of the fields already ch
 ``what`` know when, ``how`` also knows which note), so a pitch knows its track and a duration its pitch. Training
 is teacher-forced; sampling (`SongStepper`) draws the heads in that order.
 
-`SongStepper` is the sampler's path: the same network in NumPy (float32) with a key/value cache, because at one
-step per call torch's per-operation dispatch costs more than the arithmetic at this size.
+`SongStepper` is the sampler's path: the same network in float32 with a key/value cache, outside torch, because at
+one step per call torch's per-operation dispatch costs more than the arithmetic at this size; a step and a head
+are each one compiled call (`tunesmith.models.song_kernels`), a chunk of steps (replayed bars) runs in NumPy.
 """
 
 from __future__ import annotations
@@ -37,7 +38,9 @@ from torch import nn
 from torch.nn import functional as F
 
 from tunesmith.models.lm import Block, alibi_slopes
+from tunesmith.models.song_kernels import decode_step, head_logits
 
+KERNEL_WEIGHTS = ("qkv_w", "qkv_b", "proj_w", "proj_b", "fc_w", "fc_b", "out_w", "out_b")  # decode_step's order
 TEMPO_RANGE = (40.0, 300.0)
 TEMPO_BUCKETS = 12
 N_KEYS = 24  # tonic + 12 * (mode == minor)
@@ -227,7 +230,8 @@ def _gelu(x: np.ndarray) -> np.ndarray:
 
 
 class SongStepper:
-    """The network in NumPy with a key/value cache, for sampling one step at a time.
+    """The network outside torch with a key/value cache, for sampling one step at a time (one step: a compiled
+    kernel, `tunesmith.models.song_kernels`; a chunk of steps: NumPy).
 
     ``start(cond)`` resets the cache for a song's conditioning; ``feed(rows)`` runs one or more steps and
     returns the last one's final hidden state; ``logits(head, z)`` is a head; ``add(z, column, value)`` adds a
@@ -252,9 +256,11 @@ class SongStepper:
         self.offsets = np.cumsum([0, *sizes[:-1]])
         self.table = np.concatenate([self.embed[name] for name in model.columns])  # one gather for a step
         self.blocks = [self._block(block) for block in model.blocks]
+        self.stacked = tuple(np.ascontiguousarray(np.stack([block[name].T for block in self.blocks]))
+                             for name in KERNEL_WEIGHTS)  # each (layers, out, in) or (layers, out): the kernel's
         self.norm = (_np(model.norm.weight), _np(model.norm.bias))
-        self.output_heads = {name: (_np(head.fc.weight.t()), _np(head.fc.bias), _np(head.out.weight.t()),
-                                    _np(head.out.bias)) for name, head in model.heads.items()}
+        self.output_heads = {name: (_np(head.fc.weight), _np(head.fc.bias), _np(head.out.weight),
+                                    _np(head.out.bias)) for name, head in model.heads.items()}  # (out, in)
         self.slopes = _np(alibi_slopes(self.heads)).reshape(self.heads, 1, 1)
         self.window = window
         self._model = model
@@ -264,6 +270,16 @@ class SongStepper:
         self.keys = np.zeros((len(self.blocks), 1, self.heads, 0, self.head_dim), dtype=np.float32)
         self.values = self.keys
         self._allocate(capacity)
+        self._compile()
+
+    def _compile(self) -> None:
+        """Run the compiled kernels once, so they are compiled (first time on a machine, 10-20 s) or read from
+        Numba's cache (about a second) when the model loads rather than in the first song; the cache is left as
+        it was (nothing fed)."""
+        decode_step(np.zeros((1, self.dim), np.float32), *self.stacked, self.keys, self.values,
+                    self.slopes.reshape(-1), 0, 0)
+        for name in self.output_heads:
+            self.logits(name, np.zeros(self.dim, np.float32))
 
     def _block(self, block: nn.Module) -> dict[str, np.ndarray]:
         """A block's weights with its layer norms folded in: LN(x) W + b = norm(x) (g W) + (beta W + b), and the
@@ -289,7 +305,6 @@ class SongStepper:
             keys[..., :self.length, :] = self.keys[..., :self.length, :]
             values[..., :self.length, :] = self.values[..., :self.length, :]
         self.keys, self.values, self.capacity = keys, values, capacity
-        self.bias = -(self.slopes * np.arange(capacity, dtype=np.float32)[::-1])  # (h, 1, capacity): -slope * distance
 
     def condition(self, cond: Mapping[str, torch.Tensor]) -> np.ndarray:
         with torch.no_grad():
@@ -317,9 +332,16 @@ class SongStepper:
             self._allocate(max(2 * self.capacity, self.length + t))
         x = self.table[rows.astype(np.int64) + self.offsets].sum(axis=1) + self.cond[:, None]  # (B, T, dim)
         start, end = self.length, self.length + t
-        first = max(0, end - self.window) if t == 1 else 0
+        if t == 1:  # the sampler's path: one compiled call
+            x = np.ascontiguousarray(x[:, 0], dtype=np.float32)
+            decode_step(x, *self.stacked, self.keys, self.values, self.slopes.reshape(-1), start,
+                        max(0, end - self.window))
+            self.length = end
+            last = _normalized(x) * self.norm[0] + self.norm[1]
+            return last[0] if b == 1 else last
         d, heads, head_dim = self.dim, self.heads, self.head_dim
-        bias = self.bias[:, :, self.capacity - (end - first):] if t == 1 else self._chunk_bias(start, t, end)
+        first = max(0, start + 1 - self.window)  # the first key any of the chunk's steps sees
+        bias = self._chunk_bias(start, end, first)
         for layer, w in enumerate(self.blocks):
             qkv = _normalized(x) @ w["qkv_w"] + w["qkv_b"]
             q = qkv[..., :d].reshape(b, t, heads, head_dim).transpose(0, 2, 1, 3)
@@ -341,21 +363,18 @@ class SongStepper:
             raise ValueError(f"cannot rewind to step {length} of {self.length}")
         self.length = length
 
-    def _chunk_bias(self, start: int, t: int, end: int) -> np.ndarray:
-        """(h, T, end) ALiBi biases of a chunk's queries over every key so far; future keys and keys out of the
-        window get -inf."""
-        distance = np.arange(start, end, dtype=np.float32)[:, None] - np.arange(end, dtype=np.float32)[None, :]
+    def _chunk_bias(self, start: int, end: int, first: int) -> np.ndarray:
+        """(h, T, end - first) ALiBi biases of a chunk's queries (steps start..end-1) over the keys from ``first``;
+        future keys and keys out of the window get -inf."""
+        distance = np.arange(start, end, dtype=np.float32)[:, None] - np.arange(first, end, dtype=np.float32)[None, :]
         bias = -self.slopes * np.maximum(distance, 0)
         bias[:, (distance < 0) | (distance >= self.window)] = -np.inf
         return bias
 
     def logits(self, name: str, z: np.ndarray) -> np.ndarray:
         """Head ``name``'s logits for input ``z``; guided, the two rows' logits combined by the strength."""
-        fc_w, fc_b, out_w, out_b = self.output_heads[name]
-        logits = _gelu(z @ fc_w + fc_b) @ out_w + out_b
-        if logits.ndim == 1:
-            return logits
-        return logits[1] + self.strength * (logits[0] - logits[1])
+        return head_logits(np.ascontiguousarray(np.atleast_2d(z), dtype=np.float32), *self.output_heads[name],
+                           float(self.strength) if z.ndim == 2 else 1.0)
 
     def add(self, z: np.ndarray, name: str, value: int) -> np.ndarray:
         """A head's input with the chosen value of column ``name`` added (what the next heads read)."""
