@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 
 import mido
 import pytest
@@ -37,12 +38,35 @@ def chorale_job(client, alice):
     return wait_until_finished(client, response.json()["id"], alice)
 
 
+def test_health_tells_models_loading_from_models_not_loaded(client, tmp_path):
+    """`serve`'s worker process reports its models when it has loaded them; until then its report (a file the API
+    processes read) says it is not ready, and the models it is loading show ``loading``."""
+    from tunesmith.service.routes.health import preloading
+    from tunesmith.service.worker_process import WorkerView
+
+    services = client.app.state.services
+    report = tmp_path / "worker.json"
+    kept, services.worker = services.worker, WorkerView(report)
+    try:
+        report.write_text(json.dumps({"pid": os.getpid(), "metrics_port": 0, "loaded": [], "ready": False}))
+        assert preloading(services) == {"chorale", "folk"}
+        health = client.get("/v1/health").json()
+        assert health["queue"]["worker_alive"] is True
+        assert health["models"]["folk"] == {"version": "0.0.0+local", "loaded": True, "loading": False}  # here too
+        report.write_text(json.dumps({"pid": os.getpid(), "metrics_port": 0, "loaded": ["folk"], "ready": True}))
+        assert preloading(services) == set()
+        report.write_text(json.dumps({"pid": 2 ** 22 + 1, "loaded": [], "ready": False}))  # a worker that died
+        assert preloading(services) == set()
+    finally:
+        services.worker = kept
+
+
 def test_health_and_models_need_no_key(client):
     health = client.get("/v1/health")
     assert health.status_code == 200
     assert health.json()["status"] == "ok"
-    assert health.json()["models"] == {"chorale": {"version": "0.0.0+local", "loaded": True},
-                                       "folk": {"version": "0.0.0+local", "loaded": True}}
+    assert health.json()["models"] == {"chorale": {"version": "0.0.0+local", "loaded": True, "loading": False},
+                                       "folk": {"version": "0.0.0+local", "loaded": True, "loading": False}}
     models = {m["id"]: m for m in client.get("/v1/models").json()["models"]}
     assert set(models) == {"chorale", "folk"}
     assert models["chorale"]["voices"] == 4 and models["folk"]["voices"] == 1

@@ -115,6 +115,11 @@ class WorkerView:
     def loaded(self) -> list[str]:
         return list(self._read().get("loaded", []))
 
+    @property
+    def ready(self) -> bool:
+        """Whether the worker has finished loading its models (it reported them)."""
+        return bool(self._read().get("ready"))
+
     def alive(self) -> bool:
         pid = self.pid
         return pid is not None and process_alive(pid)
@@ -132,6 +137,7 @@ class WorkerProcess:
         self.settings = settings
         self.metrics_port = _free_port()
         self.loaded: list[str] = []
+        self.ready = False  # the worker has reported its models: loading is over
         self.report = report
         read_fd, write_fd = os.pipe()
         env = {**os.environ, "TUNESMITH_DATABASE_URL": settings.database_url or "",
@@ -157,11 +163,13 @@ class WorkerProcess:
             for line in pipe:
                 with contextlib.suppress(ValueError):
                     self.loaded = list(json.loads(line).get("loaded", []))
+                    self.ready = True
                     self._publish()
 
     def _publish(self) -> None:
         scratch = self.report.with_suffix(".tmp")
-        scratch.write_text(json.dumps({"pid": self.pid, "metrics_port": self.metrics_port, "loaded": self.loaded}))
+        scratch.write_text(json.dumps({"pid": self.pid, "metrics_port": self.metrics_port, "loaded": self.loaded,
+                                      "ready": self.ready}))
         scratch.replace(self.report)  # readers see the old file or the new one, never half of one
 
 

@@ -1,4 +1,4 @@
-"""GET /v1/health: liveness and which models this process has loaded."""
+"""GET /v1/health: liveness and which models are loaded, or still loading in the worker process after a start."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from tunesmith import __version__
 from tunesmith.generation.models import is_loaded
 from tunesmith.service.deps import ServicesDep
 from tunesmith.service.schemas import Health
+from tunesmith.service.state import Services
 
 router = APIRouter(tags=["service"])
 
@@ -17,13 +18,29 @@ router = APIRouter(tags=["service"])
 @router.get("/v1/health", response_model=Health, summary="liveness and loaded models")
 def health(services: ServicesDep) -> Health:
     loaded = set(services.loaded_models())
-    models = {m.id: {"version": m.version, "loaded": m.id in loaded} for m in services.catalog.models.values()}
+    loading = preloading(services)
+    models = {m.id: {"version": m.version, "loaded": m.id in loaded, "loading": m.id not in loaded and m.id in loading}
+              for m in services.catalog.models.values()}
     if (analyzer := services.catalog.analyzer) is not None:
         in_worker = services.worker is not None and analyzer.id in services.worker.loaded
-        models[analyzer.id] = {"version": analyzer.version, "loaded": in_worker or is_loaded(analyzer.card_path),
-                               "kind": "analyzer"}
+        is_in = in_worker or is_loaded(analyzer.card_path)
+        models[analyzer.id] = {"version": analyzer.version, "loaded": is_in,
+                               "loading": not is_in and analyzer.id in loading, "kind": "analyzer"}
     queue = {"depth": services.queue_depth(), "embedded_workers": services.workers}
     if services.worker is not None:
         queue |= {"worker_process": services.worker.pid, "worker_threads": services.settings.workers,
                   "worker_alive": services.worker.alive()}
     return Health(status="ok", version=__version__, models=models, queue=queue, process=os.getpid())
+
+
+def preloading(services: Services) -> set[str]:
+    """The models the worker process loads at its start while it has not finished (``preload``: every model
+    and the analyzer when unset); none once it reported, or without a worker process."""
+    worker = services.worker
+    if worker is None or worker.ready or not worker.alive():
+        return set()
+    ids = set(services.catalog.models)
+    if services.catalog.analyzer is not None:
+        ids.add(services.catalog.analyzer.id)
+    asked = services.settings.preload
+    return ids if asked is None else ids & set(asked)
