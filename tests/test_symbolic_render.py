@@ -126,6 +126,32 @@ def test_a_piece_renders_the_same_every_time(r44: Renderer) -> None:
     assert float(np.abs(first).max()) > 0.01
 
 
+def test_samples_decoded_as_presets_are_played_sound_the_same_as_all_decoded_up_front(monkeypatch) -> None:
+    """Synthesizers read only the soundfont's preset table and decode a preset's samples when it is first played
+    (kept for later synthesizers: each piece has a fresh one); what they play is what a synthesizer that decoded
+    every sample as it loaded plays, piece after piece."""
+    from tunesmith.symbolic import render
+
+    scores = [Score(parts=[Part("m", [Note(60 + i, i * 0.5, 0.5, 90) for i in range(6)], program=program),
+                           Part("d", [Note(36, 0.0, 0.5), Note(38, 1.0, 0.5)], is_drum=True)], tempo=120.0)
+              for program in (0, 73, 33, 0)]
+    on_demand = Renderer(22050)
+    played = [on_demand.render(score) for score in scores]
+    monkeypatch.setattr(render, "DYNAMIC_SAMPLE_LOADING", False)
+    up_front = Renderer(22050)
+    for score, audio in zip(scores, played, strict=True):
+        assert np.array_equal(up_front.render(score), audio)
+        assert float(np.abs(audio).max()) > 0.01
+
+
+def test_a_server_decodes_every_preset_in_the_background() -> None:
+    from tunesmith.symbolic import render
+
+    render.decode_soundfont_in_background(find_soundfont()).join(timeout=120)
+    kept = render._pins_of(render._import_fluidsynth(), find_soundfont())._pinned
+    assert len({p for bank, p in kept if bank == 0}) == 128 and any(bank == render.DRUM_BANK for bank, _ in kept)
+
+
 def test_stems_are_the_same_however_many_threads_and_are_finished_in_place(r16: Renderer) -> None:
     """render_parts: one stem per part, all the length of the whole piece (a part with no notes is silence), the
     same on one thread as on two, each handed to ``finish`` with its part's index as soon as it is rendered."""

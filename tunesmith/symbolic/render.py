@@ -190,6 +190,14 @@ def _check_int(value: object, name: str, low: int, high: int) -> int:
 SPARE_NICE = 10  # niceness added: a tenth of a core's share beside a busy thread
 
 
+def _lower_this_threads_priority() -> None:
+    """Add :data:`SPARE_NICE` to the calling thread's niceness (Linux, where a thread has a nice value of its own)."""
+    if sys.platform == "linux":
+        with contextlib.suppress(OSError):
+            thread = threading.get_native_id()  # this thread only
+            os.setpriority(os.PRIO_PROCESS, thread, min(19, os.getpriority(os.PRIO_PROCESS, thread) + SPARE_NICE))
+
+
 class _Spare:
     """A synthesizer being made in a background thread at a low CPU priority (:data:`SPARE_NICE` more niceness,
     on Linux, where a thread has a nice value of its own), so it takes little from the job that is still
@@ -202,10 +210,7 @@ class _Spare:
         self._thread.start()
 
     def _run(self) -> None:
-        if sys.platform == "linux":
-            with contextlib.suppress(OSError):
-                thread = threading.get_native_id()  # this thread only
-                os.setpriority(os.PRIO_PROCESS, thread, min(19, os.getpriority(os.PRIO_PROCESS, thread) + SPARE_NICE))
+        _lower_this_threads_priority()
         try:
             self.synth = self._make()
         except DependencyError:
@@ -217,6 +222,94 @@ class _Spare:
 
     def join(self) -> None:
         self._thread.join()
+
+
+class _PresetPins:
+    """Keeps the samples of every preset played in this process loaded, for one soundfont.
+
+    Synthesizers load their soundfont with dynamic sample loading: opening one reads the preset table only
+    (0.05 s instead of 0.4-0.8 s for each fresh synthesizer of the full MuseScore soundfont, and 15 s for the
+    first, which decoded every sample), and a preset's samples are decoded when a channel first selects it.
+    FluidSynth shares decoded samples between synthesizers, but frees them when no channel of any synthesizer
+    has their preset selected, which happens each time a piece's synthesizer is replaced by a fresh one. So
+    each preset, at its first use, is also selected on a channel of a synthesizer here that never plays (one
+    more per 16 presets), and its samples stay decoded for the life of the process."""
+
+    def __init__(self, fluidsynth: Any, soundfont: Path) -> None:
+        self._fluidsynth = fluidsynth
+        self._soundfont = soundfont
+        self._pinned: set[tuple[int, int]] = set()
+        self._holders: list[tuple[Any, int]] = []
+        self._lock = threading.Lock()
+
+    def pin(self, bank: int, preset: int) -> None:
+        """Keep ``(bank, preset)`` loaded (decoding its samples now if no synthesizer has them)."""
+        with self._lock:
+            if (bank, preset) in self._pinned:
+                return
+            channel = len(self._pinned) % N_CHANNELS
+            if channel == 0:
+                self._holders.append(_load_synth(self._fluidsynth, self._soundfont, 44100.0))
+            synth, sfid = self._holders[-1]
+            synth.program_select(channel, sfid, bank, preset)
+            self._pinned.add((bank, preset))
+
+    def pin_all(self) -> None:
+        """Keep every General MIDI preset and drum kit of the soundfont loaded."""
+        with self._lock:
+            if not self._holders:
+                self._holders.append(_load_synth(self._fluidsynth, self._soundfont, 44100.0))
+            synth, sfid = self._holders[0]
+            presets = [(bank, program) for bank in (0, DRUM_BANK) for program in range(128)
+                       if synth.sfpreset_name(sfid, bank, program)]
+        for bank, program in presets:
+            self.pin(bank, program)
+
+
+def decode_soundfont_in_background(soundfont: str | Path) -> threading.Thread:
+    """Decode every preset of ``soundfont`` in a thread at a low priority, for a process that will render many
+    pieces (a server's worker, at start): its jobs then never wait for a preset's samples (up to 3 s for the full
+    soundfont's piano). A one-off render decodes only the presets it plays."""
+    pins = _pins_of(_import_fluidsynth(), Path(soundfont))
+
+    def run() -> None:
+        _lower_this_threads_priority()
+        with contextlib.suppress(DependencyError):
+            pins.pin_all()
+
+    thread = threading.Thread(target=run, name="fluidsynth-decode", daemon=True)
+    thread.start()
+    return thread
+
+
+DYNAMIC_SAMPLE_LOADING = True  # False: every synthesizer decodes every sample as it loads (FluidSynth's default)
+_pins: dict[Path, _PresetPins] = {}
+_pins_lock = threading.Lock()
+
+
+def _pins_of(fluidsynth: Any, soundfont: Path) -> _PresetPins:
+    with _pins_lock:
+        if soundfont not in _pins:
+            _pins[soundfont] = _PresetPins(fluidsynth, soundfont)
+        return _pins[soundfont]
+
+
+def _load_synth(fluidsynth: Any, soundfont: Path, sr: float) -> tuple[Any, int]:
+    """A new synthesizer at ``sr`` with reverb and chorus on and ``soundfont`` loaded (its samples decoded as
+    presets are selected: `_PresetPins`); (synth, soundfont id)."""
+    synth = fluidsynth.Synth(gain=PIECE_GAIN, samplerate=sr, channels=N_CHANNELS)
+    synth.setting("synth.reverb.active", 1)
+    synth.setting("synth.chorus.active", 1)
+    synth.setting("synth.dynamic-sample-loading", int(DYNAMIC_SAMPLE_LOADING))
+    sfid = synth.sfload(str(soundfont))
+    if sfid < 0:
+        synth.delete()
+        raise DependencyError(
+            f"FluidSynth could not load the soundfont {soundfont} (an .sf3 needs libfluidsynth "
+            "built with libsndfile, as Debian's is); install the Debian package "
+            f"musescore-general-soundfont-small or point {SOUNDFONT_ENV} at an .sf2 file"
+        )
+    return synth, sfid
 
 
 class Renderer:
@@ -243,20 +336,8 @@ class Renderer:
         self._helpers_lock = threading.Lock()  # (not the synthesizer's: a piece may hold that one for a song)
 
     def _new_synth(self) -> tuple[Any, int]:
-        """A new synthesizer with the soundfont loaded (FluidSynth shares the decoded samples between them,
-        so every one after the first takes about a tenth of a second)."""
-        synth = self._fluidsynth.Synth(gain=PIECE_GAIN, samplerate=float(self.sr), channels=N_CHANNELS)
-        synth.setting("synth.reverb.active", 1)
-        synth.setting("synth.chorus.active", 1)
-        sfid = synth.sfload(str(self.soundfont))
-        if sfid < 0:
-            synth.delete()
-            raise DependencyError(
-                f"FluidSynth could not load the soundfont {self.soundfont} (an .sf3 needs libfluidsynth "
-                "built with libsndfile, as Debian's is); install the Debian package "
-                f"musescore-general-soundfont-small or point {SOUNDFONT_ENV} at an .sf2 file"
-            )
-        return synth, sfid
+        """A new synthesizer with the soundfont loaded (its preset table only: `_PresetPins`)."""
+        return _load_synth(self._fluidsynth, self.soundfont, float(self.sr))
 
     def _fresh_synth(self) -> None:
         """Render the next piece on a synthesizer that has played nothing: the reverb's modulated delay lines and
@@ -317,6 +398,7 @@ class Renderer:
     def _select(self, channel: int, program: int, *, is_drum: bool) -> None:
         bank = DRUM_BANK if is_drum else 0
         preset = program if self._synth.sfpreset_name(self._sfid, bank, program) else 0
+        _pins_of(self._fluidsynth, self.soundfont).pin(bank, preset)
         self._synth.program_select(channel, self._sfid, bank, preset)
 
     def _silence(self, channels: set[int] | range) -> None:

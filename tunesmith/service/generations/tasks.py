@@ -36,9 +36,9 @@ __all__ = ["SAMPLE_RATE", "GenerationRunner", "preload", "prepare_audio_original
 
 
 def preload(catalog: Catalog, model_ids: list[str] | None) -> list[str]:
-    """Load ``model_ids`` (None: every model of the catalog, and the analyzer) and the synthesizer; returns the
-    ids loaded."""
-    from tunesmith.symbolic.render import get_renderer
+    """Load ``model_ids`` (None: every model of the catalog, and the analyzer) and the synthesizer (the
+    soundfonts their scores render with decoded in the background); returns the ids loaded."""
+    from tunesmith.symbolic.render import decode_soundfont_in_background, get_renderer, preferred_soundfont
 
     analyzer = catalog.analyzer.id if catalog.analyzer is not None else None
     ids = [m for m in (list(catalog.models) if model_ids is None else model_ids) if m != analyzer]
@@ -48,6 +48,9 @@ def preload(catalog: Catalog, model_ids: list[str] | None) -> list[str]:
             load_model(member)
     if any("midi" in catalog.get(m).family.outputs for m in ids):
         get_renderer(SAMPLE_RATE)
+        for soundfont in {preferred_soundfont(catalog.get(m).family.soundfont) for m in ids
+                          if "midi" in catalog.get(m).family.outputs}:
+            decode_soundfont_in_background(soundfont)
     if catalog.analyzer is not None and (model_ids is None or analyzer in model_ids):
         load_analyzer(catalog.analyzer.card_path)
         ids.append(catalog.analyzer.id)
