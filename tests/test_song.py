@@ -522,6 +522,20 @@ def test_the_accompaniment_plays_chord_tones_on_strong_beats(meter, strong):
         assert c.last_what(g7, position) == int(np.flatnonzero(allowed)[-1])
 
 
+def test_songs_written_at_once_on_threads_are_those_written_one_after_the_other(entry):
+    """A server's worker threads share one loaded writer: each thread samples with a stepper (and its cache) of
+    its own, so songs written at the same time are the songs each would be alone."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    writer = SongWriter.load(entry.card_path)
+    asks = [dict(style=style, bars=16, seed=seed) for seed, style in enumerate(("rock", "bossa nova", "house"))]
+    alone = [writer.generate(**ask).tokens for ask in asks]
+    for _ in range(2):
+        with ThreadPoolExecutor(3) as pool:
+            together = list(pool.map(lambda ask: writer.generate(**ask).tokens, asks))
+        assert all(np.array_equal(a, b) for a, b in zip(alone, together, strict=True))
+
+
 def test_meters_tracks_and_instruments(entry):
     writer = SongWriter.load(entry.card_path)
     waltz = writer.generate(style="waltz", meter="3/4", bars=8, tempo=150, tracks=["bass", "chords"], seed=1,

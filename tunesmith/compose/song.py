@@ -6,13 +6,14 @@
     song.sections     # [{"name": "intro", "bars": [1, 4]}, {"name": "verse", "bars": [5, 12]}, ...]
 
 How a song is made: the plan (`tunesmith.compose.song_plan`: style blend, meter, sections, repeats, energy),
-then the sampler (`tunesmith.compose.song_sampler`: one step per event through the NumPy stepper with a
-key/value cache, constraints enforced while sampling), then the steps decoded into a score.
+then the sampler (`tunesmith.compose.song_sampler`: one step per event through the stepper (a thread's
+own, with a key/value cache), constraints enforced while sampling), then the steps decoded into a score.
 """
 
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -173,8 +174,22 @@ class SongWriter:
         self.styles: list[dict[str, Any]] = list(card["styles"])
         self.meters: list[str] = list(card["meters"])
         window = int(((card.get("training") or {}).get("config") or {}).get("window") or 512)
-        self.stepper = SongStepper(self.model, window=min(window, SAMPLING_WINDOW))
+        self._window = min(window, SAMPLING_WINDOW)
+        self._steppers = threading.local()
+        self._thread_stepper()  # made now: the kernels are compiled (or read from Numba's cache) as the model loads
         self.distilled = (card.get("guidance") or {}).get("kind") == "distilled"  # it learned its style guidance
+
+    @property
+    def stepper(self) -> SongStepper:
+        """This thread's stepper: each holds the key/value cache of the song it writes, so threads that share the
+        writer (a server's worker threads) write songs at the same time."""
+        return self._thread_stepper()
+
+    def _thread_stepper(self) -> SongStepper:
+        stepper = getattr(self._steppers, "stepper", None)
+        if stepper is None:
+            stepper = self._steppers.stepper = SongStepper(self.model, window=self._window)
+        return stepper
 
     @classmethod
     def load(cls, name_or_path: str | Path) -> SongWriter:
