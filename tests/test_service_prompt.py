@@ -77,6 +77,12 @@ def test_every_music_prompt_of_the_set_gets_a_job(tmp_path):
             ok = (response.status_code == 422 and response.json()["error"]["field"] == "prompt") if refused \
                 else response.status_code == 202
             songs += response.status_code == 202 and response.json()["model"] == "song"
+            if response.status_code == 202:  # what the reading shows is what the job runs with, defaults too
+                job = response.json()
+                readings = job["interpretation"]["params"]
+                shown = {name: r["value"] for name, r in readings.items() if name in job["params"]}
+                if shown != {name: job["params"][name] for name in shown}:
+                    wrong.append(f"{item['id']} {item['text']!r}: reading {shown} but the job has {job['params']}")
             if not ok:
                 wrong.append(f"{item['id']} {item['text']!r}: {response.status_code} {response.text[:200]}")
     assert not wrong, f"{len(wrong)} of {len(prompts)}:\n" + "\n".join(wrong[:20])

@@ -58,6 +58,18 @@ def prompt_values(reading: Interpretation | None) -> dict[str, Any]:
     return {name: r.value for name, r in reading.params.items() if r.source not in ("default", "given")}
 
 
+def as_run(interpretation: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+    """A prompt's reading (``Interpretation.as_dict``) with each parameter the prompt left to a default showing the
+    value the job runs with: the prompt's defaults are not passed to the job (`prompt_values`), and the model's
+    own can differ (the song model plays a samba at the tempo its training songs have, 160-230 BPM in 4/4 bars,
+    where the prompt engine's table gives a musician's 95-120)."""
+    readings = dict(interpretation.get("params") or {})
+    for name, reading in readings.items():
+        if reading.get("source") == "default" and name in params and params[name] != reading.get("value"):
+            readings[name] = {**reading, "value": params[name], "detail": f"the {name} the model chose"}
+    return {**interpretation, "params": readings}
+
+
 def reading_lines(interpretation: dict[str, Any] | None) -> list[str]:
     """How a prompt was read, a line each (what the CLI prints, as the studio shows it): the model and why, each
     parameter with the words it came from, how and how sure, the words not used, then the notes."""

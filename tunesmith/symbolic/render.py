@@ -233,7 +233,7 @@ class _PresetPins:
     FluidSynth shares decoded samples between synthesizers, but frees them when no channel of any synthesizer
     has their preset selected, which happens each time a piece's synthesizer is replaced by a fresh one. So
     each preset, at its first use, is also selected on a channel of a synthesizer here that never plays (one
-    more per 16 presets), and its samples stay decoded for the life of the process."""
+    more per :data:`N_CHANNELS` presets), and its samples stay decoded for the life of the process."""
 
     def __init__(self, fluidsynth: Any, soundfont: Path) -> None:
         self._fluidsynth = fluidsynth

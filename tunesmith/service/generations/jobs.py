@@ -17,7 +17,7 @@ from tunesmith.errors import ParameterError
 from tunesmith.families import InputFacts, Resolving
 from tunesmith.families.params import MAX_SEED, check_params
 from tunesmith.generation.catalog import FORMATS, ModelEntry
-from tunesmith.generation.prompts import prompt_values, read_prompt
+from tunesmith.generation.prompts import as_run, prompt_values, read_prompt
 from tunesmith.generation.signing import work_payload
 from tunesmith.service import crud
 from tunesmith.service.db import FINISHED, ApiKey, Generation, Upload
@@ -72,7 +72,7 @@ def resolve_request(body: GenerationCreate, services: Services, upload: Upload |
         family.check_input(params, input_score(services.db, upload_store(services.store), upload.id))
     if body.originality == "reject":
         params["originality"] = "reject"
-    interpretation = reading.as_dict() | {"notes": notes} if reading else None
+    interpretation = as_run(reading.as_dict() | {"notes": notes}, params) if reading else None
     return entry, params, interpretation
 
 
