@@ -551,10 +551,16 @@ def test_meters_tracks_and_instruments(entry):
     assert march.sections[-1]["bars"][1] == 9 and all(n.start < 18 for p in march.score.parts for n in p.notes)
 
 
-def test_a_bar_that_keeps_copying_is_drawn_up_to_copy_redraws_times(entry):
+def test_a_bar_that_keeps_copying_is_drawn_up_to_copy_redraws_times(entry, monkeypatch):
     """A style's ostinato is copied by most draws of a bar, so a copying bar gets more tries (`COPY_REDRAWS`)
-    than a silent one (`REDRAWS`); when every draw copies, the first is kept and the song goes on."""
-    from tunesmith.compose.song_sampler import COPY_REDRAWS, REDRAWS
+    than a silent one (`REDRAWS`), those after the first `REDRAWS` at `COPY_HEAT` times the temperature; when every
+    draw copies, the first is kept and the song goes on."""
+    from tunesmith.compose.song_sampler import COPY_HEAT, COPY_REDRAWS, REDRAWS, SongSampler
+
+    temperatures: list[float] = []
+    bar = SongSampler.bar
+    monkeypatch.setattr(SongSampler, "bar", lambda self, *a, **k: temperatures.append(self.temperature) or bar(
+        self, *a, **k))
 
     class AlwaysCopying:  # a guard that finds every bar's bass copied
         def __init__(self, meter, roles) -> None:
@@ -576,6 +582,8 @@ def test_a_bar_that_keeps_copying_is_drawn_up_to_copy_redraws_times(entry):
     asked = guards[0].asked
     assert COPY_REDRAWS > REDRAWS and asked and set(asked.values()) == {1 + COPY_REDRAWS}
     assert again.copy_redraws == COPY_REDRAWS * len(asked)
+    first_bar = temperatures[:1 + COPY_REDRAWS]
+    assert first_bar == [1.0] * (1 + REDRAWS) + [COPY_HEAT] * (COPY_REDRAWS - REDRAWS), temperatures[:10]
     assert again.sections[-1]["bars"][1] == 8 and any(n.start >= 6 * 4 for p in again.score.parts for n in p.notes)
 
 

@@ -23,7 +23,8 @@
 * with a copy guard (`tunesmith.provenance.song_copy_guard.CopyGuard`, given when the training tracks are
   indexed), a bar that makes a sampled pitched track run on along a training track past the originality gate is
   drawn again the same way, up to `COPY_REDRAWS` times (the draw with the fewest silent and copying tracks
-  kept): a style's ostinato (a techno bass pumping one note) is copied by most draws, so it takes more tries;
+  kept): a style's ostinato (a techno bass pumping one note) is copied by most draws, so it takes more tries,
+  and the tries after the first `REDRAWS` are drawn `COPY_HEAT` times hotter;
 * the input modes (`tunesmith.compose.song.SongWriter.generate_from`): whole bars given (the song to continue)
   are fed as they are, and the notes of kept tracks (a melody to arrange, the tracks a regenerated one plays
   with) are written at their places while the other tracks are sampled around them: each draw of the model is
@@ -83,6 +84,7 @@ STEADY_TRACKS = tuple(1 + ROLES.index(role) for role in ("drums", "bass"))  # ne
 BODY_SECTIONS = ("verse", "chorus", "bridge")
 REDRAWS = 2  # draws again of a bar in which a steady track stays silent a second bar running
 COPY_REDRAWS = 6  # ... and of a bar that makes a track copy a training track (styles' ostinatos need more)
+COPY_HEAT = 1.3  # the temperature of a copying bar's draws after the first `REDRAWS` redraws, times the song's
 
 
 @dataclass
@@ -282,7 +284,13 @@ class SongSampler:
             if attempt:
                 self.stepper.rewind(start_length)
                 self.sampled = start_sampled
-            block, h_after = self.bar(h, context, list(forced) if forced is not None else None, kept)
+            temperature = self.temperature
+            if attempt > REDRAWS:  # only a copying bar is drawn this often: an ostinato takes a bolder draw
+                self.temperature = temperature * COPY_HEAT
+            try:
+                block, h_after = self.bar(h, context, list(forced) if forced is not None else None, kept)
+            finally:
+                self.temperature = temperature
             copying = guard.copied(bar, block) if (guard := self.guard) is not None else set()
             draws.append((len(expected - played_tracks(block)) + len(copying), block, h_after, self.sampled))
             if not draws[-1][0] or attempt >= (COPY_REDRAWS if copying else REDRAWS):
