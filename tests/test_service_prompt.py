@@ -85,6 +85,9 @@ def test_every_music_prompt_of_the_set_gets_a_job(tmp_path):
                     wrong.append(f"{item['id']} {item['text']!r}: reading {shown} but the job has {job['params']}")
             if not ok:
                 wrong.append(f"{item['id']} {item['text']!r}: {response.status_code} {response.text[:200]}")
+        given = client.post("/v1/generations", json={"prompt": "a samba", "params": {"tempo": 150}}, headers=headers)
+        tempo = given.json()["interpretation"]["params"]["tempo"]  # the request's own value, not the model's choice
+        assert (tempo["value"], tempo["source"]) == (150, "given"), tempo
     assert not wrong, f"{len(wrong)} of {len(prompts)}:\n" + "\n".join(wrong[:20])
     labelled_song = sum(item["expect"].get("model") == "song" for item in prompts)
     assert labelled_song > 100 and songs >= 0.95 * labelled_song, (songs, labelled_song)

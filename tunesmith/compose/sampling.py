@@ -2,15 +2,15 @@
 
 Works on small NumPy vectors (one vocabulary's worth): for a single token that is several times faster
 than a chain of tiny tensor operations, and a seeded ``np.random.Generator`` makes it reproducible. The draw
-itself is compiled with Numba (already installed with librosa; cached beside this file after its first call).
+itself is compiled with Numba (`tunesmith.jit.compiled`).
 """
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 
 from tunesmith.errors import ParameterError
+from tunesmith.jit import compiled
 
 
 def check_sampling(temperature: float, top_p: float) -> None:
@@ -50,7 +50,7 @@ def sample_token(logits: np.ndarray, *, allowed: np.ndarray, bias: np.ndarray | 
 _NO_BIAS = np.zeros(0)
 
 
-@numba.njit(cache=True, nogil=True)
+@compiled()
 def _draw(logits: np.ndarray, candidates: np.ndarray, bias: np.ndarray, temperature: float, top_p: float,
           uniform: float) -> int:
     """The id among ``candidates`` that ``uniform`` (0..1) picks by inverse CDF of their softmax (``bias``

@@ -24,7 +24,7 @@
   indexed), a bar that makes a sampled pitched track run on along a training track past the originality gate is
   drawn again the same way, up to `COPY_REDRAWS` times (the draw with the fewest silent and copying tracks
   kept): a style's ostinato (a techno bass pumping one note) is copied by most draws, so it takes more tries,
-  and the tries after the first `REDRAWS` are drawn `COPY_HEAT` times hotter;
+  and its redraws after the first `REDRAWS` redraws are drawn `COPY_HEAT` times hotter;
 * the input modes (`tunesmith.compose.song.SongWriter.generate_from`): whole bars given (the song to continue)
   are fed as they are, and the notes of kept tracks (a melody to arrange, the tracks a regenerated one plays
   with) are written at their places while the other tracks are sampled around them: each draw of the model is
@@ -84,7 +84,7 @@ STEADY_TRACKS = tuple(1 + ROLES.index(role) for role in ("drums", "bass"))  # ne
 BODY_SECTIONS = ("verse", "chorus", "bridge")
 REDRAWS = 2  # draws again of a bar in which a steady track stays silent a second bar running
 COPY_REDRAWS = 6  # ... and of a bar that makes a track copy a training track (styles' ostinatos need more)
-COPY_HEAT = 1.3  # the temperature of a copying bar's draws after the first `REDRAWS` redraws, times the song's
+COPY_HEAT = 1.3  # the temperature of a copying bar's redraws after the first `REDRAWS` redraws, times the song's
 
 
 @dataclass

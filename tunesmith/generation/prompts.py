@@ -5,6 +5,7 @@ models, each with the parameters its family's schema takes. The service and the 
 from __future__ import annotations
 
 import threading
+from collections.abc import Collection
 from typing import Any
 
 from tunesmith.generation.catalog import Catalog, ModelEntry
@@ -58,15 +59,20 @@ def prompt_values(reading: Interpretation | None) -> dict[str, Any]:
     return {name: r.value for name, r in reading.params.items() if r.source not in ("default", "given")}
 
 
-def as_run(interpretation: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+def as_run(interpretation: dict[str, Any], params: dict[str, Any], given: Collection[str] = ()) -> dict[str, Any]:
     """A prompt's reading (``Interpretation.as_dict``) with each parameter the prompt left to a default showing the
     value the job runs with: the prompt's defaults are not passed to the job (`prompt_values`), and the model's
     own can differ (the song model plays a samba at the tempo its training songs have, 160-230 BPM in 4/4 bars,
-    where the prompt engine's table gives a musician's 95-120)."""
+    where the prompt engine's table gives a musician's 95-120). ``given``: the parameters the request set
+    itself, shown as ``given``."""
     readings = dict(interpretation.get("params") or {})
     for name, reading in readings.items():
-        if reading.get("source") == "default" and name in params and params[name] != reading.get("value"):
-            readings[name] = {**reading, "value": params[name], "detail": f"the {name} the model chose"}
+        if reading.get("source") != "default" or name not in params or params[name] == reading.get("value"):
+            continue
+        if name in given:
+            readings[name] = {**reading, "value": params[name], "source": "given", "detail": "given with the request"}
+        else:
+            readings[name] = {**reading, "value": params[name], "detail": "as the job runs it"}
     return {**interpretation, "params": readings}
 
 

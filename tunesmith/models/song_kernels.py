@@ -3,8 +3,8 @@
 Sampling a song feeds the network one step at a time. In NumPy a step is about 60 array operations per layer on
 vectors of 128 numbers, and each operation's dispatch costs about as much as its arithmetic; here one compiled
 call runs every layer of a step (`decode_step`) and one a head (`head_logits`), so a step costs its arithmetic.
-Numba is already installed with librosa. Each kernel is compiled on its first call and cached beside this file
-(``__pycache__``), so later processes start at once. Weights are given as (out, in) matrices, each stacked
+Each kernel is compiled on its first call and cached (`tunesmith.jit.compiled`), so later processes start at
+once. Weights are given as (out, in) matrices, each stacked
 over layers; the results agree with the NumPy path to float32 rounding (``fastmath`` lets sums be reordered).
 """
 
@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import math
 
-import numba
 import numpy as np
+
+from tunesmith.jit import compiled
 
 INV_SQRT2 = np.float32(1.0 / math.sqrt(2.0))
 EPS = np.float32(1e-5)
 
 
-@numba.njit(cache=True, fastmath=True, nogil=True)
+@compiled(fastmath=True)
 def _normalize(x: np.ndarray, out: np.ndarray) -> None:
     """``out[r] = (x[r] - mean) / std`` per row (a layer norm without gain and bias, as the weights fold them)."""
     n = x.shape[1]
@@ -38,7 +39,7 @@ def _normalize(x: np.ndarray, out: np.ndarray) -> None:
             out[r, i] *= scale
 
 
-@numba.njit(cache=True, fastmath=True, nogil=True)
+@compiled(fastmath=True)
 def _linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, out: np.ndarray) -> None:
     """``out = x @ weight.T + bias`` for rows ``x`` (B, in) and ``weight`` (out, in)."""
     n_in = x.shape[1]
@@ -51,7 +52,7 @@ def _linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, out: np.ndarray
             out[r, j] = total + bias[j]
 
 
-@numba.njit(cache=True, fastmath=True, nogil=True)
+@compiled(fastmath=True)
 def _gelu(x: np.ndarray) -> None:
     """The exact (erf) GELU, in place."""
     for r in range(x.shape[0]):
@@ -60,7 +61,7 @@ def _gelu(x: np.ndarray) -> None:
             x[r, i] = np.float32(0.5) * v * (np.float32(1.0) + math.erf(v * INV_SQRT2))
 
 
-@numba.njit(cache=True, fastmath=True, nogil=True)
+@compiled(fastmath=True)
 def decode_step(x: np.ndarray, qkv_w: np.ndarray, qkv_b: np.ndarray, proj_w: np.ndarray, proj_b: np.ndarray,
                 fc_w: np.ndarray, fc_b: np.ndarray, out_w: np.ndarray, out_b: np.ndarray, keys: np.ndarray,
                 values: np.ndarray, slopes: np.ndarray, position: int, first: int) -> None:
@@ -107,7 +108,7 @@ def decode_step(x: np.ndarray, qkv_w: np.ndarray, qkv_b: np.ndarray, proj_w: np.
         x += added
 
 
-@numba.njit(cache=True, fastmath=True, nogil=True)
+@compiled(fastmath=True)
 def head_logits(z: np.ndarray, fc_w: np.ndarray, fc_b: np.ndarray, out_w: np.ndarray, out_b: np.ndarray,
                 strength: float) -> np.ndarray:
     """A head's logits (values,) for inputs ``z`` (B, dim): row 0's, or with two rows (style guidance) row 1's

@@ -232,38 +232,45 @@ class _PresetPins:
     first, which decoded every sample), and a preset's samples are decoded when a channel first selects it.
     FluidSynth shares decoded samples between synthesizers, but frees them when no channel of any synthesizer
     has their preset selected, which happens each time a piece's synthesizer is replaced by a fresh one. So
-    each preset, at its first use, is also selected on a channel of a synthesizer here that never plays (one
-    more per :data:`N_CHANNELS` presets), and its samples stay decoded for the life of the process."""
+    each preset, once played, is also selected on a channel of a synthesizer here that never plays (one more
+    per :data:`N_CHANNELS` presets), and its samples stay decoded for the life of the process. The background
+    decoding of every preset (`decode_soundfont_in_background`) selects on synthesizers of its own, so a piece
+    never waits for it; no lock is held while samples are decoded."""
 
     def __init__(self, fluidsynth: Any, soundfont: Path) -> None:
         self._fluidsynth = fluidsynth
         self._soundfont = soundfont
         self._pinned: set[tuple[int, int]] = set()
-        self._holders: list[tuple[Any, int]] = []
+        self._holders: dict[str, list[tuple[Any, int]]] = {"played": [], "background": []}
+        self._used: dict[str, int] = {"played": 0, "background": 0}  # channels taken on each pool's holders
         self._lock = threading.Lock()
 
-    def pin(self, bank: int, preset: int) -> None:
-        """Keep ``(bank, preset)`` loaded (decoding its samples now if no synthesizer has them)."""
+    def pin(self, bank: int, preset: int, *, pool: str = "played") -> None:
+        """Keep ``(bank, preset)`` loaded (its samples decoded now, on the caller's thread, if no synthesizer has
+        them: a piece selects its presets before pinning them, so this only adds a holder)."""
+        if (bank, preset) in self._pinned:
+            return
         with self._lock:
             if (bank, preset) in self._pinned:
                 return
-            channel = len(self._pinned) % N_CHANNELS
-            if channel == 0:
-                self._holders.append(_load_synth(self._fluidsynth, self._soundfont, 44100.0))
-            synth, sfid = self._holders[-1]
-            synth.program_select(channel, sfid, bank, preset)
             self._pinned.add((bank, preset))
+            channel = self._used[pool] % N_CHANNELS
+            self._used[pool] += 1
+            if channel == 0:
+                self._holders[pool].append(_load_synth(self._fluidsynth, self._soundfont, 44100.0))
+            synth, sfid = self._holders[pool][-1]
+        synth.program_select(channel, sfid, bank, preset)
 
     def pin_all(self) -> None:
         """Keep every General MIDI preset and drum kit of the soundfont loaded."""
-        with self._lock:
-            if not self._holders:
-                self._holders.append(_load_synth(self._fluidsynth, self._soundfont, 44100.0))
-            synth, sfid = self._holders[0]
+        synth, sfid = _load_synth(self._fluidsynth, self._soundfont, 44100.0)  # to read the preset table
+        try:
             presets = [(bank, program) for bank in (0, DRUM_BANK) for program in range(128)
                        if synth.sfpreset_name(sfid, bank, program)]
+        finally:
+            synth.delete()
         for bank, program in presets:
-            self.pin(bank, program)
+            self.pin(bank, program, pool="background")
 
 
 def decode_soundfont_in_background(soundfont: str | Path) -> threading.Thread:
@@ -398,8 +405,8 @@ class Renderer:
     def _select(self, channel: int, program: int, *, is_drum: bool) -> None:
         bank = DRUM_BANK if is_drum else 0
         preset = program if self._synth.sfpreset_name(self._sfid, bank, program) else 0
-        _pins_of(self._fluidsynth, self.soundfont).pin(bank, preset)
-        self._synth.program_select(channel, self._sfid, bank, preset)
+        self._synth.program_select(channel, self._sfid, bank, preset)  # decodes its samples if none are loaded
+        _pins_of(self._fluidsynth, self.soundfont).pin(bank, preset)  # and keeps them for the next synthesizers
 
     def _silence(self, channels: set[int] | range) -> None:
         for channel in channels:

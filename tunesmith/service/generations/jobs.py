@@ -72,7 +72,7 @@ def resolve_request(body: GenerationCreate, services: Services, upload: Upload |
         family.check_input(params, input_score(services.db, upload_store(services.store), upload.id))
     if body.originality == "reject":
         params["originality"] = "reject"
-    interpretation = as_run(reading.as_dict() | {"notes": notes}, params) if reading else None
+    interpretation = as_run(reading.as_dict() | {"notes": notes}, params, given=explicit) if reading else None
     return entry, params, interpretation
 
 
