@@ -12,9 +12,10 @@ import tunesmith
 
 PACKAGE = Path(tunesmith.__file__).parent
 
-BASE = {"tunesmith", "__version__", "errors", "files", "progress", "plotting"}  # anyone may import these
+BASE = {"tunesmith", "__version__", "errors", "files", "progress", "plotting", "jit"}  # anyone may import these
 ALLOWED: dict[str, set[str]] = {
-    "tunesmith": set(), "errors": set(), "files": set(), "progress": set(), "plotting": set(), "__main__": {"cli"},
+    "tunesmith": set(), "errors": set(), "files": set(), "progress": set(), "plotting": set(), "jit": set(),
+    "__main__": {"cli"},
     "checkpoints": set(),
     "config": {"checkpoints"},
     "audio": set(),
