@@ -255,9 +255,12 @@ class SongStepper:
         sizes = [len(self.embed[name]) for name in model.columns]
         self.offsets = np.cumsum([0, *sizes[:-1]])
         self.table = np.concatenate([self.embed[name] for name in model.columns])  # one gather for a step
-        self.blocks = [self._block(block) for block in model.blocks]
-        self.stacked = tuple(np.ascontiguousarray(np.stack([block[name].T for block in self.blocks]))
+        folded = [self._block(block) for block in model.blocks]
+        self.stacked = tuple(np.ascontiguousarray(np.stack([block[name].T for block in folded]))
                              for name in KERNEL_WEIGHTS)  # each (layers, out, in) or (layers, out): the kernel's
+        # the chunk path's (in, out) weights per layer: views of the same arrays (a bias's .T is itself)
+        self.blocks = [{name: weights[layer].T for name, weights in zip(KERNEL_WEIGHTS, self.stacked, strict=True)}
+                       for layer in range(len(folded))]
         self.norm = (_np(model.norm.weight), _np(model.norm.bias))
         self.output_heads = {name: (_np(head.fc.weight), _np(head.fc.bias), _np(head.out.weight),
                                     _np(head.out.bias)) for name, head in model.heads.items()}  # (out, in)
