@@ -35,25 +35,33 @@ log = logging.getLogger("tunesmith.worker")
 __all__ = ["SAMPLE_RATE", "GenerationRunner", "preload", "prepare_audio_originality"]
 
 
+def preloaded_ids(catalog: Catalog, model_ids: list[str] | None) -> list[str]:
+    """The ids `preload` loads for ``model_ids`` (None: every model of the catalog, then the analyzer)."""
+    analyzer = catalog.analyzer.id if catalog.analyzer is not None else None
+    ids = [m for m in (list(catalog.models) if model_ids is None else model_ids) if m != analyzer]
+    if analyzer is not None and (model_ids is None or analyzer in model_ids):
+        ids.append(analyzer)
+    return ids
+
+
 def preload(catalog: Catalog, model_ids: list[str] | None) -> list[str]:
     """Load ``model_ids`` (None: every model of the catalog, and the analyzer) and the synthesizer (the
     soundfonts their scores render with decoded in the background); returns the ids loaded."""
     from tunesmith.symbolic.render import decode_soundfont_in_background, get_renderer, preferred_soundfont
 
+    ids = preloaded_ids(catalog, model_ids)
     analyzer = catalog.analyzer.id if catalog.analyzer is not None else None
-    ids = [m for m in (list(catalog.models) if model_ids is None else model_ids) if m != analyzer]
-    for model_id in ids:
-        entry = catalog.get(model_id)
+    models = [catalog.get(m) for m in ids if m != analyzer]
+    for entry in models:
         for member in entry.members.values() or (entry,):  # a model made of several cards: each card's
             load_model(member)
-    if any("midi" in catalog.get(m).family.outputs for m in ids):
+    soundfonts = {preferred_soundfont(e.family.soundfont) for e in models if "midi" in e.family.outputs}
+    if soundfonts:
         get_renderer(SAMPLE_RATE)
-        for soundfont in {preferred_soundfont(catalog.get(m).family.soundfont) for m in ids
-                          if "midi" in catalog.get(m).family.outputs}:
+        for soundfont in soundfonts:
             decode_soundfont_in_background(soundfont)
-    if catalog.analyzer is not None and (model_ids is None or analyzer in model_ids):
+    if analyzer in ids:
         load_analyzer(catalog.analyzer.card_path)
-        ids.append(catalog.analyzer.id)
     return ids
 
 

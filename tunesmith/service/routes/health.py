@@ -9,6 +9,7 @@ from fastapi import APIRouter
 from tunesmith import __version__
 from tunesmith.generation.models import is_loaded
 from tunesmith.service.deps import ServicesDep
+from tunesmith.service.generations.tasks import preloaded_ids
 from tunesmith.service.schemas import Health
 from tunesmith.service.state import Services
 
@@ -34,13 +35,9 @@ def health(services: ServicesDep) -> Health:
 
 
 def preloading(services: Services) -> set[str]:
-    """The models the worker process loads at its start while it has not finished (``preload``: every model
-    and the analyzer when unset); none once it reported, or without a worker process."""
+    """The models the worker process loads at its start (`preloaded_ids`) while it has not finished; none once it
+    reported, or without a worker process."""
     worker = services.worker
     if worker is None or worker.ready or not worker.alive():
         return set()
-    ids = set(services.catalog.models)
-    if services.catalog.analyzer is not None:
-        ids.add(services.catalog.analyzer.id)
-    asked = services.settings.preload
-    return ids if asked is None else ids & set(asked)
+    return set(preloaded_ids(services.catalog, services.settings.preload))
