@@ -329,6 +329,7 @@ class Renderer:
             raise DependencyError(f"soundfont {self.soundfont} does not exist; {_MISSING_SOUNDFONT}")
         self._fluidsynth = _import_fluidsynth()
         self._lib = self._fluidsynth._fl
+        self._pins = _pins_of(self._fluidsynth, self.soundfont)  # the process's holders of this soundfont's samples
         self._synth, self._sfid = self._new_synth()
         self._spare: _Spare | None = None  # the next piece's synthesizer, being made in a thread
         self._lock = threading.Lock()
@@ -406,7 +407,7 @@ class Renderer:
         bank = DRUM_BANK if is_drum else 0
         preset = program if self._synth.sfpreset_name(self._sfid, bank, program) else 0
         self._synth.program_select(channel, self._sfid, bank, preset)  # decodes its samples if none are loaded
-        _pins_of(self._fluidsynth, self.soundfont).pin(bank, preset)  # and keeps them for the next synthesizers
+        self._pins.pin(bank, preset)  # and keeps them for the next synthesizers
 
     def _silence(self, channels: set[int] | range) -> None:
         for channel in channels:
