@@ -69,6 +69,7 @@ def test_a_song_that_ends_before_its_last_bar_line_is_streamed_all_the_same():
     score = Score(parts=[Part(name="bass", notes=[n for notes in bars.values() for n in notes], program=33)],
                   tempo=120.0, key="C major")
     assert _frames(score, SR) < 8.0 * 0.5 * SR  # shorter than the bars the stream played
+    stream._stop()  # every bar played by the stream's thread (as when it keeps up with the writer)
     streamed = stream.finish(score, _frames(score, SR))
     assert list(streamed) == [0]
     assert np.array_equal(streamed[0], _usual(score, SR)[0])
@@ -79,7 +80,31 @@ def test_a_song_that_ends_before_its_last_bar_line_is_streamed_all_the_same():
     for end, notes in bars.items():
         stream.add_bar(end, {"bass": notes})
     score.parts[0].notes.append(Note(43, 6.0, 0.5, 90))
+    stream._stop()
     assert stream.finish(score, _frames(score, SR)) == {}
+    assert _free(get_renderer(SR, pool="stream"))
+
+
+def test_bars_the_stream_has_not_reached_are_played_by_finish():
+    """A stream that lags behind the writer leaves its queued bars to `finish`, which plays them part by part:
+    the stems are still the usual render's, and a bar never played may differ from the one queued."""
+    parts = [Part(name="bass", notes=[], program=33), Part(name="pad", notes=[], program=89)]
+    bars = [(4.0 * (k + 1), {"bass": [Note(40 + k % 5, 4.0 * k, 2.0, 90)],
+                             "pad": [Note(60 + k % 7, 4.0 * k, 4.0, 70), Note(64 + k % 7, 4.0 * k, 4.0, 70)]})
+            for k in range(8)]
+    stream = StemStream(get_renderer(SR, pool="stream"), tail=RENDER_TAIL)
+    stream.start(parts, tempo=120.0, time_signature=(4, 4), key="C major", end_beat=32.0)
+    stream._finishing = True  # as if the writer had outrun it: the thread plays none of the bars below
+    for end, notes in bars:
+        stream.add_bar(end, notes)
+    score = Score(parts=[Part(name=p.name, notes=[n for _, notes in bars for n in notes[p.name]],
+                              program=p.program) for p in parts], tempo=120.0, key="C major")
+    score.parts[0].notes[-1] = Note(47, 28.0, 2.0, 90)  # the last bar rewritten after it was queued
+    streamed = stream.finish(score, _frames(score, SR))
+    usual = _usual(score, SR)
+    assert sorted(streamed) == [0, 1]
+    for index in range(2):
+        assert np.array_equal(streamed[index], usual[index]), parts[index].name
     assert _free(get_renderer(SR, pool="stream"))
 
 

@@ -14,7 +14,9 @@ arrives, up to the bar line: every note-on before it is known, and so is every n
 A track whose synthesizer another piece still holds after `WAIT_FOR_SYNTHESIZER` leaves the stream unstarted.
 `finish` compares every part's events with those of the finished score and keeps only stems whose every event
 was played as `Renderer.render` would have played it (then they are the same samples); a part that differs, or
-any failure in the thread, leaves that part out, for the caller to render the usual way. `cancel` frees the
+any failure in the thread, leaves that part out, for the caller to render the usual way. Bars still queued when
+the song is finished (the stream lags behind a fast writer) are not played by the thread: `finish` plays each
+part's remaining events itself, two parts at a time, on the core the writer has just freed. `cancel` frees the
 synthesizers of a song that will not be used.
 """
 
@@ -139,6 +141,7 @@ class StemStream:
         self._thread: threading.Thread | None = None
         self._failed: BaseException | None = None
         self._cancelled = False
+        self._finishing = False  # the bars still queued are left to `finish`, which plays them part by part
         self._beat_samples = 0.0
 
     @property
@@ -174,7 +177,7 @@ class StemStream:
 
     def _play_bars(self) -> None:
         while (item := self._bars.get()) is not None:
-            if self._failed is not None or self._cancelled:  # the bars still queued are not played
+            if self._failed is not None or self._cancelled or self._finishing:  # the bars queued are not played here
                 continue
             end_beat, notes = item
             until = round(end_beat * self._beat_samples)
@@ -194,7 +197,10 @@ class StemStream:
     def finish(self, score: Score, frames: int,
                place: Callable[[int, np.ndarray], np.ndarray] | None = None) -> dict[int, np.ndarray]:
         """Stems of ``score``'s parts (index -> ``frames`` samples, through ``place`` if given) for the parts
-        that were played exactly as `Renderer.render` plays them; the others are left out."""
+        that were played exactly as `Renderer.render` plays them; the others are left out. The bars the stream
+        has not reached yet are played here, each part on a thread of :data:`FINISH_THREADS` (with the song
+        written, the core that wrote it is free)."""
+        self._finishing = True
         self._stop()
         if self._failed is not None or len(self._streams) != len(score.parts):
             self.cancel()
@@ -205,8 +211,11 @@ class StemStream:
             y = streams[index].finish(score.parts[index], frames)
             return index, (place(index, y) if place is not None and y is not None else y)
 
+        # the parts with the most notes left to play first, so the threads end close together
+        order = sorted(range(len(streams)), key=lambda index: len(streams[index].fed)
+                       - 2 * len(score.parts[index].notes))
         with ThreadPoolExecutor(FINISH_THREADS, thread_name_prefix="stem-finish") as pool:
-            done = dict(pool.map(one, range(len(streams))))
+            done = dict(pool.map(one, order))
         return {index: y for index, y in done.items() if y is not None}
 
     def cancel(self) -> None:
