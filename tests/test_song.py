@@ -566,7 +566,7 @@ def test_a_bar_that_keeps_copying_is_drawn_up_to_copy_redraws_times(entry, monke
         def __init__(self, meter, roles) -> None:
             self.redrawn, self.asked = 0, Counter()
 
-        def copied(self, bar, block) -> set[int]:
+        def copied(self, bar, block, then=()) -> set[int]:
             self.asked[bar] += 1
             return {1 + ROLES.index("bass")}
 
@@ -575,6 +575,9 @@ def test_a_bar_that_keeps_copying_is_drawn_up_to_copy_redraws_times(entry, monke
 
         def redrew(self) -> None:
             self.redrawn += 1
+
+        def note_copies(self, bar, rows, track) -> bool:
+            return False
 
     writer, guards = SongWriter.load(entry.card_path), []
     writer.copy_guard = lambda meter, roles: guards.append(AlwaysCopying(meter, roles)) or guards[-1]
@@ -585,6 +588,89 @@ def test_a_bar_that_keeps_copying_is_drawn_up_to_copy_redraws_times(entry, monke
     first_bar = temperatures[:1 + COPY_REDRAWS]
     assert first_bar == [1.0] * (1 + REDRAWS) + [COPY_HEAT] * (COPY_REDRAWS - REDRAWS), temperatures[:10]
     assert again.sections[-1]["bars"][1] == 8 and any(n.start >= 6 * 4 for p in again.score.parts for n in p.notes)
+
+
+def test_a_bold_redraw_strikes_each_pitch_that_would_end_a_copied_run(entry, monkeypatch):
+    """The redraws after the first `REDRAWS` ask the guard about every bass note as it is drawn; a pitch it says
+    would end a copied run is struck and the note drawn again (`NOTE_REDRAWS` times at most), so those draws
+    play such pitches far less often than the draws before them."""
+    from tunesmith.compose.song_sampler import NOTE_REDRAWS, SongSampler
+    from tunesmith.symbolic.song_tokens import COLUMN, NOTE
+
+    bass = 1 + ROLES.index("bass")
+    draws: list[tuple[bool, np.ndarray]] = []
+    bar = SongSampler.bar
+
+    def recorded(self, *args, **kwargs):
+        block, h = bar(self, *args, **kwargs)
+        draws.append((self.guarded_bar is not None, block))
+        return block, h
+
+    monkeypatch.setattr(SongSampler, "bar", recorded)
+
+    class OstinatoGuard:  # every bar's bass copies; a bass note on an even key ends the copied run
+        def __init__(self, meter, roles) -> None:
+            self.redrawn, self.asked = 0, 0
+
+        def copied(self, bar, block, then=()) -> set[int]:
+            return {bass}
+
+        def accept(self, bar, block) -> None:
+            pass
+
+        def redrew(self) -> None:
+            self.redrawn += 1
+
+        def note_copies(self, bar, rows, track) -> bool:
+            self.asked += 1
+            return track == bass and rows[-1, COLUMN["pitch"]] % 2 == 0
+
+    def even_share(guarded: bool) -> float:
+        pitches = [int(row[COLUMN["pitch"]]) for g, block in draws if g == guarded for row in block
+                   if row[COLUMN["kind"]] == NOTE and row[COLUMN["track"]] == bass]
+        assert len(pitches) > 20
+        return sum(p % 2 == 0 for p in pitches) / len(pitches)
+
+    writer, guards = SongWriter.load(entry.card_path), []
+    writer.copy_guard = lambda meter, roles: guards.append(OstinatoGuard(meter, roles)) or guards[-1]
+    writer.generate(style="rock", bars=8, seed=3, tracks=["drums", "bass"])
+    assert NOTE_REDRAWS >= 1 and guards[0].asked > 0
+    assert even_share(True) < even_share(False) / 3, (even_share(True), even_share(False))
+
+
+def test_the_bar_before_a_replayed_chorus_is_checked_with_the_chorus(entry):
+    """A chorus played again is fed as it is; the bar before it is checked for runs into it, the guard given
+    the rows of the bars it replays (at most `REPLAY_LOOKAHEAD`)."""
+    from tunesmith.compose.song_sampler import REPLAY_LOOKAHEAD
+    from tunesmith.symbolic.song_tokens import CONTEXT_START
+
+    class Recording:
+        def __init__(self, meter, roles) -> None:
+            self.redrawn, self.calls, self.accepted = 0, [], {}
+
+        def copied(self, bar, block, then=()) -> set[int]:
+            self.calls.append((bar, [rows.copy() for rows in then]))
+            return set()
+
+        def accept(self, bar, block) -> None:
+            self.accepted[bar] = block.copy()
+
+        def redrew(self) -> None:
+            self.redrawn += 1
+
+        def note_copies(self, bar, rows, track) -> bool:
+            return False
+
+    writer, guards = SongWriter.load(entry.card_path), []
+    writer.copy_guard = lambda meter, roles: guards.append(Recording(meter, roles)) or guards[-1]
+    song = writer.generate(style="rock", bars=24, seed=2, tracks=["drums", "bass"])
+    choruses = [s["bars"][0] - 1 for s in song.sections if s["name"] == "chorus"]
+    checked = {bar: then for bar, then in guards[0].calls if then}
+    assert len(choruses) >= 2 and checked
+    for bar, then in checked.items():
+        assert bar + 1 in choruses[1:] and 1 <= len(then) <= REPLAY_LOOKAHEAD
+        for k, rows in enumerate(then):  # the replayed bars as written later (their context aside)
+            assert np.array_equal(rows[:, :CONTEXT_START], guards[0].accepted[bar + 1 + k][:, :CONTEXT_START])
 
 
 def test_the_rhythm_section_does_not_drop_out(entry, monkeypatch):

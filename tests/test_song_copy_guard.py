@@ -11,7 +11,7 @@ from tunesmith.compose.song import SongWriter
 from tunesmith.provenance.song_copy_guard import CopyGuard
 from tunesmith.provenance.song_originality import TrackIndex, check_song
 from tunesmith.symbolic.score import Note
-from tunesmith.symbolic.song_tokens import ROLES, SectionSpan, encode_song
+from tunesmith.symbolic.song_tokens import COLUMN, NOTE, ROLES, SectionSpan, encode_song
 
 BASS = 1 + ROLES.index("bass")
 
@@ -43,6 +43,38 @@ def test_a_bar_that_runs_past_the_gate_is_caught_and_only_then():
         guard.accept(bar, block)
     # 12 (interval, duration) steps are 13 notes: bars 0-2 hold 12 notes (11 steps), bar 3 passes the gate
     assert flagged == [False, False, False, True, True, True, True, True]
+
+
+def test_a_note_that_would_end_a_copied_run_is_caught_note_by_note():
+    """`note_copies` asks about the last note of a bar drawn so far: in bar 3 of the training line, its first
+    note is the 13th (12 steps: at the gate), its second would make the run 13 steps long; the same note at
+    another pitch ends no run."""
+    training = _walking_line(8, seed=1)
+    guard = CopyGuard(TrackIndex.build([("train-1", {"bass": training}, 4.0, 8)]), (4, 4), ["bass"])
+    blocks = _bar_blocks(training, 8)
+    for bar in range(3):
+        guard.accept(bar, blocks[bar])
+    notes = [i for i, row in enumerate(blocks[3]) if row[COLUMN["kind"]] == NOTE]
+    first, second = (blocks[3][:i + 1] for i in notes[:2])
+    assert not guard.note_copies(3, first, BASS)
+    assert guard.note_copies(3, second, BASS) and guard.notes_redrawn == 1
+    other = second.copy()
+    other[-1, COLUMN["pitch"]] += 5
+    assert not guard.note_copies(3, other, BASS) and guard.notes_redrawn == 1
+
+
+def test_a_run_into_the_replayed_bars_that_follow_a_bar_counts_for_that_bar():
+    """A chorus played again is taken as it is, so the run from the bar before it into it is that bar's to
+    break: bar 2 alone ends 11 steps of the training line, but followed by its bar 3 (replayed) it runs past the
+    gate."""
+    training = _walking_line(8, seed=1)
+    guard = CopyGuard(TrackIndex.build([("train-1", {"bass": training}, 4.0, 8)]), (4, 4), ["bass"])
+    blocks = _bar_blocks(training, 8)
+    for bar in range(2):
+        guard.accept(bar, blocks[bar])
+    assert not guard.copied(2, blocks[2])
+    assert guard.copied(2, blocks[2], [blocks[3]]) == {BASS}
+    assert not guard.copied(2, blocks[2], _bar_blocks(_walking_line(8, seed=2), 8)[3:4])  # another line after
 
 
 def test_a_role_whose_training_tracks_are_all_shorter_than_a_run_is_never_caught():

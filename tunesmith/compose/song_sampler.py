@@ -24,7 +24,9 @@
   indexed), a bar that makes a sampled pitched track run on along a training track past the originality gate is
   drawn again the same way, up to `COPY_REDRAWS` times (the draw with the fewest silent and copying tracks
   kept): a style's ostinato (a techno bass pumping one note) is copied by most draws, so it takes more tries,
-  and its redraws after the first `REDRAWS` redraws are drawn `COPY_HEAT` times hotter;
+  and its redraws after the first `REDRAWS` redraws are drawn `COPY_HEAT` times hotter and note by note: a
+  note that would end a copied run (`CopyGuard.note_copies`) is drawn again without that (track, key) value
+  (up to `NOTE_REDRAWS` times), so the model varies its ostinato where it would copy;
 * the input modes (`tunesmith.compose.song.SongWriter.generate_from`): whole bars given (the song to continue)
   are fed as they are, and the notes of kept tracks (a melody to arrange, the tracks a regenerated one plays
   with) are written at their places while the other tracks are sampled around them: each draw of the model is
@@ -85,6 +87,8 @@ BODY_SECTIONS = ("verse", "chorus", "bridge")
 REDRAWS = 2  # draws again of a bar in which a steady track stays silent a second bar running
 COPY_REDRAWS = 6  # ... and of a bar that makes a track copy a training track (styles' ostinatos need more)
 COPY_HEAT = 1.3  # the temperature of a copying bar's redraws after the first `REDRAWS` redraws, times the song's
+REPLAY_LOOKAHEAD = 2  # replayed bars after a sampled one that its copy check reads (a run passes the gate in 2)
+NOTE_REDRAWS = 4  # pitches struck from one note of those redraws, each because it would end a copied run
 
 
 @dataclass
@@ -175,11 +179,13 @@ class Constraints:
 class BarGuard(Protocol):
     """What the sampler asks of a copy guard: the tracks a bar would make copy, and each bar as written."""
 
-    def copied(self, bar: int, block: np.ndarray) -> set[int]: ...
+    def copied(self, bar: int, block: np.ndarray, then: Sequence[np.ndarray] = ()) -> set[int]: ...
 
     def accept(self, bar: int, block: np.ndarray) -> None: ...
 
     def redrew(self) -> None: ...
+
+    def note_copies(self, bar: int, rows: np.ndarray, track: int) -> bool: ...
 
 
 @dataclass
@@ -207,6 +213,7 @@ class SongSampler:
         self.copied = 0  # steps replayed from earlier bars
         self.draws = 0
         self.resting: frozenset[int] = frozenset()  # track values the bar being written leaves silent
+        self.guarded_bar: int | None = None  # the bar whose notes the guard checks one by one (`_uncopied`)
         self._drum_how = np.zeros(HEAD_SIZES["how"], dtype=bool)
         self._drum_how[:N_VELOCITIES] = True  # a drum hit has no duration
         self._pitched_how = ~self._drum_how
@@ -260,7 +267,12 @@ class SongSampler:
                 forced = chord_events(bar_rows[plan.chords_from[bar]])
             expected = silent_before if bar in body and bar - 1 in body else set()
             self.resting = frozenset({LEAD}) if bar in lead_rests else frozenset()
-            block, h = self._steady_bar(h, bar, contexts[bar], forced, kept.get(bar), expected)
+            replay = []  # the replayed bars right after this one (a chorus again): runs into them count too
+            while (after := bar + 1 + len(replay)) in plan.copy_from and after not in given_bars \
+                    and len(replay) < REPLAY_LOOKAHEAD:
+                replay.append(plan.copy_from[after])
+            block, h = self._steady_bar(h, bar, contexts[bar], forced, kept.get(bar), expected,
+                                        [None if b == bar else bar_rows[b] for b in replay])
             silent_before = set(steady) - played_tracks(block)
             bar_rows[bar] = block
             if self.guard is not None:
@@ -274,10 +286,12 @@ class SongSampler:
         return Written(np.stack(rows), bar_rows, self.sampled, self.copied)
 
     def _steady_bar(self, h: np.ndarray, bar: int, context: np.ndarray, forced: list[tuple[int, int, int]] | None,
-                    kept: list[np.ndarray] | None, expected: set[int]) -> tuple[np.ndarray, np.ndarray]:
+                    kept: list[np.ndarray] | None, expected: set[int],
+                    replay: Sequence[np.ndarray | None]) -> tuple[np.ndarray, np.ndarray]:
         """`bar`, drawn again (up to `REDRAWS` times) while a track of ``expected`` (silent in the bar before)
         plays nothing in it or (up to `COPY_REDRAWS` times), with a guard, a track copies a training track past
-        the gate; the draw with the fewest such tracks is kept."""
+        the gate in it or in the bars that replay earlier ones right after it (``replay``: their rows, None for
+        a replay of this bar); the draw with the fewest such tracks is kept."""
         start_length, start_sampled = self.stepper.length, self.sampled
         draws: list[tuple[int, np.ndarray, np.ndarray, int]] = []  # (tracks amiss, rows, state, sampled)
         for attempt in range(1 + max(REDRAWS, COPY_REDRAWS)):
@@ -285,13 +299,15 @@ class SongSampler:
                 self.stepper.rewind(start_length)
                 self.sampled = start_sampled
             temperature = self.temperature
-            if attempt > REDRAWS:  # only a copying bar is drawn this often: an ostinato takes a bolder draw
-                self.temperature = temperature * COPY_HEAT
+            if attempt > REDRAWS:  # only a copying bar is drawn this often: an ostinato takes a bolder draw,
+                self.temperature = temperature * COPY_HEAT  # its notes checked as they are drawn
+                self.guarded_bar = bar if self.guard is not None else None
             try:
                 block, h_after = self.bar(h, context, list(forced) if forced is not None else None, kept)
             finally:
-                self.temperature = temperature
-            copying = guard.copied(bar, block) if (guard := self.guard) is not None else set()
+                self.temperature, self.guarded_bar = temperature, None
+            copying = guard.copied(bar, block, [block if rows is None else rows for rows in replay]) \
+                if (guard := self.guard) is not None else set()
             draws.append((len(expected - played_tracks(block)) + len(copying), block, h_after, self.sampled))
             if not draws[-1][0] or attempt >= (COPY_REDRAWS if copying else REDRAWS):
                 break
@@ -371,19 +387,44 @@ class SongSampler:
                 h, chord = self._write_kept(pending.pop(0), forced, chord, context, out)
                 last_position, last_what = keep_position, keep_what
                 continue
-            track, key = 1 + what // 128, what % 128
-            pitch = 1 + key + (DRUM_OFFSET if track == DRUMS else 0)
-            how_mask = self._drum_how if track == DRUMS else self._pitched_how
-            how = self._draw("how", self.stepper.add(self.stepper.add(z, "track", track), "pitch", pitch), how_mask)
-            duration, velocity = divmod(how, N_VELOCITIES)
-            h = self._feed(step_row(NOTE, context, position=position, track=track, pitch=pitch, duration=duration,
-                                    velocity=1 + velocity), out)
+            row = self._note(z, what, position, context)
+            if self.guarded_bar is not None and not pending:
+                row, what = self._uncopied(out, row, what, z, allowed, position, context)
+            h = self._feed(row, out)
             last_position, last_what = position, what
         for row in pending:  # kept notes after the bar's room for events ran out
             h, chord = self._write_kept(row, forced, chord, context, out)
         for change in forced or ():  # given changes the model did not reach
             h = self._feed(chord_row(*change, tonic=self.c.tonic, context=context), out)
         return np.stack(out), h
+
+    def _note(self, z: np.ndarray, what: int, position: int, context: np.ndarray) -> np.ndarray:
+        """The NOTE row of (track, key) value ``what`` at ``position``, its duration and velocity drawn."""
+        track, key = 1 + what // 128, what % 128
+        pitch = 1 + key + (DRUM_OFFSET if track == DRUMS else 0)
+        how_mask = self._drum_how if track == DRUMS else self._pitched_how
+        how = self._draw("how", self.stepper.add(self.stepper.add(z, "track", track), "pitch", pitch), how_mask)
+        duration, velocity = divmod(how, N_VELOCITIES)
+        return step_row(NOTE, context, position=position, track=track, pitch=pitch, duration=duration,
+                        velocity=1 + velocity)
+
+    def _uncopied(self, out: list[np.ndarray], row: np.ndarray, what: int, z: np.ndarray, allowed: np.ndarray,
+                  position: int, context: np.ndarray) -> tuple[np.ndarray, int]:
+        """(row, what) of a note that ends no copied run: while the guard finds that the drawn note makes a run
+        end on a note of its track at ``position``, its value is struck and the model draws again from what is
+        left (`NOTE_REDRAWS` times at most; then the last draw stands and the bar's own check judges it)."""
+        guard, bar = self.guard, self.guarded_bar
+        assert guard is not None and bar is not None
+        for _ in range(NOTE_REDRAWS):
+            if not guard.note_copies(bar, np.stack([*out, row]), 1 + what // 128):
+                break
+            allowed = allowed.copy()
+            allowed[what] = False
+            if not allowed.any():
+                break
+            what = self._draw("what", z, allowed)
+            row = self._note(z, what, position, context)
+        return row, what
 
     def _write_kept(self, row: np.ndarray, forced: list[tuple[int, int, int]] | None, chord: tuple[int, int],
                     context: np.ndarray, out: list[np.ndarray]) -> tuple[np.ndarray, tuple[int, int]]:

@@ -9,6 +9,10 @@ a track share a run longer than the gate again (`tunesmith.compose.song_sampler.
 `REDRAWS`, keeping the draw with the fewest such tracks). The rest of the song is left alone: a bar is only
 redrawn for what it adds, and bars the song replays (a later chorus) or that a user gave are taken as they are.
 
+A style's ostinato (a bass pumping one note, a comping figure) is copied by nearly every draw of its bar, so
+the sampler's last redraws ask about each note of a gated track as it is drawn (`note_copies`): a note that would
+end such a run is struck from that note's choices and the model draws another (the next most likely of its own).
+
 It works on the model's grid (`grid_notes`) in the meter the model writes, so for a song the model writes in
 another meter (2/4 as halves of 4/4 bars) and for the lead, which is made one line after sampling, the gate's
 final word may differ by a note; the gate still judges every song.
@@ -16,7 +20,7 @@ final word may differ by a note; the gate still judges every song.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -38,13 +42,18 @@ class CopyGuard:
         self.roles = [r for r in roles if r in GATED_ROLES and r in index.notes]
         self.notes: dict[str, list[Note]] = {role: [] for role in self.roles}
         self.redrawn = 0  # bars the sampler drew again for a copy (told by `redrew`)
+        self.notes_redrawn = 0  # notes drawn again because their pitch ended a copied run (`note_copies`)
 
-    def copied(self, bar: int, block: np.ndarray) -> set[int]:
-        """The track values (1 + role index) whose run would pass the gate with ``block`` as bar ``bar``."""
+    def copied(self, bar: int, block: np.ndarray, then: Sequence[np.ndarray] = ()) -> set[int]:
+        """The track values (1 + role index) whose run would pass the gate with ``block`` as bar ``bar``, ending
+        in it or in the first steps of the bars ``then`` (rows of bars that follow it as they are: a replayed
+        chorus, whose own runs were checked where it was first written, but not the run into it)."""
         if not self.roles:
             return set()
         new = decode_song(block, meter=self.meter, first_bar=bar).notes
-        return {1 + ROLES.index(role) for role in self.roles if new[role] and self._runs_on(role, new[role])}
+        follow = decode_song(np.concatenate(then), meter=self.meter, first_bar=bar + 1).notes if len(then) else {}
+        return {1 + ROLES.index(role) for role in self.roles
+                if (new[role] or follow.get(role)) and self._runs_on(role, new[role], follow.get(role, []))}
 
     def accept(self, bar: int, block: np.ndarray) -> None:
         """Bar ``bar`` is written as ``block``: its notes join the song's tracks."""
@@ -56,16 +65,44 @@ class CopyGuard:
     def redrew(self) -> None:
         self.redrawn += 1
 
-    def _runs_on(self, role: str, new: list[Note]) -> bool:
-        """Whether a window of ``threshold + 1`` steps ending among ``new``'s steps is a training track's."""
+    def note_copies(self, bar: int, rows: np.ndarray, track: int) -> bool:
+        """Whether the last row of ``rows`` (bar ``bar`` so far, drawn in time order), a note of ``track``, makes
+        a run of more than the gate's steps along a training track of its role end at its position: on one of
+        the notes there of a note track, on the onset there (as far as it is drawn) of a chord track. A `True`
+        is counted in `notes_redrawn`: the sampler draws the note again."""
+        role = ROLES[track - 1]
+        if role not in self.roles:
+            return False
+        new = grid_notes(decode_song(rows, meter=self.meter, first_bar=bar).notes[role], drum=False)
+        if not new:
+            return False
+        tokens = role_tokens(role, grid_notes([*_last_onsets(self.notes[role], self.threshold + 1), *new],
+                                              drum=False))
+        together = 1 if role in CHORD_ROLES else sum(n.start == new[-1].start for n in new)  # steps it ends
+        tail = tokens[max(0, len(tokens) - self.threshold - together):]
+        if len(tail) <= self.threshold:
+            return False
+        copies = self.index.notes[role].shared(tail, tail, self.threshold + 1) is not None
+        self.notes_redrawn += copies
+        return copies
+
+    def _runs_on(self, role: str, new: list[Note], follow: Sequence[Note] = ()) -> bool:
+        """Whether a window of ``threshold + 1`` steps ending among ``new``'s steps, or the first ``threshold``
+        onsets of ``follow`` after them, is a training track's."""
         before = _last_onsets(self.notes[role], self.threshold + 1)
-        tokens = role_tokens(role, grid_notes([*before, *new], drum=False))
-        added = grid_notes(new, drum=False)
-        fresh = len({n.start for n in added}) if role in CHORD_ROLES else len(added)  # the steps ``new`` adds
+        added = grid_notes([*new, *_first_onsets(follow, self.threshold)], drum=False)
+        tokens = role_tokens(role, grid_notes([*before, *added], drum=False))
+        fresh = len({n.start for n in added}) if role in CHORD_ROLES else len(added)  # the steps checked
         tail = tokens[max(0, len(tokens) - fresh - self.threshold):]
         if len(tail) <= self.threshold:
             return False
         return self.index.notes[role].shared(tail, tail, self.threshold + 1) is not None
+
+
+def _first_onsets(notes: Sequence[Note], count: int) -> list[Note]:
+    """The notes of the first ``count`` onsets of ``notes``."""
+    starts = sorted({n.start for n in notes})[:count]
+    return [n for n in notes if starts and n.start <= starts[-1]]
 
 
 def _last_onsets(notes: list[Note], count: int) -> list[Note]:
