@@ -57,10 +57,14 @@ def test_a_note_that_would_end_a_copied_run_is_caught_note_by_note():
     notes = [i for i, row in enumerate(blocks[3]) if row[COLUMN["kind"]] == NOTE]
     first, second = (blocks[3][:i + 1] for i in notes[:2])
     assert not guard.note_copies(3, first, BASS)
-    assert guard.note_copies(3, second, BASS) and guard.notes_redrawn == 1
+    assert guard.note_copies(3, second, BASS)
     other = second.copy()
     other[-1, COLUMN["pitch"]] += 5
-    assert not guard.note_copies(3, other, BASS) and guard.notes_redrawn == 1
+    assert not guard.note_copies(3, other, BASS)
+    # a run already past the gate before this note, which then leaves the line: only the last note is asked about
+    third = blocks[3][:notes[2] + 1].copy()
+    third[notes[2], COLUMN["pitch"]] += 5
+    assert not guard.note_copies(3, third, BASS)
 
 
 def test_a_run_into_the_replayed_bars_that_follow_a_bar_counts_for_that_bar():
@@ -75,6 +79,20 @@ def test_a_run_into_the_replayed_bars_that_follow_a_bar_counts_for_that_bar():
     assert not guard.copied(2, blocks[2])
     assert guard.copied(2, blocks[2], [blocks[3]]) == {BASS}
     assert not guard.copied(2, blocks[2], _bar_blocks(_walking_line(8, seed=2), 8)[3:4])  # another line after
+
+
+def test_the_last_window_into_a_replay_is_checked():
+    """The window that ends furthest into the replay still holds the step into it: with the gate at 4 steps, a
+    bar ending on the training line's 3rd note (after notes of its own) followed by a replay of notes 4-8 shares
+    5 steps, 3 to 8, ending on the replay's 5th onset; without the bar's last note it shares none past the gate."""
+    line = _walking_line(3, seed=1)
+    guard = CopyGuard(TrackIndex.build([("train-1", {"bass": line}, 4.0, 3)]), (4, 4), ["bass"], threshold=4)
+    own = [Note(90 - 17 * k, float(k), 1.0, 90) for k in range(3)]  # leaps no walking line makes
+    song = [*own, Note(line[2].pitch, 3.0, 1.0, 90), *(Note(n.pitch, n.start + 1.0, 1.0, 90) for n in line[3:8])]
+    blocks = _bar_blocks(song, 3)
+    assert guard.copied(0, blocks[0], blocks[1:3]) == {BASS}
+    moved = _bar_blocks([*own, Note(line[2].pitch + 1, 3.0, 1.0, 90), *song[4:]], 3)
+    assert not guard.copied(0, moved[0], moved[1:3])
 
 
 def test_a_role_whose_training_tracks_are_all_shorter_than_a_run_is_never_caught():

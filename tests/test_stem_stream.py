@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
@@ -100,6 +102,36 @@ def test_bars_the_stream_has_not_reached_are_played_by_finish():
     score = Score(parts=[Part(name=p.name, notes=[n for _, notes in bars for n in notes[p.name]],
                               program=p.program) for p in parts], tempo=120.0, key="C major")
     score.parts[0].notes[-1] = Note(47, 28.0, 2.0, 90)  # the last bar rewritten after it was queued
+    streamed = stream.finish(score, _frames(score, SR))
+    usual = _usual(score, SR)
+    assert sorted(streamed) == [0, 1]
+    for index in range(2):
+        assert np.array_equal(streamed[index], usual[index]), parts[index].name
+    assert _free(get_renderer(SR, pool="stream"))
+
+
+def test_a_stream_that_falls_behind_halfway_hands_the_rest_to_finish():
+    """Bars the thread played and bars left to `finish` make one stem, a line held over the bar line where the
+    thread stopped included: the usual render's samples."""
+    parts = [Part(name="bass", notes=[], program=33), Part(name="lead", notes=[], program=73)]
+    bars = [(4.0 * (k + 1), {"bass": [Note(40 + k % 5, 4.0 * k, 2.0, 90)],
+                             "lead": [Note(72 + k % 3, 4.0 * k + 1.0, 6.0, 80)]})  # each held into the next bar
+            for k in range(8)]
+    stream = StemStream(get_renderer(SR, pool="stream"), tail=RENDER_TAIL)
+    stream.start(parts, tempo=120.0, time_signature=(4, 4), key="C major", end_beat=36.0, lines={"lead"})
+    for end, notes in bars[:4]:
+        stream.add_bar(end, notes)
+    halfway = round(16.0 * 0.5 * SR)
+    deadline = time.monotonic() + 20.0
+    while any(part.piece.position < halfway for part in stream._streams) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert all(part.piece.position == halfway for part in stream._streams)  # the thread played bars 1-4
+    stream._finishing = True  # then fell behind: bars 5-8 are left to finish
+    for end, notes in bars[4:]:
+        stream.add_bar(end, notes)
+    score = Score(parts=[Part(name=p.name, notes=[n for _, notes in bars for n in notes[p.name]],
+                              program=p.program) for p in parts], tempo=120.0, key="C major")
+    score.parts[1] = make_monophonic(score.parts[1])
     streamed = stream.finish(score, _frames(score, SR))
     usual = _usual(score, SR)
     assert sorted(streamed) == [0, 1]

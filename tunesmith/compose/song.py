@@ -107,6 +107,7 @@ class Song:
     tokens: np.ndarray | None = None  # the steps the sampler wrote (the loop's two times, a 2/4 song's 4/4 bars)
     notes: list[str] = field(default_factory=list)
     copy_redraws: int = 0  # bars drawn again because a track ran on along a training track (the copy guard)
+    copy_notes: int = 0  # notes of those redraws drawn again because they would have ended such a run
 
     @property
     def steps_per_second(self) -> float:
@@ -287,7 +288,7 @@ class SongWriter:
         return Song(score=score, params=params, sections=sections, tracks=self._track_report(score),
                     chords=chord_report(decoded, score_meter, key_name(tonic, mode)), seconds=elapsed,
                     steps=len(written.steps), sampled=written.sampled, copied=written.copied, tokens=written.steps,
-                    copy_redraws=guard.redrawn if guard is not None else 0)
+                    copy_redraws=guard.redrawn if guard is not None else 0, copy_notes=written.struck)
 
     def generate_from(self, source: Score, *, mode: str = "arrange", style: str | None = "pop", key: str | None = None,
                       tempo: float | None = None, bars: int | None = None, seconds: float | None = None,
@@ -450,7 +451,7 @@ class SongWriter:
         return Song(score=score, params=params, sections=sections, tracks=self._track_report(score, origins),
                     chords=chord_report(decoded, score_meter, key), seconds=elapsed, steps=len(written.steps),
                     sampled=written.sampled, copied=written.copied, tokens=written.steps, notes=notes,
-                    copy_redraws=guard.redrawn if guard is not None else 0)
+                    copy_redraws=guard.redrawn if guard is not None else 0, copy_notes=written.struck)
 
     def _tracks(self, tracks: Sequence[str]) -> tuple[str, ...]:
         chosen = tuple(dict.fromkeys(tracks))

@@ -196,6 +196,7 @@ class Written:
     bar_rows: dict[int, np.ndarray]
     sampled: int
     copied: int
+    struck: int = 0  # notes drawn again because they would have ended a copied run (the copy guard)
 
 
 class SongSampler:
@@ -214,6 +215,7 @@ class SongSampler:
         self.draws = 0
         self.resting: frozenset[int] = frozenset()  # track values the bar being written leaves silent
         self.guarded_bar: int | None = None  # the bar whose notes the guard checks one by one (`_uncopied`)
+        self.struck = 0  # notes drawn again because they would have ended a copied run
         self._drum_how = np.zeros(HEAD_SIZES["how"], dtype=bool)
         self._drum_how[:N_VELOCITIES] = True  # a drum hit has no duration
         self._pitched_how = ~self._drum_how
@@ -283,7 +285,7 @@ class SongSampler:
             bar += 1
         self.resting = frozenset()
         rows.append(step_row(EOS))
-        return Written(np.stack(rows), bar_rows, self.sampled, self.copied)
+        return Written(np.stack(rows), bar_rows, self.sampled, self.copied, self.struck)
 
     def _steady_bar(self, h: np.ndarray, bar: int, context: np.ndarray, forced: list[tuple[int, int, int]] | None,
                     kept: list[np.ndarray] | None, expected: set[int],
@@ -301,7 +303,7 @@ class SongSampler:
             temperature = self.temperature
             if attempt > REDRAWS:  # only a copying bar is drawn this often: an ostinato takes a bolder draw,
                 self.temperature = temperature * COPY_HEAT  # its notes checked as they are drawn
-                self.guarded_bar = bar if self.guard is not None else None
+                self.guarded_bar = bar
             try:
                 block, h_after = self.bar(h, context, list(forced) if forced is not None else None, kept)
             finally:
@@ -422,6 +424,7 @@ class SongSampler:
             allowed[what] = False
             if not allowed.any():
                 break
+            self.struck += 1
             what = self._draw("what", z, allowed)
             row = self._note(z, what, position, context)
         return row, what

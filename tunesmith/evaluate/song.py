@@ -254,7 +254,7 @@ def evaluate_song(checkpoint: str | Path, data: str | Path, human: str | Path | 
 
     renderer = get_renderer(RENDER_SR)
     index = TrackIndex.build(song_tracks(data, "train"))
-    generated, tracks, seconds, redraws = [], [], 0.0, 0
+    generated, tracks, seconds, redraws, struck = [], [], 0.0, 0, 0
     before, writer.copy_guard = writer.copy_guard, functools.partial(CopyGuard, index) if copy_guard else None
     try:
         for prompt in progress(prompts, desc="songs", unit="song"):
@@ -263,6 +263,7 @@ def evaluate_song(checkpoint: str | Path, data: str | Path, human: str | Path | 
                                    top_p=top_p)
             seconds += time.perf_counter() - started
             redraws += song.copy_redraws
+            struck += song.copy_notes
             score, bars = song.score, song.params["bars"]
             roles = [p.name for p in score.parts]
             bar_beats = score.bar_beats
@@ -283,7 +284,7 @@ def evaluate_song(checkpoint: str | Path, data: str | Path, human: str | Path | 
                               "parameters": writer.card.get("parameters"),
                               "songs": len(generated), "songs_per_style": per_style, "styles": len(wanted),
                               "generation_seconds_per_song": seconds / max(1, len(generated)),
-                              "copy_guard": copy_guard, "copy_redraws": redraws}
+                              "copy_guard": copy_guard, "copy_redraws": redraws, "copy_notes_redrawn": struck}
     report["style"] = style_report(generated, held_by_family, held_predicted, list(family[test]), classifier,
                                    picture=out / "song-style-confusion.png")
     report["statistics"] = statistics_report(generated, held_stats)
@@ -566,7 +567,8 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
                      f"{100 * nll['improvement_over_ngram']:.1f} % lower (goal 25 %)")
     gated, every = orig.get("gated_tracks", orig["all_tracks"]), orig["all_tracks"]
     if gated.get("tracks"):
-        guard = (f"written with the copy guard ({report['copy_redraws']} bars drawn again)"
+        guard = (f"written with the copy guard ({report['copy_redraws']} bars drawn again, "
+                 f"{report.get('copy_notes_redrawn', 0)} notes of them struck)"
                  if report.get("copy_guard") else "the model alone (no copy guard)")
         lines.append(f"[{mark(orig['passed'])}] originality: {100 * gated['share_at_most_threshold']:.1f} % of "
                      f"{gated['tracks']} pitched tracks share at most {gated['threshold_notes']} notes (chords and "

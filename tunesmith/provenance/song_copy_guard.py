@@ -11,7 +11,8 @@ redrawn for what it adds, and bars the song replays (a later chorus) or that a u
 
 A style's ostinato (a bass pumping one note, a comping figure) is copied by nearly every draw of its bar, so
 the sampler's last redraws ask about each note of a gated track as it is drawn (`note_copies`): a note that would
-end such a run is struck from that note's choices and the model draws another (the next most likely of its own).
+end such a run is struck from that note's choices and the model draws another from what is left. A bar whose
+copy is only the run into the replay after it is redrawn whole (its notes are checked without that replay).
 
 It works on the model's grid (`grid_notes`) in the meter the model writes, so for a song the model writes in
 another meter (2/4 as halves of 4/4 bars) and for the lead, which is made one line after sampling, the gate's
@@ -42,7 +43,6 @@ class CopyGuard:
         self.roles = [r for r in roles if r in GATED_ROLES and r in index.notes]
         self.notes: dict[str, list[Note]] = {role: [] for role in self.roles}
         self.redrawn = 0  # bars the sampler drew again for a copy (told by `redrew`)
-        self.notes_redrawn = 0  # notes drawn again because their pitch ended a copied run (`note_copies`)
 
     def copied(self, bar: int, block: np.ndarray, then: Sequence[np.ndarray] = ()) -> set[int]:
         """The track values (1 + role index) whose run would pass the gate with ``block`` as bar ``bar``, ending
@@ -69,7 +69,7 @@ class CopyGuard:
         """Whether the last row of ``rows`` (bar ``bar`` so far, drawn in time order), a note of ``track``, makes
         a run of more than the gate's steps along a training track of its role end at its position: on one of
         the notes there of a note track, on the onset there (as far as it is drawn) of a chord track. A `True`
-        is counted in `notes_redrawn`: the sampler draws the note again."""
+        makes the sampler draw the note again."""
         role = ROLES[track - 1]
         if role not in self.roles:
             return False
@@ -82,15 +82,14 @@ class CopyGuard:
         tail = tokens[max(0, len(tokens) - self.threshold - together):]
         if len(tail) <= self.threshold:
             return False
-        copies = self.index.notes[role].shared(tail, tail, self.threshold + 1) is not None
-        self.notes_redrawn += copies
-        return copies
+        return self.index.notes[role].shared(tail, tail, self.threshold + 1) is not None
 
     def _runs_on(self, role: str, new: list[Note], follow: Sequence[Note] = ()) -> bool:
-        """Whether a window of ``threshold + 1`` steps ending among ``new``'s steps, or the first ``threshold``
-        onsets of ``follow`` after them, is a training track's."""
+        """Whether a window of ``threshold + 1`` steps ending among ``new``'s steps, or among the first
+        ``threshold + 1`` onsets of ``follow`` after them (the last window holding the step into ``follow``),
+        is a training track's."""
         before = _last_onsets(self.notes[role], self.threshold + 1)
-        added = grid_notes([*new, *_first_onsets(follow, self.threshold)], drum=False)
+        added = grid_notes([*new, *_first_onsets(follow, self.threshold + 1)], drum=False)
         tokens = role_tokens(role, grid_notes([*before, *added], drum=False))
         fresh = len({n.start for n in added}) if role in CHORD_ROLES else len(added)  # the steps checked
         tail = tokens[max(0, len(tokens) - fresh - self.threshold):]
