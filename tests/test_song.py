@@ -566,7 +566,7 @@ def test_a_bar_that_keeps_copying_is_drawn_up_to_copy_redraws_times(entry, monke
         def __init__(self, meter, roles) -> None:
             self.redrawn, self.asked = 0, Counter()
 
-        def copied(self, bar, block, then=()) -> set[int]:
+        def copied(self, bar, block, after=()) -> set[int]:
             self.asked[bar] += 1
             return {1 + ROLES.index("bass")}
 
@@ -612,7 +612,7 @@ def test_a_bold_redraw_strikes_each_pitch_that_would_end_a_copied_run(entry, mon
         def __init__(self, meter, roles) -> None:
             self.redrawn, self.asked = 0, 0
 
-        def copied(self, bar, block, then=()) -> set[int]:
+        def copied(self, bar, block, after=()) -> set[int]:
             return {bass}
 
         def accept(self, bar, block) -> None:
@@ -638,18 +638,31 @@ def test_a_bold_redraw_strikes_each_pitch_that_would_end_a_copied_run(entry, mon
     assert even_share(True) < even_share(False) / 3, (even_share(True), even_share(False))
 
 
+def test_which_replayed_bars_a_bar_is_checked_with():
+    """A chorus (bars 6-9) played again at 14-17 and 18-21: the verse's last bar (13) runs into the replay (14,
+    15); the chorus's last bar (9), replayed at 17, runs into the third chorus (18, 19); no other bar runs into
+    a replay of bars already written."""
+    from tunesmith.compose.song_sampler import REPLAY_LOOKAHEAD, replays_after
+
+    copy_from = {14 + k: 6 + k for k in range(4)} | {18 + k: 6 + k for k in range(4)}
+    assert REPLAY_LOOKAHEAD == 2
+    assert replays_after(13, copy_from) == [[6, 7]]
+    assert replays_after(9, copy_from) == [[6, 7]]
+    assert all(replays_after(bar, copy_from) == [] for bar in (5, 6, 7, 8, 10, 12))
+    assert replays_after(13, copy_from, given={14}) == []  # a user's bar is not a replay
+
+
 def test_the_bar_before_a_replayed_chorus_is_checked_with_the_chorus(entry):
     """A chorus played again is fed as it is; the bar before it is checked for runs into it, the guard given
-    the rows of the bars it replays (at most `REPLAY_LOOKAHEAD`)."""
-    from tunesmith.compose.song_sampler import REPLAY_LOOKAHEAD
+    the rows of the bars it replays (`replays_after`)."""
     from tunesmith.symbolic.song_tokens import CONTEXT_START
 
     class Recording:
         def __init__(self, meter, roles) -> None:
             self.redrawn, self.calls, self.accepted = 0, [], {}
 
-        def copied(self, bar, block, then=()) -> set[int]:
-            self.calls.append((bar, [rows.copy() for rows in then]))
+        def copied(self, bar, block, after=()) -> set[int]:
+            self.calls.append((bar, [[rows.copy() for rows in run] for run in after]))
             return set()
 
         def accept(self, bar, block) -> None:
@@ -665,12 +678,15 @@ def test_the_bar_before_a_replayed_chorus_is_checked_with_the_chorus(entry):
     writer.copy_guard = lambda meter, roles: guards.append(Recording(meter, roles)) or guards[-1]
     song = writer.generate(style="rock", bars=24, seed=2, tracks=["drums", "bass"])
     choruses = [s["bars"][0] - 1 for s in song.sections if s["name"] == "chorus"]
-    checked = {bar: then for bar, then in guards[0].calls if then}
+    first_end = next(s["bars"][1] - 1 for s in song.sections if s["name"] == "chorus")  # its last bar, 0-based
+    checked = {bar: after for bar, after in guards[0].calls if after}
     assert len(choruses) >= 2 and checked
-    for bar, then in checked.items():
-        assert bar + 1 in choruses[1:] and 1 <= len(then) <= REPLAY_LOOKAHEAD
-        for k, rows in enumerate(then):  # the replayed bars as written later (their context aside)
-            assert np.array_equal(rows[:, :CONTEXT_START], guards[0].accepted[bar + 1 + k][:, :CONTEXT_START])
+    accepted = guards[0].accepted
+    for bar, after in checked.items():  # before a later chorus, or the first chorus's last bar (replayed later)
+        assert bar + 1 in choruses[1:] or bar == first_end, (bar, choruses)
+        for run in after:  # bars of the first chorus as written (their context aside)
+            for k, rows in enumerate(run):
+                assert np.array_equal(rows[:, :CONTEXT_START], accepted[choruses[0] + k][:, :CONTEXT_START])
 
 
 def test_the_rhythm_section_does_not_drop_out(entry, monkeypatch):

@@ -77,8 +77,8 @@ def test_a_run_into_the_replayed_bars_that_follow_a_bar_counts_for_that_bar():
     for bar in range(2):
         guard.accept(bar, blocks[bar])
     assert not guard.copied(2, blocks[2])
-    assert guard.copied(2, blocks[2], [blocks[3]]) == {BASS}
-    assert not guard.copied(2, blocks[2], _bar_blocks(_walking_line(8, seed=2), 8)[3:4])  # another line after
+    assert guard.copied(2, blocks[2], [[blocks[3]]]) == {BASS}
+    assert not guard.copied(2, blocks[2], [_bar_blocks(_walking_line(8, seed=2), 8)[3:4]])  # another line after
 
 
 def test_the_last_window_into_a_replay_is_checked():
@@ -90,9 +90,9 @@ def test_the_last_window_into_a_replay_is_checked():
     own = [Note(90 - 17 * k, float(k), 1.0, 90) for k in range(3)]  # leaps no walking line makes
     song = [*own, Note(line[2].pitch, 3.0, 1.0, 90), *(Note(n.pitch, n.start + 1.0, 1.0, 90) for n in line[3:8])]
     blocks = _bar_blocks(song, 3)
-    assert guard.copied(0, blocks[0], blocks[1:3]) == {BASS}
+    assert guard.copied(0, blocks[0], [blocks[1:3]]) == {BASS}
     moved = _bar_blocks([*own, Note(line[2].pitch + 1, 3.0, 1.0, 90), *song[4:]], 3)
-    assert not guard.copied(0, moved[0], moved[1:3])
+    assert not guard.copied(0, moved[0], [moved[1:3]])
 
 
 def test_a_role_whose_training_tracks_are_all_shorter_than_a_run_is_never_caught():

@@ -39,7 +39,7 @@ Each field is drawn with temperature and nucleus sampling (`tunesmith.compose.sa
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -87,7 +87,7 @@ BODY_SECTIONS = ("verse", "chorus", "bridge")
 REDRAWS = 2  # draws again of a bar in which a steady track stays silent a second bar running
 COPY_REDRAWS = 6  # ... and of a bar that makes a track copy a training track (styles' ostinatos need more)
 COPY_HEAT = 1.3  # the temperature of a copying bar's redraws after the first `REDRAWS` redraws, times the song's
-REPLAY_LOOKAHEAD = 2  # replayed bars after a sampled one that its copy check reads (a run passes the gate in 2)
+REPLAY_LOOKAHEAD = 2  # replayed bars after a sampled bar (or a replay of it) that its copy check reads
 NOTE_REDRAWS = 4  # pitches struck from one note of those redraws, each because it would end a copied run
 
 
@@ -179,7 +179,7 @@ class Constraints:
 class BarGuard(Protocol):
     """What the sampler asks of a copy guard: the tracks a bar would make copy, and each bar as written."""
 
-    def copied(self, bar: int, block: np.ndarray, then: Sequence[np.ndarray] = ()) -> set[int]: ...
+    def copied(self, bar: int, block: np.ndarray, after: Sequence[Sequence[np.ndarray]] = ()) -> set[int]: ...
 
     def accept(self, bar: int, block: np.ndarray) -> None: ...
 
@@ -269,12 +269,9 @@ class SongSampler:
                 forced = chord_events(bar_rows[plan.chords_from[bar]])
             expected = silent_before if bar in body and bar - 1 in body else set()
             self.resting = frozenset({LEAD}) if bar in lead_rests else frozenset()
-            replay = []  # the replayed bars right after this one (a chorus again): runs into them count too
-            while (after := bar + 1 + len(replay)) in plan.copy_from and after not in given_bars \
-                    and len(replay) < REPLAY_LOOKAHEAD:
-                replay.append(plan.copy_from[after])
-            block, h = self._steady_bar(h, bar, contexts[bar], forced, kept.get(bar), expected,
-                                        [None if b == bar else bar_rows[b] for b in replay])
+            replays = [[None if b == bar else bar_rows[b] for b in run]
+                       for run in replays_after(bar, plan.copy_from, set(given_bars))]
+            block, h = self._steady_bar(h, bar, contexts[bar], forced, kept.get(bar), expected, replays)
             silent_before = set(steady) - played_tracks(block)
             bar_rows[bar] = block
             if self.guard is not None:
@@ -289,11 +286,11 @@ class SongSampler:
 
     def _steady_bar(self, h: np.ndarray, bar: int, context: np.ndarray, forced: list[tuple[int, int, int]] | None,
                     kept: list[np.ndarray] | None, expected: set[int],
-                    replay: Sequence[np.ndarray | None]) -> tuple[np.ndarray, np.ndarray]:
+                    replays: Sequence[Sequence[np.ndarray | None]]) -> tuple[np.ndarray, np.ndarray]:
         """`bar`, drawn again (up to `REDRAWS` times) while a track of ``expected`` (silent in the bar before)
         plays nothing in it or (up to `COPY_REDRAWS` times), with a guard, a track copies a training track past
-        the gate in it or in the bars that replay earlier ones right after it (``replay``: their rows, None for
-        a replay of this bar); the draw with the fewest such tracks is kept."""
+        the gate in it or in the replayed bars that follow it or a replay of it (``replays``: their rows per
+        place, None for this bar; `replays_after`); the draw with the fewest such tracks is kept."""
         start_length, start_sampled = self.stepper.length, self.sampled
         draws: list[tuple[int, np.ndarray, np.ndarray, int]] = []  # (tracks amiss, rows, state, sampled)
         for attempt in range(1 + max(REDRAWS, COPY_REDRAWS)):
@@ -308,7 +305,7 @@ class SongSampler:
                 block, h_after = self.bar(h, context, list(forced) if forced is not None else None, kept)
             finally:
                 self.temperature, self.guarded_bar = temperature, None
-            copying = guard.copied(bar, block, [block if rows is None else rows for rows in replay]) \
+            copying = guard.copied(bar, block, [[block if rows is None else rows for rows in run] for run in replays]) \
                 if (guard := self.guard) is not None else set()
             draws.append((len(expected - played_tracks(block)) + len(copying), block, h_after, self.sampled))
             if not draws[-1][0] or attempt >= (COPY_REDRAWS if copying else REDRAWS):
@@ -488,6 +485,26 @@ class SongSampler:
         self.draws += 1
         return sample_token(self.stepper.logits(name, z), allowed=allowed, temperature=self.temperature,
                             top_p=self.top_p, rng=self.rng)
+
+
+def replays_after(bar: int, copy_from: Mapping[int, int], given: Collection[int] = ()) -> list[list[int]]:
+    """The bars replayed right after ``bar`` is played, at most `REPLAY_LOOKAHEAD` of them, as the bars they replay:
+    after ``bar`` itself and after each replay of it that continues a replay of the bar before (a chorus played
+    twice running: its last bar, replayed, runs into its first). A run into them is ``bar``'s to break: the
+    replayed bars are fed as they are. Only bars written by then count (up to ``bar``: a replay followed by the
+    replay of the bar after ``bar`` plays what ``bar`` and that bar play, checked when that bar is written).
+    ``given`` bars (a user's) are not replays."""
+    places = [bar, *(r for r, source in copy_from.items()
+                     if source == bar and r not in given and r - 1 in copy_from and copy_from[r - 1] == bar - 1)]
+    runs: list[list[int]] = []
+    for place in places:
+        run: list[int] = []
+        while (after := place + 1 + len(run)) in copy_from and after not in given and len(run) < REPLAY_LOOKAHEAD \
+                and copy_from[after] <= bar:
+            run.append(copy_from[after])
+        if run and run not in runs:
+            runs.append(run)
+    return runs
 
 
 def lead_resting_bars(plan: SongPlan, given: frozenset[int] | set[int] = frozenset()) -> set[int]:

@@ -44,16 +44,18 @@ class CopyGuard:
         self.notes: dict[str, list[Note]] = {role: [] for role in self.roles}
         self.redrawn = 0  # bars the sampler drew again for a copy (told by `redrew`)
 
-    def copied(self, bar: int, block: np.ndarray, then: Sequence[np.ndarray] = ()) -> set[int]:
+    def copied(self, bar: int, block: np.ndarray, after: Sequence[Sequence[np.ndarray]] = ()) -> set[int]:
         """The track values (1 + role index) whose run would pass the gate with ``block`` as bar ``bar``, ending
-        in it or in the first steps of the bars ``then`` (rows of bars that follow it as they are: a replayed
-        chorus, whose own runs were checked where it was first written, but not the run into it)."""
+        in it or in the first steps of any of ``after``: each the rows of bars that follow it as they are (a
+        replayed chorus, whose own runs were checked where it was first written, but not the run into it)."""
         if not self.roles:
             return set()
         new = decode_song(block, meter=self.meter, first_bar=bar).notes
-        follow = decode_song(np.concatenate(then), meter=self.meter, first_bar=bar + 1).notes if len(then) else {}
+        follows = [decode_song(np.concatenate(rows), meter=self.meter, first_bar=bar + 1).notes
+                   for rows in after if len(rows)]
         return {1 + ROLES.index(role) for role in self.roles
-                if (new[role] or follow.get(role)) and self._runs_on(role, new[role], follow.get(role, []))}
+                if (new[role] and self._runs_on(role, new[role]))
+                or any(follow[role] and self._runs_on(role, new[role], follow[role]) for follow in follows)}
 
     def accept(self, bar: int, block: np.ndarray) -> None:
         """Bar ``bar`` is written as ``block``: its notes join the song's tracks."""
