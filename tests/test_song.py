@@ -551,6 +551,26 @@ def test_meters_tracks_and_instruments(entry):
     assert march.sections[-1]["bars"][1] == 9 and all(n.start < 18 for p in march.score.parts for n in p.notes)
 
 
+class QuietGuard:
+    """A copy guard (`tunesmith.compose.song_sampler.BarGuard`) that finds nothing copied; tests override what they
+    watch."""
+
+    def __init__(self, meter, roles) -> None:
+        self.redrawn = 0
+
+    def copied(self, bar, block, after=()) -> set[int]:
+        return set()
+
+    def accept(self, bar, block) -> None:
+        pass
+
+    def redrew(self) -> None:
+        self.redrawn += 1
+
+    def note_copies(self, bar, rows, track) -> bool:
+        return False
+
+
 def test_a_bar_that_keeps_copying_is_drawn_up_to_copy_redraws_times(entry, monkeypatch):
     """A style's ostinato is copied by most draws of a bar, so a copying bar gets more tries (`COPY_REDRAWS`)
     than a silent one (`REDRAWS`), those after the first `REDRAWS` at `COPY_HEAT` times the temperature; when every
@@ -562,22 +582,14 @@ def test_a_bar_that_keeps_copying_is_drawn_up_to_copy_redraws_times(entry, monke
     monkeypatch.setattr(SongSampler, "bar", lambda self, *a, **k: temperatures.append(self.temperature) or bar(
         self, *a, **k))
 
-    class AlwaysCopying:  # a guard that finds every bar's bass copied
+    class AlwaysCopying(QuietGuard):  # a guard that finds every bar's bass copied
         def __init__(self, meter, roles) -> None:
-            self.redrawn, self.asked = 0, Counter()
+            super().__init__(meter, roles)
+            self.asked = Counter()
 
         def copied(self, bar, block, after=()) -> set[int]:
             self.asked[bar] += 1
             return {1 + ROLES.index("bass")}
-
-        def accept(self, bar, block) -> None:
-            pass
-
-        def redrew(self) -> None:
-            self.redrawn += 1
-
-        def note_copies(self, bar, rows, track) -> bool:
-            return False
 
     writer, guards = SongWriter.load(entry.card_path), []
     writer.copy_guard = lambda meter, roles: guards.append(AlwaysCopying(meter, roles)) or guards[-1]
@@ -608,18 +620,13 @@ def test_a_bold_redraw_strikes_each_pitch_that_would_end_a_copied_run(entry, mon
 
     monkeypatch.setattr(SongSampler, "bar", recorded)
 
-    class OstinatoGuard:  # every bar's bass copies; a bass note on an even key ends the copied run
+    class OstinatoGuard(QuietGuard):  # every bar's bass copies; a bass note on an even key ends the copied run
         def __init__(self, meter, roles) -> None:
-            self.redrawn, self.asked = 0, 0
+            super().__init__(meter, roles)
+            self.asked = 0
 
         def copied(self, bar, block, after=()) -> set[int]:
             return {bass}
-
-        def accept(self, bar, block) -> None:
-            pass
-
-        def redrew(self) -> None:
-            self.redrawn += 1
 
         def note_copies(self, bar, rows, track) -> bool:
             self.asked += 1
@@ -657,9 +664,10 @@ def test_the_bar_before_a_replayed_chorus_is_checked_with_the_chorus(entry):
     the rows of the bars it replays (`replays_after`)."""
     from tunesmith.symbolic.song_tokens import CONTEXT_START
 
-    class Recording:
+    class Recording(QuietGuard):
         def __init__(self, meter, roles) -> None:
-            self.redrawn, self.calls, self.accepted = 0, [], {}
+            super().__init__(meter, roles)
+            self.calls, self.accepted = [], {}
 
         def copied(self, bar, block, after=()) -> set[int]:
             self.calls.append((bar, [[rows.copy() for rows in run] for run in after]))
@@ -667,12 +675,6 @@ def test_the_bar_before_a_replayed_chorus_is_checked_with_the_chorus(entry):
 
         def accept(self, bar, block) -> None:
             self.accepted[bar] = block.copy()
-
-        def redrew(self) -> None:
-            self.redrawn += 1
-
-        def note_copies(self, bar, rows, track) -> bool:
-            return False
 
     writer, guards = SongWriter.load(entry.card_path), []
     writer.copy_guard = lambda meter, roles: guards.append(Recording(meter, roles)) or guards[-1]

@@ -87,6 +87,22 @@ def test_a_song_that_ends_before_its_last_bar_line_is_streamed_all_the_same():
     assert _free(get_renderer(SR, pool="stream"))
 
 
+def _score_of(parts: list[Part], bars: list[tuple[float, dict[str, list[Note]]]]) -> Score:
+    """The song the bars make (each part's notes, in order), at 120 BPM."""
+    return Score(parts=[Part(name=p.name, notes=[n for _, notes in bars for n in notes[p.name]], program=p.program)
+                        for p in parts], tempo=120.0, key="C major")
+
+
+def _assert_finished_as_usual(stream: StemStream, score: Score) -> None:
+    """Every part of ``score`` finished by ``stream`` is the usual render's, sample for sample."""
+    streamed = stream.finish(score, _frames(score, SR))
+    usual = _usual(score, SR)
+    assert sorted(streamed) == list(range(len(score.parts)))
+    for index, part in enumerate(score.parts):
+        assert np.array_equal(streamed[index], usual[index]), part.name
+    assert _free(get_renderer(SR, pool="stream"))
+
+
 def test_bars_the_stream_has_not_reached_are_played_by_finish():
     """A stream that lags behind the writer leaves its queued bars to `finish`, which plays them part by part:
     the stems are still the usual render's, and a bar never played may differ from the one queued."""
@@ -99,15 +115,9 @@ def test_bars_the_stream_has_not_reached_are_played_by_finish():
     stream._finishing = True  # as if the writer had outrun it: the thread plays none of the bars below
     for end, notes in bars:
         stream.add_bar(end, notes)
-    score = Score(parts=[Part(name=p.name, notes=[n for _, notes in bars for n in notes[p.name]],
-                              program=p.program) for p in parts], tempo=120.0, key="C major")
+    score = _score_of(parts, bars)
     score.parts[0].notes[-1] = Note(47, 28.0, 2.0, 90)  # the last bar rewritten after it was queued
-    streamed = stream.finish(score, _frames(score, SR))
-    usual = _usual(score, SR)
-    assert sorted(streamed) == [0, 1]
-    for index in range(2):
-        assert np.array_equal(streamed[index], usual[index]), parts[index].name
-    assert _free(get_renderer(SR, pool="stream"))
+    _assert_finished_as_usual(stream, score)
 
 
 def test_a_stream_that_falls_behind_halfway_hands_the_rest_to_finish():
@@ -129,15 +139,9 @@ def test_a_stream_that_falls_behind_halfway_hands_the_rest_to_finish():
     stream._finishing = True  # then fell behind: bars 5-8 are left to finish
     for end, notes in bars[4:]:
         stream.add_bar(end, notes)
-    score = Score(parts=[Part(name=p.name, notes=[n for _, notes in bars for n in notes[p.name]],
-                              program=p.program) for p in parts], tempo=120.0, key="C major")
+    score = _score_of(parts, bars)
     score.parts[1] = make_monophonic(score.parts[1])
-    streamed = stream.finish(score, _frames(score, SR))
-    usual = _usual(score, SR)
-    assert sorted(streamed) == [0, 1]
-    for index in range(2):
-        assert np.array_equal(streamed[index], usual[index]), parts[index].name
-    assert _free(get_renderer(SR, pool="stream"))
+    _assert_finished_as_usual(stream, score)
 
 
 def test_a_line_is_cut_as_make_monophonic_cuts_it_across_bar_lines():

@@ -384,7 +384,8 @@ def run(writer: Any, params: dict[str, Any], source: Score | None, stream: StemS
     result = {**song.params, "sections": song.sections, "tracks": song.tracks, "chords": song.chords,
               "n_notes": song.score.n_notes, "compose_seconds": round(song.seconds, 3), "steps": song.steps,
               "sampled_steps": song.sampled, "copied_steps": song.copied,
-              "steps_per_second": round(song.steps_per_second, 1), "copy_redraws": song.copy_redraws}
+              "steps_per_second": round(song.steps_per_second, 1), "copy_redraws": song.copy_redraws,
+              "copy_notes": song.copy_notes}
     signed = {k: v for k, v in params.items() if k != "model"}
     signed["seed"], signed["copy_guard"] = song.params["seed"], song.params["copy_guard"]
     kind = f"{params['loop']}-bar loop" if params.get("loop") else "song"
@@ -415,7 +416,7 @@ def _run_input(writer: Any, params: dict[str, Any], source: Score | None) -> Wor
               "chords": song.chords, "n_notes": song.score.n_notes, "compose_seconds": round(song.seconds, 3),
               "steps": song.steps, "sampled_steps": song.sampled, "copied_steps": song.copied,
               "steps_per_second": round(song.steps_per_second, 1), "notes": song.notes,
-              "copy_redraws": song.copy_redraws}
+              "copy_redraws": song.copy_redraws, "copy_notes": song.copy_notes}
     signed = {k: v for k, v in params.items() if k != "model"}
     signed["seed"], signed["copy_guard"] = song.params["seed"], song.params["copy_guard"]
     signed["style"] = song.params["style"]  # the input's own, when none was asked
