@@ -270,7 +270,7 @@ class SongSampler:
             expected = silent_before if bar in body and bar - 1 in body else set()
             self.resting = frozenset({LEAD}) if bar in lead_rests else frozenset()
             replays = [[None if b == bar else bar_rows[b] for b in run]
-                       for run in replays_after(bar, plan.copy_from, set(given_bars))]
+                       for run in replays_after(bar, plan.copy_from, given_bars)] if self.guard is not None else []
             block, h = self._steady_bar(h, bar, contexts[bar], forced, kept.get(bar), expected, replays)
             silent_before = set(steady) - played_tracks(block)
             bar_rows[bar] = block

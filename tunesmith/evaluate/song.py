@@ -284,7 +284,7 @@ def evaluate_song(checkpoint: str | Path, data: str | Path, human: str | Path | 
                               "parameters": writer.card.get("parameters"),
                               "songs": len(generated), "songs_per_style": per_style, "styles": len(wanted),
                               "generation_seconds_per_song": seconds / max(1, len(generated)),
-                              "copy_guard": copy_guard, "copy_redraws": redraws, "copy_notes_redrawn": struck}
+                              "copy_guard": copy_guard, "copy_redraws": redraws, "copy_notes": struck}
     report["style"] = style_report(generated, held_by_family, held_predicted, list(family[test]), classifier,
                                    picture=out / "song-style-confusion.png")
     report["statistics"] = statistics_report(generated, held_stats)
@@ -568,7 +568,7 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
     gated, every = orig.get("gated_tracks", orig["all_tracks"]), orig["all_tracks"]
     if gated.get("tracks"):
         guard = (f"written with the copy guard ({report['copy_redraws']} bars drawn again, "
-                 f"{report.get('copy_notes_redrawn', 0)} notes of them struck)"
+                 f"{report.get('copy_notes', 0)} notes of them struck)"
                  if report.get("copy_guard") else "the model alone (no copy guard)")
         lines.append(f"[{mark(orig['passed'])}] originality: {100 * gated['share_at_most_threshold']:.1f} % of "
                      f"{gated['tracks']} pitched tracks share at most {gated['threshold_notes']} notes (chords and "

@@ -78,23 +78,22 @@ class CopyGuard:
         new = grid_notes(decode_song(rows, meter=self.meter, first_bar=bar).notes[role], drum=False)
         if not new:
             return False
-        tokens = role_tokens(role, grid_notes([*_last_onsets(self.notes[role], self.threshold + 1), *new],
-                                              drum=False))
         together = 1 if role in CHORD_ROLES else sum(n.start == new[-1].start for n in new)  # steps it ends
-        tail = tokens[max(0, len(tokens) - self.threshold - together):]
-        if len(tail) <= self.threshold:
-            return False
-        return self.index.notes[role].shared(tail, tail, self.threshold + 1) is not None
+        return self._ends_run(role, new, together)
 
     def _runs_on(self, role: str, new: list[Note], follow: Sequence[Note] = ()) -> bool:
         """Whether a window of ``threshold + 1`` steps ending among ``new``'s steps, or among the first
         ``threshold + 1`` onsets of ``follow`` after them (the last window holding the step into ``follow``),
         is a training track's."""
-        before = _last_onsets(self.notes[role], self.threshold + 1)
         added = grid_notes([*new, *_first_onsets(follow, self.threshold + 1)], drum=False)
+        return self._ends_run(role, added, len({n.start for n in added}) if role in CHORD_ROLES else len(added))
+
+    def _ends_run(self, role: str, added: list[Note], steps: int) -> bool:
+        """Whether a window of ``threshold + 1`` steps ending among the last ``steps`` steps of the track's
+        notes so far followed by ``added`` is a training track's."""
+        before = _last_onsets(self.notes[role], self.threshold + 1)
         tokens = role_tokens(role, grid_notes([*before, *added], drum=False))
-        fresh = len({n.start for n in added}) if role in CHORD_ROLES else len(added)  # the steps checked
-        tail = tokens[max(0, len(tokens) - fresh - self.threshold):]
+        tail = tokens[max(0, len(tokens) - steps - self.threshold):]
         if len(tail) <= self.threshold:
             return False
         return self.index.notes[role].shared(tail, tail, self.threshold + 1) is not None
