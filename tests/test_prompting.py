@@ -114,6 +114,28 @@ def test_a_style_default_is_marked_default_and_a_mood_sets_the_pace_within_the_s
     assert 120 <= calm_house["tempo"] <= 128 and calm_house["energy"] <= 0.3
 
 
+def test_a_style_written_at_twice_the_counted_tempo_is_asked_in_its_own_beats():
+    polka = values("a polka")
+    assert 200 <= polka["tempo"] <= 240  # a 2/4 polka at 100-120, as MMA writes it in quarter notes
+    slow, fast = values("a slow march"), values("a fast samba")
+    assert 120 <= slow["tempo"] <= 160 and fast["tempo"] > values("a samba")["tempo"]  # "slow"/"fast" as counted
+    asked = interpret("a polka at 120 bpm", FAMILIES, settings=EXACT)
+    assert asked.values()["tempo"] == 120.0  # a number is taken as given, with a note on what it sounds like
+    assert any("ask 240 BPM" in note for note in asked.notes)
+    assert not any("BPM plays like" in note for note in interpret("rock at 120 bpm", FAMILIES, settings=EXACT).notes)
+
+
+def test_each_styles_usual_tempo_is_one_the_song_model_was_trained_at():
+    """A style's default tempo lies within the tempi some style file of its family was trained at (the shipped
+    card), so a style named without a tempo is written at a pace the model knows, in its own beats."""
+    card = json.loads((Path(__file__).parent.parent / "weights" / "song.json").read_text(encoding="utf-8"))
+    vocabulary = load_vocabulary()
+    for entry in (e for e in vocabulary.described() if e.kind == "style"):
+        tempo = values(entry.words[0])["tempo"]
+        spans = [f["tempo"] for f in card["style_files"] if f["family"] == entry.id]
+        assert any(low <= tempo <= high for low, _, high in spans), (entry.id, tempo, spans)
+
+
 def test_blends_tracks_and_instruments():
     assert values("bossa nova meets house")["style"] == "bossa_nova+house"
     assert values("bebop jazz")["style"] == "bebop"  # the family of a style is not a second style
@@ -211,6 +233,10 @@ def test_the_vocabulary_is_checked(tmp_path):
         load_vocabulary(broken)
     broken.write_text('[styles.polkaa]\nwords = ["x"]\ndescription = "x"\n', encoding="utf-8")
     with pytest.raises(DatasetError, match="not a style family id"):
+        load_vocabulary(broken)
+    broken.write_text('[moods.sad]\nwords = ["sad"]\ndescription = "sad"\ntempo = [60, 80]\ndoubled = true\n',
+                      encoding="utf-8")
+    with pytest.raises(DatasetError, match=r"\[moods.sad\].*doubled"):
         load_vocabulary(broken)
 
 

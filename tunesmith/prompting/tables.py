@@ -24,7 +24,7 @@ def _cell(text: str) -> str:
 def _params(entry: Entry) -> str:
     parts = []
     if entry.tempo:
-        parts.append(f"tempo {entry.tempo[0]:g}-{entry.tempo[1]:g}")
+        parts.append(f"tempo {entry.tempo[0]:g}-{entry.tempo[1]:g}" + (" (doubled)" if entry.doubled else ""))
     if entry.mode:
         parts.append(entry.mode)
     if entry.meter:

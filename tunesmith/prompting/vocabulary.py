@@ -52,6 +52,7 @@ class Entry:
     tracks: tuple[str, ...] | None = None
     parent: str | None = None  # a style family this style belongs to ("bebop" -> "jazz")
     family: str | None = None  # the model family a form names ("jig" -> "folk")
+    doubled: bool = False  # a style written at twice the tempo a musician counts (vocabulary.toml, "doubled")
 
     @property
     def key(self) -> str:
@@ -122,7 +123,7 @@ class Vocabulary:
     def _entry(self, kind: str, entry_id: str, raw: Mapping[str, Any]) -> Entry:
         where = f"[{'not_music' if kind == 'topic' else kind + 's'}.{entry_id}]"
         known = {"words", "description", "tempo", "mode", "energy", "density", "meter", "styles", "instruments",
-                 "instrument", "tracks", "parent", "family"}
+                 "instrument", "tracks", "parent", "family", "doubled"}
         if unknown := set(raw) - known:
             raise self._fail(where, f"unknown field(s) {', '.join(sorted(unknown))} "
                                     f"(known: {', '.join(sorted(known))})")
@@ -153,6 +154,9 @@ class Vocabulary:
         tracks = raw.get("tracks")
         if tracks is not None and (not tracks or set(tracks) - set(TRACKS)):
             raise self._fail(where, f"tracks must be a non-empty subset of {', '.join(TRACKS)}, got {tracks!r}")
+        doubled = raw.get("doubled", False)
+        if not isinstance(doubled, bool) or (doubled and (kind != "style" or "tempo" not in raw)):
+            raise self._fail(where, f"doubled must be true or false, on a style with a tempo; got {doubled!r}")
         meter = raw.get("meter")
         if meter is not None and (not isinstance(meter, str) or "/" not in meter):
             raise self._fail(where, f"meter must look like '3/4', got {meter!r}")
@@ -162,7 +166,7 @@ class Vocabulary:
             self._unit(raw["energy"], f"{where} energy") if "energy" in raw else None,
             self._unit(raw["density"], f"{where} density") if "density" in raw else None, meter, styles, instruments,
             self._instrument(raw["instrument"], f"{where} instrument") if "instrument" in raw else None,
-            tuple(tracks) if tracks is not None else None, parent, family)
+            tuple(tracks) if tracks is not None else None, parent, family, doubled)
 
     def _load(self, table: Mapping[str, Any]) -> None:
         defaults = table.get("defaults", {})
