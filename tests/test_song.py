@@ -956,6 +956,21 @@ def test_file_balance_is_checked_before_a_run_starts(tmp_path, capsys):
     assert "--file-balance shapes a new run" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(("style", "tempo", "said"), [
+    ("polka", 120, ["polka was trained at 180-260 BPM", "ask 240 BPM"]),  # a 2/4 polka counted as a musician does
+    ("bebop", 240, ["bebop was trained at 120-150 BPM"]), ("polka", 220, None), ("rock", 120, None)])
+def test_a_tempo_no_style_file_was_trained_at_is_said(style, tempo, said):
+    card = json.loads((Path(__file__).resolve().parents[1] / "weights" / "song.json").read_text())
+    notes: list[str] = []
+    explicit = {"style": style, "tempo": tempo}
+    params = families.get("song").resolve(Resolving(model_id="song", card=card, explicit=explicit, from_prompt={},
+                                                    notes=notes, seed=1))
+    assert params["tempo"] == tempo  # taken as given
+    assert notes == [] if said is None else (len(notes) == 1 and all(part in notes[0] for part in said))
+    if style == "bebop":
+        assert "ask" not in notes[0]
+
+
 @pytest.mark.parametrize(("style", "note"), [("zydeco", "style 'zydeco': played as Country (country)"),
                                              ("lo-fi", "style 'lo-fi': played as Hip hop (hip_hop)"),
                                              ("bossa nova", None), ("Bossa Nova", None), ("bossa_nova", None),

@@ -167,6 +167,7 @@ def resolve(request: Resolving) -> dict[str, Any]:
     if not SONG_TEMPO[0] <= tempo <= SONG_TEMPO[1]:
         raise ParameterError(f"tempo must be {SONG_TEMPO[0]:g}-{SONG_TEMPO[1]:g} BPM, got {tempo:g}",
                              field=_field("tempo", explicit))
+    _say_tempo(tempo * plan.tempo_factor(), weights, card, request.notes)
     loop = params.get("loop")
     if not loop:
         _fit_prompt_length(params, explicit, tempo, meter, request.notes)
@@ -200,6 +201,24 @@ def _say_family(style: str, weights: Mapping[str, float], card: Mapping[str, Any
     asked = style.strip().lower().replace("_", " ")
     if asked not in (family.replace("_", " "), name.lower()):
         notes.append(f"style {style!r}: played as {name} ({family})")
+
+
+def _say_tempo(tempo: float, weights: Mapping[str, float], card: Mapping[str, Any], notes: list[str]) -> None:
+    """A note for each style of the song whose style files were all trained at other tempi (``tempo``: quarter
+    notes per minute as the model writes them): the tempi they know and, where twice the tempo is among them (MMA
+    writes the two-beat dances with a quarter note where a musician's 2/4 has an eighth), what to ask."""
+    for family in weights:
+        spans = [f["tempo"] for f in card.get("style_files") or [] if f["family"] == family and f.get("tempo")]
+        if not spans:
+            continue
+        low, high = min(span[0] for span in spans), max(span[-1] for span in spans)
+        if low <= tempo <= high:
+            continue
+        note = f"tempo {tempo:g} BPM: {family} was trained at {low:g}-{high:g} BPM"
+        if tempo < low <= 2 * tempo <= high:
+            note += (f", written with a quarter note where a musician's 2/4 has an eighth; for {family} at "
+                     f"{tempo:g} counted in 2/4, ask {2 * tempo:g} BPM")
+        notes.append(note)
 
 
 def resolve_input(request: Resolving, params: dict[str, Any]) -> dict[str, Any]:

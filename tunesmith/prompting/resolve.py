@@ -214,14 +214,11 @@ class Resolver:
             low = high = sum(_mid(r) for r in ranges) / len(ranges)
         return (low, high), facts
 
-    def _doubled_styles(self) -> list[str]:
-        """The chosen styles written at twice the tempo a musician counts (vocabulary ``doubled``)."""
-        return [s for s in self.style if (e := self.vocabulary.entries.get(f"style:{s}")) is not None and e.doubled]
-
     def _tempo(self) -> float | None:
         facts = self.of("tempo")
         style_range = self._style_range()
-        if self.style and len(self._doubled_styles()) == len(self.style):  # "fast", "calm": as a musician counts
+        entries = [self.vocabulary.entries.get(f"style:{s}") for s in self.style]
+        if entries and all(e is not None and e.doubled for e in entries):  # "fast", "calm": as a musician counts
             facts = [replace(f, value=(2 * f.value[0], 2 * f.value[1]), source=f"{f.source} (doubled)")
                      if isinstance(f.value, tuple) else f for f in facts]
         if not facts and style_range:
@@ -241,7 +238,6 @@ class Resolver:
                 return None
             bpm = values[0]
             chosen, detail = numbers, _describe(numbers[0])
-            self._note_doubled(bpm, style_range)
         else:
             low, high = max(f.value[0] for f in ranges), min(f.value[1] for f in ranges)
             if low > high and level >= NAMED:
@@ -268,19 +264,6 @@ class Resolver:
             self.out.notes.append(f"tempo: {', '.join(repr(w) for w in _words(weaker))} gives way to "
                                   f"{', '.join(repr(w) for w in _words(chosen))}")
         return self._set_tempo(bpm, chosen, detail)
-
-    def _note_doubled(self, bpm: float, style_range: tuple[tuple[float, float], list[Fact]] | None) -> None:
-        """A note when a tempo asked of a style written at twice the tempo a musician counts (vocabulary
-        ``doubled``) sits below the style's range while twice it does not: what it will sound like, what to ask."""
-        if style_range is None:
-            return
-        (low, high), _ = style_range
-        doubled = self._doubled_styles()
-        if doubled and bpm < low and 2 * bpm <= high * 1.15:
-            names = ", ".join(doubled)
-            self.out.notes.append(f"tempo: {names} is written with a quarter note where a musician's 2/4 has an "
-                                  f"eighth, at twice the tempo ({low:g}-{high:g} BPM); {bpm:g} BPM plays like "
-                                  f"{bpm / 2:g} counted in 2/4. For {names} at {bpm:g} in 2/4, ask {2 * bpm:g} BPM")
 
     def _set_tempo(self, bpm: float, chosen: list[Fact], detail: str) -> float:
         spec = self.spec("tempo")
