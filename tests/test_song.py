@@ -15,7 +15,7 @@ import torch
 
 from tunesmith import families
 from tunesmith.audio.dsp import loudness
-from tunesmith.compose.song import SongWriter, band_fit
+from tunesmith.compose.song import BAND_SHARPNESS, SongWriter, band_fit
 from tunesmith.compose.song_plan import MeterPlan, loop_plan, plan_sections, resolve_style, song_plan
 from tunesmith.data.arrange import ROLES as CORPUS_ROLES
 from tunesmith.data.corpora.grooves import build_grooves, iter_songs
@@ -854,7 +854,9 @@ def test_a_song_plays_a_style_file_whose_songs_have_the_band_asked(entry):
     assert 0.1 < duo["unsaid"] < 0.6 and 0.1 < band["unsaid"] < 0.4  # a card that does not say: as before
     assert band_fit(("drums", "lead"), {"drums+lead": 3}) == 1.0
     assert band_fit(ROLES, None) == 1.0 and band_fit(("pad",), {"drums": 2}) == 1e-3
-    assert band_fit(("drums", "bass", "chords", "lead"), {"drums+bass+chords+pad+lead": 1}) == pytest.approx(0.8 ** 4)
+    four, five = ("drums", "bass", "chords", "lead"), "drums+bass+chords+pad+lead"
+    assert band_fit(four, {five: 1}) == pytest.approx(0.8 ** BAND_SHARPNESS)
+    assert 20 * band_fit(four, {five: 20}) < 3 * band_fit(four, {"drums+bass+chords+lead": 3})  # 3 of the band win
     song = writer.generate(style="funk", bars=8, seed=2, tracks=["drums", "lead"])
     assert next(iter(song.params["style_files"])) in {"machine", "unsaid"}
 

@@ -39,7 +39,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="lm: fit the parallel-fifths penalty to the training split (prints it for the card)")
     p.add_argument("--human", type=Path, default=Path("datasets/human-drums"),
                    help="grooves: the human-drums dataset to compare MMA's drum tracks with")
-    p.add_argument("--songs", type=int, default=3, help="song: songs generated per style (default 3)")
+    p.add_argument("--songs", type=int, default=None,
+                   help="song: songs generated per style (default 10: tunesmith.evaluate.song.SONGS_PER_STYLE)")
     p.add_argument("--no-copy-guard", action="store_true",
                    help="song: write the songs with the model alone, without the sampler's copy guard")
     p.add_argument("--json", action="store_true", help="print every figure as JSON")
@@ -139,14 +140,15 @@ def summary_lines(report: dict) -> list[str]:
 
 def run_evaluate_song(args: argparse.Namespace) -> int:
     """`evaluate song`: style, statistics, drums, tempo, key, NLL and originality (tunesmith.evaluate.song)."""
-    if args.songs <= 0:
+    if args.songs is not None and args.songs <= 0:
         raise ParameterError(f"--songs must be positive, got {args.songs}", field="songs")
-    from tunesmith.evaluate.song import evaluate_song, summary_lines
+    from tunesmith.evaluate.song import SONGS_PER_STYLE, evaluate_song, summary_lines
 
     checkpoint = args.checkpoint or "song"
     data = model_dataset(checkpoint, args.data)
-    report = evaluate_song(checkpoint, data, args.human, per_style=args.songs, seed=args.seed, out=args.out,
-                           temperature=args.temperature, top_p=args.top_p, copy_guard=not args.no_copy_guard)
+    report = evaluate_song(checkpoint, data, args.human, per_style=args.songs or SONGS_PER_STYLE, seed=args.seed,
+                           out=args.out, temperature=args.temperature, top_p=args.top_p,
+                           copy_guard=not args.no_copy_guard)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "song-evaluation.json").write_text(json.dumps(report, indent=2))
     print(json.dumps(report, indent=2) if args.json else "\n".join(summary_lines(report)))

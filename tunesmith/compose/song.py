@@ -124,6 +124,11 @@ def instrument_name(program: int, *, drum: bool) -> str:
     return GM_PROGRAM_NAMES[program] if 0 <= program < len(GM_PROGRAM_NAMES) else f"program {program}"
 
 
+# how sharply a style file is drawn by its songs' bands (`band_fit`): 12 instead of session 21's 4, which still
+# drew a file whose songs never play the asked band for a quarter of the evaluation's prompts (docs/models.md)
+BAND_SHARPNESS = 12
+
+
 def tempo_fit(tempo: float, span: Sequence[float] | None) -> float:
     """How usual ``tempo`` is for a style file whose training songs span (lowest, median, highest): 1 within the
     span, falling off by a normal curve in log tempo (a fifth of an octave per standard deviation) outside it;
@@ -138,15 +143,16 @@ def tempo_fit(tempo: float, span: Sequence[float] | None) -> float:
 def band_fit(tracks: Sequence[str], bands: Mapping[str, int] | None) -> float:
     """How well a style file suits the band asked for (``tracks``): over its training songs (``bands``: the roles
     a song plays, joined by "+", -> songs), the mean overlap of a song's band with the asked one (shared roles over
-    roles in either) to the fourth power: a file whose songs play just these tracks scores 1, one whose songs play
-    a track more or less about 0.4, drums and lead where five tracks are asked 0.03 (never below 1e-3); 1 when the
-    card does not say. The model only ever heard a file's grooves with the bands its songs have."""
+    roles in either) to the power `BAND_SHARPNESS`: a file whose songs play just these tracks scores 1, one whose
+    songs play a track more or less 0.03-0.07, so a few songs of the very band outweigh many of another (never
+    below 1e-3); 1 when the card does not say. The model only ever heard a file's grooves with the bands its songs
+    have."""
     if not bands:
         return 1.0
     asked, overlap = set(tracks), 0.0
     for band, songs in bands.items():
         roles = set(band.split("+"))
-        overlap += songs * (len(asked & roles) / len(asked | roles)) ** 4
+        overlap += songs * (len(asked & roles) / len(asked | roles)) ** BAND_SHARPNESS
     return max(overlap / max(1, sum(bands.values())), 1e-3)
 
 
