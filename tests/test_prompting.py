@@ -120,6 +120,8 @@ def test_a_style_written_at_twice_the_counted_tempo_is_asked_in_its_own_beats():
     slow, fast = values("a slow march"), values("a fast samba")
     assert 120 <= slow["tempo"] <= 160 and fast["tempo"] > values("a samba")["tempo"]  # "slow"/"fast" as counted
     assert values("a polka at 120 bpm")["tempo"] == 120.0  # a number is taken as given (the song family says more)
+    melody = values("a polka melody")  # a model without styles counts as a musician does
+    assert melody["model"] == "folk" and 100 <= melody["tempo"] <= 120
 
 
 def test_each_styles_usual_tempo_is_one_the_song_model_was_trained_at():

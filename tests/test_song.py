@@ -958,19 +958,21 @@ def test_file_balance_is_checked_before_a_run_starts(tmp_path, capsys):
     assert "--file-balance shapes a new run" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize(("style", "tempo", "said"), [
-    ("polka", 120, ["polka was trained at 180-260 BPM", "ask 240 BPM"]),  # a 2/4 polka counted as a musician does
-    ("bebop", 240, ["bebop was trained at 120-150 BPM"]), ("polka", 220, None), ("rock", 120, None)])
-def test_a_tempo_no_style_file_was_trained_at_is_said(style, tempo, said):
+@pytest.mark.parametrize(("style", "params", "said"), [
+    ("polka", {"tempo": 120}, ["polka grooves were trained at 180-260 BPM;", "ask 240 BPM"]),  # counted in 2/4
+    ("bebop", {"tempo": 240}, ["bebop grooves were trained at 120-150 BPM"]),
+    ("samba", {"tempo": 110}, ["trained at 81-100, 162-230 BPM", "ask 220 BPM"]),  # between its files
+    ("samba", {"tempo": 160, "meter": "12/8"}, ["160 BPM: the samba grooves were trained at 122-150, 243-345",
+                                                "ask 320 BPM"]),  # in the asked meter's beats
+    ("polka", {"tempo": 220}, None), ("rock", {"tempo": 120}, None), ("polka+rock", {}, None)])  # no tempo: no note
+def test_a_tempo_no_style_file_was_trained_at_is_said(style, params, said):
     card = json.loads((Path(__file__).resolve().parents[1] / "weights" / "song.json").read_text())
     notes: list[str] = []
-    explicit = {"style": style, "tempo": tempo}
-    params = families.get("song").resolve(Resolving(model_id="song", card=card, explicit=explicit, from_prompt={},
-                                                    notes=notes, seed=1))
-    assert params["tempo"] == tempo  # taken as given
-    assert notes == [] if said is None else (len(notes) == 1 and all(part in notes[0] for part in said))
-    if style == "bebop":
-        assert "ask" not in notes[0]
+    explicit = {"style": style, **params}
+    resolved = families.get("song").resolve(Resolving(model_id="song", card=card, explicit=explicit, from_prompt={},
+                                                      notes=notes, seed=1))
+    assert resolved["tempo"] == params.get("tempo", resolved["tempo"])  # taken as given
+    assert notes == [] if said is None else (len(notes) == 1 and all(part in notes[0] for part in said)), notes
 
 
 @pytest.mark.parametrize(("style", "note"), [("zydeco", "style 'zydeco': played as Country (country)"),

@@ -19,6 +19,7 @@ from tunesmith.compose.song_plan import (
     DERIVED_METERS,
     DRUM_KIT_PROGRAMS,
     PITCHED_INSTRUMENTS,
+    MeterPlan,
     chord_chart,
     default_tempo,
     instrument_program,
@@ -167,7 +168,8 @@ def resolve(request: Resolving) -> dict[str, Any]:
     if not SONG_TEMPO[0] <= tempo <= SONG_TEMPO[1]:
         raise ParameterError(f"tempo must be {SONG_TEMPO[0]:g}-{SONG_TEMPO[1]:g} BPM, got {tempo:g}",
                              field=_field("tempo", explicit))
-    _say_tempo(tempo * plan.tempo_factor(), weights, card, request.notes)
+    if params.get("tempo"):
+        _say_tempo(tempo, plan, weights, card, request.notes)
     loop = params.get("loop")
     if not loop:
         _fit_prompt_length(params, explicit, tempo, meter, request.notes)
@@ -203,22 +205,35 @@ def _say_family(style: str, weights: Mapping[str, float], card: Mapping[str, Any
         notes.append(f"style {style!r}: played as {name} ({family})")
 
 
-def _say_tempo(tempo: float, weights: Mapping[str, float], card: Mapping[str, Any], notes: list[str]) -> None:
-    """A note for each style of the song whose style files were all trained at other tempi (``tempo``: quarter
-    notes per minute as the model writes them): the tempi they know and, where twice the tempo is among them (MMA
-    writes the two-beat dances with a quarter note where a musician's 2/4 has an eighth), what to ask."""
+def _say_tempo(tempo: float, plan: MeterPlan, weights: Mapping[str, float], card: Mapping[str, Any],
+               notes: list[str]) -> None:
+    """A note for each style of the song none of whose style files (in the meter the model writes, as the writer
+    draws them) was trained near the asked ``tempo``: the tempi they know and, when one knows twice it, what to
+    ask to hear the style counted in half time (MMA writes the two-beat dances with a quarter note where a
+    musician's 2/4 has an eighth)."""
+    factor, meter = plan.tempo_factor(), "{}/{}".format(*plan.model)
     for family in weights:
-        spans = [f["tempo"] for f in card.get("style_files") or [] if f["family"] == family and f.get("tempo")]
-        if not spans:
+        own = [f for f in card.get("style_files") or [] if f["family"] == family and f.get("tempo")]
+        spans = [f["tempo"] for f in [f for f in own if f["meter"] == meter] or own]
+        if not spans or any(low <= tempo * factor <= high for low, _, high in spans):
             continue
-        low, high = min(span[0] for span in spans), max(span[-1] for span in spans)
-        if low <= tempo <= high:
-            continue
-        note = f"tempo {tempo:g} BPM: {family} was trained at {low:g}-{high:g} BPM"
-        if tempo < low <= 2 * tempo <= high:
-            note += (f", written with a quarter note where a musician's 2/4 has an eighth; for {family} at "
-                     f"{tempo:g} counted in 2/4, ask {2 * tempo:g} BPM")
+        known = ", ".join(f"{low / factor:.0f}-{high / factor:.0f}" for low, high in _merged(spans))
+        note = f"tempo {tempo:g} BPM: the {family} grooves were trained at {known} BPM"
+        if any(low <= 2 * tempo * factor <= high for low, _, high in spans):
+            note += (f"; to hear {family} at {tempo:g} counted in half time (MMA writes the two-beat dances with a "
+                     f"quarter note where a musician's 2/4 has an eighth), ask {2 * tempo:g} BPM")
         notes.append(note)
+
+
+def _merged(spans: list[list[float]]) -> list[tuple[float, float]]:
+    """The (low, high) intervals that (low, median, high) ``spans`` cover together, in order."""
+    merged: list[tuple[float, float]] = []
+    for low, *_, high in sorted(spans):
+        if merged and low <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], high))
+        else:
+            merged.append((low, high))
+    return merged
 
 
 def resolve_input(request: Resolving, params: dict[str, Any]) -> dict[str, Any]:

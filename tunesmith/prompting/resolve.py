@@ -208,17 +208,24 @@ class Resolver:
         facts = [f for f in self.of("style_tempo") if f.value[0] in self.style]
         if not facts:
             return None
-        ranges = [f.value[1] for f in facts]
+        halve = not self.spec("style")  # a model without styles counts as a musician does: a doubled range halves
+        ranges = [(low / 2, high / 2) if halve and self._doubled(style) else (low, high)
+                  for style, (low, high) in (f.value for f in facts)]
         low, high = max(r[0] for r in ranges), min(r[1] for r in ranges)
         if low > high:
             low = high = sum(_mid(r) for r in ranges) / len(ranges)
         return (low, high), facts
 
+    def _doubled(self, style: str) -> bool:
+        """Whether ``style`` is written at twice the tempo a musician counts (vocabulary ``doubled``)."""
+        entry = self.vocabulary.entry("style", style)
+        return entry is not None and entry.doubled
+
     def _tempo(self) -> float | None:
         facts = self.of("tempo")
         style_range = self._style_range()
-        entries = [self.vocabulary.entries.get(f"style:{s}") for s in self.style]
-        if entries and all(e is not None and e.doubled for e in entries):  # "fast", "calm": as a musician counts
+        if self.spec("style") and self.style and all(self._doubled(s) for s in self.style):
+            # "fast", "calm": as a musician counts them, in the song model's quarter notes
             facts = [replace(f, value=(2 * f.value[0], 2 * f.value[1]), source=f"{f.source} (doubled)")
                      if isinstance(f.value, tuple) else f for f in facts]
         if not facts and style_range:
