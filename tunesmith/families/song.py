@@ -219,7 +219,7 @@ def _say_tempo(tempo: float, plan: MeterPlan, weights: Mapping[str, float], card
             continue
         known = ", ".join(f"{low / factor:.0f}-{high / factor:.0f}" for low, high in _merged(spans))
         note = f"tempo {tempo:g} BPM: the {family} grooves were trained at {known} BPM"
-        if any(low <= 2 * tempo * factor <= high for low, _, high in spans):
+        if 2 * tempo <= SONG_TEMPO[1] and any(low <= 2 * tempo * factor <= high for low, _, high in spans):
             note += (f"; to hear {family} at {tempo:g} counted in half time (MMA writes the two-beat dances with a "
                      f"quarter note where a musician's 2/4 has an eighth), ask {2 * tempo:g} BPM")
         notes.append(note)
