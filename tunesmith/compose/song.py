@@ -43,6 +43,7 @@ from tunesmith.compose.song_plan import (
     blend_value,
     chord_chart,
     default_tempo,
+    family_style_files,
     instrument_program,
     loop_plan,
     meter_plan,
@@ -514,9 +515,8 @@ class SongWriter:
         """A family's style files (in the meter the model writes, when it has some there) and the odds of each,
         summing to 1: by its training songs, by how usual ``tempo`` (the song's) is for it in that meter and by
         how well its songs' bands suit ``tracks`` (`band_fit`)."""
-        meter, tempo = "{}/{}".format(*plan.model), tempo * plan.tempo_factor()
-        own = [f for f in self.card.get("style_files") or [] if f["family"] == family]
-        fitting = [f for f in own if f["meter"] == meter] or own
+        tempo = tempo * plan.tempo_factor()
+        fitting = family_style_files(self.card, family, plan)
         odds = np.array([float(f["songs"]) * tempo_fit(tempo, f.get("tempo")) * band_fit(tracks, f.get("bands"))
                          for f in fitting])
         return [(f["id"], float(w)) for f, w in zip(fitting, odds / odds.sum(), strict=True)] if fitting else []

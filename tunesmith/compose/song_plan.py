@@ -115,6 +115,14 @@ def meter_plan(meter: str, learned: Sequence[str]) -> MeterPlan:
     raise ParameterError(f"this song model writes the meters {', '.join(offered)}; got {meter}", field="meter")
 
 
+def family_style_files(card: Mapping[str, Any], family: str, plan: MeterPlan) -> list[Mapping[str, Any]]:
+    """The card's style files of ``family`` that a song planned as ``plan`` may play: those in the meter the model
+    writes, or all of the family's when it has none there."""
+    meter = "{}/{}".format(*plan.model)
+    own = [f for f in card.get("style_files") or [] if f["family"] == family]
+    return [f for f in own if f["meter"] == meter] or own
+
+
 def _meter_tuple(meter: str) -> tuple[int, int]:
     numerator, _, denominator = meter.partition("/")
     return int(numerator), int(denominator)

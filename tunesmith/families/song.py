@@ -22,6 +22,7 @@ from tunesmith.compose.song_plan import (
     MeterPlan,
     chord_chart,
     default_tempo,
+    family_style_files,
     instrument_program,
     meter_plan,
     resolve_style,
@@ -211,10 +212,9 @@ def _say_tempo(tempo: float, plan: MeterPlan, weights: Mapping[str, float], card
     draws them) was trained near the asked ``tempo``: the tempi they know and, when one knows twice it, what to
     ask to hear the style counted in half time (MMA writes the two-beat dances with a quarter note where a
     musician's 2/4 has an eighth)."""
-    factor, meter = plan.tempo_factor(), "{}/{}".format(*plan.model)
+    factor = plan.tempo_factor()
     for family in weights:
-        own = [f for f in card.get("style_files") or [] if f["family"] == family and f.get("tempo")]
-        spans = [f["tempo"] for f in [f for f in own if f["meter"] == meter] or own]
+        spans = [f["tempo"] for f in family_style_files(card, family, plan) if f.get("tempo")]
         if not spans or any(low <= tempo * factor <= high for low, _, high in spans):
             continue
         known = ", ".join(f"{low / factor:.0f}-{high / factor:.0f}" for low, high in _merged(spans))
